@@ -1,0 +1,337 @@
+//! Content identity (cas_id) and full-content checksums, one file or many.
+//!
+//! cas_id is compatible with Spacedrive's: BLAKE3 over the size (u64 LE), then
+//! the whole file if it is at most 100 KiB, else an 8 KiB header, four 10 KiB
+//! samples at `8192 + i * ((size - 16384) / 4)` and the 8 KiB footer; the id is
+//! the first 16 hex digits. Empty files have none. A file whose size changes
+//! while it is read is reported, never hashed half-old, half-new.
+
+use std::cell::RefCell;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+
+use rayon::prelude::*;
+
+use crate::cancel::CancelToken;
+use crate::error::{Error, FsError, Result};
+use crate::sys::{self, Meta};
+
+pub const SMALL_FILE_MAX: u64 = 100 * 1024;
+const HEADER: u64 = 8 * 1024;
+const SAMPLE: u64 = 10 * 1024;
+const SAMPLES: u64 = 4;
+/// Read size for full checksums: large enough for BLAKE3's SIMD paths.
+const STREAM_BUFFER: usize = 256 * 1024;
+
+pub type Digest = [u8; 32];
+
+thread_local! {
+    // One reusable buffer per thread: small files are read whole, and a fresh
+    // allocation per file would cost more than the read itself.
+    static BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The 16-hex-digit content id for a digest.
+pub fn cas_id_hex(digest: &Digest) -> String {
+    hex(&digest[..8])
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    out
+}
+
+fn changed(path: &[u8], detail: String) -> FsError {
+    FsError::other(path, 0, format!("file changed while being read: {detail}"))
+}
+
+/// Offsets and lengths cas_id reads from a file of `size` bytes (> 100 KiB).
+pub fn sample_ranges(size: u64) -> [(u64, u64); 6] {
+    let jump = (size - 2 * HEADER) / SAMPLES;
+    [
+        (0, HEADER),
+        (HEADER, SAMPLE),
+        (HEADER + jump, SAMPLE),
+        (HEADER + 2 * jump, SAMPLE),
+        (HEADER + 3 * jump, SAMPLE),
+        (size - HEADER, HEADER),
+    ]
+}
+
+/// Read a whole small file into `buf`; the size must match `expected`.
+fn read_whole(
+    file: &mut File,
+    buf: &mut Vec<u8>,
+    expected: u64,
+    path: &[u8],
+) -> std::result::Result<(), FsError> {
+    buf.clear();
+    // Ask for one byte more than expected, to notice a file that grew.
+    let limit = expected + 1;
+    file.take(limit)
+        .read_to_end(buf)
+        .map_err(|e| FsError::from_io(path, &e))?;
+    if buf.len() as u64 != expected {
+        return Err(changed(
+            path,
+            format!("size was {expected}, read {}", buf.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// The cas_id digest of an open file (`None` for an empty one).
+fn cas_digest_file(
+    mut file: File,
+    meta: &Meta,
+    path: &[u8],
+) -> std::result::Result<Option<Digest>, FsError> {
+    let size = meta.size;
+    if size == 0 {
+        return Ok(None);
+    }
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&size.to_le_bytes());
+    BUFFER.with(|cell| {
+        let mut buf = cell.borrow_mut();
+        if size <= SMALL_FILE_MAX {
+            read_whole(&mut file, &mut buf, size, path)?;
+            hasher.update(&buf);
+        } else {
+            buf.resize(SAMPLE as usize, 0);
+            for (offset, len) in sample_ranges(size) {
+                let chunk = &mut buf[..len as usize];
+                file.read_exact_at(chunk, offset)
+                    .map_err(|e| match e.kind() {
+                        io::ErrorKind::UnexpectedEof => {
+                            changed(path, format!("shorter than {size} bytes"))
+                        }
+                        _ => FsError::from_io(path, &e),
+                    })?;
+                hasher.update(chunk);
+            }
+            let after = rustix::fs::fstat(&file).map_err(|e| FsError::from_errno(path, e))?;
+            let after = Meta::from_stat(&after);
+            if after.size != size || after.mtime_ns != meta.mtime_ns {
+                return Err(changed(path, format!("size {size} -> {}", after.size)));
+            }
+        }
+        Ok(())
+    })?;
+    Ok(Some(*hasher.finalize().as_bytes()))
+}
+
+/// The full cas_id digest of a path: `Ok(None)` for an empty file.
+pub fn cas_digest(path: &[u8]) -> std::result::Result<Option<Digest>, FsError> {
+    let (file, meta) = sys::open_regular(path).map_err(|e| FsError::from_io(path, &e))?;
+    cas_digest_file(file, &meta, path)
+}
+
+/// The content id of a path: `Ok(None)` for an empty file.
+pub fn cas_id(path: &[u8]) -> std::result::Result<Option<String>, FsError> {
+    Ok(cas_digest(path)?.map(|d| cas_id_hex(&d)))
+}
+
+/// BLAKE3 of a file's whole content, streamed in fixed-size reads.
+pub fn full_digest(path: &[u8]) -> std::result::Result<Digest, FsError> {
+    let (mut file, meta) = sys::open_regular(path).map_err(|e| FsError::from_io(path, &e))?;
+    let mut hasher = blake3::Hasher::new();
+    let mut total: u64 = 0;
+    BUFFER.with(|cell| {
+        let mut buf = cell.borrow_mut();
+        buf.resize(STREAM_BUFFER, 0);
+        loop {
+            let n = match file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(FsError::from_io(path, &e)),
+            };
+            total += n as u64;
+            if total > meta.size {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        Ok(())
+    })?;
+    if total != meta.size {
+        return Err(changed(
+            path,
+            format!("size was {}, read {total}", meta.size),
+        ));
+    }
+    Ok(*hasher.finalize().as_bytes())
+}
+
+/// Full checksum as 64 hex digits.
+pub fn checksum(path: &[u8]) -> std::result::Result<String, FsError> {
+    Ok(hex(&full_digest(path)?))
+}
+
+/// Run `f` on a pool of `threads` workers (the global pool when `None`).
+pub fn in_pool<T: Send>(threads: Option<usize>, f: impl FnOnce() -> T + Send) -> Result<T> {
+    match threads {
+        None => Ok(f()),
+        Some(0) => Err(Error::InvalidArgument("threads must be at least 1".into())),
+        Some(n) => rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .map(|pool| pool.install(f))
+            .map_err(|e| Error::InvalidArgument(format!("cannot start {n} threads: {e}"))),
+    }
+}
+
+/// Apply a per-path function to many paths in parallel, in input order.
+/// Stops early (returning [`Error::Cancelled`]) once `cancel` is set.
+pub fn map_paths<T: Send>(
+    paths: &[Vec<u8>],
+    threads: Option<usize>,
+    cancel: &CancelToken,
+    f: impl Fn(&[u8]) -> std::result::Result<T, FsError> + Sync + Send,
+) -> Result<Vec<std::result::Result<T, FsError>>> {
+    let results = in_pool(threads, || {
+        paths
+            .par_iter()
+            // Small files cost ~10 µs each: hand them out in runs so the
+            // scheduling overhead stays small.
+            .with_min_len(16)
+            .map(|path| {
+                if cancel.is_cancelled() {
+                    return Err(FsError::other(path, 0, "cancelled"));
+                }
+                f(path)
+            })
+            .collect::<Vec<_>>()
+    })?;
+    if cancel.is_cancelled() {
+        return Err(Error::Cancelled);
+    }
+    Ok(results)
+}
+
+pub type HashResults<T> = Vec<std::result::Result<T, FsError>>;
+
+/// Content ids of many files, in parallel, in input order.
+pub fn cas_ids(
+    paths: &[Vec<u8>],
+    threads: Option<usize>,
+    cancel: &CancelToken,
+) -> Result<HashResults<Option<String>>> {
+    map_paths(paths, threads, cancel, cas_id)
+}
+
+/// Full checksums of many files, in parallel, in input order.
+pub fn checksums(
+    paths: &[Vec<u8>],
+    threads: Option<usize>,
+    cancel: &CancelToken,
+) -> Result<HashResults<String>> {
+    map_paths(paths, threads, cancel, checksum)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::unix::ffi::OsStrExt;
+
+    fn write(dir: &tempfile::TempDir, name: &str, data: &[u8]) -> Vec<u8> {
+        let path = dir.path().join(name);
+        let mut f = File::create(&path).unwrap();
+        f.write_all(data).unwrap();
+        path.as_os_str().as_bytes().to_vec()
+    }
+
+    fn reference(data: &[u8]) -> String {
+        let size = data.len() as u64;
+        let mut h = blake3::Hasher::new();
+        h.update(&size.to_le_bytes());
+        if size <= SMALL_FILE_MAX {
+            h.update(data);
+        } else {
+            for (off, len) in sample_ranges(size) {
+                h.update(&data[off as usize..(off + len) as usize]);
+            }
+        }
+        h.finalize().to_hex()[..16].to_string()
+    }
+
+    #[test]
+    fn cas_id_matches_definition_at_boundaries() {
+        let dir = tempfile::tempdir().unwrap();
+        for size in [
+            1usize,
+            16 * 1024,
+            100 * 1024,
+            100 * 1024 + 1,
+            1 << 20,
+            3_000_017,
+        ] {
+            let data: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
+            let path = write(&dir, &format!("f{size}"), &data);
+            assert_eq!(
+                cas_id(&path).unwrap(),
+                Some(reference(&data)),
+                "size {size}"
+            );
+            assert_eq!(
+                checksum(&path).unwrap(),
+                blake3::hash(&data).to_hex().to_string()
+            );
+        }
+    }
+
+    #[test]
+    fn empty_file_has_no_cas_id_but_a_checksum() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&dir, "empty", b"");
+        assert_eq!(cas_id(&path).unwrap(), None);
+        assert_eq!(
+            checksum(&path).unwrap(),
+            blake3::hash(b"").to_hex().to_string()
+        );
+    }
+
+    #[test]
+    fn directories_and_missing_files_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().as_os_str().as_bytes().to_vec();
+        assert_eq!(
+            cas_id(&d).unwrap_err().errno,
+            rustix::io::Errno::ISDIR.raw_os_error()
+        );
+        let missing = [d.clone(), b"/nope".to_vec()].concat();
+        assert_eq!(
+            cas_id(&missing).unwrap_err().errno,
+            rustix::io::Errno::NOENT.raw_os_error()
+        );
+    }
+
+    #[test]
+    fn batch_keeps_order_and_reports_per_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = write(&dir, "a", b"hello");
+        let b = [dir.path().as_os_str().as_bytes(), b"/missing"].concat();
+        let out = cas_ids(&[a.clone(), b, a], Some(2), &CancelToken::new()).unwrap();
+        assert_eq!(out[0].as_ref().unwrap(), &Some(reference(b"hello")));
+        assert!(out[1].is_err());
+        assert_eq!(out[0], out[2]);
+    }
+
+    #[test]
+    fn cancelled_batch_fails() {
+        let cancel = CancelToken::new();
+        cancel.cancel();
+        assert!(matches!(
+            cas_ids(&[b"/".to_vec()], None, &cancel),
+            Err(Error::Cancelled)
+        ));
+    }
+}

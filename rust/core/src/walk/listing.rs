@@ -1,0 +1,220 @@
+//! Reading one directory: open it, list its names, stat each one relative to
+//! the directory handle, sort by name.
+//!
+//! A listing is the unit a worker hands to the consumer. Sorting by name makes
+//! "the first N entries of this directory" a stable position to resume from.
+
+use std::ffi::CStr;
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::sync::Arc;
+
+use rustix::fs::Dir;
+
+use super::options::WalkOptions;
+use crate::error::FsError;
+use crate::sys::{self, Kind, Meta};
+
+/// (device, inode) of a directory, for loop detection when following symlinks.
+pub type FileId = (u64, u64);
+
+/// A directory to read.
+#[derive(Clone, Debug)]
+pub struct DirTask {
+    pub path: Vec<u8>,
+    /// Depth of the entries inside this directory (1 for a root).
+    pub depth: u32,
+    /// Number of (sorted) entries already yielded before a resume.
+    pub skip: usize,
+    /// Directories from the root down to this one; only kept when following
+    /// symlinks, where a link back to an ancestor would loop forever.
+    pub ancestors: Arc<Vec<FileId>>,
+}
+
+/// One name in a directory: its metadata, an error, or both (a dangling or
+/// looping symlink while following links is yielded as the link itself, with
+/// an error saying why it was not followed).
+#[derive(Debug)]
+pub struct Item {
+    pub name: Vec<u8>,
+    pub meta: Option<Meta>,
+    pub error: Option<(i32, String)>,
+    /// Walk into this entry (a directory within the depth limit).
+    pub descend: bool,
+}
+
+/// A directory's items, sorted by name, plus an error if it could not be
+/// opened or read completely.
+#[derive(Debug)]
+pub struct Listing {
+    pub task: DirTask,
+    pub items: Vec<Item>,
+    pub error: Option<FsError>,
+}
+
+/// Join a directory path and a name without doubling a trailing '/'.
+pub fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut path = Vec::with_capacity(dir.len() + 1 + name.len());
+    path.extend_from_slice(dir);
+    if !dir.ends_with(b"/") {
+        path.push(b'/');
+    }
+    path.extend_from_slice(name);
+    path
+}
+
+impl Listing {
+    /// Tasks for the subdirectories to walk into, in name order. Items before
+    /// a resumed task's `skip` were yielded (and queued) before the resume.
+    pub fn child_tasks(&self, follow: bool) -> Vec<DirTask> {
+        self.items
+            .iter()
+            .skip(self.task.skip)
+            .filter(|item| item.descend)
+            .map(|item| self.child_task(item, follow))
+            .collect()
+    }
+
+    pub fn child_task(&self, item: &Item, follow: bool) -> DirTask {
+        let ancestors = match (follow, item.meta) {
+            (true, Some(meta)) => {
+                let mut chain = Vec::with_capacity(self.task.ancestors.len() + 1);
+                chain.extend_from_slice(&self.task.ancestors);
+                chain.push(meta.file_id());
+                Arc::new(chain)
+            }
+            _ => Arc::new(Vec::new()),
+        };
+        DirTask {
+            path: join(&self.task.path, &item.name),
+            depth: self.task.depth + 1,
+            skip: 0,
+            ancestors,
+        }
+    }
+}
+
+fn is_hidden(name: &[u8]) -> bool {
+    name.first() == Some(&b'.')
+}
+
+fn is_skipped(opts: &WalkOptions, name: &[u8]) -> bool {
+    match &opts.skip {
+        Some(set) => {
+            use std::os::unix::ffi::OsStrExt;
+            set.is_match(Path::new(std::ffi::OsStr::from_bytes(name)))
+        }
+        None => false,
+    }
+}
+
+/// Read one directory completely. Never fails: problems end up in the listing.
+pub fn read_listing(task: DirTask, opts: &WalkOptions) -> Listing {
+    let mut listing = Listing {
+        task,
+        items: Vec::new(),
+        error: None,
+    };
+    // A root given as a symlink is followed; below the roots only when asked.
+    let follow_dir = opts.follow_symlinks || listing.task.depth == 1;
+    let fd = match sys::open_dir(&listing.task.path, follow_dir) {
+        Ok(fd) => fd,
+        Err(err) => {
+            listing.error = Some(FsError::from_io(&listing.task.path, &err));
+            return listing;
+        }
+    };
+    let mut dir = match Dir::new(fd) {
+        Ok(dir) => dir,
+        Err(errno) => {
+            listing.error = Some(FsError::from_errno(&listing.task.path, errno));
+            return listing;
+        }
+    };
+    let mut names: Vec<Vec<u8>> = Vec::new();
+    for entry in dir.by_ref() {
+        match entry {
+            Ok(entry) => {
+                let name = entry.file_name().to_bytes();
+                if name == b"." || name == b".." {
+                    continue;
+                }
+                if (!opts.include_hidden && is_hidden(name)) || is_skipped(opts, name) {
+                    continue;
+                }
+                names.push(name.to_vec());
+            }
+            Err(errno) => {
+                // e.g. EIO mid-directory: keep what was read, report the rest.
+                listing.error = Some(FsError::from_errno(&listing.task.path, errno));
+                break;
+            }
+        }
+    }
+    names.sort_unstable();
+    let depth_ok = opts.max_depth.is_none_or(|max| listing.task.depth < max);
+    listing.items.reserve_exact(names.len());
+    let Ok(dirfd) = dir.fd() else {
+        // rustix's Dir always holds an fd; this arm only keeps us panic-free.
+        return listing;
+    };
+    for name in names {
+        let item = stat_item(dirfd.as_fd(), name, &listing.task, opts, depth_ok);
+        listing.items.push(item);
+    }
+    listing
+}
+
+fn stat_item(
+    dirfd: std::os::fd::BorrowedFd<'_>,
+    name: Vec<u8>,
+    task: &DirTask,
+    opts: &WalkOptions,
+    depth_ok: bool,
+) -> Item {
+    let mut item = Item {
+        name,
+        meta: None,
+        error: None,
+        descend: false,
+    };
+    // Names from readdir never contain NUL, so this cannot fail; guard anyway.
+    let Ok(cname) = std::ffi::CString::new(item.name.clone()) else {
+        item.error = Some((
+            rustix::io::Errno::INVAL.raw_os_error(),
+            "name contains NUL".into(),
+        ));
+        return item;
+    };
+    let cname: &CStr = &cname;
+    let lmeta = match sys::stat_at(dirfd, cname, false) {
+        Ok(meta) => meta,
+        Err(err) => {
+            // Typically ENOENT: the entry vanished between readdir and stat.
+            let fs = FsError::from_io(b"", &err);
+            item.error = Some((fs.errno, fs.message));
+            return item;
+        }
+    };
+    item.meta = Some(lmeta);
+    if opts.follow_symlinks && lmeta.kind == Kind::Symlink {
+        match sys::stat_at(dirfd, cname, true) {
+            Ok(target) => {
+                if target.kind == Kind::Dir && task.ancestors.contains(&target.file_id()) {
+                    item.error = Some((
+                        rustix::io::Errno::LOOP.raw_os_error(),
+                        "symlink loop: points to an ancestor directory; not followed".into(),
+                    ));
+                } else {
+                    item.meta = Some(target);
+                }
+            }
+            Err(err) => {
+                let fs = FsError::from_io(b"", &err);
+                item.error = Some((fs.errno, format!("broken symlink: {}", fs.message)));
+            }
+        }
+    }
+    item.descend = depth_ok && item.meta.is_some_and(|m| m.kind == Kind::Dir);
+    item
+}

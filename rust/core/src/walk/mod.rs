@@ -1,0 +1,345 @@
+//! The resumable parallel walker.
+//!
+//! Worker threads ([`pool`]) read whole directories ahead of time; the
+//! consumer ([`Walker::next_batch`]) hands their entries out in batches and
+//! keeps the *frontier*: directories whose own entry was yielded (or roots)
+//! but whose contents were not yet fully yielded, with how far the current one
+//! got. [`Walker::state`] serialises exactly that, so a walker resumed from it
+//! yields the entries not yet yielded, each once, for an unchanged tree.
+
+mod listing;
+mod options;
+mod pool;
+mod state;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use serde_bytes::ByteBuf;
+
+pub use listing::{join, FileId};
+pub use options::{compile_patterns, default_threads, WalkOptions};
+pub use state::{StateDir, WalkState, STATE_VERSION};
+
+use listing::{DirTask, Listing};
+use pool::{Next, Pool};
+
+use crate::cancel::CancelToken;
+use crate::error::{Error, FsError, Result};
+use crate::sys::{self, Kind, Meta};
+
+/// A batch of entries in columns, plus the errors met while producing them.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub paths: Vec<Vec<u8>>,
+    pub kinds: Vec<u8>,
+    pub sizes: Vec<u64>,
+    pub mtimes_ns: Vec<i64>,
+    pub ctimes_ns: Vec<i64>,
+    pub inodes: Vec<u64>,
+    pub devices: Vec<u64>,
+    pub modes: Vec<u32>,
+    pub nlinks: Vec<u64>,
+    pub errors: Vec<FsError>,
+}
+
+impl Batch {
+    fn with_capacity(n: usize) -> Self {
+        Batch {
+            paths: Vec::with_capacity(n),
+            kinds: Vec::with_capacity(n),
+            sizes: Vec::with_capacity(n),
+            mtimes_ns: Vec::with_capacity(n),
+            ctimes_ns: Vec::with_capacity(n),
+            inodes: Vec::with_capacity(n),
+            devices: Vec::with_capacity(n),
+            modes: Vec::with_capacity(n),
+            nlinks: Vec::with_capacity(n),
+            errors: Vec::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.paths.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.paths.is_empty() && self.errors.is_empty()
+    }
+
+    fn push(&mut self, path: Vec<u8>, meta: &Meta) {
+        self.paths.push(path);
+        self.kinds.push(meta.kind as u8);
+        self.sizes.push(meta.size);
+        self.mtimes_ns.push(meta.mtime_ns);
+        self.ctimes_ns.push(meta.ctime_ns);
+        self.inodes.push(meta.inode);
+        self.devices.push(meta.device);
+        self.modes.push(meta.mode);
+        self.nlinks.push(meta.nlink);
+    }
+}
+
+/// A directory in the frontier.
+#[derive(Clone, Debug)]
+struct OpenDir {
+    depth: u32,
+    skip: usize,
+    ancestors: Arc<Vec<FileId>>,
+}
+
+/// A root that is not a directory: yielded as a single entry.
+struct RootFile {
+    path: Vec<u8>,
+    meta: Option<Meta>,
+    error: Option<FsError>,
+}
+
+pub struct Walker {
+    opts: Arc<WalkOptions>,
+    cancel: CancelToken,
+    pool: Pool,
+    root_files: VecDeque<RootFile>,
+    /// The listing being handed out and the index of its next item.
+    current: Option<(Box<Listing>, usize)>,
+    frontier: BTreeMap<Vec<u8>, OpenDir>,
+    finished: bool,
+}
+
+impl Walker {
+    /// Start walking `roots`. Roots that are directories (or symlinks to
+    /// them) are walked but not yielded themselves; other roots are yielded
+    /// as single entries; missing roots become errors in the first batch.
+    pub fn new(roots: &[Vec<u8>], opts: WalkOptions, cancel: CancelToken) -> Result<Self> {
+        opts.check()?;
+        let follow = opts.follow_symlinks;
+        let mut tasks = Vec::new();
+        let mut root_files = VecDeque::new();
+        for root in roots {
+            if root.is_empty() {
+                return Err(Error::InvalidArgument("a root path is empty".into()));
+            }
+            match sys::stat_path(root, true) {
+                Ok(meta) if meta.kind == Kind::Dir => tasks.push(DirTask {
+                    path: root.clone(),
+                    depth: 1,
+                    skip: 0,
+                    ancestors: Arc::new(if follow { vec![meta.file_id()] } else { vec![] }),
+                }),
+                Ok(meta) => root_files.push_back(RootFile {
+                    path: root.clone(),
+                    meta: Some(meta),
+                    error: None,
+                }),
+                Err(err) => root_files.push_back(RootFile {
+                    path: root.clone(),
+                    // A dangling symlink root is still an entry.
+                    meta: sys::stat_path(root, false).ok(),
+                    error: Some(FsError::from_io(root, &err)),
+                }),
+            }
+        }
+        Ok(Self::start(tasks, root_files, opts, cancel))
+    }
+
+    /// Continue a walk from [`Walker::state`] bytes (same options expected).
+    pub fn resume(state: &[u8], opts: WalkOptions, cancel: CancelToken) -> Result<Self> {
+        opts.check()?;
+        let state = WalkState::decode(state)?;
+        let tasks = state
+            .dirs
+            .into_iter()
+            .map(|d| DirTask {
+                path: d.path.into_vec(),
+                depth: d.depth,
+                skip: usize::try_from(d.skip).unwrap_or(usize::MAX),
+                ancestors: Arc::new(d.ancestors),
+            })
+            .collect();
+        let root_files = state
+            .files
+            .into_iter()
+            .map(|path| {
+                let path = path.into_vec();
+                match sys::stat_path(&path, true) {
+                    Ok(meta) => RootFile {
+                        path,
+                        meta: Some(meta),
+                        error: None,
+                    },
+                    Err(err) => RootFile {
+                        meta: sys::stat_path(&path, false).ok(),
+                        error: Some(FsError::from_io(&path, &err)),
+                        path,
+                    },
+                }
+            })
+            .collect();
+        Ok(Self::start(tasks, root_files, opts, cancel))
+    }
+
+    fn start(
+        tasks: Vec<DirTask>,
+        root_files: VecDeque<RootFile>,
+        opts: WalkOptions,
+        cancel: CancelToken,
+    ) -> Self {
+        let frontier = tasks
+            .iter()
+            .map(|t| {
+                let open = OpenDir {
+                    depth: t.depth,
+                    skip: t.skip,
+                    ancestors: t.ancestors.clone(),
+                };
+                (t.path.clone(), open)
+            })
+            .collect();
+        let opts = Arc::new(opts);
+        let pool = Pool::start(tasks, opts.clone(), cancel.clone());
+        Walker {
+            opts,
+            cancel,
+            pool,
+            root_files,
+            current: None,
+            frontier,
+            finished: false,
+        }
+    }
+
+    /// The next batch of up to `batch_size` entries, `Ok(None)` at the end.
+    ///
+    /// On cancel: entries already gathered are returned first (they count as
+    /// yielded, so the state stays exact); the call after that fails with
+    /// [`Error::Cancelled`]. A cancelled walker cannot continue; resume a new
+    /// one from [`Walker::state`].
+    pub fn next_batch(&mut self) -> Result<Option<Batch>> {
+        if self.finished {
+            return Ok(None);
+        }
+        if self.cancel.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
+        if !self.pool.has_workers() && !self.frontier.is_empty() {
+            return Err(Error::InvalidArgument(
+                "could not start any walker thread".into(),
+            ));
+        }
+        let limit = self.opts.batch_size;
+        let mut batch = Batch::with_capacity(limit);
+        while batch.len() < limit {
+            if let Some(root) = self.root_files.pop_front() {
+                if let Some(meta) = root.meta {
+                    batch.push(root.path, &meta);
+                }
+                batch.errors.extend(root.error);
+                continue;
+            }
+            if self.current.is_some() {
+                self.hand_out(&mut batch, limit);
+                continue;
+            }
+            let cancel = self.cancel.clone();
+            match self.pool.next(|| cancel.is_cancelled()) {
+                Next::Listing(listing) => {
+                    batch.errors.extend(listing.error.clone());
+                    let start = listing.task.skip;
+                    self.current = Some((listing, start));
+                }
+                Next::Done if self.cancel.is_cancelled() => return self.interrupted(batch),
+                Next::Done => {
+                    self.finished = true;
+                    break;
+                }
+                Next::Interrupted => return self.interrupted(batch),
+            }
+        }
+        if batch.is_empty() && self.finished {
+            return Ok(None);
+        }
+        Ok(Some(batch))
+    }
+
+    fn interrupted(&mut self, batch: Batch) -> Result<Option<Batch>> {
+        if batch.is_empty() {
+            Err(Error::Cancelled)
+        } else {
+            Ok(Some(batch))
+        }
+    }
+
+    /// Move items of the current listing into `batch` until it is full or the
+    /// listing is exhausted; newly yielded directories join the frontier.
+    fn hand_out(&mut self, batch: &mut Batch, limit: usize) {
+        let Some((listing, cursor)) = self.current.as_mut() else {
+            return;
+        };
+        let follow = self.opts.follow_symlinks;
+        while *cursor < listing.items.len() && batch.len() < limit {
+            let item = &listing.items[*cursor];
+            *cursor += 1;
+            let path = join(&listing.task.path, &item.name);
+            if let Some((errno, message)) = &item.error {
+                batch
+                    .errors
+                    .push(FsError::other(&path, *errno, message.clone()));
+            }
+            let Some(meta) = item.meta else { continue };
+            if item.descend {
+                let child = listing.child_task(item, follow);
+                let open = OpenDir {
+                    depth: child.depth,
+                    skip: 0,
+                    ancestors: child.ancestors,
+                };
+                self.frontier.insert(path.clone(), open);
+            }
+            batch.push(path, &meta);
+        }
+        if *cursor >= listing.items.len() {
+            self.frontier.remove(&listing.task.path);
+            self.current = None;
+        }
+    }
+
+    /// The frontier as bytes (see [`state`]): small, whatever was walked.
+    pub fn state(&self) -> Vec<u8> {
+        let current = self
+            .current
+            .as_ref()
+            .map(|(l, cursor)| (&l.task.path, *cursor));
+        let dirs = self
+            .frontier
+            .iter()
+            .map(|(path, open)| {
+                let skip = match current {
+                    Some((p, cursor)) if p == path => cursor,
+                    _ => open.skip,
+                };
+                StateDir {
+                    path: ByteBuf::from(path.clone()),
+                    depth: open.depth,
+                    skip: skip as u64,
+                    ancestors: open.ancestors.to_vec(),
+                }
+            })
+            .collect();
+        let files = self
+            .root_files
+            .iter()
+            .map(|r| ByteBuf::from(r.path.clone()))
+            .collect();
+        WalkState {
+            v: STATE_VERSION,
+            dirs,
+            files,
+        }
+        .encode()
+    }
+
+    /// True once every entry has been yielded.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+}

@@ -1,0 +1,90 @@
+//! Walk options, validated once before any thread starts.
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+
+use crate::error::{Error, Result};
+
+/// How a walk behaves. Build with [`WalkOptions::new`] and the setters, then
+/// [`WalkOptions::validate`]s happen in [`crate::walk::Walker::new`].
+#[derive(Clone, Debug)]
+pub struct WalkOptions {
+    /// Follow symlinks to directories (and report targets' metadata). Loops
+    /// back to an ancestor are reported as errors and not entered.
+    pub follow_symlinks: bool,
+    /// Deepest entry depth to yield; a root's children have depth 1.
+    pub max_depth: Option<u32>,
+    /// Yield names starting with '.' (and walk into such directories).
+    pub include_hidden: bool,
+    /// Entries whose name matches one of these are neither yielded nor entered.
+    pub skip: Option<GlobSet>,
+    /// Entries per batch handed to the caller.
+    pub batch_size: usize,
+    /// Worker threads reading directories.
+    pub threads: usize,
+}
+
+impl Default for WalkOptions {
+    fn default() -> Self {
+        Self {
+            follow_symlinks: false,
+            max_depth: None,
+            include_hidden: true,
+            skip: None,
+            batch_size: 1000,
+            threads: default_threads(),
+        }
+    }
+}
+
+/// One worker per core: stat-bound walks gain nothing from more on a warm cache.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+}
+
+/// Compile shell-style name patterns (`*`, `?`, `[seq]`, `[!seq]`); a
+/// backslash is an ordinary character, as in Python's `fnmatch`.
+pub fn compile_patterns(patterns: &[String]) -> Result<Option<GlobSet>> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let mut set = GlobSetBuilder::new();
+    for pattern in patterns {
+        if pattern.contains('{') || pattern.contains('}') {
+            // globset would read braces as alternation; fnmatch takes them
+            // literally. Refuse rather than silently differ.
+            return Err(Error::InvalidArgument(format!(
+                "skip pattern {pattern:?}: braces are not supported; give each alternative as its own pattern"
+            )));
+        }
+        let glob = GlobBuilder::new(pattern)
+            .backslash_escape(false)
+            .literal_separator(false)
+            .build()
+            .map_err(|e| Error::InvalidArgument(format!("skip pattern {pattern:?}: {e}")))?;
+        set.add(glob);
+    }
+    set.build()
+        .map(Some)
+        .map_err(|e| Error::InvalidArgument(format!("skip patterns: {e}")))
+}
+
+impl WalkOptions {
+    pub(crate) fn check(&self) -> Result<()> {
+        if self.batch_size == 0 {
+            return Err(Error::InvalidArgument(
+                "batch_size must be at least 1".into(),
+            ));
+        }
+        if self.threads == 0 {
+            return Err(Error::InvalidArgument("threads must be at least 1".into()));
+        }
+        if self.max_depth == Some(0) {
+            return Err(Error::InvalidArgument(
+                "max_depth must be at least 1 (a root's children have depth 1)".into(),
+            ));
+        }
+        Ok(())
+    }
+}

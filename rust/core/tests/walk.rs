@@ -1,0 +1,164 @@
+//! Walker behaviour: completeness, exact resume at every batch boundary,
+//! errors that do not stop the walk, long paths.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use phasekit_core::walk::{WalkOptions, Walker};
+use phasekit_core::{CancelToken, Error};
+
+fn bytes(p: &Path) -> Vec<u8> {
+    p.as_os_str().as_bytes().to_vec()
+}
+
+fn make_tree(root: &Path) -> BTreeSet<Vec<u8>> {
+    let mut expected = BTreeSet::new();
+    for a in 0..5 {
+        let da = root.join(format!("d{a}"));
+        fs::create_dir(&da).unwrap();
+        expected.insert(bytes(&da));
+        for b in 0..4 {
+            let db = da.join(format!("e{b}"));
+            fs::create_dir(&db).unwrap();
+            expected.insert(bytes(&db));
+            for f in 0..7 {
+                let file = db.join(format!("f{f}"));
+                fs::write(&file, vec![b'x'; f]).unwrap();
+                expected.insert(bytes(&file));
+            }
+        }
+    }
+    expected
+}
+
+fn opts(batch: usize) -> WalkOptions {
+    WalkOptions {
+        batch_size: batch,
+        threads: 2,
+        ..WalkOptions::default()
+    }
+}
+
+fn drain(walker: &mut Walker) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    while let Some(batch) = walker.next_batch().unwrap() {
+        out.extend(batch.paths);
+    }
+    out
+}
+
+#[test]
+fn walks_every_entry_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected = make_tree(dir.path());
+    let mut walker = Walker::new(&[bytes(dir.path())], opts(7), CancelToken::new()).unwrap();
+    let got = drain(&mut walker);
+    assert_eq!(got.len(), expected.len());
+    assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), expected);
+}
+
+#[test]
+fn resume_from_every_batch_boundary_is_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected = make_tree(dir.path());
+    for stop_after in 0..25 {
+        let mut walker = Walker::new(&[bytes(dir.path())], opts(6), CancelToken::new()).unwrap();
+        let mut seen = Vec::new();
+        for _ in 0..stop_after {
+            match walker.next_batch().unwrap() {
+                Some(batch) => seen.extend(batch.paths),
+                None => break,
+            }
+        }
+        let state = walker.state();
+        drop(walker);
+        let mut resumed = Walker::resume(&state, opts(5), CancelToken::new()).unwrap();
+        seen.extend(drain(&mut resumed));
+        assert_eq!(
+            seen.len(),
+            expected.len(),
+            "stop after {stop_after} batches: duplicates or losses"
+        );
+        assert_eq!(seen.into_iter().collect::<BTreeSet<_>>(), expected);
+    }
+}
+
+#[test]
+fn state_stays_small() {
+    let dir = tempfile::tempdir().unwrap();
+    make_tree(dir.path());
+    let mut walker = Walker::new(&[bytes(dir.path())], opts(3), CancelToken::new()).unwrap();
+    let mut max_state = 0;
+    while walker.next_batch().unwrap().is_some() {
+        max_state = max_state.max(walker.state().len());
+    }
+    // The frontier here is at most a few directories, never the 165 entries.
+    assert!(max_state < 2000, "state grew to {max_state} bytes");
+}
+
+#[test]
+fn cancel_returns_gathered_entries_then_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    make_tree(dir.path());
+    let cancel = CancelToken::new();
+    let mut walker = Walker::new(&[bytes(dir.path())], opts(4), cancel.clone()).unwrap();
+    assert!(walker.next_batch().unwrap().is_some());
+    cancel.cancel();
+    assert!(matches!(walker.next_batch(), Err(Error::Cancelled)));
+}
+
+#[test]
+fn missing_root_is_an_error_not_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = bytes(&dir.path().join("nope"));
+    let mut walker = Walker::new(std::slice::from_ref(&missing), opts(4), CancelToken::new()).unwrap();
+    let batch = walker.next_batch().unwrap().unwrap();
+    assert!(batch.paths.is_empty());
+    assert_eq!(batch.errors[0].path, missing);
+    assert_eq!(batch.errors[0].errno, 2);
+    assert!(walker.next_batch().unwrap().is_none());
+}
+
+#[test]
+fn paths_longer_than_path_max_are_walked() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = "n".repeat(200);
+    // 30 levels of 200-byte names: ~6 KB, over PATH_MAX. Created relative to
+    // each parent (chdir one level at a time), since the full path cannot be
+    // passed to mkdir.
+    let saved = std::env::current_dir().unwrap();
+    std::env::set_current_dir(dir.path()).unwrap();
+    for _ in 0..30 {
+        fs::create_dir(&name).unwrap();
+        std::env::set_current_dir(&name).unwrap();
+    }
+    fs::write("leaf", b"data").unwrap();
+    std::env::set_current_dir(saved).unwrap();
+    let mut walker = Walker::new(&[bytes(dir.path())], opts(100), CancelToken::new()).unwrap();
+    let got = drain(&mut walker);
+    assert_eq!(got.len(), 31);
+    let leaf = got.iter().find(|p| p.ends_with(b"/leaf")).unwrap();
+    assert!(leaf.len() > 4096);
+    assert_eq!(
+        phasekit_core::content::checksum(leaf).unwrap(),
+        blake3::hash(b"data").to_hex().to_string()
+    );
+}
+
+#[test]
+fn bad_options_are_rejected() {
+    let o = WalkOptions {
+        batch_size: 0,
+        ..WalkOptions::default()
+    };
+    assert!(matches!(
+        Walker::new(&[b"/".to_vec()], o, CancelToken::new()),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        Walker::resume(b"garbage", WalkOptions::default(), CancelToken::new()),
+        Err(Error::InvalidState(_))
+    ));
+}
