@@ -60,23 +60,34 @@ CHUNK = 64 * KIB  # multiple of 4: keeps randbytes streams identical for equal s
 MAX_DEPTH = 6
 BASE_FILES = 200_000
 
-WORDS = (
+
+def _words(text: str) -> tuple[str, ...]:
+    """Split a whitespace-separated word list."""
+    return tuple(text.split())
+
+
+WORDS = _words(
     "src lib docs data assets img photos music video build test tests config util "
     "core api web app backup archive old new tmp cache logs reports notes projects "
     "work home share misc raw final draft scans invoices 2019 2020 2021 2022 2023 "
     "alpha beta gamma delta module vendor static media fonts icons thumbs export "
-    "import models results bench samples fixtures café résumé données 日本語 "
-    "my\u00a0files summer winter holiday release v1 v2 internal external public"
-).split()
+    "import models results bench samples fixtures café résumé données 日本語 my files "
+    "summer winter holiday release v1 v2 internal external public"
+)
 EXTS = {
-    "small": (".txt", ".py", ".json", ".md", ".csv", ".log", ".html", ".c", ".rs",
-              ".yaml", ".xml", ".cfg", ".js", ".png", ".ico", ".svg"),
+    "small": _words(".txt .py .json .md .csv .log .html .c .rs .yaml .xml .cfg .js .png .ico .svg"),
     "large": (".jpg", ".png", ".pdf", ".bin", ".zip", ".mp3", ".docx", ".tar"),
     "huge": (".mp4", ".iso", ".tar.gz", ".mkv", ".img"),
 }
 COPY_PATTERNS = ("{s} (1){e}", "{s} - Copy{e}", "copy_of_{s}{e}", "{s}.bak{e}", "{s}_2{e}")
-WEIRD_NAMES = ("new\nline.txt", "tab\tname.txt", "-leading-dash.txt", " leading space.txt",
-               os.fsdecode(b"latin1-\xe9t\xe9.txt"), "trailing space .txt")
+WEIRD_NAMES = (
+    "new\nline.txt",
+    "tab\tname.txt",
+    "-leading-dash.txt",
+    " leading space.txt",
+    os.fsdecode(b"latin1-\xe9t\xe9.txt"),
+    "trailing space .txt",
+)
 
 
 def sampled_ranges(size: int) -> list[tuple[int, int]]:
@@ -170,8 +181,9 @@ def scaled(base: int, k: float, minimum: int) -> int:
     return max(minimum, round(base * k))
 
 
-def build_plan(files: int, dirs: int, seed: int, bytes_scale: float, empty: bool,
-               weird: bool) -> Plan:
+def build_plan(
+    files: int, dirs: int, seed: int, bytes_scale: float, empty: bool, weird: bool
+) -> Plan:
     """Decide every path, size and content recipe, deterministically from ``seed``."""
     rng = random.Random(seed)
     namer = Namer(rng)
@@ -213,8 +225,9 @@ def build_plan(files: int, dirs: int, seed: int, bytes_scale: float, empty: bool
                 pass
             return max(16, int(s * bytes_scale))
         if kind == "large":
-            while not 100 * KIB <= (s := int(math.exp(rng.gauss(math.log(220 * KIB), 0.8)))) <= 6 * MIB:
-                pass
+            s = 0
+            while not 100 * KIB <= s <= 6 * MIB:
+                s = int(math.exp(rng.gauss(math.log(220 * KIB), 0.8)))
             return max(100 * KIB + 1, int(s * bytes_scale))
         return max(100 * KIB + 1, int(rng.randrange(10 * MIB, 50 * MIB) * bytes_scale))
 
@@ -239,7 +252,7 @@ def build_plan(files: int, dirs: int, seed: int, bytes_scale: float, empty: bool
     sources += rng.sample(originals["small"][n_weird:], n_groups - n_big - (n_weird > 0))
     sources += originals["small"][:1] if n_weird else []  # a group with a newline name
     groups = []
-    for src, gsize in zip(sources, sizes_hist):
+    for src, gsize in zip(sources, sizes_hist, strict=True):
         group = [src]
         sdir, _, sname = src.rpartition("/")
         for _ in range(gsize - 1):
@@ -261,8 +274,11 @@ def build_plan(files: int, dirs: int, seed: int, bytes_scale: float, empty: bool
         kind = "small" if g % 4 < 2 else "large"
         size = max(size_of(kind), 8 * KIB)
         pseed, plen = (new_seed(), 4 * KIB) if g % 2 else (0, 0)
-        same.append([add(namer.fresh(next(pick_dir), kind), Content(new_seed(), size, -1, pseed, plen))
-                     for _ in range(4)])
+        group = []
+        for _ in range(4):  # name first, then seed: keeps the RNG order of earlier trees
+            path = namer.fresh(next(pick_dir), kind)
+            group.append(add(path, Content(new_seed(), size, -1, pseed, plen)))
+        same.append(group)
     empties = [add(namer.fresh(next(pick_dir), "small"), Content(0, 0)) for _ in range(n_empty)]
     # Hard links: ~30 % to duplicate-group members, ~10 % a second link to the same inode.
     members = [p for g in groups for p in g]
@@ -276,18 +292,32 @@ def build_plan(files: int, dirs: int, seed: int, bytes_scale: float, empty: bool
     sizes = sorted(c.size for c, _ in plan.files.values())
     link_bytes = sum(plan.files[t][0].size for t, _ in plan.links)
     plan.summary.update(
-        files=len(plan.files) + len(plan.links), inodes=len(plan.files),
-        bytes=sum(sizes) + link_bytes, bytes_unique_inodes=sum(sizes),
-        median_size=sizes[len(sizes) // 2], max_size=sizes[-1],
+        files=len(plan.files) + len(plan.links),
+        inodes=len(plan.files),
+        bytes=sum(sizes) + link_bytes,
+        bytes_unique_inodes=sum(sizes),
+        median_size=sizes[len(sizes) // 2],
+        max_size=sizes[-1],
         frac_under_100k=round(sum(s < 100 * KIB for s in sizes) / len(sizes), 4),
-        huge_files=n_huge, large_files=n_large, dup_groups=len(groups), dup_copies=n_copies,
+        huge_files=n_huge,
+        large_files=n_large,
+        dup_groups=len(groups),
+        dup_copies=n_copies,
         dup_group_sizes={str(s): sizes_hist.count(s) for s in (2, 3, 4)},
-        dup_groups_large=n_big, near_dup_pairs=len(near), same_size_files=4 * len(same),
-        hardlinks=len(plan.links), empty_files=len(empties),
+        dup_groups_large=n_big,
+        near_dup_pairs=len(near),
+        same_size_files=4 * len(same),
+        hardlinks=len(plan.links),
+        empty_files=len(empties),
         weird_names=n_weird,
     )
-    plan.manifest = {"dup_groups": groups, "near_dup_pairs": near, "same_size_groups": same,
-                     "hardlinks": [list(x) for x in plan.links], "empty": empties}
+    plan.manifest = {
+        "dup_groups": groups,
+        "near_dup_pairs": near,
+        "same_size_groups": same,
+        "hardlinks": [list(x) for x in plan.links],
+        "empty": empties,
+    }
     return plan
 
 
@@ -361,16 +391,27 @@ def main(argv: list[str] | None = None) -> int:
     files = a.files if a.files is not None else (2000 if a.small else BASE_FILES)
     dirs = a.dirs if a.dirs is not None else (60 if a.small else 4700)
     params: dict[str, object] = {
-        "version": GEN_VERSION, "files": files, "dirs": dirs, "seed": a.seed,
-        "bytes_scale": a.bytes_scale, "empty": a.empty, "weird_names": a.weird_names,
+        "version": GEN_VERSION,
+        "files": files,
+        "dirs": dirs,
+        "seed": a.seed,
+        "bytes_scale": a.bytes_scale,
+        "empty": a.empty,
+        "weird_names": a.weird_names,
     }
     dest = os.path.abspath(a.dest)
-    if not a.dry_run and prepare_dest(dest, params):
+    up_to_date = not a.dry_run and prepare_dest(dest, params)
+    if up_to_date:
         print(f"{dest}: up to date ({MARKER} matches)", file=sys.stderr)
-        return 0
+        if not a.manifest:
+            return 0
     t0 = time.perf_counter()
     plan = build_plan(files, dirs, a.seed, a.bytes_scale, a.empty, a.weird_names)
     t_plan = time.perf_counter() - t0
+    if up_to_date:  # only the manifest was asked for
+        with open(a.manifest, "w", encoding="utf-8") as f:
+            json.dump(plan.manifest, f)
+        return 0
     if not a.dry_run:
         with open(os.path.join(dest, PARTIAL), "w", encoding="utf-8") as f:
             json.dump(params, f)

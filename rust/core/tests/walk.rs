@@ -113,7 +113,8 @@ fn cancel_returns_gathered_entries_then_fails() {
 fn missing_root_is_an_error_not_a_failure() {
     let dir = tempfile::tempdir().unwrap();
     let missing = bytes(&dir.path().join("nope"));
-    let mut walker = Walker::new(std::slice::from_ref(&missing), opts(4), CancelToken::new()).unwrap();
+    let mut walker =
+        Walker::new(std::slice::from_ref(&missing), opts(4), CancelToken::new()).unwrap();
     let batch = walker.next_batch().unwrap().unwrap();
     assert!(batch.paths.is_empty());
     assert_eq!(batch.errors[0].path, missing);

@@ -1,1 +1,39 @@
+//! `phasekit._core`: thin PyO3 bindings over `phasekit-core`.
+//!
+//! Conventions: paths come in as `str`, `bytes` or path-like and go to Rust
+//! as bytes (`os.fsencode`); they come back as `str` (`os.fsdecode`, so
+//! non-UTF-8 names round-trip). Numbers come back as numpy arrays. Results are
+//! plain tuples and lists; the public Python facade (`phasekit.fs`) wraps them
+//! in typed dataclasses. Every long call releases the GIL through
+//! [`gil::without_gil`] and maps errors through [`errors`].
 
+#![cfg(unix)]
+
+mod chunks;
+mod dupes;
+mod errors;
+mod gil;
+mod hashing;
+mod paths;
+mod token;
+mod walk;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    errors::register(m)?;
+    m.add_class::<token::CancelToken>()?;
+    m.add_class::<walk::Walker>()?;
+    m.add_function(wrap_pyfunction!(walk::walk, m)?)?;
+    m.add_function(wrap_pyfunction!(hashing::cas_id, m)?)?;
+    m.add_function(wrap_pyfunction!(hashing::cas_ids, m)?)?;
+    m.add_function(wrap_pyfunction!(hashing::checksum, m)?)?;
+    m.add_function(wrap_pyfunction!(hashing::checksums, m)?)?;
+    m.add_function(wrap_pyfunction!(chunks::chunks, m)?)?;
+    m.add_function(wrap_pyfunction!(chunks::chunk_ranges, m)?)?;
+    m.add_function(wrap_pyfunction!(dupes::find_duplicates, m)?)?;
+    m.add_function(wrap_pyfunction!(dupes::group_duplicates, m)?)?;
+    Ok(())
+}

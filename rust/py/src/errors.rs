@@ -1,0 +1,64 @@
+//! The one place where core errors become Python exceptions.
+
+use phasekit_core::{Error, FsError};
+use pyo3::create_exception;
+use pyo3::exceptions::{PyException, PyOSError, PyValueError};
+use pyo3::prelude::*;
+
+use crate::paths::path_to_py;
+
+create_exception!(
+    phasekit._core,
+    PhasekitError,
+    PyException,
+    "Base class of phasekit's own errors."
+);
+create_exception!(
+    phasekit._core,
+    CancelledError,
+    PhasekitError,
+    "The call stopped at a safe point because its cancel token was set."
+);
+create_exception!(
+    phasekit._core,
+    InvalidStateError,
+    PhasekitError,
+    "A resume state could not be decoded (corrupt or from another version)."
+);
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("PhasekitError", py.get_type::<PhasekitError>())?;
+    m.add("CancelledError", py.get_type::<CancelledError>())?;
+    m.add("InvalidStateError", py.get_type::<InvalidStateError>())?;
+    Ok(())
+}
+
+/// `OSError(errno, message, path)`: Python picks the subclass from errno
+/// (FileNotFoundError, PermissionError, IsADirectoryError, ...).
+pub fn os_error(py: Python<'_>, err: &FsError) -> PyErr {
+    match path_to_py(py, &err.path) {
+        Ok(path) => PyOSError::new_err((err.errno, err.message.clone(), path.unbind())),
+        Err(e) => e,
+    }
+}
+
+pub fn to_py(py: Python<'_>, err: Error) -> PyErr {
+    match err {
+        Error::Cancelled => CancelledError::new_err("cancelled"),
+        Error::InvalidState(msg) => InvalidStateError::new_err(msg),
+        Error::InvalidArgument(msg) => PyValueError::new_err(msg),
+        Error::Fs(fs) => os_error(py, &fs),
+    }
+}
+
+/// Extension for `Result<T, Error>` → `PyResult<T>`.
+pub trait IntoPy<T> {
+    fn into_py(self, py: Python<'_>) -> PyResult<T>;
+}
+
+impl<T> IntoPy<T> for Result<T, Error> {
+    fn into_py(self, py: Python<'_>) -> PyResult<T> {
+        self.map_err(|e| to_py(py, e))
+    }
+}
