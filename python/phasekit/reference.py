@@ -1,0 +1,742 @@
+"""Pure-Python twins of :mod:`phasekit.fs`: same signatures, same results.
+
+They are the test oracle (the Rust path must agree with them on any tree) and
+the benchmark baseline (what a careful Python user would write by hand:
+``os.scandir``/``os.lstat`` relative to directory handles, the ``blake3``
+package, one thread). The walk state format is shared, so either side can
+resume a walk the other started. Needs the ``blake3`` package for hashing.
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+import fnmatch
+import os
+import stat as stat_mod
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Self, TypeVar
+
+import msgpack
+import numpy as np
+
+from ._core import CancelledError, CancelToken, InvalidStateError
+from ._native import _check_mode, _check_positive, _roots, _skip_list, iter_chunks
+from ._types import (
+    DuplicateGroup,
+    DuplicateMode,
+    DuplicateReport,
+    DuplicateStats,
+    FsError,
+    HashResult,
+    Kind,
+    StrPath,
+    WalkBatch,
+)
+
+__all__ = [
+    "cas_id",
+    "cas_ids",
+    "checksum",
+    "checksums",
+    "chunks",
+    "find_duplicates",
+    "group_duplicates",
+    "iter_chunks",
+    "walk",
+]
+
+T = TypeVar("T")
+STATE_VERSION = 1
+SMALL_FILE_MAX = 100 * 1024
+_HEADER = 8 * 1024
+_SAMPLE = 10 * 1024
+_STREAM_BUFFER = 256 * 1024
+#: Paths this long are opened piecewise, as the Rust side does.
+_SHORT_PATH = 1000
+_O_SEARCH = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_CLOEXEC
+
+
+# --- paths -------------------------------------------------------------------
+
+
+def _open_long_dir(path: bytes) -> int:
+    fd = os.open(b"/" if path.startswith(b"/") else b".", _O_SEARCH)
+    try:
+        rest = path.lstrip(b"/")
+        while rest:
+            if len(rest) < _SHORT_PATH:
+                piece, rest = rest, b""
+            else:
+                cut = rest.rfind(b"/", 0, _SHORT_PATH)
+                if cut <= 0:
+                    raise OSError(errno_mod.ENAMETOOLONG, os.strerror(errno_mod.ENAMETOOLONG))
+                piece, rest = rest[:cut], rest[cut:].lstrip(b"/")
+            nxt = os.open(piece, _O_SEARCH, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _call_at(path: bytes, fn: Callable[[bytes, int | None], T]) -> T:
+    """``fn(name, dir_fd)`` with ``name`` beneath ``dir_fd`` naming ``path``."""
+    if len(path) < _SHORT_PATH:
+        return fn(path, None)
+    trimmed = path.rstrip(b"/") or b"/"
+    parent, _, name = trimmed.rpartition(b"/")
+    fd = _open_long_dir(parent)
+    try:
+        return fn(name, fd)
+    finally:
+        os.close(fd)
+
+
+def _stat(path: bytes, follow: bool) -> os.stat_result:
+    return _call_at(path, lambda n, d: os.stat(n, dir_fd=d, follow_symlinks=follow))
+
+
+def _error(path: bytes, exc: OSError, prefix: str = "") -> FsError:
+    code = exc.errno or 0
+    text = os.strerror(code) if code else str(exc)
+    return FsError(os.fsdecode(path), code, prefix + text)
+
+
+def _kind(mode: int) -> Kind:
+    if stat_mod.S_ISREG(mode):
+        return Kind.FILE
+    if stat_mod.S_ISDIR(mode):
+        return Kind.DIR
+    if stat_mod.S_ISLNK(mode):
+        return Kind.SYMLINK
+    return Kind.OTHER
+
+
+def _join(directory: bytes, name: bytes) -> bytes:
+    return directory + name if directory.endswith(b"/") else directory + b"/" + name
+
+
+# --- walk ----------------------------------------------------------------------
+
+
+@dataclass
+class _Task:
+    path: bytes
+    depth: int
+    skip: int = 0
+    ancestors: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass
+class _Item:
+    name: bytes
+    st: os.stat_result | None
+    error: tuple[int, str] | None = None
+    descend: bool = False
+
+
+@dataclass
+class _Options:
+    follow_symlinks: bool
+    max_depth: int | None
+    hidden: bool
+    skip: list[str]
+    batch_size: int
+
+
+@dataclass
+class _Columns:
+    paths: list[str] = field(default_factory=list)
+    stats: list[os.stat_result] = field(default_factory=list)
+    errors: list[FsError] = field(default_factory=list)
+
+    def batch(self) -> WalkBatch:
+        s = self.stats
+        return WalkBatch(
+            paths=self.paths,
+            kinds=np.array([_kind(x.st_mode) for x in s], dtype=np.uint8),
+            sizes=np.array([x.st_size for x in s], dtype=np.uint64),
+            mtimes_ns=np.array([x.st_mtime_ns for x in s], dtype=np.int64),
+            ctimes_ns=np.array([x.st_ctime_ns for x in s], dtype=np.int64),
+            inodes=np.array([x.st_ino for x in s], dtype=np.uint64),
+            devices=np.array([x.st_dev for x in s], dtype=np.uint64),
+            modes=np.array([x.st_mode for x in s], dtype=np.uint32),
+            nlinks=np.array([x.st_nlink for x in s], dtype=np.uint64),
+            errors=self.errors,
+        )
+
+
+def _read_listing(task: _Task, opts: _Options) -> tuple[list[_Item], FsError | None]:
+    follow_dir = opts.follow_symlinks or task.depth == 1
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | (0 if follow_dir else os.O_NOFOLLOW)
+    try:
+        fd = _call_at(task.path, lambda n, d: os.open(n, flags, dir_fd=d))
+    except OSError as exc:
+        return [], _error(task.path, exc)
+    try:
+        names = sorted(
+            name
+            for name in map(os.fsencode, os.listdir(fd))
+            if (opts.hidden or not name.startswith(b"."))
+            and not any(fnmatch.fnmatchcase(os.fsdecode(name), p) for p in opts.skip)
+        )
+        depth_ok = opts.max_depth is None or task.depth < opts.max_depth
+        return [_stat_item(fd, name, task, opts, depth_ok) for name in names], None
+    finally:
+        os.close(fd)
+
+
+def _stat_item(fd: int, name: bytes, task: _Task, opts: _Options, depth_ok: bool) -> _Item:
+    try:
+        item = _Item(name, os.stat(name, dir_fd=fd, follow_symlinks=False))
+    except OSError as exc:
+        err = _error(name, exc)
+        return _Item(name, None, (err.errno, err.message))
+    assert item.st is not None
+    if opts.follow_symlinks and stat_mod.S_ISLNK(item.st.st_mode):
+        try:
+            target = os.stat(name, dir_fd=fd)
+        except OSError as exc:
+            err = _error(name, exc, "broken symlink: ")
+            item.error = (err.errno, err.message)
+        else:
+            if (
+                stat_mod.S_ISDIR(target.st_mode)
+                and (target.st_dev, target.st_ino) in task.ancestors
+            ):
+                msg = "symlink loop: points to an ancestor directory; not followed"
+                item.error = (errno_mod.ELOOP, msg)
+            else:
+                item.st = target
+    item.descend = depth_ok and item.st is not None and stat_mod.S_ISDIR(item.st.st_mode)
+    return item
+
+
+class Walker:
+    """Single-threaded twin of :class:`phasekit.fs.Walker` (same state format)."""
+
+    def __init__(
+        self, tasks: list[_Task], files: list[bytes], opts: _Options, cancel: CancelToken | None
+    ) -> None:
+        self._opts = opts
+        self._cancel = cancel
+        self._files = files
+        self._stack = list(reversed(tasks))
+        self._frontier: dict[bytes, _Task] = {t.path: t for t in tasks}
+        self._current: tuple[_Task, list[_Item], int] | None = None
+        self._finished = False
+
+    def __iter__(self) -> Self:
+        return self
+
+    def __next__(self) -> WalkBatch:
+        if self._finished:
+            raise StopIteration
+        if self._cancel is not None and self._cancel.cancelled:
+            raise CancelledError("cancelled")
+        out = _Columns()
+        while len(out.paths) < self._opts.batch_size:
+            if self._files:
+                self._root_file(self._files.pop(0), out)
+            elif self._current is not None:
+                self._hand_out(out)
+            elif self._stack:
+                task = self._stack.pop()
+                items, error = _read_listing(task, self._opts)
+                if error is not None:
+                    out.errors.append(error)
+                children = [self._child(task, it) for it in items[task.skip :] if it.descend]
+                self._stack.extend(reversed(children))
+                self._current = (task, items, task.skip)
+            else:
+                self._finished = True
+                break
+        if self._finished and not out.paths and not out.errors:
+            raise StopIteration
+        return out.batch()
+
+    def _root_file(self, path: bytes, out: _Columns) -> None:
+        try:
+            st = _stat(path, True)
+        except OSError as exc:
+            out.errors.append(_error(path, exc))
+            try:
+                st = _stat(path, False)
+            except OSError:
+                return
+        out.paths.append(os.fsdecode(path))
+        out.stats.append(st)
+
+    def _child(self, task: _Task, item: _Item) -> _Task:
+        assert item.st is not None
+        ancestors = (
+            (*task.ancestors, (item.st.st_dev, item.st.st_ino))
+            if self._opts.follow_symlinks
+            else ()
+        )
+        return _Task(_join(task.path, item.name), task.depth + 1, 0, ancestors)
+
+    def _hand_out(self, out: _Columns) -> None:
+        assert self._current is not None
+        task, items, cursor = self._current
+        while cursor < len(items) and len(out.paths) < self._opts.batch_size:
+            item = items[cursor]
+            cursor += 1
+            path = _join(task.path, item.name)
+            if item.error is not None:
+                out.errors.append(FsError(os.fsdecode(path), *item.error))
+            if item.st is None:
+                continue
+            if item.descend:
+                child = self._child(task, item)
+                self._frontier[child.path] = child
+            out.paths.append(os.fsdecode(path))
+            out.stats.append(item.st)
+        if cursor >= len(items):
+            self._frontier.pop(task.path, None)
+            self._current = None
+        else:
+            self._current = (task, items, cursor)
+
+    def state(self) -> bytes:
+        current = self._current
+        dirs = []
+        for path, task in sorted(self._frontier.items()):
+            skip = current[2] if current is not None and current[0].path == path else task.skip
+            dirs.append(
+                {"p": path, "d": task.depth, "s": skip, "a": [list(a) for a in task.ancestors]}
+            )
+        state = {"v": STATE_VERSION, "dirs": dirs, "files": list(self._files)}
+        packed: bytes = msgpack.packb(state, use_bin_type=True)
+        return packed
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    def close(self) -> None:
+        self._stack.clear()
+        self._current = None
+        self._files.clear()
+        self._finished = True
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _decode_state(state: bytes) -> tuple[list[_Task], list[bytes]]:
+    try:
+        data = msgpack.unpackb(state, raw=False)
+        if not isinstance(data, dict) or data.get("v") != STATE_VERSION:
+            raise ValueError(
+                f"unsupported state version {data.get('v') if isinstance(data, dict) else data!r}"
+            )
+        tasks = [
+            _Task(
+                bytes(d["p"]),
+                int(d["d"]),
+                int(d["s"]),
+                tuple((int(a), int(b)) for a, b in d.get("a", ())),
+            )
+            for d in data["dirs"]
+        ]
+        files = [bytes(f) for f in data.get("files", [])]
+    except (
+        ValueError,
+        KeyError,
+        TypeError,
+        msgpack.ExtraData,
+        msgpack.FormatError,
+        msgpack.StackError,
+    ) as exc:
+        raise InvalidStateError(f"invalid walk state: cannot decode: {exc}") from exc
+    if any(t.depth < 1 or not t.path for t in tasks):
+        raise InvalidStateError("invalid walk state: a directory has an empty path or depth 0")
+    return tasks, files
+
+
+def walk(
+    roots: StrPath | Iterable[StrPath],
+    *,
+    follow_symlinks: bool = False,
+    max_depth: int | None = None,
+    hidden: bool = True,
+    skip: Iterable[str] = (),
+    batch_size: int = 1000,
+    threads: int | None = None,
+    cancel: CancelToken | None = None,
+    resume: bytes | None = None,
+) -> Walker:
+    """Twin of :func:`phasekit.fs.walk` (``threads`` is accepted and ignored)."""
+    _check_positive("batch_size", batch_size)
+    _check_positive("threads", threads)
+    _check_positive("max_depth", max_depth)
+    skip_list = _skip_list(skip)
+    for pattern in skip_list:
+        if "{" in pattern or "}" in pattern:
+            raise ValueError(f"skip pattern {pattern!r}: braces are not supported")
+    opts = _Options(follow_symlinks, max_depth, hidden, skip_list, batch_size)
+    if resume is not None:
+        tasks, files = _decode_state(resume)
+        return Walker(tasks, files, opts, cancel)
+    tasks, files = [], []
+    for root in _roots(roots):
+        raw = os.fsencode(root)
+        if not raw:
+            raise ValueError("a root path is empty")
+        try:
+            st = _stat(raw, True)
+        except OSError:
+            files.append(raw)
+            continue
+        if stat_mod.S_ISDIR(st.st_mode):
+            tasks.append(_Task(raw, 1, 0, ((st.st_dev, st.st_ino),) if follow_symlinks else ()))
+        else:
+            files.append(raw)
+    return Walker(tasks, files, opts, cancel)
+
+
+# --- content ---------------------------------------------------------------------
+
+
+def _open_regular(path: bytes) -> tuple[int, os.stat_result]:
+    try:
+        return _open_regular_unchecked(path)
+    except OSError as exc:
+        # Report the whole path as str, as the Rust side does (os.stat on a
+        # bytes or dir_fd-relative name would name only part of it).
+        if exc.errno and exc.filename != os.fsdecode(path):
+            raise OSError(exc.errno, exc.strerror, os.fsdecode(path)) from None
+        raise
+
+
+def _open_regular_unchecked(path: bytes) -> tuple[int, os.stat_result]:
+    st = _stat(path, True)
+    if not stat_mod.S_ISREG(st.st_mode):
+        if stat_mod.S_ISDIR(st.st_mode):
+            raise OSError(errno_mod.EISDIR, os.strerror(errno_mod.EISDIR), os.fsdecode(path))
+        raise OSError(
+            errno_mod.EINVAL,
+            "not a regular file (FIFO, socket or device): not opened",
+            os.fsdecode(path),
+        )
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+    fd = _call_at(path, lambda n, d: os.open(n, flags, dir_fd=d))
+    st = os.fstat(fd)
+    if not stat_mod.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise OSError(errno_mod.EINVAL, "not a regular file", os.fsdecode(path))
+    return fd, st
+
+
+def _changed(path: bytes, detail: str) -> OSError:
+    return OSError(0, f"file changed while being read: {detail}", os.fsdecode(path))
+
+
+def _read_exact(fd: int, length: int, offset: int, path: bytes) -> bytes:
+    data = os.pread(fd, length, offset)
+    if len(data) != length:
+        raise _changed(path, "shorter than expected")
+    return data
+
+
+def _cas_digest(path: bytes) -> bytes | None:
+    import blake3
+
+    fd, st = _open_regular(path)
+    try:
+        size = st.st_size
+        if size == 0:
+            return None
+        hasher = blake3.blake3(size.to_bytes(8, "little"))
+        if size <= SMALL_FILE_MAX:
+            data = b""
+            while len(data) <= size:
+                chunk = os.read(fd, size + 1 - len(data))
+                if not chunk:
+                    break
+                data += chunk
+            if len(data) != size:
+                raise _changed(path, f"size was {size}, read {len(data)}")
+            hasher.update(data)
+        else:
+            jump = (size - 2 * _HEADER) // 4
+            hasher.update(_read_exact(fd, _HEADER, 0, path))
+            for i in range(4):
+                hasher.update(_read_exact(fd, _SAMPLE, _HEADER + i * jump, path))
+            hasher.update(_read_exact(fd, _HEADER, size - _HEADER, path))
+            after = os.fstat(fd)
+            if after.st_size != size or after.st_mtime_ns != st.st_mtime_ns:
+                raise _changed(path, f"size {size} -> {after.st_size}")
+        return hasher.digest()
+    finally:
+        os.close(fd)
+
+
+def _full_digest(path: bytes) -> bytes:
+    import blake3
+
+    fd, st = _open_regular(path)
+    try:
+        hasher = blake3.blake3()
+        total = 0
+        while chunk := os.read(fd, _STREAM_BUFFER):
+            total += len(chunk)
+            if total > st.st_size:
+                break
+            hasher.update(chunk)
+        if total != st.st_size:
+            raise _changed(path, f"size was {st.st_size}, read {total}")
+        return hasher.digest()
+    finally:
+        os.close(fd)
+
+
+def cas_id(path: StrPath) -> str | None:
+    """Twin of :func:`phasekit.fs.cas_id`."""
+    digest = _cas_digest(os.fsencode(path))
+    return None if digest is None else digest[:8].hex()
+
+
+def checksum(path: StrPath) -> str:
+    """Twin of :func:`phasekit.fs.checksum`."""
+    return _full_digest(os.fsencode(path)).hex()
+
+
+def _hash_many(
+    paths: Iterable[StrPath], fn: Callable[[StrPath], str | None], cancel: CancelToken | None
+) -> HashResult:
+    values: list[str | None] = []
+    errors: dict[int, FsError] = {}
+    for i, path in enumerate(paths):
+        if cancel is not None and cancel.cancelled:
+            raise CancelledError("cancelled")
+        try:
+            values.append(fn(path))
+        except OSError as exc:
+            values.append(None)
+            errors[i] = (
+                _error(os.fsencode(path), exc)
+                if exc.errno
+                else FsError(os.fsdecode(path), 0, str(exc.strerror))
+            )
+    return HashResult(values, errors)
+
+
+def cas_ids(
+    paths: Iterable[StrPath], *, threads: int | None = None, cancel: CancelToken | None = None
+) -> HashResult:
+    """Twin of :func:`phasekit.fs.cas_ids` (one thread)."""
+    return _hash_many(paths, cas_id, cancel)
+
+
+def checksums(
+    paths: Iterable[StrPath], *, threads: int | None = None, cancel: CancelToken | None = None
+) -> HashResult:
+    """Twin of :func:`phasekit.fs.checksums` (one thread)."""
+    return _hash_many(paths, checksum, cancel)
+
+
+def chunks(seq: Sequence[T], size: int, *, balanced: bool = False) -> list[Sequence[T]]:
+    """Twin of :func:`phasekit.fs.chunks`."""
+    _check_positive("size", size)
+    n = len(seq)
+    if not balanced:
+        return [seq[i : i + size] for i in range(0, n, size)]
+    count = -(-n // size)
+    if count == 0:
+        return []
+    base, extra = divmod(n, count)
+    out, start = [], 0
+    for i in range(count):
+        length = base + (1 if i < extra else 0)
+        out.append(seq[start : start + length])
+        start += length
+    return out
+
+
+# --- duplicates ---------------------------------------------------------------------
+
+
+def _name(path: bytes) -> bytes:
+    return path.rsplit(b"/", 1)[-1]
+
+
+def _groups_of(
+    buckets: dict[Any, list[list[bytes]]],
+    key: Callable[[Any], str],
+    size_of: Callable[[list[bytes]], int],
+) -> tuple[list[DuplicateGroup], list[list[bytes]]]:
+    groups, singles = [], []
+    for k, inodes in buckets.items():
+        if len(inodes) > 1:
+            groups.append(_make_group(key(k), size_of(inodes[0]), inodes))
+        else:
+            singles.extend(inodes)
+    return groups, singles
+
+
+def _make_group(key: str, size: int, inodes: list[list[bytes]]) -> DuplicateGroup:
+    copies = sorted(sorted(paths) for paths in inodes)
+    return DuplicateGroup(key, size, tuple(tuple(os.fsdecode(p) for p in c) for c in copies))
+
+
+def group_duplicates(
+    paths: Sequence[StrPath],
+    sizes: Sequence[int],
+    devices: Sequence[int],
+    inodes: Sequence[int],
+    *,
+    mode: DuplicateMode = "full",
+    min_size: int = 1,
+    max_size: int | None = None,
+    threads: int | None = None,
+    cancel: CancelToken | None = None,
+) -> DuplicateReport:
+    """Twin of :func:`phasekit.fs.group_duplicates`."""
+    _check_mode(mode)
+    if not len(paths) == len(sizes) == len(devices) == len(inodes):
+        raise ValueError("paths, sizes, devices and inodes must have the same length")
+    by_inode: dict[tuple[int, int], list[bytes]] = {}
+    size_of_inode: dict[tuple[int, int], int] = {}
+    for p, s, d, i in zip(paths, sizes, devices, inodes, strict=True):
+        s = int(s)
+        if s < min_size or (max_size is not None and s > max_size):
+            continue
+        ident = (int(d), int(i))
+        by_inode.setdefault(ident, []).append(os.fsencode(p))
+        size_of_inode[ident] = s
+    size_by_first: dict[bytes, int] = {v[0]: size_of_inode[k] for k, v in by_inode.items()}
+
+    def size_of(inode_paths: list[bytes]) -> int:
+        return size_by_first[inode_paths[0]]
+
+    errors: list[FsError] = []
+    stats = [len(paths), 0, 0, 0]
+    groups: list[DuplicateGroup] = []
+    singles: list[list[bytes]] = []
+    if mode == "name_size":
+        by_key: dict[tuple[bytes, int], list[list[bytes]]] = {}
+        for inode_paths in by_inode.values():
+            size = size_of(inode_paths)
+            for name in sorted({_name(p) for p in inode_paths}):
+                sub = [p for p in inode_paths if _name(p) == name]
+                size_by_first[sub[0]] = size
+                by_key.setdefault((name, size), []).append(sub)
+        groups, singles = _groups_of(by_key, lambda k: os.fsdecode(k[0]), size_of)
+    else:
+        by_size: dict[int, list[list[bytes]]] = {}
+        for inode_paths in by_inode.values():
+            by_size.setdefault(size_of(inode_paths), []).append(inode_paths)
+        candidates = [ip for b in by_size.values() if len(b) > 1 for ip in b]
+        singles = [ip for b in by_size.values() if len(b) == 1 for ip in b]
+        stats[1] = sum(len(ip) for ip in candidates)
+        if mode == "size":
+            groups, _ = _groups_of({s: b for s, b in by_size.items() if len(b) > 1}, str, size_of)
+        else:
+            stats[2] = len(candidates)
+            by_digest = _hash_buckets(candidates, _cas_digest, errors, cancel)
+            need_full: list[list[bytes]] = []
+            for digest, bucket in by_digest.items():
+                if len(bucket) < 2:
+                    singles.extend(bucket)
+                elif mode == "full" and size_of(bucket[0]) > SMALL_FILE_MAX:
+                    need_full.extend(bucket)
+                else:
+                    key = digest.hex() if mode == "full" else digest[:8].hex()
+                    groups.append(_make_group(key, size_of(bucket[0]), bucket))
+            stats[3] = len(need_full)
+            full, more_singles = _groups_of(
+                _hash_buckets(need_full, _full_digest, errors, cancel), bytes.hex, size_of
+            )
+            groups += full
+            singles += more_singles
+    groups.sort(key=lambda g: (-g.size, g.copies))
+    links = sorted(
+        (_make_group(str(size_of(s)), size_of(s), [s]) for s in singles if len(s) > 1),
+        key=lambda g: g.copies,
+    )
+    return DuplicateReport(mode, groups, links, errors, DuplicateStats(*stats))
+
+
+def _hash_buckets(
+    inodes: list[list[bytes]],
+    fn: Callable[[bytes], bytes | None],
+    errors: list[FsError],
+    cancel: CancelToken | None,
+) -> dict[bytes, list[list[bytes]]]:
+    buckets: dict[bytes, list[list[bytes]]] = {}
+    for inode_paths in inodes:
+        if cancel is not None and cancel.cancelled:
+            raise CancelledError("cancelled")
+        try:
+            digest = fn(inode_paths[0])
+        except OSError as exc:
+            errors.append(
+                _error(inode_paths[0], exc)
+                if exc.errno
+                else FsError(os.fsdecode(inode_paths[0]), 0, str(exc.strerror))
+            )
+            continue
+        if digest is None:
+            errors.append(
+                FsError(os.fsdecode(inode_paths[0]), 0, "file became empty while being compared")
+            )
+            continue
+        buckets.setdefault(digest, []).append(inode_paths)
+    return buckets
+
+
+def find_duplicates(
+    roots: StrPath | Iterable[StrPath],
+    *,
+    mode: DuplicateMode = "full",
+    min_size: int = 1,
+    max_size: int | None = None,
+    follow_symlinks: bool = False,
+    max_depth: int | None = None,
+    hidden: bool = True,
+    skip: Iterable[str] = (),
+    threads: int | None = None,
+    cancel: CancelToken | None = None,
+) -> DuplicateReport:
+    """Twin of :func:`phasekit.fs.find_duplicates`: walk, then group."""
+    _check_mode(mode)
+    paths: list[str] = []
+    sizes: list[int] = []
+    devices: list[int] = []
+    inodes: list[int] = []
+    walk_errors: list[FsError] = []
+    for batch in walk(
+        roots,
+        follow_symlinks=follow_symlinks,
+        max_depth=max_depth,
+        hidden=hidden,
+        skip=skip,
+        batch_size=4096,
+        cancel=cancel,
+    ):
+        walk_errors += batch.errors
+        for i in np.flatnonzero(batch.kinds == Kind.FILE):
+            paths.append(batch.paths[i])
+            sizes.append(int(batch.sizes[i]))
+            devices.append(int(batch.devices[i]))
+            inodes.append(int(batch.inodes[i]))
+    report = group_duplicates(
+        paths,
+        sizes,
+        devices,
+        inodes,
+        mode=mode,
+        min_size=min_size,
+        max_size=max_size,
+        cancel=cancel,
+    )
+    return DuplicateReport(
+        report.mode, report.groups, report.links, walk_errors + report.errors, report.stats
+    )
