@@ -130,9 +130,10 @@ fn hash_inodes(
     Ok(out)
 }
 
-fn cas_digest_nonempty(path: &[u8]) -> std::result::Result<Digest, FsError> {
-    content::cas_digest(path)?
-        .ok_or_else(|| FsError::other(path, 0, "file became empty while being compared"))
+/// The cas_id digest, extended to empty files (which have no cas_id) as the
+/// digest of the size prefix alone, so `min_size=0` groups them like the rest.
+fn cas_digest_or_empty(path: &[u8]) -> std::result::Result<Digest, FsError> {
+    Ok(content::cas_digest(path)?.unwrap_or_else(|| *blake3::hash(&0u64.to_le_bytes()).as_bytes()))
 }
 
 /// Group `files` into duplicate sets according to `opts`.
@@ -218,7 +219,7 @@ pub fn find(files: Vec<FileRecord>, opts: &Options, cancel: &CancelToken) -> Res
                     opts,
                     cancel,
                     &mut report.errors,
-                    cas_digest_nonempty,
+                    cas_digest_or_empty,
                 )?;
                 let mut by_digest: HashMap<Digest, Vec<Inode>> = HashMap::new();
                 for (digest, inode) in hashed {
