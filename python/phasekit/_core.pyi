@@ -7,6 +7,24 @@ from typing import Any, final
 import numpy as np
 import numpy.typing as npt
 
+__all__ = [
+    "CancelToken",
+    "CancelledError",
+    "InvalidStateError",
+    "PhasekitError",
+    "Walker",
+    "__version__",
+    "cas_id",
+    "cas_ids",
+    "checksum",
+    "checksums",
+    "chunk_ranges",
+    "chunks",
+    "find_duplicates",
+    "group_duplicates",
+    "walk",
+]
+
 __version__: str
 
 _Path = str | bytes | os.PathLike[str] | os.PathLike[bytes]
