@@ -5,12 +5,14 @@ Usage::
 
     python benches/compare_tools.py TREE [--runs 5] [--warmup 1]
         [--out benches/results/external.json] [--md benches/results/external.md]
-        [--only NAME,NAME] [--no-warm]
+        [--only NAME,NAME] [--no-warm] [--wait-idle SECONDS]
 
 Every command runs through ``hyperfine --warmup W --runs N --export-json`` (shell
 ``sh -c``, whose spawn time hyperfine subtracts) in a scratch directory, so nothing
 is written into the caller's cwd (rmlint's default ``rmlint.sh``/``rmlint.json``
-are replaced by ``-o fdupes:/dev/null`` anyway). Before timing, every file of the
+are replaced by ``-o fdupes`` to stdout anyway; never ``-o fdupes:/dev/null``: rmlint
+renames an existing output file to a timestamped backup, which would replace the
+/dev/null device with a regular file). Before timing, every file of the
 tree is read once so the page cache is warm. Missing tools are reported and skipped.
 
 Choices that make the duplicate finders comparable (see each note in the output):
@@ -25,9 +27,20 @@ Choices that make the duplicate finders comparable (see each note in the output)
 * ``updatedb.plocate`` gets an empty prune list (Debian prunes /tmp), no visibility
   checks, and a ``--prepare`` step that deletes its database, because it otherwise
   reuses entries of unchanged directories from the previous database.
+* The project's VMs report their virtio disk as rotational, so rmlint reads extents
+  (FIEMAP, plus an fsync per file) to order reads and fclones uses its HDD thread
+  pool. Two extra rows show the SSD-like settings (``--without-fiemap``, ``-t hdd:2``).
+
+Warm cache and noise: the host pages out page-cache pages left untouched for ~30 s,
+so "warm" holds only while a tree is in use; hyperfine's warm-up run re-reads the
+tree right before each tool's timed runs. Other work on the machine skews timings:
+each record has ``busy_before`` (share of all CPUs busy in the second before) and
+``others_cpu_s`` (machine CPU time during the timing minus the commands' own user +
+system time); ``--wait-idle S`` waits up to S seconds for a quiet machine first.
 
 Output: JSON ``{name: {median_s, mean_s, min_s, max_s, runs: [...], command,
-category, version, note}}``; a skipped tool has ``median_s: null`` and ``skipped``.
+category, version, note, busy_before, others_cpu_s}}``; a skipped tool has
+``median_s: null`` and ``skipped``.
 A Markdown table goes to stdout and to ``--md``.
 """
 
@@ -134,14 +147,14 @@ def benches(tree: str, scratch: str) -> list[Bench]:
             "rmlint (blake2b)",
             "duplicates",
             "rmlint",
-            f"rmlint -T df -o fdupes:/dev/null {t}",
+            f"rmlint -T df -o fdupes {t} > /dev/null",
             "default blake2b hash, duplicates only (-T df), size >= 1",
         ),
         Bench(
             "rmlint -a paranoid",
             "duplicates",
             "rmlint",
-            f"rmlint -T df -a paranoid -o fdupes:/dev/null {t}",
+            f"rmlint -T df -a paranoid -o fdupes {t} > /dev/null",
             "byte-by-byte comparison, duplicates only, size >= 1",
         ),
         Bench(
@@ -150,6 +163,20 @@ def benches(tree: str, scratch: str) -> list[Bench]:
             "fclones",
             f"fclones group {t} > /dev/null",
             "hash only (metro128), --min 1 by default",
+        ),
+        Bench(
+            "rmlint (blake2b) --without-fiemap",
+            "duplicates (variant)",
+            "rmlint",
+            f"rmlint -T df --without-fiemap -o fdupes {t} > /dev/null",
+            "as rmlint (blake2b), no extent lookup (the disk claims to be rotational)",
+        ),
+        Bench(
+            "fclones -t hdd:2",
+            "duplicates (variant)",
+            "fclones",
+            f"fclones group -t hdd:2 {t} > /dev/null",
+            "as fclones, 2 I/O threads for the 'hdd' the disk claims to be",
         ),
     ]
 
@@ -162,6 +189,48 @@ def tool_version(tool: str) -> str:
         return ""
     m = re.search(r"\d+\.\d+(\.\d+)?", p.stdout or p.stderr)
     return f"{os.path.basename(tool)} {m.group(0)}" if m else ""
+
+
+def cpu_times() -> tuple[float, float]:
+    """Machine-wide (busy, total) CPU seconds from /proc/stat (zeros if unavailable)."""
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            fields = [int(x) for x in f.readline().split()[1:9]]
+    except OSError:
+        return 0.0, 0.0
+    hz = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields) - idle) / hz, sum(fields) / hz
+
+
+def busy_share(seconds: float = 1.0) -> float:
+    """Share of all CPUs that were busy during the next ``seconds``."""
+    b0, t0 = cpu_times()
+    time.sleep(seconds)
+    b1, t1 = cpu_times()
+    return (b1 - b0) / (t1 - t0) if t1 > t0 else 0.0
+
+
+def wait_idle(limit_s: float, below: float = 0.15) -> float:
+    """Wait up to ``limit_s`` seconds for CPU use under ``below``; return the last share."""
+    deadline = time.monotonic() + limit_s
+    share = busy_share()
+    while share >= below and time.monotonic() < deadline:
+        share = busy_share(2.0)
+    return share
+
+
+def rotational(path: str) -> str:
+    """'1'/'0' from sysfs for the block device holding ``path`` ('?' if unknown)."""
+    dev = os.stat(path).st_dev
+    base = f"/sys/dev/block/{os.major(dev)}:{os.minor(dev)}"
+    for p in (f"{base}/queue/rotational", f"{base}/../queue/rotational"):
+        try:
+            with open(p, encoding="ascii") as f:
+                return f.read().strip()
+        except OSError:
+            continue
+    return "?"
 
 
 def warm_cache(tree: str) -> tuple[int, int, float]:
@@ -180,7 +249,9 @@ def warm_cache(tree: str) -> tuple[int, int, float]:
     return n, total, time.perf_counter() - t0
 
 
-def run_bench(b: Bench, runs: int, warmup: int, scratch: str) -> dict[str, object]:
+def run_bench(
+    b: Bench, runs: int, warmup: int, scratch: str, idle_wait: float = 0.0
+) -> dict[str, object]:
     """Time one command with hyperfine and return its result record."""
     shown = b.command.replace(scratch, "$SCRATCH")
     rec: dict[str, object] = {"command": shown, "category": b.category, "note": b.note}
@@ -204,12 +275,18 @@ def run_bench(b: Bench, runs: int, warmup: int, scratch: str) -> dict[str, objec
     ]
     if b.prepare:
         cmd += ["--prepare", b.prepare]
+    rec["busy_before"] = round(wait_idle(idle_wait) if idle_wait else busy_share(), 3)
+    busy0, _ = cpu_times()
     p = subprocess.run([*cmd, b.command], cwd=scratch, capture_output=True, text=True)
+    busy1, _ = cpu_times()
     if p.returncode != 0:
         rec.update(median_s=None, skipped=f"failed: {p.stderr.strip()[-500:]}")
         return rec
     with open(out, encoding="utf-8") as f:
-        times = json.load(f)["results"][0]["times"]
+        res = json.load(f)["results"][0]
+    times = res["times"]
+    own = (res["user"] + res["system"]) * (runs + warmup)
+    rec["others_cpu_s"] = round(max(0.0, busy1 - busy0 - own), 2)
     rec.update(
         median_s=round(statistics.median(times), 4),
         mean_s=round(statistics.mean(times), 4),
@@ -225,16 +302,17 @@ def markdown(results: dict[str, dict[str, object]], header: list[str]) -> str:
     lines = [
         *header,
         "",
-        "| category | tool | median s | min s | max s | runs | version | note |",
-        "|---|---|---:|---:|---:|---:|---|---|",
+        "| category | tool | median s | min s | max s | runs | other CPU s | version | note |",
+        "|---|---|---:|---:|---:|---:|---:|---|---|",
     ]
     for name, r in results.items():
         if r.get("median_s") is None:
-            lines.append(f"| {r['category']} | {name} | — | | | 0 | | skipped: {r['skipped']} |")
+            lines.append(f"| {r['category']} | {name} | — | | | 0 | | | skipped: {r['skipped']} |")
             continue
         lines.append(
             f"| {r['category']} | {name} | {r['median_s']:.3f} | {r['min_s']:.3f} | "
-            f"{r['max_s']:.3f} | {len(r['runs'])} | {r.get('version', '')} | {r['note']} |"
+            f"{r['max_s']:.3f} | {len(r['runs'])} | {r['others_cpu_s']:.1f} | "
+            f"{r.get('version', '')} | {r['note']} |"
         )
     lines += ["", "Commands (TREE = the tree above):", ""]
     lines += [f"- {name}: `{r['command']}`" for name, r in results.items()]
@@ -251,6 +329,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--md", default=None, help="also write the Markdown here")
     ap.add_argument("--only", default="", help="comma-separated bench names to run")
     ap.add_argument("--no-warm", action="store_true", help="skip reading the tree first")
+    ap.add_argument(
+        "--wait-idle", type=float, default=0.0, help="wait up to S s per tool for idle CPUs"
+    )
     a = ap.parse_args(argv)
     tree = os.path.abspath(a.tree)
     if not os.path.isdir(tree):
@@ -267,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
             if only and b.name not in only:
                 continue
             print(f"timing {b.name} ...", file=sys.stderr, flush=True)
-            results[b.name] = run_bench(b, a.runs, a.warmup, scratch)
+            results[b.name] = run_bench(b, a.runs, a.warmup, scratch, a.wait_idle)
             r = results[b.name]
             print(
                 f"  median {r['median_s']} s"
@@ -288,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
         f"- tree: `{a.tree}`",
         f"- date: {datetime.date.today().isoformat()}; {platform.platform()}; "
         f"{os.cpu_count()} CPUs; page cache warm; hyperfine --warmup {a.warmup} --runs {a.runs}",
+        f"- disk rotational flag: {rotational(tree)}; 'other CPU s' = CPU time used by other "
+        "processes while a tool was timed (non-zero means the figures are skewed)",
     ]
     marker = os.path.join(tree, ".gen_tree_done")
     if os.path.isfile(marker):

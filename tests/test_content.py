@@ -187,3 +187,33 @@ def test_cancelled_batch_raises(tmp_path):
         reference.cas_ids([tmp_path / "x"] * 10, cancel=token)
     with pytest.raises(ValueError, match="threads"):
         fs.checksums([tmp_path / "x"], threads=0)
+
+
+def test_checksum_streams_large_files(tmp_path):
+    """A 2 GiB (sparse) file is hashed in fixed-size reads, never loaded whole."""
+    import json
+    import subprocess
+    import sys
+
+    big = tmp_path / "big"
+    with open(big, "wb") as f:
+        f.truncate(2 * 1024 * 1024 * 1024)
+    code = f"""
+import json, resource
+from phasekit import fs
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+digest = fs.checksum({str(big)!r})
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({{"digest": digest, "grew_kb": after - before}}))
+"""
+    out = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    hasher = blake3.blake3()
+    zeros = bytes(1 << 20)
+    for _ in range(2048):
+        hasher.update(zeros)
+    assert out["digest"] == hasher.hexdigest()
+    assert out["grew_kb"] < 64 * 1024, "checksum held the file in memory"

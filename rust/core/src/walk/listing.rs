@@ -4,7 +4,7 @@
 //! A listing is the unit a worker hands to the consumer. Sorting by name makes
 //! "the first N entries of this directory" a stable position to resume from.
 
-use std::ffi::CStr;
+use std::ffi::{CStr, CString};
 use std::os::fd::AsFd;
 use std::path::Path;
 use std::sync::Arc;
@@ -131,7 +131,8 @@ pub fn read_listing(task: DirTask, opts: &WalkOptions) -> Listing {
             return listing;
         }
     };
-    let mut names: Vec<Vec<u8>> = Vec::new();
+    // Names stay C strings: each is passed straight to fstatat.
+    let mut names: Vec<CString> = Vec::new();
     for entry in dir.by_ref() {
         match entry {
             Ok(entry) => {
@@ -142,7 +143,7 @@ pub fn read_listing(task: DirTask, opts: &WalkOptions) -> Listing {
                 if (!opts.include_hidden && is_hidden(name)) || is_skipped(opts, name) {
                     continue;
                 }
-                names.push(name.to_vec());
+                names.push(entry.file_name().to_owned());
             }
             Err(errno) => {
                 // e.g. EIO mid-directory: keep what was read, report the rest.
@@ -151,7 +152,7 @@ pub fn read_listing(task: DirTask, opts: &WalkOptions) -> Listing {
             }
         }
     }
-    names.sort_unstable();
+    names.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
     let depth_ok = opts.max_depth.is_none_or(|max| listing.task.depth < max);
     listing.items.reserve_exact(names.len());
     let Ok(dirfd) = dir.fd() else {
@@ -167,36 +168,31 @@ pub fn read_listing(task: DirTask, opts: &WalkOptions) -> Listing {
 
 fn stat_item(
     dirfd: std::os::fd::BorrowedFd<'_>,
-    name: Vec<u8>,
+    name: CString,
     task: &DirTask,
     opts: &WalkOptions,
     depth_ok: bool,
 ) -> Item {
-    let mut item = Item {
-        name,
-        meta: None,
-        error: None,
-        descend: false,
-    };
-    // Names from readdir never contain NUL, so this cannot fail; guard anyway.
-    let Ok(cname) = std::ffi::CString::new(item.name.clone()) else {
-        item.error = Some((
-            rustix::io::Errno::INVAL.raw_os_error(),
-            "name contains NUL".into(),
-        ));
-        return item;
-    };
-    let cname: &CStr = &cname;
+    let cname: &CStr = &name;
     let lmeta = match sys::stat_at(dirfd, cname, false) {
         Ok(meta) => meta,
         Err(err) => {
             // Typically ENOENT: the entry vanished between readdir and stat.
             let fs = FsError::from_io(b"", &err);
-            item.error = Some((fs.errno, fs.message));
-            return item;
+            return Item {
+                name: name.into_bytes(),
+                meta: None,
+                error: Some((fs.errno, fs.message)),
+                descend: false,
+            };
         }
     };
-    item.meta = Some(lmeta);
+    let mut item = Item {
+        name: Vec::new(), // filled in last: `cname` borrows `name` until then
+        meta: Some(lmeta),
+        error: None,
+        descend: false,
+    };
     if opts.follow_symlinks && lmeta.kind == Kind::Symlink {
         match sys::stat_at(dirfd, cname, true) {
             Ok(target) => {
@@ -216,5 +212,6 @@ fn stat_item(
         }
     }
     item.descend = depth_ok && item.meta.is_some_and(|m| m.kind == Kind::Dir);
+    item.name = name.into_bytes();
     item
 }
