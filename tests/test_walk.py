@@ -316,3 +316,49 @@ def test_columns_have_numpy_dtypes(nasty):
     assert batch.modes.dtype == np.uint32
     assert len(batch) == len(batch.kinds) == len(batch.sizes)
     assert batch.files().sum() == int((batch.kinds == Kind.FILE).sum())
+
+
+def _hashed_walk(impl, root, **kwargs):
+    out = {}
+    errors = []
+    for batch in impl.walk(root, cas_ids=True, checksums=True, **kwargs):
+        assert batch.cas_ids is not None
+        assert batch.checksums is not None
+        assert len(batch.cas_ids) == len(batch.checksums) == len(batch.paths)
+        errors += [(e.path, e.errno) for e in batch.errors]
+        for i, path in enumerate(batch.paths):
+            out[path] = (int(batch.kinds[i]), batch.cas_ids[i], batch.checksums[i])
+    return out, sorted(errors)
+
+
+def test_walk_hashes_files_while_walking(nasty):
+    root, notable = nasty
+    rust, rust_errors = _hashed_walk(fs, root)
+    twin, twin_errors = _hashed_walk(reference, root)
+    assert rust == twin
+    assert rust_errors == twin_errors
+    for path, (kind, cas, checksum) in rust.items():
+        if kind == Kind.FILE:
+            assert cas == fs.cas_id(path)
+            assert checksum == fs.checksum(path)
+        else:
+            assert (cas, checksum) == (None, None), path
+    assert rust[os.fsdecode(notable["deep"])][1] == fs.cas_id(os.fsdecode(notable["deep"]))
+
+
+def test_walk_hashes_big_directories_in_parallel(tmp_path):
+    for i in range(700):  # over the size at which a listing is split up
+        (tmp_path / f"f{i:04}").write_bytes(b"%d" % (i % 50) * (i + 1))
+    rust, errors = _hashed_walk(fs, tmp_path)
+    assert not errors
+    assert rust == _hashed_walk(reference, tmp_path)[0]
+    assert {r[1] for r in rust.values()} == {fs.cas_id(p) for p in rust}
+
+
+def test_walk_without_hashing_has_no_hash_columns(tmp_path):
+    (tmp_path / "f").write_bytes(b"x")
+    batch = next(fs.walk(tmp_path))
+    assert batch.cas_ids is None
+    assert batch.checksums is None
+    root_file = next(fs.walk(tmp_path / "f", cas_ids=True))
+    assert root_file.cas_ids == [fs.cas_id(tmp_path / "f")]

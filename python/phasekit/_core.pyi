@@ -43,6 +43,8 @@ _Batch = tuple[
     npt.NDArray[np.uint32],
     npt.NDArray[np.uint64],
     list[_Error],
+    list[str | None] | None,
+    list[str | None] | None,
 ]
 
 class PhasekitError(Exception): ...
@@ -77,6 +79,8 @@ def walk(
     threads: int | None = None,
     cancel: CancelToken | None = None,
     resume: bytes | None = None,
+    cas_ids: bool = False,
+    checksums: bool = False,
 ) -> Walker: ...
 def cas_id(path: _Path) -> str | None: ...
 def checksum(path: _Path) -> str: ...

@@ -69,7 +69,7 @@ class Walker:
 
     def __next__(self) -> WalkBatch:
         raw = next(self._inner)
-        paths, kinds, sizes, mtimes, ctimes, inodes, devices, modes, nlinks, errors = raw
+        paths, kinds, sizes, mtimes, ctimes, inodes, devices, modes, nlinks, errors, cas, ck = raw
         return WalkBatch(
             paths=paths,
             kinds=kinds,
@@ -81,6 +81,8 @@ class Walker:
             modes=modes,
             nlinks=nlinks,
             errors=[FsError(p, e, m) for p, e, m in errors],
+            cas_ids=cas,
+            checksums=ck,
         )
 
     def state(self) -> bytes:
@@ -119,6 +121,8 @@ def walk(
     threads: int | None = None,
     cancel: CancelToken | None = None,
     resume: bytes | None = None,
+    cas_ids: bool = False,
+    checksums: bool = False,
 ) -> Walker:
     """Walk directory trees in parallel, yielding batches of entries with stat data.
 
@@ -151,6 +155,8 @@ def walk(
         threads=threads,
         cancel=cancel,
         resume=resume,
+        cas_ids=cas_ids,
+        checksums=checksums,
     )
     return Walker(inner)
 

@@ -64,6 +64,11 @@ class WalkBatch:
     modes: npt.NDArray[np.uint32]
     nlinks: npt.NDArray[np.uint64]
     errors: list[FsError] = field(default_factory=list)
+    #: With ``walk(..., cas_ids=True)``: each entry's cas_id (None for
+    #: non-files, empty files and files that could not be read).
+    cas_ids: list[str | None] | None = None
+    #: With ``walk(..., checksums=True)``: each regular file's full BLAKE3.
+    checksums: list[str | None] | None = None
 
     def __len__(self) -> int:
         return len(self.paths)

@@ -135,6 +135,7 @@ class _Item:
     st: os.stat_result | None
     error: tuple[int, str] | None = None
     descend: bool = False
+    hashes: tuple[bytes | None, bytes | None] = (None, None)
 
 
 @dataclass
@@ -144,13 +145,29 @@ class _Options:
     hidden: bool
     skip: list[str]
     batch_size: int
+    cas_ids: bool = False
+    checksums: bool = False
 
 
 @dataclass
 class _Columns:
+    want_cas: bool
+    want_checksum: bool
     paths: list[str] = field(default_factory=list)
     stats: list[os.stat_result] = field(default_factory=list)
     errors: list[FsError] = field(default_factory=list)
+    cas: list[str | None] = field(default_factory=list)
+    checksums: list[str | None] = field(default_factory=list)
+
+    def add(
+        self, path: bytes, st: os.stat_result, hashes: tuple[bytes | None, bytes | None]
+    ) -> None:
+        self.paths.append(os.fsdecode(path))
+        self.stats.append(st)
+        if self.want_cas:
+            self.cas.append(None if hashes[0] is None else hashes[0][:8].hex())
+        if self.want_checksum:
+            self.checksums.append(None if hashes[1] is None else hashes[1].hex())
 
     def batch(self) -> WalkBatch:
         s = self.stats
@@ -165,6 +182,8 @@ class _Columns:
             modes=np.array([x.st_mode for x in s], dtype=np.uint32),
             nlinks=np.array([x.st_nlink for x in s], dtype=np.uint64),
             errors=self.errors,
+            cas_ids=self.cas if self.want_cas else None,
+            checksums=self.checksums if self.want_checksum else None,
         )
 
 
@@ -211,7 +230,31 @@ def _stat_item(fd: int, name: bytes, task: _Task, opts: _Options, depth_ok: bool
             else:
                 item.st = target
     item.descend = depth_ok and item.st is not None and stat_mod.S_ISDIR(item.st.st_mode)
+    if (opts.cas_ids or opts.checksums) and stat_mod.S_ISREG(item.st.st_mode):
+        try:
+            item.hashes = _hash_at(fd, name, item.st, opts)
+        except OSError as exc:
+            err = _error(name, exc) if exc.errno else FsError("", 0, str(exc.strerror))
+            item.error = (err.errno, err.message)
     return item
+
+
+def _hash_at(
+    dir_fd: int, name: bytes, expected: os.stat_result, opts: _Options
+) -> tuple[bytes | None, bytes | None]:
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+    if not opts.follow_symlinks:
+        flags |= os.O_NOFOLLOW
+    fd = os.open(name, flags, dir_fd=dir_fd)
+    try:
+        st = os.fstat(fd)
+        if not stat_mod.S_ISREG(st.st_mode):
+            raise OSError(errno_mod.EINVAL, "not a regular file")
+        if (st.st_dev, st.st_ino) != (expected.st_dev, expected.st_ino):
+            raise _changed(name, "replaced after it was listed")
+        return _hash_fd(fd, st, opts.cas_ids, opts.checksums, name)
+    finally:
+        os.close(fd)
 
 
 class Walker:
@@ -236,7 +279,7 @@ class Walker:
             raise StopIteration
         if self._cancel is not None and self._cancel.cancelled:
             raise CancelledError("cancelled")
-        out = _Columns()
+        out = _Columns(self._opts.cas_ids, self._opts.checksums)
         while len(out.paths) < self._opts.batch_size:
             if self._files:
                 self._root_file(self._files.pop(0), out)
@@ -266,8 +309,17 @@ class Walker:
                 st = _stat(path, False)
             except OSError:
                 return
-        out.paths.append(os.fsdecode(path))
-        out.stats.append(st)
+        hashes: tuple[bytes | None, bytes | None] = (None, None)
+        if (self._opts.cas_ids or self._opts.checksums) and stat_mod.S_ISREG(st.st_mode):
+            try:
+                hashes = _hash_path(path, self._opts.cas_ids, self._opts.checksums)
+            except OSError as exc:
+                out.errors.append(
+                    _error(path, exc)
+                    if exc.errno
+                    else FsError(os.fsdecode(path), 0, str(exc.strerror))
+                )
+        out.add(path, st, hashes)
 
     def _child(self, task: _Task, item: _Item) -> _Task:
         assert item.st is not None
@@ -292,8 +344,7 @@ class Walker:
             if item.descend:
                 child = self._child(task, item)
                 self._frontier[child.path] = child
-            out.paths.append(os.fsdecode(path))
-            out.stats.append(item.st)
+            out.add(path, item.st, item.hashes)
         if cursor >= len(items):
             self._frontier.pop(task.path, None)
             self._current = None
@@ -371,6 +422,8 @@ def walk(
     threads: int | None = None,
     cancel: CancelToken | None = None,
     resume: bytes | None = None,
+    cas_ids: bool = False,
+    checksums: bool = False,
 ) -> Walker:
     """Twin of :func:`phasekit.fs.walk` (``threads`` is accepted and ignored)."""
     _check_positive("batch_size", batch_size)
@@ -380,7 +433,7 @@ def walk(
     for pattern in skip_list:
         if "{" in pattern or "}" in pattern:
             raise ValueError(f"skip pattern {pattern!r}: braces are not supported")
-    opts = _Options(follow_symlinks, max_depth, hidden, skip_list, batch_size)
+    opts = _Options(follow_symlinks, max_depth, hidden, skip_list, batch_size, cas_ids, checksums)
     if resume is not None:
         tasks, files = _decode_state(resume)
         return Walker(tasks, files, opts, cancel)
@@ -445,56 +498,79 @@ def _read_exact(fd: int, length: int, offset: int, path: bytes) -> bytes:
     return data
 
 
-def _cas_digest(path: bytes) -> bytes | None:
+def _read_whole(fd: int, size: int, path: bytes) -> bytes:
+    data = b""
+    while len(data) <= size:
+        chunk = os.read(fd, size + 1 - len(data))
+        if not chunk:
+            break
+        data += chunk
+    if len(data) != size:
+        raise _changed(path, f"size was {size}, read {len(data)}")
+    return data
+
+
+def _hash_fd(
+    fd: int, st: os.stat_result, want_cas: bool, want_checksum: bool, path: bytes
+) -> tuple[bytes | None, bytes | None]:
+    """Twin of the Rust ``hash_file``: (cas digest, checksum digest)."""
     import blake3
 
-    fd, st = _open_regular(path)
-    try:
-        size = st.st_size
-        if size == 0:
-            return None
+    size = st.st_size
+    cas: bytes | None = None
+    full: bytes | None = None
+    if size == 0 and not want_checksum:
+        return None, None
+    if size <= SMALL_FILE_MAX:
+        data = _read_whole(fd, size, path)
+        if want_cas and size > 0:
+            cas = blake3.blake3(size.to_bytes(8, "little") + data).digest()
+        if want_checksum:
+            full = blake3.blake3(data).digest()
+        return cas, full
+    if want_cas:
         hasher = blake3.blake3(size.to_bytes(8, "little"))
-        if size <= SMALL_FILE_MAX:
-            data = b""
-            while len(data) <= size:
-                chunk = os.read(fd, size + 1 - len(data))
-                if not chunk:
-                    break
-                data += chunk
-            if len(data) != size:
-                raise _changed(path, f"size was {size}, read {len(data)}")
-            hasher.update(data)
-        else:
-            jump = (size - 2 * _HEADER) // 4
-            hasher.update(_read_exact(fd, _HEADER, 0, path))
-            for i in range(4):
-                hasher.update(_read_exact(fd, _SAMPLE, _HEADER + i * jump, path))
-            hasher.update(_read_exact(fd, _HEADER, size - _HEADER, path))
-            after = os.fstat(fd)
-            if after.st_size != size or after.st_mtime_ns != st.st_mtime_ns:
-                raise _changed(path, f"size {size} -> {after.st_size}")
-        return hasher.digest()
-    finally:
-        os.close(fd)
-
-
-def _full_digest(path: bytes) -> bytes:
-    import blake3
-
-    fd, st = _open_regular(path)
-    try:
+        jump = (size - 2 * _HEADER) // 4
+        hasher.update(_read_exact(fd, _HEADER, 0, path))
+        for i in range(4):
+            hasher.update(_read_exact(fd, _SAMPLE, _HEADER + i * jump, path))
+        hasher.update(_read_exact(fd, _HEADER, size - _HEADER, path))
+        after = os.fstat(fd)
+        if after.st_size != size or after.st_mtime_ns != st.st_mtime_ns:
+            raise _changed(path, f"size {size} -> {after.st_size}")
+        cas = hasher.digest()
+    if want_checksum:
         hasher = blake3.blake3()
         total = 0
         while chunk := os.read(fd, _STREAM_BUFFER):
             total += len(chunk)
-            if total > st.st_size:
+            if total > size:
                 break
             hasher.update(chunk)
-        if total != st.st_size:
-            raise _changed(path, f"size was {st.st_size}, read {total}")
-        return hasher.digest()
+        if total != size:
+            raise _changed(path, f"size was {size}, read {total}")
+        full = hasher.digest()
+    return cas, full
+
+
+def _hash_path(
+    path: bytes, want_cas: bool, want_checksum: bool
+) -> tuple[bytes | None, bytes | None]:
+    fd, st = _open_regular(path)
+    try:
+        return _hash_fd(fd, st, want_cas, want_checksum, path)
     finally:
         os.close(fd)
+
+
+def _cas_digest(path: bytes) -> bytes | None:
+    return _hash_path(path, True, False)[0]
+
+
+def _full_digest(path: bytes) -> bytes:
+    digest = _hash_path(path, False, True)[1]
+    assert digest is not None
+    return digest
 
 
 def cas_id(path: StrPath) -> str | None:

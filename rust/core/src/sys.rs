@@ -223,6 +223,46 @@ pub fn open_regular(path: &[u8]) -> io::Result<(File, Meta)> {
     })
 }
 
+/// Open a name beneath `dir` that was just stat'ed as the regular file
+/// `expected`, for reading. Refuses (with "changed") anything that is no
+/// longer that same file; non-blocking, so a FIFO swapped in cannot hang us.
+pub fn open_regular_at(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    follow: bool,
+    expected: &Meta,
+) -> io::Result<(File, Meta)> {
+    let mut flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+    if !follow {
+        flags |= OFlags::NOFOLLOW;
+    }
+    let fd = rustix::fs::openat(dir, name, flags, Mode::empty())?;
+    let meta = Meta::from_stat(&rustix::fs::fstat(&fd)?);
+    if meta.kind != Kind::File {
+        return Err(not_regular(meta.kind));
+    }
+    if meta.file_id() != expected.file_id() {
+        return Err(io::Error::other(
+            "file changed while being read: replaced after it was listed",
+        ));
+    }
+    Ok((File::from(fd), meta))
+}
+
+/// Open a name beneath `dir` without following a symlink, non-blocking, and
+/// `fstat` it: for a name readdir reported as a regular file. The caller must
+/// check the returned kind before reading: something else may have been swapped
+/// in since readdir. Non-blocking means even a FIFO cannot hang the open, and
+/// it is never read; a device node could only be swapped in by a privileged
+/// user in that window.
+pub fn open_file_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<(File, Meta)> {
+    let flags =
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+    let fd = rustix::fs::openat(dir, name, flags, Mode::empty())?;
+    let meta = Meta::from_stat(&rustix::fs::fstat(&fd)?);
+    Ok((File::from(fd), meta))
+}
+
 /// The error for "this is not a regular file": EISDIR for directories, and
 /// EINVAL with a clear message for FIFOs, sockets and devices.
 fn not_regular(kind: Kind) -> io::Error {

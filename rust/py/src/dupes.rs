@@ -89,8 +89,16 @@ pub fn find_duplicates<'py>(
 ) -> PyResult<Bound<'py, PyTuple>> {
     let roots = paths_from_py(roots)?;
     let opts = options(mode, min_size, max_size, threads).into_py(py)?;
-    let walk_opts =
-        walk_options(follow_symlinks, max_depth, hidden, skip, 4096, threads).into_py(py)?;
+    let walk_opts = walk_options(
+        follow_symlinks,
+        max_depth,
+        hidden,
+        skip,
+        4096,
+        threads,
+        Default::default(),
+    )
+    .into_py(py)?;
     let token = core_token(cancel);
     let report = without_gil(py, move || -> Result<Report, Error> {
         let (files, walk_errors) = collect_files(&roots, walk_opts, &token)?;

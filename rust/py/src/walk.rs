@@ -3,6 +3,7 @@
 use std::sync::Mutex;
 
 use numpy::PyArray1;
+use phasekit_core::content::Want;
 use phasekit_core::walk::{compile_patterns, default_threads, Batch, WalkOptions};
 use phasekit_core::Error;
 use pyo3::exceptions::PyRuntimeError;
@@ -22,6 +23,7 @@ pub struct Walker {
     // walker is used by one caller at a time (a second one gets an error, not
     // a wait, so two threads can never deadlock on it and the GIL).
     inner: Mutex<Option<phasekit_core::walk::Walker>>,
+    hash: Want,
 }
 
 fn busy() -> PyErr {
@@ -42,7 +44,7 @@ impl Walker {
         };
         // Reading directories is the long part: done without the GIL.
         let batch = without_gil(py, || walker.next_batch()).into_py(py)?;
-        batch.map(|b| batch_to_py(py, b)).transpose()
+        batch.map(|b| batch_to_py(py, b, self.hash)).transpose()
     }
 
     /// The resume state (msgpack bytes): the frontier of directories not yet
@@ -72,7 +74,20 @@ impl Walker {
     }
 }
 
-fn batch_to_py<'py>(py: Python<'py>, b: Batch) -> PyResult<Bound<'py, PyTuple>> {
+/// A column of hex digests, or None when the walk was not asked for it.
+fn hashes_to_py<'py>(
+    py: Python<'py>,
+    wanted: bool,
+    column: Vec<Option<String>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    if wanted {
+        Ok(PyList::new(py, column)?.into_any())
+    } else {
+        Ok(py.None().into_bound(py))
+    }
+}
+
+fn batch_to_py<'py>(py: Python<'py>, b: Batch, want: Want) -> PyResult<Bound<'py, PyTuple>> {
     let errors = PyList::empty(py);
     for e in &b.errors {
         errors.append((path_to_py(py, &e.path)?, e.errno, e.message.as_str()))?;
@@ -88,6 +103,8 @@ fn batch_to_py<'py>(py: Python<'py>, b: Batch) -> PyResult<Bound<'py, PyTuple>> 
         PyArray1::from_vec(py, b.modes).into_any(),
         PyArray1::from_vec(py, b.nlinks).into_any(),
         errors.into_any(),
+        hashes_to_py(py, want.cas_id, b.cas_ids)?,
+        hashes_to_py(py, want.checksum, b.checksums)?,
     ];
     PyTuple::new(py, items)
 }
@@ -101,6 +118,7 @@ pub fn walk_options(
     skip: Vec<String>,
     batch_size: usize,
     threads: Option<usize>,
+    hash: Want,
 ) -> Result<WalkOptions, Error> {
     Ok(WalkOptions {
         follow_symlinks,
@@ -109,12 +127,13 @@ pub fn walk_options(
         skip: compile_patterns(&skip)?,
         batch_size,
         threads: threads.unwrap_or_else(default_threads),
+        hash,
     })
 }
 
 /// Start a walk of `roots`, or resume one from `resume` (a `Walker.state()`).
 #[pyfunction]
-#[pyo3(signature = (roots, *, follow_symlinks=false, max_depth=None, hidden=true, skip=Vec::new(), batch_size=1000, threads=None, cancel=None, resume=None))]
+#[pyo3(signature = (roots, *, follow_symlinks=false, max_depth=None, hidden=true, skip=Vec::new(), batch_size=1000, threads=None, cancel=None, resume=None, cas_ids=false, checksums=false))]
 #[allow(clippy::too_many_arguments)]
 pub fn walk(
     py: Python<'_>,
@@ -127,8 +146,14 @@ pub fn walk(
     threads: Option<usize>,
     cancel: Option<&Bound<'_, CancelToken>>,
     resume: Option<Vec<u8>>,
+    cas_ids: bool,
+    checksums: bool,
 ) -> PyResult<Walker> {
     let roots = paths_from_py(roots)?;
+    let hash = Want {
+        cas_id: cas_ids,
+        checksum: checksums,
+    };
     let opts = walk_options(
         follow_symlinks,
         max_depth,
@@ -136,6 +161,7 @@ pub fn walk(
         skip,
         batch_size,
         threads,
+        hash,
     )
     .into_py(py)?;
     let token = core_token(cancel);
@@ -147,5 +173,6 @@ pub fn walk(
     .into_py(py)?;
     Ok(Walker {
         inner: Mutex::new(Some(walker)),
+        hash,
     })
 }

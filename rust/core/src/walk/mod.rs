@@ -25,6 +25,7 @@ use listing::{DirTask, Listing};
 use pool::{Next, Pool};
 
 use crate::cancel::CancelToken;
+use crate::content::{self, cas_id_hex, hex, Hashes, Want};
 use crate::error::{Error, FsError, Result};
 use crate::sys::{self, Kind, Meta};
 
@@ -40,6 +41,11 @@ pub struct Batch {
     pub devices: Vec<u64>,
     pub modes: Vec<u32>,
     pub nlinks: Vec<u64>,
+    /// cas_id of each entry (None for non-files, empty files, failures);
+    /// filled only when the walk hashes (`WalkOptions::hash`), else empty.
+    pub cas_ids: Vec<Option<String>>,
+    /// Full BLAKE3 (64 hex digits) of each regular file, likewise.
+    pub checksums: Vec<Option<String>>,
     pub errors: Vec<FsError>,
 }
 
@@ -55,6 +61,8 @@ impl Batch {
             devices: Vec::with_capacity(n),
             modes: Vec::with_capacity(n),
             nlinks: Vec::with_capacity(n),
+            cas_ids: Vec::new(),
+            checksums: Vec::new(),
             errors: Vec::new(),
         }
     }
@@ -65,6 +73,16 @@ impl Batch {
 
     pub fn is_empty(&self) -> bool {
         self.paths.is_empty() && self.errors.is_empty()
+    }
+
+    fn push_hashes(&mut self, want: Want, hashes: &Hashes) {
+        if want.cas_id {
+            self.cas_ids.push(hashes.cas.as_ref().map(cas_id_hex));
+        }
+        if want.checksum {
+            self.checksums
+                .push(hashes.checksum.as_ref().map(|d| hex(d)));
+        }
     }
 
     fn push(&mut self, path: Vec<u8>, meta: &Meta) {
@@ -230,10 +248,7 @@ impl Walker {
         let mut batch = Batch::with_capacity(limit);
         while batch.len() < limit {
             if let Some(root) = self.root_files.pop_front() {
-                if let Some(meta) = root.meta {
-                    batch.push(root.path, &meta);
-                }
-                batch.errors.extend(root.error);
+                self.hand_out_root(&mut batch, root);
                 continue;
             }
             if self.current.is_some() {
@@ -269,6 +284,21 @@ impl Walker {
         }
     }
 
+    fn hand_out_root(&self, batch: &mut Batch, root: RootFile) {
+        batch.errors.extend(root.error);
+        let Some(meta) = root.meta else { return };
+        let want = self.opts.hash;
+        let mut hashes = Hashes::default();
+        if want.any() && meta.kind == Kind::File {
+            match content::hash_path(&root.path, want) {
+                Ok(h) => hashes = h,
+                Err(err) => batch.errors.push(err),
+            }
+        }
+        batch.push_hashes(want, &hashes);
+        batch.push(root.path, &meta);
+    }
+
     /// Move items of the current listing into `batch` until it is full or the
     /// listing is exhausted; newly yielded directories join the frontier.
     fn hand_out(&mut self, batch: &mut Batch, limit: usize) {
@@ -286,6 +316,7 @@ impl Walker {
                     .push(FsError::other(&path, *errno, message.clone()));
             }
             let Some(meta) = item.meta else { continue };
+            batch.push_hashes(self.opts.hash, &item.hashes);
             if item.descend {
                 let child = listing.child_task(item, follow);
                 let open = OpenDir {

@@ -2,6 +2,7 @@
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
+use crate::content::Want;
 use crate::error::{Error, Result};
 
 /// How a walk behaves. Build with [`WalkOptions::new`] and the setters, then
@@ -21,6 +22,8 @@ pub struct WalkOptions {
     pub batch_size: usize,
     /// Worker threads reading directories.
     pub threads: usize,
+    /// Digests to compute for every regular file, while its directory is open.
+    pub hash: Want,
 }
 
 impl Default for WalkOptions {
@@ -32,6 +35,7 @@ impl Default for WalkOptions {
             skip: None,
             batch_size: 1000,
             threads: default_threads(),
+            hash: Want::default(),
         }
     }
 }
