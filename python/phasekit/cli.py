@@ -20,10 +20,6 @@ from . import __version__, fs
 from ._progress import Progress
 from .fs import FsError, Kind
 
-#: Files hashed per call: long enough to keep both cores busy, short enough
-#: for a responsive progress bar and Ctrl-C.
-HASH_CHUNK = 2048
-
 
 @dataclass
 class ScanSummary:
@@ -75,17 +71,20 @@ class _Files:
     paths: list[str] = field(default_factory=list)
     sizes: list[int] = field(default_factory=list)
     ids: list[tuple[int, int]] = field(default_factory=list)
+    cas_ids: list[str | None] = field(default_factory=list)
 
 
 def _walk(args: argparse.Namespace, summary: ScanSummary, keep_files: bool) -> _Files:
+    """Walk (hashing while walking with --hash) and count."""
     files = _Files()
-    with Progress("walking", unit=" entries") as bar:
+    with Progress("scanning", unit=" entries") as bar:
         walker = fs.walk(
             args.paths,
             follow_symlinks=args.follow_symlinks,
             hidden=args.hidden,
             skip=args.skip,
             threads=args.threads,
+            cas_ids=args.hash,
         )
         with walker:
             for batch in walker:
@@ -102,23 +101,17 @@ def _walk(args: argparse.Namespace, summary: ScanSummary, keep_files: bool) -> _
                         files.paths.append(batch.paths[i])
                         files.sizes.append(int(batch.sizes[i]))
                         files.ids.append((int(batch.devices[i]), int(batch.inodes[i])))
+                        files.cas_ids.append(batch.cas_ids[i] if batch.cas_ids else None)
                 bar.update(len(batch), files=f"{summary.files:,}", size=_human(summary.bytes))
     return files
 
 
-def _hash(args: argparse.Namespace, files: _Files, summary: ScanSummary) -> list[str | None]:
-    ids: list[str | None] = []
-    with Progress("hashing", total=len(files.paths), unit=" files") as bar:
-        for start in range(0, len(files.paths), HASH_CHUNK):
-            result = fs.cas_ids(files.paths[start : start + HASH_CHUNK], threads=args.threads)
-            ids += result.values
-            summary.errors += result.errors.values()
-            bar.update(len(result))
-    summary.hashed = sum(v is not None for v in ids)
-    # Same cas_id means same content (it covers the size); hard links are one copy.
+def _summarise_duplicates(files: _Files, summary: ScanSummary) -> None:
+    """Same cas_id means same content (it covers the size); hard links are one copy."""
+    summary.hashed = sum(v is not None for v in files.cas_ids)
     copies: dict[str, set[tuple[int, int]]] = {}
     size_of: dict[str, int] = {}
-    for cas, ident, size in zip(ids, files.ids, files.sizes, strict=True):
+    for cas, ident, size in zip(files.cas_ids, files.ids, files.sizes, strict=True):
         if cas is not None:
             copies.setdefault(cas, set()).add(ident)
             size_of[cas] = size
@@ -128,15 +121,15 @@ def _hash(args: argparse.Namespace, files: _Files, summary: ScanSummary) -> list
             summary.duplicate_groups += 1
             summary.duplicate_copies += len(inodes) - 1
             summary.wasted_bytes += size_of[cas] * (len(inodes) - 1)
-    return ids
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
     summary = ScanSummary(roots=[os.fsdecode(p) for p in args.paths])
     files = _walk(args, summary, keep_files=args.hash or args.list)
-    ids = _hash(args, files, summary) if args.hash else [None] * len(files.paths)
+    if args.hash:
+        _summarise_duplicates(files, summary)
     if args.list:
-        for path, size, cas in zip(files.paths, files.sizes, ids, strict=True):
+        for path, size, cas in zip(files.paths, files.sizes, files.cas_ids, strict=True):
             if args.json:
                 print(json.dumps({"path": path, "size": size, "cas_id": cas}))
             else:
