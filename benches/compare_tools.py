@@ -5,7 +5,7 @@ Usage::
 
     python benches/compare_tools.py TREE [--runs 5] [--warmup 1]
         [--out benches/results/external.json] [--md benches/results/external.md]
-        [--only NAME,NAME] [--no-warm] [--wait-idle SECONDS]
+        [--only NAME,NAME] [--merge] [--no-warm] [--wait-idle SECONDS]
 
 Every command runs through ``hyperfine --warmup W --runs N --export-json`` (shell
 ``sh -c``, whose spawn time hyperfine subtracts) in a scratch directory, so nothing
@@ -297,6 +297,15 @@ def run_bench(
     return rec
 
 
+def save_json(path: str, results: dict[str, dict[str, object]]) -> None:
+    """Write ``results`` to ``path`` atomically (temp file + rename)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(results, f, indent=1)
+    os.replace(tmp, path)
+
+
 def markdown(results: dict[str, dict[str, object]], header: list[str]) -> str:
     """Render the results as a Markdown report with one table."""
     lines = [
@@ -332,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--wait-idle", type=float, default=0.0, help="wait up to S s per tool for idle CPUs"
     )
+    ap.add_argument("--merge", action="store_true", help="update --out instead of replacing it")
     a = ap.parse_args(argv)
     tree = os.path.abspath(a.tree)
     if not os.path.isdir(tree):
@@ -343,12 +353,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warm-up read: {n} files, {total / 1e9:.2f} GB in {secs:.1f} s", file=sys.stderr)
     only = {s.strip() for s in a.only.split(",") if s.strip()}
     results: dict[str, dict[str, object]] = {}
+    if a.merge and os.path.isfile(a.out):
+        with open(a.out, encoding="utf-8") as f:
+            results = json.load(f)
+    rank = {b.name: i for i, b in enumerate(benches(tree, "$SCRATCH"))}
     with tempfile.TemporaryDirectory(prefix="pk-compare-") as scratch:
         for b in benches(tree, scratch):
             if only and b.name not in only:
                 continue
             print(f"timing {b.name} ...", file=sys.stderr, flush=True)
             results[b.name] = run_bench(b, a.runs, a.warmup, scratch, a.wait_idle)
+            results = dict(sorted(results.items(), key=lambda kv: rank.get(kv[0], len(rank))))
+            save_json(a.out, results)  # after every tool, so an interrupted run keeps them
             r = results[b.name]
             print(
                 f"  median {r['median_s']} s"
@@ -360,9 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         leftovers = sorted(set(os.listdir(scratch)) - {"hyperfine.json", "plocate.db"})
     if leftovers:
         print(f"note: tools wrote {leftovers} into the scratch dir", file=sys.stderr)
-    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
-    with open(a.out, "w", encoding="utf-8") as f:
-        json.dump(results, f, indent=1)
+
     header = [
         "# External tools on the benchmark tree",
         "",

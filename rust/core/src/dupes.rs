@@ -109,25 +109,25 @@ fn refine<K: Eq + Hash>(inodes: Vec<Inode>, key: impl Fn(&Inode) -> K) -> Vec<Ve
     buckets.into_values().filter(|b| b.len() > 1).collect()
 }
 
-/// Hash one path per inode in parallel; failed inodes are dropped and their
-/// errors collected. Returns (digest, inode) pairs.
+/// Hash one path per inode in parallel and bucket the inodes by digest;
+/// inodes that fail are dropped and their errors collected.
 fn hash_inodes(
     inodes: Vec<Inode>,
     opts: &Options,
     cancel: &CancelToken,
     errors: &mut Vec<FsError>,
     f: impl Fn(&[u8]) -> std::result::Result<Digest, FsError> + Sync + Send,
-) -> Result<Vec<(Digest, Inode)>> {
+) -> Result<HashMap<Digest, Vec<Inode>>> {
     let reps: Vec<Vec<u8>> = inodes.iter().map(|i| i.paths[0].clone()).collect();
     let digests = content::map_paths(&reps, opts.threads, cancel, f)?;
-    let mut out = Vec::with_capacity(inodes.len());
+    let mut buckets: HashMap<Digest, Vec<Inode>> = HashMap::new();
     for (inode, digest) in inodes.into_iter().zip(digests) {
         match digest {
-            Ok(d) => out.push((d, inode)),
+            Ok(d) => buckets.entry(d).or_default().push(inode),
             Err(e) => errors.push(e),
         }
     }
-    Ok(out)
+    Ok(buckets)
 }
 
 /// The cas_id digest, extended to empty files (which have no cas_id) as the
@@ -214,17 +214,13 @@ pub fn find(files: Vec<FileRecord>, opts: &Options, cancel: &CancelToken) -> Res
             }
             Mode::Content | Mode::Full => {
                 report.stats.partial_hashed = candidates.len() as u64;
-                let hashed = hash_inodes(
+                let by_digest = hash_inodes(
                     candidates,
                     opts,
                     cancel,
                     &mut report.errors,
                     cas_digest_or_empty,
                 )?;
-                let mut by_digest: HashMap<Digest, Vec<Inode>> = HashMap::new();
-                for (digest, inode) in hashed {
-                    by_digest.entry(digest).or_default().push(inode);
-                }
                 let mut need_full = Vec::new();
                 for (digest, bucket) in by_digest {
                     if bucket.len() < 2 {
@@ -244,17 +240,13 @@ pub fn find(files: Vec<FileRecord>, opts: &Options, cancel: &CancelToken) -> Res
                     return Err(Error::Cancelled);
                 }
                 report.stats.full_hashed = need_full.len() as u64;
-                let hashed = hash_inodes(
+                let by_full = hash_inodes(
                     need_full,
                     opts,
                     cancel,
                     &mut report.errors,
                     content::full_digest,
                 )?;
-                let mut by_full: HashMap<Digest, Vec<Inode>> = HashMap::new();
-                for (digest, inode) in hashed {
-                    by_full.entry(digest).or_default().push(inode);
-                }
                 for (digest, bucket) in by_full {
                     if bucket.len() > 1 {
                         groups.push((hex(&digest), bucket));

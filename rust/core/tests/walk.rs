@@ -44,7 +44,7 @@ fn opts(batch: usize) -> WalkOptions {
 fn drain(walker: &mut Walker) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     while let Some(batch) = walker.next_batch().unwrap() {
-        out.extend(batch.paths);
+        out.extend(batch.paths().map(<[u8]>::to_vec));
     }
     out
 }
@@ -68,7 +68,7 @@ fn resume_from_every_batch_boundary_is_exact() {
         let mut seen = Vec::new();
         for _ in 0..stop_after {
             match walker.next_batch().unwrap() {
-                Some(batch) => seen.extend(batch.paths),
+                Some(batch) => seen.extend(batch.paths().map(<[u8]>::to_vec)),
                 None => break,
             }
         }
@@ -116,7 +116,7 @@ fn missing_root_is_an_error_not_a_failure() {
     let mut walker =
         Walker::new(std::slice::from_ref(&missing), opts(4), CancelToken::new()).unwrap();
     let batch = walker.next_batch().unwrap().unwrap();
-    assert!(batch.paths.is_empty());
+    assert_eq!(batch.len(), 0);
     assert_eq!(batch.errors[0].path, missing);
     assert_eq!(batch.errors[0].errno, 2);
     assert!(walker.next_batch().unwrap().is_none());

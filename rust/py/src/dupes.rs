@@ -17,7 +17,7 @@ use crate::walk::walk_options;
 fn group_to_py<'py>(py: Python<'py>, g: &Group) -> PyResult<Bound<'py, PyTuple>> {
     let copies = PyList::empty(py);
     for copy in &g.copies {
-        copies.append(paths_to_py(py, copy)?)?;
+        copies.append(paths_to_py(py, copy.iter().map(Vec::as_slice))?)?;
     }
     PyTuple::new(
         py,
@@ -118,12 +118,12 @@ fn collect_files(
     let mut walker = Walker::new(roots, opts, token.clone())?;
     let mut files = Vec::new();
     let mut errors = Vec::new();
-    while let Some(batch) = walker.next_batch()? {
-        errors.extend(batch.errors);
-        for (i, path) in batch.paths.into_iter().enumerate() {
+    while let Some(mut batch) = walker.next_batch()? {
+        errors.append(&mut batch.errors);
+        for (i, path) in batch.paths().enumerate() {
             if batch.kinds[i] == Kind::File as u8 {
                 files.push(FileRecord {
-                    path,
+                    path: path.to_vec(),
                     size: batch.sizes[i],
                     device: batch.devices[i],
                     inode: batch.inodes[i],

@@ -1,6 +1,7 @@
 //! cas_id and checksum, for one path or many.
 
-use phasekit_core::{content, FsError};
+use phasekit_core::content::{self, HashResults};
+use phasekit_core::{CancelToken as CoreToken, Error, FsError};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
@@ -45,6 +46,20 @@ fn batch_to_py<'py, T: IntoPyObject<'py> + Clone>(
     Ok((values, errors))
 }
 
+/// Run a batch hasher over Python paths without the GIL.
+fn hash_batch<'py, T: IntoPyObject<'py> + Clone + Send>(
+    py: Python<'py>,
+    paths: &Bound<'py, PyAny>,
+    threads: Option<usize>,
+    cancel: Option<&Bound<'_, CancelToken>>,
+    hasher: fn(&[Vec<u8>], Option<usize>, &CoreToken) -> Result<HashResults<T>, Error>,
+) -> PyResult<BatchOut<'py>> {
+    let paths = paths_from_py(paths)?;
+    let token = core_token(cancel);
+    let results = without_gil(py, || hasher(&paths, threads, &token)).into_py(py)?;
+    batch_to_py(py, results)
+}
+
 #[pyfunction]
 #[pyo3(signature = (paths, *, threads=None, cancel=None))]
 pub fn cas_ids<'py>(
@@ -53,10 +68,7 @@ pub fn cas_ids<'py>(
     threads: Option<usize>,
     cancel: Option<&Bound<'_, CancelToken>>,
 ) -> PyResult<BatchOut<'py>> {
-    let paths = paths_from_py(paths)?;
-    let token = core_token(cancel);
-    let results = without_gil(py, || content::cas_ids(&paths, threads, &token)).into_py(py)?;
-    batch_to_py(py, results)
+    hash_batch(py, paths, threads, cancel, content::cas_ids)
 }
 
 #[pyfunction]
@@ -67,8 +79,5 @@ pub fn checksums<'py>(
     threads: Option<usize>,
     cancel: Option<&Bound<'_, CancelToken>>,
 ) -> PyResult<BatchOut<'py>> {
-    let paths = paths_from_py(paths)?;
-    let token = core_token(cancel);
-    let results = without_gil(py, || content::checksums(&paths, threads, &token)).into_py(py)?;
-    batch_to_py(py, results)
+    hash_batch(py, paths, threads, cancel, content::checksums)
 }

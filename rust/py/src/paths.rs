@@ -41,6 +41,9 @@ pub fn path_to_py<'py>(py: Python<'py>, path: &[u8]) -> PyResult<Bound<'py, PyAn
     Ok(OsStr::from_bytes(path).into_pyobject(py)?.into_any())
 }
 
-pub fn paths_to_py<'py>(py: Python<'py>, paths: &[Vec<u8>]) -> PyResult<Bound<'py, PyList>> {
-    PyList::new(py, paths.iter().map(|p| OsStr::from_bytes(p)))
+pub fn paths_to_py<'py, 'a>(
+    py: Python<'py>,
+    paths: impl ExactSizeIterator<Item = &'a [u8]>,
+) -> PyResult<Bound<'py, PyList>> {
+    PyList::new(py, paths.map(OsStr::from_bytes))
 }

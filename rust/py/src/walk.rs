@@ -93,7 +93,7 @@ fn batch_to_py<'py>(py: Python<'py>, b: Batch, want: Want) -> PyResult<Bound<'py
         errors.append((path_to_py(py, &e.path)?, e.errno, e.message.as_str()))?;
     }
     let items: Vec<Bound<'py, PyAny>> = vec![
-        paths_to_py(py, &b.paths)?.into_any(),
+        paths_to_py(py, b.paths())?.into_any(),
         PyArray1::from_vec(py, b.kinds).into_any(),
         PyArray1::from_vec(py, b.sizes).into_any(),
         PyArray1::from_vec(py, b.mtimes_ns).into_any(),

@@ -32,7 +32,11 @@ use crate::sys::{self, Kind, Meta};
 /// A batch of entries in columns, plus the errors met while producing them.
 #[derive(Debug, Default)]
 pub struct Batch {
-    pub paths: Vec<Vec<u8>>,
+    /// All paths back to back (see [`Batch::path`]): one buffer per batch
+    /// instead of an allocation per entry.
+    pub path_bytes: Vec<u8>,
+    /// End offset of each path in `path_bytes`.
+    pub path_ends: Vec<usize>,
     pub kinds: Vec<u8>,
     pub sizes: Vec<u64>,
     pub mtimes_ns: Vec<i64>,
@@ -52,7 +56,8 @@ pub struct Batch {
 impl Batch {
     fn with_capacity(n: usize) -> Self {
         Batch {
-            paths: Vec::with_capacity(n),
+            path_bytes: Vec::with_capacity(n * 64),
+            path_ends: Vec::with_capacity(n),
             kinds: Vec::with_capacity(n),
             sizes: Vec::with_capacity(n),
             mtimes_ns: Vec::with_capacity(n),
@@ -68,11 +73,22 @@ impl Batch {
     }
 
     pub fn len(&self) -> usize {
-        self.paths.len()
+        self.path_ends.len()
+    }
+
+    /// The path of entry `i`.
+    pub fn path(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.path_ends[i - 1] };
+        &self.path_bytes[start..self.path_ends[i]]
+    }
+
+    /// Every path, in order.
+    pub fn paths(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
+        (0..self.len()).map(|i| self.path(i))
     }
 
     pub fn is_empty(&self) -> bool {
-        self.paths.is_empty() && self.errors.is_empty()
+        self.path_ends.is_empty() && self.errors.is_empty()
     }
 
     fn push_hashes(&mut self, want: Want, hashes: &Hashes) {
@@ -85,8 +101,17 @@ impl Batch {
         }
     }
 
-    fn push(&mut self, path: Vec<u8>, meta: &Meta) {
-        self.paths.push(path);
+    fn push_path(&mut self, dir: &[u8], name: &[u8]) {
+        self.path_bytes.extend_from_slice(dir);
+        if !name.is_empty() && !dir.ends_with(b"/") {
+            self.path_bytes.push(b'/');
+        }
+        self.path_bytes.extend_from_slice(name);
+        self.path_ends.push(self.path_bytes.len());
+    }
+
+    fn push(&mut self, dir: &[u8], name: &[u8], meta: &Meta) {
+        self.push_path(dir, name);
         self.kinds.push(meta.kind as u8);
         self.sizes.push(meta.size);
         self.mtimes_ns.push(meta.mtime_ns);
@@ -296,7 +321,7 @@ impl Walker {
             }
         }
         batch.push_hashes(want, &hashes);
-        batch.push(root.path, &meta);
+        batch.push(&root.path, b"", &meta);
     }
 
     /// Move items of the current listing into `batch` until it is full or the
@@ -309,8 +334,8 @@ impl Walker {
         while *cursor < listing.items.len() && batch.len() < limit {
             let item = &listing.items[*cursor];
             *cursor += 1;
-            let path = join(&listing.task.path, &item.name);
             if let Some((errno, message)) = &item.error {
+                let path = join(&listing.task.path, &item.name);
                 batch
                     .errors
                     .push(FsError::other(&path, *errno, message.clone()));
@@ -324,9 +349,9 @@ impl Walker {
                     skip: 0,
                     ancestors: child.ancestors,
                 };
-                self.frontier.insert(path.clone(), open);
+                self.frontier.insert(child.path, open);
             }
-            batch.push(path, &meta);
+            batch.push(&listing.task.path, &item.name, &meta);
         }
         if *cursor >= listing.items.len() {
             self.frontier.remove(&listing.task.path);

@@ -148,16 +148,22 @@ fn work(shared: &Shared, sender: &Sender<Listing>) {
             shared.wake.notify_all();
             return;
         }
+        let queued = children.len();
         let mut queue = shared.lock();
-        queue.pending += children.len();
+        queue.pending += queued;
         queue.pending -= 1;
         // Reverse so the first child by name is read first (LIFO stack).
         queue.tasks.extend(children.into_iter().rev());
         let finished = queue.pending == 0;
         drop(queue);
-        shared.wake.notify_all();
         if finished {
+            shared.wake.notify_all(); // everyone may exit
             return;
+        }
+        // This worker takes one of the new tasks itself; wake only as many
+        // sleepers as there is other new work (no thundering herd).
+        for _ in 1..queued.min(shared.opts.threads) {
+            shared.wake.notify_one();
         }
     }
 }
