@@ -46,13 +46,16 @@ fn batch_to_py<'py, T: IntoPyObject<'py> + Clone>(
     Ok((values, errors))
 }
 
+/// A core batch hasher (`content::cas_ids`, `content::checksums`).
+type BatchHasher<T> = fn(&[Vec<u8>], Option<usize>, &CoreToken) -> Result<HashResults<T>, Error>;
+
 /// Run a batch hasher over Python paths without the GIL.
 fn hash_batch<'py, T: IntoPyObject<'py> + Clone + Send>(
     py: Python<'py>,
     paths: &Bound<'py, PyAny>,
     threads: Option<usize>,
     cancel: Option<&Bound<'_, CancelToken>>,
-    hasher: fn(&[Vec<u8>], Option<usize>, &CoreToken) -> Result<HashResults<T>, Error>,
+    hasher: BatchHasher<T>,
 ) -> PyResult<BatchOut<'py>> {
     let paths = paths_from_py(paths)?;
     let token = core_token(cancel);
