@@ -36,7 +36,9 @@ so "warm" holds only while a tree is in use; hyperfine's warm-up run re-reads th
 tree right before each tool's timed runs. Other work on the machine skews timings:
 each record has ``busy_before`` (share of all CPUs busy in the second before) and
 ``others_cpu_s`` (machine CPU time during the timing minus the commands' own user +
-system time); ``--wait-idle S`` waits up to S seconds for a quiet machine first.
+system time: other processes, plus kernel threads working for the tool, e.g. the
+writeback that rmlint's per-file fsync causes, so it is a hint, not proof);
+``--wait-idle S`` waits up to S seconds for a quiet machine first.
 
 Output: JSON ``{name: {median_s, mean_s, min_s, max_s, runs: [...], command,
 category, version, note, busy_before, others_cpu_s}}``; a skipped tool has
@@ -383,8 +385,9 @@ def main(argv: list[str] | None = None) -> int:
         f"- tree: `{a.tree}`",
         f"- date: {datetime.date.today().isoformat()}; {platform.platform()}; "
         f"{os.cpu_count()} CPUs; page cache warm; hyperfine --warmup {a.warmup} --runs {a.runs}",
-        f"- disk rotational flag: {rotational(tree)}; 'other CPU s' = CPU time used by other "
-        "processes while a tool was timed (non-zero means the figures are skewed)",
+        f"- disk rotational flag: {rotational(tree)}; 'other CPU s' = CPU time of other "
+        "processes and kernel threads while a tool was timed (large values: skewed figures, "
+        "or kernel work the tool caused)",
     ]
     marker = os.path.join(tree, ".gen_tree_done")
     if os.path.isfile(marker):

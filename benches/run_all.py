@@ -257,9 +257,9 @@ def run(args: argparse.Namespace, cache_note: str) -> int:
 
     table = build_table(ours, ext, rss)
     header = (
-        f"Measured {platform.platform()}, {os.cpu_count()} CPUs, page cache warm; "
-        "medians; pytest-benchmark for phasekit and its twins, hyperfine for the tools, "
-        "all in one run of `benches/run_all.py`."
+        f"Measured {platform.platform()}, {os.cpu_count()} CPUs, page cache warm "
+        f"({cache_note}); medians; pytest-benchmark for phasekit and its twins, hyperfine "
+        "for the tools, all in one run of `benches/run_all.py`."
     )
     (RESULTS / "summary.md").write_text(header + "\n\n" + table + "\n")
     (RESULTS / "summary.json").write_text(

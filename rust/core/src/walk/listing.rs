@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rayon::prelude::*;
-use rustix::fs::Dir;
+use rustix::fs::{Dir, Mode, OFlags};
 
 use super::options::WalkOptions;
 use crate::content::{self, Hashes};
@@ -31,6 +31,10 @@ pub struct DirTask {
     /// Directories from the root down to this one; only kept when following
     /// symlinks, where a link back to an ancestor would loop forever.
     pub ancestors: Arc<Vec<FileId>>,
+    /// The parent directory, still open, when this task was found by a walk
+    /// (not for roots or resumed tasks): the directory is then opened by name
+    /// relative to it instead of resolving its whole path again.
+    pub parent: Option<Arc<Dir>>,
 }
 
 /// One name in a directory: its metadata, an error, or both (a dangling or
@@ -54,6 +58,8 @@ pub struct Listing {
     pub task: DirTask,
     pub items: Vec<Item>,
     pub error: Option<FsError>,
+    /// This directory, open, for its children's tasks (see `DirTask::parent`).
+    pub dir: Option<Arc<Dir>>,
 }
 
 /// Join a directory path and a name without doubling a trailing '/'.
@@ -94,8 +100,25 @@ impl Listing {
             depth: self.task.depth + 1,
             skip: 0,
             ancestors,
+            parent: self.dir.clone(),
         }
     }
+}
+
+/// Open a directory by its last path component relative to its open parent.
+fn open_child_dir(
+    parent: &Dir,
+    path: &[u8],
+    follow: bool,
+) -> std::io::Result<std::os::fd::OwnedFd> {
+    let name = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
+    let name = CString::new(name).map_err(|_| std::io::Error::from(rustix::io::Errno::INVAL))?;
+    let mut flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    if !follow {
+        flags |= OFlags::NOFOLLOW;
+    }
+    let parent_fd = parent.fd().map_err(std::io::Error::from)?;
+    Ok(rustix::fs::openat(parent_fd, &name, flags, Mode::empty())?)
 }
 
 fn is_hidden(name: &[u8]) -> bool {
@@ -118,10 +141,15 @@ pub fn read_listing(task: DirTask, opts: &WalkOptions) -> Listing {
         task,
         items: Vec::new(),
         error: None,
+        dir: None,
     };
     // A root given as a symlink is followed; below the roots only when asked.
     let follow_dir = opts.follow_symlinks || listing.task.depth == 1;
-    let fd = match sys::open_dir(&listing.task.path, follow_dir) {
+    let opened = match listing.task.parent.take() {
+        Some(parent) => open_child_dir(&parent, &listing.task.path, follow_dir),
+        None => sys::open_dir(&listing.task.path, follow_dir),
+    };
+    let fd = match opened {
         Ok(fd) => fd,
         Err(err) => {
             listing.error = Some(FsError::from_io(&listing.task.path, &err));
@@ -161,6 +189,8 @@ pub fn read_listing(task: DirTask, opts: &WalkOptions) -> Listing {
     names.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     let depth_ok = opts.max_depth.is_none_or(|max| listing.task.depth < max);
     listing.items.reserve_exact(names.len());
+    let dir = Arc::new(dir);
+    listing.dir = Some(dir.clone());
     let Ok(dirfd) = dir.fd() else {
         // rustix's Dir always holds an fd; this arm only keeps us panic-free.
         return listing;

@@ -168,6 +168,7 @@ impl Walker {
                     depth: 1,
                     skip: 0,
                     ancestors: Arc::new(if follow { vec![meta.file_id()] } else { vec![] }),
+                    parent: None,
                 }),
                 Ok(meta) => root_files.push_back(RootFile {
                     path: root.clone(),
@@ -197,6 +198,7 @@ impl Walker {
                 depth: d.depth,
                 skip: usize::try_from(d.skip).unwrap_or(usize::MAX),
                 ancestors: Arc::new(d.ancestors),
+                parent: None,
             })
             .collect();
         let root_files = state
