@@ -1,0 +1,38 @@
+"""The job system: job definitions, the registry and the jobs.db store.
+
+Define a job as a dataclass registered under a stable name; its fields are
+persisted (except :func:`transient` ones), so a job can be resumed by another
+process. :class:`JobStore` keeps jobs, atomic checkpoints and history in
+``jobs.db``.
+"""
+
+from __future__ import annotations
+
+from ._codec import CorruptStateError
+from ._definition import (
+    ENTRY_POINT_GROUP,
+    Job,
+    JobDefinitionError,
+    JobRegistry,
+    UnknownJobError,
+    default_registry,
+    job,
+    transient,
+)
+from ._store import SCHEMA_VERSION, JobRecord, JobStatus, JobStore
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "SCHEMA_VERSION",
+    "CorruptStateError",
+    "Job",
+    "JobDefinitionError",
+    "JobRecord",
+    "JobRegistry",
+    "JobStatus",
+    "JobStore",
+    "UnknownJobError",
+    "default_registry",
+    "job",
+    "transient",
+]
