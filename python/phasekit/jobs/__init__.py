@@ -9,6 +9,7 @@ process. :class:`JobStore` keeps jobs, atomic checkpoints and history in
 from __future__ import annotations
 
 from ._codec import CorruptStateError
+from ._context import JobCancelled, JobContext, JobControl, JobInterrupted, JobPaused
 from ._definition import (
     ENTRY_POINT_GROUP,
     Job,
@@ -19,6 +20,7 @@ from ._definition import (
     job,
     transient,
 )
+from ._runner import execute
 from ._store import SCHEMA_VERSION, JobRecord, JobStatus, JobStore
 
 __all__ = [
@@ -26,13 +28,19 @@ __all__ = [
     "SCHEMA_VERSION",
     "CorruptStateError",
     "Job",
+    "JobCancelled",
+    "JobContext",
+    "JobControl",
     "JobDefinitionError",
+    "JobInterrupted",
+    "JobPaused",
     "JobRecord",
     "JobRegistry",
     "JobStatus",
     "JobStore",
     "UnknownJobError",
     "default_registry",
+    "execute",
     "job",
     "transient",
 ]

@@ -9,10 +9,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from ..errors import PhasekitError
 from ._codec import CorruptStateError, encode
+
+if TYPE_CHECKING:
+    from ._context import JobContext
 
 #: Entry-point group through which other packages contribute jobs.
 ENTRY_POINT_GROUP = "phasekit.jobs"
@@ -43,6 +46,14 @@ class Job:
     """Base class of every job. Subclass it, then decorate with :func:`job`."""
 
     job_name: ClassVar[str] = ""
+
+    def run(self, ctx: JobContext) -> Any:
+        """Do the work; return the job's output (msgpack-able) or None.
+
+        Call ``ctx.checkpoint(state)`` at safe points with the frontier of the
+        work, and start from ``ctx.load_state()`` when it is not None.
+        """
+        raise NotImplementedError(f"{type(self).__qualname__} must implement run(ctx)")
 
     def to_state(self) -> dict[str, Any]:
         """The persisted fields, as stored in jobs.db."""

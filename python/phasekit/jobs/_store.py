@@ -268,6 +268,52 @@ class JobStore:
             if cur.rowcount == 0:
                 raise KeyError(f"no job with id {job_id!r}")
 
+    def finish(
+        self,
+        job_id: str,
+        status: JobStatus,
+        *,
+        output: Any = None,
+        error: str | None = None,
+        warnings: list[str] | None = None,
+        errors: list[dict[str, Any]] | None = None,
+        metrics: dict[str, Any] | None = None,
+    ) -> None:
+        """Record how a run ended (paused and cancelled runs too), in one write."""
+        now = time.time()
+        with self._write() as db:
+            cur = db.execute(
+                "UPDATE jobs SET status = ?, error = ?, output = ?, warnings = ?, errors = ?,"
+                " metrics = ?, updated_at = ?,"
+                " finished_at = CASE WHEN ? THEN ? ELSE finished_at END WHERE id = ?",
+                (
+                    status.value,
+                    error,
+                    encode(output),
+                    encode(warnings or []),
+                    encode(errors or []),
+                    encode(metrics or {}),
+                    now,
+                    status.finished,
+                    now,
+                    job_id,
+                ),
+            )
+            if cur.rowcount == 0:
+                raise KeyError(f"no job with id {job_id!r}")
+
+    def outcome(self, job_id: str) -> dict[str, Any]:
+        """Output, warnings, non-critical errors and metrics of the last run."""
+        rows = self._read(
+            "SELECT output, warnings, errors, metrics FROM jobs WHERE id = ?", (job_id,)
+        )
+        if not rows:
+            raise KeyError(f"no job with id {job_id!r}")
+        names = ("output", "warnings", "errors", "metrics")
+        return {
+            n: (decode(v) if v is not None else None) for n, v in zip(names, rows[0], strict=True)
+        }
+
     def set_progress(self, job_id: str, progress: Any) -> None:
         """Store the latest progress (callers throttle how often)."""
         with self._write() as db:

@@ -1,0 +1,71 @@
+"""Run one job to its next stop: completion, failure, pause or cancel.
+
+This is the synchronous core the manager runs in a worker thread. A job that
+was interrupted (paused, killed) starts again from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from typing import Any
+
+from ._codec import CorruptStateError
+from ._context import JobCancelled, JobContext, JobControl, JobPaused
+from ._definition import JobRegistry, UnknownJobError, default_registry
+from ._store import JobStatus, JobStore
+
+log = logging.getLogger("phasekit.jobs")
+
+
+def execute(
+    store: JobStore,
+    job_id: str,
+    *,
+    registry: JobRegistry | None = None,
+    control: JobControl | None = None,
+) -> JobStatus:
+    """Run (or resume) job ``job_id``; returns the status it stopped in.
+
+    An unknown job name or an undecodable input or checkpoint fails this job
+    with a clear message; nothing else is affected.
+    """
+    registry = registry or default_registry
+    control = control or JobControl()
+    record = store.get_job(job_id)
+    try:
+        cls = registry.get(record.name)
+        job = cls.from_state(record.input())
+        checkpoint = store.load_checkpoint(job_id)
+    except (UnknownJobError, CorruptStateError) as exc:
+        store.finish(job_id, JobStatus.FAILED, error=f"cannot start: {exc}")
+        return JobStatus.FAILED
+    ctx = JobContext(job_id, record.name, store, control, checkpoint)
+    store.set_status(job_id, JobStatus.RUNNING)
+    status, output, error = _run(job.run, ctx)
+    if status is JobStatus.COMPLETED and ctx.errors:
+        status = JobStatus.COMPLETED_WITH_ERRORS
+    ctx.flush_progress()
+    store.finish(
+        job_id,
+        status,
+        output=output,
+        error=error,
+        warnings=ctx.warnings,
+        errors=ctx.errors,
+        metrics=ctx.metrics.as_dict(),
+    )
+    return status
+
+
+def _run(run: Any, ctx: JobContext) -> tuple[JobStatus, Any, str | None]:
+    try:
+        output = run(ctx)
+    except JobPaused:
+        return JobStatus.PAUSED, None, None
+    except JobCancelled:
+        return JobStatus.CANCELLED, None, None
+    except Exception as exc:  # the job failed; the store and the caller go on
+        log.error("job %s (%s) failed:\n%s", ctx.id, ctx.name, traceback.format_exc())
+        return JobStatus.FAILED, None, f"{type(exc).__name__}: {exc}"
+    return JobStatus.COMPLETED, output, None

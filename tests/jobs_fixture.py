@@ -1,0 +1,54 @@
+"""Jobs used by the job-system tests (importable by test subprocesses)."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from typing import Any
+
+from phasekit.jobs import Job, JobContext, job
+
+
+def effects(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("CREATE TABLE IF NOT EXISTS done (i INTEGER PRIMARY KEY, square INTEGER)")
+    conn.execute("CREATE TABLE IF NOT EXISTS starts (at INTEGER)")
+    return conn
+
+
+@job("test.count")
+class CountJob(Job):
+    """Squares 0..n-1 into an effects table, checkpointing every ``every`` items.
+
+    Writes are upserts keyed by the item (idempotent between checkpoints), so a
+    resumed run that redoes the items after the last checkpoint changes nothing.
+    """
+
+    n: int
+    effects_db: str
+    every: int = 50
+    delay_s: float = 0.0
+    fail_at: int = -1
+    soft_error_every: int = 0
+
+    def run(self, ctx: JobContext) -> Any:
+        state = ctx.load_state() or {"next": 0}
+        conn = effects(self.effects_db)
+        conn.execute("INSERT INTO starts VALUES (?)", (state["next"],))
+        i = state["next"]
+        while i < self.n:
+            if i == self.fail_at:
+                raise RuntimeError(f"item {i} is broken")
+            if self.soft_error_every and i % self.soft_error_every == 0:
+                ctx.error(f"item {i} looked odd", path=f"/items/{i}")
+            conn.execute("INSERT OR REPLACE INTO done VALUES (?, ?)", (i, i * i))
+            if self.delay_s:
+                time.sleep(self.delay_s)
+            ctx.add_items(1)
+            i += 1
+            ctx.progress(done=i, total=self.n)
+            if i % self.every == 0:
+                ctx.checkpoint({"next": i})
+        conn.close()
+        return {"count": self.n}
