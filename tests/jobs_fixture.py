@@ -52,3 +52,37 @@ class CountJob(Job):
                 ctx.checkpoint({"next": i})
         conn.close()
         return {"count": self.n}
+
+
+@job("test.record")
+class RecordJob(Job):
+    """Logs (tag, start, end) to a table; sleeps in small steps, honouring pause."""
+
+    tag: str
+    log_db: str
+    duration_s: float = 0.05
+    fail: bool = False
+
+    def run(self, ctx: JobContext) -> Any:
+        conn = sqlite3.connect(self.log_db, timeout=30, isolation_level=None)
+        conn.execute("CREATE TABLE IF NOT EXISTS log (tag TEXT, start REAL, end REAL)")
+        start = time.monotonic()
+        end = start + self.duration_s
+        while time.monotonic() < end:
+            time.sleep(0.005)
+            ctx.check_interrupt()
+        if self.fail:
+            raise RuntimeError(f"{self.tag} failed on purpose")
+        conn.execute("INSERT INTO log VALUES (?, ?, ?)", (self.tag, start, time.monotonic()))
+        conn.close()
+        return self.tag
+
+
+def read_log(path: str) -> list[tuple[str, float, float]]:
+    conn = sqlite3.connect(path)
+    try:
+        return list(conn.execute("SELECT tag, start, end FROM log ORDER BY start"))
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        conn.close()

@@ -20,6 +20,7 @@ from ._definition import (
     job,
     transient,
 )
+from ._manager import JobHandle, JobManager, JobUpdate
 from ._runner import execute
 from ._store import SCHEMA_VERSION, JobRecord, JobStatus, JobStore
 
@@ -32,12 +33,15 @@ __all__ = [
     "JobContext",
     "JobControl",
     "JobDefinitionError",
+    "JobHandle",
     "JobInterrupted",
+    "JobManager",
     "JobPaused",
     "JobRecord",
     "JobRegistry",
     "JobStatus",
     "JobStore",
+    "JobUpdate",
     "UnknownJobError",
     "default_registry",
     "execute",

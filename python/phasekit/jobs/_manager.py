@@ -1,0 +1,231 @@
+"""JobManager: dispatch, priorities, concurrency limits, dependencies,
+pause/resume/cancel, and recovery of interrupted jobs when a library opens.
+
+Built on anyio (asyncio or trio). Jobs run in worker threads (their heavy
+loops are in Rust and release the GIL); the manager's own state lives in
+jobs.db, so a second process (a CLI) sees and can pause the same jobs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import anyio
+import anyio.abc
+
+from ._context import JobControl
+from ._definition import Job, JobRegistry, default_registry
+from ._runner import execute
+from ._store import JobStatus, JobStore
+
+#: How often the scheduler and update streams look at jobs.db (seconds).
+POLL_S = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class JobUpdate:
+    """A change seen on a job: its status and latest progress."""
+
+    job_id: str
+    status: JobStatus
+    progress: Any
+
+
+class JobHandle:
+    """Follow and steer one dispatched job."""
+
+    def __init__(self, manager: JobManager, job_id: str) -> None:
+        self.manager = manager
+        self.id = job_id
+
+    @property
+    def status(self) -> JobStatus:
+        return self.manager.store.get_job(self.id).status
+
+    async def pause(self) -> None:
+        await self.manager.pause(self.id)
+
+    async def resume(self) -> None:
+        await self.manager.resume(self.id)
+
+    async def cancel(self) -> None:
+        await self.manager.cancel(self.id)
+
+    async def wait(self) -> JobStatus:
+        """Wait until the job finishes (completed, failed or cancelled) or pauses."""
+        async with aclosing(self.updates()) as updates:
+            async for update in updates:
+                if update.status.finished or update.status is JobStatus.PAUSED:
+                    return update.status
+        raise AssertionError("updates() ended without a final status")
+
+    async def updates(self) -> AsyncGenerator[JobUpdate, None]:
+        """Status and progress changes, until the job finishes or pauses."""
+        last: tuple[JobStatus, Any] | None = None
+        while True:
+            status = self.status
+            progress = self.manager.store.progress(self.id)
+            if (status, progress) != last:
+                last = (status, progress)
+                yield JobUpdate(self.id, status, progress)
+            if status.finished or status is JobStatus.PAUSED:
+                return
+            await anyio.sleep(POLL_S)
+
+
+class JobManager:
+    """One per library. Use as ``async with JobManager(path) as manager:``."""
+
+    def __init__(
+        self,
+        jobs_db: str | Path,
+        *,
+        registry: JobRegistry | None = None,
+        max_concurrency: int = 2,
+        limits: dict[str, int] | None = None,
+    ) -> None:
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
+        self.store = JobStore(jobs_db)
+        self.registry = registry or default_registry
+        self.max_concurrency = max_concurrency
+        self.limits = dict(limits or {})
+        self._running: dict[str, tuple[str, JobControl]] = {}
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._wake = anyio.Event()
+        self._user_paused: set[str] = set()
+
+    async def __aenter__(self) -> Self:
+        self._recover()
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        self._tg.start_soon(self._schedule)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._tg is not None
+        # Running jobs stop at their next safe point; they were interrupted,
+        # not paused by anyone, so they go back to the queue and the next
+        # manager of this library resumes them from their checkpoint.
+        interrupted = set(self._running) - self._user_paused
+        for _, control in self._running.values():
+            control.pause()
+        self._tg.cancel_scope.cancel()
+        try:
+            await self._tg.__aexit__(exc_type, exc, tb)
+        finally:
+            for job_id in interrupted:
+                if self.store.get_job(job_id).status is JobStatus.PAUSED:
+                    self.store.set_status(job_id, JobStatus.QUEUED)
+            self.store.close()
+
+    def _recover(self) -> None:
+        """Jobs left 'running' by a dead process resume from their checkpoint."""
+        for record in self.store.list_jobs(JobStatus.RUNNING):
+            self.store.set_status(record.id, JobStatus.QUEUED)
+
+    # dispatch and control
+
+    async def dispatch(
+        self, job: Job, *, priority: int = 0, after: JobHandle | str | None = None
+    ) -> JobHandle:
+        """Queue ``job``; with ``after``, it runs once that job completes (and
+        fails if that job fails or is cancelled)."""
+        if not job.job_name or job.job_name not in self.registry:
+            raise ValueError(
+                f"{type(job).__qualname__} is not registered in this manager's registry"
+            )
+        depends_on = after.id if isinstance(after, JobHandle) else after
+        job_id = self.store.create_job(
+            job.job_name, job.to_state(), priority=priority, depends_on=depends_on
+        )
+        self._wake.set()
+        return JobHandle(self, job_id)
+
+    def handle(self, job_id: str) -> JobHandle:
+        self.store.get_job(job_id)  # KeyError if unknown
+        return JobHandle(self, job_id)
+
+    async def pause(self, job_id: str) -> None:
+        """Pause now if queued; at the next safe point if running."""
+        self._user_paused.add(job_id)
+        if job_id in self._running:
+            self._running[job_id][1].pause()
+        elif self.store.get_job(job_id).status is JobStatus.QUEUED:
+            self.store.set_status(job_id, JobStatus.PAUSED)
+
+    async def resume(self, job_id: str) -> None:
+        self._user_paused.discard(job_id)
+        if self.store.get_job(job_id).status is JobStatus.PAUSED:
+            self.store.set_status(job_id, JobStatus.QUEUED)
+            self._wake.set()
+
+    async def cancel(self, job_id: str) -> None:
+        """Cancel; the record is kept."""
+        if job_id in self._running:
+            self._running[job_id][1].cancel()
+        elif not self.store.get_job(job_id).status.finished:
+            self.store.finish(job_id, JobStatus.CANCELLED)
+
+    # scheduling
+
+    async def _schedule(self) -> None:
+        assert self._tg is not None
+        while True:
+            for record in self.store.list_jobs(JobStatus.QUEUED):
+                if len(self._running) >= self.max_concurrency:
+                    break
+                if not self._ready(record.id, record.depends_on):
+                    continue
+                limit = self.limits.get(record.name)
+                if (
+                    limit is not None
+                    and sum(1 for name, _ in self._running.values() if name == record.name) >= limit
+                ):
+                    continue
+                control = JobControl()
+                self._running[record.id] = (record.name, control)
+                self.store.set_status(record.id, JobStatus.RUNNING)
+                self._tg.start_soon(self._run, record.id, control)
+            self._wake = anyio.Event()
+            with anyio.move_on_after(POLL_S):
+                await self._wake.wait()
+
+    def _ready(self, job_id: str, depends_on: str | None) -> bool:
+        if depends_on is None:
+            return True
+        try:
+            status = self.store.get_job(depends_on).status
+        except KeyError:
+            self.store.finish(job_id, JobStatus.FAILED, error=f"dependency {depends_on} not found")
+            return False
+        if status in (JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_ERRORS):
+            return True
+        if status in (JobStatus.FAILED, JobStatus.CANCELLED):
+            self.store.finish(
+                job_id, JobStatus.FAILED, error=f"dependency {depends_on} {status.value}"
+            )
+        return False
+
+    async def _run(self, job_id: str, control: JobControl) -> None:
+        try:
+            # The job runs in a worker thread; abandoning it on cancellation
+            # would leave it running unseen, so the thread is always awaited
+            # (shutdown asks it to pause at its next safe point instead).
+            await anyio.to_thread.run_sync(
+                lambda: execute(self.store, job_id, registry=self.registry, control=control),
+                abandon_on_cancel=False,
+            )
+        finally:
+            self._running.pop(job_id, None)
+            self._wake.set()

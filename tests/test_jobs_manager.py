@@ -1,0 +1,179 @@
+"""JobManager under asyncio and trio: dispatch, updates, pause/resume/cancel,
+priorities, limits, dependencies, recovery after a crash."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from jobs_fixture import CountJob, RecordJob, effects, read_log
+from phasekit.jobs import JobManager, JobStatus, JobStore
+
+pytestmark = pytest.mark.anyio
+TESTS = Path(__file__).resolve().parent
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request):
+    return request.param
+
+
+async def test_dispatch_wait_and_updates(tmp_path):
+    async with JobManager(tmp_path / "jobs.db") as manager:
+        handle = await manager.dispatch(
+            CountJob(n=300, effects_db=str(tmp_path / "fx.db"), delay_s=0.001)
+        )
+        seen = [u async for u in handle.updates()]
+        assert seen[-1].status is JobStatus.COMPLETED
+        assert any(u.status is JobStatus.RUNNING and u.progress for u in seen)
+        assert await handle.wait() is JobStatus.COMPLETED
+        assert manager.store.outcome(handle.id)["output"] == {"count": 300}
+
+
+async def test_pause_resume_cancel(tmp_path):
+    log = str(tmp_path / "log.db")
+    async with JobManager(tmp_path / "jobs.db") as manager:
+        handle = await manager.dispatch(RecordJob("a", log, duration_s=0.3))
+        while handle.status is not JobStatus.RUNNING:
+            await _tick()
+        await handle.pause()
+        assert await handle.wait() is JobStatus.PAUSED
+        await handle.resume()
+        assert await handle.wait() is JobStatus.COMPLETED
+
+        other = await manager.dispatch(RecordJob("b", log, duration_s=5))
+        while other.status is not JobStatus.RUNNING:
+            await _tick()
+        await other.cancel()
+        assert await other.wait() is JobStatus.CANCELLED
+        assert manager.store.get_job(other.id).input()["tag"] == "b"  # record kept
+
+
+async def test_priorities_and_global_limit(tmp_path):
+    log = str(tmp_path / "log.db")
+    async with JobManager(tmp_path / "jobs.db", max_concurrency=1) as manager:
+        blocker = await manager.dispatch(RecordJob("blocker", log, duration_s=0.2))
+        while blocker.status is not JobStatus.RUNNING:
+            await _tick()
+        low = await manager.dispatch(RecordJob("low", log, duration_s=0.01), priority=0)
+        high = await manager.dispatch(RecordJob("high", log, duration_s=0.01), priority=10)
+        for h in (blocker, low, high):
+            assert await h.wait() is JobStatus.COMPLETED
+    assert [tag for tag, _, _ in read_log(log)] == ["blocker", "high", "low"]
+
+
+async def test_per_type_limit_never_overlaps(tmp_path):
+    log = str(tmp_path / "log.db")
+    async with JobManager(
+        tmp_path / "jobs.db", max_concurrency=4, limits={"test.record": 1}
+    ) as manager:
+        handles = [
+            await manager.dispatch(RecordJob(f"r{i}", log, duration_s=0.05)) for i in range(4)
+        ]
+        for h in handles:
+            assert await h.wait() is JobStatus.COMPLETED
+    rows = read_log(log)
+    assert len(rows) == 4
+    for (_, _, end), (_, start, _) in itertools.pairwise(rows):
+        assert start >= end, "two jobs of a type limited to 1 ran at once"
+
+
+async def test_dependencies(tmp_path):
+    log = str(tmp_path / "log.db")
+    async with JobManager(tmp_path / "jobs.db", max_concurrency=2) as manager:
+        first = await manager.dispatch(RecordJob("first", log, duration_s=0.1))
+        second = await manager.dispatch(RecordJob("second", log, duration_s=0.01), after=first)
+        assert await second.wait() is JobStatus.COMPLETED
+        broken = await manager.dispatch(RecordJob("broken", log, fail=True, duration_s=0.01))
+        never = await manager.dispatch(RecordJob("never", log), after=broken)
+        assert await never.wait() is JobStatus.FAILED
+        assert manager.store.get_job(never.id).error == f"dependency {broken.id} failed"
+    rows = read_log(log)
+    assert [tag for tag, _, _ in rows] == ["first", "second"]
+    assert rows[1][1] >= rows[0][2]
+
+
+async def test_paused_stays_paused_and_interrupted_resumes(tmp_path):
+    db, fx = tmp_path / "jobs.db", str(tmp_path / "fx.db")
+    async with JobManager(db) as manager:
+        paused = await manager.dispatch(CountJob(n=10_000, effects_db=fx, delay_s=0.0005))
+        while paused.status is not JobStatus.RUNNING:
+            await _tick()
+        await paused.pause()
+        assert await paused.wait() is JobStatus.PAUSED
+        interrupted = await manager.dispatch(
+            CountJob(n=2000, effects_db=str(tmp_path / "fx2.db"), delay_s=0.0005)
+        )
+        while interrupted.status is not JobStatus.RUNNING:
+            await _tick()
+    # Shutting the manager down interrupts, it does not pause: the job is queued again.
+    with JobStore(db) as store:
+        assert store.get_job(paused.id).status is JobStatus.PAUSED
+        assert store.get_job(interrupted.id).status in (JobStatus.QUEUED, JobStatus.COMPLETED)
+    async with JobManager(db) as manager:
+        assert await manager.handle(interrupted.id).wait() is JobStatus.COMPLETED
+        assert manager.handle(paused.id).status is JobStatus.PAUSED
+
+
+MANAGER = textwrap.dedent(
+    """
+    import sys
+    import anyio
+    from jobs_fixture import CountJob
+    from phasekit.jobs import JobManager
+
+    async def main():
+        async with JobManager(sys.argv[1]) as manager:
+            handle = await manager.dispatch(CountJob(n=3000, effects_db=sys.argv[2], every=25,
+                                                     delay_s=0.0003))
+            print(handle.id, flush=True)
+            await handle.wait()
+
+    anyio.run(main)
+    """
+)
+
+
+async def test_sigkill_of_the_manager_process_then_reopen_resumes(tmp_path):
+    db, fx = tmp_path / "jobs.db", str(tmp_path / "fx.db")
+    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    with subprocess.Popen(
+        [sys.executable, "-c", MANAGER, str(db), fx], stdout=subprocess.PIPE, text=True, env=env
+    ) as proc:
+        assert proc.stdout is not None
+        job_id = proc.stdout.readline().strip()
+        time.sleep(0.4)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    with JobStore(db) as store:
+        assert store.get_job(job_id).status is JobStatus.RUNNING  # died mid-run
+        checkpoint = store.load_checkpoint(job_id)
+    assert checkpoint is not None
+    async with JobManager(db) as manager:
+        assert await manager.handle(job_id).wait() is JobStatus.COMPLETED
+    conn = effects(fx)
+    assert dict(conn.execute("SELECT i, square FROM done")) == {i: i * i for i in range(3000)}
+    assert [r[0] for r in conn.execute("SELECT at FROM starts")][-1] == checkpoint[1]["next"]
+    conn.close()
+
+
+async def test_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="max_concurrency"):
+        JobManager(tmp_path / "jobs.db", max_concurrency=0)
+    async with JobManager(tmp_path / "jobs.db") as manager:
+        with pytest.raises(KeyError):
+            manager.handle("nope")
+
+
+async def _tick() -> None:
+    import anyio
+
+    await anyio.sleep(0.01)
