@@ -57,7 +57,8 @@ def test_scan_list_prints_cas_ids(small_tree, capsys):
 
 
 def test_scan_human_output_and_errors(small_tree, capsys):
-    assert cli.main(["scan", str(small_tree), str(small_tree / "missing"), "--hash"]) == 0
+    missing = small_tree.parent / f"{small_tree.name}-missing"
+    assert cli.main(["scan", str(small_tree), str(missing), "--hash"]) == 0
     captured = capsys.readouterr()
     assert "4 files, 1 dirs, 1 symlinks" in captured.out
     assert "1 duplicate groups" in captured.out

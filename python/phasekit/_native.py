@@ -41,8 +41,8 @@ def _roots(roots: StrPath | Iterable[StrPath]) -> list[StrPath]:
 
 
 def _check_positive(name: str, value: int | None) -> None:
-    if value is not None and value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value}")
+    if value is not None and not 1 <= value <= 2**32 - 1:
+        raise ValueError(f"{name} must be between 1 and 2**32 - 1, got {value}")
 
 
 def _skip_list(skip: Iterable[str]) -> list[str]:
@@ -223,6 +223,11 @@ def iter_chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield batch
 
 
+def _check_size_range(min_size: int, max_size: int | None) -> None:
+    if min_size < 0 or (max_size is not None and max_size < min_size):
+        raise ValueError(f"bad size range: min_size={min_size}, max_size={max_size}")
+
+
 def _check_mode(mode: str) -> None:
     if mode not in DUPLICATE_MODES:
         raise ValueError(f"unknown duplicate mode {mode!r}; expected one of {DUPLICATE_MODES}")
@@ -267,8 +272,7 @@ def find_duplicates(
     """
     _check_mode(mode)
     _check_positive("threads", threads)
-    if min_size < 0 or (max_size is not None and max_size < min_size):
-        raise ValueError(f"bad size range: min_size={min_size}, max_size={max_size}")
+    _check_size_range(min_size, max_size)
     raw = _core.find_duplicates(
         _roots(roots),
         mode=mode,
@@ -296,9 +300,16 @@ def group_duplicates(
     threads: int | None = None,
     cancel: CancelToken | None = None,
 ) -> DuplicateReport:
-    """Like :func:`find_duplicates` over files already known (e.g. a library's)."""
+    """Like :func:`find_duplicates` over files already known (e.g. a library's).
+
+    Each file is hashed only if it is still the listed one (same device and
+    inode, not a symlink); otherwise it is reported as an error.
+    """
     _check_mode(mode)
     _check_positive("threads", threads)
+    _check_size_range(min_size, max_size)
+    if any(int(s) < 0 for s in sizes):
+        raise ValueError("sizes must not be negative")
     raw = _core.group_duplicates(
         paths,
         [int(s) for s in sizes],

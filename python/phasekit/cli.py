@@ -107,20 +107,31 @@ def _walk(args: argparse.Namespace, summary: ScanSummary, keep_files: bool) -> _
 
 
 def _summarise_duplicates(files: _Files, summary: ScanSummary) -> None:
-    """Same cas_id means same content (it covers the size); hard links are one copy."""
+    """Duplicates confirmed byte for byte.
+
+    Files with a shared cas_id are the only candidates (cas_id covers the
+    size and, up to 100 KiB, every byte); larger ones are confirmed with a
+    full hash, since cas_id only samples them.
+    """
     summary.hashed = sum(v is not None for v in files.cas_ids)
-    copies: dict[str, set[tuple[int, int]]] = {}
-    size_of: dict[str, int] = {}
-    for cas, ident, size in zip(files.cas_ids, files.ids, files.sizes, strict=True):
+    inodes_of: dict[str, set[tuple[int, int]]] = {}
+    for cas, ident in zip(files.cas_ids, files.ids, strict=True):
         if cas is not None:
-            copies.setdefault(cas, set()).add(ident)
-            size_of[cas] = size
-    summary.distinct = len(copies)
-    for cas, inodes in copies.items():
-        if len(inodes) > 1:
-            summary.duplicate_groups += 1
-            summary.duplicate_copies += len(inodes) - 1
-            summary.wasted_bytes += size_of[cas] * (len(inodes) - 1)
+            inodes_of.setdefault(cas, set()).add(ident)
+    summary.distinct = len(inodes_of)
+    shared = {cas for cas, inodes in inodes_of.items() if len(inodes) > 1}
+    picked = [i for i, cas in enumerate(files.cas_ids) if cas in shared]
+    report = fs.group_duplicates(
+        [files.paths[i] for i in picked],
+        [files.sizes[i] for i in picked],
+        [files.ids[i][0] for i in picked],
+        [files.ids[i][1] for i in picked],
+        mode="full",
+    )
+    summary.errors += report.errors
+    summary.duplicate_groups = len(report.groups)
+    summary.duplicate_copies = sum(len(g.copies) - 1 for g in report.groups)
+    summary.wasted_bytes = report.wasted
 
 
 def cmd_scan(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ resume a walk the other started. Needs the ``blake3`` package for hashing.
 
 from __future__ import annotations
 
+import bisect
 import errno as errno_mod
 import fnmatch
 import os
@@ -21,7 +22,14 @@ import msgpack
 import numpy as np
 
 from ._core import CancelledError, CancelToken, InvalidStateError
-from ._native import _check_mode, _check_positive, _roots, _skip_list, iter_chunks
+from ._native import (
+    _check_mode,
+    _check_positive,
+    _check_size_range,
+    _roots,
+    _skip_list,
+    iter_chunks,
+)
 from ._types import (
     DuplicateGroup,
     DuplicateMode,
@@ -104,6 +112,11 @@ def _error(path: bytes, exc: OSError, prefix: str = "") -> FsError:
     return FsError(os.fsdecode(path), code, prefix + text)
 
 
+def _clamp_ns(ns: int) -> int:
+    """Times outside int64 nanoseconds (before 1678, after 2262) saturate, as in Rust."""
+    return max(-(2**63), min(ns, 2**63 - 1))
+
+
 def _kind(mode: int) -> Kind:
     if stat_mod.S_ISREG(mode):
         return Kind.FILE
@@ -125,7 +138,8 @@ def _join(directory: bytes, name: bytes) -> bytes:
 class _Task:
     path: bytes
     depth: int
-    skip: int = 0
+    #: Name of the last entry yielded before a resume: continue after it.
+    after: bytes | None = None
     ancestors: tuple[tuple[int, int], ...] = ()
 
 
@@ -175,8 +189,8 @@ class _Columns:
             paths=self.paths,
             kinds=np.array([_kind(x.st_mode) for x in s], dtype=np.uint8),
             sizes=np.array([x.st_size for x in s], dtype=np.uint64),
-            mtimes_ns=np.array([x.st_mtime_ns for x in s], dtype=np.int64),
-            ctimes_ns=np.array([x.st_ctime_ns for x in s], dtype=np.int64),
+            mtimes_ns=np.array([_clamp_ns(x.st_mtime_ns) for x in s], dtype=np.int64),
+            ctimes_ns=np.array([_clamp_ns(x.st_ctime_ns) for x in s], dtype=np.int64),
             inodes=np.array([x.st_ino for x in s], dtype=np.uint64),
             devices=np.array([x.st_dev for x in s], dtype=np.uint64),
             modes=np.array([x.st_mode for x in s], dtype=np.uint32),
@@ -290,9 +304,14 @@ class Walker:
                 items, error = _read_listing(task, self._opts)
                 if error is not None:
                     out.errors.append(error)
-                children = [self._child(task, it) for it in items[task.skip :] if it.descend]
+                start = (
+                    0
+                    if task.after is None
+                    else bisect.bisect_right([it.name for it in items], task.after)
+                )
+                children = [self._child(task, it) for it in items[start:] if it.descend]
                 self._stack.extend(reversed(children))
-                self._current = (task, items, task.skip)
+                self._current = (task, items, start)
             else:
                 self._finished = True
                 break
@@ -328,7 +347,7 @@ class Walker:
             if self._opts.follow_symlinks
             else ()
         )
-        return _Task(_join(task.path, item.name), task.depth + 1, 0, ancestors)
+        return _Task(_join(task.path, item.name), task.depth + 1, None, ancestors)
 
     def _hand_out(self, out: _Columns) -> None:
         assert self._current is not None
@@ -355,10 +374,17 @@ class Walker:
         current = self._current
         dirs = []
         for path, task in sorted(self._frontier.items()):
-            skip = current[2] if current is not None and current[0].path == path else task.skip
-            dirs.append(
-                {"p": path, "d": task.depth, "s": skip, "a": [list(a) for a in task.ancestors]}
-            )
+            after = task.after
+            if current is not None and current[0].path == path and current[2] > 0:
+                after = current[1][current[2] - 1].name
+            entry: dict[str, Any] = {
+                "p": path,
+                "d": task.depth,
+                "a": [list(a) for a in task.ancestors],
+            }
+            if after is not None:
+                entry["n"] = after
+            dirs.append(entry)
         state = {"v": STATE_VERSION, "dirs": dirs, "files": list(self._files)}
         packed: bytes = msgpack.packb(state, use_bin_type=True)
         return packed
@@ -380,6 +406,26 @@ class Walker:
         self.close()
 
 
+def _distinct_roots(roots: list[bytes]) -> list[bytes]:
+    """Twin of the Rust ``distinct_roots``: trimmed, no repeats, none nested."""
+    trimmed: list[bytes] = []
+    for root in roots:
+        if not root:
+            raise ValueError("a root path is empty")
+        root = root.rstrip(b"/") or b"/"
+        if root not in trimmed:
+            trimmed.append(root)
+
+    def inside(inner: bytes, outer: bytes) -> bool:
+        return (
+            inner != outer
+            and inner.startswith(outer)
+            and (outer.endswith(b"/") or inner[len(outer) : len(outer) + 1] == b"/")
+        )
+
+    return [r for r in trimmed if not any(inside(r, o) for o in trimmed)]
+
+
 def _decode_state(state: bytes) -> tuple[list[_Task], list[bytes]]:
     try:
         data = msgpack.unpackb(state, raw=False)
@@ -391,7 +437,7 @@ def _decode_state(state: bytes) -> tuple[list[_Task], list[bytes]]:
             _Task(
                 bytes(d["p"]),
                 int(d["d"]),
-                int(d["s"]),
+                None if d.get("n") is None else bytes(d["n"]),
                 tuple((int(a), int(b)) for a, b in d.get("a", ())),
             )
             for d in data["dirs"]
@@ -438,17 +484,18 @@ def walk(
         tasks, files = _decode_state(resume)
         return Walker(tasks, files, opts, cancel)
     tasks, files = [], []
-    for root in _roots(roots):
-        raw = os.fsencode(root)
-        if not raw:
-            raise ValueError("a root path is empty")
+    seen_dirs: set[tuple[int, int]] = set()
+    for raw in _distinct_roots([os.fsencode(r) for r in _roots(roots)]):
         try:
             st = _stat(raw, True)
         except OSError:
             files.append(raw)
             continue
         if stat_mod.S_ISDIR(st.st_mode):
-            tasks.append(_Task(raw, 1, 0, ((st.st_dev, st.st_ino),) if follow_symlinks else ()))
+            if (st.st_dev, st.st_ino) in seen_dirs:
+                continue
+            seen_dirs.add((st.st_dev, st.st_ino))
+            tasks.append(_Task(raw, 1, None, ((st.st_dev, st.st_ino),) if follow_symlinks else ()))
         else:
             files.append(raw)
     return Walker(tasks, files, opts, cancel)
@@ -549,6 +596,13 @@ def _hash_fd(
             hasher.update(chunk)
         if total != size:
             raise _changed(path, f"size was {size}, read {total}")
+        after = os.fstat(fd)
+        if (after.st_size, after.st_mtime_ns, after.st_ctime_ns) != (
+            size,
+            st.st_mtime_ns,
+            st.st_ctime_ns,
+        ):
+            raise _changed(path, "modified during the read")
         full = hasher.digest()
     return cas, full
 
@@ -676,6 +730,9 @@ def group_duplicates(
 ) -> DuplicateReport:
     """Twin of :func:`phasekit.fs.group_duplicates`."""
     _check_mode(mode)
+    _check_size_range(min_size, max_size)
+    if any(int(s) < 0 for s in sizes):
+        raise ValueError("sizes must not be negative")
     if not len(paths) == len(sizes) == len(devices) == len(inodes):
         raise ValueError("paths, sizes, devices and inodes must have the same length")
     by_inode: dict[tuple[int, int], list[bytes]] = {}
@@ -688,6 +745,7 @@ def group_duplicates(
         by_inode.setdefault(ident, []).append(os.fsencode(p))
         size_of_inode[ident] = s
     size_by_first: dict[bytes, int] = {v[0]: size_of_inode[k] for k, v in by_inode.items()}
+    ident_of: dict[bytes, tuple[int, int]] = {v[0]: k for k, v in by_inode.items()}
 
     def size_of(inode_paths: list[bytes]) -> int:
         return size_by_first[inode_paths[0]]
@@ -703,6 +761,7 @@ def group_duplicates(
             for name in sorted({_name(p) for p in inode_paths}):
                 sub = [p for p in inode_paths if _name(p) == name]
                 size_by_first[sub[0]] = size
+                ident_of[sub[0]] = ident_of[inode_paths[0]]
                 by_key.setdefault((name, size), []).append(sub)
         groups, singles = _groups_of(by_key, lambda k: os.fsdecode(k[0]), size_of)
     else:
@@ -716,7 +775,7 @@ def group_duplicates(
             groups, _ = _groups_of({s: b for s, b in by_size.items() if len(b) > 1}, str, size_of)
         else:
             stats[2] = len(candidates)
-            by_digest = _hash_buckets(candidates, _cas_digest, errors, cancel)
+            by_digest = _hash_buckets(candidates, ident_of, False, errors, cancel)
             need_full: list[list[bytes]] = []
             for digest, bucket in by_digest.items():
                 if len(bucket) < 2:
@@ -728,7 +787,7 @@ def group_duplicates(
                     groups.append(_make_group(key, size_of(bucket[0]), bucket))
             stats[3] = len(need_full)
             full, more_singles = _groups_of(
-                _hash_buckets(need_full, _full_digest, errors, cancel), bytes.hex, size_of
+                _hash_buckets(need_full, ident_of, True, errors, cancel), bytes.hex, size_of
             )
             groups += full
             singles += more_singles
@@ -740,9 +799,51 @@ def group_duplicates(
     return DuplicateReport(mode, groups, links, errors, DuplicateStats(*stats))
 
 
+def _open_listed(path: bytes, ident: tuple[int, int]) -> tuple[int, os.stat_result]:
+    """Twin of the Rust ``open_listed``: only the listed regular file, no symlink."""
+
+    def changed(mode: int) -> OSError:
+        kind = (
+            "different file"
+            if stat_mod.S_ISREG(mode)
+            else "directory"
+            if stat_mod.S_ISDIR(mode)
+            else "symlink"
+            if stat_mod.S_ISLNK(mode)
+            else "special file"
+        )
+        return OSError(
+            0,
+            f"file changed while being read: it is not the file that was listed (now a {kind})",
+            os.fsdecode(path),
+        )
+
+    before = _stat(path, False)
+    if not stat_mod.S_ISREG(before.st_mode):
+        raise changed(before.st_mode)
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC | os.O_NOFOLLOW
+    fd = _call_at(path, lambda n, d: os.open(n, flags, dir_fd=d))
+    st = os.fstat(fd)
+    if not stat_mod.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != ident:
+        os.close(fd)
+        raise changed(st.st_mode)
+    return fd, st
+
+
+def _hash_listed(
+    path: bytes, ident: tuple[int, int], want_cas: bool, want_checksum: bool
+) -> tuple[bytes | None, bytes | None]:
+    fd, st = _open_listed(path, ident)
+    try:
+        return _hash_fd(fd, st, want_cas, want_checksum, path)
+    finally:
+        os.close(fd)
+
+
 def _hash_buckets(
     inodes: list[list[bytes]],
-    fn: Callable[[bytes], bytes | None],
+    ident_of: dict[bytes, tuple[int, int]],
+    full: bool,
     errors: list[FsError],
     cancel: CancelToken | None,
 ) -> dict[bytes, list[list[bytes]]]:
@@ -751,7 +852,8 @@ def _hash_buckets(
         if cancel is not None and cancel.cancelled:
             raise CancelledError("cancelled")
         try:
-            digest = fn(inode_paths[0])
+            cas, whole = _hash_listed(inode_paths[0], ident_of[inode_paths[0]], not full, full)
+            digest = whole if full else cas
         except OSError as exc:
             errors.append(
                 _error(inode_paths[0], exc)

@@ -165,7 +165,7 @@ pub fn hash_file(
             out.cas = Some(sample_digest(file, meta, &mut buf, path)?);
         }
         if want.checksum {
-            out.checksum = Some(stream_digest(file, size, &mut buf, path)?);
+            out.checksum = Some(stream_digest(file, meta, &mut buf, path)?);
         }
         Ok(())
     })?;
@@ -207,10 +207,11 @@ fn sample_digest(
 /// BLAKE3 of a whole file from its current offset, in fixed-size reads.
 fn stream_digest(
     file: &mut File,
-    size: u64,
+    meta: &Meta,
     buf: &mut Vec<u8>,
     path: &[u8],
 ) -> std::result::Result<Digest, FsError> {
+    let size = meta.size;
     if buf.len() < STREAM_BUFFER {
         buf.resize(STREAM_BUFFER, 0);
     }
@@ -232,12 +233,30 @@ fn stream_digest(
     if total != size {
         return Err(changed(path, format!("size was {size}, read {total}")));
     }
+    // A same-size rewrite during a long read shows in mtime/ctime only.
+    let after =
+        Meta::from_stat(&rustix::fs::fstat(&*file).map_err(|e| FsError::from_errno(path, e))?);
+    if after.size != size || after.mtime_ns != meta.mtime_ns || after.ctime_ns != meta.ctime_ns {
+        return Err(changed(path, "modified during the read".into()));
+    }
     Ok(*hasher.finalize().as_bytes())
 }
 
 /// Open `path` (regular files only) and compute the wanted digests.
 pub fn hash_path(path: &[u8], want: Want) -> std::result::Result<Hashes, FsError> {
     let (mut file, meta) = sys::open_regular(path).map_err(|e| FsError::from_io(path, &e))?;
+    hash_file(&mut file, &meta, want, path)
+}
+
+/// Like [`hash_path`], for a file listed earlier as `expected` (device,
+/// inode): refuses symlinks and files replaced since (see [`sys::open_listed`]).
+pub fn hash_listed(
+    path: &[u8],
+    expected: (u64, u64),
+    want: Want,
+) -> std::result::Result<Hashes, FsError> {
+    let (mut file, meta) =
+        sys::open_listed(path, expected).map_err(|e| FsError::from_io(path, &e))?;
     hash_file(&mut file, &meta, want, path)
 }
 
@@ -297,17 +316,27 @@ pub fn map_paths<T: Send>(
     cancel: &CancelToken,
     f: impl Fn(&[u8]) -> std::result::Result<T, FsError> + Sync + Send,
 ) -> Result<Vec<std::result::Result<T, FsError>>> {
+    map_items(paths, threads, cancel, |path| f(path))
+}
+
+/// Apply `f` to many items in parallel, in input order (see [`map_paths`]).
+pub fn map_items<I: Sync, T: Send>(
+    items: &[I],
+    threads: Option<usize>,
+    cancel: &CancelToken,
+    f: impl Fn(&I) -> std::result::Result<T, FsError> + Sync + Send,
+) -> Result<Vec<std::result::Result<T, FsError>>> {
     let results = in_pool(threads, || {
-        paths
+        items
             .par_iter()
             // Small files cost ~10 µs each: hand them out in runs so the
             // scheduling overhead stays small.
             .with_min_len(16)
-            .map(|path| {
+            .map(|item| {
                 if cancel.is_cancelled() {
-                    return Err(FsError::other(path, 0, "cancelled"));
+                    return Err(FsError::other(b"", 0, "cancelled"));
                 }
-                f(path)
+                f(item)
             })
             .collect::<Vec<_>>()
     })?;

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 
 use crate::cancel::CancelToken;
-use crate::content::{self, cas_id_hex, hex, Digest, SMALL_FILE_MAX};
+use crate::content::{self, cas_id_hex, hex, Digest, Want, SMALL_FILE_MAX};
 use crate::error::{Error, FsError, Result};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,7 +53,8 @@ pub struct FileRecord {
 /// inode: the paths that are hard links to it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Group {
-    pub key: String,
+    /// The grouping key: ASCII (a size or hex digest), or a file name's bytes.
+    pub key: Vec<u8>,
     pub size: u64,
     pub copies: Vec<Vec<Vec<u8>>>,
 }
@@ -93,6 +94,8 @@ pub struct Options {
 /// One inode: its size and every path that names it.
 struct Inode {
     size: u64,
+    /// (device, inode) as listed: hashing verifies it is still that file.
+    id: (u64, u64),
     paths: Vec<Vec<u8>>,
 }
 
@@ -116,10 +119,13 @@ fn hash_inodes(
     opts: &Options,
     cancel: &CancelToken,
     errors: &mut Vec<FsError>,
-    f: impl Fn(&[u8]) -> std::result::Result<Digest, FsError> + Sync + Send,
+    f: impl Fn(&[u8], (u64, u64)) -> std::result::Result<Digest, FsError> + Sync + Send,
 ) -> Result<HashMap<Digest, Vec<Inode>>> {
-    let reps: Vec<Vec<u8>> = inodes.iter().map(|i| i.paths[0].clone()).collect();
-    let digests = content::map_paths(&reps, opts.threads, cancel, f)?;
+    let reps: Vec<(&[u8], (u64, u64))> = inodes
+        .iter()
+        .map(|i| (i.paths[0].as_slice(), i.id))
+        .collect();
+    let digests = content::map_items(&reps, opts.threads, cancel, |(path, id)| f(path, *id))?;
     let mut buckets: HashMap<Digest, Vec<Inode>> = HashMap::new();
     for (inode, digest) in inodes.into_iter().zip(digests) {
         match digest {
@@ -132,8 +138,25 @@ fn hash_inodes(
 
 /// The cas_id digest, extended to empty files (which have no cas_id) as the
 /// digest of the size prefix alone, so `min_size=0` groups them like the rest.
-fn cas_digest_or_empty(path: &[u8]) -> std::result::Result<Digest, FsError> {
-    Ok(content::cas_digest(path)?.unwrap_or_else(|| *blake3::hash(&0u64.to_le_bytes()).as_bytes()))
+fn cas_digest_or_empty(path: &[u8], id: (u64, u64)) -> std::result::Result<Digest, FsError> {
+    let want = Want {
+        cas_id: true,
+        checksum: false,
+    };
+    Ok(content::hash_listed(path, id, want)?
+        .cas
+        .unwrap_or_else(|| *blake3::hash(&0u64.to_le_bytes()).as_bytes()))
+}
+
+/// Full-content digest of a listed file.
+fn full_digest_listed(path: &[u8], id: (u64, u64)) -> std::result::Result<Digest, FsError> {
+    let want = Want {
+        cas_id: false,
+        checksum: true,
+    };
+    content::hash_listed(path, id, want)?
+        .checksum
+        .ok_or_else(|| FsError::other(path, 0, "no checksum computed"))
 }
 
 /// Group `files` into duplicate sets according to `opts`.
@@ -150,6 +173,7 @@ pub fn find(files: Vec<FileRecord>, opts: &Options, cancel: &CancelToken) -> Res
             .entry((file.device, file.inode))
             .or_insert_with(|| Inode {
                 size: file.size,
+                id: (file.device, file.inode),
                 paths: Vec::new(),
             })
             .paths
@@ -157,7 +181,7 @@ pub fn find(files: Vec<FileRecord>, opts: &Options, cancel: &CancelToken) -> Res
     }
     let inodes: Vec<Inode> = by_inode.into_values().collect();
 
-    let mut groups: Vec<(String, Vec<Inode>)> = Vec::new();
+    let mut groups: Vec<(Vec<u8>, Vec<Inode>)> = Vec::new();
     let mut singles: Vec<Inode> = Vec::new();
     if opts.mode == Mode::NameSize {
         // Hard links may carry different names: key each path on its own.
@@ -177,6 +201,7 @@ pub fn find(files: Vec<FileRecord>, opts: &Options, cancel: &CancelToken) -> Res
                         .collect();
                     by_key.entry((name, inode.size)).or_default().push(Inode {
                         size: inode.size,
+                        id: inode.id,
                         paths,
                     });
                 }
@@ -187,7 +212,7 @@ pub fn find(files: Vec<FileRecord>, opts: &Options, cancel: &CancelToken) -> Res
         }
         for ((name, _), bucket) in by_key {
             if bucket.len() > 1 {
-                groups.push((String::from_utf8_lossy(&name).into_owned(), bucket));
+                groups.push((name, bucket));
             } else {
                 singles.extend(bucket);
             }
@@ -209,7 +234,7 @@ pub fn find(files: Vec<FileRecord>, opts: &Options, cancel: &CancelToken) -> Res
         match opts.mode {
             Mode::Size => {
                 for bucket in refine(candidates, |i| i.size) {
-                    groups.push((bucket[0].size.to_string(), bucket));
+                    groups.push((bucket[0].size.to_string().into_bytes(), bucket));
                 }
             }
             Mode::Content | Mode::Full => {
@@ -233,7 +258,7 @@ pub fn find(files: Vec<FileRecord>, opts: &Options, cancel: &CancelToken) -> Res
                         } else {
                             cas_id_hex(&digest)
                         };
-                        groups.push((key, bucket));
+                        groups.push((key.into_bytes(), bucket));
                     }
                 }
                 if cancel.is_cancelled() {
@@ -245,11 +270,11 @@ pub fn find(files: Vec<FileRecord>, opts: &Options, cancel: &CancelToken) -> Res
                     opts,
                     cancel,
                     &mut report.errors,
-                    content::full_digest,
+                    full_digest_listed,
                 )?;
                 for (digest, bucket) in by_full {
                     if bucket.len() > 1 {
-                        groups.push((hex(&digest), bucket));
+                        groups.push((hex(&digest).into_bytes(), bucket));
                     } else {
                         singles.extend(bucket);
                     }
@@ -269,13 +294,13 @@ pub fn find(files: Vec<FileRecord>, opts: &Options, cancel: &CancelToken) -> Res
     report.links = singles
         .into_iter()
         .filter(|i| i.paths.len() > 1)
-        .map(|i| into_group(i.size.to_string(), vec![i]))
+        .map(|i| into_group(i.size.to_string().into_bytes(), vec![i]))
         .collect();
     report.links.sort_by(|a, b| a.copies.cmp(&b.copies));
     Ok(report)
 }
 
-fn into_group(key: String, bucket: Vec<Inode>) -> Group {
+fn into_group(key: Vec<u8>, bucket: Vec<Inode>) -> Group {
     let size = bucket[0].size;
     let mut copies: Vec<Vec<Vec<u8>>> = bucket
         .into_iter()

@@ -38,6 +38,14 @@ impl Kind {
     }
 }
 
+/// Seconds and nanoseconds as i64 nanoseconds, saturating: times before 1678
+/// or after 2262 (which some filesystems store) clamp instead of overflowing.
+pub fn nanos(secs: i64, nsec: i64) -> i64 {
+    let exact = i128::from(secs) * 1_000_000_000 + i128::from(nsec);
+    // Clamped into range first, so the conversion cannot fail.
+    i64::try_from(exact.clamp(i128::from(i64::MIN), i128::from(i64::MAX))).unwrap_or(i64::MAX)
+}
+
 /// The stat fields phasekit keeps for an entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Meta {
@@ -61,8 +69,8 @@ impl Meta {
         Meta {
             kind: Kind::from_mode(mode),
             size: st.st_size as u64,
-            mtime_ns: (st.st_mtime as i64) * 1_000_000_000 + st.st_mtime_nsec as i64,
-            ctime_ns: (st.st_ctime as i64) * 1_000_000_000 + st.st_ctime_nsec as i64,
+            mtime_ns: nanos(st.st_mtime as i64, st.st_mtime_nsec as i64),
+            ctime_ns: nanos(st.st_ctime as i64, st.st_ctime_nsec as i64),
             inode: st.st_ino as u64,
             device: st.st_dev as u64,
             mode,
@@ -261,6 +269,39 @@ pub fn open_file_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<(File, Meta)
     let fd = rustix::fs::openat(dir, name, flags, Mode::empty())?;
     let meta = Meta::from_stat(&rustix::fs::fstat(&fd)?);
     Ok((File::from(fd), meta))
+}
+
+/// Open `path` for reading only if it is still the regular file `expected`
+/// (same device and inode) and not a symlink: for files listed earlier (e.g.
+/// from a library), so that a file swapped for a link or another file since is
+/// reported, never read in its place.
+pub fn open_listed(path: &[u8], expected: (u64, u64)) -> io::Result<(File, Meta)> {
+    with_parent(path, |dir, name| {
+        let flags =
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+        let before = stat_at(dir, name, false)?;
+        if before.kind != Kind::File {
+            return Err(changed_since_listed(before.kind));
+        }
+        let fd = rustix::fs::openat(dir, name, flags, Mode::empty())?;
+        let meta = Meta::from_stat(&rustix::fs::fstat(&fd)?);
+        if meta.kind != Kind::File || meta.file_id() != expected {
+            return Err(changed_since_listed(meta.kind));
+        }
+        Ok((File::from(fd), meta))
+    })
+}
+
+fn changed_since_listed(kind: Kind) -> io::Error {
+    io::Error::other(format!(
+        "file changed while being read: it is not the file that was listed (now a {})",
+        match kind {
+            Kind::File => "different file",
+            Kind::Dir => "directory",
+            Kind::Symlink => "symlink",
+            Kind::Other => "special file",
+        }
+    ))
 }
 
 /// The error for "this is not a regular file": EISDIR for directories, and

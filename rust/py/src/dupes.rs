@@ -22,7 +22,7 @@ fn group_to_py<'py>(py: Python<'py>, g: &Group) -> PyResult<Bound<'py, PyTuple>>
     PyTuple::new(
         py,
         [
-            g.key.as_str().into_pyobject(py)?.into_any(),
+            path_to_py(py, &g.key)?,
             g.size.into_pyobject(py)?.into_any(),
             copies.into_any(),
         ],

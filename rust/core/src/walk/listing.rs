@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rayon::prelude::*;
-use rustix::fs::{Dir, Mode, OFlags};
+use rustix::fs::Dir;
 
 use super::options::WalkOptions;
 use crate::content::{self, Hashes};
@@ -26,15 +26,13 @@ pub struct DirTask {
     pub path: Vec<u8>,
     /// Depth of the entries inside this directory (1 for a root).
     pub depth: u32,
-    /// Number of (sorted) entries already yielded before a resume.
-    pub skip: usize,
+    /// On a resumed task, the name of the last entry already yielded: the
+    /// walk continues after it (by name, so entries added or removed since
+    /// the checkpoint do not shift what is skipped).
+    pub after: Option<Vec<u8>>,
     /// Directories from the root down to this one; only kept when following
     /// symlinks, where a link back to an ancestor would loop forever.
     pub ancestors: Arc<Vec<FileId>>,
-    /// The parent directory, still open, when this task was found by a walk
-    /// (not for roots or resumed tasks): the directory is then opened by name
-    /// relative to it instead of resolving its whole path again.
-    pub parent: Option<Arc<Dir>>,
 }
 
 /// One name in a directory: its metadata, an error, or both (a dangling or
@@ -58,8 +56,8 @@ pub struct Listing {
     pub task: DirTask,
     pub items: Vec<Item>,
     pub error: Option<FsError>,
-    /// This directory, open, for its children's tasks (see `DirTask::parent`).
-    pub dir: Option<Arc<Dir>>,
+    /// Index of the first item not yielded before a resume (see `DirTask::after`).
+    pub start: usize,
 }
 
 /// Join a directory path and a name without doubling a trailing '/'.
@@ -74,12 +72,28 @@ pub fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
 }
 
 impl Listing {
+    /// A listing that only reports `message` for its directory.
+    pub fn failed(path: Vec<u8>, message: &str) -> Listing {
+        let error = Some(FsError::other(&path, 0, message));
+        Listing {
+            task: DirTask {
+                path,
+                depth: 1,
+                after: None,
+                ancestors: Arc::new(Vec::new()),
+            },
+            items: Vec::new(),
+            error,
+            start: 0,
+        }
+    }
+
     /// Tasks for the subdirectories to walk into, in name order. Items before
-    /// a resumed task's `skip` were yielded (and queued) before the resume.
+    /// `start` were yielded (and queued) before a resume.
     pub fn child_tasks(&self, follow: bool) -> Vec<DirTask> {
         self.items
             .iter()
-            .skip(self.task.skip)
+            .skip(self.start)
             .filter(|item| item.descend)
             .map(|item| self.child_task(item, follow))
             .collect()
@@ -98,27 +112,10 @@ impl Listing {
         DirTask {
             path: join(&self.task.path, &item.name),
             depth: self.task.depth + 1,
-            skip: 0,
+            after: None,
             ancestors,
-            parent: self.dir.clone(),
         }
     }
-}
-
-/// Open a directory by its last path component relative to its open parent.
-fn open_child_dir(
-    parent: &Dir,
-    path: &[u8],
-    follow: bool,
-) -> std::io::Result<std::os::fd::OwnedFd> {
-    let name = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
-    let name = CString::new(name).map_err(|_| std::io::Error::from(rustix::io::Errno::INVAL))?;
-    let mut flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    if !follow {
-        flags |= OFlags::NOFOLLOW;
-    }
-    let parent_fd = parent.fd().map_err(std::io::Error::from)?;
-    Ok(rustix::fs::openat(parent_fd, &name, flags, Mode::empty())?)
 }
 
 fn is_hidden(name: &[u8]) -> bool {
@@ -136,20 +133,23 @@ fn is_skipped(opts: &WalkOptions, name: &[u8]) -> bool {
 }
 
 /// Read one directory completely. Never fails: problems end up in the listing.
-pub fn read_listing(task: DirTask, opts: &WalkOptions) -> Listing {
+///
+/// `halted` is polled between entries: once it says stop, the rest is
+/// skipped and the (incomplete) listing must be discarded by the caller.
+pub fn read_listing(
+    task: DirTask,
+    opts: &WalkOptions,
+    halted: &(dyn Fn() -> bool + Sync),
+) -> Listing {
     let mut listing = Listing {
         task,
         items: Vec::new(),
         error: None,
-        dir: None,
+        start: 0,
     };
     // A root given as a symlink is followed; below the roots only when asked.
     let follow_dir = opts.follow_symlinks || listing.task.depth == 1;
-    let opened = match listing.task.parent.take() {
-        Some(parent) => open_child_dir(&parent, &listing.task.path, follow_dir),
-        None => sys::open_dir(&listing.task.path, follow_dir),
-    };
-    let fd = match opened {
+    let fd = match sys::open_dir(&listing.task.path, follow_dir) {
         Ok(fd) => fd,
         Err(err) => {
             listing.error = Some(FsError::from_io(&listing.task.path, &err));
@@ -189,8 +189,6 @@ pub fn read_listing(task: DirTask, opts: &WalkOptions) -> Listing {
     names.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     let depth_ok = opts.max_depth.is_none_or(|max| listing.task.depth < max);
     listing.items.reserve_exact(names.len());
-    let dir = Arc::new(dir);
-    listing.dir = Some(dir.clone());
     let Ok(dirfd) = dir.fd() else {
         // rustix's Dir always holds an fd; this arm only keeps us panic-free.
         return listing;
@@ -203,15 +201,22 @@ pub fn read_listing(task: DirTask, opts: &WalkOptions) -> Listing {
         // directory handle is only read from, so sharing it is safe.
         names
             .into_par_iter()
+            .take_any_while(|_| !halted())
             .map(|(name, regular)| stat_item(fd, name, regular, task, opts, depth_ok))
             .collect()
     } else {
         names
             .into_iter()
+            .take_while(|_| !halted())
             .map(|(name, regular)| stat_item(fd, name, regular, task, opts, depth_ok))
             .collect()
     };
     listing.items = items;
+    if let Some(after) = &listing.task.after {
+        listing.start = listing
+            .items
+            .partition_point(|item| item.name.as_slice() <= after.as_slice());
+    }
     listing
 }
 

@@ -123,11 +123,43 @@ impl Batch {
     }
 }
 
+/// Roots without repeats: trailing slashes trimmed, duplicates dropped, and
+/// roots inside another root dropped (their entries are yielded once, under
+/// the outer root). Each entry is then yielded once and the frontier, keyed
+/// by path, stays exact.
+pub fn distinct_roots(roots: &[Vec<u8>]) -> Result<Vec<Vec<u8>>> {
+    let mut trimmed: Vec<Vec<u8>> = Vec::with_capacity(roots.len());
+    for root in roots {
+        if root.is_empty() {
+            return Err(Error::InvalidArgument("a root path is empty".into()));
+        }
+        let mut end = root.len();
+        while end > 1 && root[end - 1] == b'/' {
+            end -= 1;
+        }
+        let root = root[..end].to_vec();
+        if !trimmed.contains(&root) {
+            trimmed.push(root);
+        }
+    }
+    let inside = |inner: &Vec<u8>, outer: &Vec<u8>| {
+        inner != outer
+            && inner.starts_with(outer)
+            && (outer.ends_with(b"/") || inner.get(outer.len()) == Some(&b'/'))
+    };
+    Ok(trimmed
+        .iter()
+        .filter(|r| !trimmed.iter().any(|o| inside(r, o)))
+        .cloned()
+        .collect())
+}
+
 /// A directory in the frontier.
 #[derive(Clone, Debug)]
 struct OpenDir {
     depth: u32,
-    skip: usize,
+    /// Name of the last entry yielded before a resume (see `DirTask::after`).
+    after: Option<Vec<u8>>,
     ancestors: Arc<Vec<FileId>>,
 }
 
@@ -147,6 +179,9 @@ pub struct Walker {
     current: Option<(Box<Listing>, usize)>,
     frontier: BTreeMap<Vec<u8>, OpenDir>,
     finished: bool,
+    /// Set once the walk was interrupted: it never continues, even if the
+    /// token is reset (workers have stopped; resume from `state()` instead).
+    stopped: bool,
 }
 
 impl Walker {
@@ -158,17 +193,16 @@ impl Walker {
         let follow = opts.follow_symlinks;
         let mut tasks = Vec::new();
         let mut root_files = VecDeque::new();
-        for root in roots {
-            if root.is_empty() {
-                return Err(Error::InvalidArgument("a root path is empty".into()));
-            }
+        let mut seen_dirs = std::collections::HashSet::new();
+        for root in &distinct_roots(roots)? {
             match sys::stat_path(root, true) {
+                // The same directory under two names would be walked twice.
+                Ok(meta) if meta.kind == Kind::Dir && !seen_dirs.insert(meta.file_id()) => {}
                 Ok(meta) if meta.kind == Kind::Dir => tasks.push(DirTask {
                     path: root.clone(),
                     depth: 1,
-                    skip: 0,
+                    after: None,
                     ancestors: Arc::new(if follow { vec![meta.file_id()] } else { vec![] }),
-                    parent: None,
                 }),
                 Ok(meta) => root_files.push_back(RootFile {
                     path: root.clone(),
@@ -196,9 +230,8 @@ impl Walker {
             .map(|d| DirTask {
                 path: d.path.into_vec(),
                 depth: d.depth,
-                skip: usize::try_from(d.skip).unwrap_or(usize::MAX),
+                after: d.after.map(ByteBuf::into_vec),
                 ancestors: Arc::new(d.ancestors),
-                parent: None,
             })
             .collect();
         let root_files = state
@@ -234,7 +267,7 @@ impl Walker {
             .map(|t| {
                 let open = OpenDir {
                     depth: t.depth,
-                    skip: t.skip,
+                    after: t.after.clone(),
                     ancestors: t.ancestors.clone(),
                 };
                 (t.path.clone(), open)
@@ -250,6 +283,7 @@ impl Walker {
             current: None,
             frontier,
             finished: false,
+            stopped: false,
         }
     }
 
@@ -263,7 +297,8 @@ impl Walker {
         if self.finished {
             return Ok(None);
         }
-        if self.cancel.is_cancelled() {
+        if self.stopped || self.cancel.is_cancelled() {
+            self.stopped = true;
             return Err(Error::Cancelled);
         }
         if !self.pool.has_workers() && !self.frontier.is_empty() {
@@ -286,10 +321,14 @@ impl Walker {
             match self.pool.next(|| cancel.is_cancelled()) {
                 Next::Listing(listing) => {
                     batch.errors.extend(listing.error.clone());
-                    let start = listing.task.skip;
+                    let start = listing.start;
                     self.current = Some((listing, start));
                 }
-                Next::Done if self.cancel.is_cancelled() => return self.interrupted(batch),
+                // Workers that stopped before the work ran out were interrupted
+                // (cancel, or a worker that died): never report that as the end.
+                Next::Done if self.cancel.is_cancelled() || !self.pool.completed() => {
+                    return self.interrupted(batch)
+                }
                 Next::Done => {
                     self.finished = true;
                     break;
@@ -304,6 +343,7 @@ impl Walker {
     }
 
     fn interrupted(&mut self, batch: Batch) -> Result<Option<Batch>> {
+        self.stopped = true;
         if batch.is_empty() {
             Err(Error::Cancelled)
         } else {
@@ -348,7 +388,7 @@ impl Walker {
                 let child = listing.child_task(item, follow);
                 let open = OpenDir {
                     depth: child.depth,
-                    skip: 0,
+                    after: None,
                     ancestors: child.ancestors,
                 };
                 self.frontier.insert(child.path, open);
@@ -363,22 +403,26 @@ impl Walker {
 
     /// The frontier as bytes (see [`state`]): small, whatever was walked.
     pub fn state(&self) -> Vec<u8> {
-        let current = self
-            .current
-            .as_ref()
-            .map(|(l, cursor)| (&l.task.path, *cursor));
+        // The current listing resumes after the last name it handed out.
+        let current = self.current.as_ref().map(|(l, cursor)| {
+            let last = cursor
+                .checked_sub(1)
+                .and_then(|i| l.items.get(i))
+                .map(|it| it.name.clone());
+            (&l.task.path, last)
+        });
         let dirs = self
             .frontier
             .iter()
             .map(|(path, open)| {
-                let skip = match current {
-                    Some((p, cursor)) if p == path => cursor,
-                    _ => open.skip,
+                let after = match &current {
+                    Some((p, last)) if *p == path => last.clone().or_else(|| open.after.clone()),
+                    _ => open.after.clone(),
                 };
                 StateDir {
                     path: ByteBuf::from(path.clone()),
                     depth: open.depth,
-                    skip: skip as u64,
+                    after: after.map(ByteBuf::from),
                     ancestors: open.ancestors.to_vec(),
                 }
             })

@@ -89,6 +89,12 @@ impl Pool {
         }
     }
 
+    /// True when every queued directory was read (the walk ran out of work),
+    /// false when workers stopped early.
+    pub fn completed(&self) -> bool {
+        self.shared.lock().pending == 0
+    }
+
     /// Whether any worker thread could be started.
     pub fn has_workers(&self) -> bool {
         !self.handles.is_empty()
@@ -125,12 +131,12 @@ impl Drop for Pool {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Relaxed);
         self.shared.wake.notify_all();
-        // Dropping the receiver makes any blocked `send` fail, so every worker
-        // returns and the joins below cannot hang.
+        // Dropping the receiver makes any blocked `send` fail. Workers are
+        // not joined: one may be inside a long read, and the caller (often
+        // holding the GIL) must not wait for it; each stops at its next check
+        // of the stop flag and only touches memory it shares through `Arc`.
         self.receiver.take();
-        for handle in self.handles.drain(..) {
-            let _ = handle.join();
-        }
+        self.handles.clear();
     }
 }
 
@@ -140,7 +146,18 @@ fn work(shared: &Shared, sender: &Sender<Listing>) {
         let Some(task) = take_task(shared) else {
             return;
         };
-        let listing = read_listing(task, &shared.opts);
+        // A panic here (a bug, never user input) must not leave `pending` up
+        // and the consumer waiting forever: it becomes the directory's error.
+        let path = task.path.clone();
+        let listing = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            read_listing(task, &shared.opts, &|| shared.halted())
+        }))
+        .unwrap_or_else(|_| Listing::failed(path, "internal error while reading this directory"));
+        if shared.halted() {
+            // The listing may be incomplete: never hand it out (the directory
+            // stays in the consumer's frontier and is read again on resume).
+            return;
+        }
         let children = listing.child_tasks(follow);
         // Send first, queue children second: see the module comment.
         if sender.send(listing).is_err() {

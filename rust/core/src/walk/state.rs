@@ -1,7 +1,8 @@
 //! The serialisable resume state of a walk: its frontier, never what it found.
 //!
-//! msgpack map `{"v": 1, "dirs": [{"p": bytes, "d": depth, "s": skip, "a":
-//! [[dev, ino], ...]}], "files": [bytes, ...]}`. The pure-Python twin reads and
+//! msgpack map `{"v": 1, "dirs": [{"p": bytes, "d": depth, "n": last name
+//! yielded (bytes, absent if none), "a": [[dev, ino], ...]}], "files": [bytes,
+//! ...]}`. The pure-Python twin reads and
 //! writes the same format, so either can resume the other's walk.
 
 use serde::{Deserialize, Serialize};
@@ -17,8 +18,8 @@ pub struct StateDir {
     pub path: ByteBuf,
     #[serde(rename = "d")]
     pub depth: u32,
-    #[serde(rename = "s")]
-    pub skip: u64,
+    #[serde(rename = "n", default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<ByteBuf>,
     #[serde(rename = "a", default)]
     pub ancestors: Vec<(u64, u64)>,
 }
