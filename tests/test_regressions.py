@@ -135,3 +135,24 @@ def test_bad_sizes_are_value_errors(tmp_path):
             impl.group_duplicates([], [], [], [], min_size=5, max_size=1)
     with pytest.raises(ValueError, match="max_depth"):
         fs.walk(tmp_path, max_depth=2**40)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_resume_refuses_a_directory_swapped_for_a_symlink(tmp_path, impl):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "a" / "b" / "f").write_bytes(b"mine")
+    (outside / "b").mkdir(parents=True)
+    (outside / "b" / "SECRET").write_bytes(b"not yours")
+    walker = impl.walk(root, batch_size=1)
+    assert [os.path.basename(p) for p in next(walker).paths] == ["a"]
+    assert [os.path.basename(p) for p in next(walker).paths] == ["b"]
+    state = walker.state()  # root/a/b is in the frontier, unread
+    walker.close()
+    (root / "a").rename(tmp_path / "moved")
+    os.symlink(outside, root / "a")
+    result = collect(impl.walk([], resume=state))
+    assert not any("SECRET" in p for p in result.entries)
+    assert [(e.path, "directory changed" in e.message) for e in result.errors] == [
+        (str(root / "a" / "b"), True)
+    ]

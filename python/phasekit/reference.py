@@ -141,6 +141,8 @@ class _Task:
     #: Name of the last entry yielded before a resume: continue after it.
     after: bytes | None = None
     ancestors: tuple[tuple[int, int], ...] = ()
+    #: (device, inode) the directory had when listed; checked when opened.
+    expect: tuple[int, int] | None = None
 
 
 @dataclass
@@ -208,6 +210,15 @@ def _read_listing(task: _Task, opts: _Options) -> tuple[list[_Item], FsError | N
         fd = _call_at(task.path, lambda n, d: os.open(n, flags, dir_fd=d))
     except OSError as exc:
         return [], _error(task.path, exc)
+    if task.expect is not None:
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) != task.expect:
+            os.close(fd)
+            message = (
+                "directory changed since the walk was interrupted "
+                "(replaced, or now a symlink); not entered"
+            )
+            return [], FsError(os.fsdecode(task.path), 0, message)
     try:
         names = sorted(
             name
@@ -347,7 +358,13 @@ class Walker:
             if self._opts.follow_symlinks
             else ()
         )
-        return _Task(_join(task.path, item.name), task.depth + 1, None, ancestors)
+        return _Task(
+            _join(task.path, item.name),
+            task.depth + 1,
+            None,
+            ancestors,
+            (item.st.st_dev, item.st.st_ino),
+        )
 
     def _hand_out(self, out: _Columns) -> None:
         assert self._current is not None
@@ -384,6 +401,8 @@ class Walker:
             }
             if after is not None:
                 entry["n"] = after
+            if task.expect is not None:
+                entry["i"] = list(task.expect)
             dirs.append(entry)
         state = {"v": STATE_VERSION, "dirs": dirs, "files": list(self._files)}
         packed: bytes = msgpack.packb(state, use_bin_type=True)
@@ -439,6 +458,7 @@ def _decode_state(state: bytes) -> tuple[list[_Task], list[bytes]]:
                 int(d["d"]),
                 None if d.get("n") is None else bytes(d["n"]),
                 tuple((int(a), int(b)) for a, b in d.get("a", ())),
+                None if d.get("i") is None else (int(d["i"][0]), int(d["i"][1])),
             )
             for d in data["dirs"]
         ]
@@ -495,7 +515,8 @@ def walk(
             if (st.st_dev, st.st_ino) in seen_dirs:
                 continue
             seen_dirs.add((st.st_dev, st.st_ino))
-            tasks.append(_Task(raw, 1, None, ((st.st_dev, st.st_ino),) if follow_symlinks else ()))
+            ancestors = ((st.st_dev, st.st_ino),) if follow_symlinks else ()
+            tasks.append(_Task(raw, 1, None, ancestors, (st.st_dev, st.st_ino)))
         else:
             files.append(raw)
     return Walker(tasks, files, opts, cancel)

@@ -30,6 +30,8 @@ pub struct DirTask {
     /// walk continues after it (by name, so entries added or removed since
     /// the checkpoint do not shift what is skipped).
     pub after: Option<Vec<u8>>,
+    /// On a resumed task, the (device, inode) the directory must still have.
+    pub expect: Option<FileId>,
     /// Directories from the root down to this one; only kept when following
     /// symlinks, where a link back to an ancestor would loop forever.
     pub ancestors: Arc<Vec<FileId>>,
@@ -81,6 +83,7 @@ impl Listing {
                 depth: 1,
                 after: None,
                 ancestors: Arc::new(Vec::new()),
+                expect: None,
             },
             items: Vec::new(),
             error,
@@ -113,6 +116,7 @@ impl Listing {
             path: join(&self.task.path, &item.name),
             depth: self.task.depth + 1,
             after: None,
+            expect: None,
             ancestors,
         }
     }
@@ -156,6 +160,15 @@ pub fn read_listing(
             return listing;
         }
     };
+    if let Some(expected) = listing.task.expect {
+        let same = rustix::fs::fstat(&fd).map(|st| Meta::from_stat(&st).file_id() == expected);
+        if same != Ok(true) {
+            let message = "directory changed since the walk was interrupted \
+                           (replaced, or now a symlink); not entered";
+            listing.error = Some(FsError::other(&listing.task.path, 0, message));
+            return listing;
+        }
+    }
     let mut dir = match Dir::new(fd) {
         Ok(dir) => dir,
         Err(errno) => {

@@ -161,6 +161,8 @@ struct OpenDir {
     /// Name of the last entry yielded before a resume (see `DirTask::after`).
     after: Option<Vec<u8>>,
     ancestors: Arc<Vec<FileId>>,
+    /// (device, inode) the directory had when it was listed.
+    id: Option<FileId>,
 }
 
 /// A root that is not a directory: yielded as a single entry.
@@ -203,6 +205,7 @@ impl Walker {
                     depth: 1,
                     after: None,
                     ancestors: Arc::new(if follow { vec![meta.file_id()] } else { vec![] }),
+                    expect: Some(meta.file_id()),
                 }),
                 Ok(meta) => root_files.push_back(RootFile {
                     path: root.clone(),
@@ -232,6 +235,7 @@ impl Walker {
                 depth: d.depth,
                 after: d.after.map(ByteBuf::into_vec),
                 ancestors: Arc::new(d.ancestors),
+                expect: d.id,
             })
             .collect();
         let root_files = state
@@ -269,6 +273,7 @@ impl Walker {
                     depth: t.depth,
                     after: t.after.clone(),
                     ancestors: t.ancestors.clone(),
+                    id: t.expect,
                 };
                 (t.path.clone(), open)
             })
@@ -390,6 +395,7 @@ impl Walker {
                     depth: child.depth,
                     after: None,
                     ancestors: child.ancestors,
+                    id: Some(meta.file_id()),
                 };
                 self.frontier.insert(child.path, open);
             }
@@ -424,6 +430,7 @@ impl Walker {
                     depth: open.depth,
                     after: after.map(ByteBuf::from),
                     ancestors: open.ancestors.to_vec(),
+                    id: open.id,
                 }
             })
             .collect();

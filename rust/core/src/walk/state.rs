@@ -2,7 +2,7 @@
 //!
 //! msgpack map `{"v": 1, "dirs": [{"p": bytes, "d": depth, "n": last name
 //! yielded (bytes, absent if none), "a": [[dev, ino], ...]}], "files": [bytes,
-//! ...]}`. The pure-Python twin reads and
+//! ...], "i": [dev, ino] (absent if unknown)}`. The pure-Python twin reads and
 //! writes the same format, so either can resume the other's walk.
 
 use serde::{Deserialize, Serialize};
@@ -22,6 +22,10 @@ pub struct StateDir {
     pub after: Option<ByteBuf>,
     #[serde(rename = "a", default)]
     pub ancestors: Vec<(u64, u64)>,
+    /// (device, inode) of the directory when listed: a resumed walk refuses
+    /// a directory that was replaced since (e.g. by a symlink out of the tree).
+    #[serde(rename = "i", default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<(u64, u64)>,
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
