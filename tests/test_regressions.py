@@ -156,3 +156,20 @@ def test_resume_refuses_a_directory_swapped_for_a_symlink(tmp_path, impl):
     assert [(e.path, "directory changed" in e.message) for e in result.errors] == [
         (str(root / "a" / "b"), True)
     ]
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_skip_patterns_match_bytes_the_same_way(tmp_path, impl):
+    for name in ("é.txt", "e.txt", "b.txt", "[x", "ab.log"):
+        (tmp_path / name).write_bytes(b"")
+    for patterns, kept in (
+        (["?.txt"], {"é.txt", "[x", "ab.log"}),  # ? is one byte; é is two
+        (["??.txt"], {"e.txt", "b.txt", "[x", "ab.log"}),
+        (["[!b].txt"], {"é.txt", "b.txt", "[x", "ab.log"}),
+        (["*.log", "[eb].txt"], {"é.txt", "[x"}),
+    ):
+        names = {os.path.basename(p) for p in collect(impl.walk(tmp_path, skip=patterns)).entries}
+        assert names == kept, patterns
+    for bad in ("[^b].txt", "[x", "{a,b}"):
+        with pytest.raises(ValueError, match="skip pattern"):
+            impl.walk(tmp_path, skip=[bad])

@@ -46,9 +46,21 @@ def _check_positive(name: str, value: int | None) -> None:
 
 
 def _skip_list(skip: Iterable[str]) -> list[str]:
-    if isinstance(skip, str):
-        return [skip]
-    return list(skip)
+    """Skip patterns, checked: shell wildcards ``*``, ``?``, ``[seq]``, ``[!seq]``
+    matched against the name's bytes (``?`` is one byte). Forms whose meaning
+    differs between glob dialects are refused rather than guessed."""
+    patterns = [skip] if isinstance(skip, str) else list(skip)
+    for pattern in patterns:
+        if "{" in pattern or "}" in pattern:
+            raise ValueError(
+                f"skip pattern {pattern!r}: braces are not supported; "
+                "give each alternative as its own pattern"
+            )
+        if "[^" in pattern:
+            raise ValueError(f"skip pattern {pattern!r}: write [!...] to negate a set")
+        if pattern.count("[") != pattern.count("]"):
+            raise ValueError(f"skip pattern {pattern!r}: unbalanced [ ]")
+    return patterns
 
 
 class Walker:
@@ -132,7 +144,8 @@ def walk(
     and a link back to an ancestor is an error, not a loop). ``max_depth=1``
     yields only a root's children. ``hidden=False`` skips names starting with
     ``.``. ``skip`` holds shell-style name patterns (``*``, ``?``, ``[seq]``,
-    ``[!seq]``); a matching entry is neither yielded nor entered.
+    ``[!seq]``, matched against the name's bytes, so ``?`` is one byte); a
+    matching entry is neither yielded nor entered.
 
     Problems with single paths (unreadable directories, vanished files) are
     reported in each batch's ``errors`` and never stop the walk. The GIL is

@@ -203,6 +203,12 @@ class _Columns:
         )
 
 
+def _skipped(name: bytes, patterns: list[str]) -> bool:
+    # Byte semantics, as in Rust: latin-1 maps each byte to one character.
+    text = name.decode("latin-1")
+    return any(fnmatch.fnmatchcase(text, p.encode().decode("latin-1")) for p in patterns)
+
+
 def _read_listing(task: _Task, opts: _Options) -> tuple[list[_Item], FsError | None]:
     follow_dir = opts.follow_symlinks or task.depth == 1
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | (0 if follow_dir else os.O_NOFOLLOW)
@@ -223,8 +229,7 @@ def _read_listing(task: _Task, opts: _Options) -> tuple[list[_Item], FsError | N
         names = sorted(
             name
             for name in map(os.fsencode, os.listdir(fd))
-            if (opts.hidden or not name.startswith(b"."))
-            and not any(fnmatch.fnmatchcase(os.fsdecode(name), p) for p in opts.skip)
+            if (opts.hidden or not name.startswith(b".")) and not _skipped(name, opts.skip)
         )
         depth_ok = opts.max_depth is None or task.depth < opts.max_depth
         return [_stat_item(fd, name, task, opts, depth_ok) for name in names], None
@@ -496,9 +501,6 @@ def walk(
     _check_positive("threads", threads)
     _check_positive("max_depth", max_depth)
     skip_list = _skip_list(skip)
-    for pattern in skip_list:
-        if "{" in pattern or "}" in pattern:
-            raise ValueError(f"skip pattern {pattern!r}: braces are not supported")
     opts = _Options(follow_symlinks, max_depth, hidden, skip_list, batch_size, cas_ids, checksums)
     if resume is not None:
         tasks, files = _decode_state(resume)
