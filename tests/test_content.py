@@ -217,3 +217,22 @@ print(json.dumps({{"digest": digest, "grew_kb": after - before}}))
         hasher.update(zeros)
     assert out["digest"] == hasher.hexdigest()
     assert out["grew_kb"] < 64 * 1024, "checksum held the file in memory"
+
+
+def test_cancel_stops_inside_one_huge_file(tmp_path):
+    """A cancel takes effect between reads of a file, not only between files.
+
+    Hashing this 256 GiB sparse file whole would take well over 30 s; the
+    bound below is a third of that, so only a stuck loop fails it.
+    """
+    import time
+
+    huge = tmp_path / "huge"
+    with open(huge, "wb") as f:
+        f.truncate(256 * 1024**3)
+    token = phasekit.CancelToken()
+    threading.Timer(0.2, token.cancel).start()
+    start = time.monotonic()
+    with pytest.raises(phasekit.CancelledError):
+        fs.checksums([huge], cancel=token)
+    assert time.monotonic() - start < 10

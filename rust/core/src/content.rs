@@ -136,11 +136,15 @@ pub struct Hashes {
 /// Small files are read once for both digests. Large ones are sampled for the
 /// cas_id with positioned reads (which leave the file offset at 0) and then
 /// streamed for the checksum. `path` only labels errors.
+///
+/// `stop` is polled between the reads of a streamed file, so a cancel takes
+/// effect within one buffer even inside a 10 GB file.
 pub fn hash_file(
     file: &mut File,
     meta: &Meta,
     want: Want,
     path: &[u8],
+    stop: &dyn Fn() -> bool,
 ) -> std::result::Result<Hashes, FsError> {
     let size = meta.size;
     let mut out = Hashes::default();
@@ -165,7 +169,7 @@ pub fn hash_file(
             out.cas = Some(sample_digest(file, meta, &mut buf, path)?);
         }
         if want.checksum {
-            out.checksum = Some(stream_digest(file, meta, &mut buf, path)?);
+            out.checksum = Some(stream_digest(file, meta, &mut buf, path, stop)?);
         }
         Ok(())
     })?;
@@ -210,6 +214,7 @@ fn stream_digest(
     meta: &Meta,
     buf: &mut Vec<u8>,
     path: &[u8],
+    stop: &dyn Fn() -> bool,
 ) -> std::result::Result<Digest, FsError> {
     let size = meta.size;
     if buf.len() < STREAM_BUFFER {
@@ -218,6 +223,9 @@ fn stream_digest(
     let mut hasher = blake3::Hasher::new();
     let mut total: u64 = 0;
     loop {
+        if stop() {
+            return Err(FsError::other(path, 0, "cancelled"));
+        }
         let n = match file.read(&mut buf[..STREAM_BUFFER]) {
             Ok(0) => break,
             Ok(n) => n,
@@ -243,9 +251,13 @@ fn stream_digest(
 }
 
 /// Open `path` (regular files only) and compute the wanted digests.
-pub fn hash_path(path: &[u8], want: Want) -> std::result::Result<Hashes, FsError> {
+pub fn hash_path(
+    path: &[u8],
+    want: Want,
+    stop: &dyn Fn() -> bool,
+) -> std::result::Result<Hashes, FsError> {
     let (mut file, meta) = sys::open_regular(path).map_err(|e| FsError::from_io(path, &e))?;
-    hash_file(&mut file, &meta, want, path)
+    hash_file(&mut file, &meta, want, path, stop)
 }
 
 /// Like [`hash_path`], for a file listed earlier as `expected` (device,
@@ -254,22 +266,32 @@ pub fn hash_listed(
     path: &[u8],
     expected: (u64, u64),
     want: Want,
+    stop: &dyn Fn() -> bool,
 ) -> std::result::Result<Hashes, FsError> {
     let (mut file, meta) =
         sys::open_listed(path, expected).map_err(|e| FsError::from_io(path, &e))?;
-    hash_file(&mut file, &meta, want, path)
+    hash_file(&mut file, &meta, want, path, stop)
 }
 
 /// The full cas_id digest of a path: `Ok(None)` for an empty file.
 pub fn cas_digest(path: &[u8]) -> std::result::Result<Option<Digest>, FsError> {
-    Ok(hash_path(
-        path,
-        Want {
-            cas_id: true,
-            checksum: false,
-        },
-    )?
-    .cas)
+    Ok(hash_path(path, CAS_ONLY, &never)?.cas)
+}
+
+/// Want only the cas_id.
+pub const CAS_ONLY: Want = Want {
+    cas_id: true,
+    checksum: false,
+};
+/// Want only the full checksum.
+pub const CHECKSUM_ONLY: Want = Want {
+    cas_id: false,
+    checksum: true,
+};
+
+/// A stop predicate for calls that cannot be cancelled.
+pub fn never() -> bool {
+    false
 }
 
 /// The content id of a path: `Ok(None)` for an empty file.
@@ -279,15 +301,13 @@ pub fn cas_id(path: &[u8]) -> std::result::Result<Option<String>, FsError> {
 
 /// BLAKE3 of a file's whole content, streamed in fixed-size reads.
 pub fn full_digest(path: &[u8]) -> std::result::Result<Digest, FsError> {
-    hash_path(
-        path,
-        Want {
-            cas_id: false,
-            checksum: true,
-        },
-    )?
-    .checksum
-    .ok_or_else(|| FsError::other(path, 0, "no checksum computed"))
+    checksum_digest(hash_path(path, CHECKSUM_ONLY, &never)?, path)
+}
+
+fn checksum_digest(hashes: Hashes, path: &[u8]) -> std::result::Result<Digest, FsError> {
+    hashes
+        .checksum
+        .ok_or_else(|| FsError::other(path, 0, "no checksum computed"))
 }
 
 /// Full checksum as 64 hex digits.
@@ -354,7 +374,10 @@ pub fn cas_ids(
     threads: Option<usize>,
     cancel: &CancelToken,
 ) -> Result<HashResults<Option<String>>> {
-    map_paths(paths, threads, cancel, cas_id)
+    map_paths(paths, threads, cancel, |path| {
+        let hashes = hash_path(path, CAS_ONLY, &|| cancel.is_cancelled())?;
+        Ok(hashes.cas.as_ref().map(cas_id_hex))
+    })
 }
 
 /// Full checksums of many files, in parallel, in input order.
@@ -363,7 +386,10 @@ pub fn checksums(
     threads: Option<usize>,
     cancel: &CancelToken,
 ) -> Result<HashResults<String>> {
-    map_paths(paths, threads, cancel, checksum)
+    map_paths(paths, threads, cancel, |path| {
+        let hashes = hash_path(path, CHECKSUM_ONLY, &|| cancel.is_cancelled())?;
+        Ok(hex(&checksum_digest(hashes, path)?))
+    })
 }
 
 #[cfg(test)]

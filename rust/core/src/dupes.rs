@@ -138,23 +138,31 @@ fn hash_inodes(
 
 /// The cas_id digest, extended to empty files (which have no cas_id) as the
 /// digest of the size prefix alone, so `min_size=0` groups them like the rest.
-fn cas_digest_or_empty(path: &[u8], id: (u64, u64)) -> std::result::Result<Digest, FsError> {
+fn cas_digest_or_empty(
+    path: &[u8],
+    id: (u64, u64),
+    stop: &dyn Fn() -> bool,
+) -> std::result::Result<Digest, FsError> {
     let want = Want {
         cas_id: true,
         checksum: false,
     };
-    Ok(content::hash_listed(path, id, want)?
+    Ok(content::hash_listed(path, id, want, stop)?
         .cas
         .unwrap_or_else(|| *blake3::hash(&0u64.to_le_bytes()).as_bytes()))
 }
 
 /// Full-content digest of a listed file.
-fn full_digest_listed(path: &[u8], id: (u64, u64)) -> std::result::Result<Digest, FsError> {
+fn full_digest_listed(
+    path: &[u8],
+    id: (u64, u64),
+    stop: &dyn Fn() -> bool,
+) -> std::result::Result<Digest, FsError> {
     let want = Want {
         cas_id: false,
         checksum: true,
     };
-    content::hash_listed(path, id, want)?
+    content::hash_listed(path, id, want, stop)?
         .checksum
         .ok_or_else(|| FsError::other(path, 0, "no checksum computed"))
 }
@@ -239,13 +247,10 @@ pub fn find(files: Vec<FileRecord>, opts: &Options, cancel: &CancelToken) -> Res
             }
             Mode::Content | Mode::Full => {
                 report.stats.partial_hashed = candidates.len() as u64;
-                let by_digest = hash_inodes(
-                    candidates,
-                    opts,
-                    cancel,
-                    &mut report.errors,
-                    cas_digest_or_empty,
-                )?;
+                let by_digest =
+                    hash_inodes(candidates, opts, cancel, &mut report.errors, |p, id| {
+                        cas_digest_or_empty(p, id, &|| cancel.is_cancelled())
+                    })?;
                 let mut need_full = Vec::new();
                 for (digest, bucket) in by_digest {
                     if bucket.len() < 2 {
@@ -265,13 +270,9 @@ pub fn find(files: Vec<FileRecord>, opts: &Options, cancel: &CancelToken) -> Res
                     return Err(Error::Cancelled);
                 }
                 report.stats.full_hashed = need_full.len() as u64;
-                let by_full = hash_inodes(
-                    need_full,
-                    opts,
-                    cancel,
-                    &mut report.errors,
-                    full_digest_listed,
-                )?;
+                let by_full = hash_inodes(need_full, opts, cancel, &mut report.errors, |p, id| {
+                    full_digest_listed(p, id, &|| cancel.is_cancelled())
+                })?;
                 for (digest, bucket) in by_full {
                     if bucket.len() > 1 {
                         groups.push((hex(&digest).into_bytes(), bucket));

@@ -215,13 +215,13 @@ pub fn read_listing(
         names
             .into_par_iter()
             .take_any_while(|_| !halted())
-            .map(|(name, regular)| stat_item(fd, name, regular, task, opts, depth_ok))
+            .map(|(name, regular)| stat_item(fd, name, regular, task, opts, depth_ok, halted))
             .collect()
     } else {
         names
             .into_iter()
             .take_while(|_| !halted())
-            .map(|(name, regular)| stat_item(fd, name, regular, task, opts, depth_ok))
+            .map(|(name, regular)| stat_item(fd, name, regular, task, opts, depth_ok, halted))
             .collect()
     };
     listing.items = items;
@@ -244,10 +244,11 @@ fn stat_item(
     task: &DirTask,
     opts: &WalkOptions,
     depth_ok: bool,
+    halted: &(dyn Fn() -> bool + Sync),
 ) -> Item {
     let cname: &CStr = &name;
     if regular && opts.hash.any() && !opts.follow_symlinks {
-        if let Some(item) = open_and_hash(dirfd, cname, opts) {
+        if let Some(item) = open_and_hash(dirfd, cname, opts, halted) {
             return Item {
                 name: name.into_bytes(),
                 ..item
@@ -302,7 +303,9 @@ fn stat_item(
         // resolution, unlike hashing by full path later.
         let hashed = sys::open_regular_at(dirfd, cname, opts.follow_symlinks, &meta)
             .map_err(|e| FsError::from_io(b"", &e))
-            .and_then(|(mut file, fmeta)| content::hash_file(&mut file, &fmeta, opts.hash, b""));
+            .and_then(|(mut file, fmeta)| {
+                content::hash_file(&mut file, &fmeta, opts.hash, b"", halted)
+            });
         match hashed {
             Ok(hashes) => item.hashes = hashes,
             Err(err) => item.error = Some((err.errno, err.message)),
@@ -321,6 +324,7 @@ fn open_and_hash(
     dirfd: std::os::fd::BorrowedFd<'_>,
     cname: &CStr,
     opts: &WalkOptions,
+    halted: &(dyn Fn() -> bool + Sync),
 ) -> Option<Item> {
     let (mut file, meta) = sys::open_file_at(dirfd, cname).ok()?;
     let mut item = Item {
@@ -331,7 +335,7 @@ fn open_and_hash(
         hashes: Hashes::default(),
     };
     if meta.kind == Kind::File {
-        match content::hash_file(&mut file, &meta, opts.hash, b"") {
+        match content::hash_file(&mut file, &meta, opts.hash, b"", halted) {
             Ok(hashes) => item.hashes = hashes,
             Err(err) => item.error = Some((err.errno, err.message)),
         }

@@ -362,7 +362,8 @@ impl Walker {
         let want = self.opts.hash;
         let mut hashes = Hashes::default();
         if want.any() && meta.kind == Kind::File {
-            match content::hash_path(&root.path, want) {
+            let cancel = &self.cancel;
+            match content::hash_path(&root.path, want, &|| cancel.is_cancelled()) {
                 Ok(h) => hashes = h,
                 Err(err) => batch.errors.push(err),
             }
