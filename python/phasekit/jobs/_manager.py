@@ -17,6 +17,7 @@ from typing import Any, Self
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 
 from ._context import JobControl
 from ._definition import Job, JobRegistry, default_registry
@@ -125,7 +126,9 @@ class JobManager:
             await self._tg.__aexit__(exc_type, exc, tb)
         finally:
             for job_id in interrupted:
-                if self.store.get_job(job_id).status is JobStatus.PAUSED:
+                # PAUSED: stopped at a safe point; RUNNING: its task was
+                # cancelled before the job started. Either way, queue it again.
+                if self.store.get_job(job_id).status in (JobStatus.PAUSED, JobStatus.RUNNING):
                     self.store.set_status(job_id, JobStatus.QUEUED)
             self.store.close()
 
@@ -150,6 +153,8 @@ class JobManager:
             job.job_name, job.to_state(), priority=priority, depends_on=depends_on
         )
         self._wake.set()
+        # Let the scheduler start work while a caller dispatches many jobs.
+        await anyio.lowlevel.checkpoint()
         return JobHandle(self, job_id)
 
     def handle(self, job_id: str) -> JobHandle:
@@ -182,21 +187,19 @@ class JobManager:
     async def _schedule(self) -> None:
         assert self._tg is not None
         while True:
-            for record in self.store.list_jobs(JobStatus.QUEUED):
+            for job_id, name, depends_on in self.store.queued():
                 if len(self._running) >= self.max_concurrency:
                     break
-                if not self._ready(record.id, record.depends_on):
+                if not self._ready(job_id, depends_on):
                     continue
-                limit = self.limits.get(record.name)
-                if (
-                    limit is not None
-                    and sum(1 for name, _ in self._running.values() if name == record.name) >= limit
-                ):
+                limit = self.limits.get(name)
+                of_type = sum(1 for running, _ in self._running.values() if running == name)
+                if limit is not None and of_type >= limit:
                     continue
                 control = JobControl()
-                self._running[record.id] = (record.name, control)
-                self.store.set_status(record.id, JobStatus.RUNNING)
-                self._tg.start_soon(self._run, record.id, control)
+                self._running[job_id] = (name, control)
+                self.store.set_status(job_id, JobStatus.RUNNING)
+                self._tg.start_soon(self._run, job_id, control)
             self._wake = anyio.Event()
             with anyio.move_on_after(POLL_S):
                 await self._wake.wait()

@@ -255,6 +255,16 @@ class JobStore:
             )
         return [_record(r) for r in rows]
 
+    def queued(self) -> list[tuple[str, str, str | None]]:
+        """``(id, name, depends_on)`` of queued jobs in dispatch order, without
+        their input blobs: what the scheduler needs on every pass."""
+        rows = self._read(
+            "SELECT id, name, depends_on FROM jobs WHERE status = ?"
+            " ORDER BY priority DESC, created_at, id",
+            (JobStatus.QUEUED.value,),
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
+
     def set_status(self, job_id: str, status: JobStatus, *, error: str | None = None) -> None:
         now = time.time()
         with self._write() as db:
