@@ -12,7 +12,6 @@
 //! links of one copy, never as wasted space.
 
 use std::collections::HashMap;
-use std::hash::Hash;
 
 use crate::cancel::CancelToken;
 use crate::content::{self, cas_id_hex, hex, Digest, Want, SMALL_FILE_MAX};
@@ -101,15 +100,6 @@ struct Inode {
 
 fn name_of(path: &[u8]) -> &[u8] {
     path.rsplit(|&b| b == b'/').next().unwrap_or(path)
-}
-
-/// Split `inodes` into buckets by `key`, keeping buckets of two or more.
-fn refine<K: Eq + Hash>(inodes: Vec<Inode>, key: impl Fn(&Inode) -> K) -> Vec<Vec<Inode>> {
-    let mut buckets: HashMap<K, Vec<Inode>> = HashMap::new();
-    for inode in inodes {
-        buckets.entry(key(&inode)).or_default().push(inode);
-    }
-    buckets.into_values().filter(|b| b.len() > 1).collect()
 }
 
 /// Hash one path per inode in parallel and bucket the inodes by digest;
@@ -230,22 +220,22 @@ pub fn find(files: Vec<FileRecord>, opts: &Options, cancel: &CancelToken) -> Res
         for inode in inodes {
             by_size.entry(inode.size).or_default().push(inode);
         }
-        let mut candidates = Vec::new();
-        for (_, bucket) in by_size {
-            if bucket.len() > 1 {
-                candidates.extend(bucket);
-            } else {
-                singles.extend(bucket);
-            }
-        }
-        report.stats.size_candidates = candidates.iter().map(|i| i.paths.len() as u64).sum();
+        let (size_groups, lone): (Vec<Vec<Inode>>, Vec<Vec<Inode>>) =
+            by_size.into_values().partition(|bucket| bucket.len() > 1);
+        singles.extend(lone.into_iter().flatten());
+        report.stats.size_candidates = size_groups
+            .iter()
+            .flatten()
+            .map(|i| i.paths.len() as u64)
+            .sum();
         match opts.mode {
             Mode::Size => {
-                for bucket in refine(candidates, |i| i.size) {
+                for bucket in size_groups {
                     groups.push((bucket[0].size.to_string().into_bytes(), bucket));
                 }
             }
             Mode::Content | Mode::Full => {
+                let candidates: Vec<Inode> = size_groups.into_iter().flatten().collect();
                 report.stats.partial_hashed = candidates.len() as u64;
                 let by_digest =
                     hash_inodes(candidates, opts, cancel, &mut report.errors, |p, id| {
