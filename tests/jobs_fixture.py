@@ -4,9 +4,25 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from phasekit.jobs import Job, JobContext, job
+from phasekit.jobs import (
+    COMPLETE,
+    FatalError,
+    Job,
+    JobContext,
+    NonFatalError,
+    Phase,
+    PhaseContext,
+    PhasedJob,
+    PhaseGroup,
+    PhaseResult,
+    Recovery,
+    SkipTo,
+    job,
+    transient,
+)
 
 
 def effects(path: str) -> sqlite3.Connection:
@@ -86,3 +102,105 @@ def read_log(path: str) -> list[tuple[str, float, float]]:
         return []
     finally:
         conn.close()
+
+
+@dataclass
+class SquareProgress:
+    """Structured progress of :class:`PhasedCount`."""
+
+    squared: int
+    last: int
+
+
+@dataclass
+class PhasedOutput:
+    count: int
+    total: int
+
+
+@job("test.phased")
+class PhasedCount(PhasedJob):
+    """prepare → work (square → verify) → report, with knobs for every path of
+    the phase processor. Effects are upserts (idempotent between checkpoints);
+    each start of ``square`` logs where it began in ``phase_starts``."""
+
+    progress_type: ClassVar[type[Any] | None] = SquareProgress
+    output_type: ClassVar[type[Any] | None] = PhasedOutput
+
+    n: int
+    effects_db: str
+    every: int = 10
+    mode: str = "full"  # "quick" leaves "verify" out
+    skip_to: str = ""  # "prepare" returns SkipTo(skip_to)
+    complete_early: bool = False  # "prepare" returns COMPLETE
+    fail_at: int = -1  # "square" raises at this item...
+    fail_times: int = 0  # ...this many times
+    recovery: str = "abort"
+    fatal: bool = False  # ...raising FatalError
+    non_fatal: bool = False  # ...raising NonFatalError
+    soft_errors: int = 0  # "verify" records this many non-fatal errors
+    delay_s: float = 0.0
+    failures: int = transient(default=0)
+    hooks: list[str] = transient(default_factory=list)
+
+    def phases(self) -> Any:
+        work = PhaseGroup(
+            "work",
+            [
+                Phase(
+                    "square",
+                    self.square,
+                    recovery=Recovery(self.recovery),
+                    backoff_s=0.001,
+                    initial_state=lambda: {"next": 0},
+                    on_success=lambda ctx: self.hooks.append("square ok"),
+                    on_failure=lambda ctx, exc: self.hooks.append(f"square failed: {exc}"),
+                ),
+                Phase("verify", self.verify, when=lambda ctx: self.mode != "quick"),
+            ],
+        )
+        return Phase("prepare", self.prepare).then(work, Phase("report", self.report))
+
+    def prepare(self, ctx: PhaseContext) -> PhaseResult:
+        ctx.shared["count"] = self.n
+        if self.complete_early:
+            return COMPLETE
+        return SkipTo(self.skip_to) if self.skip_to else None
+
+    def square(self, ctx: PhaseContext) -> PhaseResult:
+        conn = effects(self.effects_db)
+        conn.execute("CREATE TABLE IF NOT EXISTS phase_starts (at INTEGER)")
+        conn.execute("INSERT INTO phase_starts VALUES (?)", (ctx.state["next"],))
+        i = ctx.state["next"]
+        while i < self.n:
+            if i == self.fail_at and self.failures < self.fail_times:
+                self.failures += 1
+                error = FatalError if self.fatal else NonFatalError if self.non_fatal else OSError
+                raise error(f"item {i} is broken")
+            conn.execute("INSERT OR REPLACE INTO done VALUES (?, ?)", (i, i * i))
+            if self.delay_s:
+                time.sleep(self.delay_s)
+            i += 1
+            ctx.units(i, self.n)
+            ctx.progress(data=SquareProgress(squared=i, last=(i - 1) ** 2))
+            if i % self.every == 0:
+                ctx.checkpoint({"next": i})
+        conn.close()
+        return None
+
+    def verify(self, ctx: PhaseContext) -> PhaseResult:
+        for k in range(self.soft_errors):
+            ctx.error(f"item {k} looks odd", path=f"/items/{k}")
+        conn = effects(self.effects_db)
+        ctx.shared["total"] = conn.execute("SELECT COALESCE(SUM(square), 0) FROM done").fetchone()[
+            0
+        ]
+        conn.close()
+        return None
+
+    def report(self, ctx: PhaseContext) -> PhaseResult:
+        ctx.shared.setdefault("total", -1)
+        return None
+
+    def output(self, shared: dict[str, Any]) -> Any:
+        return PhasedOutput(count=shared["count"], total=shared.get("total", -1))

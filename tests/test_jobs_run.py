@@ -44,7 +44,7 @@ def test_uninterrupted_run_completes(store, tmp_path):
     outcome = store.outcome(job_id)
     assert outcome["output"] == {"count": 120}
     assert outcome["metrics"]["items"] == 120
-    assert store.progress(job_id)["done"] == 120
+    assert store.progress(job_id).done == 120
     assert store.load_checkpoint(job_id) == (2, {"next": 100})
 
 

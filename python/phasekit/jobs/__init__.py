@@ -1,4 +1,5 @@
-"""The job system: job definitions, the registry and the jobs.db store.
+"""The job system: job definitions, phases, the registry, the jobs.db store
+and the manager.
 
 Define a job as a dataclass registered under a stable name; its fields are
 persisted (except :func:`transient` ones), so a job can be resumed by another
@@ -21,13 +22,29 @@ from ._definition import (
     transient,
 )
 from ._manager import JobHandle, JobManager, JobUpdate
+from ._phase_model import (
+    COMPLETE,
+    FatalError,
+    NonFatalError,
+    Phase,
+    PhaseGroup,
+    PhaseRecord,
+    PhaseResult,
+    PhaseStatus,
+    Recovery,
+    SkipTo,
+)
+from ._phases import PhaseContext, PhasedJob, PhaseProcessor, phase_history
+from ._progress import JobProgress, PhaseProgress
 from ._runner import execute
 from ._store import SCHEMA_VERSION, JobRecord, JobStatus, JobStore
 
 __all__ = [
+    "COMPLETE",
     "ENTRY_POINT_GROUP",
     "SCHEMA_VERSION",
     "CorruptStateError",
+    "FatalError",
     "Job",
     "JobCancelled",
     "JobContext",
@@ -37,14 +54,28 @@ __all__ = [
     "JobInterrupted",
     "JobManager",
     "JobPaused",
+    "JobProgress",
     "JobRecord",
     "JobRegistry",
     "JobStatus",
     "JobStore",
     "JobUpdate",
+    "NonFatalError",
+    "Phase",
+    "PhaseContext",
+    "PhaseGroup",
+    "PhaseProcessor",
+    "PhaseProgress",
+    "PhaseRecord",
+    "PhaseResult",
+    "PhaseStatus",
+    "PhasedJob",
+    "Recovery",
+    "SkipTo",
     "UnknownJobError",
     "default_registry",
     "execute",
     "job",
+    "phase_history",
     "transient",
 ]

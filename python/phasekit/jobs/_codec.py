@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 from typing import Any
 
 import msgpack
@@ -16,10 +18,23 @@ class CorruptStateError(PhasekitError):
     """A stored blob (job state, checkpoint) cannot be decoded."""
 
 
+def _plain(value: Any) -> Any:
+    """Dataclass instances (structured progress, typed output) are stored as
+    mappings and enums as their values; the reader rebuilds the type."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    raise TypeError(f"{type(value).__name__} is not msgpack-able")
+
+
 def encode(value: Any) -> bytes:
-    """Pack ``value`` (msgpack-able: None, bool, int, float, str, bytes, list, dict)."""
+    """Pack ``value``: None, bool, int, float, str, bytes, list, dict, and
+    dataclass instances and enums (stored as a mapping and a value)."""
     try:
-        packed: bytes = msgpack.packb({"v": BLOB_VERSION, "d": value}, use_bin_type=True)
+        packed: bytes = msgpack.packb(
+            {"v": BLOB_VERSION, "d": value}, use_bin_type=True, default=_plain
+        )
     except (TypeError, ValueError, OverflowError) as exc:
         raise TypeError(f"cannot store {type(value).__name__} value: {exc}") from exc
     return packed

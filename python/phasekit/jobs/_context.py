@@ -3,6 +3,7 @@ and the safe points where pause and cancel take effect."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import PhasekitError
+from ._progress import JobProgress, PhaseProgress, RateMeter
 from ._store import JobStore
 
 #: Progress is written to jobs.db at most this often (seconds), so frequent
@@ -57,14 +59,17 @@ class Metrics:
     bytes: int = 0
     started: float = field(default_factory=time.monotonic)
 
-    def as_dict(self) -> dict[str, float | int]:
+    def as_dict(self, *, phases: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         elapsed = max(time.monotonic() - self.started, 1e-9)
-        return {
+        out: dict[str, Any] = {
             "items": self.items,
             "bytes": self.bytes,
             "items_per_s": self.items / elapsed,
             "bytes_per_s": self.bytes / elapsed,
         }
+        if phases is not None:
+            out["phases"] = phases
+        return out
 
 
 class JobContext:
@@ -86,7 +91,13 @@ class JobContext:
         self._control = control
         self._checkpoint = checkpoint
         self._last_progress_write = 0.0
-        self._pending_progress: dict[str, Any] | None = None
+        self._pending_progress: JobProgress | None = None
+        self._last_report = JobProgress()
+        self._rate = RateMeter()
+        #: Set by the phase processor; included in every report.
+        self.phase_progress: PhaseProgress | None = None
+        #: Set by the phase processor; stored with the run's metrics.
+        self.phase_history: list[dict[str, Any]] | None = None
         self.warnings: list[str] = []
         self.errors: list[dict[str, Any]] = []
         self.metrics = Metrics()
@@ -95,32 +106,57 @@ class JobContext:
 
     def progress(
         self,
-        *,
         done: int | None = None,
         total: int | None = None,
+        *,
+        percent: float | None = None,
         message: str | None = None,
         bytes_done: int | None = None,
-        data: dict[str, Any] | None = None,
+        bytes_total: int | None = None,
+        data: Any = None,
     ) -> None:
-        """Report progress: a count (``done`` of ``total``; no total means
-        indeterminate), a message, bytes, or the job's own structured ``data``."""
-        value: dict[str, Any] = {
-            "done": done,
-            "total": total,
-            "message": message,
-            "bytes": bytes_done,
-            "data": data,
-        }
-        if done is not None and total:
-            value["percent"] = 100.0 * done / total
+        """Report progress: a count (``done`` of ``total``), a ``percent``,
+        indeterminate work (a ``message`` alone), bytes, or the job's own
+        structured ``data`` (a dataclass instance, see ``Job.progress_type``).
+
+        Cheap to call often: the value is written to jobs.db at most every
+        :data:`PROGRESS_INTERVAL_S` (and at checkpoints and the end).
+        """
+        if percent is not None and not 0.0 <= percent <= 100.0:
+            raise ValueError(f"percent must be within 0..100, got {percent}")
+        rate = eta = None
+        if done is not None:
+            rate, eta = self._rate.measure(done, total)
+        self._report(
+            JobProgress(
+                done=done,
+                total=total,
+                message=message,
+                bytes_done=bytes_done,
+                bytes_total=bytes_total,
+                rate=rate,
+                eta_s=eta,
+                data=data,
+                phase=self.phase_progress,
+                explicit_percent=percent,
+            )
+        )
+
+    def report_phase(self, phase: PhaseProgress | None) -> None:
+        """The phase processor's atomic-unit progress: replaces the phase part
+        of the latest report and keeps the job's own fields."""
+        self.phase_progress = phase
+        self._report(dataclasses.replace(self._last_report, phase=phase))
+
+    def _report(self, value: JobProgress) -> None:
+        self._last_report = value
         self._pending_progress = value
-        now = time.monotonic()
-        if now - self._last_progress_write >= PROGRESS_INTERVAL_S:
+        if time.monotonic() - self._last_progress_write >= PROGRESS_INTERVAL_S:
             self.flush_progress()
 
     def flush_progress(self) -> None:
         if self._pending_progress is not None:
-            self._store.set_progress(self.id, self._pending_progress)
+            self._store.set_progress(self.id, self._pending_progress.to_dict())
             self._pending_progress = None
             self._last_progress_write = time.monotonic()
 

@@ -46,6 +46,10 @@ class Job:
     """Base class of every job. Subclass it, then decorate with :func:`job`."""
 
     job_name: ClassVar[str] = ""
+    #: The dataclass of the job's structured progress ``data``, if it reports one.
+    progress_type: ClassVar[type[Any] | None] = None
+    #: The dataclass of the job's output, if it returns one (stored as a mapping).
+    output_type: ClassVar[type[Any] | None] = None
 
     def run(self, ctx: JobContext) -> Any:
         """Do the work; return the job's output (msgpack-able) or None.

@@ -20,7 +20,10 @@ import anyio.abc
 import anyio.lowlevel
 
 from ._context import JobControl
-from ._definition import Job, JobRegistry, default_registry
+from ._definition import Job, JobRegistry, UnknownJobError, default_registry
+from ._phase_model import PhaseRecord
+from ._phases import phase_history
+from ._progress import JobProgress
 from ._runner import execute
 from ._store import JobStatus, JobStore
 
@@ -34,7 +37,7 @@ class JobUpdate:
 
     job_id: str
     status: JobStatus
-    progress: Any
+    progress: JobProgress | None
 
 
 class JobHandle:
@@ -65,12 +68,34 @@ class JobHandle:
                     return update.status
         raise AssertionError("updates() ended without a final status")
 
+    def _job_class(self) -> type[Job] | None:
+        try:
+            return self.manager.registry.get(self.manager.store.get_job(self.id).name)
+        except UnknownJobError:
+            return None
+
+    def output(self) -> Any:
+        """The output of the job's last run (None before it completes), as
+        an instance of the job's ``output_type`` when it declares one."""
+        value = self.manager.store.outcome(self.id)["output"]
+        cls = self._job_class()
+        if cls is not None and cls.output_type is not None and isinstance(value, dict):
+            return cls.output_type(**value)
+        return value
+
+    def phases(self) -> list[PhaseRecord]:
+        """Per-phase history of a phased job (status, attempt, times, error)."""
+        return phase_history(self.manager.store, self.id)
+
     async def updates(self) -> AsyncGenerator[JobUpdate, None]:
-        """Status and progress changes, until the job finishes or pauses."""
+        """Status and progress changes, until the job finishes or pauses.
+        Structured progress ``data`` comes as the job's ``progress_type``."""
+        cls = self._job_class()
+        data_type = cls.progress_type if cls is not None else None
         last: tuple[JobStatus, Any] | None = None
         while True:
             status = self.status
-            progress = self.manager.store.progress(self.id)
+            progress = self.manager.store.progress(self.id, data_type)
             if (status, progress) != last:
                 last = (status, progress)
                 yield JobUpdate(self.id, status, progress)

@@ -53,7 +53,7 @@ def execute(
         error=error,
         warnings=ctx.warnings,
         errors=ctx.errors,
-        metrics=ctx.metrics.as_dict(),
+        metrics=ctx.metrics.as_dict(phases=ctx.phase_history),
     )
     return status
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ._codec import decode, encode
+from ._progress import JobProgress
 
 T = TypeVar("T")
 
@@ -332,9 +333,13 @@ class JobStore:
                 (encode(progress), time.time(), job_id),
             )
 
-    def progress(self, job_id: str) -> Any:
+    def progress(self, job_id: str, data_type: type[Any] | None = None) -> JobProgress | None:
+        """The latest stored progress (None before the first report);
+        ``data_type`` rebuilds the job's structured ``data`` dataclass."""
         rows = self._read("SELECT progress FROM jobs WHERE id = ?", (job_id,))
-        return decode(rows[0][0]) if rows and rows[0][0] is not None else None
+        if not rows or rows[0][0] is None:
+            return None
+        return JobProgress.from_dict(decode(rows[0][0]), data_type)
 
     # checkpoints
 
