@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
+from pathlib import Path
 from typing import Any
 
+import phasekit
 from phasekit.jobs import Job, JobContext, job
+
+
+def subprocess_env() -> dict[str, str]:
+    """Environment for a test subprocess: it imports these test jobs and the
+    phasekit under test (not whichever one is installed)."""
+    paths = [str(Path(__file__).resolve().parent), str(Path(phasekit.__file__).parents[1])]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
 
 
 def effects(path: str) -> sqlite3.Connection:
