@@ -88,6 +88,45 @@ class RecordJob(Job):
         return self.tag
 
 
+@job("test.parent")
+class ParentJob(Job):
+    """Spawns ``children`` RecordJobs (or, with ``depth`` > 1, ParentJobs one
+    level shallower), optionally holds while ``hold_path`` exists, then waits
+    for them and returns their final statuses by tag."""
+
+    children: int
+    log_db: str
+    depth: int = 1
+    child_duration_s: float = 0.02
+    fail_child: int = -1
+    hold_path: str = ""
+    prefix: str = "c"
+
+    def run(self, ctx: JobContext) -> Any:
+        ids = {}
+        for i in range(self.children):
+            tag = f"{self.prefix}{i}"
+            child: Job
+            if self.depth > 1:
+                child = ParentJob(
+                    self.children,
+                    self.log_db,
+                    depth=self.depth - 1,
+                    child_duration_s=self.child_duration_s,
+                    prefix=f"{tag}.",
+                )
+            else:
+                child = RecordJob(
+                    tag, self.log_db, duration_s=self.child_duration_s, fail=i == self.fail_child
+                )
+            ids[tag] = ctx.spawn_child(child)
+        while self.hold_path and os.path.exists(self.hold_path):
+            time.sleep(0.01)
+            ctx.check_interrupt()
+        statuses = ctx.wait_for_children()
+        return {tag: statuses[child_id].value for tag, child_id in ids.items()}
+
+
 def read_log(path: str) -> list[tuple[str, float, float]]:
     conn = sqlite3.connect(path)
     try:

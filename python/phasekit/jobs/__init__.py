@@ -3,7 +3,9 @@
 Define a job as a dataclass registered under a stable name; its fields are
 persisted (except :func:`transient` ones), so a job can be resumed by another
 process. :class:`JobStore` keeps jobs, atomic checkpoints and history in
-``jobs.db``.
+``jobs.db``. :class:`JobManager` runs them: priorities, limits, dependencies,
+child jobs (``ctx.spawn_child`` / ``ctx.wait_for_children``), interval
+schedules (``dispatch(job, every=...)``) and history retention.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from ._definition import (
     job,
     transient,
 )
+from ._history import HistoryRecord
 from ._manager import JobHandle, JobManager, JobUpdate
 from ._runner import execute
 from ._store import SCHEMA_VERSION, JobRecord, JobStatus, JobStore
@@ -28,6 +31,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "SCHEMA_VERSION",
     "CorruptStateError",
+    "HistoryRecord",
     "Job",
     "JobCancelled",
     "JobContext",
