@@ -108,6 +108,28 @@ def test_execute_without_a_manager_only_queues_children(store, tmp_path):
     assert [tag for tag, _, _ in read_log(log)] == ["x", "y"]
 
 
+def test_store_cancel_cascades_to_waiting_descendants(store):
+    parent = store.create_job("noop", {})
+    queued, _ = store.create_child(parent, "a", "noop", {})
+    running, _ = store.create_child(parent, "b", "noop", {})
+    paused, _ = store.create_child(running, "c", "noop", {})
+    store.set_status(running, JobStatus.RUNNING)
+    store.set_status(paused, JobStatus.PAUSED)
+    assert set(store.descendants(parent)) == {queued, running, paused}
+    store.finish(parent, JobStatus.CANCELLED)
+    statuses = {i: store.get_job(i).status for i in (queued, running, paused)}
+    # A running child is stopped by whoever runs it (the manager signals it).
+    assert statuses == {
+        queued: JobStatus.CANCELLED,
+        running: JobStatus.RUNNING,
+        paused: JobStatus.CANCELLED,
+    }
+    assert store.descendants(parent) == [running]
+    assert {h.id for h in store.history()} == {parent, queued, paused}
+    with pytest.raises(KeyError):
+        store.create_child("missing", "k", "noop", {})
+
+
 def test_wait_for_children_honours_pause(store, tmp_path):
     log = str(tmp_path / "log.db")
     parent = store.create_job("test.parent", ParentJob(2, log).to_state())
@@ -199,3 +221,21 @@ async def test_parent_killed_after_spawning_does_not_spawn_twice(tmp_path):
         assert list(manager.store.children(parent)) == first
         assert manager.store.outcome(parent)["output"] == {f"c{i}": "completed" for i in range(3)}
     assert sorted(tag for tag, _, _ in read_log(log)) == ["c0", "c1", "c2"]
+
+
+@pytest.mark.anyio
+async def test_pausing_a_waiting_parent_leaves_children_running(tmp_path):
+    log = str(tmp_path / "log.db")
+    async with JobManager(tmp_path / "jobs.db", max_concurrency=1) as manager:
+        parent = await manager.dispatch(ParentJob(2, log, child_duration_s=0.2))
+        with anyio.fail_after(20):
+            while len(manager.store.children(parent.id)) < 2:
+                await anyio.sleep(0.01)
+            first = list(manager.store.children(parent.id))
+            await parent.pause()
+            assert await parent.wait() is JobStatus.PAUSED
+            for child in first:  # the children are not paused with it
+                assert await manager.handle(child).wait() is JobStatus.COMPLETED
+            await parent.resume()
+            assert await parent.wait() is JobStatus.COMPLETED
+        assert list(manager.store.children(parent.id)) == first
