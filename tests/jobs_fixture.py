@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
+import phasekit
 from phasekit.jobs import (
     COMPLETE,
     FatalError,
@@ -23,6 +26,13 @@ from phasekit.jobs import (
     job,
     transient,
 )
+
+
+def subprocess_env() -> dict[str, str]:
+    """Environment for a test subprocess: it imports these test jobs and the
+    phasekit under test (not whichever one is installed)."""
+    paths = [str(Path(__file__).resolve().parent), str(Path(phasekit.__file__).parents[1])]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
 
 
 def effects(path: str) -> sqlite3.Connection:
@@ -92,6 +102,45 @@ class RecordJob(Job):
         conn.execute("INSERT INTO log VALUES (?, ?, ?)", (self.tag, start, time.monotonic()))
         conn.close()
         return self.tag
+
+
+@job("test.parent")
+class ParentJob(Job):
+    """Spawns ``children`` RecordJobs (or, with ``depth`` > 1, ParentJobs one
+    level shallower), optionally holds while ``hold_path`` exists, then waits
+    for them and returns their final statuses by tag."""
+
+    children: int
+    log_db: str
+    depth: int = 1
+    child_duration_s: float = 0.02
+    fail_child: int = -1
+    hold_path: str = ""
+    prefix: str = "c"
+
+    def run(self, ctx: JobContext) -> Any:
+        ids = {}
+        for i in range(self.children):
+            tag = f"{self.prefix}{i}"
+            child: Job
+            if self.depth > 1:
+                child = ParentJob(
+                    self.children,
+                    self.log_db,
+                    depth=self.depth - 1,
+                    child_duration_s=self.child_duration_s,
+                    prefix=f"{tag}.",
+                )
+            else:
+                child = RecordJob(
+                    tag, self.log_db, duration_s=self.child_duration_s, fail=i == self.fail_child
+                )
+            ids[tag] = ctx.spawn_child(child)
+        while self.hold_path and os.path.exists(self.hold_path):
+            time.sleep(0.01)
+            ctx.check_interrupt()
+        statuses = ctx.wait_for_children()
+        return {tag: statuses[child_id].value for tag, child_id in ids.items()}
 
 
 def read_log(path: str) -> list[tuple[str, float, float]]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs_fixture import CountJob, RecordJob, effects, read_log
+from jobs_fixture import CountJob, RecordJob, effects, read_log, subprocess_env
 from phasekit.jobs import JobManager, JobStatus, JobStore
 
 pytestmark = pytest.mark.anyio
@@ -144,7 +144,7 @@ MANAGER = textwrap.dedent(
 
 async def test_sigkill_of_the_manager_process_then_reopen_resumes(tmp_path):
     db, fx = tmp_path / "jobs.db", str(tmp_path / "fx.db")
-    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    env = subprocess_env()
     with subprocess.Popen(
         [sys.executable, "-c", MANAGER, str(db), fx], stdout=subprocess.PIPE, text=True, env=env
     ) as proc:

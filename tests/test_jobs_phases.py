@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs_fixture import PhasedCount, PhasedOutput, SquareProgress, effects
+from jobs_fixture import PhasedCount, PhasedOutput, SquareProgress, effects, subprocess_env
 from phasekit.jobs import (
     JobControl,
     JobDefinitionError,
@@ -299,7 +299,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
         job = PhasedCount(n=n, effects_db=str(fx), every=30, delay_s=0.0003)
         with JobStore(db) as store:
             job_id = store.create_job(job.job_name, job.to_state())
-        env = {**os.environ, "PYTHONPATH": str(TESTS)}
+        env = subprocess_env()
         for _ in range(3):
             with subprocess.Popen(
                 [sys.executable, "-c", RUNNER, str(db), job_id], stdout=subprocess.PIPE, env=env

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs_fixture import CountJob, effects
+from jobs_fixture import CountJob, effects, subprocess_env
 from phasekit.jobs import JobControl, JobStatus, JobStore, execute
 
 TESTS = Path(__file__).resolve().parent
@@ -69,7 +69,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
         db, fx = tmp_path / f"jobs{trial}.db", tmp_path / f"fx{trial}.db"
         with JobStore(db) as store:
             job_id = dispatch(store, CountJob(n=n, effects_db=str(fx), every=40, delay_s=0.0002))
-        env = {**os.environ, "PYTHONPATH": str(TESTS)}
+        env = subprocess_env()
         kills = 0
         for _ in range(3):
             with subprocess.Popen(

@@ -86,9 +86,20 @@ def test_old_jobs_db_is_upgraded_in_place(tmp_path):
         assert (record.status, record.priority, record.input()) == (JobStatus.PAUSED, 3, {"n": 7})
         assert record.depends_on is None
         version = store._read("PRAGMA user_version")[0][0]
-        assert version == SCHEMA_VERSION == 2
+        assert version == SCHEMA_VERSION == 3
         new = store.create_job("noop", {}, depends_on="old", run_every_s=60.0)
         assert store.get_job(new).depends_on == "old"
+        # v3: child keys, schedule ids, fuller history
+        assert (record.child_key, record.schedule_id) == (None, None)
+        assert store.get_job(new).schedule_id == new
+        child, created = store.create_child("old", "k", "noop", {})
+        assert created
+        assert store.create_child("old", "k", "noop", {}) == (child, False)
+        store.finish(child, JobStatus.COMPLETED, warnings=["w"])
+        (entry,) = store.history()
+        assert (entry.id, entry.parent_id, entry.warning_count) == (child, "old", 1)
+        columns = {r[1] for r in store._read("PRAGMA table_info(job_history)")}
+        assert {"parent_id", "schedule_id", "started_at", "warning_count"} <= columns
 
 
 def test_newer_jobs_db_is_refused(tmp_path):

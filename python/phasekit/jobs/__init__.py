@@ -4,7 +4,9 @@ and the manager.
 Define a job as a dataclass registered under a stable name; its fields are
 persisted (except :func:`transient` ones), so a job can be resumed by another
 process. :class:`JobStore` keeps jobs, atomic checkpoints and history in
-``jobs.db``.
+``jobs.db``. :class:`JobManager` runs them: priorities, limits, dependencies,
+child jobs (``ctx.spawn_child`` / ``ctx.wait_for_children``), interval
+schedules (``dispatch(job, every=...)``) and history retention.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from ._definition import (
     job,
     transient,
 )
+from ._history import HistoryRecord
 from ._manager import JobHandle, JobManager, JobUpdate
 from ._phase_model import (
     COMPLETE,
@@ -45,6 +48,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "CorruptStateError",
     "FatalError",
+    "HistoryRecord",
     "Job",
     "JobCancelled",
     "JobContext",

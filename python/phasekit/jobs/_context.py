@@ -4,6 +4,7 @@ and the safe points where pause and cancel take effect."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import threading
 import time
@@ -11,8 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import PhasekitError
+from ._codec import encode
+from ._definition import Job, JobRegistry, UnknownJobError, default_registry
 from ._progress import JobProgress, PhaseProgress, RateMeter
-from ._store import JobStore
+from ._store import JobStatus, JobStore
+
+#: How often ``wait_for_children`` looks at jobs.db (seconds).
+CHILD_POLL_S = 0.025
 
 #: Progress is written to jobs.db at most this often (seconds), so frequent
 #: updates never dominate a job's time; the latest value is always kept.
@@ -37,6 +43,9 @@ class JobControl:
     def __init__(self) -> None:
         self._pause = threading.Event()
         self._cancel = threading.Event()
+        #: True while the job blocks in ``wait_for_children``: the manager does
+        #: not count it against its concurrency limits meanwhile.
+        self.waiting = False
 
     def pause(self) -> None:
         self._pause.set()
@@ -83,6 +92,7 @@ class JobContext:
         store: JobStore,
         control: JobControl,
         checkpoint: tuple[int, Any] | None = None,
+        registry: JobRegistry | None = None,
     ) -> None:
         self.id = job_id
         self.name = name
@@ -90,6 +100,7 @@ class JobContext:
         self._store = store
         self._control = control
         self._checkpoint = checkpoint
+        self._registry = registry or default_registry
         self._last_progress_write = 0.0
         self._pending_progress: JobProgress | None = None
         self._last_report = JobProgress()
@@ -196,3 +207,63 @@ class JobContext:
     def load_state(self) -> Any | None:
         """The state of the last checkpoint (None on a first run)."""
         return None if self._checkpoint is None else self._checkpoint[1]
+
+    # child jobs
+
+    def spawn_child(self, job: Job, *, priority: int | None = None, key: str | None = None) -> str:
+        """Queue ``job`` as a child of this job; returns the child's id.
+
+        Idempotent: the child is identified among this job's children by
+        ``key`` (default: its job name and a hash of its stored input), and
+        spawning a key that exists returns the existing child, so a job that
+        re-runs from an earlier checkpoint does not create its children twice.
+        Two children with identical input therefore need explicit keys.
+        ``priority`` defaults to this job's priority.
+
+        The child is only queued: a :class:`JobManager` on this jobs.db runs
+        it (with plain :func:`execute`, someone must run it). Raises
+        :class:`UnknownJobError` if ``job``'s class is not registered in the
+        registry this job runs with, and :class:`JobCancelled` if this job
+        was cancelled (so a cancelled parent spawns nothing more).
+        """
+        name = type(job).job_name
+        try:
+            registered = self._registry.get(name) if name else None
+        except UnknownJobError:
+            registered = None
+        if registered is not type(job):
+            raise UnknownJobError(
+                f"cannot spawn {type(job).__qualname__} from job {self.name!r}: "
+                f"it is not registered (as {name!r}) in the registry this job runs with"
+            )
+        if self._control.cancel_requested:
+            raise JobCancelled(f"job {self.id} cancelled")
+        state = job.to_state()
+        if key is None:
+            key = f"{name}:{hashlib.sha256(encode(state)).hexdigest()[:32]}"
+        child_id, _ = self._store.create_child(self.id, key, name, state, priority=priority)
+        return child_id
+
+    def wait_for_children(self) -> dict[str, JobStatus]:
+        """Block until every child of this job has finished; returns each
+        child's final status by id (oldest child first; empty if none).
+
+        A failed or cancelled child does not raise: check the statuses. A
+        paused child is not finished, so the wait goes on until it is
+        resumed. Pause and cancel of this job take effect while waiting
+        (:class:`JobPaused` / :class:`JobCancelled`, as at
+        :meth:`check_interrupt`); the children keep running. While waiting,
+        this job does not count against the manager's concurrency limits.
+        """
+        self._control.waiting = True
+        try:
+            while True:
+                # Interrupt first: a cancel that also cancelled the children
+                # must end this job cancelled, not completed.
+                self.check_interrupt()
+                children = self._store.children(self.id)
+                if all(status.finished for status in children.values()):
+                    return children
+                time.sleep(CHILD_POLL_S)
+        finally:
+            self._control.waiting = False

@@ -8,6 +8,8 @@ jobs.db, so a second process (a CLI) sees and can pause the same jobs.
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -25,10 +27,15 @@ from ._phase_model import PhaseRecord
 from ._phases import phase_history
 from ._progress import JobProgress
 from ._runner import execute
+from ._schedule import check_every
 from ._store import JobStatus, JobStore
 
 #: How often the scheduler and update streams look at jobs.db (seconds).
 POLL_S = 0.05
+#: While running, the manager prunes history at most this often (seconds).
+PRUNE_EVERY_S = 3600.0
+#: Default of ``JobManager(history_retention_s=...)``: 30 days.
+HISTORY_RETENTION_S = 30 * 24 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +112,15 @@ class JobHandle:
 
 
 class JobManager:
-    """One per library. Use as ``async with JobManager(path) as manager:``."""
+    """One per library. Use as ``async with JobManager(path) as manager:``.
+
+    ``max_concurrency`` and ``limits`` (per job name) bound the jobs running
+    at once; a parent blocked in ``ctx.wait_for_children()`` does not count
+    (when its children are done it goes on, so a limit can be exceeded by
+    the parents that have just stopped waiting). Finished jobs and their
+    history are kept ``history_retention_s`` seconds (pruned when the
+    manager opens, then at most hourly); None keeps them forever.
+    """
 
     def __init__(
         self,
@@ -114,9 +129,14 @@ class JobManager:
         registry: JobRegistry | None = None,
         max_concurrency: int = 2,
         limits: dict[str, int] | None = None,
+        history_retention_s: float | None = HISTORY_RETENTION_S,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
+        if history_retention_s is not None and not history_retention_s >= 0:
+            raise ValueError(
+                f"history_retention_s must be >= 0 or None, got {history_retention_s!r}"
+            )
         self.store = JobStore(jobs_db)
         self.registry = registry or default_registry
         self.max_concurrency = max_concurrency
@@ -125,9 +145,12 @@ class JobManager:
         self._tg: anyio.abc.TaskGroup | None = None
         self._wake = anyio.Event()
         self._user_paused: set[str] = set()
+        self.history_retention_s = history_retention_s
+        self._last_prune = -math.inf
 
     async def __aenter__(self) -> Self:
         self._recover()
+        self._prune()
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self._tg.start_soon(self._schedule)
@@ -165,17 +188,38 @@ class JobManager:
     # dispatch and control
 
     async def dispatch(
-        self, job: Job, *, priority: int = 0, after: JobHandle | str | None = None
+        self,
+        job: Job,
+        *,
+        priority: int = 0,
+        after: JobHandle | str | None = None,
+        every: float | None = None,
+        first_at: float | None = None,
     ) -> JobHandle:
         """Queue ``job``; with ``after``, it runs once that job completes (and
-        fails if that job fails or is cancelled)."""
+        fails if that job fails or is cancelled).
+
+        With ``every`` (seconds, > 0) the job repeats: it first runs at
+        ``first_at`` (unix time; default now), and whenever an occurrence
+        completes or fails the next is queued at the next multiple of
+        ``every`` after the previous planned time that lies in the future
+        (missed runs are skipped). The handle follows the first occurrence;
+        :meth:`cancel` on any occurrence stops the schedule. ``first_at``
+        without ``every`` delays a one-off job.
+        """
         if not job.job_name or job.job_name not in self.registry:
             raise ValueError(
                 f"{type(job).__qualname__} is not registered in this manager's registry"
             )
+        check_every(every)
         depends_on = after.id if isinstance(after, JobHandle) else after
         job_id = self.store.create_job(
-            job.job_name, job.to_state(), priority=priority, depends_on=depends_on
+            job.job_name,
+            job.to_state(),
+            priority=priority,
+            depends_on=depends_on,
+            run_every_s=every,
+            next_run_at=first_at,
         )
         self._wake.set()
         # Let the scheduler start work while a caller dispatches many jobs.
@@ -201,33 +245,58 @@ class JobManager:
             self._wake.set()
 
     async def cancel(self, job_id: str) -> None:
-        """Cancel; the record is kept."""
-        if job_id in self._running:
-            self._running[job_id][1].cancel()
-        elif not self.store.get_job(job_id).status.finished:
-            self.store.finish(job_id, JobStatus.CANCELLED)
+        """Cancel; the record is kept. Unfinished child jobs (and theirs) are
+        cancelled too; cancelling any occurrence of an interval schedule
+        cancels the pending one, which ends the schedule."""
+        record = self.store.get_job(job_id)  # KeyError if unknown
+        targets = [job_id]
+        if record.schedule_id is not None:
+            targets += [
+                o.id for o in self.store.occurrences(record.schedule_id) if not o.status.finished
+            ]
+        for target in list(targets):
+            targets += self.store.descendants(target)
+        for target in dict.fromkeys(targets):
+            if target in self._running:
+                self._running[target][1].cancel()
+            elif not self.store.get_job(target).status.finished:
+                self.store.finish(target, JobStatus.CANCELLED)
 
     # scheduling
 
     async def _schedule(self) -> None:
         assert self._tg is not None
         while True:
+            if time.monotonic() - self._last_prune >= PRUNE_EVERY_S:
+                self._prune()
+            # A parent waiting for its children holds no slot.
+            active = [name for name, control in self._running.values() if not control.waiting]
             for job_id, name, depends_on in self.store.queued():
-                if len(self._running) >= self.max_concurrency:
+                if len(active) >= self.max_concurrency:
                     break
                 if not self._ready(job_id, depends_on):
                     continue
                 limit = self.limits.get(name)
-                of_type = sum(1 for running, _ in self._running.values() if running == name)
-                if limit is not None and of_type >= limit:
+                if limit is not None and active.count(name) >= limit:
                     continue
                 control = JobControl()
                 self._running[job_id] = (name, control)
                 self.store.set_status(job_id, JobStatus.RUNNING)
                 self._tg.start_soon(self._run, job_id, control)
+                active.append(name)
             self._wake = anyio.Event()
-            with anyio.move_on_after(POLL_S):
+            # Poll, but wake in time for the next scheduled occurrence.
+            timeout, now = POLL_S, time.time()
+            due = self.store.next_due(after=now)
+            if due is not None:
+                timeout = min(timeout, due - now)
+            with anyio.move_on_after(timeout):
                 await self._wake.wait()
+
+    def _prune(self) -> None:
+        self._last_prune = time.monotonic()
+        if self.history_retention_s is not None:
+            self.store.prune_history(self.history_retention_s)
 
     def _ready(self, job_id: str, depends_on: str | None) -> bool:
         if depends_on is None:

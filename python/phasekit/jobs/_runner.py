@@ -40,7 +40,7 @@ def execute(
     except (UnknownJobError, CorruptStateError) as exc:
         store.finish(job_id, JobStatus.FAILED, error=f"cannot start: {exc}")
         return JobStatus.FAILED
-    ctx = JobContext(job_id, record.name, store, control, checkpoint)
+    ctx = JobContext(job_id, record.name, store, control, checkpoint, registry)
     store.set_status(job_id, JobStatus.RUNNING)
     status, output, error = _run(job.run, ctx)
     if status is JobStatus.COMPLETED and ctx.errors:

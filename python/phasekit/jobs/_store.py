@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from . import _children, _history, _schedule
 from ._codec import decode, encode
 from ._progress import JobProgress
 
@@ -63,6 +64,12 @@ class JobRecord:
     updated_at: float
     error: str | None
     state_blob: bytes
+    run_every_s: float | None = None
+    next_run_at: float | None = None
+    #: Every occurrence of an interval schedule shares the first one's id.
+    schedule_id: str | None = None
+    #: Identifies a child among its parent's children (see JobContext.spawn_child).
+    child_key: str | None = None
 
     def input(self) -> Any:
         """The job's persisted fields (raises CorruptStateError if unreadable)."""
@@ -119,10 +126,25 @@ ALTER TABLE jobs ADD COLUMN next_run_at REAL;
 CREATE INDEX jobs_depends_on ON jobs(depends_on);
 """
 
+_V3 = """
+ALTER TABLE jobs ADD COLUMN child_key TEXT;
+ALTER TABLE jobs ADD COLUMN schedule_id TEXT;
+CREATE UNIQUE INDEX jobs_child_key ON jobs(parent_id, child_key) WHERE child_key IS NOT NULL;
+CREATE INDEX jobs_parent ON jobs(parent_id);
+CREATE INDEX jobs_schedule ON jobs(schedule_id) WHERE schedule_id IS NOT NULL;
+CREATE INDEX jobs_finished ON jobs(finished_at) WHERE finished_at IS NOT NULL;
+ALTER TABLE job_history ADD COLUMN parent_id TEXT;
+ALTER TABLE job_history ADD COLUMN schedule_id TEXT;
+ALTER TABLE job_history ADD COLUMN started_at REAL;
+ALTER TABLE job_history ADD COLUMN warning_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE job_history ADD COLUMN error_count INTEGER NOT NULL DEFAULT 0;
+"""
+
 #: Migrations by the version they produce. Version 1 is the first layout;
-#: version 2 added dependencies and interval schedules. Never edit a shipped
-#: entry: add a new one.
-MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _V2}
+#: version 2 added dependencies and interval schedules; version 3 added child
+#: keys, schedule ids and a fuller history. Never edit a shipped entry: add a
+#: new one.
+MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _V2, 3: _V3}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 
@@ -215,14 +237,23 @@ class JobStore:
         run_every_s: float | None = None,
         next_run_at: float | None = None,
     ) -> str:
-        """Insert a queued job; returns its id."""
+        """Insert a queued job; returns its id.
+
+        With ``run_every_s`` the job is the first occurrence of an interval
+        schedule (it runs at ``next_run_at``, default now); ``next_run_at``
+        alone delays a one-off job. Raises ValueError if ``run_every_s`` is
+        not a finite number > 0.
+        """
+        _schedule.check_every(run_every_s)
         job_id = uuid.uuid4().hex
         now = time.time()
+        if run_every_s is not None and next_run_at is None:
+            next_run_at = now
         with self._write() as db:
             db.execute(
                 "INSERT INTO jobs (id, name, state, status, priority, parent_id, depends_on,"
-                " run_every_s, next_run_at, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " run_every_s, next_run_at, schedule_id, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     job_id,
                     name,
@@ -233,6 +264,7 @@ class JobStore:
                     depends_on,
                     run_every_s,
                     next_run_at,
+                    job_id if run_every_s is not None else None,
                     now,
                     now,
                 ),
@@ -256,19 +288,32 @@ class JobStore:
             )
         return [_record(r) for r in rows]
 
-    def queued(self) -> list[tuple[str, str, str | None]]:
-        """``(id, name, depends_on)`` of queued jobs in dispatch order, without
-        their input blobs: what the scheduler needs on every pass."""
+    def queued(self, now: float | None = None) -> list[tuple[str, str, str | None]]:
+        """``(id, name, depends_on)`` of queued jobs that are due (no
+        ``next_run_at``, or one at or before ``now``) in dispatch order,
+        without their input blobs: what the scheduler needs on every pass."""
         rows = self._read(
             "SELECT id, name, depends_on FROM jobs WHERE status = ?"
+            " AND (next_run_at IS NULL OR next_run_at <= ?)"
             " ORDER BY priority DESC, created_at, id",
-            (JobStatus.QUEUED.value,),
+            (JobStatus.QUEUED.value, time.time() if now is None else now),
         )
         return [(r[0], r[1], r[2]) for r in rows]
 
+    def next_due(self, after: float) -> float | None:
+        """The earliest ``next_run_at`` later than ``after`` of the queued jobs
+        (None if there is none): when the next one becomes due."""
+        rows = self._read(
+            "SELECT MIN(next_run_at) FROM jobs WHERE status = ? AND next_run_at > ?",
+            (JobStatus.QUEUED.value, after),
+        )
+        return None if rows[0][0] is None else float(rows[0][0])
+
     def set_status(self, job_id: str, status: JobStatus, *, error: str | None = None) -> None:
+        """Change a job's status; a finished status has the effects of :meth:`finish`."""
         now = time.time()
         with self._write() as db:
+            before = _status_of(db, job_id)
             cur = db.execute(
                 "UPDATE jobs SET status = ?, error = ?, updated_at = ?,"
                 " started_at = CASE WHEN ? = 'running' AND started_at IS NULL THEN ?"
@@ -278,6 +323,7 @@ class JobStore:
             )
             if cur.rowcount == 0:
                 raise KeyError(f"no job with id {job_id!r}")
+            _ended(db, job_id, before, status, now)
 
     def finish(
         self,
@@ -290,9 +336,16 @@ class JobStore:
         errors: list[dict[str, Any]] | None = None,
         metrics: dict[str, Any] | None = None,
     ) -> None:
-        """Record how a run ended (paused and cancelled runs too), in one write."""
+        """Record how a run ended (paused and cancelled runs too), in one write.
+
+        In the same transaction, a finished job's summary goes to job_history;
+        when a job first finishes, a scheduled one that completed or failed
+        gets its next occurrence queued, and a cancelled one has its queued and
+        paused descendants cancelled too.
+        """
         now = time.time()
         with self._write() as db:
+            before = _status_of(db, job_id)
             cur = db.execute(
                 "UPDATE jobs SET status = ?, error = ?, output = ?, warnings = ?, errors = ?,"
                 " metrics = ?, updated_at = ?,"
@@ -312,6 +365,7 @@ class JobStore:
             )
             if cur.rowcount == 0:
                 raise KeyError(f"no job with id {job_id!r}")
+            _ended(db, job_id, before, status, now, len(warnings or ()), len(errors or ()))
 
     def outcome(self, job_id: str) -> dict[str, Any]:
         """Output, warnings, non-critical errors and metrics of the last run."""
@@ -380,14 +434,97 @@ class JobStore:
             return None
         return int(rows[0][0]), decode(rows[0][1])
 
+    # children
 
-_COLUMNS = "id, name, status, priority, parent_id, depends_on, created_at, updated_at, error, state"
+    def create_child(
+        self, parent_id: str, key: str, name: str, state: Any, *, priority: int | None = None
+    ) -> tuple[str, bool]:
+        """Queue a child of ``parent_id`` under ``key``, unless the parent
+        already has a child with that key; returns ``(child_id, created)``.
+
+        ``priority`` None takes the parent's. Raises KeyError if the parent
+        does not exist, ValueError if the key is taken by a job of another name.
+        """
+        blob = encode(state)
+        with self._write() as db:
+            return _children.create(db, parent_id, key, name, blob, priority, time.time())
+
+    def children(self, parent_id: str) -> dict[str, JobStatus]:
+        """The status of each direct child of ``parent_id``, oldest first."""
+        rows = self._read(
+            "SELECT id, status FROM jobs WHERE parent_id = ? ORDER BY created_at, id",
+            (parent_id,),
+        )
+        return {r[0]: JobStatus(r[1]) for r in rows}
+
+    def descendants(self, job_id: str) -> list[str]:
+        """Ids of the unfinished children, grandchildren, ... of ``job_id``."""
+        return [r[0] for r in self._read(_children.UNFINISHED_DESCENDANTS, (job_id,))]
+
+    # schedules and history
+
+    def occurrences(self, schedule_id: str) -> list[JobRecord]:
+        """Every stored occurrence of an interval schedule, oldest first."""
+        rows = self._read(
+            f"SELECT {_COLUMNS} FROM jobs WHERE schedule_id = ? ORDER BY created_at, id",
+            (schedule_id,),
+        )
+        return [_record(r) for r in rows]
+
+    def history(
+        self, *, limit: int | None = 100, since: float | None = None, name: str | None = None
+    ) -> list[_history.HistoryRecord]:
+        """Finished jobs, newest first: at most ``limit`` (None: all), those
+        finished at or after ``since`` (unix time), of job type ``name``."""
+        if limit is not None and limit < 0:
+            raise ValueError(f"limit must be >= 0, got {limit}")
+        rows = self._read(*_history.query(limit=limit, since=since, name=name))
+        return [_history.HistoryRecord(r[0], r[1], JobStatus(r[2]), *r[3:]) for r in rows]
+
+    def prune_history(self, older_than_s: float) -> tuple[int, int]:
+        """Remove what finished more than ``older_than_s`` seconds ago: history
+        rows, and finished jobs with their checkpoints (a job still pointed at
+        by a live child or dependent stays). Returns ``(history_rows, jobs)``."""
+        if not older_than_s >= 0:
+            raise ValueError(f"older_than_s must be >= 0, got {older_than_s!r}")
+        with self._write() as db:
+            return _history.prune(db, time.time() - older_than_s)
+
+
+_COLUMNS = (
+    "id, name, status, priority, parent_id, depends_on, created_at, updated_at, error, state,"
+    " run_every_s, next_run_at, schedule_id, child_key"
+)
 
 
 def _record(row: tuple[Any, ...]) -> JobRecord:
-    return JobRecord(
-        row[0], row[1], JobStatus(row[2]), row[3], row[4], row[5], row[6], row[7], row[8], row[9]
-    )
+    return JobRecord(row[0], row[1], JobStatus(row[2]), *row[3:])
+
+
+def _status_of(db: sqlite3.Connection, job_id: str) -> JobStatus | None:
+    row = db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    return None if row is None else JobStatus(row[0])
+
+
+def _ended(
+    db: sqlite3.Connection,
+    job_id: str,
+    before: JobStatus | None,
+    status: JobStatus,
+    now: float,
+    warning_count: int = 0,
+    error_count: int = 0,
+) -> None:
+    """What finishing a job entails, inside the transaction that finishes it."""
+    if not status.finished:
+        return
+    _history.record(db, job_id, warning_count, error_count)
+    if before is not None and before.finished:
+        return  # finished again (a late cancel): the schedule and children were handled
+    if status is JobStatus.CANCELLED:
+        _children.cancel_waiting(db, job_id, now)
+    else:
+        _schedule.schedule_next(db, job_id, now)
 
 
 def _retry_busy(fn: Callable[[], T], attempts: int = 5) -> T:

@@ -1,0 +1,69 @@
+"""Child jobs in jobs.db: idempotent creation by key, descendants, and the
+cascade of a cancel. The functions run inside a transaction the store opened."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+
+from ._history import FINISHED_SQL, record
+
+#: Recursive CTE ``d(id)``: every descendant of the job bound to ``?``.
+DESCENDANTS = (
+    "WITH RECURSIVE d(id) AS (SELECT id FROM jobs WHERE parent_id = ?"
+    " UNION SELECT jobs.id FROM jobs JOIN d ON jobs.parent_id = d.id)"
+)
+
+#: Unfinished descendants of the job bound to ``?``.
+UNFINISHED_DESCENDANTS = (
+    f"{DESCENDANTS} SELECT d.id FROM d JOIN jobs USING (id) WHERE jobs.status NOT IN {FINISHED_SQL}"
+)
+
+
+def create(
+    db: sqlite3.Connection,
+    parent_id: str,
+    key: str,
+    name: str,
+    blob: bytes,
+    priority: int | None,
+    now: float,
+) -> tuple[str, bool]:
+    """Insert a queued child unless ``parent_id`` has one under ``key``;
+    returns ``(child_id, created)``. See :meth:`JobStore.create_child`."""
+    row = db.execute(
+        "SELECT id, name FROM jobs WHERE parent_id = ? AND child_key = ?", (parent_id, key)
+    ).fetchone()
+    if row is not None:
+        if row[1] != name:
+            raise ValueError(
+                f"child key {key!r} of job {parent_id} is already used by a {row[1]!r} job"
+            )
+        return str(row[0]), False
+    parent = db.execute("SELECT priority FROM jobs WHERE id = ?", (parent_id,)).fetchone()
+    if parent is None:
+        raise KeyError(f"no job with id {parent_id!r}")
+    child_id = uuid.uuid4().hex
+    prio = parent[0] if priority is None else priority
+    db.execute(
+        "INSERT INTO jobs (id, name, state, status, priority, parent_id, child_key,"
+        " created_at, updated_at) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
+        (child_id, name, blob, prio, parent_id, key, now, now),
+    )
+    return child_id, True
+
+
+def cancel_waiting(db: sqlite3.Connection, job_id: str, now: float) -> None:
+    """Cancel the queued and paused descendants of ``job_id`` (running ones
+    are stopped by whoever runs them: the manager signals them)."""
+    waiting = db.execute(
+        f"{DESCENDANTS} SELECT d.id FROM d JOIN jobs USING (id)"
+        " WHERE jobs.status IN ('queued', 'paused')",
+        (job_id,),
+    ).fetchall()
+    for (child_id,) in waiting:
+        db.execute(
+            "UPDATE jobs SET status = 'cancelled', updated_at = ?, finished_at = ? WHERE id = ?",
+            (now, now, child_id),
+        )
+        record(db, child_id, 0, 0)

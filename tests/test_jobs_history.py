@@ -1,0 +1,154 @@
+"""Job history: written with the finishing status, listed newest first,
+pruned by age (jobs and checkpoints too) by the store and the manager."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+import anyio
+import pytest
+
+from jobs_fixture import RecordJob
+from phasekit.jobs import HistoryRecord, JobManager, JobStatus, JobStore
+from phasekit.jobs import _manager as manager_module
+
+DAY = 24 * 3600.0
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request):
+    return request.param
+
+
+@pytest.fixture
+def store(tmp_path):
+    with JobStore(tmp_path / "jobs.db") as s:
+        yield s
+
+
+def backdate(store: JobStore, job_id: str, days: float) -> None:
+    """Pretend ``job_id`` finished ``days`` ago."""
+    when = time.time() - days * DAY
+    with store._write() as db:
+        db.execute("UPDATE jobs SET finished_at = ? WHERE id = ?", (when, job_id))
+        db.execute("UPDATE job_history SET finished_at = ? WHERE id = ?", (when, job_id))
+
+
+def test_finishing_writes_history_newest_first(store):
+    a = store.create_job("alpha", {})
+    store.set_status(a, JobStatus.RUNNING)
+    store.finish(a, JobStatus.PAUSED)
+    assert store.history() == []  # paused is not finished
+    store.finish(
+        a,
+        JobStatus.COMPLETED_WITH_ERRORS,
+        output={"n": 3},
+        warnings=["w1", "w2"],
+        errors=[{"message": "e"}],
+        metrics={"items": 3},
+    )
+    b = store.create_job("beta", {})
+    store.set_status(b, JobStatus.FAILED, error="boom")
+    c = store.create_job("alpha", {})
+    store.finish(c, JobStatus.CANCELLED)
+
+    history = store.history()
+    assert [h.id for h in history] == [c, b, a]
+    entry = history[-1]
+    assert isinstance(entry, HistoryRecord)
+    assert (entry.name, entry.status, entry.output(), entry.metrics()) == (
+        "alpha",
+        JobStatus.COMPLETED_WITH_ERRORS,
+        {"n": 3},
+        {"items": 3},
+    )
+    assert (entry.warning_count, entry.error_count) == (2, 1)
+    assert entry.started_at is not None
+    assert entry.started_at <= entry.finished_at
+    assert (history[1].error, history[1].output()) == ("boom", None)
+    assert [h.id for h in store.history(limit=2)] == [c, b]
+    assert [h.id for h in store.history(name="alpha")] == [c, a]
+    backdate(store, a, 2)
+    assert [h.id for h in store.history(since=time.time() - DAY)] == [c, b]
+    assert store.history(limit=0) == []
+    with pytest.raises(ValueError, match="limit"):
+        store.history(limit=-1)
+
+
+def test_history_row_and_status_change_commit_together(store):
+    job_id = store.create_job("alpha", {})
+    with store._write() as db:
+        db.execute("DROP TABLE job_history")
+    with pytest.raises(sqlite3.OperationalError, match="job_history"):
+        store.finish(job_id, JobStatus.COMPLETED, output="lost")
+    record = store.get_job(job_id)
+    assert record.status is JobStatus.QUEUED  # rolled back with the failed insert
+    assert store.outcome(job_id)["output"] is None
+
+
+def test_prune_removes_old_history_jobs_and_checkpoints(store):
+    old = store.create_job("alpha", {})
+    store.save_checkpoint(old, {"i": 1})
+    store.finish(old, JobStatus.COMPLETED)
+    recent = store.create_job("alpha", {})
+    store.finish(recent, JobStatus.FAILED)
+    unfinished = store.create_job("alpha", {})
+    store.set_status(unfinished, JobStatus.PAUSED)
+    parent = store.create_job("alpha", {})
+    child, _ = store.create_child(parent, "k", "alpha", {})
+    store.finish(parent, JobStatus.COMPLETED)  # its child is still queued
+    dependency = store.create_job("alpha", {})
+    store.finish(dependency, JobStatus.COMPLETED)
+    dependent = store.create_job("alpha", {}, depends_on=dependency)
+    for job_id in (old, parent, dependency):
+        backdate(store, job_id, 40)
+    backdate(store, unfinished, 40)
+
+    assert store.prune_history(30 * DAY) == (3, 1)
+    remaining = {r.id for r in store.list_jobs()}
+    assert remaining == {recent, unfinished, parent, child, dependency, dependent}
+    assert [h.id for h in store.history()] == [recent]
+    assert store._read("SELECT COUNT(*) FROM job_checkpoints")[0][0] == 0
+
+    # Once the child is gone too, the parent goes with it (children first).
+    store.finish(child, JobStatus.COMPLETED)
+    store.finish(dependent, JobStatus.COMPLETED)
+    for job_id in (child, dependent):
+        backdate(store, job_id, 40)
+    assert store.prune_history(30 * DAY) == (2, 4)
+    assert {r.id for r in store.list_jobs()} == {recent, unfinished}
+    with pytest.raises(ValueError, match="older_than_s"):
+        store.prune_history(-1)
+
+
+@pytest.mark.anyio
+async def test_manager_prunes_on_open_unless_disabled(tmp_path):
+    db = tmp_path / "jobs.db"
+    with JobStore(db) as store:
+        old = store.create_job("test.record", {})
+        store.finish(old, JobStatus.COMPLETED)
+        backdate(store, old, 31)
+    async with JobManager(db, history_retention_s=None) as manager:
+        assert [h.id for h in manager.store.history()] == [old]
+    async with JobManager(db, history_retention_s=40 * DAY) as manager:
+        assert [h.id for h in manager.store.history()] == [old]
+    async with JobManager(db) as manager:  # default: 30 days
+        assert manager.store.history() == []
+        assert manager.store.list_jobs() == []
+    with pytest.raises(ValueError, match="history_retention_s"):
+        JobManager(db, history_retention_s=-1)
+
+
+@pytest.mark.anyio
+async def test_manager_prunes_while_running(tmp_path, monkeypatch):
+    monkeypatch.setattr(manager_module, "PRUNE_EVERY_S", 0.0)
+    async with JobManager(tmp_path / "jobs.db", history_retention_s=DAY) as manager:
+        handle = await manager.dispatch(RecordJob("r", str(tmp_path / "log.db"), duration_s=0))
+        with anyio.fail_after(20):
+            assert await handle.wait() is JobStatus.COMPLETED
+            assert [h.id for h in manager.store.history()] == [handle.id]
+            backdate(manager.store, handle.id, 2)
+            while manager.store.history():
+                await anyio.sleep(0.01)
+        assert manager.store.list_jobs() == []
