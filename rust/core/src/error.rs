@@ -74,6 +74,10 @@ pub enum Error {
     InvalidArgument(String),
     /// A single-path call failed on its path.
     Fs(FsError),
+    /// library.db could not be read or written.
+    Database(String),
+    /// A location or entry asked for does not exist.
+    NotFound(String),
 }
 
 impl fmt::Display for Error {
@@ -83,6 +87,8 @@ impl fmt::Display for Error {
             Error::InvalidState(msg) => write!(f, "invalid walk state: {msg}"),
             Error::InvalidArgument(msg) => f.write_str(msg),
             Error::Fs(err) => err.fmt(f),
+            Error::Database(msg) => write!(f, "library database: {msg}"),
+            Error::NotFound(msg) => f.write_str(msg),
         }
     }
 }

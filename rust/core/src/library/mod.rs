@@ -1,0 +1,365 @@
+//! library.db: locations, entries and content identities (SQLite, WAL).
+//!
+//! This module is the only code that opens library.db (see DESIGN.md,
+//! invariant 7: one SQLite library per database file in a process). Paths are
+//! stored as bytes: a location's absolute root, and each entry's path relative
+//! to it, so any POSIX name round-trips.
+
+mod aggregate;
+mod content;
+mod scan;
+mod schema;
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+pub use aggregate::aggregate;
+pub use content::{hash_missing, link_identities, HashPass};
+pub use scan::{ScanStats, ScanWriter};
+pub use schema::SCHEMA_VERSION;
+
+use crate::error::{Error, Result};
+
+/// Seconds a connection waits for another writer before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub(crate) type DbResult<T> = std::result::Result<T, DbError>;
+
+/// Internal error of this module, turned into [`Error`] at its edge.
+#[derive(Debug)]
+pub(crate) enum DbError {
+    Sqlite(rusqlite::Error),
+    Newer(i64),
+}
+
+impl From<rusqlite::Error> for DbError {
+    fn from(err: rusqlite::Error) -> Self {
+        DbError::Sqlite(err)
+    }
+}
+
+impl From<DbError> for Error {
+    fn from(err: DbError) -> Self {
+        match err {
+            DbError::Sqlite(e) => Error::Database(e.to_string()),
+            DbError::Newer(v) => Error::Database(format!(
+                "library.db has schema version {v}, newer than this phasekit \
+                 ({SCHEMA_VERSION}); upgrade phasekit to open it"
+            )),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(err: rusqlite::Error) -> Self {
+        Error::Database(err.to_string())
+    }
+}
+
+/// How much a location's index holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IndexMode {
+    /// Metadata only.
+    Shallow,
+    /// Plus cas_ids and content identities.
+    Content,
+    /// Plus full checksums, for later validation.
+    Deep,
+}
+
+impl IndexMode {
+    pub fn parse(text: &str) -> Result<Self> {
+        match text {
+            "shallow" => Ok(IndexMode::Shallow),
+            "content" => Ok(IndexMode::Content),
+            "deep" => Ok(IndexMode::Deep),
+            other => Err(Error::InvalidArgument(format!(
+                "index mode must be shallow, content or deep, not {other:?}"
+            ))),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IndexMode::Shallow => "shallow",
+            IndexMode::Content => "content",
+            IndexMode::Deep => "deep",
+        }
+    }
+}
+
+/// One row of `locations`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Location {
+    pub id: i64,
+    pub path: Vec<u8>,
+    pub mode: String,
+    pub recursive: bool,
+    pub created_at: f64,
+    pub indexed_at: Option<f64>,
+    pub total_size: Option<i64>,
+    pub file_count: Option<i64>,
+}
+
+/// One row of `entries`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EntryRow {
+    pub id: i64,
+    pub location_id: i64,
+    /// Relative to the location's root.
+    pub path: Vec<u8>,
+    pub parent_id: Option<i64>,
+    pub name: String,
+    pub extension: Option<String>,
+    pub kind: u8,
+    pub size: i64,
+    pub agg_size: Option<i64>,
+    pub file_count: Option<i64>,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    pub inode: i64,
+    pub device: i64,
+    pub mode: u32,
+    pub cas_id: Option<String>,
+    pub checksum: Option<String>,
+    pub indexed_at: f64,
+}
+
+const ENTRY_COLUMNS: &str = "id, location_id, path, parent_id, name, extension, kind, size, \
+     agg_size, file_count, mtime_ns, ctime_ns, inode, device, mode, cas_id, checksum, indexed_at";
+
+fn entry_row(r: &Row<'_>) -> rusqlite::Result<EntryRow> {
+    Ok(EntryRow {
+        id: r.get(0)?,
+        location_id: r.get(1)?,
+        path: r.get(2)?,
+        parent_id: r.get(3)?,
+        name: r.get(4)?,
+        extension: r.get(5)?,
+        kind: r.get(6)?,
+        size: r.get(7)?,
+        agg_size: r.get(8)?,
+        file_count: r.get(9)?,
+        mtime_ns: r.get(10)?,
+        ctime_ns: r.get(11)?,
+        inode: r.get(12)?,
+        device: r.get(13)?,
+        mode: r.get(14)?,
+        cas_id: r.get(15)?,
+        checksum: r.get(16)?,
+        indexed_at: r.get(17)?,
+    })
+}
+
+const LOCATION_COLUMNS: &str =
+    "id, path, mode, recursive, created_at, indexed_at, total_size, file_count";
+
+fn location_row(r: &Row<'_>) -> rusqlite::Result<Location> {
+    Ok(Location {
+        id: r.get(0)?,
+        path: r.get(1)?,
+        mode: r.get(2)?,
+        recursive: r.get(3)?,
+        created_at: r.get(4)?,
+        indexed_at: r.get(5)?,
+        total_size: r.get(6)?,
+        file_count: r.get(7)?,
+    })
+}
+
+pub(crate) fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// An open library.db.
+pub struct LibraryDb {
+    pub(crate) conn: Connection,
+}
+
+impl LibraryDb {
+    /// Open (creating and migrating as needed) the library.db at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path)?;
+        Self::setup(conn)
+    }
+
+    /// A library that lives in memory only (ephemeral indexing).
+    pub fn in_memory() -> Result<Self> {
+        Self::setup(Connection::open_in_memory()?)
+    }
+
+    fn setup(mut conn: Connection) -> Result<Self> {
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // WAL: readers (a CLI listing entries) never block the indexer's writes.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        // 64 MiB of page cache: the indices the indexer touches stay in memory.
+        conn.pragma_update(None, "cache_size", -65536)?;
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        schema::migrate(&mut conn)?;
+        Ok(LibraryDb { conn })
+    }
+
+    pub fn schema_version(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+
+    // locations
+
+    /// Add a location rooted at the absolute path `path`.
+    pub fn add_location(
+        &mut self,
+        path: &[u8],
+        mode: IndexMode,
+        recursive: bool,
+    ) -> Result<Location> {
+        if !path.starts_with(b"/") {
+            return Err(Error::InvalidArgument(
+                "a location's path must be absolute".into(),
+            ));
+        }
+        if let Some(existing) = self.location_by_path(path)? {
+            return Err(Error::InvalidArgument(format!(
+                "{} is already location {}",
+                String::from_utf8_lossy(path),
+                existing.id
+            )));
+        }
+        self.conn.execute(
+            "INSERT INTO locations (path, mode, recursive, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![path, mode.as_str(), recursive, now()],
+        )?;
+        self.location(self.conn.last_insert_rowid())
+    }
+
+    pub fn locations(&self) -> Result<Vec<Location>> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {LOCATION_COLUMNS} FROM locations ORDER BY id"
+        ))?;
+        let rows = stmt.query_map([], location_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn location(&self, id: i64) -> Result<Location> {
+        self.conn
+            .query_row(
+                &format!("SELECT {LOCATION_COLUMNS} FROM locations WHERE id = ?1"),
+                [id],
+                location_row,
+            )
+            .optional()?
+            .ok_or_else(|| Error::NotFound(format!("no location with id {id}")))
+    }
+
+    pub fn location_by_path(&self, path: &[u8]) -> Result<Option<Location>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {LOCATION_COLUMNS} FROM locations WHERE path = ?1"),
+                [path],
+                location_row,
+            )
+            .optional()?)
+    }
+
+    pub fn set_location_mode(&mut self, id: i64, mode: IndexMode) -> Result<()> {
+        self.location(id)?;
+        self.conn.execute(
+            "UPDATE locations SET mode = ?1 WHERE id = ?2",
+            params![mode.as_str(), id],
+        )?;
+        Ok(())
+    }
+
+    /// Remove a location and its entries; content identities no other entry
+    /// refers to go too. Returns the number of entries removed.
+    pub fn remove_location(&mut self, id: i64) -> Result<u64> {
+        self.location(id)?;
+        let tx = self.conn.transaction()?;
+        let removed = tx.execute("DELETE FROM entries WHERE location_id = ?1", [id])?;
+        tx.execute("DELETE FROM locations WHERE id = ?1", [id])?;
+        tx.execute(
+            "DELETE FROM content_identities WHERE NOT EXISTS \
+             (SELECT 1 FROM entries e WHERE e.content_id = content_identities.id)",
+            [],
+        )?;
+        tx.commit()?;
+        Ok(removed as u64)
+    }
+
+    // entries
+
+    /// Up to `limit` entries of a location with id greater than `after_id`,
+    /// in id order (page through with the last id returned).
+    pub fn entries(&self, location_id: i64, after_id: i64, limit: usize) -> Result<Vec<EntryRow>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {ENTRY_COLUMNS} FROM entries WHERE location_id = ?1 AND id > ?2 \
+             ORDER BY id LIMIT ?3"
+        ))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt.query_map(params![location_id, after_id, limit], entry_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The entry at `path` (relative to the location's root), if indexed.
+    pub fn entry_at(&self, location_id: i64, path: &[u8]) -> Result<Option<EntryRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT {ENTRY_COLUMNS} FROM entries WHERE location_id = ?1 AND path = ?2"
+                ),
+                params![location_id, path],
+                entry_row,
+            )
+            .optional()?)
+    }
+
+    /// Entries, in every location, whose content has this cas_id.
+    pub fn entries_by_cas_id(&self, cas_id: &str) -> Result<Vec<EntryRow>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {ENTRY_COLUMNS} FROM entries WHERE content_id = \
+             (SELECT id FROM content_identities WHERE cas_id = ?1) ORDER BY id"
+        ))?;
+        let rows = stmt.query_map([cas_id], entry_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn entry_count(&self, location_id: i64) -> Result<u64> {
+        let n: i64 = self.conn.query_row(
+            "SELECT COUNT(*) FROM entries WHERE location_id = ?1",
+            [location_id],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+
+    /// `(cas_id, size, first_seen)` of a content identity.
+    pub fn content_identity(&self, cas_id: &str) -> Result<Option<(String, i64, f64)>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT cas_id, size, first_seen FROM content_identities WHERE cas_id = ?1",
+                [cas_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?)
+    }
+
+    /// Record that a scan of the location finished at `at` (unix seconds).
+    pub fn mark_indexed(&mut self, location_id: i64, at: f64) -> Result<()> {
+        self.conn.execute(
+            "UPDATE locations SET indexed_at = ?1 WHERE id = ?2",
+            params![at, location_id],
+        )?;
+        Ok(())
+    }
+}

@@ -1,0 +1,378 @@
+//! Writing one scan of a location: walker batches in, entries out.
+//!
+//! Each batch is one transaction. An entry is looked up by its path: new
+//! entries are inserted, changed ones (kind, size, mtime or inode differ at
+//! the precision stored) updated with their content identity cleared, and
+//! unchanged ones are not written at all, which is what makes re-indexing an
+//! unchanged tree cheap. After the walk, [`ScanWriter::sweep`] removes what
+//! the scan did not see and is really gone, and carries the content of moved
+//! files (same device and inode, old path gone) over to their new path.
+
+use std::collections::HashMap;
+
+use rusqlite::{params, OptionalExtension};
+
+use super::{now, LibraryDb};
+use crate::error::{Error, FsError, Result};
+use crate::sys::{self, Kind};
+use crate::walk::Batch;
+
+/// Counts of one scan, for progress and the job's summary.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ScanStats {
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    pub other: u64,
+    pub bytes: u64,
+    pub new: u64,
+    pub modified: u64,
+    pub unchanged: u64,
+    pub moved: u64,
+    pub deleted: u64,
+}
+
+/// Writes the batches of one scan of one location.
+pub struct ScanWriter {
+    location_id: i64,
+    /// The location's root followed by `/`: what walked paths start with.
+    prefix: Vec<u8>,
+    started: f64,
+    /// The location had no entries: every entry is new, no lookups needed.
+    fresh: bool,
+    /// Ids of directories met so far, by relative path (parents of later entries).
+    dir_ids: HashMap<Vec<u8>, i64>,
+    /// Entry ids this scan saw (a bitset indexed by id).
+    seen: Vec<u64>,
+    /// Files inserted by this scan, by (device, inode): move detection.
+    new_files: HashMap<(i64, i64), i64>,
+    pub stats: ScanStats,
+}
+
+/// An existing row, as far as change detection needs it.
+struct Known {
+    id: i64,
+    kind: u8,
+    size: i64,
+    mtime_ns: i64,
+    ctime_ns: i64,
+    inode: i64,
+    device: i64,
+    mode: u32,
+}
+
+/// u64 stat fields are stored as SQLite's signed 64-bit integers, bit for bit.
+fn signed(v: u64) -> i64 {
+    v as i64
+}
+
+impl ScanWriter {
+    /// Start a scan of `location_id`, whose root is `root` (absolute bytes).
+    /// `fresh` may be true only if the location has no entries yet.
+    pub fn new(db: &LibraryDb, location_id: i64, fresh: bool) -> Result<Self> {
+        let location = db.location(location_id)?;
+        if fresh && db.entry_count(location_id)? > 0 {
+            return Err(Error::InvalidArgument(
+                "a fresh scan needs a location without entries".into(),
+            ));
+        }
+        let mut prefix = location.path;
+        if !prefix.ends_with(b"/") {
+            prefix.push(b'/');
+        }
+        Ok(ScanWriter {
+            location_id,
+            prefix,
+            started: now(),
+            fresh,
+            dir_ids: HashMap::new(),
+            seen: Vec::new(),
+            new_files: HashMap::new(),
+            stats: ScanStats::default(),
+        })
+    }
+
+    pub fn started(&self) -> f64 {
+        self.started
+    }
+
+    fn mark_seen(&mut self, id: i64) {
+        let Ok(i) = usize::try_from(id) else { return };
+        if self.seen.len() <= i / 64 {
+            self.seen.resize(i / 64 + 1, 0);
+        }
+        self.seen[i / 64] |= 1 << (i % 64);
+    }
+
+    fn was_seen(&self, id: i64) -> bool {
+        usize::try_from(id)
+            .ok()
+            .and_then(|i| self.seen.get(i / 64).map(|w| w & (1 << (i % 64)) != 0))
+            .unwrap_or(false)
+    }
+
+    /// Write one walker batch in one transaction. Entries outside the
+    /// location's root are reported as errors and skipped.
+    pub fn write_batch(&mut self, db: &mut LibraryDb, batch: &Batch) -> Result<Vec<FsError>> {
+        let mut problems = Vec::new();
+        let tx = db.conn.transaction()?;
+        {
+            let mut find = tx.prepare_cached(
+                "SELECT id, kind, size, mtime_ns, ctime_ns, inode, device, mode FROM entries \
+                 WHERE location_id = ?1 AND path = ?2",
+            )?;
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO entries (location_id, path, parent_id, name, extension, kind, size, \
+                 mtime_ns, ctime_ns, inode, device, mode, cas_id, checksum, indexed_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            )?;
+            let mut update = tx.prepare_cached(
+                "UPDATE entries SET parent_id = ?2, kind = ?3, size = ?4, mtime_ns = ?5, \
+                 ctime_ns = ?6, inode = ?7, device = ?8, mode = ?9, indexed_at = ?10, \
+                 cas_id = CASE WHEN ?11 THEN cas_id ELSE ?12 END, \
+                 content_id = CASE WHEN ?11 THEN content_id ELSE NULL END, \
+                 checksum = CASE WHEN ?11 THEN checksum ELSE ?13 END WHERE id = ?1",
+            )?;
+            let hashed = !batch.cas_ids.is_empty();
+            let summed = !batch.checksums.is_empty();
+            for i in 0..batch.len() {
+                let path = batch.path(i);
+                let Some(rel) = path.strip_prefix(self.prefix.as_slice()) else {
+                    problems.push(FsError::other(path, 0, "outside the location's root"));
+                    continue;
+                };
+                let kind = batch.kinds[i];
+                let size = signed(batch.sizes[i]);
+                let (inode, device) = (signed(batch.inodes[i]), signed(batch.devices[i]));
+                let (mtime, ctime, mode) = (batch.mtimes_ns[i], batch.ctimes_ns[i], batch.modes[i]);
+                self.count(kind, batch.sizes[i]);
+                let parent = match rel.iter().rposition(|&b| b == b'/') {
+                    Some(cut) => {
+                        let parent_rel = &rel[..cut];
+                        match self.dir_ids.get(parent_rel) {
+                            Some(&id) => Some(id),
+                            None => {
+                                let id: Option<i64> = find
+                                    .query_row(params![self.location_id, parent_rel], |r| r.get(0))
+                                    .optional()?;
+                                if let Some(id) = id {
+                                    self.dir_ids.insert(parent_rel.to_vec(), id);
+                                }
+                                id
+                            }
+                        }
+                    }
+                    None => None,
+                };
+                let cas = if hashed {
+                    batch.cas_ids[i].as_deref()
+                } else {
+                    None
+                };
+                let sum = if summed {
+                    batch.checksums[i].as_deref()
+                } else {
+                    None
+                };
+                let known = if self.fresh {
+                    None
+                } else {
+                    find.query_row(params![self.location_id, rel], |r| {
+                        Ok(Known {
+                            id: r.get(0)?,
+                            kind: r.get(1)?,
+                            size: r.get(2)?,
+                            mtime_ns: r.get(3)?,
+                            ctime_ns: r.get(4)?,
+                            inode: r.get(5)?,
+                            device: r.get(6)?,
+                            mode: r.get(7)?,
+                        })
+                    })
+                    .optional()?
+                };
+                let id = match known {
+                    None => {
+                        let (name, ext) = name_and_extension(rel, kind);
+                        insert.execute(params![
+                            self.location_id,
+                            rel,
+                            parent,
+                            name,
+                            ext,
+                            kind,
+                            size,
+                            mtime,
+                            ctime,
+                            inode,
+                            device,
+                            mode,
+                            cas,
+                            sum,
+                            self.started
+                        ])?;
+                        self.stats.new += 1;
+                        let id = tx.last_insert_rowid();
+                        if !self.fresh && kind == Kind::File as u8 {
+                            self.new_files.insert((device, inode), id);
+                        }
+                        id
+                    }
+                    Some(k) => {
+                        let same_content = k.kind == kind
+                            && k.size == size
+                            && k.mtime_ns == mtime
+                            && k.inode == inode
+                            && k.device == device;
+                        if same_content && k.ctime_ns == ctime && k.mode == mode {
+                            self.stats.unchanged += 1;
+                        } else {
+                            if same_content {
+                                self.stats.unchanged += 1;
+                            } else {
+                                self.stats.modified += 1;
+                            }
+                            update.execute(params![
+                                k.id,
+                                parent,
+                                kind,
+                                size,
+                                mtime,
+                                ctime,
+                                inode,
+                                device,
+                                mode,
+                                self.started,
+                                same_content,
+                                cas,
+                                sum
+                            ])?;
+                        }
+                        k.id
+                    }
+                };
+                if kind == Kind::Dir as u8 {
+                    self.dir_ids.insert(rel.to_vec(), id);
+                }
+                self.mark_seen(id);
+            }
+        }
+        tx.commit()?;
+        Ok(problems)
+    }
+
+    fn count(&mut self, kind: u8, size: u64) {
+        let s = &mut self.stats;
+        match kind {
+            k if k == Kind::File as u8 => {
+                s.files += 1;
+                s.bytes += size;
+            }
+            k if k == Kind::Dir as u8 => s.dirs += 1,
+            k if k == Kind::Symlink as u8 => s.symlinks += 1,
+            _ => s.other += 1,
+        }
+    }
+
+    /// After the walk: delete the location's entries this scan did not see
+    /// and that are gone from disk, carrying the content of moved files over.
+    ///
+    /// An unseen entry whose path still exists is kept: it was walked before
+    /// an interruption (a resumed scan sees only what came after), or it sits
+    /// under a directory that could not be read this time.
+    pub fn sweep(&mut self, db: &mut LibraryDb) -> Result<()> {
+        let mut gone: Vec<(i64, u8, i64, i64, i64, i64)> = Vec::new();
+        {
+            let mut stmt = db.conn.prepare(
+                "SELECT id, path, kind, size, mtime_ns, inode, device FROM entries \
+                 WHERE location_id = ?1",
+            )?;
+            let mut rows = stmt.query([self.location_id])?;
+            let mut abs = self.prefix.clone();
+            while let Some(r) = rows.next()? {
+                let id: i64 = r.get(0)?;
+                if self.was_seen(id) {
+                    continue;
+                }
+                let rel: Vec<u8> = r.get(1)?;
+                abs.truncate(self.prefix.len());
+                abs.extend_from_slice(&rel);
+                if !vanished(&abs) {
+                    continue;
+                }
+                gone.push((id, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?));
+            }
+        }
+        let tx = db.conn.transaction()?;
+        {
+            let mut carry = tx.prepare_cached(
+                "UPDATE entries SET cas_id = old.cas_id, content_id = old.content_id, \
+                 checksum = old.checksum FROM (SELECT cas_id, content_id, checksum FROM entries \
+                 WHERE id = ?2) AS old WHERE entries.id = ?1 AND entries.size = ?3 \
+                 AND entries.mtime_ns = ?4 AND entries.cas_id IS NULL",
+            )?;
+            let mut delete = tx.prepare_cached("DELETE FROM entries WHERE id = ?1")?;
+            for &(id, kind, size, mtime, inode, device) in &gone {
+                if kind == Kind::File as u8 {
+                    if let Some(&new_id) = self.new_files.get(&(device, inode)) {
+                        carry.execute(params![new_id, id, size, mtime])?;
+                        self.stats.moved += 1;
+                    }
+                }
+                delete.execute([id])?;
+                self.stats.deleted += 1;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+/// True when `path` is certainly gone (ENOENT or ENOTDIR on lstat); any
+/// other failure (a permission problem) keeps the entry.
+fn vanished(path: &[u8]) -> bool {
+    match sys::stat_path(path, false) {
+        Ok(_) => false,
+        Err(err) => matches!(
+            err.raw_os_error().map(rustix::io::Errno::from_raw_os_error),
+            Some(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR)
+        ),
+    }
+}
+
+/// Display name (lossy UTF-8) and lower-case extension (files only; none for
+/// dot-files or names without a dot).
+fn name_and_extension(rel: &[u8], kind: u8) -> (String, Option<String>) {
+    let name = match rel.iter().rposition(|&b| b == b'/') {
+        Some(cut) => &rel[cut + 1..],
+        None => rel,
+    };
+    let ext = if kind == Kind::File as u8 {
+        match name.iter().rposition(|&b| b == b'.') {
+            Some(dot) if dot > 0 && dot + 1 < name.len() => {
+                Some(String::from_utf8_lossy(&name[dot + 1..]).to_lowercase())
+            }
+            _ => None,
+        }
+    } else {
+        None
+    };
+    (String::from_utf8_lossy(name).into_owned(), ext)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::name_and_extension;
+
+    #[test]
+    fn names_and_extensions() {
+        assert_eq!(
+            name_and_extension(b"a/b/IMG.JPG", 0),
+            ("IMG.JPG".into(), Some("jpg".into()))
+        );
+        assert_eq!(name_and_extension(b".bashrc", 0), (".bashrc".into(), None));
+        assert_eq!(name_and_extension(b"a/noext", 0), ("noext".into(), None));
+        assert_eq!(name_and_extension(b"dir.d", 1), ("dir.d".into(), None));
+        assert_eq!(name_and_extension(b"trail.", 0), ("trail.".into(), None));
+    }
+}

@@ -1,0 +1,79 @@
+//! library.db's layout and its migrations.
+//!
+//! Indices are chosen for cheap inserts as well as for the queries the jobs
+//! make: `entries_path` and `entries_parent` grow where the walk writes (a
+//! directory's children are inserted together), and content identities are
+//! linked in one sorted pass after the walk instead of through a random-order
+//! index touched by every batch.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::DbResult;
+
+const V1: &str = "
+CREATE TABLE locations (
+    id INTEGER PRIMARY KEY,
+    path BLOB NOT NULL UNIQUE,
+    mode TEXT NOT NULL,
+    recursive INTEGER NOT NULL DEFAULT 1,
+    created_at REAL NOT NULL,
+    indexed_at REAL,
+    total_size INTEGER,
+    file_count INTEGER
+);
+CREATE TABLE content_identities (
+    id INTEGER PRIMARY KEY,
+    cas_id TEXT NOT NULL UNIQUE,
+    size INTEGER NOT NULL,
+    first_seen REAL NOT NULL
+);
+CREATE TABLE entries (
+    id INTEGER PRIMARY KEY,
+    location_id INTEGER NOT NULL REFERENCES locations(id) ON DELETE CASCADE,
+    path BLOB NOT NULL,
+    parent_id INTEGER,
+    name TEXT NOT NULL,
+    extension TEXT,
+    kind INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    agg_size INTEGER,
+    file_count INTEGER,
+    mtime_ns INTEGER NOT NULL,
+    ctime_ns INTEGER NOT NULL,
+    inode INTEGER NOT NULL,
+    device INTEGER NOT NULL,
+    mode INTEGER NOT NULL,
+    cas_id TEXT,
+    content_id INTEGER REFERENCES content_identities(id),
+    checksum TEXT,
+    indexed_at REAL NOT NULL
+);
+CREATE UNIQUE INDEX entries_path ON entries(location_id, path);
+CREATE INDEX entries_parent ON entries(parent_id);
+CREATE INDEX entries_content ON entries(content_id) WHERE content_id IS NOT NULL;
+";
+
+/// Migrations by the version they produce. Never edit a shipped entry; add one.
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1)];
+
+/// The version this code writes.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Bring the file to [`SCHEMA_VERSION`], one step per transaction. Each step
+/// re-reads the version under the write lock, so two processes opening an
+/// old file upgrade it once; a newer file is refused.
+pub fn migrate(conn: &mut Connection) -> DbResult<()> {
+    for &(target, sql) in MIGRATIONS {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(super::DbError::Newer(version));
+        }
+        if version < target {
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", target)?;
+        }
+        tx.commit()?;
+    }
+    Ok(())
+}
