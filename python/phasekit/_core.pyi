@@ -11,6 +11,7 @@ __all__ = [
     "CancelToken",
     "CancelledError",
     "InvalidStateError",
+    "LibraryError",
     "PhasekitError",
     "Walker",
     "__version__",
@@ -50,6 +51,7 @@ _Batch = tuple[
 class PhasekitError(Exception): ...
 class CancelledError(PhasekitError): ...
 class InvalidStateError(PhasekitError): ...
+class LibraryError(PhasekitError): ...
 
 @final
 class CancelToken:

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from ._core import CancelledError, InvalidStateError, PhasekitError
+from ._core import CancelledError, InvalidStateError, LibraryError, PhasekitError
 
-__all__ = ["CancelledError", "InvalidStateError", "PhasekitError"]
+__all__ = ["CancelledError", "InvalidStateError", "LibraryError", "PhasekitError"]

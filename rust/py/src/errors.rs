@@ -2,7 +2,7 @@
 
 use phasekit_core::{Error, FsError};
 use pyo3::create_exception;
-use pyo3::exceptions::{PyException, PyOSError, PyValueError};
+use pyo3::exceptions::{PyException, PyKeyError, PyOSError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::paths::path_to_py;
@@ -26,8 +26,16 @@ create_exception!(
     "A resume state could not be decoded (corrupt or from another version)."
 );
 
+create_exception!(
+    phasekit._core,
+    LibraryError,
+    PhasekitError,
+    "library.db could not be read or written (or is from a newer phasekit)."
+);
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
+    m.add("LibraryError", py.get_type::<LibraryError>())?;
     m.add("PhasekitError", py.get_type::<PhasekitError>())?;
     m.add("CancelledError", py.get_type::<CancelledError>())?;
     m.add("InvalidStateError", py.get_type::<InvalidStateError>())?;
@@ -49,6 +57,8 @@ pub fn to_py(py: Python<'_>, err: Error) -> PyErr {
         Error::InvalidState(msg) => InvalidStateError::new_err(msg),
         Error::InvalidArgument(msg) => PyValueError::new_err(msg),
         Error::Fs(fs) => os_error(py, &fs),
+        Error::Database(msg) => LibraryError::new_err(msg),
+        Error::NotFound(msg) => PyKeyError::new_err(msg),
     }
 }
 
