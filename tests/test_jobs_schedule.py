@@ -39,7 +39,7 @@ def test_store_queues_the_next_occurrence_when_one_ends(store):
     first = store.create_job("noop", {"n": 1}, priority=3, run_every_s=10.0, next_run_at=now - 35)
     store.create_job("noop", {"n": 2}, run_every_s=10.0, next_run_at=now + 3600)
     oneoff = store.create_job("noop", {"n": 3})
-    assert [q[0] for q in store.queued()] == [first, oneoff]  # `later` is not due
+    assert [q[0] for q in store.ready(limit=100)] == [first, oneoff]  # `later` is not due
     assert store.next_due(after=now) == pytest.approx(now + 3600)
 
     store.set_status(first, JobStatus.RUNNING)
@@ -50,7 +50,7 @@ def test_store_queues_the_next_occurrence_when_one_ends(store):
     assert second.next_run_at is not None
     assert time.time() < second.next_run_at <= time.time() + 10
     assert math.isclose((second.next_run_at - (now - 35)) % 10.0, 0.0, abs_tol=1e-6)
-    assert second.id not in [q[0] for q in store.queued()]
+    assert second.id not in [q[0] for q in store.ready(limit=100)]
 
     store.finish(second.id, JobStatus.FAILED, error="boom")  # failures repeat too
     third = store.occurrences(first)[-1]

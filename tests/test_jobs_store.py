@@ -21,6 +21,7 @@ from phasekit.jobs import (
     JobStatus,
     JobStore,
     UnknownJobError,
+    _claims,
     job,
     transient,
 )
@@ -86,7 +87,7 @@ def test_old_jobs_db_is_upgraded_in_place(tmp_path):
         assert (record.status, record.priority, record.input()) == (JobStatus.PAUSED, 3, {"n": 7})
         assert record.depends_on is None
         version = store._read("PRAGMA user_version")[0][0]
-        assert version == SCHEMA_VERSION == 3
+        assert version == SCHEMA_VERSION == 4
         new = store.create_job("noop", {}, depends_on="old", run_every_s=60.0)
         assert store.get_job(new).depends_on == "old"
         # v3: child keys, schedule ids, fuller history
@@ -98,6 +99,9 @@ def test_old_jobs_db_is_upgraded_in_place(tmp_path):
         store.finish(child, JobStatus.COMPLETED, warnings=["w"])
         (entry,) = store.history()
         assert (entry.id, entry.parent_id, entry.warning_count) == (child, "old", 1)
+        # v4: the next scheduled start is found through its own index
+        plan = store._read("EXPLAIN QUERY PLAN " + _claims.NEXT_DUE, (0.0,))
+        assert any("jobs_next_run" in str(row) for row in plan)
         columns = {r[1] for r in store._read("PRAGMA table_info(job_history)")}
         assert {"parent_id", "schedule_id", "started_at", "warning_count"} <= columns
 

@@ -32,6 +32,10 @@ from ._store import JobStatus, JobStore
 
 #: How often the scheduler and update streams look at jobs.db (seconds).
 POLL_S = 0.05
+#: Queued jobs the scheduler reads per page.
+READY_PAGE = 32
+#: How often the scheduler looks for jobs whose dependency failed elsewhere.
+BLOCKED_CHECK_S = 1.0
 #: While running, the manager prunes history at most this often (seconds).
 PRUNE_EVERY_S = 3600.0
 #: Default of ``JobManager(history_retention_s=...)``: 30 days.
@@ -101,14 +105,17 @@ class JobHandle:
         data_type = cls.progress_type if cls is not None else None
         last: tuple[JobStatus, Any] | None = None
         while True:
-            status = self.status
-            progress = self.manager.store.progress(self.id, data_type)
+            changed = self.manager._changed  # taken before the read: no missed wake-up
+            status, progress = self.manager.store.status_and_progress(self.id, data_type)
             if (status, progress) != last:
                 last = (status, progress)
                 yield JobUpdate(self.id, status, progress)
             if status.finished or status is JobStatus.PAUSED:
                 return
-            await anyio.sleep(POLL_S)
+            # Woken at once when a job of this manager stops; progress written
+            # by a running job (or another process) is seen at the next poll.
+            with anyio.move_on_after(POLL_S):
+                await changed.wait()
 
 
 class JobManager:
@@ -144,6 +151,14 @@ class JobManager:
         self._running: dict[str, tuple[str, JobControl]] = {}
         self._tg: anyio.abc.TaskGroup | None = None
         self._wake = anyio.Event()
+        #: Set (and replaced) whenever a job this manager runs stops, or is
+        #: paused, resumed or cancelled through it: wakes the update streams.
+        self._changed = anyio.Event()
+        #: A dependency may have failed since the last look.
+        self._check_blocked = True
+        #: Ready jobs read but not started yet, in dispatch order (see _start_ready).
+        self._candidates: list[tuple[str, str]] | None = None
+        self._candidates_read_at = -math.inf
         self._user_paused: set[str] = set()
         self.history_retention_s = history_retention_s
         self._last_prune = -math.inf
@@ -221,6 +236,7 @@ class JobManager:
             run_every_s=every,
             next_run_at=first_at,
         )
+        self._candidates = None  # the new job may come first
         self._wake.set()
         # Let the scheduler start work while a caller dispatches many jobs.
         await anyio.lowlevel.checkpoint()
@@ -237,12 +253,15 @@ class JobManager:
             self._running[job_id][1].pause()
         elif self.store.get_job(job_id).status is JobStatus.QUEUED:
             self.store.set_status(job_id, JobStatus.PAUSED)
+            self._notify()
 
     async def resume(self, job_id: str) -> None:
         self._user_paused.discard(job_id)
         if self.store.get_job(job_id).status is JobStatus.PAUSED:
             self.store.set_status(job_id, JobStatus.QUEUED)
+            self._candidates = None  # the new job may come first
             self._wake.set()
+            self._notify()
 
     async def cancel(self, job_id: str) -> None:
         """Cancel; the record is kept. Unfinished child jobs (and theirs) are
@@ -261,29 +280,27 @@ class JobManager:
                 self._running[target][1].cancel()
             elif not self.store.get_job(target).status.finished:
                 self.store.finish(target, JobStatus.CANCELLED)
+        self._check_blocked = True  # jobs that depend on it fail
+        self._wake.set()
+        self._notify()
 
     # scheduling
 
     async def _schedule(self) -> None:
         assert self._tg is not None
+        last_blocked_check = time.monotonic()
         while True:
-            if time.monotonic() - self._last_prune >= PRUNE_EVERY_S:
+            now_mono = time.monotonic()
+            if now_mono - self._last_prune >= PRUNE_EVERY_S:
                 self._prune()
-            # A parent waiting for its children holds no slot.
-            active = [name for name, control in self._running.values() if not control.waiting]
-            for job_id, name, depends_on in self.store.queued():
-                if len(active) >= self.max_concurrency:
-                    break
-                if not self._ready(job_id, depends_on):
-                    continue
-                limit = self.limits.get(name)
-                if limit is not None and active.count(name) >= limit:
-                    continue
-                control = JobControl()
-                self._running[job_id] = (name, control)
-                self.store.set_status(job_id, JobStatus.RUNNING)
-                self._tg.start_soon(self._run, job_id, control)
-                active.append(name)
+            # Dependencies fail in this manager (flagged) or in another
+            # process (seen within BLOCKED_CHECK_S).
+            if self._check_blocked or now_mono - last_blocked_check >= BLOCKED_CHECK_S:
+                self._check_blocked = False
+                last_blocked_check = now_mono
+                if self.store.fail_blocked():
+                    self._notify()
+            self._start_ready()
             self._wake = anyio.Event()
             # Poll, but wake in time for the next scheduled occurrence.
             timeout, now = POLL_S, time.time()
@@ -293,26 +310,62 @@ class JobManager:
             with anyio.move_on_after(timeout):
                 await self._wake.wait()
 
+    def _start_ready(self) -> None:
+        """Start as many ready jobs as the limits allow.
+
+        Candidates come from a page of the queue kept between passes (a pass
+        usually starts one job, as one finishes) and re-read when it runs
+        out, when this manager queued something, or after POLL_S (another
+        process may have); claiming re-checks each job's status, so a stale
+        candidate is skipped, never run twice.
+        """
+        assert self._tg is not None
+        # A parent waiting for its children holds no slot.
+        active = [name for name, control in self._running.values() if not control.waiting]
+        offset = 0
+        while len(active) < self.max_concurrency:
+            stale = time.monotonic() - self._candidates_read_at > POLL_S
+            if self._candidates is None or stale or offset:
+                page = self.store.ready(limit=READY_PAGE, offset=offset)
+                self._candidates = page
+                self._candidates_read_at = time.monotonic()
+                full = len(page) == READY_PAGE
+            else:
+                page, full = self._candidates, False
+            picked: list[tuple[str, str]] = []
+            rest: list[tuple[str, str]] = []
+            for job_id, name in page:
+                limit = self.limits.get(name)
+                same = active.count(name) + sum(1 for _, n in picked if n == name)
+                if (
+                    len(active) + len(picked) >= self.max_concurrency
+                    or job_id in self._running
+                    or (limit is not None and same >= limit)
+                ):
+                    rest.append((job_id, name))
+                else:
+                    picked.append((job_id, name))
+            self._candidates = rest if rest else None
+            names = dict(picked)
+            for job_id in self.store.claim([job_id for job_id, _ in picked]):
+                control = JobControl()
+                self._running[job_id] = (names[job_id], control)
+                self._tg.start_soon(self._run, job_id, control)
+                active.append(names[job_id])
+            if picked and len(active) < self.max_concurrency:
+                continue  # some were not claimed (taken meanwhile): look again
+            if not full:
+                break
+            offset += READY_PAGE
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
     def _prune(self) -> None:
         self._last_prune = time.monotonic()
         if self.history_retention_s is not None:
             self.store.prune_history(self.history_retention_s)
-
-    def _ready(self, job_id: str, depends_on: str | None) -> bool:
-        if depends_on is None:
-            return True
-        try:
-            status = self.store.get_job(depends_on).status
-        except KeyError:
-            self.store.finish(job_id, JobStatus.FAILED, error=f"dependency {depends_on} not found")
-            return False
-        if status in (JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_ERRORS):
-            return True
-        if status in (JobStatus.FAILED, JobStatus.CANCELLED):
-            self.store.finish(
-                job_id, JobStatus.FAILED, error=f"dependency {depends_on} {status.value}"
-            )
-        return False
 
     async def _run(self, job_id: str, control: JobControl) -> None:
         try:
@@ -320,9 +373,13 @@ class JobManager:
             # would leave it running unseen, so the thread is always awaited
             # (shutdown asks it to pause at its next safe point instead).
             await anyio.to_thread.run_sync(
-                lambda: execute(self.store, job_id, registry=self.registry, control=control),
+                lambda: execute(
+                    self.store, job_id, registry=self.registry, control=control, claimed=True
+                ),
                 abandon_on_cancel=False,
             )
         finally:
             self._running.pop(job_id, None)
+            self._check_blocked = True
             self._wake.set()
+            self._notify()

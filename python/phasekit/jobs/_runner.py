@@ -24,24 +24,30 @@ def execute(
     *,
     registry: JobRegistry | None = None,
     control: JobControl | None = None,
+    claimed: bool = False,
 ) -> JobStatus:
     """Run (or resume) job ``job_id``; returns the status it stopped in.
 
     An unknown job name or an undecodable input or checkpoint fails this job
-    with a clear message; nothing else is affected.
+    with a clear message; nothing else is affected. ``claimed`` says the
+    caller (the manager) has already marked the job running.
     """
     registry = registry or default_registry
     control = control or JobControl()
-    record = store.get_job(job_id)
+    try:
+        record, checkpoint = store.load_for_run(job_id)
+    except CorruptStateError as exc:
+        store.finish(job_id, JobStatus.FAILED, error=f"cannot start: {exc}")
+        return JobStatus.FAILED
     try:
         cls = registry.get(record.name)
         job = cls.from_state(record.input())
-        checkpoint = store.load_checkpoint(job_id)
     except (UnknownJobError, CorruptStateError) as exc:
         store.finish(job_id, JobStatus.FAILED, error=f"cannot start: {exc}")
         return JobStatus.FAILED
     ctx = JobContext(job_id, record.name, store, control, checkpoint, registry)
-    store.set_status(job_id, JobStatus.RUNNING)
+    if not claimed:
+        store.set_status(job_id, JobStatus.RUNNING)
     status, output, error = _run(job.run, ctx)
     if status is JobStatus.COMPLETED and ctx.errors:
         status = JobStatus.COMPLETED_WITH_ERRORS

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import _children, _history, _schedule
+from . import _children, _claims, _history, _schedule
 from ._codec import decode, encode
 from ._progress import JobProgress
 
@@ -140,11 +140,18 @@ ALTER TABLE job_history ADD COLUMN warning_count INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE job_history ADD COLUMN error_count INTEGER NOT NULL DEFAULT 0;
 """
 
+_V4 = """
+CREATE INDEX jobs_next_run ON jobs(next_run_at) WHERE next_run_at IS NOT NULL;
+DROP INDEX jobs_status;
+CREATE INDEX jobs_status ON jobs(status, priority DESC, created_at, id);
+"""
+
 #: Migrations by the version they produce. Version 1 is the first layout;
 #: version 2 added dependencies and interval schedules; version 3 added child
-#: keys, schedule ids and a fuller history. Never edit a shipped entry: add a
-#: new one.
-MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _V2, 3: _V3}
+#: keys, schedule ids and a fuller history; version 4 an index for the next
+#: scheduled start and the full dispatch order in the status index. Never
+#: edit a shipped entry: add a new one.
+MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _V2, 3: _V3, 4: _V4}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 
@@ -288,26 +295,66 @@ class JobStore:
             )
         return [_record(r) for r in rows]
 
-    def queued(self, now: float | None = None) -> list[tuple[str, str, str | None]]:
-        """``(id, name, depends_on)`` of queued jobs that are due (no
-        ``next_run_at``, or one at or before ``now``) in dispatch order,
-        without their input blobs: what the scheduler needs on every pass."""
-        rows = self._read(
-            "SELECT id, name, depends_on FROM jobs WHERE status = ?"
-            " AND (next_run_at IS NULL OR next_run_at <= ?)"
-            " ORDER BY priority DESC, created_at, id",
-            (JobStatus.QUEUED.value, time.time() if now is None else now),
-        )
-        return [(r[0], r[1], r[2]) for r in rows]
+    def ready(
+        self, *, limit: int, offset: int = 0, now: float | None = None
+    ) -> list[tuple[str, str]]:
+        """``(id, name)`` of up to ``limit`` queued jobs that can start now
+        (due, dependency completed), in dispatch order: higher priority
+        first, then oldest first."""
+        when = time.time() if now is None else now
+        rows = self._read(_claims.READY_PAGE, (when, limit, offset))
+        return [(r[0], r[1]) for r in rows]
+
+    def claim(self, job_ids: list[str]) -> list[str]:
+        """Mark queued jobs running, in one transaction; returns the ids
+        claimed (a job paused, cancelled or claimed elsewhere meanwhile is not)."""
+        if not job_ids:
+            return []
+        with self._write() as db:
+            return _claims.claim(db, job_ids, time.time())
+
+    def fail_blocked(self) -> list[str]:
+        """Fail the queued jobs whose dependency failed, was cancelled or is
+        gone; returns their ids."""
+        failed = []
+        for job_id, depends_on, status in self._read(_claims.BLOCKED):
+            reason = "not found" if status is None else status
+            self.finish(job_id, JobStatus.FAILED, error=f"dependency {depends_on} {reason}")
+            failed.append(job_id)
+        return failed
 
     def next_due(self, after: float) -> float | None:
         """The earliest ``next_run_at`` later than ``after`` of the queued jobs
         (None if there is none): when the next one becomes due."""
-        rows = self._read(
-            "SELECT MIN(next_run_at) FROM jobs WHERE status = ? AND next_run_at > ?",
-            (JobStatus.QUEUED.value, after),
-        )
+        rows = self._read(_claims.NEXT_DUE, (after,))
         return None if rows[0][0] is None else float(rows[0][0])
+
+    def status_and_progress(
+        self, job_id: str, data_type: type[Any] | None = None
+    ) -> tuple[JobStatus, JobProgress | None]:
+        """A job's status and latest progress, in one read."""
+        rows = self._read("SELECT status, progress FROM jobs WHERE id = ?", (job_id,))
+        if not rows:
+            raise KeyError(f"no job with id {job_id!r}")
+        status, blob = rows[0]
+        progress = None if blob is None else JobProgress.from_dict(decode(blob), data_type)
+        return JobStatus(status), progress
+
+    def load_for_run(self, job_id: str) -> tuple[JobRecord, tuple[int, Any] | None]:
+        """A job and its newest checkpoint as ``(seq, data)`` (None if it has
+        none), in one read: what starting a run needs. Raises
+        :class:`CorruptStateError` if the checkpoint cannot be decoded."""
+        rows = self._read(
+            f"SELECT {_COLUMNS}, (SELECT data FROM job_checkpoints c WHERE c.job_id = jobs.id"
+            " ORDER BY seq DESC LIMIT 1), (SELECT MAX(seq) FROM job_checkpoints c"
+            " WHERE c.job_id = jobs.id) FROM jobs WHERE id = ?",
+            (job_id,),
+        )
+        if not rows:
+            raise KeyError(f"no job with id {job_id!r}")
+        *record, blob, seq = rows[0]
+        checkpoint = None if blob is None else (int(seq), decode(blob))
+        return _record(tuple(record)), checkpoint
 
     def set_status(self, job_id: str, status: JobStatus, *, error: str | None = None) -> None:
         """Change a job's status; a finished status has the effects of :meth:`finish`."""

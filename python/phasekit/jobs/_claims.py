@@ -1,0 +1,54 @@
+"""The scheduler's queries: which queued jobs may start, claiming them, and
+jobs whose dependency failed. Run inside the store's lock or transaction.
+
+A scheduling pass reads one short page of ready jobs (due, dependency met)
+in dispatch order through the ``jobs_status`` index, never the whole queue,
+and claims the ones it starts in one transaction, so dispatching N jobs
+costs O(N) and not O(N^2) reads.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+#: ``(id, name)`` of queued jobs that can start now, in dispatch order.
+READY_PAGE = """
+SELECT id, name FROM jobs
+WHERE status = 'queued'
+  AND (next_run_at IS NULL OR next_run_at <= ?)
+  AND (depends_on IS NULL OR (SELECT d.status FROM jobs d WHERE d.id = jobs.depends_on)
+       IN ('completed', 'completed_with_errors'))
+ORDER BY priority DESC, created_at, id
+LIMIT ? OFFSET ?
+"""
+
+#: Queued jobs whose dependency failed, was cancelled or no longer exists.
+BLOCKED = """
+SELECT j.id, j.depends_on, d.status FROM jobs j LEFT JOIN jobs d ON d.id = j.depends_on
+WHERE j.status = 'queued' AND j.depends_on IS NOT NULL
+  AND (d.id IS NULL OR d.status IN ('failed', 'cancelled'))
+"""
+
+#: The earliest future start of a queued job. Without statistics SQLite
+#: would scan every queued job through ``jobs_status``; the schedule index
+#: holds only the few jobs with a planned start.
+NEXT_DUE = """
+SELECT MIN(next_run_at) FROM jobs INDEXED BY jobs_next_run
+WHERE next_run_at IS NOT NULL AND next_run_at > ? AND status = 'queued'
+"""
+
+
+def claim(db: sqlite3.Connection, job_ids: list[str], now: float) -> list[str]:
+    """Mark the given queued jobs running; returns those claimed (a job
+    paused or cancelled meanwhile, or claimed by another process, is not)."""
+    claimed = []
+    for job_id in job_ids:
+        row = db.execute(
+            "UPDATE jobs SET status = 'running', updated_at = ?,"
+            " started_at = COALESCE(started_at, ?) WHERE id = ? AND status = 'queued'"
+            " RETURNING id",
+            (now, now, job_id),
+        ).fetchone()
+        if row is not None:
+            claimed.append(row[0])
+    return claimed
