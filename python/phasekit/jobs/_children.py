@@ -4,8 +4,8 @@ cascade of a cancel. The functions run inside a transaction the store opened."""
 from __future__ import annotations
 
 import sqlite3
-import uuid
 
+from ._codec import new_id
 from ._history import FINISHED_SQL, record
 
 #: Recursive CTE ``d(id)``: every descendant of the job bound to ``?``.
@@ -43,7 +43,7 @@ def create(
     parent = db.execute("SELECT priority FROM jobs WHERE id = ?", (parent_id,)).fetchone()
     if parent is None:
         raise KeyError(f"no job with id {parent_id!r}")
-    child_id = uuid.uuid4().hex
+    child_id = new_id()
     prio = parent[0] if priority is None else priority
     db.execute(
         "INSERT INTO jobs (id, name, state, status, priority, parent_id, child_key,"

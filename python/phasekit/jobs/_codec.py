@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import os
+import random
 from typing import Any
 
 import msgpack
@@ -53,3 +55,15 @@ def decode(blob: bytes) -> Any:
             f"stored state has version {envelope['v']!r}; this phasekit reads {BLOB_VERSION}"
         )
     return envelope["d"]
+
+
+# Job ids: 128 random bits as 32 hex digits (the shape of a uuid4's hex).
+# Drawn from a generator seeded once from the OS, not from os.urandom per id:
+# urandom releases the GIL, and in a manager whose worker threads hold it,
+# getting it back can cost a whole switch interval per dispatched job.
+_ids = random.Random(os.urandom(32))
+
+
+def new_id() -> str:
+    """A new job id (unique in practice: 128 random bits)."""
+    return f"{_ids.getrandbits(128):032x}"

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import sqlite3
-import uuid
+
+from ._codec import new_id
 
 
 def check_every(every: float | None) -> None:
@@ -50,13 +51,13 @@ def schedule_next(db: sqlite3.Connection, job_id: str, now: float) -> str | None
     if row is None or row[4] is None:
         return None
     name, state, priority, depends_on, every, planned, created_at, schedule_id = row
-    new_id = uuid.uuid4().hex
+    occurrence_id = new_id()
     db.execute(
         "INSERT INTO jobs (id, name, state, status, priority, depends_on, run_every_s,"
         " next_run_at, schedule_id, created_at, updated_at)"
         " VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
         (
-            new_id,
+            occurrence_id,
             name,
             state,
             priority,
@@ -68,4 +69,4 @@ def schedule_next(db: sqlite3.Connection, job_id: str, now: float) -> str | None
             now,
         ),
     )
-    return new_id
+    return occurrence_id

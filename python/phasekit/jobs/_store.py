@@ -12,7 +12,6 @@ import enum
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from . import _children, _claims, _history, _schedule
-from ._codec import decode, encode
+from ._codec import decode, encode, new_id
 from ._progress import JobProgress
 
 T = TypeVar("T")
@@ -252,7 +251,7 @@ class JobStore:
         not a finite number > 0.
         """
         _schedule.check_every(run_every_s)
-        job_id = uuid.uuid4().hex
+        job_id = new_id()
         now = time.time()
         if run_every_s is not None and next_run_at is None:
             next_run_at = now
