@@ -38,8 +38,11 @@ import pytest
 
 from phasekit.jobs import Job, JobContext, JobManager, JobRegistry, JobStatus, JobStore, job
 
-#: Jobs (tasks) per round.
-N_JOBS = 300
+#: Jobs (tasks) per round, and rounds per contender (each on a fresh
+#: database; the median round is reported: one round is too noisy on a
+#: shared machine).
+N_JOBS = 1000
+ROUNDS = 3
 #: Size of the packed checkpoint state.
 CHECKPOINT_BYTES = 10 * 1024
 #: Waiting for any single result longer than this means something is stuck.
@@ -111,6 +114,11 @@ def summary(request: pytest.FixtureRequest) -> _Summary:
     return found
 
 
+def _median_split(splits: list[dict[str, float]]) -> dict[str, float]:
+    """The round with the median dispatch-to-result time."""
+    return sorted(splits, key=lambda s: s["inner_s"])[len(splits) // 2]
+
+
 def _rates(benchmark, inner_s: float, n: int) -> dict[str, float]:
     """Jobs/s over the benchmark's round and over the inner (dispatch to result) span."""
     round_s = benchmark.stats.stats.median if benchmark.stats else inner_s
@@ -135,13 +143,14 @@ async def _phasekit_round(jobs_db: Path, n: int) -> dict[str, float]:
 
 @pytest.mark.benchmark(group="jobs-noop")
 def test_jobs_phasekit_noop(benchmark, tmp_path: Path, summary: _Summary):
-    jobs_db = tmp_path / "jobs.db"
-    assert not jobs_db.exists()
-    split = benchmark.pedantic(
-        lambda: anyio.run(_phasekit_round, jobs_db, N_JOBS, backend="asyncio"),
-        rounds=1,
-        iterations=1,
-    )
+    splits: list[dict[str, float]] = []
+
+    def one_round() -> None:
+        db = tmp_path / f"jobs{len(splits)}.db"  # a fresh jobs.db every round
+        splits.append(anyio.run(_phasekit_round, db, N_JOBS, backend="asyncio"))
+
+    benchmark.pedantic(one_round, rounds=ROUNDS, iterations=1)
+    split = _median_split(splits)
     benchmark.extra_info.update(n_jobs=N_JOBS, **split)
     summary.rates["phasekit"] = rates = _rates(benchmark, split["inner_s"], N_JOBS)
     benchmark.extra_info.update(jobs_per_s=rates["round"], jobs_per_s_inner=rates["inner"])
@@ -195,9 +204,13 @@ def _huey_round(huey_db: Path, n: int, *, sync_normal: bool = False) -> dict[str
 @pytest.mark.benchmark(group="jobs-noop")
 def test_jobs_huey_noop(benchmark, tmp_path: Path, summary: _Summary):
     pytest.importorskip("huey")
-    split = benchmark.pedantic(
-        lambda: _huey_round(tmp_path / "huey.db", N_JOBS), rounds=1, iterations=1
-    )
+    splits: list[dict[str, float]] = []
+
+    def one_round() -> None:
+        splits.append(_huey_round(tmp_path / f"huey{len(splits)}.db", N_JOBS))
+
+    benchmark.pedantic(one_round, rounds=ROUNDS, iterations=1)
+    split = _median_split(splits)
     benchmark.extra_info.update(n_jobs=N_JOBS, **split)
     summary.rates["huey"] = rates = _rates(benchmark, split["inner_s"], N_JOBS)
     benchmark.extra_info.update(jobs_per_s=rates["round"], jobs_per_s_inner=rates["inner"])
@@ -206,11 +219,14 @@ def test_jobs_huey_noop(benchmark, tmp_path: Path, summary: _Summary):
 @pytest.mark.benchmark(group="jobs-noop")
 def test_jobs_huey_noop_sync_normal(benchmark, tmp_path: Path, summary: _Summary):
     pytest.importorskip("huey")
-    split = benchmark.pedantic(
-        lambda: _huey_round(tmp_path / "huey.db", N_JOBS, sync_normal=True),
-        rounds=1,
-        iterations=1,
-    )
+    splits: list[dict[str, float]] = []
+
+    def one_round() -> None:
+        db = tmp_path / f"huey{len(splits)}.db"
+        splits.append(_huey_round(db, N_JOBS, sync_normal=True))
+
+    benchmark.pedantic(one_round, rounds=ROUNDS, iterations=1)
+    split = _median_split(splits)
     benchmark.extra_info.update(n_jobs=N_JOBS, synchronous="NORMAL", **split)
     summary.rates["huey-sync-normal"] = rates = _rates(benchmark, split["inner_s"], N_JOBS)
     benchmark.extra_info.update(jobs_per_s=rates["round"], jobs_per_s_inner=rates["inner"])

@@ -8,8 +8,10 @@ jobs.db, so a second process (a CLI) sees and can pause the same jobs.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
+from collections import Counter
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -28,12 +30,11 @@ from ._phases import phase_history
 from ._progress import JobProgress
 from ._runner import execute
 from ._schedule import check_every
+from ._slots import Slots
 from ._store import JobStatus, JobStore
 
 #: How often the scheduler and update streams look at jobs.db (seconds).
 POLL_S = 0.05
-#: Queued jobs the scheduler reads per page.
-READY_PAGE = 32
 #: How often the scheduler looks for jobs whose dependency failed elsewhere.
 BLOCKED_CHECK_S = 1.0
 #: While running, the manager prunes history at most this often (seconds).
@@ -103,6 +104,17 @@ class JobHandle:
         Structured progress ``data`` comes as the job's ``progress_type``."""
         cls = self._job_class()
         data_type = cls.progress_type if cls is not None else None
+        self.manager._watched[self.id] += 1
+        try:
+            async with aclosing(self._poll(data_type)) as updates:
+                async for update in updates:
+                    yield update
+        finally:
+            self.manager._watched[self.id] -= 1
+            if self.manager._watched[self.id] <= 0:
+                del self.manager._watched[self.id]
+
+    async def _poll(self, data_type: type[Any] | None) -> AsyncGenerator[JobUpdate, None]:
         last: tuple[JobStatus, Any] | None = None
         while True:
             changed = self.manager._changed  # taken before the read: no missed wake-up
@@ -148,7 +160,9 @@ class JobManager:
         self.registry = registry or default_registry
         self.max_concurrency = max_concurrency
         self.limits = dict(limits or {})
-        self._running: dict[str, tuple[str, JobControl]] = {}
+        self._slots = Slots(self.store, max_concurrency, self.limits)
+        #: Jobs whose update streams are open (a worker thread wakes them).
+        self._watched: Counter[str] = Counter()
         self._tg: anyio.abc.TaskGroup | None = None
         self._wake = anyio.Event()
         #: Set (and replaced) whenever a job this manager runs stops, or is
@@ -156,9 +170,6 @@ class JobManager:
         self._changed = anyio.Event()
         #: A dependency may have failed since the last look.
         self._check_blocked = True
-        #: Ready jobs read but not started yet, in dispatch order (see _start_ready).
-        self._candidates: list[tuple[str, str]] | None = None
-        self._candidates_read_at = -math.inf
         self._user_paused: set[str] = set()
         self.history_retention_s = history_retention_s
         self._last_prune = -math.inf
@@ -181,8 +192,10 @@ class JobManager:
         # Running jobs stop at their next safe point; they were interrupted,
         # not paused by anyone, so they go back to the queue and the next
         # manager of this library resumes them from their checkpoint.
-        interrupted = set(self._running) - self._user_paused
-        for _, control in self._running.values():
+        self._slots.close()
+        running = self._slots.running()
+        interrupted = set(running) - self._user_paused
+        for control in running.values():
             control.pause()
         self._tg.cancel_scope.cancel()
         try:
@@ -236,7 +249,7 @@ class JobManager:
             run_every_s=every,
             next_run_at=first_at,
         )
-        self._candidates = None  # the new job may come first
+        self._slots.invalidate()  # the new job may come first
         self._wake.set()
         # Let the scheduler start work while a caller dispatches many jobs.
         await anyio.lowlevel.checkpoint()
@@ -249,8 +262,9 @@ class JobManager:
     async def pause(self, job_id: str) -> None:
         """Pause now if queued; at the next safe point if running."""
         self._user_paused.add(job_id)
-        if job_id in self._running:
-            self._running[job_id][1].pause()
+        control = self._slots.control(job_id)
+        if control is not None:
+            control.pause()
         elif self.store.get_job(job_id).status is JobStatus.QUEUED:
             self.store.set_status(job_id, JobStatus.PAUSED)
             self._notify()
@@ -259,7 +273,7 @@ class JobManager:
         self._user_paused.discard(job_id)
         if self.store.get_job(job_id).status is JobStatus.PAUSED:
             self.store.set_status(job_id, JobStatus.QUEUED)
-            self._candidates = None  # the new job may come first
+            self._slots.invalidate()  # the new job may come first
             self._wake.set()
             self._notify()
 
@@ -276,8 +290,9 @@ class JobManager:
         for target in list(targets):
             targets += self.store.descendants(target)
         for target in dict.fromkeys(targets):
-            if target in self._running:
-                self._running[target][1].cancel()
+            control = self._slots.control(target)
+            if control is not None:
+                control.cancel()
             elif not self.store.get_job(target).status.finished:
                 self.store.finish(target, JobStatus.CANCELLED)
         self._check_blocked = True  # jobs that depend on it fail
@@ -300,7 +315,8 @@ class JobManager:
                 last_blocked_check = now_mono
                 if self.store.fail_blocked():
                     self._notify()
-            self._start_ready()
+            for job_id, control in self._slots.pick():
+                self._tg.start_soon(self._slot, job_id, control)
             self._wake = anyio.Event()
             # Poll, but wake in time for the next scheduled occurrence.
             timeout, now = POLL_S, time.time()
@@ -309,54 +325,6 @@ class JobManager:
                 timeout = min(timeout, due - now)
             with anyio.move_on_after(timeout):
                 await self._wake.wait()
-
-    def _start_ready(self) -> None:
-        """Start as many ready jobs as the limits allow.
-
-        Candidates come from a page of the queue kept between passes (a pass
-        usually starts one job, as one finishes) and re-read when it runs
-        out, when this manager queued something, or after POLL_S (another
-        process may have); claiming re-checks each job's status, so a stale
-        candidate is skipped, never run twice.
-        """
-        assert self._tg is not None
-        # A parent waiting for its children holds no slot.
-        active = [name for name, control in self._running.values() if not control.waiting]
-        offset = 0
-        while len(active) < self.max_concurrency:
-            stale = time.monotonic() - self._candidates_read_at > POLL_S
-            if self._candidates is None or stale or offset:
-                page = self.store.ready(limit=READY_PAGE, offset=offset)
-                self._candidates = page
-                self._candidates_read_at = time.monotonic()
-                full = len(page) == READY_PAGE
-            else:
-                page, full = self._candidates, False
-            picked: list[tuple[str, str]] = []
-            rest: list[tuple[str, str]] = []
-            for job_id, name in page:
-                limit = self.limits.get(name)
-                same = active.count(name) + sum(1 for _, n in picked if n == name)
-                if (
-                    len(active) + len(picked) >= self.max_concurrency
-                    or job_id in self._running
-                    or (limit is not None and same >= limit)
-                ):
-                    rest.append((job_id, name))
-                else:
-                    picked.append((job_id, name))
-            self._candidates = rest if rest else None
-            names = dict(picked)
-            for job_id in self.store.claim([job_id for job_id, _ in picked]):
-                control = JobControl()
-                self._running[job_id] = (names[job_id], control)
-                self._tg.start_soon(self._run, job_id, control)
-                active.append(names[job_id])
-            if picked and len(active) < self.max_concurrency:
-                continue  # some were not claimed (taken meanwhile): look again
-            if not full:
-                break
-            offset += READY_PAGE
 
     def _notify(self) -> None:
         self._changed.set()
@@ -367,19 +335,30 @@ class JobManager:
         if self.history_retention_s is not None:
             self.store.prune_history(self.history_retention_s)
 
-    async def _run(self, job_id: str, control: JobControl) -> None:
+    async def _slot(self, job_id: str, control: JobControl) -> None:
         try:
-            # The job runs in a worker thread; abandoning it on cancellation
-            # would leave it running unseen, so the thread is always awaited
-            # (shutdown asks it to pause at its next safe point instead).
-            await anyio.to_thread.run_sync(
-                lambda: execute(
-                    self.store, job_id, registry=self.registry, control=control, claimed=True
-                ),
-                abandon_on_cancel=False,
-            )
+            # Jobs run in a worker thread; abandoning it on cancellation would
+            # leave a job running unseen, so the thread is always awaited
+            # (shutdown asks the job to pause at its next safe point instead).
+            await anyio.to_thread.run_sync(self._chain, job_id, control, abandon_on_cancel=False)
         finally:
-            self._running.pop(job_id, None)
-            self._check_blocked = True
             self._wake.set()
             self._notify()
+
+    def _chain(self, job_id: str, control: JobControl) -> None:
+        """In a worker thread: run the job, then the next ready ones, until
+        none is ready (then the slot goes back to the scheduler)."""
+        while True:
+            try:
+                execute(self.store, job_id, registry=self.registry, control=control, claimed=True)
+            finally:
+                self._slots.release(job_id)
+                self._check_blocked = True  # read by the scheduler's next pass
+            if job_id in self._watched:
+                # RuntimeError: the event loop is gone, nobody is left to tell.
+                with contextlib.suppress(RuntimeError):
+                    anyio.from_thread.run_sync(self._notify)
+            nxt = self._slots.pick(most=1)
+            if not nxt:
+                return
+            job_id, control = nxt[0]

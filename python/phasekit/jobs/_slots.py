@@ -1,0 +1,117 @@
+"""Which jobs run in a manager and which start next.
+
+Shared by the manager's event loop (its scheduler) and its worker threads:
+a worker that finishes a job claims the next ready one itself and runs it in
+the same thread, so a busy queue costs no event-loop round trip and no new
+thread hop per job. Every method takes the lock; claiming re-checks each job's
+status in jobs.db, so a stale candidate is skipped, never run twice.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+from ._context import JobControl
+from ._store import JobStore
+
+#: Queued jobs read per page.
+READY_PAGE = 32
+#: A page of candidates older than this is read again (another process may
+#: have queued a job that comes first).
+CANDIDATES_TTL_S = 0.05
+
+
+class Slots:
+    """The running jobs of one manager, and the concurrency limits."""
+
+    def __init__(self, store: JobStore, max_concurrency: int, limits: dict[str, int]) -> None:
+        self.store = store
+        self.max_concurrency = max_concurrency
+        self.limits = limits
+        # Guards everything below: the scheduler (event loop thread) and the
+        # workers (their own threads) pick and release concurrently.
+        self._lock = threading.Lock()
+        self._running: dict[str, tuple[str, JobControl]] = {}
+        #: Ready jobs read but not started yet, in dispatch order.
+        self._candidates: list[tuple[str, str]] | None = None
+        self._read_at = -math.inf
+        self._closing = False
+
+    def control(self, job_id: str) -> JobControl | None:
+        """The control of a job running here, or None."""
+        with self._lock:
+            entry = self._running.get(job_id)
+            return None if entry is None else entry[1]
+
+    def running(self) -> dict[str, JobControl]:
+        with self._lock:
+            return {job_id: control for job_id, (_, control) in self._running.items()}
+
+    def release(self, job_id: str) -> None:
+        with self._lock:
+            self._running.pop(job_id, None)
+
+    def invalidate(self) -> None:
+        """Something was queued here: the next pick reads the queue again."""
+        with self._lock:
+            self._candidates = None
+
+    def close(self) -> None:
+        """Start nothing more (the manager is shutting down)."""
+        with self._lock:
+            self._closing = True
+
+    def pick(self, most: int | None = None) -> list[tuple[str, JobControl]]:
+        """Claim up to ``most`` ready jobs (default: every free slot) within
+        the limits; they count as running from now on."""
+        with self._lock:
+            if self._closing:
+                return []
+            # A parent waiting for its children holds no slot.
+            active = [name for name, control in self._running.values() if not control.waiting]
+            goal = (
+                self.max_concurrency
+                if most is None
+                else min(self.max_concurrency, len(active) + most)
+            )
+            started: list[tuple[str, JobControl]] = []
+            offset = 0
+            while len(active) < goal:
+                page, full = self._page(offset)
+                picked: list[tuple[str, str]] = []
+                rest: list[tuple[str, str]] = []
+                for job_id, name in page:
+                    limit = self.limits.get(name)
+                    same = active.count(name) + sum(1 for _, n in picked if n == name)
+                    if (
+                        len(active) + len(picked) >= goal
+                        or job_id in self._running
+                        or (limit is not None and same >= limit)
+                    ):
+                        rest.append((job_id, name))
+                    else:
+                        picked.append((job_id, name))
+                self._candidates = rest or None
+                names = dict(picked)
+                for job_id in self.store.claim([job_id for job_id, _ in picked]):
+                    control = JobControl()
+                    self._running[job_id] = (names[job_id], control)
+                    started.append((job_id, control))
+                    active.append(names[job_id])
+                if picked and len(active) < goal:
+                    continue  # some were claimed elsewhere meanwhile: look again
+                if not full:
+                    break
+                offset += READY_PAGE
+            return started
+
+    def _page(self, offset: int) -> tuple[list[tuple[str, str]], bool]:
+        """Candidates: the kept page if fresh, else a page read from jobs.db."""
+        fresh = time.monotonic() - self._read_at <= CANDIDATES_TTL_S
+        if self._candidates is not None and fresh and not offset:
+            return self._candidates, False
+        page = self.store.ready(limit=READY_PAGE, offset=offset)
+        self._read_at = time.monotonic()
+        return page, len(page) == READY_PAGE
