@@ -6,6 +6,7 @@ import dataclasses
 import enum
 import os
 import random
+import time
 from typing import Any
 
 import msgpack
@@ -57,13 +58,16 @@ def decode(blob: bytes) -> Any:
     return envelope["d"]
 
 
-# Job ids: 128 random bits as 32 hex digits (the shape of a uuid4's hex).
-# Drawn from a generator seeded once from the OS, not from os.urandom per id:
-# urandom releases the GIL, and in a manager whose worker threads hold it,
-# getting it back can cost a whole switch interval per dispatched job.
+# Job ids: 32 hex digits (the shape of a uuid4's hex): the time in
+# milliseconds, then 80 random bits. Time first, so new ids land at the end of
+# the primary-key index instead of on a random page of it (a dispatch dirties
+# fewer pages). The random part comes from a generator seeded once from the
+# OS, not from os.urandom per id: urandom releases the GIL, and in a manager
+# whose worker threads hold it, getting it back can cost a whole switch
+# interval per dispatched job.
 _ids = random.Random(os.urandom(32))
 
 
 def new_id() -> str:
-    """A new job id (unique in practice: 128 random bits)."""
-    return f"{_ids.getrandbits(128):032x}"
+    """A new job id: unique in practice (80 random bits per millisecond)."""
+    return f"{time.time_ns() // 1_000_000:012x}{_ids.getrandbits(80):020x}"
