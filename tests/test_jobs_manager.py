@@ -177,3 +177,30 @@ async def _tick() -> None:
     import anyio
 
     await anyio.sleep(0.01)
+
+
+async def test_list_and_query_jobs_and_the_library_reaches_the_job(tmp_path):
+    from phasekit.jobs import Job, JobContext, JobRegistry, job
+
+    registry = JobRegistry()
+    seen: list[object] = []
+
+    @job("test.sees-library", registry=registry)
+    class SeesLibrary(Job):
+        def run(self, ctx: JobContext) -> None:
+            seen.append(ctx.library)
+
+    library = object()
+    async with JobManager(tmp_path / "jobs.db", registry=registry, library=library) as manager:
+        first = await manager.dispatch(SeesLibrary())
+        assert await first.wait() is JobStatus.COMPLETED
+        # Not due for an hour, so it is still queued when paused.
+        paused = await manager.dispatch(SeesLibrary(), priority=5, first_at=time.time() + 3600)
+        await paused.pause()
+        assert [r.id for r in manager.jobs()] == [paused.id, first.id]  # dispatch order
+        assert [r.id for r in manager.jobs(JobStatus.PAUSED)] == [paused.id]
+        assert [r.id for r in manager.jobs(name="test.sees-library", limit=1)] == [paused.id]
+        assert manager.jobs(name="nothing") == []
+        with pytest.raises(ValueError, match="limit"):
+            manager.jobs(limit=-1)
+    assert seen == [library]

@@ -93,9 +93,13 @@ class JobContext:
         control: JobControl,
         checkpoint: tuple[int, Any] | None = None,
         registry: JobRegistry | None = None,
+        library: Any = None,
     ) -> None:
         self.id = job_id
         self.name = name
+        #: The library the job works on (what its manager was opened with;
+        #: None for a bare job store).
+        self.library = library
         self.log = logging.getLogger(f"phasekit.job.{name}")
         self._store = store
         self._control = control

@@ -31,7 +31,7 @@ from ._progress import JobProgress
 from ._runner import execute
 from ._schedule import check_every
 from ._slots import Slots
-from ._store import JobStatus, JobStore
+from ._store import JobRecord, JobStatus, JobStore
 
 #: How often the scheduler and update streams look at jobs.db (seconds).
 POLL_S = 0.05
@@ -149,6 +149,7 @@ class JobManager:
         max_concurrency: int = 2,
         limits: dict[str, int] | None = None,
         history_retention_s: float | None = HISTORY_RETENTION_S,
+        library: Any = None,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
@@ -157,6 +158,8 @@ class JobManager:
                 f"history_retention_s must be >= 0 or None, got {history_retention_s!r}"
             )
         self.store = JobStore(jobs_db)
+        #: Handed to every job as ``ctx.library``.
+        self.library = library
         self.registry = registry or default_registry
         self.max_concurrency = max_concurrency
         self.limits = dict(limits or {})
@@ -255,6 +258,18 @@ class JobManager:
         await anyio.lowlevel.checkpoint()
         return JobHandle(self, job_id)
 
+    def jobs(
+        self,
+        status: JobStatus | None = None,
+        *,
+        name: str | None = None,
+        parent: JobHandle | str | None = None,
+        limit: int | None = None,
+    ) -> list[JobRecord]:
+        """List and query the jobs of this library, in dispatch order."""
+        parent_id = parent.id if isinstance(parent, JobHandle) else parent
+        return self.store.list_jobs(status, name=name, parent_id=parent_id, limit=limit)
+
     def handle(self, job_id: str) -> JobHandle:
         self.store.get_job(job_id)  # KeyError if unknown
         return JobHandle(self, job_id)
@@ -350,7 +365,14 @@ class JobManager:
         none is ready (then the slot goes back to the scheduler)."""
         while True:
             try:
-                execute(self.store, job_id, registry=self.registry, control=control, claimed=True)
+                execute(
+                    self.store,
+                    job_id,
+                    registry=self.registry,
+                    control=control,
+                    claimed=True,
+                    library=self.library,
+                )
             finally:
                 self._slots.release(job_id)
                 self._check_blocked = True  # read by the scheduler's next pass

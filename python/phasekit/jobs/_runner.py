@@ -25,12 +25,14 @@ def execute(
     registry: JobRegistry | None = None,
     control: JobControl | None = None,
     claimed: bool = False,
+    library: Any = None,
 ) -> JobStatus:
     """Run (or resume) job ``job_id``; returns the status it stopped in.
 
     An unknown job name or an undecodable input or checkpoint fails this job
     with a clear message; nothing else is affected. ``claimed`` says the
-    caller (the manager) has already marked the job running.
+    caller (the manager) has already marked the job running; ``library`` is
+    handed to the job as ``ctx.library``.
     """
     registry = registry or default_registry
     control = control or JobControl()
@@ -45,7 +47,7 @@ def execute(
     except (UnknownJobError, CorruptStateError) as exc:
         store.finish(job_id, JobStatus.FAILED, error=f"cannot start: {exc}")
         return JobStatus.FAILED
-    ctx = JobContext(job_id, record.name, store, control, checkpoint, registry)
+    ctx = JobContext(job_id, record.name, store, control, checkpoint, registry, library)
     if not claimed:
         store.set_status(job_id, JobStatus.RUNNING)
     status, output, error = _run(job.run, ctx)

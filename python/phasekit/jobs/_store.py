@@ -283,16 +283,30 @@ class JobStore:
             raise KeyError(f"no job with id {job_id!r}")
         return _record(rows[0])
 
-    def list_jobs(self, status: JobStatus | None = None) -> list[JobRecord]:
-        """Jobs in dispatch order: higher priority first, then oldest first."""
-        order = "ORDER BY priority DESC, created_at, id"
-        if status is None:
-            rows = self._read(f"SELECT {_COLUMNS} FROM jobs {order}")
-        else:
-            rows = self._read(
-                f"SELECT {_COLUMNS} FROM jobs WHERE status = ? {order}", (status.value,)
-            )
-        return [_record(r) for r in rows]
+    def list_jobs(
+        self,
+        status: JobStatus | None = None,
+        *,
+        name: str | None = None,
+        parent_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[JobRecord]:
+        """Jobs in dispatch order (higher priority first, then oldest first),
+        optionally only those with ``status``, job type ``name`` or parent."""
+        where, args = [], []
+        for column, value in (("status", status), ("name", name), ("parent_id", parent_id)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value.value if isinstance(value, JobStatus) else value)
+        sql = f"SELECT {_COLUMNS} FROM jobs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY priority DESC, created_at, id"
+        if limit is not None:
+            if limit < 0:
+                raise ValueError(f"limit must be >= 0, got {limit}")
+            sql += f" LIMIT {int(limit)}"
+        return [_record(r) for r in self._read(sql, tuple(args))]
 
     def ready(
         self, *, limit: int, offset: int = 0, now: float | None = None
