@@ -16,6 +16,7 @@ mod gil;
 mod hashing;
 mod library;
 mod paths;
+mod scan;
 mod token;
 mod walk;
 
@@ -28,7 +29,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<token::CancelToken>()?;
     m.add_class::<walk::Walker>()?;
     m.add_class::<library::LibraryDb>()?;
-    m.add_class::<library::Scan>()?;
+    m.add_class::<scan::Scan>()?;
     m.add_function(wrap_pyfunction!(walk::walk, m)?)?;
     m.add_function(wrap_pyfunction!(hashing::cas_id, m)?)?;
     m.add_function(wrap_pyfunction!(hashing::cas_ids, m)?)?;

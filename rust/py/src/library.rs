@@ -1,14 +1,12 @@
-//! `LibraryDb` (library.db through the Rust core) and the pipelined `Scan`.
+//! `LibraryDb`: library.db through the Rust core (see `scan.rs` for `Scan`).
 //!
 //! Rows cross as plain tuples, relative paths as `bytes`; the facade
 //! `phasekit.library` wraps them in dataclasses with absolute `str` paths.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use phasekit_core::content::Want;
-use phasekit_core::library::{self, EntryRow, IndexMode, Location, ScanPipeline, ScanStats};
+use phasekit_core::library::{self, EntryRow, IndexMode, Location, ScanStats};
 use phasekit_core::Error;
-use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
@@ -16,7 +14,6 @@ use crate::errors::IntoPy;
 use crate::gil::without_gil;
 use crate::paths::{path_from_py, path_to_py};
 use crate::token::{core_token, CancelToken};
-use crate::walk::walk_options;
 
 type LocationTuple<'py> = (
     i64,
@@ -77,7 +74,7 @@ fn entries_to_py(py: Python<'_>, rows: Vec<EntryRow>) -> PyResult<Bound<'_, PyLi
     Ok(out)
 }
 
-fn errors_to_py<'py>(
+pub(crate) fn errors_to_py<'py>(
     py: Python<'py>,
     errors: &[phasekit_core::FsError],
 ) -> PyResult<Bound<'py, PyList>> {
@@ -88,10 +85,10 @@ fn errors_to_py<'py>(
     Ok(out)
 }
 
-type StatsTuple = (u64, u64, u64, u64, u64, u64, u64, u64, u64, u64);
+pub(crate) type StatsTuple = (u64, u64, u64, u64, u64, u64, u64, u64, u64, u64);
 
 /// `(files, dirs, symlinks, other, bytes, new, modified, unchanged, moved, deleted)`.
-fn stats_tuple(s: ScanStats) -> StatsTuple {
+pub(crate) fn stats_tuple(s: ScanStats) -> StatsTuple {
     (
         s.files,
         s.dirs,
@@ -129,7 +126,7 @@ impl LibraryDb {
     }
 
     /// Run `f` on the connection with the GIL released.
-    fn with<T: Send>(
+    pub(crate) fn with<T: Send>(
         &self,
         py: Python<'_>,
         f: impl FnOnce(&mut library::LibraryDb) -> Result<T, Error> + Send,
@@ -319,116 +316,5 @@ impl LibraryDb {
         self.with(py, move |db| {
             library::link_identities(db, location_id, prune)
         })
-    }
-}
-
-/// A scan of one location: the walk runs on a background thread, `step()`
-/// writes the next batch. Close it (or drop it) to stop the walker thread.
-#[pyclass(module = "phasekit._core", frozen)]
-pub struct Scan {
-    db: Py<LibraryDb>,
-    // One caller at a time: a second thread gets an error, not a wait.
-    inner: Mutex<ScanPipeline>,
-}
-
-fn busy() -> PyErr {
-    PyRuntimeError::new_err("this scan is in use by another thread")
-}
-
-/// `(entries, state, errors, stats)` of one written batch.
-type StepTuple<'py> = (usize, Bound<'py, PyBytes>, Bound<'py, PyList>, StatsTuple);
-
-#[pymethods]
-impl Scan {
-    #[new]
-    #[pyo3(signature = (db, location_id, *, fresh=false, max_depth=None, hidden=true, skip=Vec::new(), batch_size=1000, threads=None, cas_ids=false, checksums=false, resume=None, cancel=None))]
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        py: Python<'_>,
-        db: Py<LibraryDb>,
-        location_id: i64,
-        fresh: bool,
-        max_depth: Option<u32>,
-        hidden: bool,
-        skip: Vec<String>,
-        batch_size: usize,
-        threads: Option<usize>,
-        cas_ids: bool,
-        checksums: bool,
-        resume: Option<Vec<u8>>,
-        cancel: Option<&Bound<'_, CancelToken>>,
-    ) -> PyResult<Self> {
-        let hash = Want {
-            cas_id: cas_ids,
-            checksum: checksums,
-        };
-        let opts =
-            walk_options(false, max_depth, hidden, skip, batch_size, threads, hash).into_py(py)?;
-        let token = core_token(cancel);
-        let pipeline = db.get().with(py, move |conn| {
-            ScanPipeline::start(conn, location_id, fresh, opts, resume.as_deref(), token)
-        })?;
-        Ok(Scan {
-            db,
-            inner: Mutex::new(pipeline),
-        })
-    }
-
-    /// Write the next batch: `(entries, state, errors, stats)`, or None when
-    /// the walk is complete. Checkpoint `state` after this returns.
-    fn step<'py>(&self, py: Python<'py>) -> PyResult<Option<StepTuple<'py>>> {
-        let mut guard = self.inner.try_lock().map_err(|_| busy())?;
-        let pipeline = &mut *guard;
-        let step = self
-            .db
-            .get()
-            .with(py, |db| Ok((pipeline.step(db)?, pipeline.stats())))?;
-        match step {
-            (None, _) => Ok(None),
-            (Some(s), stats) => Ok(Some((
-                s.entries,
-                PyBytes::new(py, &s.state),
-                errors_to_py(py, &s.errors)?,
-                stats_tuple(stats),
-            ))),
-        }
-    }
-
-    /// After the last step: remove the entries that are gone from disk.
-    fn sweep(&self, py: Python<'_>) -> PyResult<StatsTuple> {
-        let mut guard = self.inner.try_lock().map_err(|_| busy())?;
-        let pipeline = &mut *guard;
-        self.db.get().with(py, |db| {
-            pipeline.sweep(db)?;
-            Ok(stats_tuple(pipeline.stats()))
-        })
-    }
-
-    #[getter]
-    fn stats(&self) -> PyResult<StatsTuple> {
-        let guard = self.inner.try_lock().map_err(|_| busy())?;
-        Ok(stats_tuple(guard.stats()))
-    }
-
-    /// When the scan started (unix seconds), the `indexed_at` of what it wrote.
-    #[getter]
-    fn started(&self) -> PyResult<f64> {
-        let guard = self.inner.try_lock().map_err(|_| busy())?;
-        Ok(guard.started())
-    }
-
-    #[getter]
-    fn finished(&self) -> PyResult<bool> {
-        let guard = self.inner.try_lock().map_err(|_| busy())?;
-        Ok(guard.is_finished())
-    }
-
-    /// Stop the walker thread and wait for it (a fraction of a second).
-    /// `stats` stay readable; `sweep` still works if the walk had finished.
-    fn close(&self, py: Python<'_>) -> PyResult<()> {
-        let mut guard = self.inner.try_lock().map_err(|_| busy())?;
-        let pipeline = &mut *guard;
-        without_gil(py, || pipeline.close());
-        Ok(())
     }
 }
