@@ -266,3 +266,12 @@ def test_cancel_and_close(lib: Library, tree: Path) -> None:
     del scan
     run_scan(lib, loc.id, resume=first.state)
     assert indexed(lib, loc.id) == oracle(tree)
+
+
+def test_fresh_scan_needs_an_empty_location(lib: Library, tree: Path) -> None:
+    loc = lib.add_location(tree)
+    run_scan(lib, loc.id)
+    with pytest.raises(ValueError, match="fresh scan"):
+        lib.scan(loc, fresh=True)
+    # The default picks a re-scan for a location that has entries.
+    assert run_scan(lib, loc.id).unchanged == len(oracle(tree))

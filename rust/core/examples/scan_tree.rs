@@ -2,6 +2,11 @@
 //! write, batch by batch) against pipelined ([`ScanPipeline`]: the walk runs
 //! on its own thread while batches are written), alternating, with medians:
 //! `cargo run --release -p phasekit-core --example scan_tree -- TREE [RUNS]`.
+//!
+//! On the 2-core bench machine (200,000 files, warm cache, medians of 9):
+//! sequential ~0.94-1.06 s, pipelined ~0.84-0.89 s. The pipelined time is
+//! about the writes alone (`write_batch` ~0.7 s): the walk is hidden behind
+//! them, and the writes are now what bounds a fresh scan.
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};

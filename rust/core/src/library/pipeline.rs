@@ -109,7 +109,11 @@ impl ScanPipeline {
             return Ok(None);
         }
         let Some(receiver) = &self.receiver else {
-            return Err(Error::InvalidArgument("this scan is closed".into()));
+            return Err(Error::InvalidArgument(
+                "this scan is closed (closed, cancelled or failed): resume a new one \
+                 from the last state returned"
+                    .into(),
+            ));
         };
         let message = loop {
             if self.cancel.is_cancelled() {
@@ -143,7 +147,15 @@ impl ScanPipeline {
                 return Err(e);
             }
         };
-        let mut errors = self.writer.write_batch(db, &batch)?;
+        let mut errors = match self.writer.write_batch(db, &batch) {
+            Ok(errors) => errors,
+            Err(e) => {
+                // The batch is lost to this scan: never step past it (resume
+                // from the last state returned instead).
+                self.halt();
+                return Err(e);
+            }
+        };
         errors.splice(0..0, batch.errors);
         Ok(Some(Step {
             entries: batch.path_ends.len(),
