@@ -11,8 +11,10 @@ __all__ = [
     "CancelToken",
     "CancelledError",
     "InvalidStateError",
+    "LibraryDb",
     "LibraryError",
     "PhasekitError",
+    "Scan",
     "Walker",
     "__version__",
     "cas_id",
@@ -47,6 +49,29 @@ _Batch = tuple[
     list[str | None] | None,
     list[str | None] | None,
 ]
+
+_LocationRow = tuple[int, bytes, str, bool, float, float | None, int | None, int | None]
+_EntryRow = tuple[
+    int,  # id
+    int,  # location_id
+    bytes,  # path relative to the location's root
+    int | None,  # parent_id
+    str,  # name
+    str | None,  # extension
+    int,  # kind
+    int,  # size
+    int | None,  # agg_size
+    int | None,  # file_count
+    int,  # mtime_ns
+    int,  # ctime_ns
+    int,  # inode (signed 64-bit)
+    int,  # device (signed 64-bit)
+    int,  # mode
+    str | None,  # cas_id
+    str | None,  # checksum
+    float,  # indexed_at
+]
+_ScanStats = tuple[int, int, int, int, int, int, int, int, int, int]
 
 class PhasekitError(Exception): ...
 class CancelledError(PhasekitError): ...
@@ -119,3 +144,68 @@ def group_duplicates(
     threads: int | None = None,
     cancel: CancelToken | None = None,
 ) -> _Report: ...
+
+@final
+class LibraryDb:
+    def __new__(cls, path: _Path) -> LibraryDb: ...
+    @staticmethod
+    def in_memory() -> LibraryDb: ...
+    def close(self) -> None: ...
+    @property
+    def closed(self) -> bool: ...
+    def schema_version(self) -> int: ...
+    def add_location(
+        self, path: _Path, mode: str = "content", recursive: bool = True
+    ) -> _LocationRow: ...
+    def locations(self) -> list[_LocationRow]: ...
+    def location(self, id: int) -> _LocationRow: ...
+    def location_by_path(self, path: _Path) -> _LocationRow | None: ...
+    def set_location_mode(self, id: int, mode: str) -> None: ...
+    def remove_location(self, id: int) -> int: ...
+    def entries(
+        self, location_id: int, after_id: int = 0, limit: int = 1000
+    ) -> list[_EntryRow]: ...
+    def entry_at(self, location_id: int, rel_path: _Path) -> _EntryRow | None: ...
+    def entries_by_cas_id(self, cas_id: str) -> list[_EntryRow]: ...
+    def entry_count(self, location_id: int) -> int: ...
+    def content_identity(self, cas_id: str) -> tuple[str, int, float] | None: ...
+    def mark_indexed(self, location_id: int, at: float) -> None: ...
+    def aggregate(self, location_id: int) -> tuple[int, int]: ...
+    def hash_missing(
+        self,
+        location_id: int,
+        after_id: int = 0,
+        limit: int = 1000,
+        checksums: bool = False,
+        threads: int | None = None,
+        cancel: CancelToken | None = None,
+    ) -> tuple[int, int, int, int, list[_Error]]: ...
+    def link_identities(self, location_id: int, prune: bool = False) -> int: ...
+
+@final
+class Scan:
+    def __new__(
+        cls,
+        db: LibraryDb,
+        location_id: int,
+        *,
+        fresh: bool = False,
+        max_depth: int | None = None,
+        hidden: bool = True,
+        skip: list[str] = ...,
+        batch_size: int = 1000,
+        threads: int | None = None,
+        cas_ids: bool = False,
+        checksums: bool = False,
+        resume: bytes | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Scan: ...
+    def step(self) -> tuple[int, bytes, list[_Error], _ScanStats] | None: ...
+    def sweep(self) -> _ScanStats: ...
+    @property
+    def stats(self) -> _ScanStats: ...
+    @property
+    def started(self) -> float: ...
+    @property
+    def finished(self) -> bool: ...
+    def close(self) -> None: ...

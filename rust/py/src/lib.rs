@@ -14,7 +14,9 @@ mod dupes;
 mod errors;
 mod gil;
 mod hashing;
+mod library;
 mod paths;
+mod scan;
 mod token;
 mod walk;
 
@@ -26,6 +28,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     m.add_class::<token::CancelToken>()?;
     m.add_class::<walk::Walker>()?;
+    m.add_class::<library::LibraryDb>()?;
+    m.add_class::<scan::Scan>()?;
     m.add_function(wrap_pyfunction!(walk::walk, m)?)?;
     m.add_function(wrap_pyfunction!(hashing::cas_id, m)?)?;
     m.add_function(wrap_pyfunction!(hashing::cas_ids, m)?)?;

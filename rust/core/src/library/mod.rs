@@ -7,6 +7,7 @@
 
 mod aggregate;
 mod content;
+mod pipeline;
 mod scan;
 mod schema;
 
@@ -17,6 +18,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 pub use aggregate::aggregate;
 pub use content::{hash_missing, link_identities, HashPass};
+pub use pipeline::{ScanPipeline, Step, CHANNEL_CAPACITY};
 pub use scan::{ScanStats, ScanWriter};
 pub use schema::SCHEMA_VERSION;
 

@@ -1,0 +1,29 @@
+"""The library: locations, their indexed entries and content identities.
+
+>>> with Library.open("/tmp/lib") as lib:  # doctest: +SKIP
+...     loc = lib.add_location("/data/photos")
+...     lib.index(loc)
+...     for entry in lib.entries(loc):
+...         print(entry.path, entry.size)
+"""
+
+from __future__ import annotations
+
+from ..errors import LibraryError
+from ._library import LIBRARY_ENV, Library, Scan, default_library_path
+from ._types import INDEX_MODES, ContentIdentity, Entry, IndexMode, Location, ScanStats, ScanStep
+
+__all__ = [
+    "INDEX_MODES",
+    "LIBRARY_ENV",
+    "ContentIdentity",
+    "Entry",
+    "IndexMode",
+    "Library",
+    "LibraryError",
+    "Location",
+    "Scan",
+    "ScanStats",
+    "ScanStep",
+    "default_library_path",
+]

@@ -1,0 +1,348 @@
+"""The library: a folder holding library.db, and the pipelined scan into it.
+
+library.db is opened only through the Rust core (``phasekit._core.LibraryDb``),
+never through Python's ``sqlite3``: two SQLite copies in one process do not
+share locks (DESIGN.md, invariant 7).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from .. import _core
+from .._core import CancelToken
+from .._types import FsError, StrPath
+from ..errors import LibraryError
+from ._types import (
+    INDEX_MODES,
+    ContentIdentity,
+    Entry,
+    IndexMode,
+    Location,
+    ScanStats,
+    ScanStep,
+    _mode,
+)
+
+#: Environment variable naming the library folder when none is given.
+LIBRARY_ENV = "PHASEKIT_LIBRARY"
+DB_NAME = "library.db"
+
+
+def default_library_path() -> Path:
+    """``$PHASEKIT_LIBRARY``, else the per-user data folder's ``phasekit``."""
+    env = os.environ.get(LIBRARY_ENV)
+    if env:
+        return Path(env)
+    home = Path.home()
+    if sys.platform == "darwin":
+        return home / "Library" / "Application Support" / "phasekit"
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else home / ".local" / "share"
+    return base / "phasekit"
+
+
+class Scan:
+    """One scan of a location: the walk runs on a background thread while
+    :meth:`step` writes batches, so walking and writing overlap.
+
+    Call :meth:`step` until it returns None (checkpoint each step's ``state``
+    to resume right after that batch), then :meth:`sweep`. Use it as a
+    context manager, or :meth:`close` it, to stop the walker thread early.
+    """
+
+    __slots__ = ("_inner",)
+
+    def __init__(self, inner: _core.Scan) -> None:
+        self._inner = inner
+
+    def step(self) -> ScanStep | None:
+        """Write the next batch; None once the walk is complete."""
+        raw = self._inner.step()
+        if raw is None:
+            return None
+        entries, state, errors, stats = raw
+        return ScanStep(
+            entries=entries,
+            state=state,
+            errors=[FsError(p, e, m) for p, e, m in errors],
+            stats=ScanStats(*stats),
+        )
+
+    def __iter__(self) -> Iterator[ScanStep]:
+        while (step := self.step()) is not None:
+            yield step
+
+    def sweep(self) -> ScanStats:
+        """After the last step: remove entries that are gone from disk."""
+        return ScanStats(*self._inner.sweep())
+
+    @property
+    def stats(self) -> ScanStats:
+        return ScanStats(*self._inner.stats)
+
+    @property
+    def started(self) -> float:
+        """When the scan started (unix seconds)."""
+        return self._inner.started
+
+    @property
+    def finished(self) -> bool:
+        """True once every batch of the walk was written."""
+        return self._inner.finished
+
+    def close(self) -> None:
+        """Stop the walker thread (waits a fraction of a second at most)."""
+        self._inner.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class Library:
+    """A library folder: ``library.db`` (locations, entries, content
+    identities) and, later, ``jobs.db`` and ``sidecars/``.
+
+    Open it with :meth:`open`; use it as a context manager or call
+    :meth:`close`. Safe to share between threads.
+    """
+
+    __slots__ = ("_db", "_path", "_roots")
+
+    def __init__(self, path: Path, db: _core.LibraryDb) -> None:
+        self._path = path
+        self._db = db
+        self._roots: dict[int, bytes] = {}
+
+    @classmethod
+    def open(cls, path: StrPath | None = None) -> Library:
+        """Open (creating it if needed) the library folder ``path``; None means
+        ``$PHASEKIT_LIBRARY`` or the per-user data folder. Raises
+        :class:`~phasekit.errors.LibraryError` for a library.db that cannot be
+        opened, e.g. one written by a newer phasekit."""
+        folder = Path(os.fsdecode(path)) if path is not None else default_library_path()
+        folder = Path(os.path.abspath(folder))
+        folder.mkdir(parents=True, exist_ok=True)
+        db_path = folder / DB_NAME
+        try:
+            db = _core.LibraryDb(db_path)
+        except LibraryError as e:
+            raise LibraryError(f"cannot open {db_path}: {e}") from e
+        return cls(folder, db)
+
+    @property
+    def path(self) -> Path:
+        """The library folder."""
+        return self._path
+
+    @property
+    def closed(self) -> bool:
+        return self._db.closed
+
+    def close(self) -> None:
+        """Close library.db (idempotent)."""
+        self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Library({os.fspath(self._path)!r})"
+
+    # locations
+
+    def add_location(
+        self, path: StrPath, *, mode: IndexMode = "content", recursive: bool = True
+    ) -> Location:
+        """Add the existing directory ``path`` (made absolute) as a location.
+
+        Raises FileNotFoundError or NotADirectoryError for a bad path,
+        ValueError for a bad mode or a directory that already is a location.
+        """
+        _mode(mode)
+        root = os.fsencode(os.path.abspath(os.fspath(path)))
+        if not os.path.exists(root):
+            raise FileNotFoundError(errno.ENOENT, "no such directory", os.fsdecode(root))
+        if not os.path.isdir(root):
+            raise NotADirectoryError(
+                errno.ENOTDIR, "a location must be a directory", os.fsdecode(root)
+            )
+        return Location._from_row(self._db.add_location(root, mode, recursive))
+
+    def locations(self) -> list[Location]:
+        """Every location, in the order they were added."""
+        return [Location._from_row(row) for row in self._db.locations()]
+
+    def location(self, location: int | StrPath | Location) -> Location:
+        """A location by id, by its root path, or afresh; KeyError if unknown."""
+        if isinstance(location, Location):
+            location = location.id
+        if isinstance(location, int):
+            return Location._from_row(self._db.location(location))
+        root = os.fsencode(os.path.abspath(os.fspath(location)))
+        row = self._db.location_by_path(root)
+        if row is None:
+            raise KeyError(f"no location at {os.fsdecode(root)}")
+        return Location._from_row(row)
+
+    def set_mode(self, location: int | StrPath | Location, mode: IndexMode) -> Location:
+        """Change how much a location's index holds (from its next index on)."""
+        loc = self.location(location)
+        self._db.set_location_mode(loc.id, _mode(mode))
+        return self.location(loc.id)
+
+    def remove_location(self, location: int | StrPath | Location) -> int:
+        """Forget a location and its entries; returns the number of entries removed."""
+        loc = self.location(location)
+        self._roots.pop(loc.id, None)
+        return self._db.remove_location(loc.id)
+
+    # entries
+
+    def _root(self, location_id: int) -> bytes:
+        root = self._roots.get(location_id)
+        if root is None:
+            root = self._db.location(location_id)[1]
+            self._roots[location_id] = root
+        return root
+
+    def entries(self, location: int | StrPath | Location, *, page: int = 1000) -> Iterator[Entry]:
+        """Every entry of a location, in id order (parents before children on
+        a first index), read ``page`` rows at a time."""
+        if page < 1:
+            raise ValueError(f"page must be at least 1, got {page}")
+        loc = self.location(location)
+        root = os.fsencode(loc.path)
+        after = 0
+        while rows := self._db.entries(loc.id, after, page):
+            for row in rows:
+                yield Entry._from_row(root, row)
+            after = rows[-1][0]
+
+    def entry_count(self, location: int | StrPath | Location) -> int:
+        return self._db.entry_count(self.location(location).id)
+
+    def entry(self, location: int | StrPath | Location, path: StrPath) -> Entry | None:
+        """The entry at ``path`` (absolute, or relative to the location's root),
+        or None if it is not indexed. ValueError for a path outside the root."""
+        loc = self.location(location)
+        root = os.fsencode(loc.path)
+        raw = os.fsencode(os.fspath(path))
+        if os.path.isabs(raw):
+            raw = os.path.normpath(raw)
+            prefix = root if root.endswith(b"/") else root + b"/"
+            if not raw.startswith(prefix):
+                raise ValueError(f"{os.fsdecode(raw)} is not inside location {loc.path}")
+            raw = raw[len(prefix) :]
+        row = self._db.entry_at(loc.id, raw)
+        return None if row is None else Entry._from_row(root, row)
+
+    def entries_by_cas_id(self, cas_id: str) -> list[Entry]:
+        """Entries, in every location, whose content has this cas_id (linked
+        by an index in content or deep mode)."""
+        return [
+            Entry._from_row(self._root(row[1]), row) for row in self._db.entries_by_cas_id(cas_id)
+        ]
+
+    def content_identity(self, cas_id: str) -> ContentIdentity | None:
+        row = self._db.content_identity(cas_id)
+        return None if row is None else ContentIdentity(*row)
+
+    # indexing
+
+    def scan(
+        self,
+        location: int | StrPath | Location,
+        *,
+        fresh: bool | None = None,
+        batch_size: int = 1000,
+        threads: int | None = None,
+        cas_ids: bool = False,
+        checksums: bool = False,
+        hidden: bool = True,
+        skip: list[str] | None = None,
+        resume: bytes | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Scan:
+        """Start (or, with ``resume``, continue) a scan of a location; see :class:`Scan`.
+
+        ``fresh`` (default: the location has no entries yet) skips the lookup
+        of existing entries. A location that is not recursive is scanned one
+        level deep. ``cas_ids``/``checksums`` hash files while walking.
+        """
+        loc = self.location(location)
+        if fresh is None:
+            fresh = resume is None and self._db.entry_count(loc.id) == 0
+        inner = _core.Scan(
+            self._db,
+            loc.id,
+            fresh=fresh,
+            max_depth=None if loc.recursive else 1,
+            hidden=hidden,
+            skip=list(skip or []),
+            batch_size=batch_size,
+            threads=threads,
+            cas_ids=cas_ids,
+            checksums=checksums,
+            resume=resume,
+            cancel=cancel,
+        )
+        return Scan(inner)
+
+    def index(
+        self,
+        location: int | StrPath | Location,
+        *,
+        threads: int | None = None,
+        cancel: CancelToken | None = None,
+    ) -> tuple[ScanStats, list[FsError]]:
+        """Index a location in one go: scan, sweep, aggregate directory sizes
+        and, in content or deep mode, hash what lacks a cas_id (or checksum)
+        and link content identities. Returns the scan's counts and the
+        problems met. Not resumable; jobs use :meth:`scan` and checkpoints."""
+        loc = self.location(location)
+        errors: list[FsError] = []
+        with self.scan(loc, threads=threads, cancel=cancel) as scan:
+            for step in scan:
+                errors.extend(step.errors)
+            stats = scan.sweep()
+            started = scan.started
+        self._db.aggregate(loc.id)
+        if loc.mode != "shallow":
+            after = 0
+            while True:
+                last, looked, _, _, errs = self._db.hash_missing(
+                    loc.id, after, 1000, loc.mode == "deep", threads, cancel
+                )
+                errors.extend(FsError(p, e, m) for p, e, m in errs)
+                if looked == 0:
+                    break
+                after = last
+            self._db.link_identities(loc.id, True)
+        self._db.mark_indexed(loc.id, started)
+        return stats, errors
+
+
+__all__ = ["DB_NAME", "INDEX_MODES", "LIBRARY_ENV", "Library", "Scan", "default_library_path"]

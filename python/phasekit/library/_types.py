@@ -1,0 +1,145 @@
+"""Rows of library.db as frozen dataclasses."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from .._types import FsError, Kind
+
+if TYPE_CHECKING:
+    from .._core import _EntryRow, _LocationRow
+
+_U64 = 2**64 - 1
+
+#: How much a location's index holds: metadata only; plus cas_ids and content
+#: identities; plus full checksums for later validation.
+IndexMode = Literal["shallow", "content", "deep"]
+
+INDEX_MODES: tuple[IndexMode, ...] = ("shallow", "content", "deep")
+
+
+def _mode(text: str) -> IndexMode:
+    if text not in INDEX_MODES:
+        raise ValueError(f"index mode must be one of {', '.join(INDEX_MODES)}, not {text!r}")
+    return text
+
+
+def _join(root: bytes, rel: bytes) -> str:
+    """Absolute ``os.fsdecode`` path of ``rel`` under ``root`` (both bytes)."""
+    if not rel:
+        return os.fsdecode(root)
+    sep = b"" if root.endswith(b"/") else b"/"
+    return os.fsdecode(root + sep + rel)
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """A folder tree the library indexes."""
+
+    id: int
+    #: Absolute root (``os.fsdecode`` string; ``os.fsencode`` gives its bytes).
+    path: str
+    mode: IndexMode
+    #: False: only the root's direct children are indexed.
+    recursive: bool
+    created_at: float
+    #: When an index of it last finished (unix seconds), None if never.
+    indexed_at: float | None
+    total_size: int | None
+    file_count: int | None
+
+    @classmethod
+    def _from_row(cls, row: _LocationRow) -> Location:
+        id_, path, mode, recursive, created, indexed, total, files = row
+        return cls(id_, os.fsdecode(path), _mode(mode), recursive, created, indexed, total, files)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One indexed file, directory, symlink or other entry."""
+
+    id: int
+    location_id: int
+    #: Absolute path (``os.fsdecode``: non-UTF-8 names round-trip via ``os.fsencode``).
+    path: str
+    parent_id: int | None
+    #: File name for display (invalid UTF-8 replaced).
+    name: str
+    #: Lower-case extension of a file, None for others and names without one.
+    extension: str | None
+    kind: Kind
+    size: int
+    #: Directories, after aggregation: bytes and regular files beneath.
+    agg_size: int | None
+    file_count: int | None
+    mtime_ns: int
+    ctime_ns: int
+    inode: int
+    device: int
+    mode: int
+    cas_id: str | None
+    checksum: str | None
+    indexed_at: float
+
+    @classmethod
+    def _from_row(cls, root: bytes, row: _EntryRow) -> Entry:
+        (id_, loc, rel, parent, name, ext, kind, size, agg, count,
+         mtime, ctime, inode, device, mode, cas, checksum, indexed) = row  # fmt: skip
+        return cls(
+            id=id_,
+            location_id=loc,
+            path=_join(root, rel),
+            parent_id=parent,
+            name=name,
+            extension=ext,
+            kind=Kind(kind),
+            size=size,
+            agg_size=agg,
+            file_count=count,
+            mtime_ns=mtime,
+            ctime_ns=ctime,
+            # Stored as SQLite's signed integers, bit for bit.
+            inode=inode & _U64,
+            device=device & _U64,
+            mode=mode,
+            cas_id=cas,
+            checksum=checksum,
+            indexed_at=indexed,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ContentIdentity:
+    """A distinct content (by cas_id) seen in the library."""
+
+    cas_id: str
+    size: int
+    first_seen: float
+
+
+@dataclass(frozen=True, slots=True)
+class ScanStats:
+    """Counts of one scan."""
+
+    files: int = 0
+    dirs: int = 0
+    symlinks: int = 0
+    other: int = 0
+    bytes: int = 0
+    new: int = 0
+    modified: int = 0
+    unchanged: int = 0
+    moved: int = 0
+    deleted: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ScanStep:
+    """One written batch: checkpoint :attr:`state` to resume right after it."""
+
+    entries: int
+    state: bytes
+    errors: list[FsError]
+    stats: ScanStats

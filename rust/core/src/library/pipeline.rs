@@ -1,0 +1,233 @@
+//! A pipelined scan: the walker runs on its own thread while the caller
+//! writes the batches it produced, so walking and writing overlap.
+//!
+//! The walker thread sends each batch together with the walker's state taken
+//! right after that batch was produced (before the next one is read). The
+//! walker runs ahead of the writer by up to [`CHANNEL_CAPACITY`] batches, so
+//! the walker's *current* state would skip batches not yet written; the state
+//! that travels with batch i is exactly "everything up to batch i yielded",
+//! and a checkpoint of it after batch i is written resumes right after it.
+
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use super::{LibraryDb, ScanStats, ScanWriter};
+use crate::cancel::CancelToken;
+use crate::error::{Error, FsError, Result};
+use crate::walk::{Batch, WalkOptions, Walker};
+
+/// Batches that may wait for the writer; beyond this the walker blocks. Small:
+/// overlap needs only one batch in flight, and memory stays bounded.
+pub const CHANNEL_CAPACITY: usize = 4;
+
+/// How often a writer waiting for a batch re-checks the caller's cancel token.
+const POLL: Duration = Duration::from_millis(20);
+
+/// What the walker thread sends.
+enum Message {
+    /// A batch and the walker's state right after it.
+    Batch(Box<Batch>, Vec<u8>),
+    /// The walk is complete.
+    End,
+    /// The walk failed (or was stopped): its last message.
+    Failed(Error),
+}
+
+/// One written batch.
+#[derive(Debug)]
+pub struct Step {
+    /// Entries in the batch (written or found unchanged).
+    pub entries: usize,
+    /// Walker state after this batch: checkpoint it with the batch written.
+    pub state: Vec<u8>,
+    /// Problems met walking this batch and writing it.
+    pub errors: Vec<FsError>,
+}
+
+/// A scan of one location whose walk runs on a background thread.
+///
+/// Dropping it stops the walker thread (without waiting for it);
+/// [`ScanPipeline::close`] stops and joins it.
+pub struct ScanPipeline {
+    writer: ScanWriter,
+    receiver: Option<Receiver<Message>>,
+    thread: Option<JoinHandle<()>>,
+    /// The caller's token: seen between batches and while waiting for one.
+    cancel: CancelToken,
+    /// The walker's own token: set when the scan stops (cancel, close, drop)
+    /// so a walker inside a slow directory read stops too, without touching
+    /// the caller's token.
+    stop: CancelToken,
+    finished: bool,
+}
+
+impl ScanPipeline {
+    /// Start scanning `location_id` (walking its root), or resume a scan from
+    /// a [`Step::state`]. With `resume`, `fresh` holds only while the location
+    /// still has no entries (a fresh scan interrupted after its first write
+    /// continues as a re-scan: what it wrote is looked up, not inserted twice).
+    pub fn start(
+        db: &LibraryDb,
+        location_id: i64,
+        fresh: bool,
+        opts: WalkOptions,
+        resume: Option<&[u8]>,
+        cancel: CancelToken,
+    ) -> Result<Self> {
+        let root = db.location(location_id)?.path;
+        let fresh = fresh && (resume.is_none() || db.entry_count(location_id)? == 0);
+        let writer = ScanWriter::new(db, location_id, fresh)?;
+        let stop = CancelToken::new();
+        let walker = match resume {
+            Some(state) => Walker::resume(state, opts, stop.clone())?,
+            None => Walker::new(&[root], opts, stop.clone())?,
+        };
+        let (sender, receiver) = crossbeam_channel::bounded(CHANNEL_CAPACITY);
+        let thread = std::thread::Builder::new()
+            .name("phasekit-scan-walk".into())
+            .spawn(move || walk(walker, &sender))
+            .map_err(|e| {
+                Error::InvalidArgument(format!("could not start the walker thread: {e}"))
+            })?;
+        Ok(ScanPipeline {
+            writer,
+            receiver: Some(receiver),
+            thread: Some(thread),
+            cancel,
+            stop,
+            finished: false,
+        })
+    }
+
+    /// Receive the next batch and write it in one transaction; `Ok(None)` at
+    /// the end of the walk. On cancel: [`Error::Cancelled`], and the scan
+    /// stops (resume from the last [`Step::state`] returned).
+    pub fn step(&mut self, db: &mut LibraryDb) -> Result<Option<Step>> {
+        if self.finished {
+            return Ok(None);
+        }
+        let Some(receiver) = &self.receiver else {
+            return Err(Error::InvalidArgument(
+                "this scan is closed (closed, cancelled or failed): resume a new one \
+                 from the last state returned"
+                    .into(),
+            ));
+        };
+        let message = loop {
+            if self.cancel.is_cancelled() {
+                self.halt();
+                return Err(Error::Cancelled);
+            }
+            match receiver.recv_timeout(POLL) {
+                Ok(message) => break message,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => {
+                    // The walker thread sends every end (None or an error)
+                    // explicitly; a silent hang-up means it panicked.
+                    self.halt();
+                    return Err(Error::InvalidArgument(
+                        "the walker thread stopped unexpectedly".into(),
+                    ));
+                }
+            }
+        };
+        let (batch, state) = match message {
+            Message::Batch(batch, state) => (batch, state),
+            Message::End => {
+                self.finished = true;
+                self.halt();
+                return Ok(None);
+            }
+            Message::Failed(e) => {
+                // The walker is cancelled only through our stop token, which
+                // is set only when the caller cancelled: either way, Cancelled.
+                self.halt();
+                return Err(e);
+            }
+        };
+        let mut errors = match self.writer.write_batch(db, &batch) {
+            Ok(errors) => errors,
+            Err(e) => {
+                // The batch is lost to this scan: never step past it (resume
+                // from the last state returned instead).
+                self.halt();
+                return Err(e);
+            }
+        };
+        errors.splice(0..0, batch.errors);
+        Ok(Some(Step {
+            entries: batch.path_ends.len(),
+            state,
+            errors,
+        }))
+    }
+
+    /// After the last step: delete what the scan did not see and is gone.
+    pub fn sweep(&mut self, db: &mut LibraryDb) -> Result<()> {
+        if !self.finished {
+            return Err(Error::InvalidArgument(
+                "sweep only after the walk has finished (step returned None)".into(),
+            ));
+        }
+        self.writer.sweep(db)
+    }
+
+    pub fn stats(&self) -> ScanStats {
+        self.writer.stats
+    }
+
+    /// True once the walk ended and every batch was written.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// When the scan started (unix seconds): the entries' `indexed_at`.
+    pub fn started(&self) -> f64 {
+        self.writer.started()
+    }
+
+    /// Stop the walker thread: it sees the stop token (or the dropped
+    /// receiver, if it waits to send) and ends within one poll interval.
+    fn halt(&mut self) {
+        self.stop.cancel();
+        self.receiver.take();
+    }
+
+    /// Stop the walker thread and wait for it to end.
+    pub fn close(&mut self) {
+        self.halt();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for ScanPipeline {
+    fn drop(&mut self) {
+        // Not joined: a drop may run where waiting is unwelcome (holding the
+        // GIL); the thread ends by itself once it sees the stop.
+        self.halt();
+    }
+}
+
+/// The walker thread: batches with their states, then `End` or the error
+/// that ended the walk.
+fn walk(mut walker: Walker, sender: &Sender<Message>) {
+    loop {
+        let (message, last) = match walker.next_batch() {
+            Ok(Some(batch)) => {
+                // Taken before the next batch is read: see the module comment.
+                let state = walker.state();
+                (Message::Batch(Box::new(batch), state), false)
+            }
+            Ok(None) => (Message::End, true),
+            Err(e) => (Message::Failed(e), true),
+        };
+        // A send fails once the receiver is gone (scan closed or dropped).
+        if sender.send(message).is_err() || last {
+            return;
+        }
+    }
+}

@@ -1,0 +1,277 @@
+"""phasekit.library: locations, entries, the pipelined scan and its resume."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from phasekit import CancelledError, CancelToken, Kind, library
+from phasekit.errors import LibraryError
+from phasekit.library import Entry, Library
+
+BAD = b"bad-\xff-name.bin"
+
+
+def make_tree(root: Path) -> Path:
+    """A small tree: nested dirs, files of several sizes, a symlink, a
+    non-UTF-8 name and an empty file."""
+    for d in ("a", "a/b", "c", "c/d/e"):
+        (root / d).mkdir(parents=True)
+    for i in range(12):
+        (root / "a" / f"f{i}.TXT").write_bytes(b"x" * i)
+        (root / "c/d/e" / f"g{i}").write_bytes(b"y" * (i * 100))
+    (root / "a/b/same1").write_bytes(b"same content")
+    (root / "a/b/same2").write_bytes(b"same content")
+    (root / "empty").write_bytes(b"")
+    os.symlink("a/f1.TXT", root / "link")
+    with open(os.path.join(os.fsencode(root), BAD), "wb") as f:
+        f.write(b"non-utf8")
+    return root
+
+
+def oracle(root: Path) -> dict[str, tuple[Kind, int, int, int]]:
+    """os.walk + os.lstat: path -> (kind, size of files, mtime_ns, inode)."""
+    out: dict[str, tuple[Kind, int, int, int]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            if stat.S_ISDIR(st.st_mode):
+                kind = Kind.DIR
+            elif stat.S_ISREG(st.st_mode):
+                kind = Kind.FILE
+            elif stat.S_ISLNK(st.st_mode):
+                kind = Kind.SYMLINK
+            else:
+                kind = Kind.OTHER
+            out[path] = (kind, st.st_size, st.st_mtime_ns, st.st_ino)
+    return out
+
+
+def indexed(lib: Library, loc: int) -> dict[str, tuple[Kind, int, int, int]]:
+    """The library's view, in the oracle's shape (directories included)."""
+    return {e.path: (e.kind, e.size, e.mtime_ns, e.inode) for e in lib.entries(loc)}
+
+
+@pytest.fixture
+def lib(tmp_path: Path) -> Library:
+    with Library.open(tmp_path / "lib") as opened:
+        yield opened
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    return make_tree(tmp_path / "tree")
+
+
+def run_scan(lib: Library, loc: int, **kw: object) -> library.ScanStats:
+    with lib.scan(loc, **kw) as scan:  # type: ignore[arg-type]
+        for step in scan:
+            assert step.errors == []
+        return scan.sweep()
+
+
+def test_open_default_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PHASEKIT_LIBRARY", str(tmp_path / "env-lib"))
+    with Library.open() as lib:
+        assert lib.path == tmp_path / "env-lib"
+        assert (lib.path / "library.db").is_file()
+    monkeypatch.delenv("PHASEKIT_LIBRARY")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    if sys.platform != "darwin":
+        assert library.default_library_path() == tmp_path / "xdg" / "phasekit"
+
+
+def test_locations(lib: Library, tree: Path, tmp_path: Path) -> None:
+    loc = lib.add_location(tree, mode="shallow", recursive=False)
+    assert loc.path == str(tree)
+    assert loc.mode == "shallow"
+    assert not loc.recursive
+    assert loc.indexed_at is None
+    assert lib.locations() == [loc]
+    assert lib.location(loc.id) == loc == lib.location(str(tree) + "/")
+    assert lib.set_mode(loc, "deep").mode == "deep"
+    with pytest.raises(FileNotFoundError):
+        lib.add_location(tmp_path / "missing")
+    with pytest.raises(NotADirectoryError):
+        lib.add_location(tree / "empty")
+    with pytest.raises(ValueError, match="already location"):
+        lib.add_location(tree)
+    with pytest.raises(ValueError, match="index mode"):
+        lib.add_location(tree / "a", mode="everything")  # type: ignore[arg-type]
+    with pytest.raises(KeyError):
+        lib.location(9999)
+    with pytest.raises(KeyError):
+        lib.location(tmp_path / "elsewhere")
+    with pytest.raises(KeyError):
+        lib.remove_location(9999)
+    assert lib.remove_location(loc) == 0
+    assert lib.locations() == []
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "lib"
+    Library.open(folder).close()
+    # Bump the version from another process: library.db is never opened by
+    # Python's sqlite3 and the Rust SQLite in one process.
+    code = (
+        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+        "c.execute('PRAGMA user_version = 99'); c.commit(); c.close()"
+    )
+    subprocess.run([sys.executable, "-c", code, str(folder / "library.db")], check=True)
+    with pytest.raises(LibraryError, match=r"schema version 99, newer than this phasekit"):
+        Library.open(folder)
+
+
+def test_closed_library(tmp_path: Path) -> None:
+    lib = Library.open(tmp_path / "lib")
+    lib.close()
+    lib.close()
+    assert lib.closed
+    with pytest.raises(ValueError, match="closed"):
+        lib.locations()
+
+
+def test_scan_matches_os_walk(lib: Library, tree: Path) -> None:
+    loc = lib.add_location(tree)
+    stats = run_scan(lib, loc.id, batch_size=4, threads=2)
+    expected = oracle(tree)
+    assert indexed(lib, loc.id) == expected
+    assert stats.new == len(expected) == lib.entry_count(loc)
+    assert (stats.files, stats.dirs, stats.symlinks) == (12 + 12 + 2 + 2, 5, 1)
+
+    bad = os.fsdecode(os.path.join(os.fsencode(tree), BAD))
+    entry = lib.entry(loc, bad)
+    assert isinstance(entry, Entry)
+    assert os.fsencode(entry.path) == os.path.join(os.fsencode(tree), BAD)
+    assert entry.kind is Kind.FILE
+    assert entry.extension == "bin"
+    assert lib.entry(loc, os.fsencode(BAD)) == entry  # relative, as bytes
+    f3 = lib.entry(loc, "a/f3.TXT")
+    assert f3 is not None
+    assert f3.extension == "txt"
+    assert f3.name == "f3.TXT"
+    a = lib.entry(loc, tree / "a")
+    assert a is not None
+    assert f3.parent_id == a.id
+    assert a.parent_id is None
+    assert lib.entry(loc, "nope") is None
+    with pytest.raises(ValueError, match="not inside"):
+        lib.entry(loc, "/elsewhere")
+
+
+def test_index_content_and_aggregates(lib: Library, tree: Path) -> None:
+    loc = lib.add_location(tree, mode="content")
+    stats, errors = lib.index(loc)
+    assert errors == []
+    assert stats.new == len(oracle(tree))
+    loc = lib.location(loc.id)
+    sizes = [e.size for e in lib.entries(loc) if e.kind is Kind.FILE]
+    assert loc.total_size == sum(sizes)
+    assert loc.file_count == len(sizes)
+    assert loc.indexed_at is not None
+    a = lib.entry(loc, "a")
+    assert a is not None
+    assert a.agg_size == sum(range(12)) + 24
+    assert a.file_count == 14
+    same = lib.entry(loc, "a/b/same1")
+    assert same is not None
+    assert same.cas_id is not None
+    assert same.checksum is None
+    twins = lib.entries_by_cas_id(same.cas_id)
+    assert sorted(e.name for e in twins) == ["same1", "same2"]
+    ident = lib.content_identity(same.cas_id)
+    assert ident is not None
+    assert ident.size == len(b"same content")
+    assert lib.content_identity("0" * 16) is None
+    empty = lib.entry(loc, "empty")
+    assert empty is not None
+    assert empty.cas_id is None
+
+
+def test_resume_from_every_batch_boundary(tmp_path: Path, tree: Path) -> None:
+    with Library.open(tmp_path / "full") as full:
+        loc = full.add_location(tree)
+        run_scan(full, loc.id, batch_size=3)
+        expected = indexed(full, loc.id)
+    boundaries = 0
+    i = 0
+    while True:
+        with Library.open(tmp_path / f"resume{i}") as lib:
+            loc = lib.add_location(tree)
+            state = None
+            with lib.scan(loc, batch_size=3) as scan:
+                for _ in range(i + 1):
+                    step = scan.step()
+                    if step is None:
+                        break
+                    state = step.state
+            if step is None:
+                break
+            # The walker thread ran ahead of the writer; the state is the
+            # one of the last batch written, so resuming loses nothing.
+            run_scan(lib, loc.id, resume=state, batch_size=3)
+            assert indexed(lib, loc.id) == expected, f"resumed after batch {i}"
+            boundaries += 1
+        i += 1
+    assert boundaries > 5
+
+
+def test_rescan_after_edits(lib: Library, tree: Path) -> None:
+    loc = lib.add_location(tree, mode="shallow")
+    run_scan(lib, loc.id)
+    assert run_scan(lib, loc.id).unchanged == len(oracle(tree))
+    (tree / "a/f1.TXT").write_bytes(b"longer now")
+    (tree / "new").write_bytes(b"new")
+    os.rename(tree / "c/d/e/g5", tree / "moved")
+    for p in (tree / "a/b").iterdir():
+        p.unlink()
+    (tree / "a/b").rmdir()
+    stats = run_scan(lib, loc.id)
+    assert stats.new == 2
+    assert stats.deleted == 4
+    assert stats.moved == 1
+    assert indexed(lib, loc.id) == oracle(tree)
+
+
+def test_one_level_location(lib: Library, tree: Path) -> None:
+    loc = lib.add_location(tree, recursive=False)
+    run_scan(lib, loc.id)
+    top = {os.fsencode(e.path) for e in lib.entries(loc)}
+    assert top == {os.path.join(os.fsencode(tree), n) for n in os.listdir(os.fsencode(tree))}
+
+
+def test_cancel_and_close(lib: Library, tree: Path) -> None:
+    loc = lib.add_location(tree)
+    cancel = CancelToken()
+    scan = lib.scan(loc, batch_size=2, cancel=cancel)
+    first = scan.step()
+    assert first is not None
+    assert first.entries == 2
+    cancel.cancel()
+    with pytest.raises(CancelledError):
+        scan.step()
+    scan.close()
+    assert scan.stats.new == 2
+    with pytest.raises(ValueError, match="finished"):
+        scan.sweep()
+    # Dropped mid-walk: the walker thread stops by itself.
+    scan = lib.scan(loc, batch_size=1, resume=first.state)
+    assert scan.step() is not None
+    del scan
+    run_scan(lib, loc.id, resume=first.state)
+    assert indexed(lib, loc.id) == oracle(tree)
+
+
+def test_fresh_scan_needs_an_empty_location(lib: Library, tree: Path) -> None:
+    loc = lib.add_location(tree)
+    run_scan(lib, loc.id)
+    with pytest.raises(ValueError, match="fresh scan"):
+        lib.scan(loc, fresh=True)
+    # The default picks a re-scan for a location that has entries.
+    assert run_scan(lib, loc.id).unchanged == len(oracle(tree))
