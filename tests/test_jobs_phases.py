@@ -366,3 +366,15 @@ async def test_typed_progress_and_output_through_a_handle(tmp_path, anyio_backen
         assert all(isinstance(d, SquareProgress) for d in structured)
         assert handle.output() == PhasedOutput(count=200, total=sum(i * i for i in range(200)))
         assert [r.status for r in handle.phases()] == [PhaseStatus.COMPLETED] * 4
+
+
+def test_the_first_phase_starts_from_its_initial_state(store):
+    from phasekit.jobs import JobContext, PhaseProcessor
+
+    seen = []
+    processor = PhaseProcessor(
+        [Phase("first", lambda ctx: seen.append(ctx.state), initial_state=lambda: {"next": 0})]
+    )
+    job_id = store.create_job("x", {})
+    processor.run(JobContext(job_id, "x", store, JobControl()))
+    assert seen == [{"next": 0}]

@@ -138,7 +138,8 @@ class PhaseProcessor:
             {"phase": n, "status": PhaseStatus.PENDING.value, "attempt": 0} for n in self._names
         ]
         self._entry: dict[str, Any] | None = None
-        self._saved_state = encode(None)
+        self.state = self.steps[0].phase.initial_state()
+        self._saved_state = encode(self.state)
 
     def index_of(self, name: str) -> int:
         return self._names.index(name)

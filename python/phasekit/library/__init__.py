@@ -11,13 +11,23 @@ from __future__ import annotations
 
 from ..errors import LibraryError
 from ._library import LIBRARY_ENV, Library, Scan, default_library_path
-from ._types import INDEX_MODES, ContentIdentity, Entry, IndexMode, Location, ScanStats, ScanStep
+from ._types import (
+    INDEX_MODES,
+    ContentIdentity,
+    Entry,
+    HashPass,
+    IndexMode,
+    Location,
+    ScanStats,
+    ScanStep,
+)
 
 __all__ = [
     "INDEX_MODES",
     "LIBRARY_ENV",
     "ContentIdentity",
     "Entry",
+    "HashPass",
     "IndexMode",
     "Library",
     "LibraryError",

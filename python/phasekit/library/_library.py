@@ -10,12 +10,16 @@ from __future__ import annotations
 import errno
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Any, Self
 
 from .. import _core
+
+if TYPE_CHECKING:
+    from ..jobs import JobManager
 from .._core import CancelToken
 from .._types import FsError, StrPath
 from ..errors import LibraryError
@@ -23,6 +27,7 @@ from ._types import (
     INDEX_MODES,
     ContentIdentity,
     Entry,
+    HashPass,
     IndexMode,
     Location,
     ScanStats,
@@ -33,6 +38,7 @@ from ._types import (
 #: Environment variable naming the library folder when none is given.
 LIBRARY_ENV = "PHASEKIT_LIBRARY"
 DB_NAME = "library.db"
+JOBS_DB_NAME = "jobs.db"
 
 
 def default_library_path() -> Path:
@@ -67,12 +73,13 @@ class Scan:
         raw = self._inner.step()
         if raw is None:
             return None
-        entries, state, errors, stats = raw
+        entries, state, errors, stats, last_path = raw
         return ScanStep(
             entries=entries,
             state=state,
             errors=[FsError(p, e, m) for p, e, m in errors],
             stats=ScanStats(*stats),
+            last_path=last_path,
         )
 
     def __iter__(self) -> Iterator[ScanStep]:
@@ -127,6 +134,22 @@ class Library:
         self._path = path
         self._db = db
         self._roots: dict[int, bytes] = {}
+
+    @classmethod
+    def in_memory(cls) -> Library:
+        """A library that lives in memory only: ephemeral indexing, nothing
+        written to disk (its jobs.db goes to a temporary folder)."""
+        return cls(
+            Path(tempfile.mkdtemp(prefix="phasekit-ephemeral-")), _core.LibraryDb.in_memory()
+        )
+
+    def jobs(self, **options: Any) -> JobManager:
+        """A :class:`~phasekit.jobs.JobManager` on this library's jobs.db; its
+        jobs get this library as ``ctx.library``. ``options`` go to JobManager
+        (``max_concurrency``, ``limits``, ...). Use ``async with``."""
+        from ..jobs import JobManager
+
+        return JobManager(self.path / JOBS_DB_NAME, library=self, **options)
 
     @classmethod
     def open(cls, path: StrPath | None = None) -> Library:
@@ -310,6 +333,41 @@ class Library:
             cancel=cancel,
         )
         return Scan(inner)
+
+    # the steps of an index after the scan (what the indexer job runs)
+
+    def aggregate(self, location: int | StrPath | Location) -> tuple[int, int]:
+        """Set directory sizes and file counts, deepest first; returns the
+        location's total bytes and regular files."""
+        return self._db.aggregate(self.location(location).id)
+
+    def hash_missing(
+        self,
+        location: int | StrPath | Location,
+        *,
+        after_id: int = 0,
+        limit: int = 1000,
+        checksums: bool = False,
+        threads: int | None = None,
+        cancel: CancelToken | None = None,
+    ) -> HashPass:
+        """Hash up to ``limit`` files (ids above ``after_id``) that have no
+        cas_id (or no checksum, with ``checksums``), in parallel, and store
+        the results. Continue from the returned ``last_id`` until a pass
+        looks at nothing."""
+        last, looked, hashed, nbytes, errors = self._db.hash_missing(
+            self.location(location).id, after_id, limit, checksums, threads, cancel
+        )
+        return HashPass(last, looked, hashed, nbytes, [FsError(p, e, m) for p, e, m in errors])
+
+    def link_identities(self, location: int | StrPath | Location, *, prune: bool = False) -> int:
+        """Link hashed entries to content identities (creating new ones);
+        ``prune`` drops identities nothing uses. Returns how many were created."""
+        return self._db.link_identities(self.location(location).id, prune)
+
+    def mark_indexed(self, location: int | StrPath | Location, at: float) -> None:
+        """Record that an index of the location finished (started at ``at``)."""
+        self._db.mark_indexed(self.location(location).id, at)
 
     def index(
         self,

@@ -136,6 +136,18 @@ class ScanStats:
 
 
 @dataclass(frozen=True, slots=True)
+class HashPass:
+    """What one :meth:`Library.hash_missing` call did."""
+
+    #: The highest entry id looked at: the next call's ``after_id``.
+    last_id: int
+    looked_at: int
+    hashed: int
+    bytes: int
+    errors: list[FsError]
+
+
+@dataclass(frozen=True, slots=True)
 class ScanStep:
     """One written batch: checkpoint :attr:`state` to resume right after it."""
 
@@ -143,3 +155,5 @@ class ScanStep:
     state: bytes
     errors: list[FsError]
     stats: ScanStats
+    #: The batch's last path (``os.fsdecode``): where the walk is.
+    last_path: str = ""

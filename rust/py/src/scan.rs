@@ -12,6 +12,7 @@ use pyo3::types::{PyBytes, PyList};
 use crate::errors::IntoPy;
 use crate::gil::without_gil;
 use crate::library::{errors_to_py, stats_tuple, LibraryDb, StatsTuple};
+use crate::paths::path_to_py;
 use crate::token::{core_token, CancelToken};
 use crate::walk::walk_options;
 
@@ -29,7 +30,13 @@ fn busy() -> PyErr {
 }
 
 /// `(entries, state, errors, stats)` of one written batch.
-type StepTuple<'py> = (usize, Bound<'py, PyBytes>, Bound<'py, PyList>, StatsTuple);
+type StepTuple<'py> = (
+    usize,
+    Bound<'py, PyBytes>,
+    Bound<'py, PyList>,
+    StatsTuple,
+    Bound<'py, PyAny>,
+);
 
 #[pymethods]
 impl Scan {
@@ -83,6 +90,7 @@ impl Scan {
                 PyBytes::new(py, &s.state),
                 errors_to_py(py, &s.errors)?,
                 stats_tuple(stats),
+                path_to_py(py, &s.last_path)?,
             ))),
         }
     }

@@ -44,6 +44,8 @@ pub struct Step {
     pub state: Vec<u8>,
     /// Problems met walking this batch and writing it.
     pub errors: Vec<FsError>,
+    /// The batch's last path (for progress: where the walk is).
+    pub last_path: Vec<u8>,
 }
 
 /// A scan of one location whose walk runs on a background thread.
@@ -156,11 +158,16 @@ impl ScanPipeline {
                 return Err(e);
             }
         };
+        let last_path = match batch.len() {
+            0 => Vec::new(),
+            n => batch.path(n - 1).to_vec(),
+        };
         errors.splice(0..0, batch.errors);
         Ok(Some(Step {
             entries: batch.path_ends.len(),
             state,
             errors,
+            last_path,
         }))
     }
 

@@ -1,0 +1,277 @@
+"""The indexer job: discovery → processing → aggregation → content → complete.
+
+- **discovery** walks the location on a background thread while each batch is
+  written to library.db in one transaction (walking, hashing and writing
+  overlap; see :class:`phasekit.library.Scan`). Its checkpoint is the walk's
+  frontier right after the last batch written: a few KB however big the tree
+  (DESIGN.md, invariant 2), taken at least every :data:`CHECKPOINT_EVERY_S`.
+- **processing** finishes what discovery wrote: entries the scan did not see
+  and that are gone from disk are deleted (a deleted subtree with them), and
+  a moved file keeps its content identity.
+- **aggregation** sums directory sizes and file counts, deepest first.
+- **content** (content and deep modes) hashes the files that still lack a
+  cas_id (or checksum), a page at a time, then links content identities.
+- **complete** records when the location was indexed.
+
+Every write is idempotent (an entry is keyed by its path), so a resumed run
+that redoes the batches after its last checkpoint changes nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from .._types import FsError
+from ..jobs import (
+    FatalError,
+    Phase,
+    PhaseContext,
+    PhasedJob,
+    PhaseResult,
+    Phases,
+    job,
+    transient,
+)
+from ..library import Library, Location, Scan, ScanStats
+
+#: Discovery checkpoints at least this often (seconds).
+CHECKPOINT_EVERY_S = 2.0
+#: Files hashed per content step (one transaction, one checkpoint).
+CONTENT_PAGE = 2000
+#: Non-critical errors kept in the job's record (all are counted).
+ERRORS_KEPT = 1000
+
+
+@dataclass
+class IndexProgress:
+    """The indexer's structured progress (``JobProgress.data``)."""
+
+    phase: str
+    current_path: str
+    files: int
+    dirs: int
+    bytes: int
+    errors: int
+    #: Entries per second in discovery, files per second in content.
+    rate: float
+
+
+@dataclass
+class IndexSummary:
+    """The indexer's output."""
+
+    location_id: int
+    path: str
+    mode: str
+    files: int
+    dirs: int
+    symlinks: int
+    other: int
+    bytes: int
+    new: int
+    modified: int
+    unchanged: int
+    moved: int
+    deleted: int
+    hashed: int
+    errors: int
+    total_size: int
+    file_count: int
+    seconds: float
+
+
+_COUNTS = ("files", "dirs", "symlinks", "other", "bytes", "new", "modified", "unchanged")
+
+
+@job("phasekit.index")
+class IndexJob(PhasedJob):
+    """Index one location of the job's library (``ctx.library``)."""
+
+    progress_type: ClassVar[type[Any] | None] = IndexProgress
+    output_type: ClassVar[type[Any] | None] = IndexSummary
+
+    location_id: int
+    #: None: the location's own mode.
+    mode: str | None = None
+    threads: int | None = None
+    batch_size: int = 1000
+    _scan: Scan | None = transient(default=None)
+    _library: Library | None = transient(default=None)
+
+    # --- helpers ---------------------------------------------------------------
+
+    def _lib(self, ctx: PhaseContext) -> Library:
+        library = ctx.job_ctx.library
+        if not isinstance(library, Library):
+            raise FatalError("the indexer needs a library: run it through Library.jobs()")
+        self._library = library
+        return library
+
+    def _location(self, ctx: PhaseContext) -> Location:
+        try:
+            return self._lib(ctx).location(self.location_id)
+        except KeyError as exc:
+            raise FatalError(f"location {self.location_id} no longer exists") from exc
+
+    def _mode(self, ctx: PhaseContext) -> str:
+        return self.mode or self._location(ctx).mode
+
+    def _report(self, ctx: PhaseContext, path: str, rate: float) -> None:
+        s = ctx.shared
+        ctx.progress(
+            message=path,
+            data=IndexProgress(
+                phase=ctx.phase,
+                current_path=path,
+                files=s.get("files", 0),
+                dirs=s.get("dirs", 0),
+                bytes=s.get("bytes", 0),
+                errors=s.get("errors", 0),
+                rate=rate,
+            ),
+        )
+
+    @staticmethod
+    def _errors(ctx: PhaseContext, errors: list[FsError]) -> None:
+        ctx.shared["errors"] = ctx.shared.get("errors", 0) + len(errors)
+        for e in errors:
+            if ctx.shared["errors"] <= ERRORS_KEPT:
+                ctx.error(e.message, path=e.path, errno=e.errno)
+
+    # --- phases ----------------------------------------------------------------
+
+    def phases(self) -> Phases:
+        return [
+            Phase("discovery", self.discover, initial_state=lambda: {"walk": None}),
+            Phase("processing", self.process),
+            Phase("aggregation", self.aggregate),
+            Phase(
+                "content",
+                self.content,
+                when=lambda ctx: self._mode(ctx) != "shallow",
+                initial_state=lambda: {"after": 0},
+            ),
+            Phase("complete", self.complete),
+        ]
+
+    def discover(self, ctx: PhaseContext) -> PhaseResult:
+        library, location = self._lib(ctx), self._location(ctx)
+        mode = self._mode(ctx)
+        state = ctx.state
+        if state["walk"] is None:
+            # A new run: the scan's start time, and whether the location was
+            # empty (a fresh index hashes while walking and skips lookups).
+            fresh = library.entry_count(location) == 0
+            ctx.shared.update(started=time.time(), fresh=fresh, **dict.fromkeys(_COUNTS, 0))
+        fresh = bool(ctx.shared["fresh"])
+        hash_now = fresh and mode != "shallow"
+        scan = library.scan(
+            location,
+            fresh=fresh and state["walk"] is None,
+            batch_size=self.batch_size,
+            threads=self.threads,
+            cas_ids=hash_now,
+            checksums=hash_now and mode == "deep",
+            resume=state["walk"],
+        )
+        self._scan = scan
+        # Counts up to the resume point (restored with ``shared``); this
+        # run's scan counts from zero.
+        base = {name: ctx.shared.get(name, 0) for name in _COUNTS}
+        started = last_checkpoint = time.monotonic()
+        walked = 0
+        for step in scan:
+            walked += step.entries
+            self._errors(ctx, step.errors)
+            for name in _COUNTS:
+                ctx.shared[name] = base[name] + getattr(step.stats, name)
+            state["walk"] = step.state
+            ctx.add_items(step.entries)
+            now = time.monotonic()
+            self._report(ctx, step.last_path, walked / max(now - started, 1e-9))
+            if now - last_checkpoint >= CHECKPOINT_EVERY_S:
+                ctx.checkpoint(state)
+                last_checkpoint = now
+            else:
+                ctx.check_interrupt()
+        ctx.shared["final_walk"] = state["walk"]
+        return None
+
+    def process(self, ctx: PhaseContext) -> PhaseResult:
+        library, location = self._lib(ctx), self._location(ctx)
+        scan = self._scan
+        if scan is None:
+            # Resumed after discovery: a scan resumed from its final state
+            # walks nothing, and its sweep checks every unseen entry on disk.
+            saved = ctx.shared.get("final_walk")
+            scan = library.scan(location, fresh=False, resume=saved)
+            for _ in scan:
+                pass
+        stats: ScanStats = scan.sweep()
+        scan.close()
+        self._scan = None
+        ctx.shared["moved"] = ctx.shared.get("moved", 0) + stats.moved
+        ctx.shared["deleted"] = ctx.shared.get("deleted", 0) + stats.deleted
+        self._report(ctx, location.path, 0.0)
+        return None
+
+    def aggregate(self, ctx: PhaseContext) -> PhaseResult:
+        total, files = self._lib(ctx).aggregate(self._location(ctx))
+        ctx.shared.update(total_size=total, file_count=files)
+        return None
+
+    def content(self, ctx: PhaseContext) -> PhaseResult:
+        library, location = self._lib(ctx), self._location(ctx)
+        deep = self._mode(ctx) == "deep"
+        started = time.monotonic()
+        hashed_here = 0
+        while True:
+            done = library.hash_missing(
+                location,
+                after_id=ctx.state["after"],
+                limit=CONTENT_PAGE,
+                checksums=deep,
+                threads=self.threads,
+            )
+            if done.looked_at == 0:
+                break
+            self._errors(ctx, done.errors)
+            hashed_here += done.hashed
+            ctx.shared["hashed"] = ctx.shared.get("hashed", 0) + done.hashed
+            ctx.add_items(done.hashed, nbytes=done.bytes)
+            self._report(ctx, location.path, hashed_here / max(time.monotonic() - started, 1e-9))
+            ctx.checkpoint({"after": done.last_id})
+        library.link_identities(
+            location, prune=bool(ctx.shared.get("modified") or ctx.shared.get("deleted"))
+        )
+        return None
+
+    def complete(self, ctx: PhaseContext) -> PhaseResult:
+        self._lib(ctx).mark_indexed(self._location(ctx), ctx.shared["started"])
+        return None
+
+    def output(self, shared: dict[str, Any]) -> Any:
+        library = self._library
+        location = None if library is None else library.location(self.location_id)
+        return IndexSummary(
+            location_id=self.location_id,
+            path="" if location is None else location.path,
+            mode=self.mode or ("" if location is None else location.mode),
+            files=shared.get("files", 0),
+            dirs=shared.get("dirs", 0),
+            symlinks=shared.get("symlinks", 0),
+            other=shared.get("other", 0),
+            bytes=shared.get("bytes", 0),
+            new=shared.get("new", 0),
+            modified=shared.get("modified", 0),
+            unchanged=shared.get("unchanged", 0),
+            moved=shared.get("moved", 0),
+            deleted=shared.get("deleted", 0),
+            hashed=shared.get("hashed", 0),
+            errors=shared.get("errors", 0),
+            total_size=shared.get("total_size", 0),
+            file_count=shared.get("file_count", 0),
+            seconds=time.time() - shared.get("started", time.time()),
+        )
