@@ -204,3 +204,34 @@ async def test_list_and_query_jobs_and_the_library_reaches_the_job(tmp_path):
         with pytest.raises(ValueError, match="limit"):
             manager.jobs(limit=-1)
     assert seen == [library]
+
+
+async def test_another_process_pauses_and_cancels_without_stealing(tmp_path):
+    """A second manager on the same jobs.db leaves a live process's running
+    job alone, pauses it through jobs.db, then resumes and finishes it here."""
+    db, fx = tmp_path / "jobs.db", str(tmp_path / "fx.db")
+    with subprocess.Popen(
+        [sys.executable, "-c", MANAGER, str(db), fx],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=subprocess_env(),
+    ) as proc:
+        assert proc.stdout is not None
+        job_id = proc.stdout.readline().strip()
+        with JobStore(db) as store:
+            while store.get_job(job_id).status is not JobStatus.RUNNING:
+                time.sleep(0.01)
+        async with JobManager(db) as manager:
+            handle = manager.handle(job_id)
+            assert handle.status is JobStatus.RUNNING  # not requeued: its owner lives
+            await handle.pause()
+            assert await handle.wait() is JobStatus.PAUSED
+            assert proc.wait(timeout=30) == 0  # the other process saw it stop
+            await handle.resume()
+            assert await handle.wait() is JobStatus.COMPLETED
+    conn = effects(fx)
+    assert dict(conn.execute("SELECT i, square FROM done")) == {i: i * i for i in range(3000)}
+    starts = [r[0] for r in conn.execute("SELECT at FROM starts")]
+    conn.close()
+    assert len(starts) == 2  # one run there, one resumed here: never two at once
+    assert starts[0] == 0

@@ -38,16 +38,16 @@ WHERE next_run_at IS NOT NULL AND next_run_at > ? AND status = 'queued'
 """
 
 
-def claim(db: sqlite3.Connection, job_ids: list[str], now: float) -> list[str]:
-    """Mark the given queued jobs running; returns those claimed (a job
-    paused or cancelled meanwhile, or claimed by another process, is not)."""
+def claim(db: sqlite3.Connection, job_ids: list[str], now: float, owner: str | None) -> list[str]:
+    """Mark the given queued jobs running by ``owner``; returns those claimed
+    (a job paused or cancelled meanwhile, or claimed by another process, is not)."""
     claimed = []
     for job_id in job_ids:
         row = db.execute(
-            "UPDATE jobs SET status = 'running', updated_at = ?,"
+            "UPDATE jobs SET status = 'running', updated_at = ?, owner = ?,"
             " started_at = COALESCE(started_at, ?) WHERE id = ? AND status = 'queued'"
             " RETURNING id",
-            (now, now, job_id),
+            (now, owner, now, job_id),
         ).fetchone()
         if row is not None:
             claimed.append(row[0])

@@ -20,6 +20,9 @@ from ._store import JobStatus, JobStore
 #: How often ``wait_for_children`` looks at jobs.db (seconds).
 CHILD_POLL_S = 0.025
 
+#: A running job looks for stop requests from other processes this often (s).
+REQUEST_POLL_S = 0.25
+
 #: Progress is written to jobs.db at most this often (seconds), so frequent
 #: updates never dominate a job's time; the latest value is always kept.
 PROGRESS_INTERVAL_S = 0.25
@@ -106,6 +109,7 @@ class JobContext:
         self._checkpoint = checkpoint
         self._registry = registry or default_registry
         self._last_progress_write = 0.0
+        self._last_request_poll = time.monotonic()
         self._pending_progress: JobProgress | None = None
         self._last_report = JobProgress()
         self._rate = RateMeter()
@@ -193,7 +197,17 @@ class JobContext:
     # interruption and checkpoints
 
     def check_interrupt(self) -> None:
-        """Raise :class:`JobCancelled` or :class:`JobPaused` if asked to stop."""
+        """Raise :class:`JobCancelled` or :class:`JobPaused` if asked to stop
+        (by this process, or through jobs.db by another: looked at every
+        :data:`REQUEST_POLL_S`)."""
+        now = time.monotonic()
+        if now - self._last_request_poll >= REQUEST_POLL_S:
+            self._last_request_poll = now
+            request = self._store.stop_request(self.id)
+            if request == "cancel":
+                self._control.cancel()
+            elif request == "pause":
+                self._control.pause()
         if self._control.cancel_requested:
             raise JobCancelled(f"job {self.id} cancelled")
         if self._control.pause_requested:

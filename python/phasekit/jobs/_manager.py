@@ -25,6 +25,7 @@ import anyio.lowlevel
 
 from ._context import JobControl
 from ._definition import Job, JobRegistry, UnknownJobError, default_registry
+from ._owners import Ownership
 from ._phase_model import PhaseRecord
 from ._phases import phase_history
 from ._progress import JobProgress
@@ -163,6 +164,7 @@ class JobManager:
         self.registry = registry or default_registry
         self.max_concurrency = max_concurrency
         self.limits = dict(limits or {})
+        self._owner: Ownership | None = None
         self._slots = Slots(self.store, max_concurrency, self.limits)
         #: Jobs whose update streams are open (a worker thread wakes them).
         self._watched: Counter[str] = Counter()
@@ -178,6 +180,8 @@ class JobManager:
         self._last_prune = -math.inf
 
     async def __aenter__(self) -> Self:
+        self._owner = Ownership(self.store.path)
+        self._slots.owner = self._owner.id
         self._recover()
         self._prune()
         self._tg = anyio.create_task_group()
@@ -210,11 +214,16 @@ class JobManager:
                 if self.store.get_job(job_id).status in (JobStatus.PAUSED, JobStatus.RUNNING):
                     self.store.set_status(job_id, JobStatus.QUEUED)
             self.store.close()
+            if self._owner is not None:
+                self._owner.close()
 
     def _recover(self) -> None:
-        """Jobs left 'running' by a dead process resume from their checkpoint."""
-        for record in self.store.list_jobs(JobStatus.RUNNING):
-            self.store.set_status(record.id, JobStatus.QUEUED)
+        """Jobs left 'running' by a dead process resume from their checkpoint;
+        those another live manager runs are left alone."""
+        for job_id, owner in self.store.running_owners():
+            assert self._owner is not None
+            if not self._owner.alive(owner):
+                self.store.set_status(job_id, JobStatus.QUEUED)
 
     # dispatch and control
 
@@ -275,14 +284,18 @@ class JobManager:
         return JobHandle(self, job_id)
 
     async def pause(self, job_id: str) -> None:
-        """Pause now if queued; at the next safe point if running."""
+        """Pause now if queued; at the next safe point if running (here, or
+        in another process sharing this jobs.db)."""
         self._user_paused.add(job_id)
         control = self._slots.control(job_id)
+        status = self.store.get_job(job_id).status
         if control is not None:
             control.pause()
-        elif self.store.get_job(job_id).status is JobStatus.QUEUED:
+        elif status is JobStatus.QUEUED:
             self.store.set_status(job_id, JobStatus.PAUSED)
             self._notify()
+        elif status is JobStatus.RUNNING:
+            self.store.request_stop(job_id, "pause")  # running in another process
 
     async def resume(self, job_id: str) -> None:
         self._user_paused.discard(job_id)
@@ -306,9 +319,12 @@ class JobManager:
             targets += self.store.descendants(target)
         for target in dict.fromkeys(targets):
             control = self._slots.control(target)
+            status = self.store.get_job(target).status
             if control is not None:
                 control.cancel()
-            elif not self.store.get_job(target).status.finished:
+            elif status is JobStatus.RUNNING:
+                self.store.request_stop(target, "cancel")  # running in another process
+            elif not status.finished:
                 self.store.finish(target, JobStatus.CANCELLED)
         self._check_blocked = True  # jobs that depend on it fail
         self._wake.set()

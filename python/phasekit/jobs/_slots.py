@@ -28,6 +28,8 @@ class Slots:
 
     def __init__(self, store: JobStore, max_concurrency: int, limits: dict[str, int]) -> None:
         self.store = store
+        #: Stamped on the jobs claimed (see _owners); set when the manager opens.
+        self.owner: str | None = None
         self.max_concurrency = max_concurrency
         self.limits = limits
         # Guards everything below: the scheduler (event loop thread) and the
@@ -95,7 +97,7 @@ class Slots:
                         picked.append((job_id, name))
                 self._candidates = rest or None
                 names = dict(picked)
-                for job_id in self.store.claim([job_id for job_id, _ in picked]):
+                for job_id in self.store.claim([job_id for job_id, _ in picked], self.owner):
                     control = JobControl()
                     self._running[job_id] = (names[job_id], control)
                     started.append((job_id, control))

@@ -145,12 +145,19 @@ DROP INDEX jobs_status;
 CREATE INDEX jobs_status ON jobs(status, priority DESC, created_at, id);
 """
 
+_V5 = """
+ALTER TABLE jobs ADD COLUMN request TEXT;
+ALTER TABLE jobs ADD COLUMN owner TEXT;
+"""
+
 #: Migrations by the version they produce. Version 1 is the first layout;
 #: version 2 added dependencies and interval schedules; version 3 added child
 #: keys, schedule ids and a fuller history; version 4 an index for the next
-#: scheduled start and the full dispatch order in the status index. Never
-#: edit a shipped entry: add a new one.
-MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _V2, 3: _V3, 4: _V4}
+#: scheduled start and the full dispatch order in the status index; version 5
+#: a stop request (pause or cancel a job running in another process) and the
+#: owner (the manager) of a running job.
+#: Never edit a shipped entry: add a new one.
+MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 
@@ -318,13 +325,19 @@ class JobStore:
         rows = self._read(_claims.READY_PAGE, (when, limit, offset))
         return [(r[0], r[1]) for r in rows]
 
-    def claim(self, job_ids: list[str]) -> list[str]:
-        """Mark queued jobs running, in one transaction; returns the ids
-        claimed (a job paused, cancelled or claimed elsewhere meanwhile is not)."""
+    def claim(self, job_ids: list[str], owner: str | None = None) -> list[str]:
+        """Mark queued jobs running (by ``owner``), in one transaction; returns
+        the ids claimed (a job paused, cancelled or claimed elsewhere meanwhile
+        is not)."""
         if not job_ids:
             return []
         with self._write() as db:
-            return _claims.claim(db, job_ids, time.time())
+            return _claims.claim(db, job_ids, time.time(), owner)
+
+    def running_owners(self) -> list[tuple[str, str | None]]:
+        """``(id, owner)`` of the jobs marked running."""
+        rows = self._read("SELECT id, owner FROM jobs WHERE status = 'running'")
+        return [(r[0], r[1]) for r in rows]
 
     def fail_blocked(self) -> list[str]:
         """Fail the queued jobs whose dependency failed, was cancelled or is
@@ -341,6 +354,24 @@ class JobStore:
         (None if there is none): when the next one becomes due."""
         rows = self._read(_claims.NEXT_DUE, (after,))
         return None if rows[0][0] is None else float(rows[0][0])
+
+    def request_stop(self, job_id: str, what: str) -> bool:
+        """Ask the process running ``job_id`` to ``"pause"`` or ``"cancel"`` it
+        (it looks at its next safe point). False if the job is not running."""
+        if what not in ("pause", "cancel"):
+            raise ValueError(f"a stop request is 'pause' or 'cancel', not {what!r}")
+        with self._write() as db:
+            cur = db.execute(
+                "UPDATE jobs SET request = ? WHERE id = ? AND status = 'running'"
+                " AND (request IS NULL OR request = 'pause')",
+                (what, job_id),
+            )
+            return cur.rowcount == 1
+
+    def stop_request(self, job_id: str) -> str | None:
+        """The pending stop request of a running job: "pause", "cancel" or None."""
+        rows = self._read("SELECT request FROM jobs WHERE id = ?", (job_id,))
+        return None if not rows else rows[0][0]
 
     def status_and_progress(
         self, job_id: str, data_type: type[Any] | None = None
@@ -375,7 +406,7 @@ class JobStore:
         with self._write() as db:
             before = _status_of(db, job_id)
             cur = db.execute(
-                "UPDATE jobs SET status = ?, error = ?, updated_at = ?,"
+                "UPDATE jobs SET status = ?, error = ?, updated_at = ?, request = NULL,"
                 " started_at = CASE WHEN ? = 'running' AND started_at IS NULL THEN ?"
                 " ELSE started_at END,"
                 " finished_at = CASE WHEN ? THEN ? ELSE finished_at END WHERE id = ?",
@@ -408,7 +439,7 @@ class JobStore:
             before = _status_of(db, job_id)
             cur = db.execute(
                 "UPDATE jobs SET status = ?, error = ?, output = ?, warnings = ?, errors = ?,"
-                " metrics = ?, updated_at = ?,"
+                " metrics = ?, updated_at = ?, request = NULL,"
                 " finished_at = CASE WHEN ? THEN ? ELSE finished_at END WHERE id = ?",
                 (
                     status.value,
