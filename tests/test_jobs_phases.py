@@ -80,9 +80,8 @@ def test_phases_run_in_order_and_produce_the_output(store, tmp_path):
     progress = store.progress(job_id, SquareProgress)
     assert progress is not None
     assert progress.data == SquareProgress(squared=40, last=39**2)
-    assert progress.phase is not None
-    assert progress.phase.name == "work.square"
-    assert (progress.phase.done, progress.phase.total, progress.phase.count) == (40, 40, 4)
+    assert progress.phase is None  # done: no current phase, 100 %
+    assert progress.percent == 100.0
 
 
 def test_skip_to_a_phase_a_group_and_complete_early(store, tmp_path):
@@ -254,6 +253,14 @@ def test_pause_mid_phase_then_resume(store, tmp_path):
     threading.Timer(0.1, control.pause).start()
     assert execute(store, job_id, control=control) is JobStatus.PAUSED
     paused_at = phase_starts(fx)
+    progress = store.progress(job_id)
+    assert progress is not None
+    assert progress.phase is not None
+    assert progress.phase.name == "work.square"
+    assert (progress.phase.index, progress.phase.count, progress.phase.total) == (1, 4, 400)
+    assert 0 < progress.phase.done < 400
+    assert progress.percent is not None
+    assert 25.0 < progress.percent < 50.0
     assert execute(store, job_id) is JobStatus.COMPLETED
     starts = phase_starts(fx)
     assert paused_at == [0]

@@ -1,8 +1,11 @@
 """The ``phasekit`` command line.
 
-``phasekit scan PATH [--hash]`` walks a tree and prints counts of files,
-directories and bytes; with ``--hash`` it also computes every file's cas_id and
-summarises the duplicates. ``--json`` prints machine-readable output.
+``phasekit index PATH`` indexes a tree into the library (resumable: Ctrl-C
+pauses, ``phasekit resume`` goes on); ``phasekit ls PATH`` lists what was
+indexed; ``phasekit jobs`` lists and steers the library's jobs. ``phasekit
+scan PATH [--hash]`` walks a tree without a library and prints counts (with
+``--hash``, cas_ids and a duplicate summary). ``--json`` prints
+machine-readable output.
 """
 
 from __future__ import annotations
@@ -13,12 +16,18 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from . import __version__, fs
+from ._cli_jobs import cmd_jobs
+from ._cli_library import cmd_index, cmd_ls, cmd_resume
 from ._progress import Progress
+from .errors import PhasekitError
 from .fs import FsError, Kind
+from .indexing import CHECKPOINT_EVERY_S
+from .library import INDEX_MODES, LIBRARY_ENV
 
 
 @dataclass
@@ -174,7 +183,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="phasekit", description=__doc__.splitlines()[0] if __doc__ else None
     )
     parser.add_argument("--version", action="version", version=f"phasekit {__version__}")
+    parser.add_argument(
+        "--library",
+        metavar="DIR",
+        default=None,
+        help=f"the library folder (default: ${LIBRARY_ENV}, else a per-user data folder)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
+    _library_commands(sub)
     scan = sub.add_parser(
         "scan", help="walk a tree; count files, dirs and bytes; --hash for cas_ids"
     )
@@ -199,6 +215,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _library_commands(sub: Any) -> None:
+    index = sub.add_parser("index", help="index a tree into the library (resumable)")
+    index.add_argument("path", type=os.fsencode, metavar="PATH")
+    index.add_argument("--mode", choices=INDEX_MODES, default=None,
+                       help="shallow: metadata; content: + cas_ids (default for a new "
+                       "location); deep: + full checksums")  # fmt: skip
+    index.add_argument("--one-level", action="store_true", help="index PATH's children only")
+    index.add_argument("--ephemeral", action="store_true",
+                       help="index without a location; nothing is written")  # fmt: skip
+    index.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    index.add_argument("--threads", type=int, default=None, help="worker threads")
+    index.add_argument("--batch-size", type=int, default=1000,
+                       help="entries per batch and transaction (default 1000)")  # fmt: skip
+    index.add_argument("--checkpoint-every", type=float, default=CHECKPOINT_EVERY_S,
+                       metavar="SECONDS", help="checkpoint at least this often (default "
+                       f"{CHECKPOINT_EVERY_S:g})")  # fmt: skip
+    index.add_argument("--max-errors", type=int, default=20, help="errors to print (default 20)")
+    index.set_defaults(func=cmd_index)
+
+    ls = sub.add_parser("ls", help="list a location's indexed entries")
+    ls.add_argument("path", type=os.fsencode, metavar="PATH")
+    ls.add_argument("--json", action="store_true", help="one JSON object per entry")
+    ls.set_defaults(func=cmd_ls)
+
+    jobs = sub.add_parser("jobs", help="list, show, pause, resume or cancel jobs; history")
+    jobs.add_argument("action", nargs="?", default="list",
+                      choices=("list", "show", "pause", "resume", "cancel", "history"))  # fmt: skip
+    jobs.add_argument("job", nargs="?", default=None, metavar="JOB")
+    jobs.add_argument("--all", action="store_true", help="list finished jobs too")
+    jobs.add_argument("--limit", type=int, default=100, help="history entries (default 100)")
+    jobs.add_argument("--json", action="store_true", help="JSON output")
+    jobs.set_defaults(func=cmd_jobs)
+
+    resume = sub.add_parser("resume", help="resume a job, or every interrupted job")
+    resume.add_argument("job", nargs="?", default=None, metavar="JOB")
+    resume.add_argument("--json", action="store_true", help="JSON output")
+    resume.set_defaults(func=cmd_resume)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -207,8 +262,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("phasekit: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, OSError) as exc:
+    except BrokenPipeError:
+        # The reader went away (`phasekit ls ... | head`): not an error. Point
+        # stdout at /dev/null so the interpreter's final flush stays quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except (ValueError, OSError, PhasekitError) as exc:
         print(f"phasekit: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyError as exc:
+        print(f"phasekit: error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return 2
     return code
 

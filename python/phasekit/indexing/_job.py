@@ -97,6 +97,7 @@ class IndexJob(PhasedJob):
     mode: str | None = None
     threads: int | None = None
     batch_size: int = 1000
+    checkpoint_every_s: float = CHECKPOINT_EVERY_S
     _scan: Scan | None = transient(default=None)
     _library: Library | None = transient(default=None)
 
@@ -191,7 +192,7 @@ class IndexJob(PhasedJob):
             ctx.add_items(step.entries)
             now = time.monotonic()
             self._report(ctx, step.last_path, walked / max(now - started, 1e-9))
-            if now - last_checkpoint >= CHECKPOINT_EVERY_S:
+            if now - last_checkpoint >= self.checkpoint_every_s:
                 ctx.checkpoint(state)
                 last_checkpoint = now
             else:

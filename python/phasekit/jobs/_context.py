@@ -161,6 +161,14 @@ class JobContext:
             )
         )
 
+    def report_done(self) -> None:
+        """The job completed: its last report becomes 100 %, with no phase."""
+        self.phase_progress = None
+        self._pending_progress = dataclasses.replace(
+            self._last_report, phase=None, explicit_percent=100.0, eta_s=0.0
+        )
+        self.flush_progress()
+
     def report_phase(self, phase: PhaseProgress | None) -> None:
         """The phase processor's atomic-unit progress: replaces the phase part
         of the latest report and keeps the job's own fields."""

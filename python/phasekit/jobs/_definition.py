@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, dataclass_transform
 
 from ..errors import PhasekitError
 from ._codec import CorruptStateError, encode
@@ -154,6 +154,7 @@ class JobRegistry:
 default_registry = JobRegistry()
 
 
+@dataclass_transform(field_specifiers=(dataclasses.field, transient))
 def job(name: str, *, registry: JobRegistry | None = None) -> Callable[[type[J]], type[J]]:
     """Class decorator: make ``cls`` a dataclass (if it is not one) and register it.
 

@@ -53,6 +53,8 @@ def execute(
     status, output, error = _run(job.run, ctx)
     if status is JobStatus.COMPLETED and ctx.errors:
         status = JobStatus.COMPLETED_WITH_ERRORS
+    if status in (JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_ERRORS):
+        ctx.report_done()
     ctx.flush_progress()
     store.finish(
         job_id,

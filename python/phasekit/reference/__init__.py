@@ -12,9 +12,11 @@ from __future__ import annotations
 from .._native import iter_chunks
 from ._content import cas_id, cas_ids, checksum, checksums, chunks
 from ._dupes import find_duplicates, group_duplicates
+from ._index import IndexedEntry, index_into_sqlite, scan_tree
 from ._walk import Walker, walk
 
 __all__ = [
+    "IndexedEntry",
     "Walker",
     "cas_id",
     "cas_ids",
@@ -23,6 +25,8 @@ __all__ = [
     "chunks",
     "find_duplicates",
     "group_duplicates",
+    "index_into_sqlite",
     "iter_chunks",
+    "scan_tree",
     "walk",
 ]

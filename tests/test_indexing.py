@@ -1,0 +1,242 @@
+"""The indexer job and its CLI: exact resume after SIGKILL, re-index after
+edits, the nasty tree, Ctrl-C."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import anyio
+import pytest
+
+import phasekit
+from jobs_fixture import subprocess_env
+from phasekit.indexing import IndexJob
+from phasekit.jobs import JobStatus
+from phasekit.library import Library
+from phasekit.reference import IndexedEntry, scan_tree
+
+from conftest import run_as_nobody
+
+
+def make_tree(root: Path, dirs: int, files_per_dir: int, seed: int = 1) -> None:
+    rng = random.Random(seed)
+    for d in range(dirs):
+        sub = root / f"d{d // 10:02d}" / f"s{d:03d}"
+        sub.mkdir(parents=True, exist_ok=True)
+        for f in range(files_per_dir):
+            size = rng.choice([0, 1, 50, 4000, 120_000]) if f % 7 == 0 else rng.randint(1, 300)
+            (sub / f"f{f:03d}.dat").write_bytes(rng.randbytes(size))
+    (root / "d00" / "same_a").write_bytes(b"twin content")
+    (root / "d00" / "same_b").write_bytes(b"twin content")
+
+
+def indexed(library: Library, root: Path) -> dict[str, IndexedEntry]:
+    kinds = {0: "file", 1: "dir", 2: "symlink", 3: "other"}
+    return {
+        e.path: IndexedEntry(kinds[int(e.kind)], e.size, e.mtime_ns, e.inode, e.cas_id)
+        for e in library.entries(library.location(str(root)))
+    }
+
+
+def cli(*args: str, library: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "phasekit", "--library", str(library), *args],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=120,
+        check=False,
+    )
+
+
+async def index(library: Library, root: Path, mode: str = "content") -> IndexJob:
+    try:
+        location = library.location(str(root))
+    except KeyError:
+        location = library.add_location(str(root), mode=mode)
+    job = IndexJob(location.id, batch_size=50)
+    async with library.jobs() as manager:
+        handle = await manager.dispatch(job)
+        assert await handle.wait() is JobStatus.COMPLETED, manager.store.get_job(handle.id).error
+        return handle.output()  # type: ignore[no-any-return]
+
+
+def wait_until_running(jobs_db: Path, proc: subprocess.Popen[bytes]) -> None:
+    """Until the index job runs (jobs.db is Python's own: reading it is safe)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if jobs_db.exists():
+            conn = sqlite3.connect(jobs_db, timeout=30)
+            try:
+                row = conn.execute("SELECT 1 FROM jobs WHERE status = 'running'").fetchone()
+            except sqlite3.OperationalError:
+                row = None  # not created yet
+            finally:
+                conn.close()
+            if row:
+                return
+        time.sleep(0.005)
+
+
+def test_sigkill_at_random_moments_then_resume_equals_a_clean_index(tmp_path):
+    root = tmp_path / "tree"
+    make_tree(root, dirs=120, files_per_dir=60)
+    expected = scan_tree(root, cas_ids=True)
+    rng = random.Random(5)
+    kills = 0
+    for trial in range(4):
+        lib = tmp_path / f"lib{trial}"
+        for _ in range(2):
+            args = ["index", str(root), "--mode", "content", "--batch-size", "10",
+                    "--checkpoint-every", "0.001", "--threads", "1", "--json"]  # fmt: skip
+            with subprocess.Popen(
+                [sys.executable, "-m", "phasekit", "--library", str(lib), *args],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=subprocess_env(),
+            ) as proc:
+                wait_until_running(lib / "jobs.db", proc)
+                time.sleep(rng.uniform(0.0, 0.12))
+                if proc.poll() is None:
+                    os.kill(proc.pid, signal.SIGKILL)
+                    kills += 1
+                proc.wait()
+        done = cli("resume", "--json", library=lib)
+        assert done.returncode == 0, done.stderr
+        listing = cli("ls", str(root), "--json", library=lib)
+        assert listing.returncode == 0, listing.stderr
+        rows = [json.loads(line) for line in listing.stdout.splitlines()]
+        got = {
+            r["path"]: IndexedEntry(r["kind"], r["size"], r["mtime_ns"], r["inode"], r["cas_id"])
+            for r in rows
+        }
+        assert got == expected
+    assert kills >= 3, "the index finished before it could be killed: make the tree bigger"
+
+
+async def _reindex_after_edits(tmp_path: Path) -> None:
+    root = tmp_path / "tree"
+    make_tree(root, dirs=20, files_per_dir=15)
+    with Library.open(tmp_path / "lib") as library:
+        first = await index(library, root)
+        assert first.new == len(scan_tree(root))
+        # Edits: add, modify, move, delete a file, delete a subtree.
+        (root / "d00" / "added.txt").write_bytes(b"new file")
+        (root / "d00" / "s000" / "f001.dat").write_bytes(b"changed and longer than before!")
+        os.rename(root / "d01" / "s010" / "f002.dat", root / "d00" / "moved.dat")
+        (root / "d00" / "s001" / "f003.dat").unlink()
+        shutil.rmtree(root / "d01" / "s011")
+        again = await index(library, root)
+        assert again.moved == 1
+        assert again.deleted >= 16  # the subtree (15 files + dir) and the file
+        assert again.hashed == 2  # the added and the modified file, not the moved one
+        reindexed = indexed(library, root)
+        location = library.location(str(root))
+        totals = (location.total_size, location.file_count)
+    with Library.open(tmp_path / "fresh") as fresh:
+        await index(fresh, root)
+        assert indexed(fresh, root) == reindexed
+        floc = fresh.location(str(root))
+        assert (floc.total_size, floc.file_count) == totals
+        dirs = {e.path: (e.agg_size, e.file_count) for e in fresh.entries(floc) if e.kind == 1}
+    with Library.open(tmp_path / "lib") as library:
+        loc = library.location(str(root))
+        assert {e.path: (e.agg_size, e.file_count) for e in library.entries(loc)
+                if e.kind == 1} == dirs  # fmt: skip
+    assert reindexed == scan_tree(root, cas_ids=True)
+
+
+def test_reindex_after_edits_equals_a_fresh_index(tmp_path):
+    anyio.run(_reindex_after_edits, tmp_path)
+
+
+def test_nasty_tree_indexes_with_non_critical_errors(nasty, tmp_path):
+    root, notable = nasty
+    # As an unprivileged user (root reads everything), into a library it can write.
+    lib = Path(tempfile.mkdtemp(prefix="phasekit-lib-"))
+    lib.chmod(0o777)
+    paths = [str(Path(__file__).parent), str(Path(phasekit.__file__).parents[1])]
+    argv = ["--library", str(lib), "index", str(root), "--mode", "deep", "--json"]
+    code = f"import sys; sys.path[:0] = {paths!r}; from phasekit.cli import main; main({argv!r})"
+    summary = run_as_nobody(code)
+    assert isinstance(summary, dict)
+    assert summary["status"] == "completed_with_errors"
+    errors = {e["path"]: e["errno"] for e in summary["error_samples"]}
+    assert errors[os.fsdecode(notable["locked"])] == errno.EACCES
+    assert errors[str(root / "noread")] == errno.EACCES  # deep mode reads every file
+    listing = cli("ls", str(root), "--json", library=lib)
+    shutil.rmtree(lib, ignore_errors=True)
+    rows = {r["path"]: r for r in map(json.loads, listing.stdout.splitlines())}
+    assert rows[os.fsdecode(notable["bad"])]["kind"] == "file"  # non-UTF-8 name round-trips
+    assert rows[os.fsdecode(notable["fifo"])]["kind"] == "other"
+    assert rows[os.fsdecode(notable["fifo"])]["cas_id"] is None  # never opened
+    assert rows[str(root / "dangling")]["kind"] == "symlink"
+    assert rows[str(root / "hl_a")]["cas_id"] == rows[str(root / "sub" / "hl_b")]["cas_id"]
+
+
+def test_ctrl_c_pauses_and_resume_finishes(tmp_path):
+    root = tmp_path / "tree"
+    make_tree(root, dirs=150, files_per_dir=60)
+    lib = tmp_path / "lib"
+    with subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "phasekit",
+            "--library",
+            str(lib),
+            "index",
+            str(root),
+            "--batch-size",
+            "50",
+            "--checkpoint-every",
+            "0.01",
+            "--threads",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=subprocess_env(),
+    ) as proc:
+        wait_until_running(lib / "jobs.db", proc)
+        time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip("the index finished before Ctrl-C arrived")  # not a failure: too fast
+    assert proc.returncode == 130, err
+    assert "phasekit resume" in err
+    jobs = cli("jobs", "--json", library=lib)
+    (paused,) = [json.loads(line) for line in jobs.stdout.splitlines()]
+    assert paused["status"] == "paused"
+    done = cli("resume", paused["id"], library=lib)
+    assert done.returncode == 0, done.stderr
+    listing = cli("ls", str(root), "--json", library=lib)
+    assert len(listing.stdout.splitlines()) == len(scan_tree(root))
+
+
+def test_cli_errors_are_clear(tmp_path):
+    lib = tmp_path / "lib"
+    missing = cli("index", str(tmp_path / "nope"), library=lib)
+    assert missing.returncode == 2
+    assert "is not a directory" in missing.stderr
+    unknown = cli("ls", str(tmp_path), library=lib)
+    assert unknown.returncode == 2
+    assert "is not a location" in unknown.stderr
+    (tmp_path / "t").mkdir()
+    assert cli("index", str(tmp_path / "t"), library=lib).returncode == 0
+    nojob = cli("jobs", "show", "feedface", library=lib)
+    assert nojob.returncode == 2
+    assert "no job with id 'feedface'" in nojob.stderr
