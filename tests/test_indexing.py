@@ -240,3 +240,20 @@ def test_cli_errors_are_clear(tmp_path):
     nojob = cli("jobs", "show", "feedface", library=lib)
     assert nojob.returncode == 2
     assert "no job with id 'feedface'" in nojob.stderr
+
+
+def test_ephemeral_and_one_level(tmp_path):
+    root = tmp_path / "tree"
+    make_tree(root, dirs=3, files_per_dir=4)
+    lib = tmp_path / "lib"
+    eph = cli("index", str(root), "--ephemeral", "--json", library=lib)
+    assert eph.returncode == 0, eph.stderr
+    summary = json.loads(eph.stdout)
+    expected = scan_tree(root)
+    assert summary["files"] + summary["dirs"] == len(expected)
+    assert not (lib / "library.db").exists()  # nothing written to the library
+    one = cli("index", str(root), "--one-level", "--json", library=lib)
+    assert one.returncode == 0, one.stderr
+    listing = cli("ls", str(root), "--json", library=lib)
+    paths = {json.loads(line)["path"] for line in listing.stdout.splitlines()}
+    assert paths == {str(p) for p in root.iterdir()}
