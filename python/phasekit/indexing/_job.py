@@ -219,8 +219,15 @@ class IndexJob(PhasedJob):
         return None
 
     def aggregate(self, ctx: PhaseContext) -> PhaseResult:
-        total, files = self._lib(ctx).aggregate(self._location(ctx))
-        ctx.shared.update(total_size=total, file_count=files)
+        location = self._location(ctx)
+        s = ctx.shared
+        unchanged = not (s.get("new") or s.get("modified") or s.get("moved") or s.get("deleted"))
+        if unchanged and location.total_size is not None and location.file_count is not None:
+            # Nothing was added, changed or removed: the sums stand.
+            s.update(total_size=location.total_size, file_count=location.file_count)
+            return None
+        total, files = self._lib(ctx).aggregate(location)
+        s.update(total_size=total, file_count=files)
         return None
 
     def content(self, ctx: PhaseContext) -> PhaseResult:

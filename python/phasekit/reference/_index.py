@@ -2,11 +2,12 @@
 
 ``os.walk`` + ``os.lstat``, rows written with ``sqlite3.executemany`` in
 batches of 1,000, one transaction each, into a WAL database with the same
-tables and indices as library.db (``entries`` with its path, parent and
-content indices; ``content_identities``), cas_ids from the ``blake3``
-package. It is the test oracle (what an index must contain) and the
-benchmark baseline. It writes its own file, never a phasekit library.db
-(DESIGN.md, invariant 7: one SQLite library per database file).
+tables and indices as library.db (``entries`` with its path and parent
+indices; ``content_identities`` and ``entry_content``, filled in cas_id
+order after the walk), cas_ids from the ``blake3`` package. It is the test
+oracle (what an index must contain) and the benchmark baseline. It writes
+its own file, never a phasekit library.db (DESIGN.md, invariant 7: one
+SQLite library per database file).
 """
 
 from __future__ import annotations
@@ -24,19 +25,19 @@ BATCH = 1000
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS content_identities (
-    id INTEGER PRIMARY KEY, cas_id TEXT NOT NULL UNIQUE, size INTEGER NOT NULL,
-    first_seen REAL NOT NULL);
+    cas_id TEXT PRIMARY KEY, size INTEGER NOT NULL, first_seen REAL NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS entry_content (
+    cas_id TEXT NOT NULL, entry_id INTEGER NOT NULL,
+    PRIMARY KEY (cas_id, entry_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS entries (
     id INTEGER PRIMARY KEY, location_id INTEGER NOT NULL, path BLOB NOT NULL,
     parent_id INTEGER, name TEXT NOT NULL, extension TEXT, kind INTEGER NOT NULL,
     size INTEGER NOT NULL, agg_size INTEGER, file_count INTEGER,
     mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL, inode INTEGER NOT NULL,
-    device INTEGER NOT NULL, mode INTEGER NOT NULL, cas_id TEXT,
-    content_id INTEGER REFERENCES content_identities(id), checksum TEXT,
+    device INTEGER NOT NULL, mode INTEGER NOT NULL, cas_id TEXT, checksum TEXT,
     indexed_at REAL NOT NULL);
 CREATE UNIQUE INDEX IF NOT EXISTS entries_path ON entries(location_id, path);
 CREATE INDEX IF NOT EXISTS entries_parent ON entries(parent_id);
-CREATE INDEX IF NOT EXISTS entries_content ON entries(content_id) WHERE content_id IS NOT NULL;
 """
 
 
@@ -144,8 +145,8 @@ def index_into_sqlite(root: str | bytes, db_path: str, *, cas_ids: bool = False)
                 (now,),
             )
             conn.execute(
-                "UPDATE entries SET content_id = (SELECT c.id FROM content_identities c"
-                " WHERE c.cas_id = entries.cas_id) WHERE cas_id IS NOT NULL"
+                "INSERT OR IGNORE INTO entry_content (cas_id, entry_id)"
+                " SELECT cas_id, id FROM entries WHERE cas_id IS NOT NULL ORDER BY cas_id, id"
             )
             conn.execute("COMMIT")
         return written

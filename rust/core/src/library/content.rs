@@ -115,29 +115,38 @@ pub fn hash_missing(
     Ok(pass)
 }
 
-/// Give every hashed entry of the location its content identity, creating
-/// identities first seen now; with `prune`, drop identities no entry uses
-/// any more (after files were modified or deleted). Returns the number of
-/// identities created. Idempotent: a rerun after a crash finishes the job.
+/// Record the content identities of the location's hashed entries (new
+/// ones first seen now) and the lookup from each cas_id to its entries; with
+/// `prune`, drop lookups whose entry changed or went and identities nothing
+/// uses any more (after re-indexing found changes). Returns the number of
+/// identities created. One transaction; idempotent, so a rerun after a crash
+/// finishes the job.
+///
+/// Both inserts run in cas_id order, so the two cas_id-keyed trees grow
+/// page by page instead of at random places.
 pub fn link_identities(db: &mut LibraryDb, location_id: i64, prune: bool) -> Result<u64> {
     let tx = db.conn.transaction()?;
-    // Sorted by cas_id: the unique index grows at its end, page by page.
     let created = tx.execute(
         "INSERT OR IGNORE INTO content_identities (cas_id, size, first_seen) \
          SELECT cas_id, MIN(size), ?2 FROM entries WHERE location_id = ?1 \
-         AND cas_id IS NOT NULL AND content_id IS NULL GROUP BY cas_id ORDER BY cas_id",
+         AND cas_id IS NOT NULL GROUP BY cas_id ORDER BY cas_id",
         params![location_id, now()],
     )?;
     tx.execute(
-        "UPDATE entries SET content_id = (SELECT c.id FROM content_identities c \
-         WHERE c.cas_id = entries.cas_id) \
-         WHERE location_id = ?1 AND cas_id IS NOT NULL AND content_id IS NULL",
+        "INSERT OR IGNORE INTO entry_content (cas_id, entry_id) \
+         SELECT cas_id, id FROM entries WHERE location_id = ?1 AND cas_id IS NOT NULL \
+         ORDER BY cas_id, id",
         [location_id],
     )?;
     if prune {
         tx.execute(
+            "DELETE FROM entry_content WHERE NOT EXISTS (SELECT 1 FROM entries e \
+             WHERE e.id = entry_content.entry_id AND e.cas_id = entry_content.cas_id)",
+            [],
+        )?;
+        tx.execute(
             "DELETE FROM content_identities WHERE NOT EXISTS \
-             (SELECT 1 FROM entries e WHERE e.content_id = content_identities.id)",
+             (SELECT 1 FROM entry_content ec WHERE ec.cas_id = content_identities.cas_id)",
             [],
         )?;
     }

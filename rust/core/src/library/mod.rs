@@ -286,11 +286,16 @@ impl LibraryDb {
     pub fn remove_location(&mut self, id: i64) -> Result<u64> {
         self.location(id)?;
         let tx = self.conn.transaction()?;
+        tx.execute(
+            "DELETE FROM entry_content WHERE entry_id IN \
+             (SELECT id FROM entries WHERE location_id = ?1)",
+            [id],
+        )?;
         let removed = tx.execute("DELETE FROM entries WHERE location_id = ?1", [id])?;
         tx.execute("DELETE FROM locations WHERE id = ?1", [id])?;
         tx.execute(
             "DELETE FROM content_identities WHERE NOT EXISTS \
-             (SELECT 1 FROM entries e WHERE e.content_id = content_identities.id)",
+             (SELECT 1 FROM entry_content ec WHERE ec.cas_id = content_identities.cas_id)",
             [],
         )?;
         tx.commit()?;
@@ -328,8 +333,8 @@ impl LibraryDb {
     /// Entries, in every location, whose content has this cas_id.
     pub fn entries_by_cas_id(&self, cas_id: &str) -> Result<Vec<EntryRow>> {
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {ENTRY_COLUMNS} FROM entries WHERE content_id = \
-             (SELECT id FROM content_identities WHERE cas_id = ?1) ORDER BY id"
+            "SELECT {ENTRY_COLUMNS} FROM entries WHERE id IN \
+             (SELECT entry_id FROM entry_content WHERE cas_id = ?1) AND cas_id = ?1 ORDER BY id"
         ))?;
         let rows = stmt.query_map([cas_id], entry_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -42,8 +42,9 @@ pub struct ScanWriter {
     fresh: bool,
     /// Ids of directories met so far, by relative path (parents of later entries).
     dir_ids: HashMap<Vec<u8>, i64>,
-    /// Entry ids this scan saw (a bitset indexed by id).
+    /// Entry ids this scan saw (a bitset indexed by id), and how many.
     seen: Vec<u64>,
+    seen_count: u64,
     /// Files inserted by this scan, by (device, inode): move detection.
     new_files: HashMap<(i64, i64), i64>,
     pub stats: ScanStats,
@@ -87,6 +88,7 @@ impl ScanWriter {
             fresh,
             dir_ids: HashMap::new(),
             seen: Vec::new(),
+            seen_count: 0,
             new_files: HashMap::new(),
             stats: ScanStats::default(),
         })
@@ -101,7 +103,11 @@ impl ScanWriter {
         if self.seen.len() <= i / 64 {
             self.seen.resize(i / 64 + 1, 0);
         }
-        self.seen[i / 64] |= 1 << (i % 64);
+        let bit = 1 << (i % 64);
+        if self.seen[i / 64] & bit == 0 {
+            self.seen[i / 64] |= bit;
+            self.seen_count += 1;
+        }
     }
 
     fn was_seen(&self, id: i64) -> bool {
@@ -130,7 +136,6 @@ impl ScanWriter {
                 "UPDATE entries SET parent_id = ?2, kind = ?3, size = ?4, mtime_ns = ?5, \
                  ctime_ns = ?6, inode = ?7, device = ?8, mode = ?9, indexed_at = ?10, \
                  cas_id = CASE WHEN ?11 THEN cas_id ELSE ?12 END, \
-                 content_id = CASE WHEN ?11 THEN content_id ELSE NULL END, \
                  checksum = CASE WHEN ?11 THEN checksum ELSE ?13 END WHERE id = ?1",
             )?;
             let hashed = !batch.cas_ids.is_empty();
@@ -281,6 +286,11 @@ impl ScanWriter {
     /// an interruption (a resumed scan sees only what came after), or it sits
     /// under a directory that could not be read this time.
     pub fn sweep(&mut self, db: &mut LibraryDb) -> Result<()> {
+        if self.seen_count == db.entry_count(self.location_id)? {
+            // The scan saw every entry the location has (always so for a
+            // fresh, uninterrupted scan): nothing can be gone.
+            return Ok(());
+        }
         let mut gone: Vec<(i64, u8, i64, i64, i64, i64)> = Vec::new();
         {
             let mut stmt = db.conn.prepare(
@@ -306,8 +316,8 @@ impl ScanWriter {
         let tx = db.conn.transaction()?;
         {
             let mut carry = tx.prepare_cached(
-                "UPDATE entries SET cas_id = old.cas_id, content_id = old.content_id, \
-                 checksum = old.checksum FROM (SELECT cas_id, content_id, checksum FROM entries \
+                "UPDATE entries SET cas_id = old.cas_id, \
+                 checksum = old.checksum FROM (SELECT cas_id, checksum FROM entries \
                  WHERE id = ?2) AS old WHERE entries.id = ?1 AND entries.size = ?3 \
                  AND entries.mtime_ns = ?4 AND entries.cas_id IS NULL",
             )?;

@@ -2,9 +2,13 @@
 //!
 //! Indices are chosen for cheap inserts as well as for the queries the jobs
 //! make: `entries_path` and `entries_parent` grow where the walk writes (a
-//! directory's children are inserted together), and content identities are
-//! linked in one sorted pass after the walk instead of through a random-order
-//! index touched by every batch.
+//! directory's children are inserted together). An entry's content identity
+//! is its `cas_id` (the key of `content_identities`); the lookup from a
+//! cas_id to its entries, `entry_content`, is filled in one pass sorted by
+//! cas_id after the walk, so no index in cas_id order (random order) is
+//! touched by every batch. A stale `entry_content` row (its entry since
+//! changed) is ignored by lookups, which check the entry's cas_id, and
+//! pruned after re-indexing.
 
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -22,11 +26,15 @@ CREATE TABLE locations (
     file_count INTEGER
 );
 CREATE TABLE content_identities (
-    id INTEGER PRIMARY KEY,
-    cas_id TEXT NOT NULL UNIQUE,
+    cas_id TEXT PRIMARY KEY,
     size INTEGER NOT NULL,
     first_seen REAL NOT NULL
-);
+) WITHOUT ROWID;
+CREATE TABLE entry_content (
+    cas_id TEXT NOT NULL,
+    entry_id INTEGER NOT NULL,
+    PRIMARY KEY (cas_id, entry_id)
+) WITHOUT ROWID;
 CREATE TABLE entries (
     id INTEGER PRIMARY KEY,
     location_id INTEGER NOT NULL REFERENCES locations(id) ON DELETE CASCADE,
@@ -44,13 +52,11 @@ CREATE TABLE entries (
     device INTEGER NOT NULL,
     mode INTEGER NOT NULL,
     cas_id TEXT,
-    content_id INTEGER REFERENCES content_identities(id),
     checksum TEXT,
     indexed_at REAL NOT NULL
 );
 CREATE UNIQUE INDEX entries_path ON entries(location_id, path);
 CREATE INDEX entries_parent ON entries(parent_id);
-CREATE INDEX entries_content ON entries(content_id) WHERE content_id IS NOT NULL;
 ";
 
 /// Migrations by the version they produce. Never edit a shipped entry; add one.
