@@ -2,8 +2,8 @@
 
 ``os.walk`` + ``os.lstat``, rows written with ``sqlite3.executemany`` in
 batches of 1,000, one transaction each, into a WAL database with the same
-tables and indices as library.db (``entries`` with its path and parent
-indices; ``content_identities`` and ``entry_content``, filled in cas_id
+tables and indices as library.db (``entries`` with its (location, parent,
+name) key; ``content_identities`` and ``entry_content``, filled in cas_id
 order after the walk), cas_ids from the ``blake3`` package. It is the test
 oracle (what an index must contain) and the benchmark baseline. It writes
 its own file, never a phasekit library.db (DESIGN.md, invariant 7: one
@@ -31,13 +31,12 @@ CREATE TABLE IF NOT EXISTS entry_content (
     PRIMARY KEY (cas_id, entry_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS entries (
     id INTEGER PRIMARY KEY, location_id INTEGER NOT NULL, path BLOB NOT NULL,
-    parent_id INTEGER, name TEXT NOT NULL, extension TEXT, kind INTEGER NOT NULL,
+    parent_id INTEGER NOT NULL, name BLOB NOT NULL, extension TEXT, kind INTEGER NOT NULL,
     size INTEGER NOT NULL, agg_size INTEGER, file_count INTEGER,
     mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL, inode INTEGER NOT NULL,
     device INTEGER NOT NULL, mode INTEGER NOT NULL, cas_id TEXT, checksum TEXT,
     indexed_at REAL NOT NULL);
-CREATE UNIQUE INDEX IF NOT EXISTS entries_path ON entries(location_id, path);
-CREATE INDEX IF NOT EXISTS entries_parent ON entries(parent_id);
+CREATE UNIQUE INDEX IF NOT EXISTS entries_name ON entries(location_id, parent_id, name);
 """
 
 
@@ -123,11 +122,15 @@ def index_into_sqlite(root: str | bytes, db_path: str, *, cas_ids: bool = False)
             written += 1
             rel = path[len(prefix) :]
             cut = rel.rfind(b"/")
-            parent = dir_ids.get(rel[:cut]) if cut >= 0 else None
-            name = rel[cut + 1 :].decode("utf-8", "replace")
+            parent = dir_ids[rel[:cut]] if cut >= 0 else 0
+            name = rel[cut + 1 :]
             kind = _kind(st.st_mode)[0]
-            dot = name.rfind(".")
-            ext = name[dot + 1 :].lower() if kind == 0 and 0 < dot < len(name) - 1 else None
+            dot = name.rfind(b".")
+            ext = (
+                name[dot + 1 :].decode("utf-8", "replace").lower()
+                if kind == 0 and 0 < dot < len(name) - 1
+                else None
+            )
             rows.append((written, rel, parent, name, ext, kind, st.st_size, st.st_mtime_ns,
                          st.st_ctime_ns, st.st_ino, st.st_dev, st.st_mode, cas, now))  # fmt: skip
             if kind == 1:

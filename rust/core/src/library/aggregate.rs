@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use rusqlite::params;
 
+use super::scan::TOP;
 use super::LibraryDb;
 use crate::error::Result;
 use crate::sys::Kind;
@@ -17,8 +18,8 @@ use crate::sys::Kind;
 /// only where they changed, in one transaction.
 pub fn aggregate(db: &mut LibraryDb, location_id: i64) -> Result<(i64, i64)> {
     let tx = db.conn.transaction()?;
-    let mut dirs: Vec<(i64, Option<i64>, i64)> = Vec::new();
-    let mut sums: HashMap<Option<i64>, (i64, i64)> = HashMap::new();
+    let mut dirs: Vec<(i64, i64, i64)> = Vec::new();
+    let mut sums: HashMap<i64, (i64, i64)> = HashMap::new();
     {
         let mut stmt = tx.prepare(
             "SELECT id, parent_id, length(path) FROM entries WHERE location_id = ?1 AND kind = ?2",
@@ -35,7 +36,7 @@ pub fn aggregate(db: &mut LibraryDb, location_id: i64) -> Result<(i64, i64)> {
         )?;
         let rows = stmt.query_map(params![location_id, Kind::File as u8], |r| {
             Ok((
-                r.get::<_, Option<i64>>(0)?,
+                r.get::<_, i64>(0)?,
                 r.get::<_, i64>(1)?,
                 r.get::<_, i64>(2)?,
             ))
@@ -52,14 +53,14 @@ pub fn aggregate(db: &mut LibraryDb, location_id: i64) -> Result<(i64, i64)> {
              AND (agg_size IS NOT ?2 OR file_count IS NOT ?3)",
         )?;
         for &(id, parent, _) in &dirs {
-            let (size, count) = sums.get(&Some(id)).copied().unwrap_or((0, 0));
+            let (size, count) = sums.get(&id).copied().unwrap_or((0, 0));
             update.execute(params![id, size, count])?;
             let up = sums.entry(parent).or_insert((0, 0));
             up.0 += size;
             up.1 += count;
         }
     }
-    let (total, files) = sums.get(&None).copied().unwrap_or((0, 0));
+    let (total, files) = sums.get(&TOP).copied().unwrap_or((0, 0));
     tx.execute(
         "UPDATE locations SET total_size = ?2, file_count = ?3 WHERE id = ?1",
         params![location_id, total, files],

@@ -137,8 +137,8 @@ fn entry_row(r: &Row<'_>) -> rusqlite::Result<EntryRow> {
         id: r.get(0)?,
         location_id: r.get(1)?,
         path: r.get(2)?,
-        parent_id: r.get(3)?,
-        name: r.get(4)?,
+        parent_id: Some(r.get::<_, i64>(3)?).filter(|&p| p != scan::TOP),
+        name: String::from_utf8_lossy(&r.get::<_, Vec<u8>>(4)?).into_owned(),
         extension: r.get(5)?,
         kind: r.get(6)?,
         size: r.get(7)?,
@@ -316,15 +316,30 @@ impl LibraryDb {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// The entry at `path` (relative to the location's root), if indexed.
+    /// The entry at `path` (relative to the location's root), if indexed:
+    /// found component by component through `entries_name`.
     pub fn entry_at(&self, location_id: i64, path: &[u8]) -> Result<Option<EntryRow>> {
+        let mut find = self.conn.prepare_cached(
+            "SELECT id FROM entries WHERE location_id = ?1 AND parent_id = ?2 AND name = ?3",
+        )?;
+        let mut id = scan::TOP;
+        for part in path.split(|&b| b == b'/').filter(|p| !p.is_empty()) {
+            match find
+                .query_row(params![location_id, id, part], |r| r.get(0))
+                .optional()?
+            {
+                Some(found) => id = found,
+                None => return Ok(None),
+            }
+        }
+        if id == scan::TOP {
+            return Ok(None); // the root itself is not an entry
+        }
         Ok(self
             .conn
             .query_row(
-                &format!(
-                    "SELECT {ENTRY_COLUMNS} FROM entries WHERE location_id = ?1 AND path = ?2"
-                ),
-                params![location_id, path],
+                &format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE id = ?1"),
+                [id],
                 entry_row,
             )
             .optional()?)

@@ -117,6 +117,41 @@ impl ScanWriter {
             .unwrap_or(false)
     }
 
+    /// The id of the directory at `rel` (relative path), from the cache or
+    /// found component by component; None if it is not indexed.
+    fn resolve_dir(
+        &mut self,
+        find_id: &mut rusqlite::CachedStatement<'_>,
+        rel: &[u8],
+    ) -> Result<Option<i64>> {
+        if let Some(&id) = self.dir_ids.get(rel) {
+            return Ok(Some(id));
+        }
+        let mut parent = TOP;
+        let mut end = 0;
+        for part in rel.split(|&b| b == b'/') {
+            end += part.len();
+            let prefix = &rel[..end];
+            parent = match self.dir_ids.get(prefix) {
+                Some(&id) => id,
+                None => {
+                    let found: Option<i64> = find_id
+                        .query_row(params![self.location_id, parent, part], |r| r.get(0))
+                        .optional()?;
+                    match found {
+                        Some(id) => {
+                            self.dir_ids.insert(prefix.to_vec(), id);
+                            id
+                        }
+                        None => return Ok(None),
+                    }
+                }
+            };
+            end += 1; // the slash
+        }
+        Ok(Some(parent))
+    }
+
     /// Write one walker batch in one transaction. Entries outside the
     /// location's root are reported as errors and skipped.
     pub fn write_batch(&mut self, db: &mut LibraryDb, batch: &Batch) -> Result<Vec<FsError>> {
@@ -125,7 +160,10 @@ impl ScanWriter {
         {
             let mut find = tx.prepare_cached(
                 "SELECT id, kind, size, mtime_ns, ctime_ns, inode, device, mode FROM entries \
-                 WHERE location_id = ?1 AND path = ?2",
+                 WHERE location_id = ?1 AND parent_id = ?2 AND name = ?3",
+            )?;
+            let mut find_id = tx.prepare_cached(
+                "SELECT id FROM entries WHERE location_id = ?1 AND parent_id = ?2 AND name = ?3",
             )?;
             let mut insert = tx.prepare_cached(
                 "INSERT INTO entries (location_id, path, parent_id, name, extension, kind, size, \
@@ -151,23 +189,16 @@ impl ScanWriter {
                 let (inode, device) = (signed(batch.inodes[i]), signed(batch.devices[i]));
                 let (mtime, ctime, mode) = (batch.mtimes_ns[i], batch.ctimes_ns[i], batch.modes[i]);
                 self.count(kind, batch.sizes[i]);
-                let parent = match rel.iter().rposition(|&b| b == b'/') {
-                    Some(cut) => {
-                        let parent_rel = &rel[..cut];
-                        match self.dir_ids.get(parent_rel) {
-                            Some(&id) => Some(id),
-                            None => {
-                                let id: Option<i64> = find
-                                    .query_row(params![self.location_id, parent_rel], |r| r.get(0))
-                                    .optional()?;
-                                if let Some(id) = id {
-                                    self.dir_ids.insert(parent_rel.to_vec(), id);
-                                }
-                                id
-                            }
-                        }
-                    }
-                    None => None,
+                let (parent_rel, name) = split_name(rel);
+                let parent = match parent_rel {
+                    None => Some(TOP),
+                    Some(parent_rel) => self.resolve_dir(&mut find_id, parent_rel)?,
+                };
+                let Some(parent) = parent else {
+                    // Cannot happen for a walk (a directory comes before its
+                    // children), but never write an entry without its parent.
+                    problems.push(FsError::other(path, 0, "its directory is not indexed"));
+                    continue;
                 };
                 let cas = if hashed {
                     batch.cas_ids[i].as_deref()
@@ -182,7 +213,7 @@ impl ScanWriter {
                 let known = if self.fresh {
                     None
                 } else {
-                    find.query_row(params![self.location_id, rel], |r| {
+                    find.query_row(params![self.location_id, parent, name], |r| {
                         Ok(Known {
                             id: r.get(0)?,
                             kind: r.get(1)?,
@@ -198,7 +229,7 @@ impl ScanWriter {
                 };
                 let id = match known {
                     None => {
-                        let (name, ext) = name_and_extension(rel, kind);
+                        let ext = extension(name, kind);
                         insert.execute(params![
                             self.location_id,
                             rel,
@@ -350,39 +381,46 @@ fn vanished(path: &[u8]) -> bool {
     }
 }
 
-/// Display name (lossy UTF-8) and lower-case extension (files only; none for
-/// dot-files or names without a dot).
-fn name_and_extension(rel: &[u8], kind: u8) -> (String, Option<String>) {
-    let name = match rel.iter().rposition(|&b| b == b'/') {
-        Some(cut) => &rel[cut + 1..],
-        None => rel,
-    };
-    let ext = if kind == Kind::File as u8 {
-        match name.iter().rposition(|&b| b == b'.') {
-            Some(dot) if dot > 0 && dot + 1 < name.len() => {
-                Some(String::from_utf8_lossy(&name[dot + 1..]).to_lowercase())
-            }
-            _ => None,
+/// The parent id of entries at the top of a location.
+pub(crate) const TOP: i64 = 0;
+
+/// A relative path's parent (None at the top) and last component.
+pub(crate) fn split_name(rel: &[u8]) -> (Option<&[u8]>, &[u8]) {
+    match rel.iter().rposition(|&b| b == b'/') {
+        Some(cut) => (Some(&rel[..cut]), &rel[cut + 1..]),
+        None => (None, rel),
+    }
+}
+
+/// Lower-case extension of a file's name; none for other kinds, dot-files
+/// and names without a dot.
+fn extension(name: &[u8], kind: u8) -> Option<String> {
+    if kind != Kind::File as u8 {
+        return None;
+    }
+    match name.iter().rposition(|&b| b == b'.') {
+        Some(dot) if dot > 0 && dot + 1 < name.len() => {
+            Some(String::from_utf8_lossy(&name[dot + 1..]).to_lowercase())
         }
-    } else {
-        None
-    };
-    (String::from_utf8_lossy(name).into_owned(), ext)
+        _ => None,
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::name_and_extension;
+    use super::{extension, split_name};
 
     #[test]
     fn names_and_extensions() {
         assert_eq!(
-            name_and_extension(b"a/b/IMG.JPG", 0),
-            ("IMG.JPG".into(), Some("jpg".into()))
+            split_name(b"a/b/IMG.JPG"),
+            (Some(&b"a/b"[..]), &b"IMG.JPG"[..])
         );
-        assert_eq!(name_and_extension(b".bashrc", 0), (".bashrc".into(), None));
-        assert_eq!(name_and_extension(b"a/noext", 0), ("noext".into(), None));
-        assert_eq!(name_and_extension(b"dir.d", 1), ("dir.d".into(), None));
-        assert_eq!(name_and_extension(b"trail.", 0), ("trail.".into(), None));
+        assert_eq!(split_name(b"top"), (None, &b"top"[..]));
+        assert_eq!(extension(b"IMG.JPG", 0), Some("jpg".into()));
+        assert_eq!(extension(b".bashrc", 0), None);
+        assert_eq!(extension(b"noext", 0), None);
+        assert_eq!(extension(b"dir.d", 1), None);
+        assert_eq!(extension(b"trail.", 0), None);
     }
 }

@@ -1,8 +1,12 @@
 //! library.db's layout and its migrations.
 //!
 //! Indices are chosen for cheap inserts as well as for the queries the jobs
-//! make: `entries_path` and `entries_parent` grow where the walk writes (a
-//! directory's children are inserted together). An entry's content identity
+//! make. An entry is identified by its directory and its name (exact bytes):
+//! `entries_name` (location, parent id, name) is both the unique key and the
+//! list of a directory's children, and it grows where the walk writes, since
+//! a new directory's children get keys after every existing one. `parent_id`
+//! is 0 at the top of a location; `path` (relative, bytes) is kept for output
+//! and for reaching the file, without an index. An entry's content identity
 //! is its `cas_id` (the key of `content_identities`); the lookup from a
 //! cas_id to its entries, `entry_content`, is filled in one pass sorted by
 //! cas_id after the walk, so no index in cas_id order (random order) is
@@ -39,8 +43,8 @@ CREATE TABLE entries (
     id INTEGER PRIMARY KEY,
     location_id INTEGER NOT NULL REFERENCES locations(id) ON DELETE CASCADE,
     path BLOB NOT NULL,
-    parent_id INTEGER,
-    name TEXT NOT NULL,
+    parent_id INTEGER NOT NULL,
+    name BLOB NOT NULL,
     extension TEXT,
     kind INTEGER NOT NULL,
     size INTEGER NOT NULL,
@@ -55,8 +59,7 @@ CREATE TABLE entries (
     checksum TEXT,
     indexed_at REAL NOT NULL
 );
-CREATE UNIQUE INDEX entries_path ON entries(location_id, path);
-CREATE INDEX entries_parent ON entries(parent_id);
+CREATE UNIQUE INDEX entries_name ON entries(location_id, parent_id, name);
 ";
 
 /// Migrations by the version they produce. Never edit a shipped entry; add one.
