@@ -211,8 +211,7 @@ class IndexJob(PhasedJob):
             for _ in scan:
                 pass
         stats: ScanStats = scan.sweep()
-        scan.close()
-        self._scan = None
+        self._scan = scan  # aggregation uses what it gathered
         ctx.shared["moved"] = ctx.shared.get("moved", 0) + stats.moved
         ctx.shared["deleted"] = ctx.shared.get("deleted", 0) + stats.deleted
         self._report(ctx, location.path, 0.0)
@@ -222,12 +221,20 @@ class IndexJob(PhasedJob):
         location = self._location(ctx)
         s = ctx.shared
         unchanged = not (s.get("new") or s.get("modified") or s.get("moved") or s.get("deleted"))
-        if unchanged and location.total_size is not None and location.file_count is not None:
-            # Nothing was added, changed or removed: the sums stand.
-            s.update(total_size=location.total_size, file_count=location.file_count)
-            return None
-        total, files = self._lib(ctx).aggregate(location)
-        s.update(total_size=total, file_count=files)
+        scan, self._scan = self._scan, None
+        try:
+            if unchanged and location.total_size is not None and location.file_count is not None:
+                # Nothing was added, changed or removed: the sums stand.
+                s.update(total_size=location.total_size, file_count=location.file_count)
+                return None
+            if scan is not None:
+                total, files = scan.aggregate()  # from the sums gathered while writing
+            else:
+                total, files = self._lib(ctx).aggregate(location)  # resumed here
+            s.update(total_size=total, file_count=files)
+        finally:
+            if scan is not None:
+                scan.close()
         return None
 
     def content(self, ctx: PhaseContext) -> PhaseResult:

@@ -90,6 +90,12 @@ class Scan:
         """After the last step: remove entries that are gone from disk."""
         return ScanStats(*self._inner.sweep())
 
+    def aggregate(self) -> tuple[int, int]:
+        """After :meth:`sweep`: set directory sizes and file counts (from what
+        this scan wrote, when it saw the whole location); returns the
+        location's total bytes and regular files."""
+        return self._inner.aggregate()
+
     @property
     def stats(self) -> ScanStats:
         return ScanStats(*self._inner.stats)

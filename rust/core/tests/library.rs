@@ -116,3 +116,48 @@ fn scan_rescan_aggregate_and_content() {
     assert_eq!(db.remove_location(loc.id).unwrap(), 5);
     assert!(db.locations().unwrap().is_empty());
 }
+
+#[test]
+fn sums_gathered_while_writing_equal_the_database_aggregate() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("tree");
+    fs::create_dir(&root).unwrap();
+    tree(&root);
+    let mut db = LibraryDb::open(&dir.path().join("library.db")).unwrap();
+    let loc = db
+        .add_location(&bytes(&root), IndexMode::Shallow, true)
+        .unwrap();
+    let dir_sums = |db: &LibraryDb| -> Vec<(Vec<u8>, Option<i64>, Option<i64>)> {
+        let mut rows: Vec<_> = db
+            .entries(loc.id, 0, 1000)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == 1)
+            .map(|e| (e.path, e.agg_size, e.file_count))
+            .collect();
+        rows.sort();
+        rows
+    };
+    for (fresh, edit) in [(true, false), (false, true)] {
+        if edit {
+            fs::write(root.join("a/b/more"), vec![1u8; 77]).unwrap();
+            fs::remove_dir_all(root.join("c")).unwrap();
+        }
+        let opts = WalkOptions {
+            batch_size: 3,
+            threads: 2,
+            ..WalkOptions::default()
+        };
+        let mut walker = Walker::new(&[bytes(&root)], opts, CancelToken::new()).unwrap();
+        let mut writer = ScanWriter::new(&db, loc.id, fresh).unwrap();
+        while let Some(batch) = walker.next_batch().unwrap() {
+            writer.write_batch(&mut db, &batch).unwrap();
+        }
+        writer.sweep(&mut db).unwrap();
+        let from_scan = writer.aggregate(&mut db).unwrap();
+        let rows_from_scan = dir_sums(&db);
+        let from_db = aggregate(&mut db, loc.id).unwrap();
+        assert_eq!(from_scan, from_db);
+        assert_eq!(rows_from_scan, dir_sums(&db));
+    }
+}

@@ -105,6 +105,14 @@ impl Scan {
         })
     }
 
+    /// After the sweep: set directory sizes and file counts; returns the
+    /// location's (total bytes, regular files).
+    fn aggregate(&self, py: Python<'_>) -> PyResult<(i64, i64)> {
+        let mut guard = self.inner.try_lock().map_err(|_| busy())?;
+        let pipeline = &mut *guard;
+        self.db.get().with(py, |db| pipeline.aggregate(db))
+    }
+
     #[getter]
     fn stats(&self) -> PyResult<StatsTuple> {
         let guard = self.inner.try_lock().map_err(|_| busy())?;

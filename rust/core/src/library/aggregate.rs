@@ -46,6 +46,20 @@ pub fn aggregate(db: &mut LibraryDb, location_id: i64) -> Result<(i64, i64)> {
             sums.insert(parent, (size, count));
         }
     }
+    let totals = write_sums(&tx, location_id, dirs, sums)?;
+    tx.commit()?;
+    Ok(totals)
+}
+
+/// Carry the per-directory sums of files (`sums`: parent id → bytes, count)
+/// up the tree and write them, with the location's totals, inside `tx`.
+/// `dirs` holds every directory as (id, parent id, path length).
+pub(crate) fn write_sums(
+    tx: &rusqlite::Transaction<'_>,
+    location_id: i64,
+    mut dirs: Vec<(i64, i64, i64)>,
+    mut sums: HashMap<i64, (i64, i64)>,
+) -> Result<(i64, i64)> {
     dirs.sort_by_key(|&(_, _, len)| std::cmp::Reverse(len));
     {
         let mut update = tx.prepare_cached(
@@ -65,6 +79,5 @@ pub fn aggregate(db: &mut LibraryDb, location_id: i64) -> Result<(i64, i64)> {
         "UPDATE locations SET total_size = ?2, file_count = ?3 WHERE id = ?1",
         params![location_id, total, files],
     )?;
-    tx.commit()?;
     Ok((total, files))
 }

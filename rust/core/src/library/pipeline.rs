@@ -181,6 +181,17 @@ impl ScanPipeline {
         self.writer.sweep(db)
     }
 
+    /// After the sweep: directory sizes and file counts, from what this scan
+    /// wrote when it saw the whole location (else from the database).
+    pub fn aggregate(&mut self, db: &mut LibraryDb) -> Result<(i64, i64)> {
+        if !self.finished {
+            return Err(Error::InvalidArgument(
+                "aggregate after the last step and the sweep".into(),
+            ));
+        }
+        self.writer.aggregate(db)
+    }
+
     pub fn stats(&self) -> ScanStats {
         self.writer.stats
     }

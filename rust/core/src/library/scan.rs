@@ -45,6 +45,11 @@ pub struct ScanWriter {
     /// Entry ids this scan saw (a bitset indexed by id), and how many.
     seen: Vec<u64>,
     seen_count: u64,
+    /// What aggregation needs, gathered while writing: bytes and count of
+    /// the regular files directly in each directory, and every directory as
+    /// (id, parent id, path length).
+    file_sums: HashMap<i64, (i64, i64)>,
+    dirs: Vec<(i64, i64, i64)>,
     /// Files inserted by this scan, by (device, inode): move detection.
     new_files: HashMap<(i64, i64), i64>,
     pub stats: ScanStats,
@@ -89,6 +94,8 @@ impl ScanWriter {
             dir_ids: HashMap::new(),
             seen: Vec::new(),
             seen_count: 0,
+            file_sums: HashMap::new(),
+            dirs: Vec::new(),
             new_files: HashMap::new(),
             stats: ScanStats::default(),
         })
@@ -289,6 +296,11 @@ impl ScanWriter {
                 };
                 if kind == Kind::Dir as u8 {
                     self.dir_ids.insert(rel.to_vec(), id);
+                    self.dirs.push((id, parent, rel.len() as i64));
+                } else if kind == Kind::File as u8 {
+                    let sum = self.file_sums.entry(parent).or_insert((0, 0));
+                    sum.0 += size;
+                    sum.1 += 1;
                 }
                 self.mark_seen(id);
             }
@@ -308,6 +320,21 @@ impl ScanWriter {
             k if k == Kind::Symlink as u8 => s.symlinks += 1,
             _ => s.other += 1,
         }
+    }
+
+    /// After the sweep: directory sizes and file counts (see
+    /// [`super::aggregate`]), from the sums gathered while writing when this
+    /// scan saw every entry the location has, else from the database.
+    pub fn aggregate(&mut self, db: &mut LibraryDb) -> Result<(i64, i64)> {
+        if self.seen_count != db.entry_count(self.location_id)? {
+            return super::aggregate(db, self.location_id); // a resumed scan
+        }
+        let tx = db.conn.transaction()?;
+        let dirs = std::mem::take(&mut self.dirs);
+        let sums = std::mem::take(&mut self.file_sums);
+        let totals = super::aggregate::write_sums(&tx, self.location_id, dirs, sums)?;
+        tx.commit()?;
+        Ok(totals)
     }
 
     /// After the walk: delete the location's entries this scan did not see
