@@ -7,6 +7,7 @@
 
 mod aggregate;
 mod content;
+mod fresh;
 mod pipeline;
 mod scan;
 mod schema;

@@ -164,6 +164,11 @@ impl ScanWriter {
     pub fn write_batch(&mut self, db: &mut LibraryDb, batch: &Batch) -> Result<Vec<FsError>> {
         let mut problems = Vec::new();
         let tx = db.conn.transaction()?;
+        if self.fresh {
+            self.write_fresh(&tx, batch, &mut problems)?;
+            tx.commit()?;
+            return Ok(problems);
+        }
         {
             let mut find = tx.prepare_cached(
                 "SELECT id, kind, size, mtime_ns, ctime_ns, inode, device, mode FROM entries \
@@ -294,22 +299,42 @@ impl ScanWriter {
                         k.id
                     }
                 };
-                if kind == Kind::Dir as u8 {
-                    self.dir_ids.insert(rel.to_vec(), id);
-                    self.dirs.push((id, parent, rel.len() as i64));
-                } else if kind == Kind::File as u8 {
-                    let sum = self.file_sums.entry(parent).or_insert((0, 0));
-                    sum.0 += size;
-                    sum.1 += 1;
-                }
-                self.mark_seen(id);
+                self.record(id, parent, rel, kind, size);
             }
         }
         tx.commit()?;
         Ok(problems)
     }
 
-    fn count(&mut self, kind: u8, size: u64) {
+    /// What the scan keeps of every entry it wrote or found: directory ids
+    /// (parents of later entries), sums for aggregation, the seen set.
+    pub(crate) fn record(&mut self, id: i64, parent: i64, rel: &[u8], kind: u8, size: i64) {
+        if kind == Kind::Dir as u8 {
+            self.dir_ids.insert(rel.to_vec(), id);
+            self.dirs.push((id, parent, rel.len() as i64));
+        } else if kind == Kind::File as u8 {
+            let sum = self.file_sums.entry(parent).or_insert((0, 0));
+            sum.0 += size;
+            sum.1 += 1;
+        }
+        self.mark_seen(id);
+    }
+
+    /// `path` relative to the location's root (None if outside it).
+    pub(crate) fn relative<'p>(&self, path: &'p [u8]) -> Option<&'p [u8]> {
+        path.strip_prefix(self.prefix.as_slice())
+    }
+
+    /// The id of a directory this scan has met.
+    pub(crate) fn known_dir(&self, rel: &[u8]) -> Option<i64> {
+        self.dir_ids.get(rel).copied()
+    }
+
+    pub(crate) fn location_id(&self) -> i64 {
+        self.location_id
+    }
+
+    pub(crate) fn count(&mut self, kind: u8, size: u64) {
         let s = &mut self.stats;
         match kind {
             k if k == Kind::File as u8 => {
@@ -421,7 +446,7 @@ pub(crate) fn split_name(rel: &[u8]) -> (Option<&[u8]>, &[u8]) {
 
 /// Lower-case extension of a file's name; none for other kinds, dot-files
 /// and names without a dot.
-fn extension(name: &[u8], kind: u8) -> Option<String> {
+pub(crate) fn extension(name: &[u8], kind: u8) -> Option<String> {
     if kind != Kind::File as u8 {
         return None;
     }
