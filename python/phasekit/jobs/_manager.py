@@ -287,15 +287,8 @@ class JobManager:
         """Pause now if queued; at the next safe point if running (here, or
         in another process sharing this jobs.db)."""
         self._user_paused.add(job_id)
-        control = self._slots.control(job_id)
-        status = self.store.get_job(job_id).status
-        if control is not None:
-            control.pause()
-        elif status is JobStatus.QUEUED:
-            self.store.set_status(job_id, JobStatus.PAUSED)
+        if self._slots.stop(job_id, "pause"):
             self._notify()
-        elif status is JobStatus.RUNNING:
-            self.store.request_stop(job_id, "pause")  # running in another process
 
     async def resume(self, job_id: str) -> None:
         self._user_paused.discard(job_id)
@@ -318,14 +311,7 @@ class JobManager:
         for target in list(targets):
             targets += self.store.descendants(target)
         for target in dict.fromkeys(targets):
-            control = self._slots.control(target)
-            status = self.store.get_job(target).status
-            if control is not None:
-                control.cancel()
-            elif status is JobStatus.RUNNING:
-                self.store.request_stop(target, "cancel")  # running in another process
-            elif not status.finished:
-                self.store.finish(target, JobStatus.CANCELLED)
+            self._slots.stop(target, "cancel")
         self._check_blocked = True  # jobs that depend on it fail
         self._wake.set()
         self._notify()

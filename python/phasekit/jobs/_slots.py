@@ -14,7 +14,7 @@ import threading
 import time
 
 from ._context import JobControl
-from ._store import JobStore
+from ._store import JobStatus, JobStore
 
 #: Queued jobs read per page.
 READY_PAGE = 32
@@ -41,15 +41,36 @@ class Slots:
         self._read_at = -math.inf
         self._closing = False
 
-    def control(self, job_id: str) -> JobControl | None:
-        """The control of a job running here, or None."""
-        with self._lock:
-            entry = self._running.get(job_id)
-            return None if entry is None else entry[1]
-
     def running(self) -> dict[str, JobControl]:
         with self._lock:
             return {job_id: control for job_id, (_, control) in self._running.items()}
+
+    def stop(self, job_id: str, how: str) -> bool:
+        """Pause (``how="pause"``) or cancel a job wherever it is: running
+        here, at its next safe point; running in another process, through a
+        request in jobs.db; queued (or paused, for cancel), at once. Under
+        the lock, so a worker cannot claim the job in between. True if the
+        job was queued or paused and is stopped now."""
+        with self._lock:
+            entry = self._running.get(job_id)
+            if entry is not None:
+                control = entry[1]
+                if how == "cancel":
+                    control.cancel()
+                else:
+                    control.pause()
+                return False
+            status = self.store.get_job(job_id).status
+            if status is JobStatus.RUNNING:
+                self.store.request_stop(job_id, how)  # running in another process
+                return False
+            if how == "pause" and status is JobStatus.QUEUED:
+                self.store.set_status(job_id, JobStatus.PAUSED)
+                return True
+            if how == "cancel" and not status.finished:
+                self.store.finish(job_id, JobStatus.CANCELLED)
+                return True
+            return False
 
     def release(self, job_id: str) -> None:
         with self._lock:
