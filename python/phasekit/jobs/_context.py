@@ -161,13 +161,17 @@ class JobContext:
             )
         )
 
-    def report_done(self) -> None:
-        """The job completed: its last report becomes 100 %, with no phase."""
-        self.phase_progress = None
-        self._pending_progress = dataclasses.replace(
-            self._last_report, phase=None, explicit_percent=100.0, eta_s=0.0
-        )
-        self.flush_progress()
+    def final_progress(self, completed: bool) -> dict[str, Any] | None:
+        """The progress to store with the run's end (in the same write): for
+        a completed job its last report at 100 %, with no phase; else the
+        report not written yet, if any. None: nothing new to store."""
+        if completed:
+            self.phase_progress = None
+            self._pending_progress = dataclasses.replace(
+                self._last_report, phase=None, explicit_percent=100.0, eta_s=0.0
+            )
+        pending, self._pending_progress = self._pending_progress, None
+        return None if pending is None else pending.to_dict()
 
     def report_phase(self, phase: PhaseProgress | None) -> None:
         """The phase processor's atomic-unit progress: replaces the phase part

@@ -53,12 +53,11 @@ def execute(
     status, output, error = _run(job.run, ctx)
     if status is JobStatus.COMPLETED and ctx.errors:
         status = JobStatus.COMPLETED_WITH_ERRORS
-    if status in (JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_ERRORS):
-        ctx.report_done()
-    ctx.flush_progress()
+    completed = status in (JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_ERRORS)
     store.finish(
         job_id,
         status,
+        progress=ctx.final_progress(completed),
         output=output,
         error=error,
         warnings=ctx.warnings,

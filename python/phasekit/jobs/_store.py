@@ -426,8 +426,10 @@ class JobStore:
         warnings: list[str] | None = None,
         errors: list[dict[str, Any]] | None = None,
         metrics: dict[str, Any] | None = None,
+        progress: Any = None,
     ) -> None:
-        """Record how a run ended (paused and cancelled runs too), in one write.
+        """Record how a run ended (paused and cancelled runs too), in one write;
+        ``progress``, if not None, replaces the stored progress.
 
         In the same transaction, a finished job's summary goes to job_history;
         when a job first finishes, a scheduled one that completed or failed
@@ -440,6 +442,7 @@ class JobStore:
             cur = db.execute(
                 "UPDATE jobs SET status = ?, error = ?, output = ?, warnings = ?, errors = ?,"
                 " metrics = ?, updated_at = ?, request = NULL,"
+                " progress = COALESCE(?, progress),"
                 " finished_at = CASE WHEN ? THEN ? ELSE finished_at END WHERE id = ?",
                 (
                     status.value,
@@ -449,6 +452,7 @@ class JobStore:
                     encode(errors or []),
                     encode(metrics or {}),
                     now,
+                    None if progress is None else encode(progress),
                     status.finished,
                     now,
                     job_id,
