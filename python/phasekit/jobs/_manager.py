@@ -29,7 +29,7 @@ from ._owners import Ownership
 from ._phase_model import PhaseRecord
 from ._phases import phase_history
 from ._progress import JobProgress
-from ._runner import execute
+from ._runner import run_job
 from ._schedule import check_every
 from ._slots import Slots
 from ._store import JobRecord, JobStatus, JobStore
@@ -364,10 +364,11 @@ class JobManager:
 
     def _chain(self, job_id: str, control: JobControl) -> None:
         """In a worker thread: run the job, then the next ready ones, until
-        none is ready (then the slot goes back to the scheduler)."""
+        none is ready (then the slot goes back to the scheduler). A job's end
+        and the claim of the next one are one write."""
         while True:
             try:
-                execute(
+                status, end = run_job(
                     self.store,
                     job_id,
                     registry=self.registry,
@@ -375,14 +376,16 @@ class JobManager:
                     claimed=True,
                     library=self.library,
                 )
-            finally:
+                nxt = self._slots.finish_and_pick(job_id, status, end)
+            except BaseException:
                 self._slots.release(job_id)
+                raise
+            finally:
                 self._check_blocked = True  # read by the scheduler's next pass
             if job_id in self._watched:
                 # RuntimeError: the event loop is gone, nobody is left to tell.
                 with contextlib.suppress(RuntimeError):
                     anyio.from_thread.run_sync(self._notify)
-            nxt = self._slots.pick(most=1)
             if not nxt:
                 return
             job_id, control = nxt[0]

@@ -34,19 +34,33 @@ def execute(
     caller (the manager) has already marked the job running; ``library`` is
     handed to the job as ``ctx.library``.
     """
+    status, end = run_job(
+        store, job_id, registry=registry, control=control, claimed=claimed, library=library
+    )
+    store.finish(job_id, status, **end)
+    return status
+
+
+def run_job(
+    store: JobStore,
+    job_id: str,
+    *,
+    registry: JobRegistry | None = None,
+    control: JobControl | None = None,
+    claimed: bool = False,
+    library: Any = None,
+) -> tuple[JobStatus, dict[str, Any]]:
+    """:func:`execute` without recording the end: returns the status and the
+    keyword arguments of ``store.finish`` (the manager writes them together
+    with its claim of the next job, in one transaction)."""
     registry = registry or default_registry
     control = control or JobControl()
     try:
         record, checkpoint = store.load_for_run(job_id)
-    except CorruptStateError as exc:
-        store.finish(job_id, JobStatus.FAILED, error=f"cannot start: {exc}")
-        return JobStatus.FAILED
-    try:
         cls = registry.get(record.name)
         job = cls.from_state(record.input())
     except (UnknownJobError, CorruptStateError) as exc:
-        store.finish(job_id, JobStatus.FAILED, error=f"cannot start: {exc}")
-        return JobStatus.FAILED
+        return JobStatus.FAILED, {"error": f"cannot start: {exc}"}
     ctx = JobContext(job_id, record.name, store, control, checkpoint, registry, library)
     if not claimed:
         store.set_status(job_id, JobStatus.RUNNING)
@@ -54,17 +68,14 @@ def execute(
     if status is JobStatus.COMPLETED and ctx.errors:
         status = JobStatus.COMPLETED_WITH_ERRORS
     completed = status in (JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_ERRORS)
-    store.finish(
-        job_id,
-        status,
-        progress=ctx.final_progress(completed),
-        output=output,
-        error=error,
-        warnings=ctx.warnings,
-        errors=ctx.errors,
-        metrics=ctx.metrics.as_dict(phases=ctx.phase_history),
-    )
-    return status
+    return status, {
+        "progress": ctx.final_progress(completed),
+        "output": output,
+        "error": error,
+        "warnings": ctx.warnings,
+        "errors": ctx.errors,
+        "metrics": ctx.metrics.as_dict(phases=ctx.phase_history),
+    }
 
 
 def _run(run: Any, ctx: JobContext) -> tuple[JobStatus, Any, str | None]:

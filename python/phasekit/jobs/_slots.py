@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from typing import Any
 
 from ._context import JobControl
 from ._store import JobStatus, JobStore
@@ -90,45 +91,71 @@ class Slots:
         """Claim up to ``most`` ready jobs (default: every free slot) within
         the limits; they count as running from now on."""
         with self._lock:
+            return self._pick(most, None)
+
+    def finish_and_pick(
+        self, job_id: str, status: JobStatus, end: dict[str, Any]
+    ) -> list[tuple[str, JobControl]]:
+        """A worker is done with ``job_id``: record its end (``end``: the
+        keyword arguments of ``JobStore.finish``) and claim the next ready
+        job, in one transaction; returns what it claimed (at most one)."""
+        with self._lock:
+            self._running.pop(job_id, None)
             if self._closing:
+                self.store.finish(job_id, status, **end)
                 return []
-            # A parent waiting for its children holds no slot.
-            active = [name for name, control in self._running.values() if not control.waiting]
-            goal = (
-                self.max_concurrency
-                if most is None
-                else min(self.max_concurrency, len(active) + most)
-            )
-            started: list[tuple[str, JobControl]] = []
-            offset = 0
-            while len(active) < goal:
-                page, full = self._page(offset)
-                picked: list[tuple[str, str]] = []
-                rest: list[tuple[str, str]] = []
-                for job_id, name in page:
-                    limit = self.limits.get(name)
-                    same = active.count(name) + sum(1 for _, n in picked if n == name)
-                    if (
-                        len(active) + len(picked) >= goal
-                        or job_id in self._running
-                        or (limit is not None and same >= limit)
-                    ):
-                        rest.append((job_id, name))
-                    else:
-                        picked.append((job_id, name))
-                self._candidates = rest or None
-                names = dict(picked)
-                for job_id in self.store.claim([job_id for job_id, _ in picked], self.owner):
-                    control = JobControl()
-                    self._running[job_id] = (names[job_id], control)
-                    started.append((job_id, control))
-                    active.append(names[job_id])
-                if picked and len(active) < goal:
-                    continue  # some were claimed elsewhere meanwhile: look again
-                if not full:
-                    break
-                offset += READY_PAGE
-            return started
+            return self._pick(1, (job_id, status, end))
+
+    def _pick(
+        self, most: int | None, finishing: tuple[str, JobStatus, dict[str, Any]] | None
+    ) -> list[tuple[str, JobControl]]:
+        """Under the lock: choose and claim (with ``finishing`` recorded in
+        the first claim's transaction; recorded alone if nothing is chosen)."""
+        if self._closing:
+            return []
+        # A parent waiting for its children holds no slot.
+        active = [name for name, control in self._running.values() if not control.waiting]
+        goal = min(self.max_concurrency, len(active) + (most or self.max_concurrency))
+        started: list[tuple[str, JobControl]] = []
+        offset = 0
+        while len(active) < goal:
+            page, full = self._page(offset)
+            picked: list[tuple[str, str]] = []
+            rest: list[tuple[str, str]] = []
+            for job_id, name in page:
+                limit = self.limits.get(name)
+                same = active.count(name) + sum(1 for _, n in picked if n == name)
+                if (
+                    len(active) + len(picked) >= goal
+                    or job_id in self._running
+                    or (limit is not None and same >= limit)
+                ):
+                    rest.append((job_id, name))
+                else:
+                    picked.append((job_id, name))
+            self._candidates = rest or None
+            names = dict(picked)
+            ids = [job_id for job_id, _ in picked]
+            if finishing is not None:
+                done_id, status, end = finishing
+                claimed = self.store.finish_and_claim(done_id, status, end, ids, self.owner or "")
+                finishing = None
+            else:
+                claimed = self.store.claim(ids, self.owner)
+            for job_id in claimed:
+                control = JobControl()
+                self._running[job_id] = (names[job_id], control)
+                started.append((job_id, control))
+                active.append(names[job_id])
+            if picked and len(active) < goal:
+                continue  # some were claimed elsewhere meanwhile: look again
+            if not full:
+                break
+            offset += READY_PAGE
+        if finishing is not None:  # nothing was ready: record the end alone
+            done_id, status, end = finishing
+            self.store.finish(done_id, status, **end)
+        return started
 
     def _page(self, offset: int) -> tuple[list[tuple[str, str]], bool]:
         """Candidates: the kept page if fresh, else a page read from jobs.db."""

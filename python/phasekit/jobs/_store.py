@@ -150,14 +150,22 @@ ALTER TABLE jobs ADD COLUMN request TEXT;
 ALTER TABLE jobs ADD COLUMN owner TEXT;
 """
 
+_V6 = """
+DROP INDEX jobs_depends_on;
+CREATE INDEX jobs_depends_on ON jobs(depends_on) WHERE depends_on IS NOT NULL;
+DROP INDEX jobs_parent;
+CREATE INDEX jobs_parent ON jobs(parent_id) WHERE parent_id IS NOT NULL;
+"""
+
 #: Migrations by the version they produce. Version 1 is the first layout;
 #: version 2 added dependencies and interval schedules; version 3 added child
 #: keys, schedule ids and a fuller history; version 4 an index for the next
 #: scheduled start and the full dispatch order in the status index; version 5
 #: a stop request (pause or cancel a job running in another process) and the
-#: owner (the manager) of a running job.
+#: owner (the manager) of a running job; version 6 makes the dependency and
+#: parent indices partial (most jobs have neither: a dispatch writes less).
 #: Never edit a shipped entry: add a new one.
-MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5}
+MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 
@@ -436,31 +444,28 @@ class JobStore:
         gets its next occurrence queued, and a cancelled one has its queued and
         paused descendants cancelled too.
         """
-        now = time.time()
         with self._write() as db:
-            before = _status_of(db, job_id)
-            cur = db.execute(
-                "UPDATE jobs SET status = ?, error = ?, output = ?, warnings = ?, errors = ?,"
-                " metrics = ?, updated_at = ?, request = NULL,"
-                " progress = COALESCE(?, progress),"
-                " finished_at = CASE WHEN ? THEN ? ELSE finished_at END WHERE id = ?",
-                (
-                    status.value,
-                    error,
-                    encode(output),
-                    encode(warnings or []),
-                    encode(errors or []),
-                    encode(metrics or {}),
-                    now,
-                    None if progress is None else encode(progress),
-                    status.finished,
-                    now,
-                    job_id,
-                ),
+            _finish(db, job_id, status, output, error, warnings, errors, metrics, progress)
+
+    def finish_and_claim(
+        self, job_id: str, status: JobStatus, end: dict[str, Any], claim: list[str], owner: str
+    ) -> list[str]:
+        """:meth:`finish` (``end`` holds its keyword arguments) and
+        :meth:`claim` of the next jobs, in one transaction: a worker going on
+        to the next job writes once."""
+        with self._write() as db:
+            _finish(
+                db,
+                job_id,
+                status,
+                end.get("output"),
+                end.get("error"),
+                end.get("warnings"),
+                end.get("errors"),
+                end.get("metrics"),
+                end.get("progress"),
             )
-            if cur.rowcount == 0:
-                raise KeyError(f"no job with id {job_id!r}")
-            _ended(db, job_id, before, status, now, len(warnings or ()), len(errors or ()))
+            return _claims.claim(db, claim, time.time(), owner) if claim else []
 
     def outcome(self, job_id: str) -> dict[str, Any]:
         """Output, warnings, non-critical errors and metrics of the last run."""
@@ -594,6 +599,44 @@ _COLUMNS = (
 
 def _record(row: tuple[Any, ...]) -> JobRecord:
     return JobRecord(row[0], row[1], JobStatus(row[2]), *row[3:])
+
+
+def _finish(
+    db: sqlite3.Connection,
+    job_id: str,
+    status: JobStatus,
+    output: Any,
+    error: str | None,
+    warnings: list[str] | None,
+    errors: list[dict[str, Any]] | None,
+    metrics: dict[str, Any] | None,
+    progress: Any,
+) -> None:
+    """The write of :meth:`JobStore.finish`, inside an open transaction."""
+    now = time.time()
+    before = _status_of(db, job_id)
+    cur = db.execute(
+        "UPDATE jobs SET status = ?, error = ?, output = ?, warnings = ?, errors = ?,"
+        " metrics = ?, updated_at = ?, request = NULL,"
+        " progress = COALESCE(?, progress),"
+        " finished_at = CASE WHEN ? THEN ? ELSE finished_at END WHERE id = ?",
+        (
+            status.value,
+            error,
+            encode(output),
+            encode(warnings or []),
+            encode(errors or []),
+            encode(metrics or {}),
+            now,
+            None if progress is None else encode(progress),
+            status.finished,
+            now,
+            job_id,
+        ),
+    )
+    if cur.rowcount == 0:
+        raise KeyError(f"no job with id {job_id!r}")
+    _ended(db, job_id, before, status, now, len(warnings or ()), len(errors or ()))
 
 
 def _status_of(db: sqlite3.Connection, job_id: str) -> JobStatus | None:
