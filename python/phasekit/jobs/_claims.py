@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import sqlite3
 
-#: ``(id, name)`` of queued jobs that can start now, in dispatch order.
+#: ``(id, name, priority)`` of queued jobs that can start now, in dispatch order.
 READY_PAGE = """
-SELECT id, name FROM jobs
+SELECT id, name, priority FROM jobs
 WHERE status = 'queued'
   AND (next_run_at IS NULL OR next_run_at <= ?)
   AND (depends_on IS NULL OR (SELECT d.status FROM jobs d WHERE d.id = jobs.depends_on)

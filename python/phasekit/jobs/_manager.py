@@ -175,6 +175,10 @@ class JobManager:
         self._changed = anyio.Event()
         #: A dependency may have failed since the last look.
         self._check_blocked = True
+        #: The next planned start of a queued job (cached; see _schedule).
+        self._due: float | None = None
+        self._due_read_at = -math.inf
+        self._due_stale = True
         self._user_paused: set[str] = set()
         self.history_retention_s = history_retention_s
         self._last_prune = -math.inf
@@ -262,6 +266,8 @@ class JobManager:
             next_run_at=first_at,
         )
         self._slots.invalidate()  # the new job may come first
+        if first_at is not None or every is not None:
+            self._due_stale = True
         self._wake.set()
         # Let the scheduler start work while a caller dispatches many jobs.
         await anyio.lowlevel.checkpoint()
@@ -294,7 +300,7 @@ class JobManager:
         self._user_paused.discard(job_id)
         if self.store.get_job(job_id).status is JobStatus.PAUSED:
             self.store.set_status(job_id, JobStatus.QUEUED)
-            self._slots.invalidate()  # the new job may come first
+            self._slots.invalidate()  # it may come first
             self._wake.set()
             self._notify()
 
@@ -332,14 +338,20 @@ class JobManager:
                 last_blocked_check = now_mono
                 if self.store.fail_blocked():
                     self._notify()
-            for job_id, control in self._slots.pick():
-                self._tg.start_soon(self._slot, job_id, control)
+            # Taking the slots lock would wait for a worker's write: look
+            # first whether a slot can be free at all.
+            if self._slots.maybe_free():
+                for job_id, control in self._slots.pick():
+                    self._tg.start_soon(self._slot, job_id, control)
             self._wake = anyio.Event()
-            # Poll, but wake in time for the next scheduled occurrence.
+            # Poll, but wake in time for the next scheduled occurrence (read
+            # again once per poll, or when a dispatch planned one).
             timeout, now = POLL_S, time.time()
-            due = self.store.next_due(after=now)
-            if due is not None:
-                timeout = min(timeout, due - now)
+            if now_mono - self._due_read_at >= POLL_S or self._due_stale:
+                self._due = self.store.next_due(after=now)
+                self._due_read_at, self._due_stale = now_mono, False
+            if self._due is not None:
+                timeout = max(0.0, min(timeout, self._due - now))
             with anyio.move_on_after(timeout):
                 await self._wake.wait()
 

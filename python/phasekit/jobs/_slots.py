@@ -38,9 +38,13 @@ class Slots:
         self._lock = threading.Lock()
         self._running: dict[str, tuple[str, JobControl]] = {}
         #: Ready jobs read but not started yet, in dispatch order.
-        self._candidates: list[tuple[str, str]] | None = None
+        self._candidates: list[tuple[str, str, int]] | None = None
         self._read_at = -math.inf
         self._closing = False
+        #: Bumped (without the lock) when something is queued here; kept
+        #: candidates read under an older generation are read again.
+        self._generation = 0
+        self._candidates_generation = -1
 
     def running(self) -> dict[str, JobControl]:
         with self._lock:
@@ -78,9 +82,21 @@ class Slots:
             self._running.pop(job_id, None)
 
     def invalidate(self) -> None:
-        """Something was queued here: the next pick reads the queue again."""
-        with self._lock:
-            self._candidates = None
+        """Something was queued here: the next pick reads the queue again.
+
+        Lock-free on purpose: dispatch calls it for every job, and the lock
+        is held by workers while they write, which would stall the event
+        loop. An int assignment is atomic under the GIL; a pick racing with
+        it reads the queue again at worst.
+        """
+        self._generation += 1
+
+    def maybe_free(self) -> bool:
+        """A hint, without the lock: could a slot be free? (False: certainly
+        not, unless a waiting parent frees one; the next poll sees that.)"""
+        return len(self._running) < self.max_concurrency or any(
+            control.waiting for _, control in list(self._running.values())
+        )
 
     def close(self) -> None:
         """Start nothing more (the manager is shutting down)."""
@@ -121,8 +137,8 @@ class Slots:
         while len(active) < goal:
             page, full = self._page(offset)
             picked: list[tuple[str, str]] = []
-            rest: list[tuple[str, str]] = []
-            for job_id, name in page:
+            rest: list[tuple[str, str, int]] = []
+            for job_id, name, priority in page:
                 limit = self.limits.get(name)
                 same = active.count(name) + sum(1 for _, n in picked if n == name)
                 if (
@@ -130,7 +146,7 @@ class Slots:
                     or job_id in self._running
                     or (limit is not None and same >= limit)
                 ):
-                    rest.append((job_id, name))
+                    rest.append((job_id, name, priority))
                 else:
                     picked.append((job_id, name))
             self._candidates = rest or None
@@ -157,11 +173,14 @@ class Slots:
             self.store.finish(done_id, status, **end)
         return started
 
-    def _page(self, offset: int) -> tuple[list[tuple[str, str]], bool]:
+    def _page(self, offset: int) -> tuple[list[tuple[str, str, int]], bool]:
         """Candidates: the kept page if fresh, else a page read from jobs.db."""
         fresh = time.monotonic() - self._read_at <= CANDIDATES_TTL_S
-        if self._candidates is not None and fresh and not offset:
+        current = self._candidates_generation == self._generation
+        if self._candidates is not None and fresh and current and not offset:
             return self._candidates, False
+        generation = self._generation  # before the read: a later bump re-reads
         page = self.store.ready(limit=READY_PAGE, offset=offset)
         self._read_at = time.monotonic()
+        self._candidates_generation = generation
         return page, len(page) == READY_PAGE
