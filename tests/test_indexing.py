@@ -130,7 +130,10 @@ async def _reindex_after_edits(tmp_path: Path) -> None:
     make_tree(root, dirs=20, files_per_dir=15)
     with Library.open(tmp_path / "lib") as library:
         first = await index(library, root)
-        assert first.new == len(scan_tree(root))
+        tree = scan_tree(root)
+        assert first.new == len(tree)
+        # A new location is hashed while walked: every non-empty file.
+        assert first.hashed == sum(1 for e in tree.values() if e.kind == "file" and e.size)
         # Edits: add, modify, move, delete a file, delete a subtree.
         (root / "d00" / "added.txt").write_bytes(b"new file")
         (root / "d00" / "s000" / "f001.dat").write_bytes(b"changed and longer than before!")

@@ -71,7 +71,7 @@ _EntryRow = tuple[
     str | None,  # checksum
     float,  # indexed_at
 ]
-_ScanStats = tuple[int, int, int, int, int, int, int, int, int, int]
+_ScanStats = tuple[int, int, int, int, int, int, int, int, int, int, int]
 
 class PhasekitError(Exception): ...
 class CancelledError(PhasekitError): ...

@@ -75,6 +75,7 @@ class IndexSummary:
     unchanged: int
     moved: int
     deleted: int
+    #: Files hashed: while walked (a new location) or in the content phase.
     hashed: int
     errors: int
     total_size: int
@@ -83,6 +84,8 @@ class IndexSummary:
 
 
 _COUNTS = ("files", "dirs", "symlinks", "other", "bytes", "new", "modified", "unchanged")
+#: Scan counts kept under another name in ``shared`` (files hashed while walked).
+_WALK_HASHED = "walk_hashed"
 
 
 @job("phasekit.index")
@@ -181,6 +184,7 @@ class IndexJob(PhasedJob):
         # Counts up to the resume point (restored with ``shared``); this
         # run's scan counts from zero.
         base = {name: ctx.shared.get(name, 0) for name in _COUNTS}
+        base_hashed = ctx.shared.get(_WALK_HASHED, 0)
         started = last_checkpoint = time.monotonic()
         walked = 0
         for step in scan:
@@ -188,6 +192,7 @@ class IndexJob(PhasedJob):
             self._errors(ctx, step.errors)
             for name in _COUNTS:
                 ctx.shared[name] = base[name] + getattr(step.stats, name)
+            ctx.shared[_WALK_HASHED] = base_hashed + step.stats.hashed
             state["walk"] = step.state
             ctx.add_items(step.entries)
             now = time.monotonic()
@@ -284,7 +289,7 @@ class IndexJob(PhasedJob):
             unchanged=shared.get("unchanged", 0),
             moved=shared.get("moved", 0),
             deleted=shared.get("deleted", 0),
-            hashed=shared.get("hashed", 0),
+            hashed=shared.get("hashed", 0) + shared.get(_WALK_HASHED, 0),
             errors=shared.get("errors", 0),
             total_size=shared.get("total_size", 0),
             file_count=shared.get("file_count", 0),

@@ -133,6 +133,8 @@ class ScanStats:
     unchanged: int = 0
     moved: int = 0
     deleted: int = 0
+    #: Files hashed while walked (a fresh scan with cas_ids or checksums).
+    hashed: int = 0
 
 
 @dataclass(frozen=True, slots=True)

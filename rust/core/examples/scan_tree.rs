@@ -48,6 +48,9 @@ fn pipelined(dir: &Path, root: &Path) -> Res<(f64, u64)> {
     if let Some(n) = std::env::var("THREADS").ok().and_then(|t| t.parse().ok()) {
         opts.threads = n;
     }
+    if let Some(n) = std::env::var("BATCH").ok().and_then(|t| t.parse().ok()) {
+        opts.batch_size = n;
+    }
     let mut scan = ScanPipeline::start(&db, loc, true, opts, None, CancelToken::new())?;
     while scan.step(&mut db)?.is_some() {}
     Ok((t.elapsed().as_secs_f64(), scan.stats().new))

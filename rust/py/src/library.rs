@@ -85,9 +85,9 @@ pub(crate) fn errors_to_py<'py>(
     Ok(out)
 }
 
-pub(crate) type StatsTuple = (u64, u64, u64, u64, u64, u64, u64, u64, u64, u64);
+pub(crate) type StatsTuple = (u64, u64, u64, u64, u64, u64, u64, u64, u64, u64, u64);
 
-/// `(files, dirs, symlinks, other, bytes, new, modified, unchanged, moved, deleted)`.
+/// `(files, dirs, symlinks, other, bytes, new, modified, unchanged, moved, deleted, hashed)`.
 pub(crate) fn stats_tuple(s: ScanStats) -> StatsTuple {
     (
         s.files,
@@ -100,6 +100,7 @@ pub(crate) fn stats_tuple(s: ScanStats) -> StatsTuple {
         s.unchanged,
         s.moved,
         s.deleted,
+        s.hashed,
     )
 }
 

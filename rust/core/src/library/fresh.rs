@@ -109,6 +109,10 @@ impl ScanWriter {
             });
         }
         self.stats.new += rows.len() as u64;
+        self.stats.hashed += rows
+            .iter()
+            .filter(|r| r.cas.is_some() || r.sum.is_some())
+            .count() as u64;
         let started = self.started();
         let location = self.location_id();
         for chunk in rows.chunks(ROWS_PER_INSERT) {

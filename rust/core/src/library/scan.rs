@@ -30,6 +30,8 @@ pub struct ScanStats {
     pub unchanged: u64,
     pub moved: u64,
     pub deleted: u64,
+    /// Files hashed while walked (a fresh scan with cas_ids or checksums).
+    pub hashed: u64,
 }
 
 /// Writes the batches of one scan of one location.
@@ -260,6 +262,9 @@ impl ScanWriter {
                             self.started
                         ])?;
                         self.stats.new += 1;
+                        if cas.is_some() || sum.is_some() {
+                            self.stats.hashed += 1;
+                        }
                         let id = tx.last_insert_rowid();
                         if !self.fresh && kind == Kind::File as u8 {
                             self.new_files.insert((device, inode), id);
