@@ -122,9 +122,21 @@ class IndexJob(PhasedJob):
     def _mode(self, ctx: PhaseContext) -> str:
         return self.mode or self._location(ctx).mode
 
-    def _report(self, ctx: PhaseContext, path: str, rate: float) -> None:
+    def _report(
+        self,
+        ctx: PhaseContext,
+        path: str,
+        rate: float,
+        done: int | None = None,
+        total: int | None = None,
+    ) -> None:
+        """Progress: where the work is, counts so far, and, when the size of
+        the work is known (a re-index expects the entries it had), a count
+        with percent and ETA; otherwise it is indeterminate."""
         s = ctx.shared
         ctx.progress(
+            done=done,
+            total=total,
             message=path,
             data=IndexProgress(
                 phase=ctx.phase,
@@ -168,7 +180,12 @@ class IndexJob(PhasedJob):
             # A new run: the scan's start time, and whether the location was
             # empty (a fresh index hashes while walking and skips lookups).
             fresh = library.entry_count(location) == 0
-            ctx.shared.update(started=time.time(), fresh=fresh, **dict.fromkeys(_COUNTS, 0))
+            ctx.shared.update(
+                started=time.time(),
+                fresh=fresh,
+                expected=library.entry_count(location) or None,
+                **dict.fromkeys(_COUNTS, 0),
+            )
         fresh = bool(ctx.shared["fresh"])
         hash_now = fresh and mode != "shallow"
         scan = library.scan(
@@ -196,7 +213,15 @@ class IndexJob(PhasedJob):
             state["walk"] = step.state
             ctx.add_items(step.entries)
             now = time.monotonic()
-            self._report(ctx, step.last_path, walked / max(now - started, 1e-9))
+            seen = sum(ctx.shared[n] for n in ("files", "dirs", "symlinks", "other"))
+            expected = ctx.shared.get("expected")
+            self._report(
+                ctx,
+                step.last_path,
+                walked / max(now - started, 1e-9),
+                done=seen,
+                total=max(expected, seen) if expected else None,
+            )
             if now - last_checkpoint >= self.checkpoint_every_s:
                 ctx.checkpoint(state)
                 last_checkpoint = now
