@@ -128,6 +128,9 @@ class Slots:
         """Under the lock: choose and claim (with ``finishing`` recorded in
         the first claim's transaction; recorded alone if nothing is chosen)."""
         if self._closing:
+            if finishing is not None:
+                done_id, status, end = finishing
+                self.store.finish(done_id, status, **end)
             return []
         # A parent waiting for its children holds no slot.
         active = [name for name, control in self._running.values() if not control.waiting]
