@@ -260,3 +260,66 @@ def test_ephemeral_and_one_level(tmp_path):
     listing = cli("ls", str(root), "--json", library=lib)
     paths = {json.loads(line)["path"] for line in listing.stdout.splitlines()}
     assert paths == {str(p) for p in root.iterdir()}
+
+
+async def _missing_root_and_interrupted_reindex(tmp_path: Path) -> None:
+    root = tmp_path / "tree"
+    make_tree(root, dirs=2, files_per_dir=3)
+    with Library.open(tmp_path / "lib") as library:
+        await index(library, root)
+        before = indexed(library, root)
+        # An earlier run wrote a new file's entry, then stopped before the
+        # sweep and the sums: this run finds it "unchanged", yet the sums
+        # must include it.
+        (root / "d00" / "late.bin").write_bytes(b"x" * 5000)
+        with library.scan(library.location(str(root))) as scan:
+            for _ in scan:
+                pass
+        await index(library, root)
+        location = library.location(str(root))
+        expected = sum(e.size for e in scan_tree(root).values() if e.kind == "file")
+        assert location.total_size == expected
+        # A missing root fails the job and leaves the index alone.
+        os.rename(root, tmp_path / "moved-away")
+        async with library.jobs() as manager:
+            handle = await manager.dispatch(IndexJob(location.id))
+            assert await handle.wait() is JobStatus.FAILED
+            assert "is missing or not a directory" in (manager.store.get_job(handle.id).error or "")
+        os.rename(tmp_path / "moved-away", root)
+        assert len(indexed(library, root)) == len(before) + 1
+
+
+def test_missing_root_and_interrupted_reindex(tmp_path):
+    anyio.run(_missing_root_and_interrupted_reindex, tmp_path)
+
+
+def test_two_libraries_handles_write_at_once(tmp_path):
+    """Two connections to one library.db indexing two locations at once:
+    writes take the lock up front, so neither fails with "database is locked"."""
+    import threading
+
+    roots = [tmp_path / "a", tmp_path / "b"]
+    for k, root in enumerate(roots):
+        make_tree(root, dirs=30, files_per_dir=40, seed=k)
+    with Library.open(tmp_path / "lib") as setup:
+        ids = [setup.add_location(str(r), mode="shallow").id for r in roots]
+    failures: list[BaseException] = []
+
+    def scan(location_id: int) -> None:
+        try:
+            with Library.open(tmp_path / "lib") as lib, lib.scan(location_id, batch_size=50) as s:
+                for _ in s:
+                    pass
+                s.sweep()
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=scan, args=(i,)) for i in ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    with Library.open(tmp_path / "lib") as lib:
+        for root, location_id in zip(roots, ids, strict=True):
+            assert lib.entry_count(location_id) == len(scan_tree(root))

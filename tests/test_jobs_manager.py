@@ -235,3 +235,26 @@ async def test_another_process_pauses_and_cancels_without_stealing(tmp_path):
     conn.close()
     assert len(starts) == 2  # one run there, one resumed here: never two at once
     assert starts[0] == 0
+
+
+async def test_a_job_whose_output_cannot_be_stored_fails_alone(tmp_path):
+    from phasekit.jobs import Job, JobContext, JobRegistry, job
+
+    registry = JobRegistry()
+
+    @job("test.bad-output", registry=registry)
+    class BadOutput(Job):
+        def run(self, ctx: JobContext) -> object:
+            return object()  # not msgpack-able
+
+    @job("test.fine", registry=registry)
+    class Fine(Job):
+        def run(self, ctx: JobContext) -> int:
+            return 1
+
+    async with JobManager(tmp_path / "jobs.db", registry=registry, max_concurrency=1) as manager:
+        bad = await manager.dispatch(BadOutput())
+        fine = await manager.dispatch(Fine())
+        assert await bad.wait() is JobStatus.FAILED
+        assert "cannot store the job's end" in (manager.store.get_job(bad.id).error or "")
+        assert await fine.wait() is JobStatus.COMPLETED

@@ -94,30 +94,27 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 
 def _control(store: JobStore, record: JobRecord, action: str) -> int:
-    status = record.status
+    # Compare-and-set moves: a manager in another process may claim the job
+    # between our read and our write; then it is asked through jobs.db.
     if action == "pause":
-        if status is JobStatus.QUEUED:
-            store.set_status(record.id, JobStatus.PAUSED)
+        if store.move(record.id, JobStatus.PAUSED, only_from=(JobStatus.QUEUED,)):
             print(f"{record.id}: paused")
-        elif status is JobStatus.RUNNING:
-            store.request_stop(record.id, "pause")
+        elif store.request_stop(record.id, "pause"):
             print(f"{record.id}: asked to pause at its next safe point")
         else:
+            status = store.get_job(record.id).status
             print(f"{record.id} is {status.value}: nothing to pause", file=sys.stderr)
             return 1
     elif action == "resume":
-        if status is not JobStatus.PAUSED:
+        if not store.move(record.id, JobStatus.QUEUED, only_from=(JobStatus.PAUSED,)):
+            status = store.get_job(record.id).status
             print(f"{record.id} is {status.value}, not paused", file=sys.stderr)
             return 1
-        store.set_status(record.id, JobStatus.QUEUED)
         print(f"{record.id}: queued; `phasekit resume` runs it")
     elif action == "cancel":
-        targets = [record.id, *store.descendants(record.id)]
-        for job_id in targets:
-            current = store.get_job(job_id).status
-            if current is JobStatus.RUNNING:
-                store.request_stop(job_id, "cancel")
-            elif not current.finished:
-                store.finish(job_id, JobStatus.CANCELLED)
+        for job_id in [record.id, *store.descendants(record.id)]:
+            idle = (JobStatus.QUEUED, JobStatus.PAUSED)
+            if not store.move(job_id, JobStatus.CANCELLED, only_from=idle):
+                store.request_stop(job_id, "cancel")  # running (no-op if finished)
         print(f"{record.id}: cancelled")
     return 0

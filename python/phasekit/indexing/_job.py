@@ -19,6 +19,7 @@ that redoes the batches after its last checkpoint changes nothing.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -174,6 +175,13 @@ class IndexJob(PhasedJob):
 
     def discover(self, ctx: PhaseContext) -> PhaseResult:
         library, location = self._lib(ctx), self._location(ctx)
+        if not os.path.isdir(location.path):
+            # Walking a missing root finds nothing, and the sweep would then
+            # remove every entry: stop before anything changes.
+            raise FatalError(
+                f"location {location.id}: {location.path} is missing or not a directory "
+                "(renamed, or its drive unmounted?); the index was left as it was"
+            )
         mode = self._mode(ctx)
         state = ctx.state
         if state["walk"] is None:
@@ -222,11 +230,11 @@ class IndexJob(PhasedJob):
                 done=seen,
                 total=max(expected, seen) if expected else None,
             )
-            if now - last_checkpoint >= self.checkpoint_every_s:
+            # Checkpoint on time, and also when asked to stop, so a pause
+            # keeps every batch written so far.
+            if now - last_checkpoint >= self.checkpoint_every_s or ctx.stop_requested:
                 ctx.checkpoint(state)
                 last_checkpoint = now
-            else:
-                ctx.check_interrupt()
         ctx.shared["final_walk"] = state["walk"]
         return None
 
@@ -248,20 +256,16 @@ class IndexJob(PhasedJob):
         return None
 
     def aggregate(self, ctx: PhaseContext) -> PhaseResult:
+        # Always: rows written by an earlier, interrupted run (or redone
+        # after a resume) count as unchanged here, yet changed the sums.
         location = self._location(ctx)
-        s = ctx.shared
-        unchanged = not (s.get("new") or s.get("modified") or s.get("moved") or s.get("deleted"))
         scan, self._scan = self._scan, None
         try:
-            if unchanged and location.total_size is not None and location.file_count is not None:
-                # Nothing was added, changed or removed: the sums stand.
-                s.update(total_size=location.total_size, file_count=location.file_count)
-                return None
             if scan is not None:
                 total, files = scan.aggregate()  # from the sums gathered while writing
             else:
                 total, files = self._lib(ctx).aggregate(location)  # resumed here
-            s.update(total_size=total, file_count=files)
+            ctx.shared.update(total_size=total, file_count=files)
         finally:
             if scan is not None:
                 scan.close()
@@ -289,7 +293,10 @@ class IndexJob(PhasedJob):
             self._report(ctx, location.path, hashed_here / max(time.monotonic() - started, 1e-9))
             ctx.checkpoint({"after": done.last_id})
         library.link_identities(
-            location, prune=bool(ctx.shared.get("modified") or ctx.shared.get("deleted"))
+            # Any re-index may have changed or removed content (this run's
+            # counts miss what an interrupted earlier run did).
+            location,
+            prune=not ctx.shared.get("fresh"),
         )
         return None
 

@@ -208,10 +208,12 @@ class JobContext:
 
     # interruption and checkpoints
 
-    def check_interrupt(self) -> None:
-        """Raise :class:`JobCancelled` or :class:`JobPaused` if asked to stop
-        (by this process, or through jobs.db by another: looked at every
-        :data:`REQUEST_POLL_S`)."""
+    @property
+    def stop_requested(self) -> bool:
+        """True once the job was asked to pause or stop (by this process, or
+        through jobs.db by another: looked at every :data:`REQUEST_POLL_S`).
+        Check it to save a checkpoint before stopping; :meth:`check_interrupt`
+        and :meth:`checkpoint` raise."""
         now = time.monotonic()
         if now - self._last_request_poll >= REQUEST_POLL_S:
             self._last_request_poll = now
@@ -220,6 +222,13 @@ class JobContext:
                 self._control.cancel()
             elif request == "pause":
                 self._control.pause()
+        return self._control.cancel_requested or self._control.pause_requested
+
+    def check_interrupt(self) -> None:
+        """Raise :class:`JobCancelled` or :class:`JobPaused` if asked to stop
+        (see :attr:`stop_requested`)."""
+        if not self.stop_requested:
+            return
         if self._control.cancel_requested:
             raise JobCancelled(f"job {self.id} cancelled")
         if self._control.pause_requested:

@@ -215,8 +215,12 @@ class JobManager:
             for job_id in interrupted:
                 # PAUSED: stopped at a safe point; RUNNING: its task was
                 # cancelled before the job started. Either way, queue it again.
-                if self.store.get_job(job_id).status in (JobStatus.PAUSED, JobStatus.RUNNING):
-                    self.store.set_status(job_id, JobStatus.QUEUED)
+                self.store.move(
+                    job_id,
+                    JobStatus.QUEUED,
+                    only_from=(JobStatus.PAUSED, JobStatus.RUNNING),
+                    owner=self._owner.id if self._owner is not None else None,
+                )
             self.store.close()
             if self._owner is not None:
                 self._owner.close()
@@ -227,7 +231,11 @@ class JobManager:
         for job_id, owner in self.store.running_owners():
             assert self._owner is not None
             if not self._owner.alive(owner):
-                self.store.set_status(job_id, JobStatus.QUEUED)
+                # Only if still that dead owner's: another manager opening
+                # the library at the same time may have taken it already.
+                self.store.move(
+                    job_id, JobStatus.QUEUED, only_from=(JobStatus.RUNNING,), owner=owner
+                )
 
     # dispatch and control
 
@@ -298,8 +306,7 @@ class JobManager:
 
     async def resume(self, job_id: str) -> None:
         self._user_paused.discard(job_id)
-        if self.store.get_job(job_id).status is JobStatus.PAUSED:
-            self.store.set_status(job_id, JobStatus.QUEUED)
+        if self.store.move(job_id, JobStatus.QUEUED, only_from=(JobStatus.PAUSED,)):
             self._slots.invalidate()  # it may come first
             self._wake.set()
             self._notify()
@@ -388,7 +395,16 @@ class JobManager:
                     claimed=True,
                     library=self.library,
                 )
-                nxt = self._slots.finish_and_pick(job_id, status, end)
+                try:
+                    nxt = self._slots.finish_and_pick(job_id, status, end)
+                except (TypeError, ValueError) as exc:
+                    # The end cannot be stored (an output msgpack refuses):
+                    # that job fails; the manager and the other jobs go on.
+                    self._slots.release(job_id)
+                    self.store.finish(
+                        job_id, JobStatus.FAILED, error=f"cannot store the job's end: {exc}"
+                    )
+                    nxt = self._slots.pick(most=1)
             except BaseException:
                 self._slots.release(job_id)
                 raise

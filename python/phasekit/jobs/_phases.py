@@ -81,6 +81,11 @@ class PhaseContext:
     def check_interrupt(self) -> None:
         self.job_ctx.check_interrupt()
 
+    @property
+    def stop_requested(self) -> bool:
+        """True once the job was asked to pause or stop: save a checkpoint."""
+        return self.job_ctx.stop_requested
+
     def error(self, message: str, *, path: str | None = None, errno: int | None = None) -> None:
         """A non-fatal error of this phase: recorded, the job goes on."""
         self.errors += 1

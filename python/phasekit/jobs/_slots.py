@@ -65,16 +65,13 @@ class Slots:
                 else:
                     control.pause()
                 return False
-            status = self.store.get_job(job_id).status
-            if status is JobStatus.RUNNING:
+            # Compare-and-set: another process may claim the job meanwhile.
+            idle = (JobStatus.QUEUED,) if how == "pause" else (JobStatus.QUEUED, JobStatus.PAUSED)
+            target = JobStatus.PAUSED if how == "pause" else JobStatus.CANCELLED
+            if self.store.move(job_id, target, only_from=idle):
+                return True
+            if self.store.get_job(job_id).status is JobStatus.RUNNING:
                 self.store.request_stop(job_id, how)  # running in another process
-                return False
-            if how == "pause" and status is JobStatus.QUEUED:
-                self.store.set_status(job_id, JobStatus.PAUSED)
-                return True
-            if how == "cancel" and not status.finished:
-                self.store.finish(job_id, JobStatus.CANCELLED)
-                return True
             return False
 
     def release(self, job_id: str) -> None:

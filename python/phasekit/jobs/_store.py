@@ -49,6 +49,14 @@ _FINISHED = frozenset(
 )
 
 
+class _Any:
+    """The type of :data:`ANY`."""
+
+
+#: "Whatever the owner" (``None`` means: claimed by no manager).
+ANY = _Any()
+
+
 @dataclass(frozen=True, slots=True)
 class JobRecord:
     """One row of ``jobs``; blobs are decoded lazily by the caller."""
@@ -414,19 +422,44 @@ class JobStore:
 
     def set_status(self, job_id: str, status: JobStatus, *, error: str | None = None) -> None:
         """Change a job's status; a finished status has the effects of :meth:`finish`."""
+        if not self.move(job_id, status, error=error):
+            raise KeyError(f"no job with id {job_id!r}")
+
+    def move(
+        self,
+        job_id: str,
+        status: JobStatus,
+        *,
+        only_from: tuple[JobStatus, ...] | None = None,
+        owner: str | _Any | None = ANY,
+        error: str | None = None,
+    ) -> bool:
+        """Change a job's status if it is still in one of ``only_from`` (and,
+        if given, still claimed by ``owner``), in one transaction: a
+        compare-and-set, so another process's change in between is never
+        overwritten. Returns whether the job moved."""
         now = time.time()
+        where = "id = ?"
+        args: list[object] = [job_id]
+        if only_from is not None:
+            where += f" AND status IN ({', '.join('?' * len(only_from))})"
+            args += [s.value for s in only_from]
+        if not isinstance(owner, _Any):
+            where += " AND owner IS ?"
+            args.append(owner)
         with self._write() as db:
             before = _status_of(db, job_id)
             cur = db.execute(
                 "UPDATE jobs SET status = ?, error = ?, updated_at = ?, request = NULL,"
                 " started_at = CASE WHEN ? = 'running' AND started_at IS NULL THEN ?"
                 " ELSE started_at END,"
-                " finished_at = CASE WHEN ? THEN ? ELSE finished_at END WHERE id = ?",
-                (status.value, error, now, status.value, now, status.finished, now, job_id),
+                f" finished_at = CASE WHEN ? THEN ? ELSE finished_at END WHERE {where}",
+                (status.value, error, now, status.value, now, status.finished, now, *args),
             )
             if cur.rowcount == 0:
-                raise KeyError(f"no job with id {job_id!r}")
+                return False
             _ended(db, job_id, before, status, now)
+            return True
 
     def finish(
         self,

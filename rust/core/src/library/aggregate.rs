@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::params;
+use rusqlite::{params, TransactionBehavior};
 
 use super::scan::TOP;
 use super::LibraryDb;
@@ -17,7 +17,9 @@ use crate::sys::Kind;
 /// path length, longest first, visits children before parents), and written
 /// only where they changed, in one transaction.
 pub fn aggregate(db: &mut LibraryDb, location_id: i64) -> Result<(i64, i64)> {
-    let tx = db.conn.transaction()?;
+    let tx = db
+        .conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut dirs: Vec<(i64, i64, i64)> = Vec::new();
     let mut sums: HashMap<i64, (i64, i64)> = HashMap::new();
     {

@@ -1,7 +1,7 @@
 //! The content step of indexing: hash the files that have no cas_id (or no
 //! checksum, in deep mode) and link entries to their content identities.
 
-use rusqlite::params;
+use rusqlite::{params, TransactionBehavior};
 
 use super::{now, LibraryDb};
 use crate::cancel::CancelToken;
@@ -93,7 +93,9 @@ pub fn hash_missing(
         }
         hash_file(&mut file, &meta, want, &m.path, &stop)
     })?;
-    let tx = db.conn.transaction()?;
+    let tx = db
+        .conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)?;
     {
         let mut update = tx.prepare_cached(
             "UPDATE entries SET cas_id = ?2, checksum = COALESCE(?3, checksum) WHERE id = ?1",
@@ -125,7 +127,9 @@ pub fn hash_missing(
 /// Both inserts run in cas_id order, so the two cas_id-keyed trees grow
 /// page by page instead of at random places.
 pub fn link_identities(db: &mut LibraryDb, location_id: i64, prune: bool) -> Result<u64> {
-    let tx = db.conn.transaction()?;
+    let tx = db
+        .conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)?;
     let created = tx.execute(
         "INSERT OR IGNORE INTO content_identities (cas_id, size, first_seen) \
          SELECT cas_id, MIN(size), ?2 FROM entries WHERE location_id = ?1 \

@@ -1,8 +1,8 @@
 //! Writing a batch into a location that had no entries: no lookups, ids
 //! assigned here, rows inserted many per statement.
 //!
-//! Within the batch's write transaction (SQLite's write lock is held from
-//! its start) the next free id is read once and ids are handed out in walk
+//! Within the batch's write transaction (begun IMMEDIATE, so SQLite's write
+//! lock is held from its start) the next free id is read once and ids are handed out in walk
 //! order, so a directory's id is known before its children are written and
 //! the rows can go in multi-row INSERTs, which spend far less per row in
 //! SQLite's statement machinery than one INSERT per row.

@@ -15,7 +15,7 @@ mod schema;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 pub use aggregate::aggregate;
 pub use content::{hash_missing, link_identities, HashPass};
@@ -286,7 +286,9 @@ impl LibraryDb {
     /// refers to go too. Returns the number of entries removed.
     pub fn remove_location(&mut self, id: i64) -> Result<u64> {
         self.location(id)?;
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
             "DELETE FROM entry_content WHERE entry_id IN \
              (SELECT id FROM entries WHERE location_id = ?1)",

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
 use super::{now, LibraryDb};
 use crate::error::{Error, FsError, Result};
@@ -165,7 +165,9 @@ impl ScanWriter {
     /// location's root are reported as errors and skipped.
     pub fn write_batch(&mut self, db: &mut LibraryDb, batch: &Batch) -> Result<Vec<FsError>> {
         let mut problems = Vec::new();
-        let tx = db.conn.transaction()?;
+        let tx = db
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         if self.fresh {
             self.write_fresh(&tx, batch, &mut problems)?;
             tx.commit()?;
@@ -359,7 +361,9 @@ impl ScanWriter {
         if self.seen_count != db.entry_count(self.location_id)? {
             return super::aggregate(db, self.location_id); // a resumed scan
         }
-        let tx = db.conn.transaction()?;
+        let tx = db
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let dirs = std::mem::take(&mut self.dirs);
         let sums = std::mem::take(&mut self.file_sums);
         let totals = super::aggregate::write_sums(&tx, self.location_id, dirs, sums)?;
@@ -374,6 +378,24 @@ impl ScanWriter {
     /// an interruption (a resumed scan sees only what came after), or it sits
     /// under a directory that could not be read this time.
     pub fn sweep(&mut self, db: &mut LibraryDb) -> Result<()> {
+        // A root that is gone (renamed, unmounted) makes every entry look
+        // gone: refuse rather than empty the location.
+        let root = &self.prefix[..self.prefix.len() - 1];
+        match sys::stat_path(if root.is_empty() { b"/" } else { root }, true) {
+            Ok(meta) if meta.kind == Kind::Dir => {}
+            Ok(_) => {
+                return Err(Error::InvalidArgument(format!(
+                    "the location's root {} is no longer a directory; nothing was removed",
+                    String::from_utf8_lossy(root)
+                )))
+            }
+            Err(err) => {
+                return Err(Error::InvalidArgument(format!(
+                    "the location's root {} cannot be read ({err}); nothing was removed",
+                    String::from_utf8_lossy(root)
+                )))
+            }
+        }
         if self.seen_count == db.entry_count(self.location_id)? {
             // The scan saw every entry the location has (always so for a
             // fresh, uninterrupted scan): nothing can be gone.
@@ -401,7 +423,9 @@ impl ScanWriter {
                 gone.push((id, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?));
             }
         }
-        let tx = db.conn.transaction()?;
+        let tx = db
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         {
             let mut carry = tx.prepare_cached(
                 "UPDATE entries SET cas_id = old.cas_id, \
