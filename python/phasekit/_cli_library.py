@@ -51,7 +51,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 async def _run_index(library: Library, job: indexing.IndexJob, args: argparse.Namespace) -> int:
     async with library.jobs(max_concurrency=1) as manager:
         handle = await manager.dispatch(job)
-        results = await follow([handle], bars=not args.json)
+        results = await follow([handle], bars=not args.json, resumable=not args.ephemeral)
         status = results[handle.id]
         outcome = manager.store.outcome(handle.id)
         summary = handle.output() if status.finished else None

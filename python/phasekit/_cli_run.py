@@ -23,11 +23,14 @@ from .jobs import JobHandle, JobStatus
 EXIT_INTERRUPTED = 130
 
 
-async def follow(handles: list[JobHandle], *, bars: bool) -> dict[str, JobStatus]:
-    """Show each job's progress until it stops; Ctrl-C pauses them."""
+async def follow(
+    handles: list[JobHandle], *, bars: bool, resumable: bool = True
+) -> dict[str, JobStatus]:
+    """Show each job's progress until it stops; Ctrl-C pauses them (cancels
+    them when they cannot be resumed, as in an ephemeral index)."""
     results: dict[str, JobStatus] = {}
     async with anyio.create_task_group() as tg:
-        tg.start_soon(_on_ctrl_c, handles)
+        tg.start_soon(_on_ctrl_c, handles, resumable)
         for handle in handles:
             results[handle.id] = await _watch(handle, bars=bars)
         tg.cancel_scope.cancel()
@@ -62,7 +65,7 @@ async def _watch(handle: JobHandle, *, bars: bool) -> JobStatus:
     return status
 
 
-async def _on_ctrl_c(handles: list[JobHandle]) -> None:
+async def _on_ctrl_c(handles: list[JobHandle], resumable: bool) -> None:
     with anyio.open_signal_receiver(signal.SIGINT) as signals:
         pressed = 0
         async for _ in signals:
@@ -75,13 +78,14 @@ async def _on_ctrl_c(handles: list[JobHandle]) -> None:
                 # The process ends now, without unwinding: the job is left
                 # running in jobs.db and the next manager resumes it.
                 os._exit(EXIT_INTERRUPTED)
+            what = "pausing" if resumable else "stopping"
             print(
-                "\nphasekit: pausing at the next safe point (Ctrl-C again to quit now)",
+                f"\nphasekit: {what} at the next safe point (Ctrl-C again to quit now)",
                 file=sys.stderr,
             )
             for handle in handles:
                 if not handle.status.finished:
-                    await handle.pause()
+                    await (handle.pause() if resumable else handle.cancel())
 
 
 def report_stops(results: dict[str, JobStatus]) -> int:

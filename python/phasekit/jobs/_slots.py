@@ -149,7 +149,9 @@ class Slots:
                     rest.append((job_id, name, priority))
                 else:
                     picked.append((job_id, name))
-            self._candidates = rest or None
+            # Kept only from the first page: a later page's rest would be
+            # served as the head of the queue.
+            self._candidates = (rest or None) if offset == 0 else None
             names = dict(picked)
             ids = [job_id for job_id, _ in picked]
             if finishing is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -134,20 +135,22 @@ class Library:
     :meth:`close`. Safe to share between threads.
     """
 
-    __slots__ = ("_db", "_path", "_roots")
+    __slots__ = ("_db", "_path", "_roots", "_scratch")
 
     def __init__(self, path: Path, db: _core.LibraryDb) -> None:
         self._path = path
         self._db = db
         self._roots: dict[int, bytes] = {}
+        self._scratch = False
 
     @classmethod
     def in_memory(cls) -> Library:
         """A library that lives in memory only: ephemeral indexing, nothing
         written to disk (its jobs.db goes to a temporary folder)."""
-        return cls(
-            Path(tempfile.mkdtemp(prefix="phasekit-ephemeral-")), _core.LibraryDb.in_memory()
-        )
+        folder = Path(tempfile.mkdtemp(prefix="phasekit-ephemeral-"))
+        library = cls(folder, _core.LibraryDb.in_memory())
+        library._scratch = True  # its folder (jobs.db) goes when it closes
+        return library
 
     def jobs(self, **options: Any) -> JobManager:
         """A :class:`~phasekit.jobs.JobManager` on this library's jobs.db; its
@@ -183,8 +186,11 @@ class Library:
         return self._db.closed
 
     def close(self) -> None:
-        """Close library.db (idempotent)."""
+        """Close library.db (idempotent); an in-memory library's scratch
+        folder is removed."""
         self._db.close()
+        if self._scratch:
+            shutil.rmtree(self._path, ignore_errors=True)
 
     def __enter__(self) -> Self:
         return self

@@ -79,20 +79,22 @@ impl Scan {
     fn step<'py>(&self, py: Python<'py>) -> PyResult<Option<StepTuple<'py>>> {
         let mut guard = self.inner.try_lock().map_err(|_| busy())?;
         let pipeline = &mut *guard;
-        let step = self
-            .db
-            .get()
-            .with(py, |db| Ok((pipeline.step(db)?, pipeline.stats())))?;
-        match step {
-            (None, _) => Ok(None),
-            (Some(s), stats) => Ok(Some((
-                s.entries,
-                PyBytes::new(py, &s.state),
-                errors_to_py(py, &s.errors)?,
-                stats_tuple(stats),
-                path_to_py(py, &s.last_path)?,
-            ))),
-        }
+        // Wait for the walker without holding the library's connection, so
+        // other users of this LibraryDb (another job) are not held up by a
+        // walk or by hashing; only the write takes it.
+        let Some(received) = without_gil(py, || pipeline.receive()).into_py(py)? else {
+            return Ok(None);
+        };
+        let (s, stats) = self.db.get().with(py, |db| {
+            Ok((pipeline.write(db, received)?, pipeline.stats()))
+        })?;
+        Ok(Some((
+            s.entries,
+            PyBytes::new(py, &s.state),
+            errors_to_py(py, &s.errors)?,
+            stats_tuple(stats),
+            path_to_py(py, &s.last_path)?,
+        )))
     }
 
     /// After the last step: remove the entries that are gone from disk.

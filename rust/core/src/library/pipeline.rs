@@ -35,6 +35,12 @@ enum Message {
     Failed(Error),
 }
 
+/// A batch received from the walker, with the walk state after it.
+pub struct Received {
+    batch: Box<Batch>,
+    state: Vec<u8>,
+}
+
 /// One written batch.
 #[derive(Debug)]
 pub struct Step {
@@ -103,10 +109,10 @@ impl ScanPipeline {
         })
     }
 
-    /// Receive the next batch and write it in one transaction; `Ok(None)` at
-    /// the end of the walk. On cancel: [`Error::Cancelled`], and the scan
-    /// stops (resume from the last [`Step::state`] returned).
-    pub fn step(&mut self, db: &mut LibraryDb) -> Result<Option<Step>> {
+    /// Wait for the walker's next batch (no database needed: a caller
+    /// sharing the connection keeps it free meanwhile). `Ok(None)` once the
+    /// walk is complete.
+    pub fn receive(&mut self) -> Result<Option<Received>> {
         if self.finished {
             return Ok(None);
         }
@@ -149,6 +155,12 @@ impl ScanPipeline {
                 return Err(e);
             }
         };
+        Ok(Some(Received { batch, state }))
+    }
+
+    /// Write a batch from [`ScanPipeline::receive`] in one transaction.
+    pub fn write(&mut self, db: &mut LibraryDb, received: Received) -> Result<Step> {
+        let Received { batch, state } = received;
         let mut errors = match self.writer.write_batch(db, &batch) {
             Ok(errors) => errors,
             Err(e) => {
@@ -163,12 +175,21 @@ impl ScanPipeline {
             n => batch.path(n - 1).to_vec(),
         };
         errors.splice(0..0, batch.errors);
-        Ok(Some(Step {
+        Ok(Step {
             entries: batch.path_ends.len(),
             state,
             errors,
             last_path,
-        }))
+        })
+    }
+
+    /// The next batch, written in one transaction: [`ScanPipeline::receive`]
+    /// then [`ScanPipeline::write`]. `Ok(None)` once the walk is complete.
+    pub fn step(&mut self, db: &mut LibraryDb) -> Result<Option<Step>> {
+        match self.receive()? {
+            None => Ok(None),
+            Some(received) => self.write(db, received).map(Some),
+        }
     }
 
     /// After the last step: delete what the scan did not see and is gone.
