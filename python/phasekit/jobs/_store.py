@@ -448,7 +448,7 @@ class JobStore:
             where += " AND owner IS ?"
             args.append(owner)
         with self._write() as db:
-            before = _status_of(db, job_id)
+            before, scheduled = _state_of(db, job_id)
             cur = db.execute(
                 "UPDATE jobs SET status = ?, error = ?, updated_at = ?, request = NULL,"
                 " started_at = CASE WHEN ? = 'running' AND started_at IS NULL THEN ?"
@@ -458,7 +458,7 @@ class JobStore:
             )
             if cur.rowcount == 0:
                 return False
-            _ended(db, job_id, before, status, now)
+            _ended(db, job_id, before, scheduled, status, now)
             return True
 
     def finish(
@@ -651,7 +651,7 @@ def _finish(
 ) -> None:
     """The write of :meth:`JobStore.finish`, inside an open transaction."""
     now = time.time()
-    before = _status_of(db, job_id)
+    before, scheduled = _state_of(db, job_id)
     cur = db.execute(
         "UPDATE jobs SET status = ?, error = ?, output = ?, warnings = ?, errors = ?,"
         " metrics = ?, updated_at = ?, request = NULL,"
@@ -673,18 +673,23 @@ def _finish(
     )
     if cur.rowcount == 0:
         raise KeyError(f"no job with id {job_id!r}")
-    _ended(db, job_id, before, status, now, len(warnings or ()), len(errors or ()))
+    _ended(db, job_id, before, scheduled, status, now, len(warnings or ()), len(errors or ()))
 
 
-def _status_of(db: sqlite3.Connection, job_id: str) -> JobStatus | None:
-    row = db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
-    return None if row is None else JobStatus(row[0])
+def _state_of(db: sqlite3.Connection, job_id: str) -> tuple[JobStatus | None, bool]:
+    """A job's status before a change (None if there is no such job), and
+    whether it repeats on a schedule."""
+    row = db.execute(
+        "SELECT status, run_every_s IS NOT NULL FROM jobs WHERE id = ?", (job_id,)
+    ).fetchone()
+    return (None, False) if row is None else (JobStatus(row[0]), bool(row[1]))
 
 
 def _ended(
     db: sqlite3.Connection,
     job_id: str,
     before: JobStatus | None,
+    scheduled: bool,
     status: JobStatus,
     now: float,
     warning_count: int = 0,
@@ -698,7 +703,7 @@ def _ended(
         return  # finished again (a late cancel): the schedule and children were handled
     if status is JobStatus.CANCELLED:
         _children.cancel_waiting(db, job_id, now)
-    else:
+    elif scheduled:
         _schedule.schedule_next(db, job_id, now)
 
 
