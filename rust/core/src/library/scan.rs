@@ -190,7 +190,8 @@ impl ScanWriter {
                 "UPDATE entries SET parent_id = ?2, kind = ?3, size = ?4, mtime_ns = ?5, \
                  ctime_ns = ?6, inode = ?7, device = ?8, mode = ?9, indexed_at = ?10, \
                  cas_id = CASE WHEN ?11 THEN cas_id ELSE ?12 END, \
-                 checksum = CASE WHEN ?11 THEN checksum ELSE ?13 END WHERE id = ?1",
+                 checksum = CASE WHEN ?11 THEN checksum ELSE ?13 END, extension = ?14 \
+                 WHERE id = ?1",
             )?;
             let hashed = !batch.cas_ids.is_empty();
             let summed = !batch.checksums.is_empty();
@@ -300,7 +301,8 @@ impl ScanWriter {
                                 self.started,
                                 same_content,
                                 cas,
-                                sum
+                                sum,
+                                extension(name, kind)
                             ])?;
                         }
                         k.id
