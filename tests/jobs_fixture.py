@@ -189,6 +189,7 @@ class PhasedCount(PhasedJob):
     non_fatal: bool = False  # ...raising NonFatalError
     soft_errors: int = 0  # "verify" records this many non-fatal errors
     delay_s: float = 0.0
+    backoff_s: float = 0.001
     failures: int = transient(default=0)
     hooks: list[str] = transient(default_factory=list)
 
@@ -200,7 +201,7 @@ class PhasedCount(PhasedJob):
                     "square",
                     self.square,
                     recovery=Recovery(self.recovery),
-                    backoff_s=0.001,
+                    backoff_s=self.backoff_s,
                     initial_state=lambda: {"next": 0},
                     on_success=lambda ctx: self.hooks.append("square ok"),
                     on_failure=lambda ctx, exc: self.hooks.append(f"square failed: {exc}"),

@@ -385,3 +385,22 @@ def test_the_first_phase_starts_from_its_initial_state(store):
     job_id = store.create_job("x", {})
     processor.run(JobContext(job_id, "x", store, JobControl()))
     assert seen == [{"next": 0}]
+
+
+def test_a_pause_during_the_backoff_resumes_the_retry(store, tmp_path):
+    fx = tmp_path / "fx.db"
+    job = PhasedCount(n=40, effects_db=str(fx), fail_at=25, fail_times=1,
+                      recovery="restart_phase", backoff_s=0.6)  # fmt: skip
+    job_id = store.create_job(job.job_name, job.to_state())
+    control = JobControl()
+    threading.Timer(0.25, control.pause).start()  # lands in the 0.6 s backoff
+    assert execute(store, job_id, control=control) is JobStatus.PAUSED
+    # Resumed, the retry starts the phase from its initial state (not from
+    # the mid-phase checkpoint at 20). The rebuilt job fails once more (its
+    # failure counter is not persisted), so a third attempt completes.
+    assert execute(store, job_id) is JobStatus.COMPLETED
+    assert phase_starts(fx) == [0, 0, 0]
+    square = [r for r in phase_history(store, job_id) if r.phase == "work.square"]
+    assert [r.attempt for r in square] == [1, 2, 3]
+    assert square[-1].status is PhaseStatus.COMPLETED
+    assert done_rows(fx) == SQUARES

@@ -159,6 +159,7 @@ class PhaseProcessor:
             "shared": self.shared,
             "attempt": self.attempt,
             "history": self.history,
+            "saved_at": time.time(),
         }
 
     def save(self, ctx: JobContext) -> int:
@@ -188,7 +189,8 @@ class PhaseProcessor:
         for entry in reversed(self.history):
             if entry["status"] == PhaseStatus.RUNNING.value:
                 entry["status"] = PhaseStatus.PAUSED.value
-                entry["ended_at"] = entry.get("ended_at") or time.time()
+                # Stopped at (or soon after) the checkpoint it resumes from.
+                entry["ended_at"] = entry.get("ended_at") or snap.get("saved_at") or time.time()
                 break
 
     # running
@@ -272,12 +274,16 @@ class PhaseProcessor:
                     phase.max_attempts,
                     _describe(exc),
                 )
-                self._backoff(pctx, phase.backoff_s * 2 ** (self.attempt - 1))
+                backoff = phase.backoff_s * 2 ** (self.attempt - 1)
                 self.attempt += 1
                 if phase.recovery is Recovery.RESTART_PHASE:
                     self.state = phase.initial_state()
                 else:
                     self.state = decode(self._saved_state)
+                # The retry's starting point is saved first: a pause during
+                # the backoff (or a crash) resumes the retry, not the failure.
+                self.save(pctx.job_ctx)
+                self._backoff(pctx, backoff)
                 continue
             self._end(entry, PhaseStatus.COMPLETED, None, errors=pctx.errors)
             return result
