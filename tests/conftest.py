@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from phasekit.fs import FsError, WalkBatch
+from phasekit.jobs import JobStore
 
 KIB = 1024
 #: A name with bytes that are not UTF-8: must round-trip exactly.
@@ -188,3 +189,16 @@ def run_as_nobody(code: str) -> object:
 
 def mode_bits(entry: Entry) -> int:
     return stat.S_IMODE(entry.mode)
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """Async job-system tests run under both anyio backends."""
+    return str(request.param)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[JobStore]:
+    """A fresh jobs.db."""
+    with JobStore(tmp_path / "jobs.db") as s:
+        yield s

@@ -27,6 +27,17 @@ from phasekit.jobs import (
     transient,
 )
 
+#: A child process that runs (or resumes) one job: ``python -c RUN_JOB JOBS_DB JOB_ID``.
+#: It prints "go" once it is about to start, so a test can time a kill.
+RUN_JOB = """
+import sys
+import jobs_fixture  # registers the test jobs
+from phasekit.jobs import JobStore, execute
+store = JobStore(sys.argv[1])
+print("go", flush=True)
+execute(store, sys.argv[2])
+"""
+
 
 def subprocess_env() -> dict[str, str]:
     """Environment for a test subprocess: it imports these test jobs and the

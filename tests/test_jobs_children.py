@@ -8,14 +8,13 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from typing import Any
 
 import anyio
 import pytest
 
-from jobs_fixture import ParentJob, RecordJob, read_log, subprocess_env
+from jobs_fixture import RUN_JOB, ParentJob, RecordJob, read_log, subprocess_env
 from phasekit.jobs import (
     Job,
     JobCancelled,
@@ -29,17 +28,6 @@ from phasekit.jobs import (
     execute,
     job,
 )
-
-
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request):
-    return request.param
-
-
-@pytest.fixture
-def store(tmp_path):
-    with JobStore(tmp_path / "jobs.db") as s:
-        yield s
 
 
 @job("test.spawn_only")
@@ -188,16 +176,6 @@ async def test_cancel_parent_cancels_descendants(tmp_path):
     assert read_log(log) == []
 
 
-RUN_PARENT = textwrap.dedent(
-    """
-    import sys
-    import jobs_fixture  # registers the test jobs
-    from phasekit.jobs import JobStore, execute
-    execute(JobStore(sys.argv[1]), sys.argv[2])
-    """
-)
-
-
 @pytest.mark.anyio
 async def test_parent_killed_after_spawning_does_not_spawn_twice(tmp_path):
     db, log, hold = tmp_path / "jobs.db", str(tmp_path / "log.db"), tmp_path / "hold"
@@ -205,7 +183,7 @@ async def test_parent_killed_after_spawning_does_not_spawn_twice(tmp_path):
     with JobStore(db) as store:
         parent = store.create_job("test.parent", ParentJob(3, log, hold_path=str(hold)).to_state())
     with subprocess.Popen(
-        [sys.executable, "-c", RUN_PARENT, str(db), parent], env=subprocess_env()
+        [sys.executable, "-c", RUN_JOB, str(db), parent], env=subprocess_env()
     ) as proc:
         with JobStore(db) as store:
             while len(store.children(parent)) < 3:

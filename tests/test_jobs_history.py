@@ -16,17 +16,6 @@ from phasekit.jobs import _manager as manager_module
 DAY = 24 * 3600.0
 
 
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request):
-    return request.param
-
-
-@pytest.fixture
-def store(tmp_path):
-    with JobStore(tmp_path / "jobs.db") as s:
-        yield s
-
-
 def backdate(store: JobStore, job_id: str, days: float) -> None:
     """Pretend ``job_id`` finished ``days`` ago."""
     when = time.time() - days * DAY

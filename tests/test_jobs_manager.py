@@ -21,11 +21,6 @@ pytestmark = pytest.mark.anyio
 TESTS = Path(__file__).resolve().parent
 
 
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request):
-    return request.param
-
-
 async def test_dispatch_wait_and_updates(tmp_path):
     async with JobManager(tmp_path / "jobs.db") as manager:
         handle = await manager.dispatch(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs_fixture import PhasedCount, PhasedOutput, SquareProgress, effects, subprocess_env
+from jobs_fixture import RUN_JOB, PhasedCount, PhasedOutput, SquareProgress, effects, subprocess_env
 from phasekit.jobs import (
     JobControl,
     JobDefinitionError,
@@ -33,12 +33,6 @@ from phasekit.jobs import (
 TESTS = Path(__file__).resolve().parent
 SQUARES = {i: i * i for i in range(40)}
 TOTAL = sum(SQUARES.values())
-
-
-@pytest.fixture
-def store(tmp_path):
-    with JobStore(tmp_path / "jobs.db") as s:
-        yield s
 
 
 def run(store: JobStore, job: PhasedCount, control: JobControl | None = None) -> str:
@@ -287,16 +281,6 @@ def test_checkpoint_in_a_phase_the_job_no_longer_has(store, tmp_path):
     )
 
 
-RUNNER = """
-import sys
-import jobs_fixture
-from phasekit.jobs import JobStore, execute
-store = JobStore(sys.argv[1])
-print("go", flush=True)
-execute(store, sys.argv[2])
-"""
-
-
 def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
     rng = random.Random(11)
     n = 1500
@@ -309,7 +293,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
         env = subprocess_env()
         for _ in range(3):
             with subprocess.Popen(
-                [sys.executable, "-c", RUNNER, str(db), job_id], stdout=subprocess.PIPE, env=env
+                [sys.executable, "-c", RUN_JOB, str(db), job_id], stdout=subprocess.PIPE, env=env
             ) as proc:
                 assert proc.stdout is not None
                 proc.stdout.readline()

@@ -7,14 +7,11 @@ import random
 import signal
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from pathlib import Path
 
-import pytest
-
-from jobs_fixture import CountJob, effects, subprocess_env
+from jobs_fixture import RUN_JOB, CountJob, effects, subprocess_env
 from phasekit.jobs import JobControl, JobStatus, JobStore, execute
 
 TESTS = Path(__file__).resolve().parent
@@ -31,12 +28,6 @@ def done_rows(path: Path) -> dict[int, int]:
     return rows
 
 
-@pytest.fixture
-def store(tmp_path):
-    with JobStore(tmp_path / "jobs.db") as s:
-        yield s
-
-
 def test_uninterrupted_run_completes(store, tmp_path):
     job_id = dispatch(store, CountJob(n=120, effects_db=str(tmp_path / "fx.db")))
     assert execute(store, job_id) is JobStatus.COMPLETED
@@ -46,18 +37,6 @@ def test_uninterrupted_run_completes(store, tmp_path):
     assert outcome["metrics"]["items"] == 120
     assert store.progress(job_id).done == 120
     assert store.load_checkpoint(job_id) == (2, {"next": 100})
-
-
-RUNNER = textwrap.dedent(
-    """
-    import sys
-    import jobs_fixture  # registers the test jobs
-    from phasekit.jobs import JobStore, execute
-    store = JobStore(sys.argv[1])
-    print("go", flush=True)
-    execute(store, sys.argv[2])
-    """
-)
 
 
 def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
@@ -73,7 +52,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
         kills = 0
         for _ in range(3):
             with subprocess.Popen(
-                [sys.executable, "-c", RUNNER, str(db), job_id],
+                [sys.executable, "-c", RUN_JOB, str(db), job_id],
                 stdout=subprocess.PIPE,
                 text=True,
                 env=env,

@@ -14,17 +14,6 @@ from phasekit.jobs import JobManager, JobStatus, JobStore
 from phasekit.jobs._schedule import next_run
 
 
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request):
-    return request.param
-
-
-@pytest.fixture
-def store(tmp_path):
-    with JobStore(tmp_path / "jobs.db") as s:
-        yield s
-
-
 def test_next_run_skips_missed_slots():
     assert next_run(100.0, 10.0, now=105.0) == 110.0
     assert next_run(100.0, 10.0, now=100.0) == 110.0

@@ -28,12 +28,6 @@ from phasekit.jobs import (
 from phasekit.jobs._store import MIGRATIONS
 
 
-@pytest.fixture
-def store(tmp_path):
-    with JobStore(tmp_path / "jobs.db") as s:
-        yield s
-
-
 def test_create_list_and_status(store):
     low = store.create_job("noop", {"n": 1})
     high = store.create_job("noop", {"n": 2}, priority=5)

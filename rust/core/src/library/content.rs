@@ -117,6 +117,10 @@ pub fn hash_missing(
     Ok(pass)
 }
 
+/// Drop content identities no entry refers to any more.
+pub(crate) const PRUNE_IDENTITIES: &str = "DELETE FROM content_identities WHERE NOT EXISTS \
+     (SELECT 1 FROM entry_content ec WHERE ec.cas_id = content_identities.cas_id)";
+
 /// Record the content identities of the location's hashed entries (new
 /// ones first seen now) and the lookup from each cas_id to its entries; with
 /// `prune`, drop lookups whose entry changed or went and identities nothing
@@ -148,11 +152,7 @@ pub fn link_identities(db: &mut LibraryDb, location_id: i64, prune: bool) -> Res
              WHERE e.id = entry_content.entry_id AND e.cas_id = entry_content.cas_id)",
             [],
         )?;
-        tx.execute(
-            "DELETE FROM content_identities WHERE NOT EXISTS \
-             (SELECT 1 FROM entry_content ec WHERE ec.cas_id = content_identities.cas_id)",
-            [],
-        )?;
+        tx.execute(PRUNE_IDENTITIES, [])?;
     }
     tx.commit()?;
     Ok(created as u64)

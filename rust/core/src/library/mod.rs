@@ -296,11 +296,7 @@ impl LibraryDb {
         )?;
         let removed = tx.execute("DELETE FROM entries WHERE location_id = ?1", [id])?;
         tx.execute("DELETE FROM locations WHERE id = ?1", [id])?;
-        tx.execute(
-            "DELETE FROM content_identities WHERE NOT EXISTS \
-             (SELECT 1 FROM entry_content ec WHERE ec.cas_id = content_identities.cas_id)",
-            [],
-        )?;
+        tx.execute(content::PRUNE_IDENTITIES, [])?;
         tx.commit()?;
         Ok(removed as u64)
     }
