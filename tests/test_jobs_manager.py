@@ -166,6 +166,9 @@ async def test_bad_arguments(tmp_path):
     async with JobManager(tmp_path / "jobs.db") as manager:
         with pytest.raises(KeyError):
             manager.handle("nope")
+        with pytest.raises(TypeError, match="cannot store"):
+            await manager.dispatch(CountJob(n=1, effects_db=object()))  # type: ignore[arg-type]
+        assert manager.jobs() == []  # nothing was queued
 
 
 async def _tick() -> None:

@@ -12,7 +12,7 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, dataclass_transform
 
 from ..errors import PhasekitError
-from ._codec import CorruptStateError, encode
+from ._codec import CorruptStateError
 
 if TYPE_CHECKING:
     from ._context import JobContext
@@ -60,14 +60,13 @@ class Job:
         raise NotImplementedError(f"{type(self).__qualname__} must implement run(ctx)")
 
     def to_state(self) -> dict[str, Any]:
-        """The persisted fields, as stored in jobs.db."""
-        state = {
+        """The persisted fields, as stored in jobs.db (which refuses, with a
+        TypeError naming the type, a value msgpack cannot store)."""
+        return {
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)  # type: ignore[arg-type]
             if f.metadata.get("persist", True)
         }
-        encode(state)  # fail now, with the field's type, rather than at dispatch
-        return state
 
     @classmethod
     def from_state(cls: type[J], state: Any) -> J:
