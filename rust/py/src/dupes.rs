@@ -14,7 +14,7 @@ use crate::paths::{path_to_py, paths_from_py, paths_to_py};
 use crate::token::{core_token, CancelToken};
 use crate::walk::walk_options;
 
-fn group_to_py<'py>(py: Python<'py>, g: &Group) -> PyResult<Bound<'py, PyTuple>> {
+pub(crate) fn group_to_py<'py>(py: Python<'py>, g: &Group) -> PyResult<Bound<'py, PyTuple>> {
     let copies = PyList::empty(py);
     for copy in &g.copies {
         copies.append(paths_to_py(py, copy.iter().map(Vec::as_slice))?)?;
@@ -30,7 +30,7 @@ fn group_to_py<'py>(py: Python<'py>, g: &Group) -> PyResult<Bound<'py, PyTuple>>
 }
 
 /// `(groups, links, errors, stats)`; see `phasekit.fs.DuplicateReport`.
-fn report_to_py<'py>(py: Python<'py>, report: Report) -> PyResult<Bound<'py, PyTuple>> {
+pub(crate) fn report_to_py<'py>(py: Python<'py>, report: Report) -> PyResult<Bound<'py, PyTuple>> {
     let groups = PyList::empty(py);
     for g in &report.groups {
         groups.append(group_to_py(py, g)?)?;
@@ -56,17 +56,17 @@ fn report_to_py<'py>(py: Python<'py>, report: Report) -> PyResult<Bound<'py, PyT
     )
 }
 
-fn options(
+pub(crate) fn options(
     mode: &str,
     min_size: u64,
     max_size: Option<u64>,
     threads: Option<usize>,
 ) -> Result<Options, Error> {
     Ok(Options {
-        mode: Mode::parse(mode)?,
         min_size,
         max_size,
         threads,
+        ..Options::new(Mode::parse(mode)?)
     })
 }
 
@@ -110,7 +110,7 @@ pub fn find_duplicates<'py>(
     report_to_py(py, report)
 }
 
-fn collect_files(
+pub(crate) fn collect_files(
     roots: &[Vec<u8>],
     opts: phasekit_core::walk::WalkOptions,
     token: &CoreToken,
@@ -127,6 +127,8 @@ fn collect_files(
                     size: batch.sizes[i],
                     device: batch.devices[i],
                     inode: batch.inodes[i],
+                    mtime_ns: Some(batch.mtimes_ns[i]),
+                    ..FileRecord::default()
                 });
             }
         }
@@ -172,6 +174,7 @@ pub fn group_duplicates<'py>(
             size: sizes[i],
             device: devices[i],
             inode: inodes[i],
+            ..FileRecord::default()
         })
         .collect();
     let token = core_token(cancel);

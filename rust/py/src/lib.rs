@@ -12,6 +12,7 @@
 mod chunks;
 mod dupes;
 mod errors;
+mod finder;
 mod gil;
 mod hashing;
 mod library;
@@ -30,6 +31,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<walk::Walker>()?;
     m.add_class::<library::LibraryDb>()?;
     m.add_class::<scan::Scan>()?;
+    m.add_class::<finder::DupeFinder>()?;
     m.add_function(wrap_pyfunction!(walk::walk, m)?)?;
     m.add_function(wrap_pyfunction!(hashing::cas_id, m)?)?;
     m.add_function(wrap_pyfunction!(hashing::cas_ids, m)?)?;

@@ -7,6 +7,7 @@
 
 mod aggregate;
 mod content;
+mod dupes;
 mod fresh;
 mod pipeline;
 mod scan;
@@ -19,6 +20,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 pub use aggregate::aggregate;
 pub use content::{hash_missing, link_identities, HashPass};
+pub use dupes::{file_records, store_digests};
 pub use pipeline::{ScanPipeline, Step, CHANNEL_CAPACITY};
 pub use scan::{ScanStats, ScanWriter};
 pub use schema::SCHEMA_VERSION;

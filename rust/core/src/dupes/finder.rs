@@ -1,0 +1,524 @@
+//! [`Finder`]: the duplicate pipeline, one page of hashing at a time.
+//!
+//! `new` (filter, collapse hard links) → `apply_known` (digests from a cache
+//! or a library) → `group_by_size` → `hash_page` until the stage is
+//! [`Stage::Done`] → `into_report`. Between pages the caller may persist the
+//! page's digests and checkpoint; a finder rebuilt from the same files with
+//! those digests applied hashes only what is left.
+
+use std::collections::HashMap;
+
+use super::{FileRecord, Group, Mode, Options, Report, Stats};
+use crate::cancel::CancelToken;
+use crate::content::{self, cas_id_hex, hash_file, hex, Digest, Want, SMALL_FILE_MAX};
+use crate::error::{Error, FsError, Result};
+use crate::sys;
+
+/// Where the pipeline is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Not grouped by size yet.
+    Collected,
+    /// Hashing cas_id digests inside size groups.
+    Partial,
+    /// Hashing full digests inside cas_id groups (`full` mode).
+    Full,
+    Done,
+}
+
+/// One inode: its size and every path that names it.
+#[derive(Debug)]
+struct Inode {
+    size: u64,
+    /// (device, inode) as listed: hashing verifies it is still that file.
+    id: (u64, u64),
+    mtime_ns: Option<i64>,
+    paths: Vec<Vec<u8>>,
+    entry_ids: Vec<i64>,
+    cas: Option<Digest>,
+    full: Option<Digest>,
+    /// Hashing it failed: it is in no group.
+    failed: bool,
+    grouped: bool,
+}
+
+/// A digest computed by [`Finder::hash_page`], for the caller to persist.
+#[derive(Clone, Debug)]
+pub struct Hashed {
+    pub device: u64,
+    pub inode: u64,
+    pub size: u64,
+    pub mtime_ns: Option<i64>,
+    /// The library entries naming the file (empty outside a library).
+    pub entry_ids: Vec<i64>,
+    /// [`Stage::Partial`] (a cas_id digest) or [`Stage::Full`].
+    pub stage: Stage,
+    pub digest: Digest,
+}
+
+/// What one [`Finder::hash_page`] call did.
+#[derive(Debug, Default)]
+pub struct Page {
+    pub hashed: Vec<Hashed>,
+    /// Bytes of the files hashed (their sizes).
+    pub bytes: u64,
+    pub errors: Vec<FsError>,
+}
+
+fn name_of(path: &[u8]) -> &[u8] {
+    path.rsplit(|&b| b == b'/').next().unwrap_or(path)
+}
+
+fn extension_of(path: &[u8]) -> Option<Vec<u8>> {
+    let name = name_of(path);
+    match name.iter().rposition(|&b| b == b'.') {
+        Some(0) | None => None,
+        Some(dot) => Some(name[dot + 1..].to_ascii_lowercase()),
+    }
+}
+
+/// A file to hash as listed: path, (device, inode), size, mtime.
+type Listed<'a> = (&'a [u8], (u64, u64), u64, Option<i64>);
+
+/// The duplicate pipeline over a fixed set of files.
+pub struct Finder {
+    opts: Options,
+    /// Whether a partial digest is the 256-bit cas_id digest, which covers
+    /// every byte of a file up to [`SMALL_FILE_MAX`] and so proves equality.
+    /// A library keeps only the 64-bit cas_id, so over a library this is
+    /// false: computed digests are cut to the cas_id, and `full` mode
+    /// confirms small files with a full digest too.
+    exact_cas: bool,
+    inodes: Vec<Inode>,
+    by_id: HashMap<(u64, u64), usize>,
+    stage: Stage,
+    /// Inode sets that may still be duplicates, at the current stage.
+    buckets: Vec<Vec<usize>>,
+    /// Inodes to hash at the current stage, and how far that got.
+    todo: Vec<usize>,
+    cursor: usize,
+    groups: Vec<(Vec<u8>, Vec<usize>)>,
+    errors: Vec<FsError>,
+    stats: Stats,
+}
+
+impl Finder {
+    /// Keep the files `opts` selects and collapse hard links into inodes.
+    pub fn new(files: Vec<FileRecord>, opts: Options, exact_cas: bool) -> Self {
+        let mut inodes: Vec<Inode> = Vec::new();
+        let mut by_id: HashMap<(u64, u64), usize> = HashMap::new();
+        let total = files.len() as u64;
+        for file in files {
+            if file.size < opts.min_size || opts.max_size.is_some_and(|max| file.size > max) {
+                continue;
+            }
+            if !opts.extensions.is_empty()
+                && !extension_of(&file.path).is_some_and(|e| opts.extensions.contains(&e))
+            {
+                continue;
+            }
+            let id = (file.device, file.inode);
+            let at = *by_id.entry(id).or_insert_with(|| {
+                inodes.push(Inode {
+                    size: file.size,
+                    id,
+                    mtime_ns: file.mtime_ns,
+                    paths: Vec::new(),
+                    entry_ids: Vec::new(),
+                    cas: None,
+                    full: None,
+                    failed: false,
+                    grouped: false,
+                });
+                inodes.len() - 1
+            });
+            let inode = &mut inodes[at];
+            inode.paths.push(file.path);
+            if file.entry_id != 0 {
+                inode.entry_ids.push(file.entry_id);
+            }
+            inode.cas = inode.cas.or(file.cas);
+            inode.full = inode.full.or(file.full);
+        }
+        Finder {
+            opts,
+            exact_cas,
+            inodes,
+            by_id,
+            stage: Stage::Collected,
+            buckets: Vec::new(),
+            todo: Vec::new(),
+            cursor: 0,
+            groups: Vec::new(),
+            errors: Vec::new(),
+            stats: Stats {
+                files: total,
+                ..Stats::default()
+            },
+        }
+    }
+
+    pub fn stage(&self) -> Stage {
+        self.stage
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Inodes left to hash at this stage, and their bytes.
+    pub fn remaining(&self) -> (u64, u64) {
+        let left = &self.todo[self.cursor..];
+        let bytes = left.iter().map(|&i| self.inodes[i].size).sum();
+        (left.len() as u64, bytes)
+    }
+
+    /// Record digests computed earlier (by a run that was interrupted) for
+    /// files that are still as they were then (same size and mtime). Only
+    /// before grouping: afterwards the work lists are made.
+    pub fn apply_known(&mut self, known: &[super::Known]) -> Result<u64> {
+        if self.stage != Stage::Collected {
+            return Err(Error::InvalidArgument(
+                "known digests must be applied before grouping by size".into(),
+            ));
+        }
+        let mut applied = 0;
+        for k in known {
+            let Some(&at) = self.by_id.get(&(k.device, k.inode)) else {
+                continue;
+            };
+            let inode = &mut self.inodes[at];
+            if inode.size != k.size || inode.mtime_ns != k.mtime_ns {
+                continue;
+            }
+            match k.stage {
+                Stage::Partial => inode.cas = Some(k.digest),
+                Stage::Full => inode.full = Some(k.digest),
+                _ => continue,
+            }
+            applied += 1;
+        }
+        Ok(applied)
+    }
+
+    /// Group by size (or name and size). `size` and `name_size` modes are
+    /// then done; the others have their first work list.
+    pub fn group_by_size(&mut self) -> Result<()> {
+        if self.stage != Stage::Collected {
+            return Err(Error::InvalidArgument("already grouped by size".into()));
+        }
+        if self.opts.mode == Mode::NameSize {
+            self.group_by_name_and_size();
+            self.stage = Stage::Done;
+            return Ok(());
+        }
+        let mut by_size: HashMap<u64, Vec<usize>> = HashMap::new();
+        for (i, inode) in self.inodes.iter().enumerate() {
+            by_size.entry(inode.size).or_default().push(i);
+        }
+        let buckets: Vec<Vec<usize>> = by_size.into_values().filter(|b| b.len() > 1).collect();
+        self.stats.size_candidates = buckets
+            .iter()
+            .flatten()
+            .map(|&i| self.inodes[i].paths.len() as u64)
+            .sum();
+        if self.opts.mode == Mode::Size {
+            for bucket in buckets {
+                let key = self.inodes[bucket[0]].size.to_string().into_bytes();
+                self.groups.push((key, bucket));
+            }
+            self.stage = Stage::Done;
+            return Ok(());
+        }
+        self.buckets = buckets;
+        self.start(Stage::Partial);
+        Ok(())
+    }
+
+    fn group_by_name_and_size(&mut self) {
+        // Hard links may carry different names: key each name on its own,
+        // splitting an inode's paths by name (rare).
+        let mut by_key: HashMap<(Vec<u8>, u64), Vec<usize>> = HashMap::new();
+        let mut split = Vec::new();
+        for (i, inode) in self.inodes.iter().enumerate() {
+            let mut names: Vec<&[u8]> = inode.paths.iter().map(|p| name_of(p)).collect();
+            names.sort_unstable();
+            names.dedup();
+            if names.len() == 1 {
+                by_key
+                    .entry((names[0].to_vec(), inode.size))
+                    .or_default()
+                    .push(i);
+            } else {
+                for name in names {
+                    let paths: Vec<Vec<u8>> = inode
+                        .paths
+                        .iter()
+                        .filter(|p| name_of(p) == name)
+                        .cloned()
+                        .collect();
+                    split.push((name.to_vec(), i, paths));
+                }
+            }
+        }
+        for (name, of, paths) in split {
+            let (size, id, mtime_ns) = {
+                let source = &self.inodes[of];
+                (source.size, source.id, source.mtime_ns)
+            };
+            self.inodes.push(Inode {
+                size,
+                id,
+                mtime_ns,
+                paths,
+                entry_ids: Vec::new(),
+                cas: None,
+                full: None,
+                failed: false,
+                grouped: false,
+            });
+            by_key
+                .entry((name, size))
+                .or_default()
+                .push(self.inodes.len() - 1);
+            // The pieces stand for its paths now: it is no copy or link set.
+            self.inodes[of].failed = true;
+        }
+        for ((name, _), bucket) in by_key {
+            if bucket.len() > 1 {
+                self.groups.push((name, bucket));
+            }
+        }
+        self.stats.size_candidates = self
+            .groups
+            .iter()
+            .flat_map(|(_, b)| b)
+            .map(|&i| self.inodes[i].paths.len() as u64)
+            .sum();
+    }
+
+    /// Make the work list of `stage`: the bucketed inodes lacking its digest.
+    fn start(&mut self, stage: Stage) {
+        self.stage = stage;
+        self.cursor = 0;
+        let mut todo = Vec::new();
+        for &i in self.buckets.iter().flatten() {
+            let inode = &self.inodes[i];
+            let known = match stage {
+                Stage::Partial => inode.cas.is_some(),
+                _ => inode.full.is_some(),
+            };
+            if known {
+                self.stats.reused += 1;
+            } else {
+                todo.push(i);
+            }
+        }
+        // Path order: files of one directory are read one after another.
+        todo.sort_unstable_by(|&a, &b| self.inodes[a].paths[0].cmp(&self.inodes[b].paths[0]));
+        self.todo = todo;
+        if self.todo.is_empty() {
+            self.advance();
+        }
+    }
+
+    /// The current stage's work is done: split its buckets by the digest.
+    fn advance(&mut self) {
+        let stage = self.stage;
+        let mut next = Vec::new();
+        for bucket in std::mem::take(&mut self.buckets) {
+            let mut by_digest: HashMap<Digest, Vec<usize>> = HashMap::new();
+            for i in bucket {
+                let inode = &self.inodes[i];
+                let digest = if stage == Stage::Partial {
+                    inode.cas
+                } else {
+                    inode.full
+                };
+                if let (false, Some(d)) = (inode.failed, digest) {
+                    by_digest.entry(d).or_default().push(i);
+                }
+            }
+            for (digest, sub) in by_digest {
+                if sub.len() < 2 {
+                    continue;
+                }
+                let size = self.inodes[sub[0]].size;
+                let key = match (stage, self.opts.mode) {
+                    (Stage::Partial, Mode::Content) => cas_id_hex(&digest),
+                    (Stage::Partial, _) if self.exact_cas && size <= SMALL_FILE_MAX => hex(&digest),
+                    (Stage::Partial, _) => {
+                        next.push(sub);
+                        continue;
+                    }
+                    _ => hex(&digest),
+                };
+                self.groups.push((key.into_bytes(), sub));
+            }
+        }
+        if stage == Stage::Partial && self.opts.mode == Mode::Full {
+            self.buckets = next;
+            self.start(Stage::Full);
+        } else {
+            self.stage = Stage::Done;
+            self.todo.clear();
+            self.cursor = 0;
+        }
+    }
+
+    /// Hash the next files of the current stage, at most `max_files` of
+    /// them and (beyond the first) at most `max_bytes` of file size, in
+    /// parallel. Cancelled: nothing is recorded and the page can be redone.
+    pub fn hash_page(
+        &mut self,
+        max_files: usize,
+        max_bytes: u64,
+        cancel: &CancelToken,
+    ) -> Result<Page> {
+        let stage = self.stage;
+        if !matches!(stage, Stage::Partial | Stage::Full) {
+            return Ok(Page::default());
+        }
+        let mut end = self.cursor;
+        let mut bytes = 0u64;
+        while end < self.todo.len() && end - self.cursor < max_files.max(1) {
+            let size = self.inodes[self.todo[end]].size;
+            if end > self.cursor && bytes.saturating_add(size) > max_bytes {
+                break;
+            }
+            bytes = bytes.saturating_add(size);
+            end += 1;
+        }
+        let picked: Vec<usize> = self.todo[self.cursor..end].to_vec();
+        let exact = self.exact_cas;
+        let jobs: Vec<Listed<'_>> = picked
+            .iter()
+            .map(|&i| {
+                let n = &self.inodes[i];
+                (n.paths[0].as_slice(), n.id, n.size, n.mtime_ns)
+            })
+            .collect();
+        let stop = || cancel.is_cancelled();
+        let results = content::map_items(&jobs, self.opts.threads, cancel, |job| {
+            digest_of(job.0, job.1, job.2, job.3, stage, exact, &stop)
+        })?;
+        drop(jobs);
+        let mut page = Page::default();
+        for (i, result) in picked.into_iter().zip(results) {
+            let inode = &mut self.inodes[i];
+            match result {
+                Ok(digest) => {
+                    if stage == Stage::Partial {
+                        inode.cas = Some(digest);
+                        self.stats.partial_hashed += 1;
+                    } else {
+                        inode.full = Some(digest);
+                        self.stats.full_hashed += 1;
+                    }
+                    page.bytes += inode.size;
+                    page.hashed.push(Hashed {
+                        device: inode.id.0,
+                        inode: inode.id.1,
+                        size: inode.size,
+                        mtime_ns: inode.mtime_ns,
+                        entry_ids: inode.entry_ids.clone(),
+                        stage,
+                        digest,
+                    });
+                }
+                Err(e) => {
+                    inode.failed = true;
+                    page.errors.push(e);
+                }
+            }
+        }
+        self.errors.extend(page.errors.iter().cloned());
+        self.cursor = end;
+        if self.cursor >= self.todo.len() {
+            self.advance();
+        }
+        Ok(page)
+    }
+
+    /// The groups (largest files first) and the hard-link sets left over.
+    pub fn into_report(mut self) -> Report {
+        let mut groups: Vec<Group> = Vec::with_capacity(self.groups.len());
+        for (key, bucket) in std::mem::take(&mut self.groups) {
+            for &i in &bucket {
+                self.inodes[i].grouped = true;
+            }
+            groups.push(into_group(key, bucket, &mut self.inodes));
+        }
+        groups.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.copies.cmp(&b.copies)));
+        let mut links: Vec<Group> = Vec::new();
+        for i in 0..self.inodes.len() {
+            let inode = &self.inodes[i];
+            if !inode.grouped && !inode.failed && inode.paths.len() > 1 {
+                let key = inode.size.to_string().into_bytes();
+                links.push(into_group(key, vec![i], &mut self.inodes));
+            }
+        }
+        links.sort_by(|a, b| a.copies.cmp(&b.copies));
+        Report {
+            groups,
+            links,
+            errors: self.errors,
+            stats: self.stats,
+        }
+    }
+}
+
+fn into_group(key: Vec<u8>, bucket: Vec<usize>, inodes: &mut [Inode]) -> Group {
+    let size = inodes[bucket[0]].size;
+    let mut copies: Vec<Vec<Vec<u8>>> = bucket
+        .into_iter()
+        .map(|i| {
+            let mut paths = std::mem::take(&mut inodes[i].paths);
+            paths.sort_unstable();
+            paths
+        })
+        .collect();
+    copies.sort_unstable();
+    Group { key, size, copies }
+}
+
+/// The digest of `stage` for one listed file: opened only if it is still
+/// that file (device, inode) with the listed size and mtime.
+fn digest_of(
+    path: &[u8],
+    id: (u64, u64),
+    size: u64,
+    mtime_ns: Option<i64>,
+    stage: Stage,
+    exact_cas: bool,
+    stop: &dyn Fn() -> bool,
+) -> std::result::Result<Digest, FsError> {
+    let (mut file, meta) = sys::open_listed(path, id).map_err(|e| FsError::from_io(path, &e))?;
+    if meta.size != size || mtime_ns.is_some_and(|m| m != meta.mtime_ns) {
+        return Err(FsError::other(
+            path,
+            0,
+            "changed since it was listed (size or modification time differs)",
+        ));
+    }
+    let want = Want {
+        cas_id: stage == Stage::Partial,
+        checksum: stage == Stage::Full,
+    };
+    let hashes = hash_file(&mut file, &meta, want, path, stop)?;
+    if stage == Stage::Full {
+        return hashes
+            .checksum
+            .ok_or_else(|| FsError::other(path, 0, "no checksum computed"));
+    }
+    // Empty files have no cas_id; with `min_size=0` they still group, by
+    // the digest of their size prefix alone.
+    let mut digest = hashes
+        .cas
+        .unwrap_or_else(|| *blake3::hash(&0u64.to_le_bytes()).as_bytes());
+    if !exact_cas {
+        // Comparable with the cas_ids a library stores (their first 8 bytes).
+        digest[8..].fill(0);
+    }
+    Ok(digest)
+}
