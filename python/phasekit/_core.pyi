@@ -1,7 +1,7 @@
 """Type stub for the Rust extension ``phasekit._core`` (see rust/py)."""
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, final
 
 import numpy as np
@@ -10,6 +10,7 @@ import numpy.typing as npt
 __all__ = [
     "CancelToken",
     "CancelledError",
+    "DupeFinder",
     "InvalidStateError",
     "LibraryDb",
     "LibraryError",
@@ -210,3 +211,37 @@ class Scan:
     @property
     def finished(self) -> bool: ...
     def close(self) -> None: ...
+
+@final
+class DupeFinder:
+    def __new__(
+        cls,
+        mode: str,
+        *,
+        min_size: int = 1,
+        max_size: int | None = None,
+        extensions: list[str] = ...,
+        threads: int | None = None,
+        exact_cas: bool = True,
+    ) -> DupeFinder: ...
+    def walk(
+        self,
+        roots: Sequence[_Path],
+        *,
+        follow_symlinks: bool = False,
+        hidden: bool = True,
+        skip: list[str] = ...,
+        threads: int | None = None,
+    ) -> None: ...
+    def walk_step(self, min_entries: int) -> tuple[bool, int, int, list[_Error]]: ...
+    def add_location(self, db: LibraryDb, location_id: int, *, hidden: bool = True) -> int: ...
+    def use_cache(self, path: _Path, committed: int) -> int: ...
+    def group(self) -> int: ...
+    @property
+    def stage(self) -> str: ...
+    def remaining(self) -> tuple[int, int]: ...
+    def stats(self) -> tuple[int, int, int, int, int]: ...
+    def hash_page(
+        self, max_files: int, max_bytes: int, cancel: CancelToken | None = None
+    ) -> tuple[int, int, list[_Error], int]: ...
+    def report(self) -> _Report: ...

@@ -251,7 +251,8 @@ def _group(raw: tuple[str, int, list[list[str]]]) -> DuplicateGroup:
     return DuplicateGroup(key, size, tuple(tuple(c) for c in copies))
 
 
-def _report(mode: DuplicateMode, raw: tuple[Any, Any, Any, Any]) -> DuplicateReport:
+def duplicate_report(mode: DuplicateMode, raw: tuple[Any, Any, Any, Any]) -> DuplicateReport:
+    """A :class:`DuplicateReport` from the extension's raw tuple."""
     groups, links, errors, stats = raw
     return DuplicateReport(
         mode=mode,
@@ -298,7 +299,7 @@ def find_duplicates(
         threads=threads,
         cancel=cancel,
     )
-    return _report(mode, raw)
+    return duplicate_report(mode, raw)
 
 
 def group_duplicates(
@@ -334,4 +335,4 @@ def group_duplicates(
         threads=threads,
         cancel=cancel,
     )
-    return _report(mode, raw)
+    return duplicate_report(mode, raw)

@@ -93,7 +93,9 @@ class JobHandle:
         value = self.manager.store.outcome(self.id)["output"]
         cls = self._job_class()
         if cls is not None and cls.output_type is not None and isinstance(value, dict):
-            return cls.output_type(**value)
+            # An output holding other dataclasses rebuilds them itself.
+            rebuild = getattr(cls.output_type, "from_mapping", None)
+            return rebuild(value) if rebuild is not None else cls.output_type(**value)
         return value
 
     def phases(self) -> list[PhaseRecord]:

@@ -256,6 +256,11 @@ class Library:
 
     # entries
 
+    def _native(self) -> _core.LibraryDb:
+        """The library.db connection, for this package's jobs that hand it to
+        Rust-side work (which reads or writes it with the GIL released)."""
+        return self._db
+
     def _root(self, location_id: int) -> bytes:
         root = self._roots.get(location_id)
         if root is None:

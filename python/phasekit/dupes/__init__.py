@@ -1,0 +1,26 @@
+"""Duplicate detection: the dupes job over a library location or any paths.
+
+Run it through a library's job manager, so it can be paused, cancelled and
+resumed after a crash without reading a file twice::
+
+    async with library.jobs() as manager:
+        handle = await manager.dispatch(DupesJob(paths=["/data/photos"]))
+        await handle.wait()
+        for group in handle.output().groups:
+            print(group.size, group.paths)
+"""
+
+from __future__ import annotations
+
+from .._types import DUPLICATE_MODES, DuplicateGroup, DuplicateMode
+from ._job import DupesJob
+from ._types import DupesProgress, DupesSummary
+
+__all__ = [
+    "DUPLICATE_MODES",
+    "DupesJob",
+    "DupesProgress",
+    "DupesSummary",
+    "DuplicateGroup",
+    "DuplicateMode",
+]

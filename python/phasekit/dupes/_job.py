@@ -1,0 +1,302 @@
+"""The dupes job: collect → group_by_size → analyse → complete.
+
+- **collect** takes the regular files of a library location (with the sizes
+  and digests stored by indexing) or walks the given paths.
+- **group_by_size** groups them by size (or by name and size) and drops
+  sizes seen once; ``size`` and ``name_size`` modes are then done.
+- **analyse** (``content`` and ``full``) hashes, one bounded page at a time,
+  the cas_ids missing inside size groups and, in ``full`` mode, the full
+  checksums inside cas_id groups. Each page's digests are kept before the
+  page's checkpoint: in the library's entries for a location (so the next
+  search or validation reuses them), in a digest file next to the library's
+  jobs.db for walked paths. A resumed search reads no file it already hashed.
+- **complete** builds the groups (the job's output, :class:`DupesSummary`).
+
+Checkpoints hold only the digest file's length: the collected file list is
+rebuilt on resume (walking is fast next to hashing), never stored.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+from .. import _core
+from .._native import duplicate_report
+from .._types import DUPLICATE_MODES, DuplicateMode
+from ..jobs import (
+    FatalError,
+    JobContext,
+    Phase,
+    PhaseContext,
+    PhasedJob,
+    PhaseResult,
+    Phases,
+    job,
+    transient,
+)
+from ..library import Library
+from ._types import DupesProgress, DupesSummary
+
+#: Files and bytes hashed per page (one checkpoint each).
+PAGE_FILES = 4096
+PAGE_BYTES = 256 * 1024 * 1024
+#: Entries walked per collect step (progress and pause between steps).
+WALK_STEP = 20_000
+#: Non-critical errors kept in the job's record (all are counted).
+ERRORS_KEPT = 1000
+#: Where walked searches keep their digests, under the library folder.
+SCRATCH_DIR = "scratch"
+
+
+@job("phasekit.dupes")
+class DupesJob(PhasedJob):
+    """Find duplicate files in a library location or in any paths.
+
+    Give either ``location_id`` (a location of the job's library: its stored
+    sizes and cas_ids are used, missing digests are computed and stored) or
+    ``paths`` (walked on the spot). ``mode``: ``size``, ``name_size``,
+    ``content`` (same cas_id) or ``full`` (byte-exact). Filters: ``min_size``
+    (default 1: empty files skipped), ``max_size``, ``extensions`` (without
+    the dot, any case), ``hidden`` (False skips names starting with a dot).
+    """
+
+    progress_type: ClassVar[type[Any] | None] = DupesProgress
+    output_type: ClassVar[type[Any] | None] = DupesSummary
+
+    location_id: int | None = None
+    paths: list[str] | None = None
+    mode: DuplicateMode = "full"
+    min_size: int = 1
+    max_size: int | None = None
+    extensions: list[str] | None = None
+    hidden: bool = True
+    follow_symlinks: bool = False
+    threads: int | None = None
+    page_files: int = PAGE_FILES
+    page_bytes: int = PAGE_BYTES
+    _finder: _core.DupeFinder | None = transient(default=None)
+    _library: Library | None = transient(default=None)
+    _job_ctx: JobContext | None = transient(default=None)
+    _summary: DupesSummary | None = transient(default=None)
+
+    def __post_init__(self) -> None:
+        if (self.location_id is None) == (not self.paths):
+            raise ValueError("give either location_id or paths (a non-empty list), not both")
+        if self.mode not in DUPLICATE_MODES:
+            raise ValueError(f"mode must be one of {', '.join(DUPLICATE_MODES)}, not {self.mode!r}")
+        if self.min_size < 0 or (self.max_size is not None and self.max_size < self.min_size):
+            raise ValueError(
+                f"sizes: need 0 <= min_size <= max_size, got {self.min_size}, {self.max_size}"
+            )
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be at least 1, got {self.threads}")
+        if self.page_files < 1 or self.page_bytes < 1:
+            raise ValueError("page_files and page_bytes must be at least 1")
+        if self.paths:
+            self.paths = [os.path.abspath(os.fsdecode(p)) for p in self.paths]
+
+    # --- helpers ---------------------------------------------------------------
+
+    def _lib(self, ctx: PhaseContext) -> Library:
+        library = ctx.job_ctx.library
+        if not isinstance(library, Library):
+            raise FatalError("the dupes job needs a library: run it through Library.jobs()")
+        self._library = library
+        return library
+
+    def _hashes(self) -> bool:
+        return self.mode in ("content", "full")
+
+    @property
+    def _job_id(self) -> str:
+        if self._job_ctx is None:
+            raise FatalError("the dupes job is not running")
+        return self._job_ctx.id
+
+    @staticmethod
+    def _cache_path(library: Library, job_id: str) -> Path:
+        folder = library.path / SCRATCH_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / f"dupes-{job_id}.digests"
+
+    def _report(self, ctx: PhaseContext, message: str, rate: float) -> None:
+        s = ctx.shared
+        ctx.progress(
+            message=message,
+            data=DupesProgress(
+                phase=ctx.phase,
+                files=s.get("files", 0),
+                candidates=s.get("candidates", 0),
+                hashed=s.get("hashed", 0),
+                bytes_hashed=s.get("bytes_hashed", 0),
+                errors=s.get("errors", 0),
+                rate=rate,
+            ),
+        )
+
+    @staticmethod
+    def _errors(ctx: PhaseContext, errors: list[tuple[str, int, str]]) -> None:
+        ctx.shared["errors"] = ctx.shared.get("errors", 0) + len(errors)
+        for path, errno, message in errors:
+            if ctx.shared["errors"] <= ERRORS_KEPT:
+                ctx.error(message, path=path, errno=errno or None)
+
+    def _new_finder(self, library: Library) -> _core.DupeFinder:
+        """A finder holding a location's files, or started on a walk."""
+        finder = _core.DupeFinder(
+            self.mode,
+            min_size=self.min_size,
+            max_size=self.max_size,
+            extensions=list(self.extensions or []),
+            threads=self.threads,
+            # A library keeps 64-bit cas_ids; a walk has the whole digest.
+            exact_cas=self.location_id is None,
+        )
+        if self.location_id is not None:
+            try:
+                library.location(self.location_id)
+            except KeyError as exc:
+                raise FatalError(f"location {self.location_id} no longer exists") from exc
+            finder.add_location(library._native(), self.location_id, hidden=self.hidden)
+            return finder
+        roots = list(self.paths or [])
+        for root in roots:
+            if not os.path.lexists(root):
+                raise FatalError(f"{root} does not exist")
+        finder.walk(
+            roots, follow_symlinks=self.follow_symlinks, hidden=self.hidden, threads=self.threads
+        )
+        return finder
+
+    def _collect(self, ctx: PhaseContext) -> _core.DupeFinder:
+        """Collect the files to search, with progress; a pause here starts
+        the walk over (nothing is kept yet)."""
+        finder = self._new_finder(self._lib(ctx))
+        if self.location_id is not None:
+            return finder
+        started = time.monotonic()
+        walked = 0
+        while True:
+            finished, entries, files, errors = finder.walk_step(WALK_STEP)
+            walked += entries
+            self._errors(ctx, errors)
+            ctx.shared["files"] = files
+            self._report(ctx, f"{files:,} files", walked / max(time.monotonic() - started, 1e-9))
+            if finished:
+                return finder
+            ctx.check_interrupt()
+
+    def _grouped(self, library: Library, committed: int) -> _core.DupeFinder:
+        """The finder after grouping. After a resume this run did not collect
+        the files: collect them again (quietly: their walk errors were
+        recorded the first time) and apply the digests kept so far."""
+        finder = self._finder
+        if finder is None:
+            finder = self._new_finder(library)
+            if self.location_id is None:
+                while not finder.walk_step(WALK_STEP)[0]:
+                    pass
+        if finder.stage == "collected":
+            if self.location_id is None and self._hashes():
+                finder.use_cache(self._cache_path(library, self._job_id), committed)
+            finder.group()
+        self._finder = finder
+        return finder
+
+    # --- phases ----------------------------------------------------------------
+
+    def phases(self) -> Phases:
+        return [
+            Phase("collect", self.collect),
+            Phase("group_by_size", self.group_by_size),
+            Phase("analyse", self.analyse, when=lambda ctx: self._hashes()),
+            Phase("complete", self.complete),
+        ]
+
+    def run(self, ctx: JobContext) -> Any:
+        # The output may have to be rebuilt from the library after a resume
+        # that finds every phase done (see :meth:`output`).
+        self._job_ctx = ctx
+        return super().run(ctx)
+
+    def collect(self, ctx: PhaseContext) -> PhaseResult:
+        ctx.shared.setdefault("started", time.time())
+        self._finder = self._collect(ctx)
+        return None
+
+    def group_by_size(self, ctx: PhaseContext) -> PhaseResult:
+        # Committed length 0: a new digest file (any leftover is cut off).
+        finder = self._grouped(self._lib(ctx), 0)
+        files, candidates, *_ = finder.stats()
+        ctx.shared.update(files=files, candidates=candidates, committed=0)
+        self._report(ctx, f"{candidates:,} files share a size", 0.0)
+        return None
+
+    def analyse(self, ctx: PhaseContext) -> PhaseResult:
+        finder = self._grouped(self._lib(ctx), ctx.shared.get("committed", 0))
+        started = time.monotonic()
+        stage, done = finder.stage, 0
+        total = finder.remaining()[0]
+        while finder.stage != "done":
+            if finder.stage != stage:  # cas_ids done; full checksums next
+                stage, done, total = finder.stage, 0, finder.remaining()[0]
+            hashed, nbytes, errors, stored = finder.hash_page(self.page_files, self.page_bytes)
+            self._errors(ctx, errors)
+            done += hashed + len(errors)
+            s = ctx.shared
+            s["hashed"] = s.get("hashed", 0) + hashed
+            s["bytes_hashed"] = s.get("bytes_hashed", 0) + nbytes
+            if self.location_id is None:
+                s["committed"] = stored  # the digest file's length
+            ctx.add_items(hashed, nbytes=nbytes)
+            ctx.units(done, total)
+            label = "cas_ids" if stage == "partial" else "full checksums"
+            rate = done / max(time.monotonic() - started, 1e-9)
+            self._report(ctx, f"{label}: {done:,} of {total:,}", rate)
+            # After every page: its digests are kept already, so a resume
+            # from here hashes none of them again.
+            ctx.checkpoint()
+        return None
+
+    def complete(self, ctx: PhaseContext) -> PhaseResult:
+        self._summary = self._summarise(self._lib(ctx), ctx.shared)
+        return None
+
+    def _summarise(self, library: Library, shared: dict[str, Any]) -> DupesSummary:
+        finder = self._grouped(library, shared.get("committed", 0))
+        files, candidates, _, _, reused = finder.stats()
+        report = duplicate_report(self.mode, finder.report())
+        self._finder = None
+        if self.location_id is None and self._hashes():
+            self._cache_path(library, self._job_id).unlink(missing_ok=True)
+        roots = list(self.paths or [])
+        if self.location_id is not None:
+            roots = [library.location(self.location_id).path]
+        return DupesSummary(
+            mode=self.mode,
+            roots=roots,
+            location_id=self.location_id,
+            groups=report.groups,
+            links=report.links,
+            wasted=report.wasted,
+            files=files,
+            size_candidates=candidates,
+            hashed=shared.get("hashed", 0),
+            reused=reused,
+            errors=shared.get("errors", 0),
+            seconds=time.time() - shared.get("started", time.time()),
+        )
+
+    def output(self, shared: dict[str, Any]) -> Any:
+        summary = self._summary
+        if summary is None:
+            # Resumed after its last phase, before the job's end was stored.
+            ctx = self._job_ctx
+            if ctx is None or not isinstance(ctx.library, Library):
+                raise FatalError("the dupes job needs a library: run it through Library.jobs()")
+            summary = self._summarise(ctx.library, shared)
+        self._summary = None
+        return summary
