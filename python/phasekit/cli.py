@@ -2,10 +2,10 @@
 
 ``phasekit index PATH`` indexes a tree into the library (resumable: Ctrl-C
 pauses, ``phasekit resume`` goes on); ``phasekit ls PATH`` lists what was
-indexed; ``phasekit jobs`` lists and steers the library's jobs. ``phasekit
-scan PATH [--hash]`` walks a tree without a library and prints counts (with
-``--hash``, cas_ids and a duplicate summary). ``--json`` prints
-machine-readable output.
+indexed; ``phasekit dupes PATH`` finds duplicate files; ``phasekit jobs``
+lists and steers the library's jobs. ``phasekit scan PATH [--hash]`` walks a
+tree without a library and prints counts (with ``--hash``, cas_ids and a
+duplicate summary). ``--json`` prints machine-readable output.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__, fs
+from . import __version__, _cli_dupes, fs
 from ._cli_jobs import cmd_jobs
 from ._cli_library import cmd_index, cmd_ls, cmd_resume
 from ._progress import Progress
@@ -191,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     _library_commands(sub)
+    _cli_dupes.add_parser(sub)
     scan = sub.add_parser(
         "scan", help="walk a tree; count files, dirs and bytes; --hash for cas_ids"
     )

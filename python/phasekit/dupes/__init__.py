@@ -13,11 +13,13 @@ resumed after a crash without reading a file twice::
 from __future__ import annotations
 
 from .._types import DUPLICATE_MODES, DuplicateGroup, DuplicateMode
-from ._job import DupesJob
+from ._job import PAGE_BYTES, PAGE_FILES, DupesJob
 from ._types import DupesProgress, DupesSummary
 
 __all__ = [
     "DUPLICATE_MODES",
+    "PAGE_BYTES",
+    "PAGE_FILES",
     "DupesJob",
     "DupesProgress",
     "DupesSummary",

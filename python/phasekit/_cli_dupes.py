@@ -1,0 +1,128 @@
+"""``phasekit dupes PATH...``: duplicate files, as a resumable job.
+
+A PATH that is a location of the library is searched through its index
+(stored sizes and cas_ids; missing digests are computed and stored); other
+paths, or any with ``--walk``, are walked on the spot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+import anyio
+
+from ._cli_library import open_library
+from ._cli_run import follow, report_stops
+from .dupes import DUPLICATE_MODES, PAGE_FILES, DupesJob, DupesSummary
+from .library import Library
+
+
+def add_parser(sub: Any) -> None:
+    dupes = sub.add_parser("dupes", help="find duplicate files (resumable)",
+                           description=__doc__)  # fmt: skip
+    dupes.add_argument("paths", nargs="+", type=os.fsencode, metavar="PATH")
+    dupes.add_argument("--mode", choices=DUPLICATE_MODES, default="full",
+                       help="size; name_size; content (same cas_id); full (byte-exact, "
+                       "the default)")  # fmt: skip
+    dupes.add_argument("--min-size", type=int, default=1, metavar="BYTES",
+                       help="smallest file considered (default 1: no empty files)")  # fmt: skip
+    dupes.add_argument("--max-size", type=int, default=None, metavar="BYTES",
+                       help="largest file considered")  # fmt: skip
+    dupes.add_argument("--ext", action="append", default=[], metavar="EXT",
+                       help="only files with this extension (repeatable)")  # fmt: skip
+    dupes.add_argument("--no-hidden", dest="hidden", action="store_false",
+                       help="skip files and folders whose name starts with a dot")  # fmt: skip
+    dupes.add_argument("--walk", action="store_true",
+                       help="walk PATH even if it is an indexed location")  # fmt: skip
+    dupes.add_argument("--json", action="store_true",
+                       help="one JSON object per duplicate group")  # fmt: skip
+    dupes.add_argument("--threads", type=int, default=None, help="worker threads")
+    dupes.add_argument("--page-files", type=int, default=PAGE_FILES, metavar="N",
+                       help=f"files hashed between checkpoints (default {PAGE_FILES})")  # fmt: skip
+    dupes.add_argument("--max-errors", type=int, default=20, help="errors to print (default 20)")
+    dupes.set_defaults(func=cmd_dupes)
+
+
+def _job(library: Library, args: argparse.Namespace) -> DupesJob:
+    roots = [os.path.abspath(os.fsdecode(p)) for p in args.paths]
+    common: dict[str, Any] = {
+        "mode": args.mode,
+        "min_size": args.min_size,
+        "max_size": args.max_size,
+        "extensions": args.ext or None,
+        "hidden": args.hidden,
+        "threads": args.threads,
+        "page_files": args.page_files,
+    }
+    if len(roots) == 1 and not args.walk:
+        try:
+            location = library.location(roots[0])
+        except KeyError:
+            pass
+        else:
+            return DupesJob(location_id=location.id, **common)
+    for root in roots:
+        if not os.path.lexists(root):
+            raise ValueError(f"{root} does not exist")
+    return DupesJob(paths=roots, **common)
+
+
+def cmd_dupes(args: argparse.Namespace) -> int:
+    with open_library(args) as library:
+        job = _job(library, args)
+        return anyio.run(_run, library, job, args)
+
+
+def group_json(group: Any) -> dict[str, Any]:
+    return {
+        "size": group.size,
+        "key": group.key,
+        "paths": list(group.paths),
+        # One list per distinct file: several paths are hard links to it.
+        "copies": [list(copy) for copy in group.copies],
+        "wasted": group.wasted,
+    }
+
+
+def print_summary(summary: DupesSummary, *, as_json: bool) -> None:
+    out = sys.stdout
+    if as_json:
+        for group in summary.groups:
+            out.write(json.dumps(group_json(group)) + "\n")
+        return
+    for group in summary.groups:
+        out.write(f"{len(group.copies)} copies of {group.size:,} bytes ({group.key}):\n")
+        for copy in group.copies:
+            out.write(f"  {copy[0]}\n")
+            for link in copy[1:]:
+                out.write(f"    = {link} (hard link)\n")
+    out.write(
+        f"{len(summary.groups):,} groups, {summary.duplicates:,} extra copies, "
+        f"{summary.wasted:,} bytes wasted ({summary.mode}; {summary.files:,} files, "
+        f"{summary.hashed:,} hashed, {summary.reused:,} digests reused) "
+        f"in {summary.seconds:.2f} s\n"
+    )
+
+
+async def _run(library: Library, job: DupesJob, args: argparse.Namespace) -> int:
+    async with library.jobs(max_concurrency=1) as manager:
+        handle = await manager.dispatch(job)
+        # Progress bars go to stderr, so --json output stays clean.
+        results = await follow([handle], bars=True)
+        status = results[handle.id]
+        record = manager.store.get_job(handle.id)
+        outcome = manager.store.outcome(handle.id)
+        summary = handle.output() if status.finished else None
+    if isinstance(summary, DupesSummary):
+        print_summary(summary, as_json=args.json)
+        if summary.errors:
+            print(f"phasekit: {summary.errors:,} files could not be read:", file=sys.stderr)
+            for e in (outcome.get("errors") or [])[: args.max_errors]:
+                print(f"  {e.get('path')}: {e.get('message')}", file=sys.stderr)
+    if record.error:
+        print(f"phasekit: job failed: {record.error}", file=sys.stderr)
+    return report_stops(results)

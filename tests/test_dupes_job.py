@@ -1,0 +1,309 @@
+"""The dupes job: over walked paths and library locations, every mode, the
+same groups as jdupes and the one-call pipeline, resumable without hashing
+a file twice, and the ``phasekit dupes`` command."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from jobs_fixture import subprocess_env
+from phasekit import fs
+from phasekit.dupes import DupesJob, DupesSummary
+from phasekit.jobs import JobStatus
+from phasekit.library import Library
+from test_dupes import build_planted, by_inode
+from test_indexing import cli, wait_until_running
+
+from conftest import pattern
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benches"))
+from jdupes_groups import inode_groups, jdupes_groups
+
+MODES = ("size", "name_size", "content", "full")
+
+
+@pytest.fixture
+def planted(tmp_path: Path) -> Path:
+    build_planted(tmp_path / "tree")
+    return tmp_path / "tree"
+
+
+async def run_job(library: Library, job: DupesJob) -> DupesSummary:
+    async with library.jobs() as manager:
+        handle = await manager.dispatch(job)
+        status = await handle.wait()
+        assert status is JobStatus.COMPLETED, manager.store.get_job(handle.id).error
+        summary = handle.output()
+    assert isinstance(summary, DupesSummary)
+    return summary
+
+
+def search(library: Library, **fields: Any) -> DupesSummary:
+    return anyio.run(run_job, library, DupesJob(**fields))
+
+
+def shallow_location(library: Library, root: Path) -> int:
+    location = library.add_location(root, mode="shallow")
+    library.index(location)
+    return location.id
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_walked_paths_equal_the_one_call_pipeline(planted, tmp_path, mode):
+    with Library.open(tmp_path / "lib") as library:
+        summary = search(library, paths=[str(planted)], mode=mode)
+    expected = fs.find_duplicates(planted, mode=mode)
+    assert summary.groups == expected.groups
+    assert summary.links == expected.links
+    assert summary.wasted == expected.wasted
+    assert summary.roots == [str(planted)]
+    assert summary.location_id is None
+    assert summary.errors == 0
+    # The digest file of a walked search goes when it completes.
+    assert not list((tmp_path / "lib" / "scratch").glob("dupes-*"))
+
+
+@pytest.mark.parametrize("location", [False, True], ids=["walked", "location"])
+def test_full_mode_equals_jdupes(planted, tmp_path, location):
+    with Library.open(tmp_path / "lib") as library:
+        if location:
+            summary = search(library, location_id=shallow_location(library, planted), mode="full")
+        else:
+            summary = search(library, paths=[str(planted)], mode="full")
+    assert by_inode(summary) == inode_groups(jdupes_groups(str(planted)))  # type: ignore[arg-type]
+
+
+def test_location_search_stores_digests_and_reuses_them(planted, tmp_path):
+    with Library.open(tmp_path / "lib") as library:
+        loc = shallow_location(library, planted)
+        content = search(library, location_id=loc, mode="content")
+        assert content.groups == fs.find_duplicates(planted, mode="content").groups
+        # Only files sharing a size with another file were hashed, and their
+        # cas_ids are stored on the entries now.
+        assert content.hashed == content.size_candidates - 1  # one pair is a hard link
+        big = library.entry(loc, planted / "a" / "big1")
+        assert big is not None
+        assert big.cas_id == fs.cas_id(planted / "a" / "big1")
+        lone = library.entry(loc, planted / "a" / "same-size-1")
+        assert lone is not None
+        assert lone.cas_id is not None
+
+        full = search(library, location_id=loc, mode="full")
+        # The cas_ids came from the library; only full checksums were read.
+        assert full.reused == content.hashed
+        assert full.hashed > 0
+        assert big.path
+        assert library.entry(loc, big.path).checksum == fs.checksum(big.path)
+        again = search(library, location_id=loc, mode="full")
+        assert again.hashed == 0
+        assert [g.paths for g in again.groups] == [g.paths for g in full.groups]
+        # Keys differ from a walk's for small files (a library's cas_ids keep
+        # 64 bits, so small files are confirmed by checksum), the groups do not.
+        walked = fs.find_duplicates(planted, mode="full")
+        assert [g.paths for g in full.groups] == [g.paths for g in walked.groups]
+
+
+def test_content_groups_unsampled_difference_full_separates(planted, tmp_path):
+    unsampled = str(planted / "b" / "c" / "big-unsampled")
+    big1 = str(planted / "a" / "big1")
+    with Library.open(tmp_path / "lib") as library:
+        loc = shallow_location(library, planted)
+        for where in ({"paths": [str(planted)]}, {"location_id": loc}):
+            content = search(library, mode="content", **where)
+            full = search(library, mode="full", **where)
+            in_content = next(g for g in content.groups if big1 in g.paths)
+            in_full = next(g for g in full.groups if big1 in g.paths)
+            assert unsampled in in_content.paths
+            assert unsampled not in in_full.paths
+            assert len(in_full.copies) == 2
+
+
+def test_hard_links_and_empty_files(planted, tmp_path):
+    with Library.open(tmp_path / "lib") as library:
+        summary = search(library, paths=[str(planted)], mode="full")
+        linked = next(g for g in summary.groups if str(planted / "a" / "linked") in g.paths)
+        assert len(linked.copies) == 2
+        assert linked.wasted == 3000
+        assert [g.paths for g in summary.links] == [
+            (str(planted / "a" / "lonely"), str(planted / "b" / "lonely-link"))
+        ]
+        assert not any(str(planted / "a" / "empty") in g.paths for g in summary.groups)
+        with_empty = search(library, paths=[str(planted)], mode="full", min_size=0)
+    empty = next(g for g in with_empty.groups if str(planted / "a" / "empty") in g.paths)
+    assert empty.size == 0
+    assert empty.wasted == 0
+
+
+def test_filters(planted, tmp_path):
+    (planted / ".hidden").mkdir()
+    (planted / ".hidden" / "dup0-copy.bin").write_bytes(pattern(1000, 0))
+    with Library.open(tmp_path / "lib") as library:
+        every = search(library, paths=[str(planted)], mode="full")
+        dup0 = next(g for g in every.groups if g.size == 1000)
+        assert str(planted / ".hidden" / "dup0-copy.bin") in dup0.paths
+        visible = search(library, paths=[str(planted)], mode="full", hidden=False)
+        dup0 = next(g for g in visible.groups if g.size == 1000)
+        assert not any("/.hidden/" in p for p in dup0.paths)
+        bins = search(library, paths=[str(planted)], mode="full", extensions=["BIN"])
+        assert bins.groups
+        assert all(p.endswith(".bin") for g in bins.groups for p in g.paths)
+        small = search(library, paths=[str(planted)], mode="full", max_size=2000)
+        assert small.groups
+        assert all(g.size <= 2000 for g in small.groups)
+        loc = shallow_location(library, planted)
+        hidden_off = search(library, location_id=loc, mode="full", hidden=False)
+    assert [g.paths for g in hidden_off.groups] == [g.paths for g in visible.groups]
+
+
+def test_bad_input_is_refused_clearly(planted, tmp_path):
+    with pytest.raises(ValueError, match="either location_id or paths"):
+        DupesJob()
+    with pytest.raises(ValueError, match="either location_id or paths"):
+        DupesJob(location_id=1, paths=[str(planted)])
+    with pytest.raises(ValueError, match="mode must be one of"):
+        DupesJob(paths=[str(planted)], mode="fuzzy")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="min_size <= max_size"):
+        DupesJob(paths=[str(planted)], min_size=10, max_size=5)
+
+    async def failed(library: Library, job: DupesJob) -> str | None:
+        async with library.jobs() as manager:
+            handle = await manager.dispatch(job)
+            assert await handle.wait() is JobStatus.FAILED
+            return manager.store.get_job(handle.id).error
+
+    with Library.open(tmp_path / "lib") as library:
+        error = anyio.run(failed, library, DupesJob(paths=[str(tmp_path / "missing")]))
+        assert error is not None
+        assert "does not exist" in error
+        error = anyio.run(failed, library, DupesJob(location_id=99))
+        assert error is not None
+        assert "location 99 no longer exists" in error
+
+
+def test_vanished_file_is_a_non_critical_error(planted, tmp_path):
+    async def main(library: Library) -> tuple[DupesSummary, JobStatus]:
+        async with library.jobs() as manager:
+            handle = await manager.dispatch(DupesJob(location_id=loc, mode="full"))
+            status = await handle.wait()
+            return handle.output(), status
+
+    with Library.open(tmp_path / "lib") as library:
+        loc = shallow_location(library, planted)
+        (planted / "a" / "big1").unlink()  # indexed, gone before the search
+        summary, status = anyio.run(main, library)
+    assert status is JobStatus.COMPLETED_WITH_ERRORS
+    assert summary.errors == 1
+    assert not any(str(planted / "a" / "big1") in g.paths for g in summary.groups)
+
+
+def many_duplicates(root: Path, groups: int = 300, copies: int = 3) -> None:
+    """Enough same-size files that hashing them takes many pages."""
+    for g in range(groups):
+        folder = root / f"d{g % 17}"
+        folder.mkdir(parents=True, exist_ok=True)
+        data = pattern(2000 + g, g)
+        for c in range(copies):
+            (folder / f"g{g}-{c}").write_bytes(data)
+
+
+def test_pause_during_analysis_then_resume_hashes_nothing_twice(tmp_path):
+    root = tmp_path / "tree"
+    many_duplicates(root, groups=1500)
+    expected = fs.find_duplicates(root, mode="full")
+
+    async def main(library: Library) -> tuple[DupesSummary, int]:
+        async with library.jobs() as manager:
+            handle = await manager.dispatch(
+                DupesJob(paths=[str(root)], mode="full", page_files=10, threads=1)
+            )
+            async for update in handle.updates():
+                phase = update.progress.phase if update.progress else None
+                if phase is not None and phase.name == "analyse" and phase.done >= 30:
+                    break
+            await handle.pause()
+            assert await handle.wait() is JobStatus.PAUSED
+            before = manager.store.load_checkpoint(handle.id)
+            assert before is not None
+            await handle.resume()
+            assert await handle.wait() is JobStatus.COMPLETED
+            return handle.output(), before[1]["shared"]["hashed"]
+
+    with Library.open(tmp_path / "lib") as library:
+        summary, hashed_before = anyio.run(main, library)
+    assert hashed_before >= 30
+    assert summary.groups == expected.groups
+    # Every file was hashed once over both runs: the resumed run took the
+    # first run's digests from the digest file.
+    assert summary.hashed == expected.stats.partial_hashed
+    assert summary.reused == hashed_before
+
+
+def test_sigkill_during_analysis_then_resume(tmp_path):
+    root = tmp_path / "tree"
+    many_duplicates(root, groups=2500)
+    expected = fs.find_duplicates(root, mode="full")
+    rng = random.Random(7)
+    kills = reused = 0
+    for trial in range(3):
+        lib = tmp_path / f"lib{trial}"
+        args = ["dupes", str(root), "--json", "--page-files", "2", "--threads", "1"]
+        with subprocess.Popen(
+            [sys.executable, "-m", "phasekit", "--library", str(lib), *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=subprocess_env(),
+        ) as proc:
+            wait_until_running(lib / "jobs.db", proc)
+            time.sleep(rng.uniform(0.05, 0.5))
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGKILL)
+                kills += 1
+            proc.wait()
+        done = cli("resume", "--json", library=lib)
+        assert done.returncode == 0, done.stderr
+        lines = [json.loads(line) for line in done.stdout.splitlines()]
+        if not lines:  # finished before the kill
+            continue
+        output = DupesSummary.from_mapping(lines[-1]["output"])
+        assert [g.paths for g in output.groups] == [g.paths for g in expected.groups]
+        assert output.hashed == expected.stats.partial_hashed
+        reused += output.reused
+        assert not list((lib / "scratch").glob("dupes-*"))
+    assert kills >= 2, "the search finished before it could be killed: make the tree bigger"
+    assert reused > 0, "no resumed run took digests from the digest file"
+
+
+def test_cli_json_and_text(planted, tmp_path):
+    lib = tmp_path / "lib"
+    as_json = cli("dupes", str(planted), "--json", library=lib)
+    assert as_json.returncode == 0, as_json.stderr
+    groups = [json.loads(line) for line in as_json.stdout.splitlines()]
+    expected = fs.find_duplicates(planted, mode="full")
+    assert [(g["size"], tuple(g["paths"])) for g in groups] == [
+        (g.size, g.paths) for g in expected.groups
+    ]
+    text = cli("dupes", str(planted), "--mode", "size", library=lib)
+    assert text.returncode == 0, text.stderr
+    assert f"{len(fs.find_duplicates(planted, mode='size').groups)} groups" in text.stdout
+    missing = cli("dupes", str(tmp_path / "nope"), library=lib)
+    assert missing.returncode == 2
+    assert "does not exist" in missing.stderr
+    # An indexed location is searched through the library.
+    assert cli("index", str(planted), "--mode", "shallow", library=lib).returncode == 0
+    located = cli("dupes", str(planted), "--mode", "content", "--json", library=lib)
+    assert located.returncode == 0, located.stderr
+    content = fs.find_duplicates(planted, mode="content")
+    assert [tuple(json.loads(x)["paths"]) for x in located.stdout.splitlines()] == [
+        g.paths for g in content.groups
+    ]
