@@ -64,6 +64,8 @@ import time
 from dataclasses import dataclass
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+#: The ``phasekit`` command of the running environment.
+PHASEKIT = os.path.join(os.path.dirname(sys.executable), "phasekit")
 PY_WALK = (
     "import os, sys; print(sum(os.lstat(os.path.join(d, f)).st_size"
     " for d, _, fs in os.walk(sys.argv[1]) for f in fs))"
@@ -86,6 +88,7 @@ def benches(tree: str, scratch: str) -> list[Bench]:
     """The command lines to time, for ``tree`` and a scratch directory."""
     t = shlex.quote(tree)
     db = shlex.quote(os.path.join(scratch, "plocate.db"))
+    lib = shlex.quote(os.path.join(scratch, "phasekit-library"))
     files0 = f"find {t} -type f -print0 | xargs -0 -P2 -n 2000"
     return [
         Bench(
@@ -137,6 +140,16 @@ def benches(tree: str, scratch: str) -> list[Bench]:
             "jdupes",
             f"jdupes -r -q {t} > /dev/null",
             "byte-exact; empty files skipped by default; hard links not dupes",
+        ),
+        Bench(
+            "phasekit dupes",
+            "duplicates",
+            PHASEKIT,
+            f"{shlex.quote(PHASEKIT)} --library {lib} dupes {t} --mode full > /dev/null",
+            "the resumable job from the CLI: byte-exact (size, cas_id, full BLAKE3), "
+            "empty files skipped, hard links not dupes; start-up and a new library "
+            "(jobs.db, checkpoints) included",
+            prepare=f"rm -rf {lib}",
         ),
         Bench(
             "fdupes",
