@@ -307,3 +307,25 @@ def test_cli_json_and_text(planted, tmp_path):
     assert [tuple(json.loads(x)["paths"]) for x in located.stdout.splitlines()] == [
         g.paths for g in content.groups
     ]
+
+
+def test_cancel_during_analysis_removes_the_digest_file(tmp_path):
+    root = tmp_path / "tree"
+    many_duplicates(root, groups=1500)
+
+    async def main(library: Library) -> None:
+        async with library.jobs() as manager:
+            handle = await manager.dispatch(
+                DupesJob(paths=[str(root)], mode="full", page_files=10, threads=1)
+            )
+            async for update in handle.updates():
+                phase = update.progress.phase if update.progress else None
+                if phase is not None and phase.name == "analyse" and phase.done >= 30:
+                    break
+            assert list((tmp_path / "lib" / "scratch").glob("dupes-*"))
+            await handle.cancel()
+            assert await handle.wait() is JobStatus.CANCELLED
+
+    with Library.open(tmp_path / "lib") as library:
+        anyio.run(main, library)
+    assert not list((tmp_path / "lib" / "scratch").glob("dupes-*"))

@@ -29,6 +29,7 @@ from .._types import DUPLICATE_MODES, DuplicateMode
 from ..jobs import (
     FatalError,
     JobContext,
+    JobPaused,
     Phase,
     PhaseContext,
     PhasedJob,
@@ -220,7 +221,16 @@ class DupesJob(PhasedJob):
         # The output may have to be rebuilt from the library after a resume
         # that finds every phase done (see :meth:`output`).
         self._job_ctx = ctx
-        return super().run(ctx)
+        try:
+            return super().run(ctx)
+        except JobPaused:
+            raise  # the digest file is what the resume starts from
+        except BaseException:
+            # Cancelled or failed: nothing will resume from the digest file.
+            library = ctx.library
+            if self.location_id is None and isinstance(library, Library):
+                self._cache_path(library, ctx.id).unlink(missing_ok=True)
+            raise
 
     def collect(self, ctx: PhaseContext) -> PhaseResult:
         ctx.shared.setdefault("started", time.time())

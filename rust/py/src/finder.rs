@@ -213,10 +213,9 @@ impl DupeFinder {
         if self.library.get().is_some() {
             return Err(misuse("a location was added already")).into_py(py);
         }
-        let min_size = self.with(py, |s| Ok(s.opts.min_size))?;
-        let records = db.get().with(py, move |d| {
-            library::file_records(d, location_id, min_size, hidden)
-        })?;
+        let records = db
+            .get()
+            .with(py, move |d| library::file_records(d, location_id, hidden))?;
         let n = records.len();
         self.with(py, move |s| {
             s.records.extend(records);

@@ -32,25 +32,19 @@ fn is_hidden(rel: &[u8]) -> bool {
         .any(|part| part.first() == Some(&b'.'))
 }
 
-/// The regular files of a location with at least `min_size` bytes, absolute
-/// paths, with their stored cas_id and checksum; `hidden` false leaves out
-/// paths with a component starting with a dot (below the root).
-pub fn file_records(
-    db: &LibraryDb,
-    location_id: i64,
-    min_size: u64,
-    hidden: bool,
-) -> Result<Vec<FileRecord>> {
+/// The regular files of a location (absolute paths) with their stored cas_id
+/// and checksum; `hidden` false leaves out paths with a component starting
+/// with a dot (below the root).
+pub fn file_records(db: &LibraryDb, location_id: i64, hidden: bool) -> Result<Vec<FileRecord>> {
     let mut root = db.location(location_id)?.path;
     if !root.ends_with(b"/") {
         root.push(b'/');
     }
     let mut stmt = db.conn.prepare_cached(
         "SELECT id, path, size, mtime_ns, inode, device, cas_id, checksum FROM entries \
-         WHERE location_id = ?1 AND kind = 0 AND size >= ?2",
+         WHERE location_id = ?1 AND kind = 0",
     )?;
-    let min = i64::try_from(min_size).unwrap_or(i64::MAX);
-    let rows = stmt.query_map(params![location_id, min], |r| {
+    let rows = stmt.query_map(params![location_id], |r| {
         let rel: Vec<u8> = r.get(1)?;
         let cas: Option<String> = r.get(6)?;
         let checksum: Option<String> = r.get(7)?;
