@@ -5,25 +5,20 @@ a file twice, and the ``phasekit dupes`` command."""
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 
-from jobs_fixture import subprocess_env
 from phasekit import fs
 from phasekit.dupes import DupesJob, DupesSummary
-from phasekit.jobs import JobStatus
+from phasekit.jobs import JobHandle, JobStatus
 from phasekit.library import Library
 from test_dupes import build_planted, by_inode
-from test_indexing import cli, wait_until_running
+from test_indexing import cli, kill_while_running
 
 from conftest import pattern
 
@@ -217,6 +212,14 @@ def many_duplicates(root: Path, groups: int = 300, copies: int = 3) -> None:
             (folder / f"g{g}-{c}").write_bytes(data)
 
 
+async def until_analysed(handle: JobHandle, files: int) -> None:
+    """Until the analyse phase has hashed ``files`` files (or the job ended)."""
+    async for update in handle.updates():
+        phase = update.progress.phase if update.progress else None
+        if phase is not None and phase.name == "analyse" and phase.done >= files:
+            return
+
+
 def test_pause_during_analysis_then_resume_hashes_nothing_twice(tmp_path):
     root = tmp_path / "tree"
     many_duplicates(root, groups=1500)
@@ -227,10 +230,7 @@ def test_pause_during_analysis_then_resume_hashes_nothing_twice(tmp_path):
             handle = await manager.dispatch(
                 DupesJob(paths=[str(root)], mode="full", page_files=10, threads=1)
             )
-            async for update in handle.updates():
-                phase = update.progress.phase if update.progress else None
-                if phase is not None and phase.name == "analyse" and phase.done >= 30:
-                    break
+            await until_analysed(handle, 30)
             await handle.pause()
             assert await handle.wait() is JobStatus.PAUSED
             before = manager.store.load_checkpoint(handle.id)
@@ -258,18 +258,7 @@ def test_sigkill_during_analysis_then_resume(tmp_path):
     for trial in range(3):
         lib = tmp_path / f"lib{trial}"
         args = ["dupes", str(root), "--json", "--page-files", "2", "--threads", "1"]
-        with subprocess.Popen(
-            [sys.executable, "-m", "phasekit", "--library", str(lib), *args],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=subprocess_env(),
-        ) as proc:
-            wait_until_running(lib / "jobs.db", proc)
-            time.sleep(rng.uniform(0.05, 0.5))
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGKILL)
-                kills += 1
-            proc.wait()
+        kills += kill_while_running(args, lib, rng.uniform(0.05, 0.5))
         done = cli("resume", "--json", library=lib)
         assert done.returncode == 0, done.stderr
         lines = [json.loads(line) for line in done.stdout.splitlines()]
@@ -318,10 +307,7 @@ def test_cancel_during_analysis_removes_the_digest_file(tmp_path):
             handle = await manager.dispatch(
                 DupesJob(paths=[str(root)], mode="full", page_files=10, threads=1)
             )
-            async for update in handle.updates():
-                phase = update.progress.phase if update.progress else None
-                if phase is not None and phase.name == "analyse" and phase.done >= 30:
-                    break
+            await until_analysed(handle, 30)
             assert list((tmp_path / "lib" / "scratch").glob("dupes-*"))
             await handle.cancel()
             assert await handle.wait() is JobStatus.CANCELLED

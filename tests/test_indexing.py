@@ -88,6 +88,24 @@ def wait_until_running(jobs_db: Path, proc: subprocess.Popen[bytes]) -> None:
         time.sleep(0.005)
 
 
+def kill_while_running(args: list[str], library: Path, delay: float) -> bool:
+    """Run ``phasekit --library LIBRARY ARGS``; SIGKILL it ``delay`` seconds
+    after its job starts running. False if it ended before."""
+    with subprocess.Popen(
+        [sys.executable, "-m", "phasekit", "--library", str(library), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=subprocess_env(),
+    ) as proc:
+        wait_until_running(library / "jobs.db", proc)
+        time.sleep(delay)
+        killed = proc.poll() is None
+        if killed:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    return killed
+
+
 def test_sigkill_at_random_moments_then_resume_equals_a_clean_index(tmp_path):
     root = tmp_path / "tree"
     make_tree(root, dirs=120, files_per_dir=60)
@@ -99,18 +117,7 @@ def test_sigkill_at_random_moments_then_resume_equals_a_clean_index(tmp_path):
         for _ in range(2):
             args = ["index", str(root), "--mode", "content", "--batch-size", "10",
                     "--checkpoint-every", "0.001", "--threads", "1", "--json"]  # fmt: skip
-            with subprocess.Popen(
-                [sys.executable, "-m", "phasekit", "--library", str(lib), *args],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                env=subprocess_env(),
-            ) as proc:
-                wait_until_running(lib / "jobs.db", proc)
-                time.sleep(rng.uniform(0.0, 0.12))
-                if proc.poll() is None:
-                    os.kill(proc.pid, signal.SIGKILL)
-                    kills += 1
-                proc.wait()
+            kills += kill_while_running(args, lib, rng.uniform(0.0, 0.12))
         done = cli("resume", "--json", library=lib)
         assert done.returncode == 0, done.stderr
         listing = cli("ls", str(root), "--json", library=lib)

@@ -138,13 +138,6 @@ class DupesJob(PhasedJob):
             ),
         )
 
-    @staticmethod
-    def _errors(ctx: PhaseContext, errors: list[tuple[str, int, str]]) -> None:
-        ctx.shared["errors"] = ctx.shared.get("errors", 0) + len(errors)
-        for path, errno, message in errors:
-            if ctx.shared["errors"] <= ERRORS_KEPT:
-                ctx.error(message, path=path, errno=errno or None)
-
     def _new_finder(self, library: Library) -> _core.DupeFinder:
         """A finder holding a location's files, or started on a walk."""
         finder = _core.DupeFinder(
@@ -183,7 +176,7 @@ class DupesJob(PhasedJob):
         while True:
             finished, entries, files, errors = finder.walk_step(WALK_STEP)
             walked += entries
-            self._errors(ctx, errors)
+            ctx.file_errors(errors, keep=ERRORS_KEPT)
             ctx.shared["files"] = files
             self._report(ctx, f"{files:,} files", walked / max(time.monotonic() - started, 1e-9))
             if finished:
@@ -254,7 +247,7 @@ class DupesJob(PhasedJob):
             if finder.stage != stage:  # cas_ids done; full checksums next
                 stage, done, total = finder.stage, 0, finder.remaining()[0]
             hashed, nbytes, errors, stored = finder.hash_page(self.page_files, self.page_bytes)
-            self._errors(ctx, errors)
+            ctx.file_errors(errors, keep=ERRORS_KEPT)
             done += hashed + len(errors)
             s = ctx.shared
             s["hashed"] = s.get("hashed", 0) + hashed

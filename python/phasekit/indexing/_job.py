@@ -24,7 +24,6 @@ import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .._types import FsError
 from ..jobs import (
     FatalError,
     Phase,
@@ -150,13 +149,6 @@ class IndexJob(PhasedJob):
             ),
         )
 
-    @staticmethod
-    def _errors(ctx: PhaseContext, errors: list[FsError]) -> None:
-        ctx.shared["errors"] = ctx.shared.get("errors", 0) + len(errors)
-        for e in errors:
-            if ctx.shared["errors"] <= ERRORS_KEPT:
-                ctx.error(e.message, path=e.path, errno=e.errno)
-
     # --- phases ----------------------------------------------------------------
 
     def phases(self) -> Phases:
@@ -214,7 +206,7 @@ class IndexJob(PhasedJob):
         walked = 0
         for step in scan:
             walked += step.entries
-            self._errors(ctx, step.errors)
+            ctx.file_errors(((e.path, e.errno, e.message) for e in step.errors), keep=ERRORS_KEPT)
             for name in _COUNTS:
                 ctx.shared[name] = base[name] + getattr(step.stats, name)
             ctx.shared[_WALK_HASHED] = base_hashed + step.stats.hashed
@@ -286,7 +278,7 @@ class IndexJob(PhasedJob):
             )
             if done.looked_at == 0:
                 break
-            self._errors(ctx, done.errors)
+            ctx.file_errors(((e.path, e.errno, e.message) for e in done.errors), keep=ERRORS_KEPT)
             hashed_here += done.hashed
             ctx.shared["hashed"] = ctx.shared.get("hashed", 0) + done.hashed
             ctx.add_items(done.hashed, nbytes=done.bytes)

@@ -10,6 +10,7 @@ finished phases are dropped.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from ._codec import CorruptStateError, decode, encode
@@ -90,6 +91,15 @@ class PhaseContext:
         """A non-fatal error of this phase: recorded, the job goes on."""
         self.errors += 1
         self.job_ctx.error(message, path=path, errno=errno)
+
+    def file_errors(self, errors: Iterable[tuple[str, int, str]], *, keep: int = 1000) -> None:
+        """Per-file errors ``(path, errno, message)`` of a bulk step: every
+        one counted in ``shared["errors"]``, the first ``keep`` of the job
+        recorded as non-fatal errors (errno 0: not an OS error)."""
+        for path, errno, message in errors:
+            count = self.shared["errors"] = self.shared.get("errors", 0) + 1
+            if count <= keep:
+                self.error(message, path=path, errno=errno or None)
 
     def warn(self, message: str) -> None:
         self.job_ctx.warn(message)
