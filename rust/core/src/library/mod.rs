@@ -8,6 +8,7 @@
 mod aggregate;
 mod content;
 mod dupes;
+mod existing;
 mod fresh;
 mod pipeline;
 mod scan;
