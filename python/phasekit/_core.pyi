@@ -23,8 +23,12 @@ __all__ = [
     "checksums",
     "chunk_ranges",
     "chunks",
+    "clear_validation",
     "find_duplicates",
     "group_duplicates",
+    "validate_page",
+    "validation_counts",
+    "validation_issues",
     "walk",
 ]
 
@@ -210,3 +214,27 @@ class Scan:
     @property
     def finished(self) -> bool: ...
     def close(self) -> None: ...
+
+# validation (library.validate)
+_ValidatePass = tuple[int, int, int, int, int, int, dict[str, int]]
+_IssueRow = tuple[int, str, bytes, str]
+
+def validate_page(
+    db: LibraryDb,
+    location_id: int,
+    run_id: str,
+    after_id: int = 0,
+    limit: int = 2000,
+    mode: str = "basic",
+    threads: int | None = None,
+    cancel: CancelToken | None = None,
+) -> _ValidatePass: ...
+def clear_validation(db: LibraryDb, location_id: int) -> int: ...
+def validation_counts(db: LibraryDb, run_id: str) -> list[tuple[str, int]]: ...
+def validation_issues(
+    db: LibraryDb,
+    run_id: str,
+    after_entry: int = 0,
+    after_category: str = "",
+    limit: int = 1000,
+) -> list[_IssueRow]: ...
