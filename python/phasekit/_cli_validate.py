@@ -103,7 +103,7 @@ async def _run(library: Library, job: ValidateJob, args: argparse.Namespace) -> 
         for issue in issues(library, summary):
             out.write(json.dumps({"type": "issue", **issue.to_json()}) + "\n")
         body = plain(summary)
-        body.pop("samples", None)  # every issue was printed above
+        body.pop("sample_rows", None)  # every issue was printed above
         out.write(json.dumps({"type": "summary", "job_id": handle.id, **body}) + "\n")
     else:
         _report(library, summary, args.limit)

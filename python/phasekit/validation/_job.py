@@ -33,7 +33,6 @@ from ._types import (
     Severity,
     ValidateProgress,
     ValidationSummary,
-    _issue,
     _mode,
 )
 
@@ -214,7 +213,9 @@ class ValidateJob(PhasedJob):
             run_id=ctx.id,
             by_category=by_category,
             issues=sum(by_category.values()),
-            samples=[i.to_json() for i in samples],
+            sample_rows=[
+                (os.fsencode(i.path), i.category.value, i.detail, i.entry_id) for i in samples
+            ],
             seconds=time.time() - ctx.shared["started"],
         )
         return None
@@ -239,7 +240,7 @@ class ValidateJob(PhasedJob):
             issues=shared.get("issues", 0),
             by_severity=severity_counts(by_category),
             by_category=by_category,
-            samples=[_issue(d) for d in shared.get("samples") or []],
+            sample_rows=[tuple(r) for r in shared.get("sample_rows") or []],
             seconds=shared.get("seconds", 0.0),
         )
 

@@ -4,6 +4,7 @@ table), issues, progress and the summary a validation job outputs."""
 from __future__ import annotations
 
 import enum
+import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -140,22 +141,17 @@ class ValidateProgress:
     rate: float
 
 
-def _issue(value: Issue | dict[str, Any]) -> Issue:
-    if isinstance(value, Issue):
-        return value
-    return Issue(
-        path=value["path"],
-        category=Category(value["category"]),
-        detail=value["detail"],
-        entry_id=value["entry_id"],
-    )
+#: An issue as the job's output stores it: ``(path bytes, category, detail,
+#: entry id)``. Paths stay bytes there: job state is msgpack, whose strings
+#: must be valid UTF-8, and a POSIX name need not be.
+IssueRow = tuple[bytes, str, str, int]
 
 
 @dataclass
 class ValidationSummary:
     """A validation job's output. Every issue of the run can be read with
     :func:`phasekit.validation.issues` (``run_id`` is the job's id) until the
-    location is validated again; :attr:`samples` holds the first few."""
+    location is validated again; :attr:`samples` holds the most severe few."""
 
     run_id: str
     location_id: int
@@ -173,12 +169,14 @@ class ValidationSummary:
     issues: int
     by_severity: dict[str, int] = field(default_factory=dict)
     by_category: dict[str, int] = field(default_factory=dict)
-    samples: list[Issue] = field(default_factory=list)
+    #: The most severe issues as stored (see :attr:`samples`).
+    sample_rows: list[IssueRow] = field(default_factory=list)
     seconds: float = 0.0
 
-    def __post_init__(self) -> None:
-        # Read back from jobs.db, samples come as mappings.
-        self.samples = [_issue(s) for s in self.samples]
+    @property
+    def samples(self) -> list[Issue]:
+        """The most severe issues (at most ``SAMPLES_KEPT``), most severe first."""
+        return [Issue(os.fsdecode(p), Category(c), d, e) for p, c, d, e in self.sample_rows]
 
     @property
     def worst(self) -> Severity | None:
