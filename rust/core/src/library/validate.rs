@@ -16,6 +16,8 @@
 //! Severities are policy and live with the Python facade; this module only
 //! says what is wrong.
 
+use std::fs::File;
+
 use rusqlite::{params, TransactionBehavior};
 
 use super::LibraryDb;
@@ -280,7 +282,38 @@ pub fn check_entry(
         issues: name_issues(&e.path, abs.len()),
         ..Checked::default()
     };
-    let now = match sys::stat_path(&abs, false) {
+    // A file whose content will be compared is opened first (without
+    // following a symlink, non-blocking) and `fstat`ed: one path lookup
+    // instead of two, and the metadata is that of the very file read, so
+    // nothing can be swapped in between. Anything else is `lstat`ed.
+    let mut opened = None;
+    let mut open_error = None;
+    let stat = if mode != ValidateMode::Basic && e.kind == Kind::File as u8 {
+        match sys::with_parent(&abs, |dir, name| sys::open_file_at(dir, name)) {
+            Ok((file, meta)) => {
+                if meta.kind == Kind::File {
+                    opened = Some(file);
+                }
+                Ok(meta)
+            }
+            Err(err) => {
+                let fs = FsError::from_io(&abs, &err);
+                if is_gone(fs.errno) {
+                    Err(err)
+                } else {
+                    // ELOOP: a symlink now. Otherwise (EACCES, EIO) it may
+                    // still be stat'ed: compare what can be.
+                    if fs.errno != rustix::io::Errno::LOOP.raw_os_error() {
+                        open_error = Some(fs);
+                    }
+                    sys::stat_path(&abs, false)
+                }
+            }
+        }
+    } else {
+        sys::stat_path(&abs, false)
+    };
+    let now = match stat {
         Ok(meta) => meta,
         Err(err) => {
             let fs = FsError::from_io(&abs, &err);
@@ -346,16 +379,24 @@ pub fn check_entry(
         ));
     }
     if mode != ValidateMode::Basic && now.kind == Kind::File && size_same && mtime_same {
-        check_content(&abs, e, &now, mode, stop, &mut out);
+        let file = match (opened, open_error) {
+            (Some(file), _) => Ok(file),
+            (None, Some(err)) => Err(err),
+            // Not a file when opened, a file when stat'ed: it is changing.
+            (None, None) => Err(FsError::other(&abs, 0, "changed while being validated")),
+        };
+        check_content(&abs, e, file, &now, mode, stop, &mut out);
     }
     out
 }
 
 /// Recompute what the index has for a file whose size and mtime are as
-/// indexed (`now` is its fresh `lstat`) and compare.
+/// indexed and compare: `file` is the file opened (or why it could not
+/// be), `now` its `fstat`.
 fn check_content(
     abs: &[u8],
     e: &Stored,
+    file: std::result::Result<File, FsError>,
     now: &Meta,
     mode: ValidateMode,
     stop: &dyn Fn() -> bool,
@@ -370,34 +411,20 @@ fn check_content(
         out.unverified = now.size > 0;
         return;
     }
-    // Open without following a symlink, non-blocking, then make sure it is
-    // the regular file just stat'ed: a file swapped in between is never read
-    // in its place.
-    let opened = sys::with_parent(abs, |dir, name| sys::open_file_at(dir, name));
-    let (mut file, meta) = match opened {
-        Ok(pair) => pair,
+    let mut file = match file {
+        Ok(file) => file,
         Err(err) => {
-            let fs = FsError::from_io(abs, &err);
-            let category = if is_gone(fs.errno) {
-                Category::Missing
-            } else if fs.errno == rustix::io::Errno::LOOP.raw_os_error() {
-                Category::Modified // a symlink now: replaced since the stat
+            // errno 0: it changed between the open and the stat.
+            let category = if err.errno == 0 {
+                Category::Modified
             } else {
                 Category::Unreadable
             };
-            out.issues.push((category, fs.message));
+            out.issues.push((category, err.message));
             return;
         }
     };
-    if meta.kind != Kind::File
-        || meta.file_id() != now.file_id()
-        || meta.size != now.size
-        || meta.mtime_ns != now.mtime_ns
-    {
-        out.issues
-            .push((Category::Modified, "changed while being validated".into()));
-        return;
-    }
+    let meta = *now;
     let hashes = match hash_file(&mut file, &meta, want, abs, stop) {
         Ok(h) => h,
         Err(err) => {
@@ -458,8 +485,11 @@ pub fn validate_page(
 ) -> Result<ValidatePass> {
     let root = db.location(location_id)?.path;
     let rows: Vec<Stored> = {
+        // `+location_id` keeps SQLite off `entries_name` for this term: with
+        // it, every page would read all of the location's rows and sort
+        // them by id; the id range scan reads the page and little more.
         let mut stmt = db.conn.prepare_cached(&format!(
-            "SELECT {STORED_COLUMNS} FROM entries WHERE location_id = ?1 AND id > ?2 \
+            "SELECT {STORED_COLUMNS} FROM entries WHERE id > ?2 AND +location_id = ?1 \
              ORDER BY id LIMIT ?3"
         ))?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
