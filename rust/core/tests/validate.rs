@@ -256,7 +256,7 @@ fn name_checks() {
     assert_eq!(cats(b"-rf"), [Category::ProblematicName]);
     let long = vec![b'n'; NAME_MAX_PORTABLE + 1];
     assert_eq!(cats(&long), [Category::NameTooLong]);
-    assert!(cats(&vec![b'n'; NAME_MAX_PORTABLE]).is_empty());
+    assert!(cats(&[b'n'; NAME_MAX_PORTABLE]).is_empty());
     let deep = vec!["d"; DEPTH_MAX + 1].join("/");
     assert_eq!(cats(deep.as_bytes()), [Category::PathTooDeep]);
     assert!(cats(vec!["d"; DEPTH_MAX].join("/").as_bytes()).is_empty());

@@ -289,7 +289,7 @@ pub fn check_entry(
     let mut opened = None;
     let mut open_error = None;
     let stat = if mode != ValidateMode::Basic && e.kind == Kind::File as u8 {
-        match sys::with_parent(&abs, |dir, name| sys::open_file_at(dir, name)) {
+        match sys::with_parent(&abs, sys::open_file_at) {
             Ok((file, meta)) => {
                 if meta.kind == Kind::File {
                     opened = Some(file);
