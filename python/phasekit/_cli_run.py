@@ -115,6 +115,8 @@ def plain(value: Any) -> Any:
         return {k: plain(v) for k, v in dataclasses.asdict(value).items()}
     if isinstance(value, JobStatus):
         return value.value
+    if isinstance(value, bytes):
+        return os.fsdecode(value)  # a path
     if isinstance(value, list | tuple):
         return [plain(v) for v in value]
     if isinstance(value, dict):

@@ -24,8 +24,12 @@ __all__ = [
     "checksums",
     "chunk_ranges",
     "chunks",
+    "clear_validation",
     "find_duplicates",
     "group_duplicates",
+    "validate_page",
+    "validation_counts",
+    "validation_issues",
     "walk",
 ]
 
@@ -245,3 +249,27 @@ class DupeFinder:
         self, max_files: int, max_bytes: int, cancel: CancelToken | None = None
     ) -> tuple[int, int, list[_Error], int]: ...
     def report(self) -> _Report: ...
+
+# validation (library.validate)
+_ValidatePass = tuple[int, int, int, int, int, int, dict[str, int]]
+_IssueRow = tuple[int, str, bytes, str]
+
+def validate_page(
+    db: LibraryDb,
+    location_id: int,
+    run_id: str,
+    after_id: int = 0,
+    limit: int = 2000,
+    mode: str = "basic",
+    threads: int | None = None,
+    cancel: CancelToken | None = None,
+) -> _ValidatePass: ...
+def clear_validation(db: LibraryDb, location_id: int) -> int: ...
+def validation_counts(db: LibraryDb, run_id: str) -> list[tuple[str, int]]: ...
+def validation_issues(
+    db: LibraryDb,
+    run_id: str,
+    after_entry: int = 0,
+    after_category: str = "",
+    limit: int = 1000,
+) -> list[_IssueRow]: ...

@@ -20,9 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__, _cli_dupes, fs
+from . import __version__, fs
+from ._cli_dupes import add_parser as add_dupes_parser
 from ._cli_jobs import cmd_jobs
 from ._cli_library import cmd_index, cmd_ls, cmd_resume
+from ._cli_validate import add_parser as add_validate_parser
 from ._progress import Progress
 from .errors import PhasekitError
 from .fs import FsError, Kind
@@ -191,7 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     _library_commands(sub)
-    _cli_dupes.add_parser(sub)
+    add_dupes_parser(sub)
+    add_validate_parser(sub)
     scan = sub.add_parser(
         "scan", help="walk a tree; count files, dirs and bytes; --hash for cas_ids"
     )

@@ -13,10 +13,12 @@ from .._native import iter_chunks
 from ._content import cas_id, cas_ids, checksum, checksums, chunks
 from ._dupes import find_duplicates, group_duplicates
 from ._index import IndexedEntry, index_into_sqlite, scan_tree
+from ._validate import ValidationResult, validate_entries
 from ._walk import Walker, walk
 
 __all__ = [
     "IndexedEntry",
+    "ValidationResult",
     "Walker",
     "cas_id",
     "cas_ids",
@@ -28,5 +30,6 @@ __all__ = [
     "index_into_sqlite",
     "iter_chunks",
     "scan_tree",
+    "validate_entries",
     "walk",
 ]

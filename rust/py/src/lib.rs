@@ -19,6 +19,7 @@ mod library;
 mod paths;
 mod scan;
 mod token;
+mod validate;
 mod walk;
 
 use pyo3::prelude::*;
@@ -41,5 +42,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(chunks::chunk_ranges, m)?)?;
     m.add_function(wrap_pyfunction!(dupes::find_duplicates, m)?)?;
     m.add_function(wrap_pyfunction!(dupes::group_duplicates, m)?)?;
+    m.add_function(wrap_pyfunction!(validate::validate_page, m)?)?;
+    m.add_function(wrap_pyfunction!(validate::clear_validation, m)?)?;
+    m.add_function(wrap_pyfunction!(validate::validation_counts, m)?)?;
+    m.add_function(wrap_pyfunction!(validate::validation_issues, m)?)?;
     Ok(())
 }

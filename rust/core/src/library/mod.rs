@@ -13,6 +13,7 @@ mod fresh;
 mod pipeline;
 mod scan;
 mod schema;
+pub mod validate;
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

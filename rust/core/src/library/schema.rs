@@ -62,11 +62,28 @@ CREATE TABLE entries (
 CREATE UNIQUE INDEX entries_name ON entries(location_id, parent_id, name);
 ";
 
+/// Validation issues: what the latest validation of a location found, one
+/// row per (run, entry, category), so a page validated again after a resume
+/// replaces its own rows. `path` is the entry's relative path when the issue
+/// was found (the entry may since be gone). A location's rows go with it.
+const V2: &str = "
+CREATE TABLE validation_issues (
+    run_id TEXT NOT NULL,
+    entry_id INTEGER NOT NULL,
+    category TEXT NOT NULL,
+    location_id INTEGER NOT NULL REFERENCES locations(id) ON DELETE CASCADE,
+    path BLOB NOT NULL,
+    detail TEXT NOT NULL,
+    PRIMARY KEY (run_id, entry_id, category)
+) WITHOUT ROWID;
+CREATE INDEX validation_issues_location ON validation_issues(location_id);
+";
+
 /// Migrations by the version they produce. Never edit a shipped entry; add one.
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2)];
 
 /// The version this code writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Bring the file to [`SCHEMA_VERSION`], one step per transaction. Each step
 /// re-reads the version under the write lock, so two processes opening an
@@ -85,4 +102,37 @@ pub fn migrate(conn: &mut Connection) -> DbResult<()> {
         tx.commit()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_1_file_is_upgraded_and_keeps_its_rows() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(V1).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute(
+            "INSERT INTO locations (id, path, mode, created_at) VALUES (1, x'2f74', 'content', 0)",
+            [],
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let kept: i64 = conn
+            .query_row("SELECT COUNT(*) FROM locations", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(kept, 1);
+        conn.execute(
+            "INSERT INTO validation_issues VALUES ('run', 1, 'missing', 1, x'61', '')",
+            [],
+        )
+        .unwrap();
+        // Migrating again is a no-op.
+        migrate(&mut conn).unwrap();
+    }
 }

@@ -1,0 +1,615 @@
+//! Validation: compare a location's indexed entries with what is on disk now.
+//!
+//! A page of entries (ids above `after_id`) is checked in parallel. Per entry:
+//! the name (portable, not too long, not too deep), then an `lstat` of the
+//! path (never following a symlink) against the stored kind, permissions,
+//! size and mtime. In `integrity` mode a regular file whose size and mtime are
+//! unchanged is opened (identity-checked: the file just stat'ed, not a link or
+//! a file swapped in since) and its cas_id recomputed; `complete` mode also
+//! computes the full BLAKE3 checksum and stores it where the index has none.
+//! A file whose size or mtime changed was modified, which says nothing about
+//! rot: its content is not compared.
+//!
+//! What was found goes to `validation_issues`, one row per (run, entry,
+//! category), upserted in the page's one transaction together with the
+//! checksums stored, so a page done again after a resume changes nothing.
+//! Severities are policy and live with the Python facade; this module only
+//! says what is wrong.
+
+use std::fs::File;
+
+use rusqlite::{params, TransactionBehavior};
+
+use super::LibraryDb;
+use crate::cancel::CancelToken;
+use crate::content::{cas_id_hex, hash_file, hex, map_items, Want, SMALL_FILE_MAX};
+use crate::error::{Error, FsError, Result};
+use crate::sys::{self, Kind, Meta};
+
+/// A name longer than this many bytes is reported: the most eCryptfs (an
+/// encrypted home directory) and several sync tools accept; ext4's 255 is
+/// the hard limit, so longer names cannot exist at all.
+pub const NAME_MAX_PORTABLE: usize = 143;
+/// An absolute path longer than this (PATH_MAX less its NUL) is reported:
+/// most tools cannot open it in one piece.
+pub const PATH_MAX_BYTES: usize = 4095;
+/// More levels than this below the location's root are reported.
+pub const DEPTH_MAX: usize = 32;
+/// Bytes a cas_id reads from a file over 100 KiB (two 8 KiB ends, four 10 KiB samples).
+const SAMPLED_BYTES: u64 = 56 * 1024;
+
+/// What is wrong with an entry. Names are stable (stored, and shown).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Category {
+    /// The path no longer exists (or a directory above it is gone).
+    Missing,
+    /// It exists but cannot be stat'ed or read (permissions, I/O error).
+    Unreadable,
+    /// A file is now a directory, a symlink, ... or the other way round.
+    KindChanged,
+    /// A file indexed with content is now empty (reported instead of SizeChanged).
+    Empty,
+    SizeChanged,
+    /// The mtime differs (or the file changed while being validated).
+    Modified,
+    /// Permission bits (including setuid, setgid, sticky) differ.
+    PermissionsChanged,
+    /// Another file (inode) now has the name.
+    Replaced,
+    /// Same size and mtime, different content: silent corruption.
+    ContentChanged,
+    /// Not UTF-8, a control character (newline, tab), a leading or trailing
+    /// space, or a leading '-'.
+    ProblematicName,
+    NameTooLong,
+    PathTooDeep,
+    PathTooLong,
+}
+
+impl Category {
+    pub const ALL: [Category; 13] = [
+        Category::Missing,
+        Category::Unreadable,
+        Category::KindChanged,
+        Category::Empty,
+        Category::SizeChanged,
+        Category::Modified,
+        Category::PermissionsChanged,
+        Category::Replaced,
+        Category::ContentChanged,
+        Category::ProblematicName,
+        Category::NameTooLong,
+        Category::PathTooDeep,
+        Category::PathTooLong,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Missing => "missing",
+            Category::Unreadable => "unreadable",
+            Category::KindChanged => "kind_changed",
+            Category::Empty => "empty",
+            Category::SizeChanged => "size_changed",
+            Category::Modified => "modified",
+            Category::PermissionsChanged => "permissions_changed",
+            Category::Replaced => "replaced",
+            Category::ContentChanged => "content_changed",
+            Category::ProblematicName => "problematic_name",
+            Category::NameTooLong => "name_too_long",
+            Category::PathTooDeep => "path_too_deep",
+            Category::PathTooLong => "path_too_long",
+        }
+    }
+}
+
+/// How far validation looks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValidateMode {
+    /// Metadata only: exists, kind, size, mtime, permissions.
+    Basic,
+    /// Plus the cas_id of files whose size and mtime are unchanged.
+    Integrity,
+    /// Plus the full checksum (stored where the index has none).
+    Complete,
+}
+
+impl ValidateMode {
+    pub fn parse(text: &str) -> Result<Self> {
+        match text {
+            "basic" => Ok(ValidateMode::Basic),
+            "integrity" => Ok(ValidateMode::Integrity),
+            "complete" => Ok(ValidateMode::Complete),
+            other => Err(Error::InvalidArgument(format!(
+                "validation mode must be basic, integrity or complete, not {other:?}"
+            ))),
+        }
+    }
+}
+
+/// The stored facts validation compares against (a row of `entries`).
+#[derive(Clone, Debug, Default)]
+pub struct Stored {
+    pub id: i64,
+    /// Relative to the location's root.
+    pub path: Vec<u8>,
+    pub kind: u8,
+    pub size: i64,
+    pub mtime_ns: i64,
+    pub inode: i64,
+    pub device: i64,
+    pub mode: u32,
+    pub cas_id: Option<String>,
+    pub checksum: Option<String>,
+}
+
+/// What checking one entry found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Checked {
+    pub issues: Vec<(Category, String)>,
+    /// The file's content was read, `bytes` of it.
+    pub hashed: bool,
+    pub bytes: u64,
+    /// A checksum to store (complete mode, the index had none).
+    pub store_checksum: Option<String>,
+    /// A file whose content could not be compared: the index has no cas_id.
+    pub unverified: bool,
+}
+
+/// One stored issue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssueRow {
+    pub entry_id: i64,
+    pub category: String,
+    /// Relative to the location's root.
+    pub path: Vec<u8>,
+    pub detail: String,
+}
+
+/// What one [`validate_page`] call did.
+#[derive(Debug, Default)]
+pub struct ValidatePass {
+    /// The highest entry id looked at: pass it as `after_id` next time.
+    pub last_id: i64,
+    pub looked_at: u64,
+    /// Files whose content was read, and the bytes read.
+    pub hashed: u64,
+    pub bytes: u64,
+    /// Checksums stored (complete mode).
+    pub stored: u64,
+    /// Files with no cas_id to compare with (a shallow index).
+    pub unverified: u64,
+    /// Issues found on this page, by category (indexed like [`Category::ALL`]).
+    pub found: [u64; Category::ALL.len()],
+}
+
+fn kind_name(kind: u8) -> &'static str {
+    match kind {
+        0 => "file",
+        1 => "directory",
+        2 => "symlink",
+        _ => "special file",
+    }
+}
+
+/// Nanoseconds as `seconds.nanoseconds` (exact; floor division for times
+/// before 1970), the way the Python side prints them too.
+pub fn format_ns(ns: i64) -> String {
+    format!(
+        "{}.{:09}",
+        ns.div_euclid(1_000_000_000),
+        ns.rem_euclid(1_000_000_000)
+    )
+}
+
+/// The name checks: they depend on the stored path only. `rel` is relative
+/// to the root, `abs_len` the length of the absolute path.
+pub fn name_issues(rel: &[u8], abs_len: usize) -> Vec<(Category, String)> {
+    let mut out = Vec::new();
+    let name = rel.rsplit(|&b| b == b'/').next().unwrap_or(rel);
+    let mut why: Vec<String> = Vec::new();
+    if std::str::from_utf8(name).is_err() {
+        why.push("not valid UTF-8".into());
+    }
+    if name.contains(&b'\n') {
+        why.push("contains a newline".into());
+    }
+    if let Some(c) = name
+        .iter()
+        .find(|&&b| (b < 0x20 && b != b'\n') || b == 0x7f)
+    {
+        why.push(format!("contains the control character 0x{c:02x}"));
+    }
+    if name.first() == Some(&b' ') {
+        why.push("starts with a space".into());
+    }
+    if name.len() > 1 && name.last() == Some(&b' ') {
+        why.push("ends with a space".into());
+    }
+    if name.first() == Some(&b'-') {
+        why.push("starts with '-' (read as an option by command-line tools)".into());
+    }
+    if !why.is_empty() {
+        out.push((Category::ProblematicName, why.join("; ")));
+    }
+    if name.len() > NAME_MAX_PORTABLE {
+        out.push((
+            Category::NameTooLong,
+            format!("name is {} bytes (over {NAME_MAX_PORTABLE})", name.len()),
+        ));
+    }
+    let depth = rel.split(|&b| b == b'/').filter(|p| !p.is_empty()).count();
+    if depth > DEPTH_MAX {
+        out.push((
+            Category::PathTooDeep,
+            format!("{depth} levels below the location (over {DEPTH_MAX})"),
+        ));
+    }
+    if abs_len > PATH_MAX_BYTES {
+        out.push((
+            Category::PathTooLong,
+            format!("path is {abs_len} bytes (over {PATH_MAX_BYTES})"),
+        ));
+    }
+    out
+}
+
+fn is_gone(errno: i32) -> bool {
+    errno == rustix::io::Errno::NOENT.raw_os_error()
+        || errno == rustix::io::Errno::NOTDIR.raw_os_error()
+}
+
+/// The absolute path of an entry.
+pub fn join(root: &[u8], rel: &[u8]) -> Vec<u8> {
+    let mut abs = Vec::with_capacity(root.len() + 1 + rel.len());
+    abs.extend_from_slice(root);
+    if !abs.ends_with(b"/") {
+        abs.push(b'/');
+    }
+    abs.extend_from_slice(rel);
+    abs
+}
+
+/// Check one entry of the location rooted at `root`. `stop` is polled while
+/// a large file is read.
+pub fn check_entry(
+    root: &[u8],
+    e: &Stored,
+    mode: ValidateMode,
+    stop: &dyn Fn() -> bool,
+) -> Checked {
+    let abs = join(root, &e.path);
+    let mut out = Checked {
+        issues: name_issues(&e.path, abs.len()),
+        ..Checked::default()
+    };
+    // A file whose content will be compared is opened first (without
+    // following a symlink, non-blocking) and `fstat`ed: one path lookup
+    // instead of two, and the metadata is that of the very file read, so
+    // nothing can be swapped in between. Anything else is `lstat`ed.
+    let mut opened = None;
+    let mut open_error = None;
+    let stat = if mode != ValidateMode::Basic && e.kind == Kind::File as u8 {
+        match sys::with_parent(&abs, sys::open_file_at) {
+            Ok((file, meta)) => {
+                if meta.kind == Kind::File {
+                    opened = Some(file);
+                }
+                Ok(meta)
+            }
+            Err(err) => {
+                let fs = FsError::from_io(&abs, &err);
+                if is_gone(fs.errno) {
+                    Err(err)
+                } else {
+                    // ELOOP: a symlink now. Otherwise (EACCES, EIO) it may
+                    // still be stat'ed: compare what can be.
+                    if fs.errno != rustix::io::Errno::LOOP.raw_os_error() {
+                        open_error = Some(fs);
+                    }
+                    sys::stat_path(&abs, false)
+                }
+            }
+        }
+    } else {
+        sys::stat_path(&abs, false)
+    };
+    let now = match stat {
+        Ok(meta) => meta,
+        Err(err) => {
+            let fs = FsError::from_io(&abs, &err);
+            let category = if is_gone(fs.errno) {
+                Category::Missing
+            } else {
+                Category::Unreadable
+            };
+            out.issues.push((category, fs.message));
+            return out;
+        }
+    };
+    if now.kind as u8 != e.kind {
+        out.issues.push((
+            Category::KindChanged,
+            format!(
+                "was a {}, now a {}",
+                kind_name(e.kind),
+                kind_name(now.kind as u8)
+            ),
+        ));
+        return out;
+    }
+    let (was, is) = (e.mode & 0o7777, now.mode & 0o7777);
+    if was != is {
+        out.issues.push((
+            Category::PermissionsChanged,
+            format!("mode {was:04o} -> {is:04o}"),
+        ));
+    }
+    if !matches!(now.kind, Kind::File | Kind::Symlink) {
+        // A directory's size and mtime change with its children; a FIFO or
+        // device has no content of its own to compare.
+        return out;
+    }
+    let size_same = now.size as i64 == e.size;
+    if !size_same {
+        if now.kind == Kind::File && now.size == 0 && e.size > 0 {
+            out.issues
+                .push((Category::Empty, format!("was {} bytes, now empty", e.size)));
+        } else {
+            out.issues.push((
+                Category::SizeChanged,
+                format!("size {} -> {} bytes", e.size, now.size),
+            ));
+        }
+    }
+    let mtime_same = now.mtime_ns == e.mtime_ns;
+    if !mtime_same {
+        out.issues.push((
+            Category::Modified,
+            format!(
+                "mtime {} -> {}",
+                format_ns(e.mtime_ns),
+                format_ns(now.mtime_ns)
+            ),
+        ));
+    }
+    if now.inode as i64 != e.inode {
+        out.issues.push((
+            Category::Replaced,
+            format!("inode {} -> {}", e.inode as u64, now.inode),
+        ));
+    }
+    if mode != ValidateMode::Basic && now.kind == Kind::File && size_same && mtime_same {
+        let file = match (opened, open_error) {
+            (Some(file), _) => Ok(file),
+            (None, Some(err)) => Err(err),
+            // Not a file when opened, a file when stat'ed: it is changing.
+            (None, None) => Err(FsError::other(&abs, 0, "changed while being validated")),
+        };
+        check_content(&abs, e, file, &now, mode, stop, &mut out);
+    }
+    out
+}
+
+/// Recompute what the index has for a file whose size and mtime are as
+/// indexed and compare: `file` is the file opened (or why it could not
+/// be), `now` its `fstat`.
+fn check_content(
+    abs: &[u8],
+    e: &Stored,
+    file: std::result::Result<File, FsError>,
+    now: &Meta,
+    mode: ValidateMode,
+    stop: &dyn Fn() -> bool,
+    out: &mut Checked,
+) {
+    let want = Want {
+        // Empty files have no cas_id.
+        cas_id: e.cas_id.is_some() && now.size > 0,
+        checksum: mode == ValidateMode::Complete,
+    };
+    if !want.any() {
+        out.unverified = now.size > 0;
+        return;
+    }
+    let mut file = match file {
+        Ok(file) => file,
+        Err(err) => {
+            // errno 0: it changed between the open and the stat.
+            let category = if err.errno == 0 {
+                Category::Modified
+            } else {
+                Category::Unreadable
+            };
+            out.issues.push((category, err.message));
+            return;
+        }
+    };
+    let meta = *now;
+    let hashes = match hash_file(&mut file, &meta, want, abs, stop) {
+        Ok(h) => h,
+        Err(err) => {
+            // errno 0: the file changed while it was read.
+            let category = if err.errno == 0 {
+                Category::Modified
+            } else {
+                Category::Unreadable
+            };
+            out.issues.push((category, err.message));
+            return;
+        }
+    };
+    out.hashed = true;
+    // A full checksum (or a small file) reads everything; a sampled cas_id
+    // reads the header, four samples and the footer.
+    out.bytes = if want.checksum || meta.size <= SMALL_FILE_MAX {
+        meta.size
+    } else {
+        SAMPLED_BYTES
+    };
+    let cas = hashes.cas.map(|d| cas_id_hex(&d));
+    if let (Some(was), Some(is)) = (&e.cas_id, &cas) {
+        if was != is {
+            out.issues
+                .push((Category::ContentChanged, format!("cas_id {was} -> {is}")));
+            return;
+        }
+    }
+    if let Some(sum) = hashes.checksum.map(|d| hex(&d)) {
+        match &e.checksum {
+            Some(was) if *was != sum => out
+                .issues
+                .push((Category::ContentChanged, format!("checksum {was} -> {sum}"))),
+            Some(_) => {}
+            None => out.store_checksum = Some(sum),
+        }
+    }
+}
+
+const STORED_COLUMNS: &str =
+    "id, path, kind, size, mtime_ns, inode, device, mode, cas_id, checksum";
+
+/// Validate up to `limit` entries of the location (ids above `after_id`) in
+/// parallel; record the issues under `run_id` and, in complete mode, the
+/// checksums the index lacked, in one transaction (none when there is
+/// nothing to write, so a clean page never takes the write lock).
+#[allow(clippy::too_many_arguments)]
+pub fn validate_page(
+    db: &mut LibraryDb,
+    location_id: i64,
+    run_id: &str,
+    after_id: i64,
+    limit: usize,
+    mode: ValidateMode,
+    threads: Option<usize>,
+    cancel: &CancelToken,
+) -> Result<ValidatePass> {
+    let root = db.location(location_id)?.path;
+    let rows: Vec<Stored> = {
+        // `+location_id` keeps SQLite off `entries_name` for this term: with
+        // it, every page would read all of the location's rows and sort
+        // them by id; the id range scan reads the page and little more.
+        let mut stmt = db.conn.prepare_cached(&format!(
+            "SELECT {STORED_COLUMNS} FROM entries WHERE id > ?2 AND +location_id = ?1 \
+             ORDER BY id LIMIT ?3"
+        ))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mapped = stmt.query_map(params![location_id, after_id, limit], |r| {
+            Ok(Stored {
+                id: r.get(0)?,
+                path: r.get(1)?,
+                kind: r.get(2)?,
+                size: r.get(3)?,
+                mtime_ns: r.get(4)?,
+                inode: r.get(5)?,
+                device: r.get(6)?,
+                mode: r.get(7)?,
+                cas_id: r.get(8)?,
+                checksum: r.get(9)?,
+            })
+        })?;
+        mapped.collect::<rusqlite::Result<_>>()?
+    };
+    let mut pass = ValidatePass {
+        last_id: rows.last().map_or(after_id, |e| e.id),
+        looked_at: rows.len() as u64,
+        ..ValidatePass::default()
+    };
+    let stop = || cancel.is_cancelled();
+    let results = map_items(&rows, threads, cancel, |e| {
+        Ok(check_entry(&root, e, mode, &stop))
+    })?;
+    let mut checked = Vec::with_capacity(rows.len());
+    for result in results {
+        // The closure never fails: a problem is an issue, not an error.
+        checked.push(result.unwrap_or_default());
+    }
+    let mut writes = false;
+    for c in &checked {
+        pass.hashed += u64::from(c.hashed);
+        pass.bytes += c.bytes;
+        pass.unverified += u64::from(c.unverified);
+        for (category, _) in &c.issues {
+            pass.found[*category as usize] += 1;
+        }
+        writes |= !c.issues.is_empty() || c.store_checksum.is_some();
+    }
+    if !writes {
+        return Ok(pass);
+    }
+    let tx = db
+        .conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)?;
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT OR REPLACE INTO validation_issues \
+             (run_id, entry_id, category, location_id, path, detail) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        // Only onto the row as validated: an index that changed it since
+        // (another process) keeps what it wrote.
+        let mut store = tx.prepare_cached(
+            "UPDATE entries SET checksum = ?2 WHERE id = ?1 AND checksum IS NULL \
+             AND size = ?3 AND mtime_ns = ?4 AND inode = ?5",
+        )?;
+        for (e, c) in rows.iter().zip(&checked) {
+            for (category, detail) in &c.issues {
+                insert.execute(params![
+                    run_id,
+                    e.id,
+                    category.as_str(),
+                    location_id,
+                    e.path,
+                    detail
+                ])?;
+            }
+            if let Some(sum) = &c.store_checksum {
+                pass.stored +=
+                    store.execute(params![e.id, sum, e.size, e.mtime_ns, e.inode])? as u64;
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(pass)
+}
+
+/// Forget the issues recorded for a location (a new validation starts).
+pub fn clear_issues(db: &mut LibraryDb, location_id: i64) -> Result<u64> {
+    Ok(db.conn.execute(
+        "DELETE FROM validation_issues WHERE location_id = ?1",
+        [location_id],
+    )? as u64)
+}
+
+/// `(category, count)` of a run's issues.
+pub fn issue_counts(db: &LibraryDb, run_id: &str) -> Result<Vec<(String, u64)>> {
+    let mut stmt = db.conn.prepare_cached(
+        "SELECT category, COUNT(*) FROM validation_issues WHERE run_id = ?1 \
+         GROUP BY category ORDER BY category",
+    )?;
+    let rows = stmt.query_map([run_id], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Up to `limit` issues of a run after `(entry_id, category)`, in that order.
+pub fn issues(
+    db: &LibraryDb,
+    run_id: &str,
+    after: (i64, &str),
+    limit: usize,
+) -> Result<Vec<IssueRow>> {
+    let mut stmt = db.conn.prepare_cached(
+        "SELECT entry_id, category, path, detail FROM validation_issues \
+         WHERE run_id = ?1 AND (entry_id, category) > (?2, ?3) \
+         ORDER BY entry_id, category LIMIT ?4",
+    )?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = stmt.query_map(params![run_id, after.0, after.1, limit], |r| {
+        Ok(IssueRow {
+            entry_id: r.get(0)?,
+            category: r.get(1)?,
+            path: r.get(2)?,
+            detail: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
