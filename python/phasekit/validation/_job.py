@@ -44,12 +44,6 @@ SAMPLES_KEPT = 100
 _READ_PAGE = 1000
 
 
-def _db(library: Library) -> _core.LibraryDb:
-    """The library's connection (validation is part of the package: it calls
-    the core's validation functions on it)."""
-    return library._db
-
-
 def _root(location: Location) -> bytes:
     root = os.fsencode(location.path)
     return root if root.endswith(b"/") else root + b"/"
@@ -64,7 +58,7 @@ def issues(library: Library, summary: ValidationSummary) -> Iterator[Issue]:
 def _issues(library: Library, location_id: int, run_id: str) -> Iterator[Issue]:
     root = _root(library.location(location_id))
     after: tuple[int, str] = (0, "")
-    db = _db(library)
+    db = library._native()
     while rows := _core.validation_issues(db, run_id, after[0], after[1], _READ_PAGE):
         for entry_id, category, rel, detail in rows:
             yield Issue(os.fsdecode(root + rel), Category(category), detail, entry_id)
@@ -145,7 +139,7 @@ class ValidateJob(PhasedJob):
                 f"{location.path} was indexed in shallow mode: there are no cas_ids to "
                 "compare file contents with (index it with --mode content)"
             )
-        _core.clear_validation(_db(library), location.id)
+        _core.clear_validation(library._native(), location.id)
         ctx.shared.update(
             started=time.time(),
             total=library.entry_count(location),
@@ -161,7 +155,7 @@ class ValidateJob(PhasedJob):
 
     def validate(self, ctx: PhaseContext) -> PhaseResult:
         library, location = self._lib(ctx), self._location(ctx)
-        db, s = _db(library), ctx.shared
+        db, s = library._native(), ctx.shared
         started, checked_here = time.monotonic(), 0
         while True:
             last, looked, hashed, nbytes, stored, unverified, found = _core.validate_page(
@@ -198,7 +192,7 @@ class ValidateJob(PhasedJob):
 
     def complete(self, ctx: PhaseContext) -> PhaseResult:
         library = self._lib(ctx)
-        by_category = dict(_core.validation_counts(_db(library), ctx.id))
+        by_category = dict(_core.validation_counts(library._native(), ctx.id))
         # The most severe issues first, then in entry order; a bounded heap
         # over the stream, so memory does not grow with the issues found.
         worst: list[tuple[int, int, str, Issue]] = []

@@ -46,9 +46,11 @@ pub fn hash_missing(
     let root = db.location(location_id)?.path;
     let mut todo = Vec::new();
     {
+        // `+location_id`: an id range scan, not `entries_name` (which would
+        // read and sort all of the location's rows for every page).
         let mut stmt = db.conn.prepare_cached(
             "SELECT id, path, size, mtime_ns, inode, device FROM entries \
-             WHERE location_id = ?1 AND id > ?2 AND kind = 0 AND size > 0 \
+             WHERE id > ?2 AND +location_id = ?1 AND kind = 0 AND size > 0 \
              AND (cas_id IS NULL OR (?3 AND checksum IS NULL)) ORDER BY id LIMIT ?4",
         )?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);

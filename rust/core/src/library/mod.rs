@@ -310,8 +310,10 @@ impl LibraryDb {
     /// Up to `limit` entries of a location with id greater than `after_id`,
     /// in id order (page through with the last id returned).
     pub fn entries(&self, location_id: i64, after_id: i64, limit: usize) -> Result<Vec<EntryRow>> {
+        // `+location_id`: walk the id range instead of `entries_name`, which
+        // would read and sort all of the location's rows for every page.
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {ENTRY_COLUMNS} FROM entries WHERE location_id = ?1 AND id > ?2 \
+            "SELECT {ENTRY_COLUMNS} FROM entries WHERE id > ?2 AND +location_id = ?1 \
              ORDER BY id LIMIT ?3"
         ))?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
