@@ -5,10 +5,13 @@ from __future__ import annotations
 import enum
 import os
 from dataclasses import dataclass, field
-from typing import Literal, TypeAlias
+from typing import TYPE_CHECKING, Literal, TypeAlias
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:
+    # Annotations only: numpy is imported when the extension first builds an
+    # array, so commands that never walk (jobs, dupes, ls) start faster.
+    import numpy as np
+    import numpy.typing as npt
 
 #: Anything that names a file: ``str`` (encoded with ``os.fsencode``), ``bytes``
 #: or an ``os.PathLike``.

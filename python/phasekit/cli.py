@@ -18,8 +18,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from . import __version__, fs
 from ._cli_dupes import add_parser as add_dupes_parser
 from ._cli_jobs import cmd_jobs
@@ -87,6 +85,8 @@ class _Files:
 
 def _walk(args: argparse.Namespace, summary: ScanSummary, keep_files: bool) -> _Files:
     """Walk (hashing while walking with --hash) and count."""
+    import numpy as np  # here: only this command needs it (start-up time)
+
     files = _Files()
     with Progress("scanning", unit=" entries") as bar:
         walker = fs.walk(
