@@ -8,7 +8,6 @@
 mod aggregate;
 mod content;
 mod dupes;
-mod existing;
 mod fresh;
 mod pipeline;
 mod scan;

@@ -21,10 +21,6 @@ use crate::walk::{Batch, WalkOptions, Walker};
 /// Batches that may wait for the writer; beyond this the walker blocks. Small:
 /// overlap needs only one batch in flight, and memory stays bounded.
 pub const CHANNEL_CAPACITY: usize = 4;
-/// The same for a re-scan, whose writer reads the location's entries before
-/// the first batch: room for the walk to run ahead meanwhile (about 0.1 s
-/// per 200,000 entries; a batch of 1,000 entries holds ~150 KB).
-pub const RESCAN_CHANNEL_CAPACITY: usize = 64;
 
 /// How often a writer waiting for a batch re-checks the caller's cancel token.
 const POLL: Duration = Duration::from_millis(20);
@@ -90,34 +86,19 @@ impl ScanPipeline {
     ) -> Result<Self> {
         let root = db.location(location_id)?.path;
         let fresh = fresh && (resume.is_none() || db.entry_count(location_id)? == 0);
+        let writer = ScanWriter::new(db, location_id, fresh)?;
         let stop = CancelToken::new();
         let walker = match resume {
             Some(state) => Walker::resume(state, opts, stop.clone())?,
             None => Walker::new(&[root], opts, stop.clone())?,
         };
-        // A re-scan's writer first reads the location's entries (see
-        // `Existing`): the walk starts first and runs ahead meanwhile.
-        let capacity = if fresh {
-            CHANNEL_CAPACITY
-        } else {
-            RESCAN_CHANNEL_CAPACITY
-        };
-        let (sender, receiver) = crossbeam_channel::bounded(capacity);
+        let (sender, receiver) = crossbeam_channel::bounded(CHANNEL_CAPACITY);
         let thread = std::thread::Builder::new()
             .name("phasekit-scan-walk".into())
             .spawn(move || walk(walker, &sender))
             .map_err(|e| {
                 Error::InvalidArgument(format!("could not start the walker thread: {e}"))
             })?;
-        let writer = match ScanWriter::new(db, location_id, fresh) {
-            Ok(writer) => writer,
-            Err(e) => {
-                // The walker thread sees the stop (or the dropped receiver)
-                // and ends by itself.
-                stop.cancel();
-                return Err(e);
-            }
-        };
         Ok(ScanPipeline {
             writer,
             receiver: Some(receiver),

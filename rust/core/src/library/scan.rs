@@ -12,7 +12,6 @@ use std::collections::HashMap;
 
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
-use super::existing::{Existing, Known};
 use super::{now, LibraryDb};
 use crate::error::{Error, FsError, Result};
 use crate::sys::{self, Kind};
@@ -55,9 +54,19 @@ pub struct ScanWriter {
     dirs: Vec<(i64, i64, i64)>,
     /// Files inserted by this scan, by (device, inode): move detection.
     new_files: HashMap<(i64, i64), i64>,
-    /// A re-scan: the location's entries as they were (see [`Existing`]).
-    existing: Option<Existing>,
     pub stats: ScanStats,
+}
+
+/// An existing row, as far as change detection needs it.
+struct Known {
+    id: i64,
+    kind: u8,
+    size: i64,
+    mtime_ns: i64,
+    ctime_ns: i64,
+    inode: i64,
+    device: i64,
+    mode: u32,
 }
 
 /// u64 stat fields are stored as SQLite's signed 64-bit integers, bit for bit.
@@ -79,11 +88,6 @@ impl ScanWriter {
         if !prefix.ends_with(b"/") {
             prefix.push(b'/');
         }
-        let existing = if fresh {
-            None
-        } else {
-            Some(Existing::load(db, location_id)?)
-        };
         Ok(ScanWriter {
             location_id,
             prefix,
@@ -95,7 +99,6 @@ impl ScanWriter {
             file_sums: HashMap::new(),
             dirs: Vec::new(),
             new_files: HashMap::new(),
-            existing,
             stats: ScanStats::default(),
         })
     }
@@ -224,11 +227,8 @@ impl ScanWriter {
                 } else {
                     None
                 };
-                let remembered = self.existing.as_mut().and_then(|e| e.take(parent, name));
                 let known = if self.fresh {
                     None
-                } else if remembered.is_some() {
-                    remembered
                 } else {
                     find.query_row(params![self.location_id, parent, name], |r| {
                         Ok(Known {
