@@ -449,3 +449,40 @@ def test_a_shallow_index_leaves_contents_unverified(tmp_path, mode):
             assert summary.issues == 0
 
     anyio.run(go)
+
+
+async def _fifo_in_place_of_a_file(tmp_path: Path) -> None:
+    root = tmp_path / "tree"
+    make_tree(root, dirs=1, files_per_dir=2)
+    with Library.open(tmp_path / "lib") as library:
+        loc = await _index(library, root)
+        target = root / "d0" / "f0.dat"
+        target.unlink()
+        os.mkfifo(target)
+        # A writer waits in open() until a reader opens the FIFO: if the
+        # validation opened it, this open would return.
+        writer_done = anyio.Event()
+
+        def write_open() -> None:
+            fd = os.open(target, os.O_WRONLY)
+            os.close(fd)
+
+        async def writer() -> None:
+            await anyio.to_thread.run_sync(write_open, abandon_on_cancel=True)
+            writer_done.set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(writer)
+            await anyio.sleep(0.1)  # the writer is waiting
+            summary = await _validate(library, loc, "complete")
+            await anyio.sleep(0.1)
+            assert not writer_done.is_set(), "the FIFO was opened"
+            # Release the writer.
+            os.close(os.open(target, os.O_RDONLY | os.O_NONBLOCK))
+            with anyio.fail_after(10):
+                await writer_done.wait()
+        assert (str(target), "kind_changed") in categories(found(library, summary))
+
+
+def test_a_fifo_in_place_of_an_indexed_file_is_never_opened(tmp_path):
+    anyio.run(_fifo_in_place_of_a_file, tmp_path)

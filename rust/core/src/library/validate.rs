@@ -282,33 +282,46 @@ pub fn check_entry(
         issues: name_issues(&e.path, abs.len()),
         ..Checked::default()
     };
-    // A file whose content will be compared is opened first (without
-    // following a symlink, non-blocking) and `fstat`ed: one path lookup
-    // instead of two, and the metadata is that of the very file read, so
-    // nothing can be swapped in between. Anything else is `lstat`ed.
+    // A file whose content will be compared is `lstat`ed, opened only if it
+    // is still a regular file (a FIFO or device is never opened: DESIGN.md,
+    // invariant 4; opening a FIFO would wake its writer), without following
+    // a symlink, and `fstat`ed: the metadata compared is that of the very
+    // file read, so nothing can be swapped in between. Anything else is
+    // only `lstat`ed.
     let mut opened = None;
     let mut open_error = None;
     let stat = if mode != ValidateMode::Basic && e.kind == Kind::File as u8 {
-        match sys::with_parent(&abs, sys::open_file_at) {
-            Ok((file, meta)) => {
+        match sys::with_parent(&abs, |dir, name| {
+            let before = sys::stat_at(dir, name, false)?;
+            if before.kind != Kind::File {
+                return Ok((before, None));
+            }
+            Ok(match sys::open_file_at(dir, name) {
+                Ok((file, meta)) => (meta, Some(Ok(file))),
+                Err(err) => (before, Some(Err(err))),
+            })
+        }) {
+            Ok((meta, Some(Ok(file)))) => {
                 if meta.kind == Kind::File {
                     opened = Some(file);
                 }
                 Ok(meta)
             }
-            Err(err) => {
+            Ok((meta, Some(Err(err)))) => {
                 let fs = FsError::from_io(&abs, &err);
                 if is_gone(fs.errno) {
                     Err(err)
                 } else {
-                    // ELOOP: a symlink now. Otherwise (EACCES, EIO) it may
-                    // still be stat'ed: compare what can be.
+                    // ELOOP: a symlink by now. Otherwise (EACCES, EIO) the
+                    // metadata is still compared.
                     if fs.errno != rustix::io::Errno::LOOP.raw_os_error() {
                         open_error = Some(fs);
                     }
-                    sys::stat_path(&abs, false)
+                    Ok(meta)
                 }
             }
+            Ok((meta, None)) => Ok(meta),
+            Err(err) => Err(err),
         }
     } else {
         sys::stat_path(&abs, false)
