@@ -3,10 +3,9 @@ and the safe points where pause and cancel take effect."""
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import hashlib
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,28 +40,35 @@ class JobCancelled(JobInterrupted):
 
 
 class JobControl:
-    """Pause/cancel requests for one running job, set from any thread."""
+    """Pause/cancel requests for one running job, set from any thread.
+
+    Plain flags, not ``threading.Event``s: nobody blocks on them (the job
+    looks at its safe points), a bool assignment is atomic, and one control
+    is made per job run.
+    """
+
+    __slots__ = ("_cancel", "_pause", "waiting")
 
     def __init__(self) -> None:
-        self._pause = threading.Event()
-        self._cancel = threading.Event()
+        self._pause = False
+        self._cancel = False
         #: True while the job blocks in ``wait_for_children``: the manager does
         #: not count it against its concurrency limits meanwhile.
         self.waiting = False
 
     def pause(self) -> None:
-        self._pause.set()
+        self._pause = True
 
     def cancel(self) -> None:
-        self._cancel.set()
+        self._cancel = True
 
     @property
     def pause_requested(self) -> bool:
-        return self._pause.is_set()
+        return self._pause
 
     @property
     def cancel_requested(self) -> bool:
-        return self._cancel.is_set()
+        return self._cancel
 
 
 @dataclass
@@ -103,7 +109,6 @@ class JobContext:
         #: The library the job works on (what its manager was opened with;
         #: None for a bare job store).
         self.library = library
-        self.log = logging.getLogger(f"phasekit.job.{name}")
         self._store = store
         self._control = control
         self._checkpoint = checkpoint
@@ -120,6 +125,12 @@ class JobContext:
         self.warnings: list[str] = []
         self.errors: list[dict[str, Any]] = []
         self.metrics = Metrics()
+
+    @functools.cached_property
+    def log(self) -> logging.Logger:
+        """The job's logger (``phasekit.job.<name>``); looked up on first use,
+        as most runs log nothing and the lookup takes logging's global lock."""
+        return logging.getLogger(f"phasekit.job.{self.name}")
 
     # progress, warnings, errors, metrics
 
@@ -167,8 +178,8 @@ class JobContext:
         report not written yet, if any. None: nothing new to store."""
         if completed:
             self.phase_progress = None
-            self._pending_progress = dataclasses.replace(
-                self._last_report, phase=None, explicit_percent=100.0, eta_s=0.0
+            self._pending_progress = self._last_report.replace(
+                phase=None, explicit_percent=100.0, eta_s=0.0
             )
         pending, self._pending_progress = self._pending_progress, None
         return None if pending is None else pending.to_dict()
@@ -177,7 +188,7 @@ class JobContext:
         """The phase processor's atomic-unit progress: replaces the phase part
         of the latest report and keeps the job's own fields."""
         self.phase_progress = phase
-        self._report(dataclasses.replace(self._last_report, phase=phase))
+        self._report(self._last_report.replace(phase=phase))
 
     def _report(self, value: JobProgress) -> None:
         self._last_report = value
