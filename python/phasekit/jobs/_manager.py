@@ -56,13 +56,18 @@ class JobUpdate:
 class JobHandle:
     """Follow and steer one dispatched job."""
 
-    def __init__(self, manager: JobManager, job_id: str) -> None:
+    def __init__(
+        self, manager: JobManager, job_id: str, job_class: type[Job] | None = None
+    ) -> None:
         self.manager = manager
         self.id = job_id
+        #: The job's class when the handle's creator knows it (dispatch does);
+        #: else read from jobs.db on first use.
+        self._cls = job_class
 
     @property
     def status(self) -> JobStatus:
-        return self.manager.store.get_job(self.id).status
+        return self.manager.store.status(self.id)
 
     async def pause(self) -> None:
         await self.manager.pause(self.id)
@@ -75,17 +80,28 @@ class JobHandle:
 
     async def wait(self) -> JobStatus:
         """Wait until the job finishes (completed, failed or cancelled) or pauses."""
-        async with aclosing(self.updates()) as updates:
-            async for update in updates:
-                if update.status.finished or update.status is JobStatus.PAUSED:
-                    return update.status
-        raise AssertionError("updates() ended without a final status")
+        # The status alone, not updates(): waiting on many handles is common,
+        # and the progress each update decodes would be thrown away.
+        manager = self.manager
+        manager._watched[self.id] += 1
+        try:
+            while True:
+                changed = manager._changed  # taken before the read: no missed wake-up
+                status = manager.store.status(self.id)
+                if status.finished or status is JobStatus.PAUSED:
+                    return status
+                with anyio.move_on_after(POLL_S):
+                    await changed.wait()
+        finally:
+            manager._unwatch(self.id)
 
     def _job_class(self) -> type[Job] | None:
-        try:
-            return self.manager.registry.get(self.manager.store.get_job(self.id).name)
-        except UnknownJobError:
-            return None
+        if self._cls is None:
+            try:
+                self._cls = self.manager.registry.get(self.manager.store.get_job(self.id).name)
+            except UnknownJobError:
+                return None
+        return self._cls
 
     def output(self) -> Any:
         """The output of the job's last run (None before it completes), as
@@ -111,9 +127,7 @@ class JobHandle:
                 async for update in updates:
                     yield update
         finally:
-            self.manager._watched[self.id] -= 1
-            if self.manager._watched[self.id] <= 0:
-                del self.manager._watched[self.id]
+            self.manager._unwatch(self.id)
 
     async def _poll(self, data_type: type[Any] | None) -> AsyncGenerator[JobUpdate, None]:
         last: tuple[JobStatus, Any] | None = None
@@ -279,7 +293,7 @@ class JobManager:
         self._wake.set()
         # Let the scheduler start work while a caller dispatches many jobs.
         await anyio.lowlevel.checkpoint()
-        return JobHandle(self, job_id)
+        return JobHandle(self, job_id, self.registry.get(job.job_name))
 
     def jobs(
         self,
@@ -365,6 +379,11 @@ class JobManager:
     def _notify(self) -> None:
         self._changed.set()
         self._changed = anyio.Event()
+
+    def _unwatch(self, job_id: str) -> None:
+        self._watched[job_id] -= 1
+        if self._watched[job_id] <= 0:
+            del self._watched[job_id]
 
     def _prune(self) -> None:
         self._last_prune = time.monotonic()

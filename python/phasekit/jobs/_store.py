@@ -393,6 +393,13 @@ class JobStore:
         rows = self._read("SELECT request FROM jobs WHERE id = ?", (job_id,))
         return None if not rows else rows[0][0]
 
+    def status(self, job_id: str) -> JobStatus:
+        """A job's status (KeyError if there is no such job)."""
+        rows = self._read("SELECT status FROM jobs WHERE id = ?", (job_id,))
+        if not rows:
+            raise KeyError(f"no job with id {job_id!r}")
+        return JobStatus(rows[0][0])
+
     def status_and_progress(
         self, job_id: str, data_type: type[Any] | None = None
     ) -> tuple[JobStatus, JobProgress | None]:
