@@ -8,11 +8,12 @@ jobs.db, so a second process (a CLI) sees and can pause the same jobs.
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import math
+import sys
 import time
 from collections import Counter
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,6 +195,9 @@ class JobManager:
         self._due_read_at = -math.inf
         self._due_stale = True
         self._user_paused: set[str] = set()
+        #: Schedules a callback on the event loop from another thread (see
+        #: _notify_from_thread); set when the manager opens.
+        self._call_soon: Callable[[Callable[[], None]], object] | None = None
         self.history_retention_s = history_retention_s
         self._last_prune = -math.inf
 
@@ -202,6 +206,7 @@ class JobManager:
         self._slots.owner = self._owner.id
         self._recover()
         self._prune()
+        self._call_soon = _threadsafe_call_soon()
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self._tg.start_soon(self._schedule)
@@ -287,10 +292,15 @@ class JobManager:
             run_every_s=every,
             next_run_at=first_at,
         )
-        self._slots.invalidate()  # the new job may come first
+        self._slots.invalidate(priority)  # the new job may come first
         if first_at is not None or every is not None:
             self._due_stale = True
-        self._wake.set()
+            self._wake.set()
+        elif self._slots.maybe_free():
+            # Only a free slot needs the scheduler: a busy worker claims the
+            # next ready job itself when it finishes one, and one that finds
+            # none leaves its slot and wakes the scheduler then.
+            self._wake.set()
         # Let the scheduler start work while a caller dispatches many jobs.
         await anyio.lowlevel.checkpoint()
         return JobHandle(self, job_id, self.registry.get(job.job_name))
@@ -385,6 +395,18 @@ class JobManager:
         if self._watched[job_id] <= 0:
             del self._watched[job_id]
 
+    def _notify_from_thread(self) -> None:
+        """From a worker thread: have the event loop wake the update streams,
+        without waiting for it to do so (the worker goes on with its next job)."""
+        call_soon = self._call_soon
+        try:
+            if call_soon is not None:
+                call_soon(self._notify)
+            else:
+                anyio.from_thread.run_sync(self._notify)
+        except RuntimeError:
+            pass  # the event loop is gone: nobody is left to tell
+
     def _prune(self) -> None:
         self._last_prune = time.monotonic()
         if self.history_retention_s is not None:
@@ -423,16 +445,34 @@ class JobManager:
                     self.store.finish(
                         job_id, JobStatus.FAILED, error=f"cannot store the job's end: {exc}"
                     )
+                    status = JobStatus.FAILED
                     nxt = self._slots.pick(most=1)
             except BaseException:
                 self._slots.release(job_id)
-                raise
-            finally:
                 self._check_blocked = True  # read by the scheduler's next pass
+                raise
+            if status in (JobStatus.FAILED, JobStatus.CANCELLED):
+                self._check_blocked = True  # the jobs that depend on it fail
             if job_id in self._watched:
-                # RuntimeError: the event loop is gone, nobody is left to tell.
-                with contextlib.suppress(RuntimeError):
-                    anyio.from_thread.run_sync(self._notify)
+                self._notify_from_thread()
             if not nxt:
                 return
             job_id, control = nxt[0]
+
+
+def _threadsafe_call_soon() -> Callable[[Callable[[], None]], object] | None:
+    """The running event loop's own way to schedule a callback from another
+    thread without waiting for it (asyncio or trio; None for another loop)."""
+    try:
+        return asyncio.get_running_loop().call_soon_threadsafe
+    except RuntimeError:
+        pass
+    trio = sys.modules.get("trio")
+    if trio is not None:
+        try:
+            token = trio.lowlevel.current_trio_token()
+        except RuntimeError:
+            return None
+        run_sync_soon: Callable[[Callable[[], None]], object] = token.run_sync_soon
+        return run_sync_soon
+    return None
