@@ -28,6 +28,9 @@ T = TypeVar("T")
 BUSY_TIMEOUT_S = 30.0
 #: Checkpoints kept per job: the newest and the one before it.
 CHECKPOINTS_KEPT = 2
+#: A busy worker's finished jobs get their history rows written together,
+#: this many at a time (see _history); a job finished alone gets its row at once.
+HISTORY_BATCH = 64
 
 
 class JobStatus(enum.StrEnum):
@@ -165,15 +168,24 @@ DROP INDEX jobs_parent;
 CREATE INDEX jobs_parent ON jobs(parent_id) WHERE parent_id IS NOT NULL;
 """
 
+_V7 = """
+ALTER TABLE jobs ADD COLUMN warning_count INTEGER;
+ALTER TABLE jobs ADD COLUMN error_count INTEGER;
+ALTER TABLE jobs ADD COLUMN history_pending INTEGER;
+CREATE INDEX jobs_history_pending ON jobs(history_pending) WHERE history_pending IS NOT NULL;
+"""
+
 #: Migrations by the version they produce. Version 1 is the first layout;
 #: version 2 added dependencies and interval schedules; version 3 added child
 #: keys, schedule ids and a fuller history; version 4 an index for the next
 #: scheduled start and the full dispatch order in the status index; version 5
 #: a stop request (pause or cancel a job running in another process) and the
 #: owner (the manager) of a running job; version 6 makes the dependency and
-#: parent indices partial (most jobs have neither: a dispatch writes less).
+#: parent indices partial (most jobs have neither: a dispatch writes less);
+#: version 7 lets a finished job's history row be written later, in a batch
+#: (the mark, and the warning and error counts the row needs; see _history).
 #: Never edit a shipped entry: add a new one.
-MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6}
+MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 
@@ -220,6 +232,8 @@ class JobStore:
             self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
         )
         self._lock = threading.RLock()
+        #: Jobs this store finished whose history rows are not written yet.
+        self._history_pending = 0
         with self._lock:
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = NORMAL")
@@ -233,7 +247,18 @@ class JobStore:
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            try:
+                if self._history_pending:
+                    self.flush_history()
+            finally:
+                self._conn.close()
+
+    def flush_history(self) -> None:
+        """Write the history rows of the finished jobs that do not have
+        theirs yet (those of every process sharing the file)."""
+        with self._write() as db:
+            _history.flush(db)
+            self._history_pending = 0
 
     def __enter__(self) -> JobStore:
         return self
@@ -455,7 +480,9 @@ class JobStore:
             where += " AND owner IS ?"
             args.append(owner)
         with self._write() as db:
-            before, scheduled = _state_of(db, job_id)
+            before, scheduled, pending = _state_of(db, job_id)
+            if pending:
+                _history.flush_job(db, job_id)  # before its row changes
             cur = db.execute(
                 "UPDATE jobs SET status = ?, error = ?, updated_at = ?, request = NULL,"
                 " started_at = CASE WHEN ? = 'running' AND started_at IS NULL THEN ?"
@@ -465,6 +492,8 @@ class JobStore:
             )
             if cur.rowcount == 0:
                 return False
+            if status.finished:
+                _history.record(db, job_id, 0, 0)
             _ended(db, job_id, before, scheduled, status, now)
             return True
 
@@ -483,20 +512,26 @@ class JobStore:
         """Record how a run ended (paused and cancelled runs too), in one write;
         ``progress``, if not None, replaces the stored progress.
 
-        In the same transaction, a finished job's summary goes to job_history;
-        when a job first finishes, a scheduled one that completed or failed
-        gets its next occurrence queued, and a cancelled one has its queued and
-        paused descendants cancelled too.
+        In the same transaction, a finished job's summary goes to job_history
+        (with those other finished jobs' that wait for theirs); when a job
+        first finishes, a scheduled one that completed or failed gets its next
+        occurrence queued, and a cancelled one has its queued and paused
+        descendants cancelled too.
         """
         with self._write() as db:
             _finish(db, job_id, status, output, error, warnings, errors, metrics, progress)
+            if self._history_pending:
+                _history.flush(db)
+                self._history_pending = 0
 
     def finish_and_claim(
         self, job_id: str, status: JobStatus, end: dict[str, Any], claim: list[str], owner: str
     ) -> list[str]:
         """:meth:`finish` (``end`` holds its keyword arguments) and
         :meth:`claim` of the next jobs, in one transaction: a worker going on
-        to the next job writes once."""
+        to the next job writes once. The finished job's history row is
+        written with the next :data:`HISTORY_BATCH` ones' (listings see it
+        meanwhile; see _history)."""
         with self._write() as db:
             _finish(
                 db,
@@ -508,7 +543,13 @@ class JobStore:
                 end.get("errors"),
                 end.get("metrics"),
                 end.get("progress"),
+                defer_history=True,
             )
+            if status.finished:
+                self._history_pending += 1
+                if self._history_pending >= HISTORY_BATCH:
+                    _history.flush(db)
+                    self._history_pending = 0
             return _claims.claim(db, claim, time.time(), owner) if claim else []
 
     def outcome(self, job_id: str) -> dict[str, Any]:
@@ -622,7 +663,23 @@ class JobStore:
         finished at or after ``since`` (unix time), of job type ``name``."""
         if limit is not None and limit < 0:
             raise ValueError(f"limit must be >= 0, got {limit}")
-        rows = self._read(*_history.query(limit=limit, since=since, name=name))
+
+        def read() -> list[Any]:
+            # One read transaction: a flush in between cannot hide a job.
+            self._conn.execute("BEGIN")
+            try:
+                pending = self._conn.execute(
+                    *_history.pending_query(since=since, name=name)
+                ).fetchall()
+                more = None if limit is None else limit + len(pending)
+                sql, args = _history.query(limit=more, since=since, name=name)
+                rows = self._conn.execute(sql, args).fetchall()
+            finally:
+                self._conn.execute("COMMIT")
+            return _history.merge(rows, pending, limit)
+
+        with self._lock:
+            rows = _retry_busy(read)
         return [_history.HistoryRecord(r[0], r[1], JobStatus(r[2]), *r[3:]) for r in rows]
 
     def prune_history(self, older_than_s: float) -> tuple[int, int]:
@@ -632,7 +689,9 @@ class JobStore:
         if not older_than_s >= 0:
             raise ValueError(f"older_than_s must be >= 0, got {older_than_s!r}")
         with self._write() as db:
-            return _history.prune(db, time.time() - older_than_s)
+            pruned = _history.prune(db, time.time() - older_than_s)
+            self._history_pending = 0
+            return pruned
 
 
 _COLUMNS = (
@@ -655,15 +714,23 @@ def _finish(
     errors: list[dict[str, Any]] | None,
     metrics: dict[str, Any] | None,
     progress: Any,
+    *,
+    defer_history: bool = False,
 ) -> None:
-    """The write of :meth:`JobStore.finish`, inside an open transaction."""
+    """The write of :meth:`JobStore.finish`, inside an open transaction; with
+    ``defer_history``, the job's history row is left to a later flush."""
     now = time.time()
-    before, scheduled = _state_of(db, job_id)
+    before, scheduled, pending = _state_of(db, job_id)
+    if pending:
+        _history.flush_job(db, job_id)  # before its row changes
+    warning_count, error_count = len(warnings or ()), len(errors or ())
+    mark = 1 if defer_history and status.finished else None
     cur = db.execute(
         "UPDATE jobs SET status = ?, error = ?, output = ?, warnings = ?, errors = ?,"
         " metrics = ?, updated_at = ?, request = NULL,"
         " progress = COALESCE(?, progress),"
-        " finished_at = CASE WHEN ? THEN ? ELSE finished_at END WHERE id = ?",
+        " finished_at = CASE WHEN ? THEN ? ELSE finished_at END,"
+        " warning_count = ?, error_count = ?, history_pending = ? WHERE id = ?",
         (
             status.value,
             error,
@@ -675,21 +742,31 @@ def _finish(
             None if progress is None else encode(progress),
             status.finished,
             now,
+            warning_count,
+            error_count,
+            mark,
             job_id,
         ),
     )
     if cur.rowcount == 0:
         raise KeyError(f"no job with id {job_id!r}")
-    _ended(db, job_id, before, scheduled, status, now, len(warnings or ()), len(errors or ()))
+    if status.finished and mark is None:
+        _history.record(db, job_id, warning_count, error_count)
+    _ended(db, job_id, before, scheduled, status, now)
 
 
-def _state_of(db: sqlite3.Connection, job_id: str) -> tuple[JobStatus | None, bool]:
-    """A job's status before a change (None if there is no such job), and
-    whether it repeats on a schedule."""
+def _state_of(db: sqlite3.Connection, job_id: str) -> tuple[JobStatus | None, bool, bool]:
+    """A job's status before a change (None if there is no such job),
+    whether it repeats on a schedule, and whether its history row is still
+    to be written."""
     row = db.execute(
-        "SELECT status, run_every_s IS NOT NULL FROM jobs WHERE id = ?", (job_id,)
+        "SELECT status, run_every_s IS NOT NULL, history_pending IS NOT NULL"
+        " FROM jobs WHERE id = ?",
+        (job_id,),
     ).fetchone()
-    return (None, False) if row is None else (JobStatus(row[0]), bool(row[1]))
+    if row is None:
+        return None, False, False
+    return JobStatus(row[0]), bool(row[1]), bool(row[2])
 
 
 def _ended(
@@ -699,13 +776,11 @@ def _ended(
     scheduled: bool,
     status: JobStatus,
     now: float,
-    warning_count: int = 0,
-    error_count: int = 0,
 ) -> None:
-    """What finishing a job entails, inside the transaction that finishes it."""
+    """What finishing a job entails, inside the transaction that finishes it
+    (its history row is written, or marked, by the caller)."""
     if not status.finished:
         return
-    _history.record(db, job_id, warning_count, error_count)
     if before is not None and before.finished:
         return  # finished again (a late cancel): the schedule and children were handled
     if status is JobStatus.CANCELLED:
