@@ -176,12 +176,12 @@ class JobContext:
         """The progress to store with the run's end (in the same write): for
         a completed job its last report at 100 %, with no phase; else the
         report not written yet, if any. None: nothing new to store."""
+        pending, self._pending_progress = self._pending_progress, None
         if completed:
             self.phase_progress = None
-            self._pending_progress = self._last_report.replace(
-                phase=None, explicit_percent=100.0, eta_s=0.0
-            )
-        pending, self._pending_progress = self._pending_progress, None
+            final = self._last_report.to_dict()
+            final.update(phase=None, explicit_percent=100.0, eta_s=0.0)
+            return final
         return None if pending is None else pending.to_dict()
 
     def report_phase(self, phase: PhaseProgress | None) -> None:

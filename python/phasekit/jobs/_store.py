@@ -12,8 +12,7 @@ import enum
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -266,20 +265,18 @@ class JobStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One short write transaction, taken up front (no lock upgrade deadlocks)."""
-        with self._lock:
-            _retry_busy(lambda: self._conn.execute("BEGIN IMMEDIATE"))
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+    def _write(self) -> _Transaction:
+        """One short write transaction, taken up front (no lock upgrade
+        deadlocks): ``with self._write() as db:``."""
+        return _Transaction(self._lock, self._conn)
 
     def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
         with self._lock:
+            try:
+                return self._conn.execute(sql, args).fetchall()
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise
             return _retry_busy(lambda: self._conn.execute(sql, args).fetchall())
 
     # jobs
@@ -494,7 +491,7 @@ class JobStore:
                 return False
             if status.finished:
                 _history.record(db, job_id, 0, 0)
-            _ended(db, job_id, before, scheduled, status, now)
+            _ended(db, job_id, before is not None and before.finished, scheduled, status, now)
             return True
 
     def finish(
@@ -720,39 +717,58 @@ def _finish(
     """The write of :meth:`JobStore.finish`, inside an open transaction; with
     ``defer_history``, the job's history row is left to a later flush."""
     now = time.time()
-    before, scheduled, pending = _state_of(db, job_id)
-    if pending:
-        _history.flush_job(db, job_id)  # before its row changes
     warning_count, error_count = len(warnings or ()), len(errors or ())
     mark = 1 if defer_history and status.finished else None
-    cur = db.execute(
-        "UPDATE jobs SET status = ?, error = ?, output = ?, warnings = ?, errors = ?,"
-        " metrics = ?, updated_at = ?, request = NULL,"
-        " progress = COALESCE(?, progress),"
-        " finished_at = CASE WHEN ? THEN ? ELSE finished_at END,"
-        " warning_count = ?, error_count = ?, history_pending = ? WHERE id = ?",
-        (
-            status.value,
-            error,
-            encode(output),
-            encode(warnings or []),
-            encode(errors or []),
-            encode(metrics or {}),
-            now,
-            None if progress is None else encode(progress),
-            status.finished,
-            now,
-            warning_count,
-            error_count,
-            mark,
-            job_id,
-        ),
+    values = (
+        status.value,
+        error,
+        _NONE if output is None else encode(output),
+        encode(warnings) if warnings else _EMPTY_LIST,
+        encode(errors) if errors else _EMPTY_LIST,
+        encode(metrics) if metrics else _EMPTY_DICT,
+        now,
+        None if progress is None else encode(progress),
+        status.finished,
+        now,
+        warning_count,
+        error_count,
+        mark,
+        job_id,
     )
-    if cur.rowcount == 0:
-        raise KeyError(f"no job with id {job_id!r}")
+    # The usual case first, in one statement: a job that was not finished
+    # and whose history row is written (RETURNING says whether it repeats).
+    rows = db.execute(_FINISH_UNFINISHED, values).fetchall()
+    if rows:
+        was_finished, scheduled = False, bool(rows[0][0])
+    else:
+        before, scheduled, pending = _state_of(db, job_id)
+        if before is None:
+            raise KeyError(f"no job with id {job_id!r}")
+        if pending:
+            _history.flush_job(db, job_id)  # before its row changes
+        db.execute(_FINISH, values)
+        was_finished = before.finished
     if status.finished and mark is None:
         _history.record(db, job_id, warning_count, error_count)
-    _ended(db, job_id, before, scheduled, status, now)
+    _ended(db, job_id, was_finished, scheduled, status, now)
+
+
+#: The update of a job's row by :func:`_finish` (its arguments: ``values`` there).
+_FINISH = (
+    "UPDATE jobs SET status = ?, error = ?, output = ?, warnings = ?, errors = ?,"
+    " metrics = ?, updated_at = ?, request = NULL,"
+    " progress = COALESCE(?, progress),"
+    " finished_at = CASE WHEN ? THEN ? ELSE finished_at END,"
+    " warning_count = ?, error_count = ?, history_pending = ? WHERE id = ?"
+)
+
+_FINISH_UNFINISHED = (
+    f"{_FINISH} AND status NOT IN {_history.FINISHED_SQL} AND history_pending IS NULL"
+    " RETURNING run_every_s IS NOT NULL"
+)
+
+#: Blobs of the usual empty ends, packed once.
+_NONE, _EMPTY_LIST, _EMPTY_DICT = encode(None), encode([]), encode({})
 
 
 def _state_of(db: sqlite3.Connection, job_id: str) -> tuple[JobStatus | None, bool, bool]:
@@ -772,7 +788,7 @@ def _state_of(db: sqlite3.Connection, job_id: str) -> tuple[JobStatus | None, bo
 def _ended(
     db: sqlite3.Connection,
     job_id: str,
-    before: JobStatus | None,
+    was_finished: bool,
     scheduled: bool,
     status: JobStatus,
     now: float,
@@ -781,12 +797,49 @@ def _ended(
     (its history row is written, or marked, by the caller)."""
     if not status.finished:
         return
-    if before is not None and before.finished:
+    if was_finished:
         return  # finished again (a late cancel): the schedule and children were handled
     if status is JobStatus.CANCELLED:
         _children.cancel_waiting(db, job_id, now)
     elif scheduled:
         _schedule.schedule_next(db, job_id, now)
+
+
+class _Transaction:
+    """What :meth:`JobStore._write` returns: the store's lock and a ``BEGIN
+    IMMEDIATE`` on enter, ``COMMIT`` (or ``ROLLBACK`` on an exception) on
+    exit. A class rather than a generator-based context manager: two writes
+    per job go through it."""
+
+    __slots__ = ("_conn", "_lock")
+
+    def __init__(self, lock: threading.RLock, conn: sqlite3.Connection) -> None:
+        self._lock = lock
+        self._conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._lock.acquire()
+        try:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise
+                _retry_busy(lambda: self._conn.execute("BEGIN IMMEDIATE"))
+        except BaseException:
+            self._lock.release()
+            raise
+        return self._conn
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        try:
+            self._conn.execute("ROLLBACK" if exc_type is not None else "COMMIT")
+        finally:
+            self._lock.release()
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    return "locked" in str(exc) or "busy" in str(exc)
 
 
 def _retry_busy(fn: Callable[[], T], attempts: int = 5) -> T:
@@ -796,8 +849,7 @@ def _retry_busy(fn: Callable[[], T], attempts: int = 5) -> T:
         try:
             return fn()
         except sqlite3.OperationalError as exc:
-            retryable = "locked" in str(exc) or "busy" in str(exc)
-            if not retryable or attempt == attempts - 1:
+            if not _is_busy(exc) or attempt == attempts - 1:
                 raise
             time.sleep(0.05 * 2**attempt)
     raise AssertionError("unreachable")
