@@ -181,8 +181,8 @@ class JobContext:
             self.phase_progress = None
             final = self._last_report.to_dict()
             final.update(phase=None, explicit_percent=100.0, eta_s=0.0)
-            return final
-        return None if pending is None else pending.to_dict()
+            return _stored(final)
+        return None if pending is None else _stored(pending.to_dict())
 
     def report_phase(self, phase: PhaseProgress | None) -> None:
         """The phase processor's atomic-unit progress: replaces the phase part
@@ -198,7 +198,7 @@ class JobContext:
 
     def flush_progress(self) -> None:
         if self._pending_progress is not None:
-            self._store.set_progress(self.id, self._pending_progress.to_dict())
+            self._store.set_progress(self.id, _stored(self._pending_progress.to_dict()))
             self._pending_progress = None
             self._last_progress_write = time.monotonic()
 
@@ -317,3 +317,11 @@ class JobContext:
                 time.sleep(CHILD_POLL_S)
         finally:
             self._control.waiting = False
+
+
+def _stored(progress: dict[str, Any]) -> dict[str, Any]:
+    """The stored form of a progress mapping: the fields not set (None) are
+    left out, as readers default them (JobProgress.from_dict). Most are unset,
+    and a job's row holds its progress: a smaller row means fewer B-tree pages
+    rewritten when the job ends."""
+    return {key: value for key, value in progress.items() if value is not None}
