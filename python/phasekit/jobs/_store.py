@@ -270,6 +270,19 @@ class JobStore:
         deadlocks): ``with self._write() as db:``."""
         return _Transaction(self._lock, self._conn)
 
+    def _write_one(self, sql: str, args: tuple[Any, ...]) -> sqlite3.Cursor:
+        """A write of one statement, as a transaction of its own (SQLite's
+        autocommit): the statement takes the write lock when it starts, as
+        ``BEGIN IMMEDIATE`` does, and commits when it ends, in one call to
+        SQLite instead of three (every dispatch is one)."""
+        with self._lock:
+            try:
+                return self._conn.execute(sql, args)
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise
+            return _retry_busy(lambda: self._conn.execute(sql, args))
+
     def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
         with self._lock:
             try:
@@ -304,26 +317,24 @@ class JobStore:
         now = time.time()
         if run_every_s is not None and next_run_at is None:
             next_run_at = now
-        with self._write() as db:
-            db.execute(
-                "INSERT INTO jobs (id, name, state, status, priority, parent_id, depends_on,"
-                " run_every_s, next_run_at, schedule_id, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    job_id,
-                    name,
-                    encode(state),
-                    JobStatus.QUEUED.value,
-                    priority,
-                    parent_id,
-                    depends_on,
-                    run_every_s,
-                    next_run_at,
-                    job_id if run_every_s is not None else None,
-                    now,
-                    now,
-                ),
-            )
+        self._write_one(
+            "INSERT INTO jobs (id, name, state, status, priority, parent_id, depends_on,"
+            " run_every_s, next_run_at, schedule_id, created_at, updated_at)"
+            " VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                job_id,
+                name,
+                encode(state),
+                priority,
+                parent_id,
+                depends_on,
+                run_every_s,
+                next_run_at,
+                job_id if run_every_s is not None else None,
+                now,
+                now,
+            ),
+        )
         return job_id
 
     def get_job(self, job_id: str) -> JobRecord:
@@ -402,13 +413,12 @@ class JobStore:
         (it looks at its next safe point). False if the job is not running."""
         if what not in ("pause", "cancel"):
             raise ValueError(f"a stop request is 'pause' or 'cancel', not {what!r}")
-        with self._write() as db:
-            cur = db.execute(
-                "UPDATE jobs SET request = ? WHERE id = ? AND status = 'running'"
-                " AND (request IS NULL OR request = 'pause')",
-                (what, job_id),
-            )
-            return cur.rowcount == 1
+        cur = self._write_one(
+            "UPDATE jobs SET request = ? WHERE id = ? AND status = 'running'"
+            " AND (request IS NULL OR request = 'pause')",
+            (what, job_id),
+        )
+        return cur.rowcount == 1
 
     def stop_request(self, job_id: str) -> str | None:
         """The pending stop request of a running job: "pause", "cancel" or None."""
@@ -563,11 +573,10 @@ class JobStore:
 
     def set_progress(self, job_id: str, progress: Any) -> None:
         """Store the latest progress (callers throttle how often)."""
-        with self._write() as db:
-            db.execute(
-                "UPDATE jobs SET progress = ?, updated_at = ? WHERE id = ?",
-                (encode(progress), time.time(), job_id),
-            )
+        self._write_one(
+            "UPDATE jobs SET progress = ?, updated_at = ? WHERE id = ?",
+            (encode(progress), time.time(), job_id),
+        )
 
     def progress(self, job_id: str, data_type: type[Any] | None = None) -> JobProgress | None:
         """The latest stored progress (None before the first report);
