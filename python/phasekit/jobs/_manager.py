@@ -24,7 +24,6 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
-from ._context import JobControl
 from ._definition import Job, JobRegistry, UnknownJobError, default_registry
 from ._owners import Ownership
 from ._phase_model import PhaseRecord
@@ -32,7 +31,7 @@ from ._phases import phase_history
 from ._progress import JobProgress
 from ._runner import run_job
 from ._schedule import check_every
-from ._slots import Slots
+from ._slots import Claimed, Slots
 from ._store import JobRecord, JobStatus, JobStore
 
 #: How often the scheduler and update streams look at jobs.db (seconds).
@@ -372,8 +371,8 @@ class JobManager:
             # Taking the slots lock would wait for a worker's write: look
             # first whether a slot can be free at all.
             if self._slots.maybe_free():
-                for job_id, control in self._slots.pick():
-                    self._tg.start_soon(self._slot, job_id, control)
+                for claimed in self._slots.pick():
+                    self._tg.start_soon(self._slot, claimed)
             self._wake = anyio.Event()
             # Poll, but wake in time for the next scheduled occurrence (read
             # again once per poll, or when a dispatch planned one).
@@ -412,29 +411,32 @@ class JobManager:
         if self.history_retention_s is not None:
             self.store.prune_history(self.history_retention_s)
 
-    async def _slot(self, job_id: str, control: JobControl) -> None:
+    async def _slot(self, claimed: Claimed) -> None:
         try:
             # Jobs run in a worker thread; abandoning it on cancellation would
             # leave a job running unseen, so the thread is always awaited
             # (shutdown asks the job to pause at its next safe point instead).
-            await anyio.to_thread.run_sync(self._chain, job_id, control, abandon_on_cancel=False)
+            await anyio.to_thread.run_sync(self._chain, claimed, abandon_on_cancel=False)
         finally:
             self._wake.set()
             self._notify()
 
-    def _chain(self, job_id: str, control: JobControl) -> None:
+    def _chain(self, claimed: Claimed) -> None:
         """In a worker thread: run the job, then the next ready ones, until
         none is ready (then the slot goes back to the scheduler). A job's end
-        and the claim of the next one are one write."""
+        and the claim of the next one are one write, which also reads what
+        the next run starts from."""
         while True:
+            job_id = claimed.job_id
             try:
                 status, end = run_job(
                     self.store,
                     job_id,
                     registry=self.registry,
-                    control=control,
+                    control=claimed.control,
                     claimed=True,
                     library=self.library,
+                    loaded=claimed.row,
                 )
                 try:
                     nxt = self._slots.finish_and_pick(job_id, status, end)
@@ -457,7 +459,7 @@ class JobManager:
                 self._notify_from_thread()
             if not nxt:
                 return
-            job_id, control = nxt[0]
+            claimed = nxt[0]
 
 
 def _threadsafe_call_soon() -> Callable[[Callable[[], None]], object] | None:

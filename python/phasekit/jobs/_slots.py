@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._context import JobControl
 from ._store import JobStatus, JobStore
@@ -22,6 +22,15 @@ READY_PAGE = 32
 #: A page of candidates older than this is read again (another process may
 #: have queued a job that comes first).
 CANDIDATES_TTL_S = 0.05
+
+
+class Claimed(NamedTuple):
+    """A job a pick claimed: it counts as running from now on."""
+
+    job_id: str
+    control: JobControl
+    #: Its row for ``JobStore.load_for_run``, when the claim returned it.
+    row: tuple[Any, ...] | None
 
 
 class Slots:
@@ -111,15 +120,13 @@ class Slots:
         with self._lock:
             self._closing = True
 
-    def pick(self, most: int | None = None) -> list[tuple[str, JobControl]]:
+    def pick(self, most: int | None = None) -> list[Claimed]:
         """Claim up to ``most`` ready jobs (default: every free slot) within
         the limits; they count as running from now on."""
         with self._lock:
             return self._pick(most, None)
 
-    def finish_and_pick(
-        self, job_id: str, status: JobStatus, end: dict[str, Any]
-    ) -> list[tuple[str, JobControl]]:
+    def finish_and_pick(self, job_id: str, status: JobStatus, end: dict[str, Any]) -> list[Claimed]:
         """A worker is done with ``job_id``: record its end (``end``: the
         keyword arguments of ``JobStore.finish``) and claim the next ready
         job, in one transaction; returns what it claimed (at most one)."""
@@ -137,7 +144,7 @@ class Slots:
 
     def _pick(
         self, most: int | None, finishing: tuple[str, JobStatus, dict[str, Any]] | None
-    ) -> list[tuple[str, JobControl]]:
+    ) -> list[Claimed]:
         """Under the lock: choose and claim (with ``finishing`` recorded in
         the first claim's transaction; recorded alone if nothing is chosen)."""
         if self._closing:
@@ -154,7 +161,7 @@ class Slots:
             if not control.waiting and job_id != finishing_id
         ]
         goal = min(self.max_concurrency, len(active) + (most or self.max_concurrency))
-        started: list[tuple[str, JobControl]] = []
+        started: list[Claimed] = []
         offset = 0
         while len(active) < goal:
             page, full = self._page(offset)
@@ -178,16 +185,18 @@ class Slots:
             self._candidates = (rest or None) if offset == 0 else None
             names = dict(picked)
             ids = [job_id for job_id, _ in picked]
+            claimed: list[tuple[str, tuple[Any, ...] | None]]
             if finishing is not None:
                 done_id, status, end = finishing
-                claimed = self.store.finish_and_claim(done_id, status, end, ids, self.owner or "")
+                rows = self.store.finish_and_claim(done_id, status, end, ids, self.owner or "")
+                claimed = [(row[0], row) for row in rows]
                 finishing = None
             else:
-                claimed = self.store.claim(ids, self.owner)
-            for job_id in claimed:
+                claimed = [(job_id, None) for job_id in self.store.claim(ids, self.owner)]
+            for job_id, row in claimed:
                 control = JobControl()
                 self._running[job_id] = (names[job_id], control)
-                started.append((job_id, control))
+                started.append(Claimed(job_id, control, row))
                 active.append(names[job_id])
             if picked and len(active) < goal:
                 continue  # some were claimed elsewhere meanwhile: look again

@@ -385,7 +385,7 @@ class JobStore:
         if not job_ids:
             return []
         with self._write() as db:
-            return _claims.claim(db, job_ids, time.time(), owner)
+            return [row[0] for row in _claims.claim(db, job_ids, time.time(), owner)]
 
     def running_owners(self) -> list[tuple[str, str | None]]:
         """``(id, owner)`` of the jobs marked running."""
@@ -443,19 +443,20 @@ class JobStore:
         progress = None if blob is None else JobProgress.from_dict(decode(blob), data_type)
         return JobStatus(status), progress
 
-    def load_for_run(self, job_id: str) -> tuple[JobRecord, tuple[int, Any] | None]:
+    def load_for_run(
+        self, job_id: str, row: tuple[Any, ...] | None = None
+    ) -> tuple[JobRecord, tuple[int, Any] | None]:
         """A job and its newest checkpoint as ``(seq, data)`` (None if it has
-        none), in one read: what starting a run needs. Raises
-        :class:`CorruptStateError` if the checkpoint cannot be decoded."""
-        rows = self._read(
-            f"SELECT {_COLUMNS}, (SELECT data FROM job_checkpoints c WHERE c.job_id = jobs.id"
-            " ORDER BY seq DESC LIMIT 1), (SELECT MAX(seq) FROM job_checkpoints c"
-            " WHERE c.job_id = jobs.id) FROM jobs WHERE id = ?",
-            (job_id,),
-        )
-        if not rows:
-            raise KeyError(f"no job with id {job_id!r}")
-        *record, blob, seq = rows[0]
+        none), in one read: what starting a run needs. ``row``: that read's
+        row if the caller has it already (:meth:`finish_and_claim` returns
+        it). Raises :class:`CorruptStateError` if the checkpoint cannot be
+        decoded."""
+        if row is None:
+            rows = self._read(f"SELECT {_RUN_START} FROM jobs WHERE id = ?", (job_id,))
+            if not rows:
+                raise KeyError(f"no job with id {job_id!r}")
+            row = rows[0]
+        *record, blob, seq = row
         checkpoint = None if blob is None else (int(seq), decode(blob))
         return _record(tuple(record)), checkpoint
 
@@ -533,12 +534,13 @@ class JobStore:
 
     def finish_and_claim(
         self, job_id: str, status: JobStatus, end: dict[str, Any], claim: list[str], owner: str
-    ) -> list[str]:
+    ) -> list[tuple[Any, ...]]:
         """:meth:`finish` (``end`` holds its keyword arguments) and
         :meth:`claim` of the next jobs, in one transaction: a worker going on
-        to the next job writes once. The finished job's history row is
-        written with the next :data:`HISTORY_BATCH` ones' (listings see it
-        meanwhile; see _history)."""
+        to the next job writes once, and reads nothing more to start it:
+        returns, for each job claimed, its row for :meth:`load_for_run`. The
+        finished job's history row is written with the next
+        :data:`HISTORY_BATCH` ones' (listings see it meanwhile; see _history)."""
         with self._write() as db:
             _finish(
                 db,
@@ -557,7 +559,9 @@ class JobStore:
                 if self._history_pending >= HISTORY_BATCH:
                     _history.flush(db)
                     self._history_pending = 0
-            return _claims.claim(db, claim, time.time(), owner) if claim else []
+            if not claim:
+                return []
+            return _claims.claim(db, claim, time.time(), owner, returning=_RUN_START)
 
     def outcome(self, job_id: str) -> dict[str, Any]:
         """Output, warnings, non-critical errors and metrics of the last run."""
@@ -703,6 +707,15 @@ class JobStore:
 _COLUMNS = (
     "id, name, status, priority, parent_id, depends_on, created_at, updated_at, error, state,"
     " run_every_s, next_run_at, schedule_id, child_key"
+)
+
+
+#: What starting a run needs (see load_for_run): the job's record, then its
+#: newest checkpoint's data and sequence number (NULL if it has none).
+_RUN_START = (
+    f"{_COLUMNS}, (SELECT data FROM job_checkpoints c WHERE c.job_id = jobs.id"
+    " ORDER BY seq DESC LIMIT 1), (SELECT MAX(seq) FROM job_checkpoints c"
+    " WHERE c.job_id = jobs.id)"
 )
 
 
