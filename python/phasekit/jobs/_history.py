@@ -67,13 +67,11 @@ _SUMMARY = (
     " COALESCE(warning_count, 0), COALESCE(error_count, 0), output, metrics"
 )
 
-#: Finished jobs whose summary is not copied yet (through the index that
-#: holds only them: without statistics SQLite could take jobs_status and
-#: scan every finished job).
-_PENDING = (
-    "FROM jobs INDEXED BY jobs_history_pending"
-    f" WHERE history_pending IS NOT NULL AND status IN {FINISHED_SQL}"
-)
+#: Finished jobs whose summary is not copied yet: the end of the index of
+#: finished jobs, which holds the mark first (named: without statistics
+#: SQLite could take jobs_status and scan every finished job).
+_MARKED = "history_pending IS NOT NULL AND finished_at IS NOT NULL"
+_PENDING = f"FROM jobs INDEXED BY jobs_finished WHERE {_MARKED} AND status IN {FINISHED_SQL}"
 
 
 def record(db: sqlite3.Connection, job_id: str, warning_count: int, error_count: int) -> None:
@@ -93,10 +91,7 @@ def flush(db: sqlite3.Connection) -> None:
     db.execute(
         f"INSERT OR REPLACE INTO job_history ({HISTORY_COLUMNS}) SELECT {_SUMMARY} {_PENDING}"
     )
-    db.execute(
-        "UPDATE jobs INDEXED BY jobs_history_pending SET history_pending = NULL"
-        " WHERE history_pending IS NOT NULL"
-    )
+    db.execute(f"UPDATE jobs INDEXED BY jobs_finished SET history_pending = NULL WHERE {_MARKED}")
 
 
 def flush_job(db: sqlite3.Connection, job_id: str) -> None:
@@ -169,11 +164,12 @@ def prune(db: sqlite3.Connection, cutoff: float) -> tuple[int, int]:
     depends on it) is kept until that row goes: children are removed before
     their parents, in as many passes as the tree is deep.
     """
-    flush(db)  # a marked job is history like any other
+    flush(db)  # a marked job is history like any other (and unmarked now)
     history = db.execute("DELETE FROM job_history WHERE finished_at < ?", (cutoff,)).rowcount
     prunable = (
-        "SELECT id FROM jobs AS j"
-        f" WHERE j.status IN {FINISHED_SQL} AND j.finished_at < ?"
+        "SELECT id FROM jobs AS j INDEXED BY jobs_finished"
+        " WHERE j.history_pending IS NULL AND j.finished_at < ?"
+        f" AND j.status IN {FINISHED_SQL}"
         " AND NOT EXISTS (SELECT 1 FROM jobs AS c WHERE c.parent_id = j.id)"
         " AND NOT EXISTS (SELECT 1 FROM jobs AS d WHERE d.depends_on = j.id)"
     )
