@@ -83,9 +83,14 @@ class JobHandle:
         # The status alone, not updates(): waiting on many handles is common,
         # and the progress each update decodes would be thrown away.
         manager = self.manager
+        status = manager.store.status(self.id)
+        if status.finished or status is JobStatus.PAUSED:
+            return status  # the usual case when waiting for a batch: done already
         manager._watched[self.id] += 1
         try:
             while True:
+                # Read again once watched: an end committed before would not
+                # have woken this wait.
                 changed = manager._changed  # taken before the read: no missed wake-up
                 status = manager.store.status(self.id)
                 if status.finished or status is JobStatus.PAUSED:
