@@ -1,6 +1,7 @@
 """jobs.db: the job records, their checkpoints and their history (SQLite, WAL).
 
-Every write is one short ``BEGIN IMMEDIATE`` transaction, the connection waits
+Every write is one short transaction that takes the write lock up front
+(``BEGIN IMMEDIATE``, or a single statement on its own), the connection waits
 for a busy database instead of failing, and a checkpoint row is written in
 the same transaction that drops the older ones, so a crash at any moment
 leaves the previous checkpoint intact (SQLite's atomic commit).
