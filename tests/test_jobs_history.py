@@ -12,6 +12,7 @@ import pytest
 from jobs_fixture import RecordJob
 from phasekit.jobs import HistoryRecord, JobManager, JobStatus, JobStore
 from phasekit.jobs import _manager as manager_module
+from phasekit.jobs import _store as store_module
 
 DAY = 24 * 3600.0
 
@@ -74,6 +75,88 @@ def test_history_row_and_status_change_commit_together(store):
     record = store.get_job(job_id)
     assert record.status is JobStatus.QUEUED  # rolled back with the failed insert
     assert store.outcome(job_id)["output"] is None
+
+
+def finish_busy(store: JobStore, job_id: str, status: JobStatus, **end: object) -> None:
+    """Finish ``job_id`` as a busy worker does (its history row may be deferred)."""
+    store.finish_and_claim(job_id, status, dict(end), [], "owner")
+
+
+def history_rows(store: JobStore) -> set[str]:
+    """Ids of the rows written to job_history (pending ones excluded)."""
+    return {r[0] for r in store._read("SELECT id FROM job_history")}
+
+
+def test_history_deferred_by_a_busy_worker_is_listed_at_once(store, tmp_path):
+    ids = [store.create_job("alpha", {}) for _ in range(3)]
+    finish_busy(store, ids[0], JobStatus.COMPLETED, output=1, warnings=["w"])
+    finish_busy(store, ids[1], JobStatus.FAILED, error="boom", errors=[{"message": "e"}])
+    finish_busy(store, ids[2], JobStatus.PAUSED)  # not finished: no history
+    assert history_rows(store) == set()  # deferred
+    listed = store.history()
+    assert [h.id for h in listed] == [ids[1], ids[0]]
+    assert (listed[1].output(), listed[1].warning_count, listed[1].error_count) == (1, 1, 0)
+    assert (listed[0].error, listed[0].warning_count, listed[0].error_count) == ("boom", 0, 1)
+    assert [h.id for h in store.history(limit=1)] == [ids[1]]
+    assert [h.id for h in store.history(name="beta")] == []
+    # Another process sees them too.
+    with JobStore(tmp_path / "jobs.db") as other:
+        assert [h.id for h in other.history()] == [ids[1], ids[0]]
+    # A job finished alone writes its row, and those still waiting, at once.
+    alone = store.create_job("alpha", {})
+    store.finish(alone, JobStatus.COMPLETED)
+    assert history_rows(store) == {ids[0], ids[1], alone}
+    assert store.history() == [*store.history(limit=1), *listed]
+
+
+def test_deferred_history_is_written_in_batches_and_on_close(tmp_path, monkeypatch):
+    monkeypatch.setattr(store_module, "HISTORY_BATCH", 3)
+    with JobStore(tmp_path / "jobs.db") as store:
+        ids = [store.create_job("alpha", {}) for _ in range(4)]
+        for job_id in ids:
+            finish_busy(store, job_id, JobStatus.COMPLETED)
+        assert history_rows(store) == set(ids[:3])
+    with JobStore(tmp_path / "jobs.db") as store:
+        assert history_rows(store) == set(ids)
+        assert {h.id for h in store.history()} == set(ids)
+
+
+def test_deferred_history_survives_a_crash(tmp_path):
+    store = JobStore(tmp_path / "jobs.db")
+    job_id = store.create_job("alpha", {})
+    finish_busy(store, job_id, JobStatus.COMPLETED, warnings=["w", "w"])
+    store._conn.close()  # dies without writing the row
+    with JobStore(tmp_path / "jobs.db") as store:
+        assert history_rows(store) == set()
+        assert [(h.id, h.warning_count) for h in store.history()] == [(job_id, 2)]
+        store.flush_history()
+        assert history_rows(store) == {job_id}
+        assert [(h.id, h.warning_count) for h in store.history()] == [(job_id, 2)]
+
+
+def test_deferred_history_keeps_the_summary_when_the_job_changes(store):
+    requeued, cancelled = store.create_job("alpha", {}), store.create_job("alpha", {})
+    finish_busy(store, requeued, JobStatus.COMPLETED, output="first")
+    finish_busy(store, cancelled, JobStatus.COMPLETED, output="done")
+    store.set_status(requeued, JobStatus.QUEUED)  # leaves its finished state
+    store.set_status(cancelled, JobStatus.CANCELLED)  # finished again: replaces
+    entries = {h.id: h for h in store.history()}
+    assert (entries[requeued].status, entries[requeued].output()) == (
+        JobStatus.COMPLETED,
+        "first",
+    )
+    assert entries[cancelled].status is JobStatus.CANCELLED
+    assert history_rows(store) == {requeued, cancelled}
+
+
+def test_prune_writes_deferred_history_first(store):
+    old, recent = store.create_job("alpha", {}), store.create_job("alpha", {})
+    finish_busy(store, old, JobStatus.COMPLETED)
+    finish_busy(store, recent, JobStatus.COMPLETED)
+    backdate(store, old, 40)
+    assert store.prune_history(30 * DAY) == (1, 1)
+    assert [h.id for h in store.history()] == [recent]
+    assert history_rows(store) == {recent}
 
 
 def test_prune_removes_old_history_jobs_and_checkpoints(store):

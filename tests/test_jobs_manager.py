@@ -256,3 +256,36 @@ async def test_a_job_whose_output_cannot_be_stored_fails_alone(tmp_path):
         assert await bad.wait() is JobStatus.FAILED
         assert "cannot store the job's end" in (manager.store.get_job(bad.id).error or "")
         assert await fine.wait() is JobStatus.COMPLETED
+
+
+async def test_a_busy_worker_starts_each_job_from_its_claim(tmp_path):
+    """A worker going from job to job gets the next job's input and checkpoint
+    from the claim's own write: a resumed job resumes, a corrupt checkpoint or
+    an unknown name fails that job only."""
+    db, fx = tmp_path / "jobs.db", str(tmp_path / "fx.db")
+    with JobStore(db) as store:
+        ids = [
+            store.create_job(CountJob.job_name, CountJob(n=10, effects_db=fx).to_state())
+            for _ in range(6)
+        ]
+        resumed, corrupt, unknown = ids[1], ids[2], ids[3]
+        store.save_checkpoint(resumed, {"next": 7})
+        store.save_checkpoint(corrupt, {"next": 5})
+        with store._write() as conn:
+            conn.execute("UPDATE job_checkpoints SET data = x'c1' WHERE job_id = ?", (corrupt,))
+            conn.execute("UPDATE jobs SET name = 'test.gone' WHERE id = ?", (unknown,))
+    async with JobManager(db, max_concurrency=1) as manager:
+        statuses = [await manager.handle(job_id).wait() for job_id in ids]
+        errors = {job_id: manager.store.get_job(job_id).error for job_id in ids}
+    assert (
+        statuses
+        == [JobStatus.COMPLETED, JobStatus.COMPLETED]
+        + [JobStatus.FAILED] * 2
+        + [JobStatus.COMPLETED] * 2
+    )
+    assert "cannot start: cannot decode" in (errors[corrupt] or "")
+    assert "cannot start: no job named 'test.gone'" in (errors[unknown] or "")
+    conn = effects(fx)
+    starts = sorted(r[0] for r in conn.execute("SELECT at FROM starts"))
+    conn.close()
+    assert starts == [0, 0, 0, 7]  # the resumed job started from its checkpoint

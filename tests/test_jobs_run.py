@@ -13,6 +13,7 @@ from pathlib import Path
 
 from jobs_fixture import RUN_JOB, CountJob, effects, subprocess_env
 from phasekit.jobs import JobControl, JobStatus, JobStore, execute
+from phasekit.jobs._codec import decode
 
 TESTS = Path(__file__).resolve().parent
 
@@ -37,6 +38,13 @@ def test_uninterrupted_run_completes(store, tmp_path):
     assert outcome["metrics"]["items"] == 120
     assert store.progress(job_id).done == 120
     assert store.load_checkpoint(job_id) == (2, {"next": 100})
+    # Stored without the fields it leaves unset; read back with them as None.
+    (blob,) = store._read("SELECT progress FROM jobs WHERE id = ?", (job_id,))[0]
+    stored = decode(blob)
+    assert None not in stored.values()
+    assert {"done", "total", "explicit_percent"} <= stored.keys()
+    progress = store.progress(job_id)
+    assert (progress.percent, progress.message, progress.phase) == (100.0, None, None)
 
 
 def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):

@@ -81,7 +81,7 @@ def test_old_jobs_db_is_upgraded_in_place(tmp_path):
         assert (record.status, record.priority, record.input()) == (JobStatus.PAUSED, 3, {"n": 7})
         assert record.depends_on is None
         version = store._read("PRAGMA user_version")[0][0]
-        assert version == SCHEMA_VERSION == 6
+        assert version == SCHEMA_VERSION == 7
         new = store.create_job("noop", {}, depends_on="old", run_every_s=60.0)
         assert store.get_job(new).depends_on == "old"
         # v3: child keys, schedule ids, fuller history
@@ -98,6 +98,10 @@ def test_old_jobs_db_is_upgraded_in_place(tmp_path):
         assert any("jobs_next_run" in str(row) for row in plan)
         columns = {r[1] for r in store._read("PRAGMA table_info(job_history)")}
         assert {"parent_id", "schedule_id", "started_at", "warning_count"} <= columns
+        # v7: a busy worker's history rows are written later, listed meanwhile
+        store.finish_and_claim(new, JobStatus.FAILED, {"errors": [{"message": "e"}]}, [], "o")
+        assert [(h.id, h.error_count) for h in store.history()] == [(new, 1), (child, 0)]
+        assert store._read("SELECT COUNT(*) FROM job_history")[0][0] == 1
 
 
 def test_newer_jobs_db_is_refused(tmp_path):

@@ -10,6 +10,7 @@ costs O(N) and not O(N^2) reads.
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 
 #: ``(id, name, priority)`` of queued jobs that can start now, in dispatch order.
 READY_PAGE = """
@@ -38,17 +39,23 @@ WHERE next_run_at IS NOT NULL AND next_run_at > ? AND status = 'queued'
 """
 
 
-def claim(db: sqlite3.Connection, job_ids: list[str], now: float, owner: str | None) -> list[str]:
-    """Mark the given queued jobs running by ``owner``; returns those claimed
-    (a job paused or cancelled meanwhile, or claimed by another process, is not)."""
+def claim(
+    db: sqlite3.Connection,
+    job_ids: list[str],
+    now: float,
+    owner: str | None,
+    returning: str = "id",
+) -> list[Any]:
+    """Mark the given queued jobs running by ``owner``; returns a row of
+    ``returning`` (SQL) for each job claimed (a job paused or cancelled
+    meanwhile, or claimed by another process, is not)."""
     claimed = []
     for job_id in job_ids:
-        row = db.execute(
+        rows = db.execute(
             "UPDATE jobs SET status = 'running', updated_at = ?, owner = ?,"
             " started_at = COALESCE(started_at, ?) WHERE id = ? AND status = 'queued'"
-            " RETURNING id",
+            f" RETURNING {returning}",
             (now, owner, now, job_id),
-        ).fetchone()
-        if row is not None:
-            claimed.append(row[0])
+        ).fetchall()
+        claimed += rows
     return claimed

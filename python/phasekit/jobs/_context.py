@@ -3,10 +3,9 @@ and the safe points where pause and cancel take effect."""
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import hashlib
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,28 +40,35 @@ class JobCancelled(JobInterrupted):
 
 
 class JobControl:
-    """Pause/cancel requests for one running job, set from any thread."""
+    """Pause/cancel requests for one running job, set from any thread.
+
+    Plain flags, not ``threading.Event``s: nobody blocks on them (the job
+    looks at its safe points), a bool assignment is atomic, and one control
+    is made per job run.
+    """
+
+    __slots__ = ("_cancel", "_pause", "waiting")
 
     def __init__(self) -> None:
-        self._pause = threading.Event()
-        self._cancel = threading.Event()
+        self._pause = False
+        self._cancel = False
         #: True while the job blocks in ``wait_for_children``: the manager does
         #: not count it against its concurrency limits meanwhile.
         self.waiting = False
 
     def pause(self) -> None:
-        self._pause.set()
+        self._pause = True
 
     def cancel(self) -> None:
-        self._cancel.set()
+        self._cancel = True
 
     @property
     def pause_requested(self) -> bool:
-        return self._pause.is_set()
+        return self._pause
 
     @property
     def cancel_requested(self) -> bool:
-        return self._cancel.is_set()
+        return self._cancel
 
 
 @dataclass
@@ -103,7 +109,6 @@ class JobContext:
         #: The library the job works on (what its manager was opened with;
         #: None for a bare job store).
         self.library = library
-        self.log = logging.getLogger(f"phasekit.job.{name}")
         self._store = store
         self._control = control
         self._checkpoint = checkpoint
@@ -120,6 +125,12 @@ class JobContext:
         self.warnings: list[str] = []
         self.errors: list[dict[str, Any]] = []
         self.metrics = Metrics()
+
+    @functools.cached_property
+    def log(self) -> logging.Logger:
+        """The job's logger (``phasekit.job.<name>``); looked up on first use,
+        as most runs log nothing and the lookup takes logging's global lock."""
+        return logging.getLogger(f"phasekit.job.{self.name}")
 
     # progress, warnings, errors, metrics
 
@@ -165,19 +176,19 @@ class JobContext:
         """The progress to store with the run's end (in the same write): for
         a completed job its last report at 100 %, with no phase; else the
         report not written yet, if any. None: nothing new to store."""
+        pending, self._pending_progress = self._pending_progress, None
         if completed:
             self.phase_progress = None
-            self._pending_progress = dataclasses.replace(
-                self._last_report, phase=None, explicit_percent=100.0, eta_s=0.0
-            )
-        pending, self._pending_progress = self._pending_progress, None
-        return None if pending is None else pending.to_dict()
+            final = self._last_report.to_dict()
+            final.update(phase=None, explicit_percent=100.0, eta_s=0.0)
+            return _stored(final)
+        return None if pending is None else _stored(pending.to_dict())
 
     def report_phase(self, phase: PhaseProgress | None) -> None:
         """The phase processor's atomic-unit progress: replaces the phase part
         of the latest report and keeps the job's own fields."""
         self.phase_progress = phase
-        self._report(dataclasses.replace(self._last_report, phase=phase))
+        self._report(self._last_report.replace(phase=phase))
 
     def _report(self, value: JobProgress) -> None:
         self._last_report = value
@@ -187,7 +198,7 @@ class JobContext:
 
     def flush_progress(self) -> None:
         if self._pending_progress is not None:
-            self._store.set_progress(self.id, self._pending_progress.to_dict())
+            self._store.set_progress(self.id, _stored(self._pending_progress.to_dict()))
             self._pending_progress = None
             self._last_progress_write = time.monotonic()
 
@@ -306,3 +317,11 @@ class JobContext:
                 time.sleep(CHILD_POLL_S)
         finally:
             self._control.waiting = False
+
+
+def _stored(progress: dict[str, Any]) -> dict[str, Any]:
+    """The stored form of a progress mapping: the fields not set (None) are
+    left out, as readers default them (JobProgress.from_dict). Most are unset,
+    and a job's row holds its progress: a smaller row means fewer B-tree pages
+    rewritten when the job ends."""
+    return {key: value for key, value in progress.items() if value is not None}

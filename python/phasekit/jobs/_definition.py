@@ -7,6 +7,7 @@ resumed in another process), except fields marked :func:`transient`.
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, dataclass_transform
@@ -62,23 +63,14 @@ class Job:
     def to_state(self) -> dict[str, Any]:
         """The persisted fields, as stored in jobs.db (which refuses, with a
         TypeError naming the type, a value msgpack cannot store)."""
-        return {
-            f.name: getattr(self, f.name)
-            for f in dataclasses.fields(self)  # type: ignore[arg-type]
-            if f.metadata.get("persist", True)
-        }
+        return {name: getattr(self, name) for name in _persisted(type(self))}
 
     @classmethod
     def from_state(cls: type[J], state: Any) -> J:
         """Rebuild a job from :meth:`to_state`; transient fields get their defaults."""
         if not isinstance(state, dict):
             raise CorruptStateError(f"job {cls.job_name!r}: stored input is not a mapping")
-        persisted = {
-            f.name
-            for f in dataclasses.fields(cls)  # type: ignore[arg-type]
-            if f.metadata.get("persist", True)
-        }
-        unknown = set(state) - persisted
+        unknown = state.keys() - _persisted(cls)
         if unknown:
             raise CorruptStateError(
                 f"job {cls.job_name!r}: stored input has unknown fields {sorted(unknown)}"
@@ -89,6 +81,24 @@ class Job:
             raise CorruptStateError(
                 f"job {cls.job_name!r}: stored input does not fit: {exc}"
             ) from exc
+
+
+#: The persisted field names of each job class: ``dataclasses.fields`` is
+#: slow, and every dispatch and every run goes through them.
+_PERSISTED: weakref.WeakKeyDictionary[type[Job], dict[str, None]] = weakref.WeakKeyDictionary()
+
+
+def _persisted(cls: type[Job]) -> dict[str, None]:
+    """The names of ``cls``'s persisted fields, in order (a dict as an ordered set)."""
+    names = _PERSISTED.get(cls)
+    if names is None:
+        names = dict.fromkeys(
+            f.name
+            for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+            if f.metadata.get("persist", True)
+        )
+        _PERSISTED[cls] = names
+    return names
 
 
 class JobRegistry:

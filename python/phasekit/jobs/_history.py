@@ -1,5 +1,13 @@
 """job_history in jobs.db: one summary row per finished job, and retention.
 
+A job finished by a busy worker is not copied into job_history at once: its
+row in ``jobs`` is marked (``history_pending``, with the counts the summary
+needs) in the transaction that finishes it, and the marked rows are copied
+in batches (:func:`flush`). The mark costs one small index entry where the
+copy wrote three B-tree pages, per job. A listing reads the marked rows
+with job_history, so it misses nothing, from any process, and a crash loses
+nothing: the marks are in jobs.db, and the next flush copies them.
+
 The functions here run inside a transaction the store has opened; the store
 turns rows into :class:`HistoryRecord` objects.
 """
@@ -53,9 +61,22 @@ HISTORY_COLUMNS = (
 )
 
 
+#: The summary of a job, from its row in ``jobs`` (in HISTORY_COLUMNS' order).
+_SUMMARY = (
+    "id, name, status, parent_id, schedule_id, created_at, started_at, finished_at, error,"
+    " COALESCE(warning_count, 0), COALESCE(error_count, 0), output, metrics"
+)
+
+#: Finished jobs whose summary is not copied yet: the end of the index of
+#: finished jobs, which holds the mark first (named: without statistics
+#: SQLite could take jobs_status and scan every finished job).
+_MARKED = "history_pending IS NOT NULL AND finished_at IS NOT NULL"
+_PENDING = f"FROM jobs INDEXED BY jobs_finished WHERE {_MARKED} AND status IN {FINISHED_SQL}"
+
+
 def record(db: sqlite3.Connection, job_id: str, warning_count: int, error_count: int) -> None:
-    """Copy the summary of finished job ``job_id`` into job_history (replacing
-    an earlier summary of the same job)."""
+    """Copy the summary of finished job ``job_id`` into job_history now
+    (replacing an earlier summary of the same job)."""
     db.execute(
         f"INSERT OR REPLACE INTO job_history ({HISTORY_COLUMNS})"
         " SELECT id, name, status, parent_id, schedule_id, created_at, started_at,"
@@ -64,18 +85,31 @@ def record(db: sqlite3.Connection, job_id: str, warning_count: int, error_count:
     )
 
 
+def flush(db: sqlite3.Connection) -> None:
+    """Copy the summaries of every marked job (whoever marked it) into
+    job_history, and clear the marks."""
+    db.execute(
+        f"INSERT OR REPLACE INTO job_history ({HISTORY_COLUMNS}) SELECT {_SUMMARY} {_PENDING}"
+    )
+    db.execute(f"UPDATE jobs INDEXED BY jobs_finished SET history_pending = NULL WHERE {_MARKED}")
+
+
+def flush_job(db: sqlite3.Connection, job_id: str) -> None:
+    """Copy the summary of ``job_id`` if it is marked, and clear its mark:
+    before a change to the row would alter the summary it stands for."""
+    db.execute(
+        f"INSERT OR REPLACE INTO job_history ({HISTORY_COLUMNS}) SELECT {_SUMMARY}"
+        f" FROM jobs WHERE id = ? AND history_pending IS NOT NULL AND status IN {FINISHED_SQL}",
+        (job_id,),
+    )
+    db.execute("UPDATE jobs SET history_pending = NULL WHERE id = ?", (job_id,))
+
+
 def query(
     *, limit: int | None, since: float | None, name: str | None
 ) -> tuple[str, tuple[Any, ...]]:
     """SQL and arguments selecting history rows, newest first."""
-    where: list[str] = []
-    args: list[Any] = []
-    if since is not None:
-        where.append("finished_at >= ?")
-        args.append(since)
-    if name is not None:
-        where.append("name = ?")
-        args.append(name)
+    where, args = _filters(since, name)
     sql = f"SELECT {HISTORY_COLUMNS} FROM job_history"
     if where:
         sql += " WHERE " + " AND ".join(where)
@@ -86,6 +120,42 @@ def query(
     return sql, tuple(args)
 
 
+def pending_query(*, since: float | None, name: str | None) -> tuple[str, tuple[Any, ...]]:
+    """SQL and arguments selecting the summaries of the marked jobs (not yet
+    in job_history), in HISTORY_COLUMNS' order; few, in no particular order."""
+    where, args = _filters(since, name)
+    sql = f"SELECT {_SUMMARY} {_PENDING}"
+    if where:
+        sql += " AND " + " AND ".join(where)
+    return sql, tuple(args)
+
+
+def merge(
+    rows: list[tuple[Any, ...]], pending: list[tuple[Any, ...]], limit: int | None
+) -> list[tuple[Any, ...]]:
+    """History rows (newest first, read with ``limit`` plus the number of
+    pending ones) and pending summaries, as one listing: a pending summary
+    replaces the job's older row, newest first, at most ``limit``."""
+    if not pending:
+        return rows[:limit]
+    ids = {row[0] for row in pending}
+    merged = [row for row in rows if row[0] not in ids] + pending
+    merged.sort(key=lambda row: (row[7], row[0]), reverse=True)  # finished_at, id
+    return merged[:limit]
+
+
+def _filters(since: float | None, name: str | None) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    args: list[Any] = []
+    if since is not None:
+        where.append("finished_at >= ?")
+        args.append(since)
+    if name is not None:
+        where.append("name = ?")
+        args.append(name)
+    return where, args
+
+
 def prune(db: sqlite3.Connection, cutoff: float) -> tuple[int, int]:
     """Delete history rows and finished jobs (with their checkpoints) that
     finished before ``cutoff``; returns ``(history_rows, jobs)`` removed.
@@ -94,10 +164,12 @@ def prune(db: sqlite3.Connection, cutoff: float) -> tuple[int, int]:
     depends on it) is kept until that row goes: children are removed before
     their parents, in as many passes as the tree is deep.
     """
+    flush(db)  # a marked job is history like any other (and unmarked now)
     history = db.execute("DELETE FROM job_history WHERE finished_at < ?", (cutoff,)).rowcount
     prunable = (
-        "SELECT id FROM jobs AS j"
-        f" WHERE j.status IN {FINISHED_SQL} AND j.finished_at < ?"
+        "SELECT id FROM jobs AS j INDEXED BY jobs_finished"
+        " WHERE j.history_pending IS NULL AND j.finished_at < ?"
+        f" AND j.status IN {FINISHED_SQL}"
         " AND NOT EXISTS (SELECT 1 FROM jobs AS c WHERE c.parent_id = j.id)"
         " AND NOT EXISTS (SELECT 1 FROM jobs AS d WHERE d.depends_on = j.id)"
     )

@@ -8,11 +8,12 @@ jobs.db, so a second process (a CLI) sees and can pause the same jobs.
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import math
+import sys
 import time
 from collections import Counter
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,6 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
-from ._context import JobControl
 from ._definition import Job, JobRegistry, UnknownJobError, default_registry
 from ._owners import Ownership
 from ._phase_model import PhaseRecord
@@ -31,7 +31,7 @@ from ._phases import phase_history
 from ._progress import JobProgress
 from ._runner import run_job
 from ._schedule import check_every
-from ._slots import Slots
+from ._slots import Claimed, Slots
 from ._store import JobRecord, JobStatus, JobStore
 
 #: How often the scheduler and update streams look at jobs.db (seconds).
@@ -56,13 +56,18 @@ class JobUpdate:
 class JobHandle:
     """Follow and steer one dispatched job."""
 
-    def __init__(self, manager: JobManager, job_id: str) -> None:
+    def __init__(
+        self, manager: JobManager, job_id: str, job_class: type[Job] | None = None
+    ) -> None:
         self.manager = manager
         self.id = job_id
+        #: The job's class when the handle's creator knows it (dispatch does);
+        #: else read from jobs.db on first use.
+        self._cls = job_class
 
     @property
     def status(self) -> JobStatus:
-        return self.manager.store.get_job(self.id).status
+        return self.manager.store.status(self.id)
 
     async def pause(self) -> None:
         await self.manager.pause(self.id)
@@ -75,17 +80,33 @@ class JobHandle:
 
     async def wait(self) -> JobStatus:
         """Wait until the job finishes (completed, failed or cancelled) or pauses."""
-        async with aclosing(self.updates()) as updates:
-            async for update in updates:
-                if update.status.finished or update.status is JobStatus.PAUSED:
-                    return update.status
-        raise AssertionError("updates() ended without a final status")
+        # The status alone, not updates(): waiting on many handles is common,
+        # and the progress each update decodes would be thrown away.
+        manager = self.manager
+        status = manager.store.status(self.id)
+        if status.finished or status is JobStatus.PAUSED:
+            return status  # the usual case when waiting for a batch: done already
+        manager._watched[self.id] += 1
+        try:
+            while True:
+                # Read again once watched: an end committed before would not
+                # have woken this wait.
+                changed = manager._changed  # taken before the read: no missed wake-up
+                status = manager.store.status(self.id)
+                if status.finished or status is JobStatus.PAUSED:
+                    return status
+                with anyio.move_on_after(POLL_S):
+                    await changed.wait()
+        finally:
+            manager._unwatch(self.id)
 
     def _job_class(self) -> type[Job] | None:
-        try:
-            return self.manager.registry.get(self.manager.store.get_job(self.id).name)
-        except UnknownJobError:
-            return None
+        if self._cls is None:
+            try:
+                self._cls = self.manager.registry.get(self.manager.store.get_job(self.id).name)
+            except UnknownJobError:
+                return None
+        return self._cls
 
     def output(self) -> Any:
         """The output of the job's last run (None before it completes), as
@@ -113,9 +134,7 @@ class JobHandle:
                 async for update in updates:
                     yield update
         finally:
-            self.manager._watched[self.id] -= 1
-            if self.manager._watched[self.id] <= 0:
-                del self.manager._watched[self.id]
+            self.manager._unwatch(self.id)
 
     async def _poll(self, data_type: type[Any] | None) -> AsyncGenerator[JobUpdate, None]:
         last: tuple[JobStatus, Any] | None = None
@@ -182,6 +201,9 @@ class JobManager:
         self._due_read_at = -math.inf
         self._due_stale = True
         self._user_paused: set[str] = set()
+        #: Schedules a callback on the event loop from another thread (see
+        #: _notify_from_thread); set when the manager opens.
+        self._call_soon: Callable[[Callable[[], None]], object] | None = None
         self.history_retention_s = history_retention_s
         self._last_prune = -math.inf
 
@@ -190,6 +212,7 @@ class JobManager:
         self._slots.owner = self._owner.id
         self._recover()
         self._prune()
+        self._call_soon = _threadsafe_call_soon()
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self._tg.start_soon(self._schedule)
@@ -275,13 +298,18 @@ class JobManager:
             run_every_s=every,
             next_run_at=first_at,
         )
-        self._slots.invalidate()  # the new job may come first
+        self._slots.invalidate(priority)  # the new job may come first
         if first_at is not None or every is not None:
             self._due_stale = True
-        self._wake.set()
+            self._wake.set()
+        elif self._slots.maybe_free():
+            # Only a free slot needs the scheduler: a busy worker claims the
+            # next ready job itself when it finishes one, and one that finds
+            # none leaves its slot and wakes the scheduler then.
+            self._wake.set()
         # Let the scheduler start work while a caller dispatches many jobs.
         await anyio.lowlevel.checkpoint()
-        return JobHandle(self, job_id)
+        return JobHandle(self, job_id, self.registry.get(job.job_name))
 
     def jobs(
         self,
@@ -350,8 +378,8 @@ class JobManager:
             # Taking the slots lock would wait for a worker's write: look
             # first whether a slot can be free at all.
             if self._slots.maybe_free():
-                for job_id, control in self._slots.pick():
-                    self._tg.start_soon(self._slot, job_id, control)
+                for claimed in self._slots.pick():
+                    self._tg.start_soon(self._slot, claimed)
             self._wake = anyio.Event()
             # Poll, but wake in time for the next scheduled occurrence (read
             # again once per poll, or when a dispatch planned one).
@@ -368,34 +396,54 @@ class JobManager:
         self._changed.set()
         self._changed = anyio.Event()
 
+    def _unwatch(self, job_id: str) -> None:
+        self._watched[job_id] -= 1
+        if self._watched[job_id] <= 0:
+            del self._watched[job_id]
+
+    def _notify_from_thread(self) -> None:
+        """From a worker thread: have the event loop wake the update streams,
+        without waiting for it to do so (the worker goes on with its next job)."""
+        call_soon = self._call_soon
+        try:
+            if call_soon is not None:
+                call_soon(self._notify)
+            else:
+                anyio.from_thread.run_sync(self._notify)
+        except RuntimeError:
+            pass  # the event loop is gone: nobody is left to tell
+
     def _prune(self) -> None:
         self._last_prune = time.monotonic()
         if self.history_retention_s is not None:
             self.store.prune_history(self.history_retention_s)
 
-    async def _slot(self, job_id: str, control: JobControl) -> None:
+    async def _slot(self, claimed: Claimed) -> None:
         try:
             # Jobs run in a worker thread; abandoning it on cancellation would
             # leave a job running unseen, so the thread is always awaited
             # (shutdown asks the job to pause at its next safe point instead).
-            await anyio.to_thread.run_sync(self._chain, job_id, control, abandon_on_cancel=False)
+            await anyio.to_thread.run_sync(self._chain, claimed, abandon_on_cancel=False)
         finally:
             self._wake.set()
             self._notify()
 
-    def _chain(self, job_id: str, control: JobControl) -> None:
+    def _chain(self, claimed: Claimed) -> None:
         """In a worker thread: run the job, then the next ready ones, until
         none is ready (then the slot goes back to the scheduler). A job's end
-        and the claim of the next one are one write."""
+        and the claim of the next one are one write, which also reads what
+        the next run starts from."""
         while True:
+            job_id = claimed.job_id
             try:
                 status, end = run_job(
                     self.store,
                     job_id,
                     registry=self.registry,
-                    control=control,
+                    control=claimed.control,
                     claimed=True,
                     library=self.library,
+                    loaded=claimed.row,
                 )
                 try:
                     nxt = self._slots.finish_and_pick(job_id, status, end)
@@ -406,16 +454,34 @@ class JobManager:
                     self.store.finish(
                         job_id, JobStatus.FAILED, error=f"cannot store the job's end: {exc}"
                     )
+                    status = JobStatus.FAILED
                     nxt = self._slots.pick(most=1)
             except BaseException:
                 self._slots.release(job_id)
-                raise
-            finally:
                 self._check_blocked = True  # read by the scheduler's next pass
+                raise
+            if status in (JobStatus.FAILED, JobStatus.CANCELLED):
+                self._check_blocked = True  # the jobs that depend on it fail
             if job_id in self._watched:
-                # RuntimeError: the event loop is gone, nobody is left to tell.
-                with contextlib.suppress(RuntimeError):
-                    anyio.from_thread.run_sync(self._notify)
+                self._notify_from_thread()
             if not nxt:
                 return
-            job_id, control = nxt[0]
+            claimed = nxt[0]
+
+
+def _threadsafe_call_soon() -> Callable[[Callable[[], None]], object] | None:
+    """The running event loop's own way to schedule a callback from another
+    thread without waiting for it (asyncio or trio; None for another loop)."""
+    try:
+        return asyncio.get_running_loop().call_soon_threadsafe
+    except RuntimeError:
+        pass
+    trio = sys.modules.get("trio")
+    if trio is not None:
+        try:
+            token = trio.lowlevel.current_trio_token()
+        except RuntimeError:
+            return None
+        run_sync_soon: Callable[[Callable[[], None]], object] = token.run_sync_soon
+        return run_sync_soon
+    return None

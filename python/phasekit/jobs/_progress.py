@@ -72,9 +72,18 @@ class JobProgress:
     def indeterminate(self) -> bool:
         return self.percent is None
 
+    def replace(self, **changes: Any) -> JobProgress:
+        """A copy with ``changes`` (``dataclasses.replace``, without its
+        per-call introspection: every job's end makes one)."""
+        values = {name: getattr(self, name) for name in _PROGRESS_FIELDS}
+        values.update(changes)
+        return JobProgress(**values)
+
     def to_dict(self) -> dict[str, Any]:
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        out["phase"] = None if self.phase is None else dataclasses.asdict(self.phase)
+        out = {name: getattr(self, name) for name in _PROGRESS_FIELDS}
+        phase = self.phase
+        if phase is not None:
+            out["phase"] = {name: getattr(phase, name) for name in _PHASE_FIELDS}
         return out  # a dataclass ``data`` is stored as a mapping by the codec
 
     @classmethod
@@ -83,12 +92,12 @@ class JobProgress:
         the job's dataclass. Unknown keys (a newer writer) are ignored."""
         if not isinstance(value, dict):
             raise CorruptStateError("stored progress is not a mapping")
-        names = {f.name for f in dataclasses.fields(cls)}
-        fields = {k: v for k, v in value.items() if k in names}
+        fields = {k: v for k, v in value.items() if k in _PROGRESS_FIELDS}
         phase = fields.get("phase")
         if isinstance(phase, dict):
-            known = {f.name for f in dataclasses.fields(PhaseProgress)}
-            fields["phase"] = PhaseProgress(**{k: v for k, v in phase.items() if k in known})
+            fields["phase"] = PhaseProgress(
+                **{k: v for k, v in phase.items() if k in _PHASE_FIELDS}
+            )
         data = fields.get("data")
         if data_type is not None and isinstance(data, dict):
             try:
@@ -98,6 +107,12 @@ class JobProgress:
                     f"stored progress does not fit {data_type.__qualname__}: {exc}"
                 ) from exc
         return cls(**fields)
+
+
+#: Field names, in order (dicts keep it), read once: ``dataclasses.fields``
+#: is slow, and every job's end and every progress read goes through them.
+_PROGRESS_FIELDS = dict.fromkeys(f.name for f in dataclasses.fields(JobProgress))
+_PHASE_FIELDS = dict.fromkeys(f.name for f in dataclasses.fields(PhaseProgress))
 
 
 class RateMeter:

@@ -49,14 +49,16 @@ def run_job(
     control: JobControl | None = None,
     claimed: bool = False,
     library: Any = None,
+    loaded: tuple[Any, ...] | None = None,
 ) -> tuple[JobStatus, dict[str, Any]]:
     """:func:`execute` without recording the end: returns the status and the
     keyword arguments of ``store.finish`` (the manager writes them together
-    with its claim of the next job, in one transaction)."""
+    with its claim of the next job, in one transaction). ``loaded``: the
+    job's row for ``store.load_for_run``, if the claim returned it."""
     registry = registry or default_registry
     control = control or JobControl()
     try:
-        record, checkpoint = store.load_for_run(job_id)
+        record, checkpoint = store.load_for_run(job_id, loaded)
         cls = registry.get(record.name)
         job = cls.from_state(record.input())
     except (UnknownJobError, CorruptStateError) as exc:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._context import JobControl
 from ._store import JobStatus, JobStore
@@ -22,6 +22,15 @@ READY_PAGE = 32
 #: A page of candidates older than this is read again (another process may
 #: have queued a job that comes first).
 CANDIDATES_TTL_S = 0.05
+
+
+class Claimed(NamedTuple):
+    """A job a pick claimed: it counts as running from now on."""
+
+    job_id: str
+    control: JobControl
+    #: Its row for ``JobStore.load_for_run``, when the claim returned it.
+    row: tuple[Any, ...] | None
 
 
 class Slots:
@@ -41,10 +50,14 @@ class Slots:
         self._candidates: list[tuple[str, str, int]] | None = None
         self._read_at = -math.inf
         self._closing = False
-        #: Bumped (without the lock) when something is queued here; kept
-        #: candidates read under an older generation are read again.
-        self._generation = 0
-        self._candidates_generation = -1
+        # What was queued here since the candidates were read, under a lock
+        # of its own (held for a few operations, never during a write): the
+        # highest priority dispatched, and whether something else may come
+        # first whatever its priority (a resumed job). The kept candidates
+        # stay the head of the queue while neither can overtake them.
+        self._queued_lock = threading.Lock()
+        self._queued_max = -math.inf
+        self._queued_other = False
 
     def running(self) -> dict[str, JobControl]:
         with self._lock:
@@ -78,15 +91,22 @@ class Slots:
         with self._lock:
             self._running.pop(job_id, None)
 
-    def invalidate(self) -> None:
-        """Something was queued here: the next pick reads the queue again.
+    def invalidate(self, priority: int | None = None) -> None:
+        """Something was queued here (a new job of ``priority``, or None for
+        anything else): the next pick reads the queue again if it may come
+        before the kept candidates. A new job of a priority no higher than
+        the last candidate's comes after them all (it is the newest), so a
+        busy queue fed by dispatches is not read again for every job.
 
-        Lock-free on purpose: dispatch calls it for every job, and the lock
-        is held by workers while they write, which would stall the event
-        loop. An int assignment is atomic under the GIL; a pick racing with
-        it reads the queue again at worst.
+        Without the slots lock on purpose: dispatch calls it for every job,
+        and workers hold that lock while they write, which would stall the
+        event loop.
         """
-        self._generation += 1
+        with self._queued_lock:
+            if priority is None:
+                self._queued_other = True
+            elif priority > self._queued_max:
+                self._queued_max = priority
 
     def maybe_free(self) -> bool:
         """A hint, without the lock: could a slot be free? (False: certainly
@@ -100,28 +120,31 @@ class Slots:
         with self._lock:
             self._closing = True
 
-    def pick(self, most: int | None = None) -> list[tuple[str, JobControl]]:
+    def pick(self, most: int | None = None) -> list[Claimed]:
         """Claim up to ``most`` ready jobs (default: every free slot) within
         the limits; they count as running from now on."""
         with self._lock:
             return self._pick(most, None)
 
-    def finish_and_pick(
-        self, job_id: str, status: JobStatus, end: dict[str, Any]
-    ) -> list[tuple[str, JobControl]]:
+    def finish_and_pick(self, job_id: str, status: JobStatus, end: dict[str, Any]) -> list[Claimed]:
         """A worker is done with ``job_id``: record its end (``end``: the
         keyword arguments of ``JobStore.finish``) and claim the next ready
         job, in one transaction; returns what it claimed (at most one)."""
         with self._lock:
-            self._running.pop(job_id, None)
-            if self._closing:
-                self.store.finish(job_id, status, **end)
-                return []
-            return self._pick(1, (job_id, status, end))
+            # The job keeps its slot until the next one is claimed: the
+            # scheduler, seeing no free slot meanwhile, does not wait for
+            # this lock only to find none.
+            try:
+                if self._closing:
+                    self.store.finish(job_id, status, **end)
+                    return []
+                return self._pick(1, (job_id, status, end))
+            finally:
+                self._running.pop(job_id, None)
 
     def _pick(
         self, most: int | None, finishing: tuple[str, JobStatus, dict[str, Any]] | None
-    ) -> list[tuple[str, JobControl]]:
+    ) -> list[Claimed]:
         """Under the lock: choose and claim (with ``finishing`` recorded in
         the first claim's transaction; recorded alone if nothing is chosen)."""
         if self._closing:
@@ -129,24 +152,32 @@ class Slots:
                 done_id, status, end = finishing
                 self.store.finish(done_id, status, **end)
             return []
-        # A parent waiting for its children holds no slot.
-        active = [name for name, control in self._running.values() if not control.waiting]
+        # A parent waiting for its children holds no slot, nor does the job
+        # being finished.
+        finishing_id = None if finishing is None else finishing[0]
+        active = [
+            name
+            for job_id, (name, control) in self._running.items()
+            if not control.waiting and job_id != finishing_id
+        ]
         goal = min(self.max_concurrency, len(active) + (most or self.max_concurrency))
-        started: list[tuple[str, JobControl]] = []
+        started: list[Claimed] = []
         offset = 0
         while len(active) < goal:
             page, full = self._page(offset)
             picked: list[tuple[str, str]] = []
             rest: list[tuple[str, str, int]] = []
-            for job_id, name, priority in page:
+            for i, candidate in enumerate(page):
+                if len(active) + len(picked) >= goal:
+                    rest += page[i:]  # every slot is taken: the rest waits as it is
+                    break
+                job_id, name, _ = candidate
                 limit = self.limits.get(name)
-                same = active.count(name) + sum(1 for _, n in picked if n == name)
-                if (
-                    len(active) + len(picked) >= goal
-                    or job_id in self._running
-                    or (limit is not None and same >= limit)
+                if job_id in self._running or (
+                    limit is not None
+                    and active.count(name) + sum(1 for _, n in picked if n == name) >= limit
                 ):
-                    rest.append((job_id, name, priority))
+                    rest.append(candidate)
                 else:
                     picked.append((job_id, name))
             # Kept only from the first page: a later page's rest would be
@@ -154,16 +185,18 @@ class Slots:
             self._candidates = (rest or None) if offset == 0 else None
             names = dict(picked)
             ids = [job_id for job_id, _ in picked]
+            claimed: list[tuple[str, tuple[Any, ...] | None]]
             if finishing is not None:
                 done_id, status, end = finishing
-                claimed = self.store.finish_and_claim(done_id, status, end, ids, self.owner or "")
+                rows = self.store.finish_and_claim(done_id, status, end, ids, self.owner or "")
+                claimed = [(row[0], row) for row in rows]
                 finishing = None
             else:
-                claimed = self.store.claim(ids, self.owner)
-            for job_id in claimed:
+                claimed = [(job_id, None) for job_id in self.store.claim(ids, self.owner)]
+            for job_id, row in claimed:
                 control = JobControl()
                 self._running[job_id] = (names[job_id], control)
-                started.append((job_id, control))
+                started.append(Claimed(job_id, control, row))
                 active.append(names[job_id])
             if picked and len(active) < goal:
                 continue  # some were claimed elsewhere meanwhile: look again
@@ -177,12 +210,15 @@ class Slots:
 
     def _page(self, offset: int) -> tuple[list[tuple[str, str, int]], bool]:
         """Candidates: the kept page if fresh, else a page read from jobs.db."""
-        fresh = time.monotonic() - self._read_at <= CANDIDATES_TTL_S
-        current = self._candidates_generation == self._generation
-        if self._candidates is not None and fresh and current and not offset:
-            return self._candidates, False
-        generation = self._generation  # before the read: a later bump re-reads
+        kept = self._candidates
+        if kept is not None and not offset and time.monotonic() - self._read_at <= CANDIDATES_TTL_S:
+            with self._queued_lock:
+                current = not self._queued_other and self._queued_max <= kept[-1][2]
+            if current:
+                return kept, False
+        # Reset before the read: what is queued from now on is looked at again.
+        with self._queued_lock:
+            self._queued_max, self._queued_other = -math.inf, False
         page = self.store.ready(limit=READY_PAGE, offset=offset)
         self._read_at = time.monotonic()
-        self._candidates_generation = generation
         return page, len(page) == READY_PAGE

@@ -1,6 +1,7 @@
 """jobs.db: the job records, their checkpoints and their history (SQLite, WAL).
 
-Every write is one short ``BEGIN IMMEDIATE`` transaction, the connection waits
+Every write is one short transaction that takes the write lock up front
+(``BEGIN IMMEDIATE``, or a single statement on its own), the connection waits
 for a busy database instead of failing, and a checkpoint row is written in
 the same transaction that drops the older ones, so a crash at any moment
 leaves the previous checkpoint intact (SQLite's atomic commit).
@@ -12,8 +13,7 @@ import enum
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,6 +28,9 @@ T = TypeVar("T")
 BUSY_TIMEOUT_S = 30.0
 #: Checkpoints kept per job: the newest and the one before it.
 CHECKPOINTS_KEPT = 2
+#: A busy worker's finished jobs get their history rows written together,
+#: this many at a time (see _history); a job finished alone gets its row at once.
+HISTORY_BATCH = 64
 
 
 class JobStatus(enum.StrEnum):
@@ -165,15 +168,27 @@ DROP INDEX jobs_parent;
 CREATE INDEX jobs_parent ON jobs(parent_id) WHERE parent_id IS NOT NULL;
 """
 
+_V7 = """
+ALTER TABLE jobs ADD COLUMN warning_count INTEGER;
+ALTER TABLE jobs ADD COLUMN error_count INTEGER;
+ALTER TABLE jobs ADD COLUMN history_pending INTEGER;
+DROP INDEX jobs_finished;
+CREATE INDEX jobs_finished ON jobs(history_pending, finished_at) WHERE finished_at IS NOT NULL;
+"""
+
 #: Migrations by the version they produce. Version 1 is the first layout;
 #: version 2 added dependencies and interval schedules; version 3 added child
 #: keys, schedule ids and a fuller history; version 4 an index for the next
 #: scheduled start and the full dispatch order in the status index; version 5
 #: a stop request (pause or cancel a job running in another process) and the
 #: owner (the manager) of a running job; version 6 makes the dependency and
-#: parent indices partial (most jobs have neither: a dispatch writes less).
+#: parent indices partial (most jobs have neither: a dispatch writes less);
+#: version 7 lets a finished job's history row be written later, in a batch
+#: (the mark, and the warning and error counts the row needs; see _history),
+#: and puts the mark first in the index of finished jobs: one index finds
+#: both the marked jobs and, once none is, the jobs old enough to prune.
 #: Never edit a shipped entry: add a new one.
-MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6}
+MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 
@@ -220,6 +235,8 @@ class JobStore:
             self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
         )
         self._lock = threading.RLock()
+        #: Jobs this store finished whose history rows are not written yet.
+        self._history_pending = 0
         with self._lock:
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = NORMAL")
@@ -233,7 +250,18 @@ class JobStore:
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            try:
+                if self._history_pending:
+                    self.flush_history()
+            finally:
+                self._conn.close()
+
+    def flush_history(self) -> None:
+        """Write the history rows of the finished jobs that do not have
+        theirs yet (those of every process sharing the file)."""
+        with self._write() as db:
+            _history.flush(db)
+            self._history_pending = 0
 
     def __enter__(self) -> JobStore:
         return self
@@ -241,20 +269,31 @@ class JobStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One short write transaction, taken up front (no lock upgrade deadlocks)."""
+    def _write(self) -> _Transaction:
+        """One short write transaction, taken up front (no lock upgrade
+        deadlocks): ``with self._write() as db:``."""
+        return _Transaction(self._lock, self._conn)
+
+    def _write_one(self, sql: str, args: tuple[Any, ...]) -> sqlite3.Cursor:
+        """A write of one statement, as a transaction of its own (SQLite's
+        autocommit): the statement takes the write lock when it starts, as
+        ``BEGIN IMMEDIATE`` does, and commits when it ends, in one call to
+        SQLite instead of three (every dispatch is one)."""
         with self._lock:
-            _retry_busy(lambda: self._conn.execute("BEGIN IMMEDIATE"))
             try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+                return self._conn.execute(sql, args)
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise
+            return _retry_busy(lambda: self._conn.execute(sql, args))
 
     def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
         with self._lock:
+            try:
+                return self._conn.execute(sql, args).fetchall()
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise
             return _retry_busy(lambda: self._conn.execute(sql, args).fetchall())
 
     # jobs
@@ -282,26 +321,24 @@ class JobStore:
         now = time.time()
         if run_every_s is not None and next_run_at is None:
             next_run_at = now
-        with self._write() as db:
-            db.execute(
-                "INSERT INTO jobs (id, name, state, status, priority, parent_id, depends_on,"
-                " run_every_s, next_run_at, schedule_id, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    job_id,
-                    name,
-                    encode(state),
-                    JobStatus.QUEUED.value,
-                    priority,
-                    parent_id,
-                    depends_on,
-                    run_every_s,
-                    next_run_at,
-                    job_id if run_every_s is not None else None,
-                    now,
-                    now,
-                ),
-            )
+        self._write_one(
+            "INSERT INTO jobs (id, name, state, status, priority, parent_id, depends_on,"
+            " run_every_s, next_run_at, schedule_id, created_at, updated_at)"
+            " VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                job_id,
+                name,
+                encode(state),
+                priority,
+                parent_id,
+                depends_on,
+                run_every_s,
+                next_run_at,
+                job_id if run_every_s is not None else None,
+                now,
+                now,
+            ),
+        )
         return job_id
 
     def get_job(self, job_id: str) -> JobRecord:
@@ -352,7 +389,7 @@ class JobStore:
         if not job_ids:
             return []
         with self._write() as db:
-            return _claims.claim(db, job_ids, time.time(), owner)
+            return [row[0] for row in _claims.claim(db, job_ids, time.time(), owner)]
 
     def running_owners(self) -> list[tuple[str, str | None]]:
         """``(id, owner)`` of the jobs marked running."""
@@ -380,18 +417,24 @@ class JobStore:
         (it looks at its next safe point). False if the job is not running."""
         if what not in ("pause", "cancel"):
             raise ValueError(f"a stop request is 'pause' or 'cancel', not {what!r}")
-        with self._write() as db:
-            cur = db.execute(
-                "UPDATE jobs SET request = ? WHERE id = ? AND status = 'running'"
-                " AND (request IS NULL OR request = 'pause')",
-                (what, job_id),
-            )
-            return cur.rowcount == 1
+        cur = self._write_one(
+            "UPDATE jobs SET request = ? WHERE id = ? AND status = 'running'"
+            " AND (request IS NULL OR request = 'pause')",
+            (what, job_id),
+        )
+        return cur.rowcount == 1
 
     def stop_request(self, job_id: str) -> str | None:
         """The pending stop request of a running job: "pause", "cancel" or None."""
         rows = self._read("SELECT request FROM jobs WHERE id = ?", (job_id,))
         return None if not rows else rows[0][0]
+
+    def status(self, job_id: str) -> JobStatus:
+        """A job's status (KeyError if there is no such job)."""
+        rows = self._read("SELECT status FROM jobs WHERE id = ?", (job_id,))
+        if not rows:
+            raise KeyError(f"no job with id {job_id!r}")
+        return JobStatus(rows[0][0])
 
     def status_and_progress(
         self, job_id: str, data_type: type[Any] | None = None
@@ -404,19 +447,20 @@ class JobStore:
         progress = None if blob is None else JobProgress.from_dict(decode(blob), data_type)
         return JobStatus(status), progress
 
-    def load_for_run(self, job_id: str) -> tuple[JobRecord, tuple[int, Any] | None]:
+    def load_for_run(
+        self, job_id: str, row: tuple[Any, ...] | None = None
+    ) -> tuple[JobRecord, tuple[int, Any] | None]:
         """A job and its newest checkpoint as ``(seq, data)`` (None if it has
-        none), in one read: what starting a run needs. Raises
-        :class:`CorruptStateError` if the checkpoint cannot be decoded."""
-        rows = self._read(
-            f"SELECT {_COLUMNS}, (SELECT data FROM job_checkpoints c WHERE c.job_id = jobs.id"
-            " ORDER BY seq DESC LIMIT 1), (SELECT MAX(seq) FROM job_checkpoints c"
-            " WHERE c.job_id = jobs.id) FROM jobs WHERE id = ?",
-            (job_id,),
-        )
-        if not rows:
-            raise KeyError(f"no job with id {job_id!r}")
-        *record, blob, seq = rows[0]
+        none), in one read: what starting a run needs. ``row``: that read's
+        row if the caller has it already (:meth:`finish_and_claim` returns
+        it). Raises :class:`CorruptStateError` if the checkpoint cannot be
+        decoded."""
+        if row is None:
+            rows = self._read(f"SELECT {_RUN_START} FROM jobs WHERE id = ?", (job_id,))
+            if not rows:
+                raise KeyError(f"no job with id {job_id!r}")
+            row = rows[0]
+        *record, blob, seq = row
         checkpoint = None if blob is None else (int(seq), decode(blob))
         return _record(tuple(record)), checkpoint
 
@@ -448,7 +492,9 @@ class JobStore:
             where += " AND owner IS ?"
             args.append(owner)
         with self._write() as db:
-            before, scheduled = _state_of(db, job_id)
+            before, scheduled, pending = _state_of(db, job_id)
+            if pending:
+                _history.flush_job(db, job_id)  # before its row changes
             cur = db.execute(
                 "UPDATE jobs SET status = ?, error = ?, updated_at = ?, request = NULL,"
                 " started_at = CASE WHEN ? = 'running' AND started_at IS NULL THEN ?"
@@ -458,7 +504,9 @@ class JobStore:
             )
             if cur.rowcount == 0:
                 return False
-            _ended(db, job_id, before, scheduled, status, now)
+            if status.finished:
+                _history.record(db, job_id, 0, 0)
+            _ended(db, job_id, before is not None and before.finished, scheduled, status, now)
             return True
 
     def finish(
@@ -476,20 +524,27 @@ class JobStore:
         """Record how a run ended (paused and cancelled runs too), in one write;
         ``progress``, if not None, replaces the stored progress.
 
-        In the same transaction, a finished job's summary goes to job_history;
-        when a job first finishes, a scheduled one that completed or failed
-        gets its next occurrence queued, and a cancelled one has its queued and
-        paused descendants cancelled too.
+        In the same transaction, a finished job's summary goes to job_history
+        (with those other finished jobs' that wait for theirs); when a job
+        first finishes, a scheduled one that completed or failed gets its next
+        occurrence queued, and a cancelled one has its queued and paused
+        descendants cancelled too.
         """
         with self._write() as db:
             _finish(db, job_id, status, output, error, warnings, errors, metrics, progress)
+            if self._history_pending:
+                _history.flush(db)
+                self._history_pending = 0
 
     def finish_and_claim(
         self, job_id: str, status: JobStatus, end: dict[str, Any], claim: list[str], owner: str
-    ) -> list[str]:
+    ) -> list[tuple[Any, ...]]:
         """:meth:`finish` (``end`` holds its keyword arguments) and
         :meth:`claim` of the next jobs, in one transaction: a worker going on
-        to the next job writes once."""
+        to the next job writes once, and reads nothing more to start it:
+        returns, for each job claimed, its row for :meth:`load_for_run`. The
+        finished job's history row is written with the next
+        :data:`HISTORY_BATCH` ones' (listings see it meanwhile; see _history)."""
         with self._write() as db:
             _finish(
                 db,
@@ -501,8 +556,16 @@ class JobStore:
                 end.get("errors"),
                 end.get("metrics"),
                 end.get("progress"),
+                defer_history=True,
             )
-            return _claims.claim(db, claim, time.time(), owner) if claim else []
+            if status.finished:
+                self._history_pending += 1
+                if self._history_pending >= HISTORY_BATCH:
+                    _history.flush(db)
+                    self._history_pending = 0
+            if not claim:
+                return []
+            return _claims.claim(db, claim, time.time(), owner, returning=_RUN_START)
 
     def outcome(self, job_id: str) -> dict[str, Any]:
         """Output, warnings, non-critical errors and metrics of the last run."""
@@ -518,11 +581,10 @@ class JobStore:
 
     def set_progress(self, job_id: str, progress: Any) -> None:
         """Store the latest progress (callers throttle how often)."""
-        with self._write() as db:
-            db.execute(
-                "UPDATE jobs SET progress = ?, updated_at = ? WHERE id = ?",
-                (encode(progress), time.time(), job_id),
-            )
+        self._write_one(
+            "UPDATE jobs SET progress = ?, updated_at = ? WHERE id = ?",
+            (encode(progress), time.time(), job_id),
+        )
 
     def progress(self, job_id: str, data_type: type[Any] | None = None) -> JobProgress | None:
         """The latest stored progress (None before the first report);
@@ -615,7 +677,23 @@ class JobStore:
         finished at or after ``since`` (unix time), of job type ``name``."""
         if limit is not None and limit < 0:
             raise ValueError(f"limit must be >= 0, got {limit}")
-        rows = self._read(*_history.query(limit=limit, since=since, name=name))
+
+        def read() -> list[Any]:
+            # One read transaction: a flush in between cannot hide a job.
+            self._conn.execute("BEGIN")
+            try:
+                pending = self._conn.execute(
+                    *_history.pending_query(since=since, name=name)
+                ).fetchall()
+                more = None if limit is None else limit + len(pending)
+                sql, args = _history.query(limit=more, since=since, name=name)
+                rows = self._conn.execute(sql, args).fetchall()
+            finally:
+                self._conn.execute("COMMIT")
+            return _history.merge(rows, pending, limit)
+
+        with self._lock:
+            rows = _retry_busy(read)
         return [_history.HistoryRecord(r[0], r[1], JobStatus(r[2]), *r[3:]) for r in rows]
 
     def prune_history(self, older_than_s: float) -> tuple[int, int]:
@@ -625,12 +703,23 @@ class JobStore:
         if not older_than_s >= 0:
             raise ValueError(f"older_than_s must be >= 0, got {older_than_s!r}")
         with self._write() as db:
-            return _history.prune(db, time.time() - older_than_s)
+            pruned = _history.prune(db, time.time() - older_than_s)
+            self._history_pending = 0
+            return pruned
 
 
 _COLUMNS = (
     "id, name, status, priority, parent_id, depends_on, created_at, updated_at, error, state,"
     " run_every_s, next_run_at, schedule_id, child_key"
+)
+
+
+#: What starting a run needs (see load_for_run): the job's record, then its
+#: newest checkpoint's data and sequence number (NULL if it has none).
+_RUN_START = (
+    f"{_COLUMNS}, (SELECT data FROM job_checkpoints c WHERE c.job_id = jobs.id"
+    " ORDER BY seq DESC LIMIT 1), (SELECT MAX(seq) FROM job_checkpoints c"
+    " WHERE c.job_id = jobs.id)"
 )
 
 
@@ -648,63 +737,135 @@ def _finish(
     errors: list[dict[str, Any]] | None,
     metrics: dict[str, Any] | None,
     progress: Any,
+    *,
+    defer_history: bool = False,
 ) -> None:
-    """The write of :meth:`JobStore.finish`, inside an open transaction."""
+    """The write of :meth:`JobStore.finish`, inside an open transaction; with
+    ``defer_history``, the job's history row is left to a later flush."""
     now = time.time()
-    before, scheduled = _state_of(db, job_id)
-    cur = db.execute(
-        "UPDATE jobs SET status = ?, error = ?, output = ?, warnings = ?, errors = ?,"
-        " metrics = ?, updated_at = ?, request = NULL,"
-        " progress = COALESCE(?, progress),"
-        " finished_at = CASE WHEN ? THEN ? ELSE finished_at END WHERE id = ?",
-        (
-            status.value,
-            error,
-            encode(output),
-            encode(warnings or []),
-            encode(errors or []),
-            encode(metrics or {}),
-            now,
-            None if progress is None else encode(progress),
-            status.finished,
-            now,
-            job_id,
-        ),
+    warning_count, error_count = len(warnings or ()), len(errors or ())
+    mark = 1 if defer_history and status.finished else None
+    values = (
+        status.value,
+        error,
+        _NONE if output is None else encode(output),
+        encode(warnings) if warnings else _EMPTY_LIST,
+        encode(errors) if errors else _EMPTY_LIST,
+        encode(metrics) if metrics else _EMPTY_DICT,
+        now,
+        None if progress is None else encode(progress),
+        status.finished,
+        now,
+        warning_count,
+        error_count,
+        mark,
+        job_id,
     )
-    if cur.rowcount == 0:
-        raise KeyError(f"no job with id {job_id!r}")
-    _ended(db, job_id, before, scheduled, status, now, len(warnings or ()), len(errors or ()))
+    # The usual case first, in one statement: a job that was not finished
+    # and whose history row is written (RETURNING says whether it repeats).
+    rows = db.execute(_FINISH_UNFINISHED, values).fetchall()
+    if rows:
+        was_finished, scheduled = False, bool(rows[0][0])
+    else:
+        before, scheduled, pending = _state_of(db, job_id)
+        if before is None:
+            raise KeyError(f"no job with id {job_id!r}")
+        if pending:
+            _history.flush_job(db, job_id)  # before its row changes
+        db.execute(_FINISH, values)
+        was_finished = before.finished
+    if status.finished and mark is None:
+        _history.record(db, job_id, warning_count, error_count)
+    _ended(db, job_id, was_finished, scheduled, status, now)
 
 
-def _state_of(db: sqlite3.Connection, job_id: str) -> tuple[JobStatus | None, bool]:
-    """A job's status before a change (None if there is no such job), and
-    whether it repeats on a schedule."""
+#: The update of a job's row by :func:`_finish` (its arguments: ``values`` there).
+_FINISH = (
+    "UPDATE jobs SET status = ?, error = ?, output = ?, warnings = ?, errors = ?,"
+    " metrics = ?, updated_at = ?, request = NULL,"
+    " progress = COALESCE(?, progress),"
+    " finished_at = CASE WHEN ? THEN ? ELSE finished_at END,"
+    " warning_count = ?, error_count = ?, history_pending = ? WHERE id = ?"
+)
+
+_FINISH_UNFINISHED = (
+    f"{_FINISH} AND status NOT IN {_history.FINISHED_SQL} AND history_pending IS NULL"
+    " RETURNING run_every_s IS NOT NULL"
+)
+
+#: Blobs of the usual empty ends, packed once.
+_NONE, _EMPTY_LIST, _EMPTY_DICT = encode(None), encode([]), encode({})
+
+
+def _state_of(db: sqlite3.Connection, job_id: str) -> tuple[JobStatus | None, bool, bool]:
+    """A job's status before a change (None if there is no such job),
+    whether it repeats on a schedule, and whether its history row is still
+    to be written."""
     row = db.execute(
-        "SELECT status, run_every_s IS NOT NULL FROM jobs WHERE id = ?", (job_id,)
+        "SELECT status, run_every_s IS NOT NULL, history_pending IS NOT NULL"
+        " FROM jobs WHERE id = ?",
+        (job_id,),
     ).fetchone()
-    return (None, False) if row is None else (JobStatus(row[0]), bool(row[1]))
+    if row is None:
+        return None, False, False
+    return JobStatus(row[0]), bool(row[1]), bool(row[2])
 
 
 def _ended(
     db: sqlite3.Connection,
     job_id: str,
-    before: JobStatus | None,
+    was_finished: bool,
     scheduled: bool,
     status: JobStatus,
     now: float,
-    warning_count: int = 0,
-    error_count: int = 0,
 ) -> None:
-    """What finishing a job entails, inside the transaction that finishes it."""
+    """What finishing a job entails, inside the transaction that finishes it
+    (its history row is written, or marked, by the caller)."""
     if not status.finished:
         return
-    _history.record(db, job_id, warning_count, error_count)
-    if before is not None and before.finished:
+    if was_finished:
         return  # finished again (a late cancel): the schedule and children were handled
     if status is JobStatus.CANCELLED:
         _children.cancel_waiting(db, job_id, now)
     elif scheduled:
         _schedule.schedule_next(db, job_id, now)
+
+
+class _Transaction:
+    """What :meth:`JobStore._write` returns: the store's lock and a ``BEGIN
+    IMMEDIATE`` on enter, ``COMMIT`` (or ``ROLLBACK`` on an exception) on
+    exit. A class rather than a generator-based context manager: two writes
+    per job go through it."""
+
+    __slots__ = ("_conn", "_lock")
+
+    def __init__(self, lock: threading.RLock, conn: sqlite3.Connection) -> None:
+        self._lock = lock
+        self._conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._lock.acquire()
+        try:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise
+                _retry_busy(lambda: self._conn.execute("BEGIN IMMEDIATE"))
+        except BaseException:
+            self._lock.release()
+            raise
+        return self._conn
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        try:
+            self._conn.execute("ROLLBACK" if exc_type is not None else "COMMIT")
+        finally:
+            self._lock.release()
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    return "locked" in str(exc) or "busy" in str(exc)
 
 
 def _retry_busy(fn: Callable[[], T], attempts: int = 5) -> T:
@@ -714,8 +875,7 @@ def _retry_busy(fn: Callable[[], T], attempts: int = 5) -> T:
         try:
             return fn()
         except sqlite3.OperationalError as exc:
-            retryable = "locked" in str(exc) or "busy" in str(exc)
-            if not retryable or attempt == attempts - 1:
+            if not _is_busy(exc) or attempt == attempts - 1:
                 raise
             time.sleep(0.05 * 2**attempt)
     raise AssertionError("unreachable")
