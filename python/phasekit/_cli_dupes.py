@@ -115,13 +115,15 @@ async def _run(library: Library, job: DupesJob, args: argparse.Namespace) -> int
         results = await follow([handle], bars=True)
         status = results[handle.id]
         record = manager.store.get_job(handle.id)
-        outcome = manager.store.outcome(handle.id)
         summary = handle.output() if status.finished else None
+        errors: list[dict[str, Any]] = []
+        if isinstance(summary, DupesSummary) and summary.errors:
+            errors = manager.store.outcome(handle.id).get("errors") or []
     if isinstance(summary, DupesSummary):
         print_summary(summary, as_json=args.json)
         if summary.errors:
             print(f"phasekit: {summary.errors:,} files could not be read:", file=sys.stderr)
-            for e in (outcome.get("errors") or [])[: args.max_errors]:
+            for e in errors[: args.max_errors]:
                 print(f"  {e.get('path')}: {e.get('message')}", file=sys.stderr)
     if record.error:
         print(f"phasekit: job failed: {record.error}", file=sys.stderr)
