@@ -16,13 +16,17 @@
 //! Severities are policy and live with the Python facade; this module only
 //! says what is wrong.
 
+use std::ffi::{CStr, CString};
 use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
 
+use rayon::prelude::*;
 use rusqlite::{params, TransactionBehavior};
 
 use super::LibraryDb;
 use crate::cancel::CancelToken;
-use crate::content::{cas_id_hex, hash_file, hex, map_items, Want, SMALL_FILE_MAX};
+use crate::content::{cas_id_hex, hash_file, hex, in_pool, Want, SMALL_FILE_MAX};
 use crate::error::{Error, FsError, Result};
 use crate::sys::{self, Kind, Meta};
 
@@ -269,10 +273,55 @@ pub fn join(root: &[u8], rel: &[u8]) -> Vec<u8> {
     abs
 }
 
+/// Run `f` on `path`'s last component relative to `dir`, its directory
+/// opened already, or else resolve `path` itself.
+fn in_dir<T>(
+    path: &[u8],
+    dir: Option<BorrowedFd<'_>>,
+    f: impl FnOnce(BorrowedFd<'_>, &CStr) -> io::Result<T>,
+) -> io::Result<T> {
+    match dir {
+        Some(dir) => {
+            let name = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
+            let name =
+                CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+            f(dir, &name)
+        }
+        None => sys::with_parent(path, f),
+    }
+}
+
+/// Entries checked per opened directory: long runs of one directory are
+/// split so the threads share them.
+const PER_DIRECTORY_OPEN: usize = 64;
+
+/// Runs of consecutive rows (id order: walk order) in one directory, at
+/// most [`PER_DIRECTORY_OPEN`] long.
+fn directory_runs(rows: &[Stored]) -> Vec<std::ops::Range<usize>> {
+    fn parent(rel: &[u8]) -> &[u8] {
+        rel.iter()
+            .rposition(|&b| b == b'/')
+            .map_or(&rel[..0], |cut| &rel[..cut])
+    }
+    let mut runs = Vec::new();
+    let mut start = 0;
+    for i in 1..=rows.len() {
+        if i == rows.len()
+            || i - start == PER_DIRECTORY_OPEN
+            || parent(&rows[i].path) != parent(&rows[start].path)
+        {
+            runs.push(start..i);
+            start = i;
+        }
+    }
+    runs
+}
+
 /// Check one entry of the location rooted at `root`. `stop` is polled while
 /// a large file is read.
 pub fn check_entry(
     root: &[u8],
+    dir: Option<BorrowedFd<'_>>,
     e: &Stored,
     mode: ValidateMode,
     stop: &dyn Fn() -> bool,
@@ -291,7 +340,7 @@ pub fn check_entry(
     let mut opened = None;
     let mut open_error = None;
     let stat = if mode != ValidateMode::Basic && e.kind == Kind::File as u8 {
-        match sys::with_parent(&abs, |dir, name| {
+        match in_dir(&abs, dir, |dir, name| {
             let before = sys::stat_at(dir, name, false)?;
             if before.kind != Kind::File {
                 return Ok((before, None));
@@ -324,7 +373,7 @@ pub fn check_entry(
             Err(err) => Err(err),
         }
     } else {
-        sys::stat_path(&abs, false)
+        in_dir(&abs, dir, |dir, name| sys::stat_at(dir, name, false))
     };
     let now = match stat {
         Ok(meta) => meta,
@@ -528,14 +577,34 @@ pub fn validate_page(
         ..ValidatePass::default()
     };
     let stop = || cancel.is_cancelled();
-    let results = map_items(&rows, threads, cancel, |e| {
-        Ok(check_entry(&root, e, mode, &stop))
+    // Each run's directory is opened once and its entries are looked up
+    // relative to it: one path resolution per run instead of one or two per
+    // entry. A directory that cannot be opened (gone, unreadable) leaves its
+    // entries to resolve their own paths, which reports why.
+    let runs = directory_runs(&rows);
+    // Runs, not entries, are what the threads share: one task per run, so
+    // a page ends with both threads busy.
+    let per_run: Vec<Vec<Checked>> = in_pool(threads, || {
+        runs.par_iter()
+            .map(|run| {
+                if cancel.is_cancelled() {
+                    return Vec::new();
+                }
+                let first = &rows[run.start].path;
+                let cut = first.iter().rposition(|&b| b == b'/').unwrap_or(0);
+                let dir = sys::open_dir(&join(&root, &first[..cut]), true).ok();
+                let dir = dir.as_ref().map(|d| d.as_fd());
+                rows[run.clone()]
+                    .iter()
+                    .map(|e| check_entry(&root, dir, e, mode, &stop))
+                    .collect()
+            })
+            .collect()
     })?;
-    let mut checked = Vec::with_capacity(rows.len());
-    for result in results {
-        // The closure never fails: a problem is an issue, not an error.
-        checked.push(result.unwrap_or_default());
+    if cancel.is_cancelled() {
+        return Err(Error::Cancelled);
     }
+    let checked: Vec<Checked> = per_run.into_iter().flatten().collect();
     let mut writes = false;
     for c in &checked {
         pass.hashed += u64::from(c.hashed);
