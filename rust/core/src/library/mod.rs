@@ -28,9 +28,6 @@ pub use schema::SCHEMA_VERSION;
 
 use crate::error::{Error, Result};
 
-/// Pages of WAL after which a commit checkpoints it (SQLite's default: 1000).
-const WAL_AUTOCHECKPOINT_PAGES: i64 = 16_384;
-
 /// Seconds a connection waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -211,12 +208,6 @@ impl LibraryDb {
         // 64 MiB of page cache: the indices the indexer touches stay in memory.
         conn.pragma_update(None, "cache_size", -65536)?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
-        // Checkpoint the WAL every 64 MiB instead of every 4 MiB: an index
-        // of 200,000 files writes ~30 MB, and each checkpoint copies the
-        // pages touched since the last one (the same index pages again and
-        // again) and syncs the file. Fewer of them cut a fresh index's write
-        // time by about a fifth; the WAL file may grow to 64 MiB meanwhile.
-        conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
         schema::migrate(&mut conn)?;
         Ok(LibraryDb { conn })
     }
