@@ -21,7 +21,6 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
@@ -31,40 +30,23 @@ from phasekit.jobs import JobStatus
 from phasekit.library import Library
 from phasekit.reference import index_into_sqlite
 
+from conftest import MedianSummary
+
 ROUNDS = 3
 TARGET_FIRST = 4.0
 TARGET_REINDEX = 3.0
 
 
-class _Summary:
-    def __init__(self) -> None:
-        self.medians: dict[str, float] = {}
-
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        m = self.medians
-        if not m:
-            return
-        terminalreporter.write_sep("-", "indexer figures (200,000-file tree, medians)")
-        for name, value in m.items():
-            terminalreporter.write_line(f"{name:>28}: {value:7.2f} s")
-        for slow, fast, target in (
+@pytest.fixture(scope="module")
+def summary(request: pytest.FixtureRequest) -> MedianSummary:
+    return MedianSummary(
+        "indexer figures (200,000-file tree, medians)",
+        [
             ("python shallow", "phasekit shallow", TARGET_FIRST),
             ("python content", "phasekit content", TARGET_FIRST),
             ("phasekit shallow", "phasekit reindex", TARGET_REINDEX),
-        ):
-            if slow in m and fast in m:
-                ratio = m[slow] / m[fast]
-                verdict = "met" if ratio >= target else "NOT met"
-                terminalreporter.write_line(
-                    f"{slow} / {fast}: {ratio:.2f}x (target >= {target:g}x: {verdict})"
-                )
-
-
-@pytest.fixture(scope="module")
-def summary(request: pytest.FixtureRequest) -> _Summary:
-    found = _Summary()
-    request.config.pluginmanager.register(found, "phasekit-bench-index-summary")
-    return found
+        ],
+    ).register(request)
 
 
 async def _index(library: Library, root: Path, mode: str) -> None:
@@ -83,14 +65,9 @@ def _fresh_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="phasekit-bench-index-"))
 
 
-def _record(benchmark: Any, summary: _Summary, name: str) -> None:
-    if benchmark.stats:
-        summary.medians[name] = benchmark.stats.stats.median
-
-
 @pytest.mark.parametrize("mode", ["shallow", "content"])
 @pytest.mark.benchmark(group="index")
-def test_index_phasekit(benchmark, tree200k: Path, summary: _Summary, mode: str):
+def test_index_phasekit(benchmark, tree200k: Path, summary: MedianSummary, mode: str):
     folders: list[Path] = []
 
     def one() -> None:
@@ -99,7 +76,7 @@ def test_index_phasekit(benchmark, tree200k: Path, summary: _Summary, mode: str)
             anyio.run(_index, library, tree200k, mode)
 
     benchmark.pedantic(one, rounds=ROUNDS, iterations=1)
-    _record(benchmark, summary, f"phasekit {mode}")
+    summary.record(benchmark, f"phasekit {mode}")
     with Library.open(folders[-1]) as library:
         location = library.location(str(tree200k))
         benchmark.extra_info.update(entries=library.entry_count(location))
@@ -108,7 +85,7 @@ def test_index_phasekit(benchmark, tree200k: Path, summary: _Summary, mode: str)
 
 
 @pytest.mark.benchmark(group="index")
-def test_index_phasekit_reindex(benchmark, tree200k: Path, summary: _Summary):
+def test_index_phasekit_reindex(benchmark, tree200k: Path, summary: MedianSummary):
     folder = _fresh_dir()
     with Library.open(folder) as library:
         anyio.run(_index, library, tree200k, "shallow")
@@ -116,13 +93,13 @@ def test_index_phasekit_reindex(benchmark, tree200k: Path, summary: _Summary):
         benchmark.pedantic(
             lambda: anyio.run(_run, library, location_id), rounds=ROUNDS, iterations=1
         )
-    _record(benchmark, summary, "phasekit reindex")
+    summary.record(benchmark, "phasekit reindex")
     shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.mark.parametrize("mode", ["shallow", "content"])
 @pytest.mark.benchmark(group="index")
-def test_index_python(benchmark, tree200k: Path, summary: _Summary, mode: str):
+def test_index_python(benchmark, tree200k: Path, summary: MedianSummary, mode: str):
     pytest.importorskip("blake3")
     folders: list[Path] = []
 
@@ -133,18 +110,18 @@ def test_index_python(benchmark, tree200k: Path, summary: _Summary, mode: str):
     rounds = 1 if mode == "content" else ROUNDS  # ~10 s a round: one is enough
     written = benchmark.pedantic(one, rounds=rounds, iterations=1)
     benchmark.extra_info.update(entries=written)
-    _record(benchmark, summary, f"python {mode}")
+    summary.record(benchmark, f"python {mode}")
     for folder in folders:
         shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.mark.benchmark(group="index")
-def test_index_updatedb_plocate(benchmark, tree200k: Path, summary: _Summary):
+def test_index_updatedb_plocate(benchmark, tree200k: Path, summary: MedianSummary):
     updatedb = shutil.which("updatedb.plocate") or shutil.which("updatedb")
     if updatedb is None:
         pytest.skip("updatedb.plocate is not installed (apt-get install plocate)")
     folder = _fresh_dir()
     cmd = [updatedb, "-U", str(tree200k), "-o", str(folder / "plocate.db"), "-l", "no"]
     benchmark.pedantic(lambda: subprocess.run(cmd, check=True), rounds=ROUNDS, iterations=1)
-    _record(benchmark, summary, "updatedb.plocate")
+    summary.record(benchmark, "updatedb.plocate")
     shutil.rmtree(folder, ignore_errors=True)

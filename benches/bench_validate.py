@@ -19,7 +19,6 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
@@ -30,36 +29,18 @@ from phasekit.library import Entry, Library
 from phasekit.reference import validate_entries
 from phasekit.validation import ValidateJob
 
+from conftest import MedianSummary
+
 ROUNDS = 3
 TARGET = 4.0
 
 
-class _Summary:
-    def __init__(self) -> None:
-        self.medians: dict[str, float] = {}
-
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        m = self.medians
-        if not m:
-            return
-        terminalreporter.write_sep("-", "validation figures (200,000-file tree, medians)")
-        for name, value in m.items():
-            terminalreporter.write_line(f"{name:>28}: {value:7.2f} s")
-        for mode in ("basic", "integrity"):
-            slow, fast = f"python {mode}", f"phasekit {mode}"
-            if slow in m and fast in m:
-                ratio = m[slow] / m[fast]
-                verdict = "met" if ratio >= TARGET else "NOT met"
-                terminalreporter.write_line(
-                    f"{slow} / {fast}: {ratio:.2f}x (target >= {TARGET:g}x: {verdict})"
-                )
-
-
 @pytest.fixture(scope="module")
-def summary(request: pytest.FixtureRequest) -> _Summary:
-    found = _Summary()
-    request.config.pluginmanager.register(found, "phasekit-bench-validate-summary")
-    return found
+def summary(request: pytest.FixtureRequest) -> MedianSummary:
+    return MedianSummary(
+        "validation figures (200,000-file tree, medians)",
+        [(f"python {mode}", f"phasekit {mode}", TARGET) for mode in ("basic", "integrity")],
+    ).register(request)
 
 
 async def _index(library: Library, root: Path) -> int:
@@ -94,25 +75,20 @@ def entries(indexed: tuple[Library, int]) -> list[Entry]:
     return list(library.entries(location_id))
 
 
-def _record(benchmark: Any, summary: _Summary, name: str) -> None:
-    if benchmark.stats:
-        summary.medians[name] = benchmark.stats.stats.median
-
-
 @pytest.mark.parametrize("mode", ["basic", "integrity"])
 @pytest.mark.benchmark(group="validate")
-def test_validate_phasekit(benchmark, indexed, summary: _Summary, mode: str):
+def test_validate_phasekit(benchmark, indexed, summary: MedianSummary, mode: str):
     library, location_id = indexed
     issues = benchmark.pedantic(
         lambda: anyio.run(_validate, library, location_id, mode), rounds=ROUNDS, iterations=1
     )
     benchmark.extra_info.update(entries=library.entry_count(location_id), issues=issues)
-    _record(benchmark, summary, f"phasekit {mode}")
+    summary.record(benchmark, f"phasekit {mode}")
 
 
 @pytest.mark.parametrize("mode", ["basic", "integrity"])
 @pytest.mark.benchmark(group="validate")
-def test_validate_python(benchmark, tree200k: Path, entries, summary: _Summary, mode: str):
+def test_validate_python(benchmark, tree200k: Path, entries, summary: MedianSummary, mode: str):
     pytest.importorskip("blake3")
     result = benchmark.pedantic(
         lambda: validate_entries(tree200k, entries, mode),  # type: ignore[arg-type]
@@ -120,4 +96,4 @@ def test_validate_python(benchmark, tree200k: Path, entries, summary: _Summary, 
         iterations=1,
     )
     benchmark.extra_info.update(entries=result.checked, issues=len(result.issues))
-    _record(benchmark, summary, f"python {mode}")
+    summary.record(benchmark, f"python {mode}")

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,3 +50,37 @@ def files200k(tree200k: Path) -> list[str]:
     for batch in fs.walk(tree200k):
         out += [batch.paths[i] for i in batch.files().nonzero()[0]]
     return out
+
+
+class MedianSummary:
+    """Medians a bench module records, printed after the run with each
+    ``(slow, fast, target)`` ratio and whether it meets its target."""
+
+    def __init__(self, title: str, ratios: list[tuple[str, str, float]]) -> None:
+        self.title = title
+        self.ratios = ratios
+        self.medians: dict[str, float] = {}
+
+    def record(self, benchmark: Any, name: str) -> None:
+        if benchmark.stats:
+            self.medians[name] = benchmark.stats.stats.median
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        m = self.medians
+        if not m:
+            return
+        terminalreporter.write_sep("-", self.title)
+        for name, value in m.items():
+            terminalreporter.write_line(f"{name:>28}: {value:7.2f} s")
+        for slow, fast, target in self.ratios:
+            if slow in m and fast in m:
+                ratio = m[slow] / m[fast]
+                verdict = "met" if ratio >= target else "NOT met"
+                terminalreporter.write_line(
+                    f"{slow} / {fast}: {ratio:.2f}x (target >= {target:g}x: {verdict})"
+                )
+
+    def register(self, request: pytest.FixtureRequest) -> MedianSummary:
+        """Print this summary at the end of the session."""
+        request.config.pluginmanager.register(self, f"phasekit-bench-{id(self)}")
+        return self

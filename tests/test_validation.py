@@ -31,6 +31,7 @@ from phasekit.validation import (
     ValidationSummary,
     issues,
 )
+from test_indexing import cli
 
 from conftest import run_as_nobody
 
@@ -292,17 +293,6 @@ def _running(jobs_db: Path) -> bool:
         return False  # not created yet
     finally:
         conn.close()
-
-
-def cli(*args: str, library: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "phasekit", "--library", str(library), *args],
-        capture_output=True,
-        text=True,
-        env=subprocess_env(),
-        timeout=120,
-        check=False,
-    )
 
 
 def test_sigkill_mid_validation_then_resume_gives_the_same_output(tmp_path):

@@ -39,6 +39,7 @@ from ..jobs import (
     transient,
 )
 from ..library import Library
+from ..library._jobs import library_of, location_of
 from ._types import DupesProgress, DupesSummary
 
 #: Files and bytes hashed per page (one checkpoint each): a page of small
@@ -104,11 +105,8 @@ class DupesJob(PhasedJob):
     # --- helpers ---------------------------------------------------------------
 
     def _lib(self, ctx: PhaseContext) -> Library:
-        library = ctx.job_ctx.library
-        if not isinstance(library, Library):
-            raise FatalError("the dupes job needs a library: run it through Library.jobs()")
-        self._library = library
-        return library
+        self._library = library_of(ctx, "the dupes job")
+        return self._library
 
     def _hashes(self) -> bool:
         return self.mode in ("content", "full")
@@ -152,10 +150,7 @@ class DupesJob(PhasedJob):
             exact_cas=self.location_id is None,
         )
         if self.location_id is not None:
-            try:
-                library.location(self.location_id)
-            except KeyError as exc:
-                raise FatalError(f"location {self.location_id} no longer exists") from exc
+            location_of(library, self.location_id)  # it must still exist
             finder.add_location(library._native(), self.location_id, hidden=self.hidden)
             return finder
         roots = list(self.paths or [])

@@ -35,6 +35,7 @@ from ..jobs import (
     transient,
 )
 from ..library import Library, Location, Scan, ScanStats
+from ..library._jobs import library_of, location_of
 
 #: Discovery checkpoints at least this often (seconds).
 CHECKPOINT_EVERY_S = 2.0
@@ -107,17 +108,11 @@ class IndexJob(PhasedJob):
     # --- helpers ---------------------------------------------------------------
 
     def _lib(self, ctx: PhaseContext) -> Library:
-        library = ctx.job_ctx.library
-        if not isinstance(library, Library):
-            raise FatalError("the indexer needs a library: run it through Library.jobs()")
-        self._library = library
-        return library
+        self._library = library_of(ctx, "the indexer")
+        return self._library
 
     def _location(self, ctx: PhaseContext) -> Location:
-        try:
-            return self._lib(ctx).location(self.location_id)
-        except KeyError as exc:
-            raise FatalError(f"location {self.location_id} no longer exists") from exc
+        return location_of(self._lib(ctx), self.location_id)
 
     def _mode(self, ctx: PhaseContext) -> str:
         return self.mode or self._location(ctx).mode

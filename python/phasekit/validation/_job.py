@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 from .. import _core
 from ..jobs import FatalError, Phase, PhaseContext, PhasedJob, PhaseResult, Phases, job, transient
 from ..library import Library, Location
+from ..library._jobs import library_of, location_of
 from ._types import (
     SEVERITY,
     Category,
@@ -96,17 +97,11 @@ class ValidateJob(PhasedJob):
     # --- helpers ---------------------------------------------------------------
 
     def _lib(self, ctx: PhaseContext) -> Library:
-        library = ctx.job_ctx.library
-        if not isinstance(library, Library):
-            raise FatalError("validation needs a library: run it through Library.jobs()")
-        self._library = library
-        return library
+        self._library = library_of(ctx, "validation")
+        return self._library
 
     def _location(self, ctx: PhaseContext) -> Location:
-        try:
-            return self._lib(ctx).location(self.location_id)
-        except KeyError as exc:
-            raise FatalError(f"location {self.location_id} no longer exists") from exc
+        return location_of(self._lib(ctx), self.location_id)
 
     # --- phases ----------------------------------------------------------------
 

@@ -56,6 +56,26 @@ pub(crate) fn report_to_py<'py>(py: Python<'py>, report: Report) -> PyResult<Bou
     )
 }
 
+/// Walk options for collecting files to group: large batches, no hashing
+/// while walking (only files that share a size get hashed).
+pub(crate) fn files_walk_options(
+    follow_symlinks: bool,
+    max_depth: Option<u32>,
+    hidden: bool,
+    skip: Vec<String>,
+    threads: Option<usize>,
+) -> Result<phasekit_core::walk::WalkOptions, Error> {
+    walk_options(
+        follow_symlinks,
+        max_depth,
+        hidden,
+        skip,
+        4096,
+        threads,
+        Default::default(),
+    )
+}
+
 pub(crate) fn options(
     mode: &str,
     min_size: u64,
@@ -89,16 +109,8 @@ pub fn find_duplicates<'py>(
 ) -> PyResult<Bound<'py, PyTuple>> {
     let roots = paths_from_py(roots)?;
     let opts = options(mode, min_size, max_size, threads).into_py(py)?;
-    let walk_opts = walk_options(
-        follow_symlinks,
-        max_depth,
-        hidden,
-        skip,
-        4096,
-        threads,
-        Default::default(),
-    )
-    .into_py(py)?;
+    let walk_opts =
+        files_walk_options(follow_symlinks, max_depth, hidden, skip, threads).into_py(py)?;
     let token = core_token(cancel);
     let report = without_gil(py, move || -> Result<Report, Error> {
         let (files, walk_errors) = collect_files(&roots, walk_opts, &token)?;

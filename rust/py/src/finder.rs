@@ -17,13 +17,12 @@ use phasekit_core::{Error, FsError};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
-use crate::dupes::{options, report_to_py};
+use crate::dupes::{files_walk_options, options, report_to_py};
 use crate::errors::IntoPy;
 use crate::gil::without_gil;
 use crate::library::{errors_to_py, LibraryDb};
 use crate::paths::{path_from_py, paths_from_py};
 use crate::token::{core_token, CancelToken};
-use crate::walk::walk_options;
 
 struct State {
     opts: dupes::Options,
@@ -134,16 +133,7 @@ impl DupeFinder {
         threads: Option<usize>,
     ) -> PyResult<()> {
         let roots = paths_from_py(roots)?;
-        let opts = walk_options(
-            follow_symlinks,
-            None,
-            hidden,
-            skip,
-            4096,
-            threads,
-            Default::default(),
-        )
-        .into_py(py)?;
+        let opts = files_walk_options(follow_symlinks, None, hidden, skip, threads).into_py(py)?;
         self.with(py, move |s| {
             // No cancel token of its own: a step is short, and the job stops
             // between steps.
