@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from . import _core
+from ._closing import Closing
 from ._core import CancelToken
 from ._types import (
     DUPLICATE_MODES,
@@ -63,7 +63,7 @@ def _skip_list(skip: Iterable[str]) -> list[str]:
     return patterns
 
 
-class Walker:
+class Walker(Closing):
     """An iterator of :class:`WalkBatch` over one walk; see :func:`walk`.
 
     Use it as a context manager (or call :meth:`close`) to stop its worker
@@ -109,17 +109,6 @@ class Walker:
     def close(self) -> None:
         """Stop the worker threads; iteration then ends."""
         self._inner.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def walk(

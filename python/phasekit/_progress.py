@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from tqdm import tqdm
 
+from ._closing import Closing
 
-class Progress:
+
+class Progress(Closing):
     """A tqdm bar on stderr when stderr is a terminal; a no-op otherwise."""
 
     def __init__(
@@ -39,14 +40,3 @@ class Progress:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -14,10 +14,10 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 from .. import _core
+from .._closing import Closing
 
 if TYPE_CHECKING:
     from ..jobs import JobManager
@@ -55,7 +55,7 @@ def default_library_path() -> Path:
     return base / "phasekit"
 
 
-class Scan:
+class Scan(Closing):
     """One scan of a location: the walk runs on a background thread while
     :meth:`step` writes batches, so walking and writing overlap.
 
@@ -115,19 +115,8 @@ class Scan:
         """Stop the walker thread (waits a fraction of a second at most)."""
         self._inner.close()
 
-    def __enter__(self) -> Self:
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class Library:
+class Library(Closing):
     """A library folder: ``library.db`` (locations, entries, content
     identities) and, later, ``jobs.db`` and ``sidecars/``.
 
@@ -191,17 +180,6 @@ class Library:
         self._db.close()
         if self._scratch:
             shutil.rmtree(self._path, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"Library({os.fspath(self._path)!r})"
