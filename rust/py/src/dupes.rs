@@ -1,7 +1,6 @@
 //! Duplicate finding: over roots (walked in Rust) or over given files.
 
 use phasekit_core::dupes::{self, FileRecord, Group, Mode, Options, Report};
-use phasekit_core::sys::Kind;
 use phasekit_core::walk::Walker;
 use phasekit_core::{CancelToken as CoreToken, Error};
 use pyo3::exceptions::PyValueError;
@@ -132,18 +131,7 @@ pub(crate) fn collect_files(
     let mut errors = Vec::new();
     while let Some(mut batch) = walker.next_batch()? {
         errors.append(&mut batch.errors);
-        for (i, path) in batch.paths().enumerate() {
-            if batch.kinds[i] == Kind::File as u8 {
-                files.push(FileRecord {
-                    path: path.to_vec(),
-                    size: batch.sizes[i],
-                    device: batch.devices[i],
-                    inode: batch.inodes[i],
-                    mtime_ns: Some(batch.mtimes_ns[i]),
-                    ..FileRecord::default()
-                });
-            }
-        }
+        files.extend(FileRecord::files_of(&batch));
     }
     Ok((files, errors))
 }

@@ -11,7 +11,6 @@ use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
 use phasekit_core::dupes::{self, DigestCache, FileRecord, Finder, Known, Page, Stage};
 use phasekit_core::library;
-use phasekit_core::sys::Kind;
 use phasekit_core::walk::Walker;
 use phasekit_core::{Error, FsError};
 use pyo3::prelude::*;
@@ -160,18 +159,7 @@ impl DupeFinder {
                 };
                 entries += batch.len();
                 errors.append(&mut batch.errors);
-                for (i, path) in batch.paths().enumerate() {
-                    if batch.kinds[i] == Kind::File as u8 {
-                        s.records.push(FileRecord {
-                            path: path.to_vec(),
-                            size: batch.sizes[i],
-                            device: batch.devices[i],
-                            inode: batch.inodes[i],
-                            mtime_ns: Some(batch.mtimes_ns[i]),
-                            ..FileRecord::default()
-                        });
-                    }
-                }
+                s.records.extend(FileRecord::files_of(&batch));
             }
             if finished {
                 s.walker = None;

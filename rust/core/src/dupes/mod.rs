@@ -25,6 +25,8 @@ pub use finder::{Finder, Hashed, Page, Stage};
 use crate::cancel::CancelToken;
 use crate::content::Digest;
 use crate::error::{Error, FsError, Result};
+use crate::sys::Kind;
+use crate::walk::Batch;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -64,6 +66,24 @@ pub struct FileRecord {
     /// Digests known already (e.g. stored in a library).
     pub cas: Option<Digest>,
     pub full: Option<Digest>,
+}
+
+impl FileRecord {
+    /// The regular files of a walker batch, as listed (mtime included).
+    pub fn files_of(batch: &Batch) -> impl Iterator<Item = FileRecord> + '_ {
+        batch
+            .paths()
+            .enumerate()
+            .filter(|&(i, _)| batch.kinds[i] == Kind::File as u8)
+            .map(|(i, path)| FileRecord {
+                path: path.to_vec(),
+                size: batch.sizes[i],
+                device: batch.devices[i],
+                inode: batch.inodes[i],
+                mtime_ns: Some(batch.mtimes_ns[i]),
+                ..FileRecord::default()
+            })
+    }
 }
 
 /// A set of files with the same key. `copies` holds one list per distinct

@@ -455,6 +455,18 @@ pub fn check_entry(
 /// Recompute what the index has for a file whose size and mtime are as
 /// indexed and compare: `file` is the file opened (or why it could not
 /// be), `now` its `fstat`.
+/// The issue for a file that could not be opened or read: errno 0 means it
+/// changed meanwhile (between open and stat, or while read), else it is
+/// unreadable.
+fn read_failure(err: FsError) -> (Category, String) {
+    let category = if err.errno == 0 {
+        Category::Modified
+    } else {
+        Category::Unreadable
+    };
+    (category, err.message)
+}
+
 fn check_content(
     abs: &[u8],
     e: &Stored,
@@ -476,13 +488,7 @@ fn check_content(
     let mut file = match file {
         Ok(file) => file,
         Err(err) => {
-            // errno 0: it changed between the open and the stat.
-            let category = if err.errno == 0 {
-                Category::Modified
-            } else {
-                Category::Unreadable
-            };
-            out.issues.push((category, err.message));
+            out.issues.push(read_failure(err));
             return;
         }
     };
@@ -490,13 +496,7 @@ fn check_content(
     let hashes = match hash_file(&mut file, &meta, want, abs, stop) {
         Ok(h) => h,
         Err(err) => {
-            // errno 0: the file changed while it was read.
-            let category = if err.errno == 0 {
-                Category::Modified
-            } else {
-                Category::Unreadable
-            };
-            out.issues.push((category, err.message));
+            out.issues.push(read_failure(err));
             return;
         }
     };
