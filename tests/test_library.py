@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -275,3 +277,99 @@ def test_fresh_scan_needs_an_empty_location(lib: Library, tree: Path) -> None:
         lib.scan(loc, fresh=True)
     # The default picks a re-scan for a location that has entries.
     assert run_scan(lib, loc.id).unchanged == len(oracle(tree))
+
+
+def _content_tables(db: Path) -> tuple[set[tuple[str, int]], set[tuple[str, int]], set[str]]:
+    """(cas_id, entry id) links, the same pairs from the entries, and the
+    identities, read from another process (library.db is never opened by
+    Python's sqlite3 and the Rust SQLite in one process)."""
+    code = (
+        "import json, sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+        "q = lambda s: [list(r) for r in c.execute(s)]; "
+        "print(json.dumps([q('SELECT cas_id, entry_id FROM entry_content'), "
+        "q('SELECT cas_id, id FROM entries WHERE cas_id IS NOT NULL'), "
+        "q('SELECT cas_id FROM content_identities')]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(db)], check=True, capture_output=True, text=True
+    ).stdout
+    links, pairs, identities = json.loads(out)
+    return {tuple(r) for r in links}, {tuple(r) for r in pairs}, {r[0] for r in identities}
+
+
+def _sql(db: Path, *statements: str) -> None:
+    code = (
+        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+        "[c.execute(s) for s in sys.argv[2:]]; c.commit(); c.close()"
+    )
+    subprocess.run([sys.executable, "-c", code, str(db), *statements], check=True)
+
+
+def test_content_links_follow_edits_without_a_prune(tmp_path: Path, tree: Path) -> None:
+    folder = tmp_path / "lib"
+    with Library.open(folder) as lib:
+        loc = lib.add_location(tree, mode="content")
+        with lib.scan(loc, fresh=True, cas_ids=True) as scan:
+            for _ in scan:
+                pass
+            scan.sweep()
+        cas = {e.cas_id for e in lib.entries(loc) if e.cas_id is not None}
+        assert lib.link_identities(loc) == len(cas)
+        assert lib.link_identities(loc) == 0  # linked already: nothing to do
+        twin = lib.entry(loc, "a/b/same1")
+        assert twin is not None
+        assert twin.cas_id is not None
+        # Change one twin, delete the other, move a file, delete a subtree.
+        (tree / "a/b/same1").write_bytes(b"other content, longer")
+        (tree / "a/b/same2").unlink()
+        os.rename(tree / "c/d/e/g5", tree / "moved")
+        shutil.rmtree(tree / "c/d")
+        stats, errors = lib.index(loc)
+        assert errors == []
+        assert (stats.modified, stats.moved) == (3, 1)  # same1, a/b and c (mtimes)
+        assert lib.entries_by_cas_id(twin.cas_id) == []
+        assert lib.content_identity(twin.cas_id) is None
+        changed = lib.entry(loc, "a/b/same1")
+        assert changed is not None
+        assert changed.cas_id is not None
+        assert [e.name for e in lib.entries_by_cas_id(changed.cas_id)] == ["same1"]
+        moved = lib.entry(loc, "moved")
+        assert moved is not None
+        assert moved.cas_id is not None
+        assert [e.name for e in lib.entries_by_cas_id(moved.cas_id)] == ["moved"]
+    links, pairs, identities = _content_tables(folder / "library.db")
+    assert links == pairs
+    assert identities == {c for c, _ in pairs}
+    # Removing the location unlinks everything it had.
+    with Library.open(folder) as lib:
+        lib.remove_location(lib.locations()[0])
+    assert _content_tables(folder / "library.db") == (set(), set(), set())
+
+
+def test_a_version_2_library_is_upgraded_and_its_stale_links_dropped(
+    tmp_path: Path, tree: Path
+) -> None:
+    folder = tmp_path / "lib"
+    with Library.open(folder) as lib:
+        lib.index(lib.add_location(tree, mode="content"))
+    db = folder / "library.db"
+    _sql(
+        db,
+        "DROP TRIGGER entries_cas_changed",
+        "DROP TRIGGER entries_cas_deleted",
+        "ALTER TABLE locations DROP COLUMN content_linked",
+        # What version 2 left for a later prune: a link to a gone entry.
+        "INSERT INTO entry_content VALUES ('00000000000000aa', 999999)",
+        "INSERT INTO content_identities VALUES ('00000000000000aa', 1, 0)",
+        "PRAGMA user_version = 2",
+    )
+    with Library.open(folder) as lib:
+        assert lib._db.schema_version() == 3
+        loc = lib.locations()[0]
+        # Unknown whether a version 2 library linked everything: linking
+        # again finds every identity present.
+        assert lib.link_identities(loc) == 0
+    links, pairs, identities = _content_tables(db)
+    assert links == pairs
+    assert pairs
+    assert identities == {c for c, _ in pairs}

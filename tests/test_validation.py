@@ -411,12 +411,15 @@ def test_a_version_1_library_is_upgraded(tmp_path):
     # opened by Python's sqlite3 and the Rust SQLite in one process.
     code = (
         "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
-        "c.execute('DROP TABLE validation_issues'); c.execute('PRAGMA user_version = 1'); "
+        "c.execute('DROP TABLE validation_issues'); c.execute('DROP TRIGGER entries_cas_changed'); "
+        "c.execute('DROP TRIGGER entries_cas_deleted'); "
+        "c.execute('ALTER TABLE locations DROP COLUMN content_linked'); "
+        "c.execute('PRAGMA user_version = 1'); "
         "c.commit(); c.close()"
     )
     subprocess.run([sys.executable, "-c", code, str(folder / "library.db")], check=True)
     with Library.open(folder) as library:
-        assert library._db.schema_version() == 2
+        assert library._db.schema_version() == 3
         loc = library.locations()[0].id
         (root / "d0" / "f0.dat").unlink()
         summary = anyio.run(_validate, library, loc, "basic")

@@ -279,12 +279,9 @@ class IndexJob(PhasedJob):
             ctx.add_items(done.hashed, nbytes=done.bytes)
             self._report(ctx, location.path, hashed_here / max(time.monotonic() - started, 1e-9))
             ctx.checkpoint({"after": done.last_id})
-        library.link_identities(
-            # Any re-index may have changed or removed content (this run's
-            # counts miss what an interrupted earlier run did).
-            location,
-            prune=not ctx.shared.get("fresh"),
-        )
+        # Entries the walk hashed are linked in bulk here; changed, moved
+        # and deleted ones were kept linked by the library as they were written.
+        library.link_identities(location)
         return None
 
     def complete(self, ctx: PhaseContext) -> PhaseResult:

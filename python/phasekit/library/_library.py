@@ -356,8 +356,12 @@ class Library(Closing):
         return HashPass(last, looked, hashed, nbytes, [FsError(p, e, m) for p, e, m in errors])
 
     def link_identities(self, location: int | StrPath | Location, *, prune: bool = False) -> int:
-        """Link hashed entries to content identities (creating new ones);
-        ``prune`` drops identities nothing uses. Returns how many were created."""
+        """Link the entries a fresh content index stored with their cas_ids to
+        content identities (creating new ones); returns how many were created.
+        Entries changed, hashed later or deleted are kept linked by the library
+        itself, so this only has work after such a scan. ``prune`` also looks
+        through the whole library for links to entries that changed or went,
+        and identities nothing uses: a repair, not needed in normal use."""
         return self._db.link_identities(self.location(location).id, prune)
 
     def mark_indexed(self, location: int | StrPath | Location, at: float) -> None:
@@ -393,7 +397,7 @@ class Library(Closing):
                 if looked == 0:
                     break
                 after = last
-            self._db.link_identities(loc.id, True)
+            self._db.link_identities(loc.id, False)
         self._db.mark_indexed(loc.id, started)
         return stats, errors
 

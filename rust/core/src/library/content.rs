@@ -132,16 +132,15 @@ fn cas_number(text: &str) -> Option<u64> {
         .flatten()
 }
 
-/// Drop content identities no entry refers to any more.
-pub(crate) const PRUNE_IDENTITIES: &str = "DELETE FROM content_identities WHERE NOT EXISTS \
-     (SELECT 1 FROM entry_content ec WHERE ec.cas_id = content_identities.cas_id)";
-
-/// Record the content identities of the location's hashed entries (new
-/// ones first seen now) and the lookup from each cas_id to its entries; with
-/// `prune`, drop lookups whose entry changed or went and identities nothing
-/// uses any more (after re-indexing found changes). Returns the number of
-/// identities created. One transaction; idempotent, so a rerun after a crash
-/// finishes the job.
+/// Link the location's entries that were inserted with a cas_id (a fresh
+/// content index) to their content identities, creating new identities
+/// (first seen now). Returns the number of identities created. Entries
+/// updated or deleted are kept linked by triggers (see the schema), so this
+/// has work only after a scan that hashed as it walked; otherwise it returns
+/// at once. With `prune`, lookups whose entry changed or went and identities
+/// nothing uses are also looked for in the whole library: a repair that the
+/// triggers make unnecessary. One transaction; idempotent, so a rerun after a
+/// crash finishes the job.
 ///
 /// Both inserts run in cas_id order, so the two cas_id-keyed trees grow
 /// page by page instead of at random places. The rows are read in table
@@ -152,17 +151,33 @@ pub fn link_identities(db: &mut LibraryDb, location_id: i64, prune: bool) -> Res
     let tx = db
         .conn
         .transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let created = match sorted_cas_rows(&tx, location_id)? {
-        Some(rows) => insert_sorted(&tx, &rows)?,
-        None => insert_by_sql(&tx, location_id)?,
-    };
+    let linked: bool = tx.query_row(
+        "SELECT content_linked FROM locations WHERE id = ?1",
+        [location_id],
+        |r| r.get(0),
+    )?;
+    let mut created = 0;
+    if !linked {
+        created = match sorted_cas_rows(&tx, location_id)? {
+            Some(rows) => insert_sorted(&tx, &rows)?,
+            None => insert_by_sql(&tx, location_id)?,
+        };
+        tx.execute(
+            "UPDATE locations SET content_linked = 1 WHERE id = ?1",
+            [location_id],
+        )?;
+    }
     if prune {
         tx.execute(
             "DELETE FROM entry_content WHERE NOT EXISTS (SELECT 1 FROM entries e \
              WHERE e.id = entry_content.entry_id AND e.cas_id = entry_content.cas_id)",
             [],
         )?;
-        tx.execute(PRUNE_IDENTITIES, [])?;
+        tx.execute(
+            "DELETE FROM content_identities WHERE NOT EXISTS \
+             (SELECT 1 FROM entry_content ec WHERE ec.cas_id = content_identities.cas_id)",
+            [],
+        )?;
     }
     tx.commit()?;
     Ok(created)

@@ -286,20 +286,15 @@ impl LibraryDb {
     }
 
     /// Remove a location and its entries; content identities no other entry
-    /// refers to go too. Returns the number of entries removed.
+    /// refers to go too (the schema's triggers unlink each entry deleted).
+    /// Returns the number of entries removed.
     pub fn remove_location(&mut self, id: i64) -> Result<u64> {
         self.location(id)?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute(
-            "DELETE FROM entry_content WHERE entry_id IN \
-             (SELECT id FROM entries WHERE location_id = ?1)",
-            [id],
-        )?;
         let removed = tx.execute("DELETE FROM entries WHERE location_id = ?1", [id])?;
         tx.execute("DELETE FROM locations WHERE id = ?1", [id])?;
-        tx.execute(content::PRUNE_IDENTITIES, [])?;
         tx.commit()?;
         Ok(removed as u64)
     }

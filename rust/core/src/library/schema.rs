@@ -10,9 +10,8 @@
 //! is its `cas_id` (the key of `content_identities`); the lookup from a
 //! cas_id to its entries, `entry_content`, is filled in one pass sorted by
 //! cas_id after the walk, so no index in cas_id order (random order) is
-//! touched by every batch. A stale `entry_content` row (its entry since
-//! changed) is ignored by lookups, which check the entry's cas_id, and
-//! pruned after re-indexing.
+//! touched by every batch; from then on triggers keep it in step with the
+//! entries (see `V3`). Lookups still check the entry's cas_id.
 
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -79,11 +78,48 @@ CREATE TABLE validation_issues (
 CREATE INDEX validation_issues_location ON validation_issues(location_id);
 ";
 
+/// Content identities kept in step with the entries by triggers: an entry
+/// whose cas_id changes (re-indexed, hashed, a move carried over) or that is
+/// deleted (swept, its location removed) is unlinked from its old identity,
+/// which goes once nothing uses it, and linked to its new one. So a
+/// re-index touches the lookup only where content changed, instead of
+/// relinking and pruning the whole location. Rows *inserted* with a cas_id
+/// (a fresh content index, hashing as it walks) are linked in bulk, sorted,
+/// by `link_identities`: the scan marks their location `content_linked = 0`
+/// and the link sets it back to 1. The upgrade from version 2 drops the
+/// stale rows that earlier versions left for a prune, once.
+const V3: &str = "
+ALTER TABLE locations ADD COLUMN content_linked INTEGER NOT NULL DEFAULT 0;
+CREATE TRIGGER entries_cas_changed AFTER UPDATE OF cas_id ON entries
+WHEN OLD.cas_id IS NOT NEW.cas_id
+BEGIN
+    DELETE FROM entry_content WHERE cas_id = OLD.cas_id AND entry_id = OLD.id;
+    DELETE FROM content_identities WHERE cas_id = OLD.cas_id
+        AND NOT EXISTS (SELECT 1 FROM entry_content WHERE cas_id = OLD.cas_id);
+    INSERT OR IGNORE INTO content_identities (cas_id, size, first_seen)
+        SELECT NEW.cas_id, NEW.size, (julianday('now') - 2440587.5) * 86400.0
+        WHERE NEW.cas_id IS NOT NULL;
+    INSERT OR IGNORE INTO entry_content (cas_id, entry_id)
+        SELECT NEW.cas_id, NEW.id WHERE NEW.cas_id IS NOT NULL;
+END;
+CREATE TRIGGER entries_cas_deleted AFTER DELETE ON entries
+WHEN OLD.cas_id IS NOT NULL
+BEGIN
+    DELETE FROM entry_content WHERE cas_id = OLD.cas_id AND entry_id = OLD.id;
+    DELETE FROM content_identities WHERE cas_id = OLD.cas_id
+        AND NOT EXISTS (SELECT 1 FROM entry_content WHERE cas_id = OLD.cas_id);
+END;
+DELETE FROM entry_content WHERE NOT EXISTS (SELECT 1 FROM entries e
+    WHERE e.id = entry_content.entry_id AND e.cas_id = entry_content.cas_id);
+DELETE FROM content_identities WHERE NOT EXISTS
+    (SELECT 1 FROM entry_content ec WHERE ec.cas_id = content_identities.cas_id);
+";
+
 /// Migrations by the version they produce. Never edit a shipped entry; add one.
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3)];
 
 /// The version this code writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Bring the file to [`SCHEMA_VERSION`], one step per transaction. Each step
 /// re-reads the version under the write lock, so two processes opening an
