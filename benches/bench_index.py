@@ -9,7 +9,8 @@ indexer and updatedb.plocate, in one run::
   executemany in batches of 1,000 into a WAL database with the same indices)
   and ``updatedb.plocate`` (a reference point: it stores names only).
 * ``content``: the same with cas_ids (the twin uses the ``blake3`` package).
-* ``reindex``: a second shallow index of the unchanged tree.
+* ``reindex``: a second index of the unchanged tree (shallow, and content,
+  which has no target: it shows that nothing is relinked).
 
 Targets (reported, not asserted): shallow and content >= 4x the twin,
 re-index >= 3x faster than the first shallow index.
@@ -84,16 +85,17 @@ def test_index_phasekit(benchmark, tree200k: Path, summary: MedianSummary, mode:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.mark.parametrize("mode", ["shallow", "content"])
 @pytest.mark.benchmark(group="index")
-def test_index_phasekit_reindex(benchmark, tree200k: Path, summary: MedianSummary):
+def test_index_phasekit_reindex(benchmark, tree200k: Path, summary: MedianSummary, mode: str):
     folder = _fresh_dir()
     with Library.open(folder) as library:
-        anyio.run(_index, library, tree200k, "shallow")
+        anyio.run(_index, library, tree200k, mode)
         location_id = library.location(str(tree200k)).id
         benchmark.pedantic(
             lambda: anyio.run(_run, library, location_id), rounds=ROUNDS, iterations=1
         )
-    summary.record(benchmark, "phasekit reindex")
+    summary.record(benchmark, "phasekit reindex" + ("" if mode == "shallow" else f" {mode}"))
     shutil.rmtree(folder, ignore_errors=True)
 
 

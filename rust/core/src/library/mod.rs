@@ -10,6 +10,7 @@ mod content;
 mod dupes;
 mod fresh;
 mod pipeline;
+mod rescan;
 mod scan;
 mod schema;
 pub mod validate;

@@ -59,20 +59,8 @@ pub struct ScanWriter {
     pub stats: ScanStats,
 }
 
-/// An existing row, as far as change detection needs it.
-struct Known {
-    id: i64,
-    kind: u8,
-    size: i64,
-    mtime_ns: i64,
-    ctime_ns: i64,
-    inode: i64,
-    device: i64,
-    mode: u32,
-}
-
 /// u64 stat fields are stored as SQLite's signed 64-bit integers, bit for bit.
-fn signed(v: u64) -> i64 {
+pub(crate) fn signed(v: u64) -> i64 {
     v as i64
 }
 
@@ -131,7 +119,7 @@ impl ScanWriter {
 
     /// The id of the directory at `rel` (relative path), from the cache or
     /// found component by component; None if it is not indexed.
-    fn resolve_dir(
+    pub(crate) fn resolve_dir(
         &mut self,
         find_id: &mut rusqlite::CachedStatement<'_>,
         rel: &[u8],
@@ -185,144 +173,7 @@ impl ScanWriter {
             tx.commit()?;
             return Ok(problems);
         }
-        {
-            let mut find = tx.prepare_cached(
-                "SELECT id, kind, size, mtime_ns, ctime_ns, inode, device, mode FROM entries \
-                 WHERE location_id = ?1 AND parent_id = ?2 AND name = ?3",
-            )?;
-            let mut find_id = tx.prepare_cached(
-                "SELECT id FROM entries WHERE location_id = ?1 AND parent_id = ?2 AND name = ?3",
-            )?;
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO entries (location_id, path, parent_id, name, extension, kind, size, \
-                 mtime_ns, ctime_ns, inode, device, mode, cas_id, checksum, indexed_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-            )?;
-            let mut update = tx.prepare_cached(
-                "UPDATE entries SET parent_id = ?2, kind = ?3, size = ?4, mtime_ns = ?5, \
-                 ctime_ns = ?6, inode = ?7, device = ?8, mode = ?9, indexed_at = ?10, \
-                 cas_id = CASE WHEN ?11 THEN cas_id ELSE ?12 END, \
-                 checksum = CASE WHEN ?11 THEN checksum ELSE ?13 END, extension = ?14 \
-                 WHERE id = ?1",
-            )?;
-            let hashed = !batch.cas_ids.is_empty();
-            let summed = !batch.checksums.is_empty();
-            for i in 0..batch.len() {
-                let path = batch.path(i);
-                let Some(rel) = path.strip_prefix(self.prefix.as_slice()) else {
-                    problems.push(FsError::other(path, 0, "outside the location's root"));
-                    continue;
-                };
-                let kind = batch.kinds[i];
-                let size = signed(batch.sizes[i]);
-                let (inode, device) = (signed(batch.inodes[i]), signed(batch.devices[i]));
-                let (mtime, ctime, mode) = (batch.mtimes_ns[i], batch.ctimes_ns[i], batch.modes[i]);
-                self.count(kind, batch.sizes[i]);
-                let (parent_rel, name) = split_name(rel);
-                let parent = match parent_rel {
-                    None => Some(TOP),
-                    Some(parent_rel) => self.resolve_dir(&mut find_id, parent_rel)?,
-                };
-                let Some(parent) = parent else {
-                    // Cannot happen for a walk (a directory comes before its
-                    // children), but never write an entry without its parent.
-                    problems.push(FsError::other(path, 0, "its directory is not indexed"));
-                    continue;
-                };
-                let cas = if hashed {
-                    batch.cas_ids[i].as_deref()
-                } else {
-                    None
-                };
-                let sum = if summed {
-                    batch.checksums[i].as_deref()
-                } else {
-                    None
-                };
-                let known = if self.fresh {
-                    None
-                } else {
-                    find.query_row(params![self.location_id, parent, name], |r| {
-                        Ok(Known {
-                            id: r.get(0)?,
-                            kind: r.get(1)?,
-                            size: r.get(2)?,
-                            mtime_ns: r.get(3)?,
-                            ctime_ns: r.get(4)?,
-                            inode: r.get(5)?,
-                            device: r.get(6)?,
-                            mode: r.get(7)?,
-                        })
-                    })
-                    .optional()?
-                };
-                let id = match known {
-                    None => {
-                        let ext = extension(name, kind);
-                        insert.execute(params![
-                            self.location_id,
-                            rel,
-                            parent,
-                            name,
-                            ext,
-                            kind,
-                            size,
-                            mtime,
-                            ctime,
-                            inode,
-                            device,
-                            mode,
-                            cas,
-                            sum,
-                            self.started
-                        ])?;
-                        self.stats.new += 1;
-                        if cas.is_some() || sum.is_some() {
-                            self.stats.hashed += 1;
-                        }
-                        let id = tx.last_insert_rowid();
-                        if !self.fresh && kind == Kind::File as u8 {
-                            self.new_files.insert((device, inode), id);
-                        }
-                        id
-                    }
-                    Some(k) => {
-                        let same_content = k.kind == kind
-                            && k.size == size
-                            && k.mtime_ns == mtime
-                            && k.inode == inode
-                            && k.device == device;
-                        if same_content && k.ctime_ns == ctime && k.mode == mode {
-                            self.stats.unchanged += 1;
-                        } else {
-                            if same_content {
-                                self.stats.unchanged += 1;
-                            } else {
-                                self.stats.modified += 1;
-                            }
-                            update.execute(params![
-                                k.id,
-                                parent,
-                                kind,
-                                size,
-                                mtime,
-                                ctime,
-                                inode,
-                                device,
-                                mode,
-                                self.started,
-                                same_content,
-                                cas,
-                                sum,
-                                extension(name, kind)
-                            ])?;
-                        }
-                        k.id
-                    }
-                };
-                self.record(id, parent, rel, kind, size);
-            }
-        }
+        self.write_rescan(&tx, batch, &mut problems)?;
         tx.commit()?;
         Ok(problems)
     }
@@ -349,6 +200,11 @@ impl ScanWriter {
     /// The id of a directory this scan has met.
     pub(crate) fn known_dir(&self, rel: &[u8]) -> Option<i64> {
         self.dir_ids.get(rel).copied()
+    }
+
+    /// A file this scan inserted, for move detection in the sweep.
+    pub(crate) fn note_new_file(&mut self, device: i64, inode: i64, id: i64) {
+        self.new_files.insert((device, inode), id);
     }
 
     pub(crate) fn location_id(&self) -> i64 {
