@@ -29,6 +29,9 @@ pub use schema::SCHEMA_VERSION;
 
 use crate::error::{Error, Result};
 
+/// Prepared statements a connection keeps (see `LibraryDb::setup`).
+const STATEMENT_CACHE: usize = 64;
+
 /// Seconds a connection waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -202,6 +205,10 @@ impl LibraryDb {
 
     fn setup(mut conn: Connection) -> Result<Self> {
         conn.busy_timeout(BUSY_TIMEOUT)?;
+        // rusqlite keeps 16 prepared statements by default; the jobs use
+        // more than that between them, and re-preparing an evicted one (a
+        // 64-row INSERT has 1,024 parameters) costs far more than keeping it.
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         // WAL: readers (a CLI listing entries) never block the indexer's writes.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
