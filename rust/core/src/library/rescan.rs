@@ -97,14 +97,13 @@ impl ScanWriter {
                 .unwrap_or(batch.len());
             let run = start..end;
             start = end;
+            // Entries of a run that cannot be written are reported, each.
+            let mut skip = |why: &str| {
+                let paths = run.clone().map(|i| FsError::other(batch.path(i), 0, why));
+                problems.extend(paths);
+            };
             let Some(dir) = dir else {
-                for i in run {
-                    problems.push(FsError::other(
-                        batch.path(i),
-                        0,
-                        "outside the location's root",
-                    ));
-                }
+                skip("outside the location's root");
                 continue;
             };
             let parent = match dir {
@@ -114,13 +113,7 @@ impl ScanWriter {
             let Some(parent) = parent else {
                 // Cannot happen for a walk (a directory comes before its
                 // children), but never write an entry without its parent.
-                for i in run {
-                    problems.push(FsError::other(
-                        batch.path(i),
-                        0,
-                        "its directory is not indexed",
-                    ));
-                }
+                skip("its directory is not indexed");
                 continue;
             };
             let names: Vec<&[u8]> = run
