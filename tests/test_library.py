@@ -358,6 +358,7 @@ def test_a_version_2_library_is_upgraded_and_its_stale_links_dropped(
         "DROP TRIGGER entries_cas_changed",
         "DROP TRIGGER entries_cas_deleted",
         "ALTER TABLE locations DROP COLUMN content_linked",
+        "DROP TABLE lost_links",
         # What version 2 left for a later prune: a link to a gone entry.
         "INSERT INTO entry_content VALUES ('00000000000000aa', 999999)",
         "INSERT INTO content_identities VALUES ('00000000000000aa', 1, 0)",
@@ -372,4 +373,71 @@ def test_a_version_2_library_is_upgraded_and_its_stale_links_dropped(
     links, pairs, identities = _content_tables(db)
     assert links == pairs
     assert pairs
+    assert identities == {c for c, _ in pairs}
+
+
+def _content_linked(db: Path) -> list[int]:
+    code = (
+        "import json, sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+        "print(json.dumps([r[0] for r in c.execute('SELECT content_linked FROM locations')]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(db)], check=True, capture_output=True, text=True
+    ).stdout
+    return list(json.loads(out))
+
+
+def test_a_touched_file_keeps_its_identity_first_seen(tmp_path: Path, tree: Path) -> None:
+    with Library.open(tmp_path / "lib") as lib:
+        loc = lib.add_location(tree, mode="content")
+        lib.index(loc)
+        before = lib.entry(loc, "c/d/e/g7")
+        assert before is not None
+        assert before.cas_id is not None
+        seen = lib.content_identity(before.cas_id)
+        assert seen is not None
+        # Same content, new mtime: the re-index clears the cas_id, hashing
+        # sets it again; the identity is the same one, first seen before.
+        st = os.stat(tree / "c/d/e/g7")
+        os.utime(tree / "c/d/e/g7", ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+        stats, _ = lib.index(loc)
+        assert stats.modified == 1
+        after = lib.entry(loc, "c/d/e/g7")
+        assert after is not None
+        assert after.cas_id == before.cas_id
+        assert after.mtime_ns != before.mtime_ns
+        assert lib.content_identity(before.cas_id) == seen
+        # Content that goes away takes its identity with it.
+        (tree / "c/d/e/g7").write_bytes(b"new")
+        lib.index(loc)
+        assert lib.content_identity(before.cas_id) is None
+
+
+def test_hashing_most_of_a_location_links_in_one_pass(tmp_path: Path) -> None:
+    tree = tmp_path / "many"
+    tree.mkdir()
+    for i in range(1500):
+        (tree / f"f{i:04}").write_bytes(f"file {i % 1200}".encode())
+    folder = tmp_path / "lib"
+    with Library.open(folder) as lib:
+        loc = lib.add_location(tree, mode="shallow")
+        lib.index(loc)
+        lib.set_mode(loc, "content")
+        # The first full page of a location that is mostly unhashed leaves
+        # linking to link_identities' sorted pass.
+        first = lib.hash_missing(loc, limit=1000)
+        assert first.hashed == 1000
+        assert _content_linked(folder / "library.db") == [0]
+        some = lib.entry(loc, "f0001")
+        assert some is not None
+        assert some.cas_id is not None
+        assert lib.entries_by_cas_id(some.cas_id) == []  # not linked yet
+        rest = lib.hash_missing(loc, after_id=first.last_id, limit=1000)
+        assert rest.hashed == 500
+        assert lib.link_identities(loc) == 1200
+        assert [e.name for e in lib.entries_by_cas_id(some.cas_id)] == ["f0001", "f1201"]
+        assert _content_linked(folder / "library.db") == [1]
+    links, pairs, identities = _content_tables(folder / "library.db")
+    assert links == pairs
+    assert len(pairs) == 1500
     assert identities == {c for c, _ in pairs}

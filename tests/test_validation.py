@@ -414,6 +414,7 @@ def test_a_version_1_library_is_upgraded(tmp_path):
         "c.execute('DROP TABLE validation_issues'); c.execute('DROP TRIGGER entries_cas_changed'); "
         "c.execute('DROP TRIGGER entries_cas_deleted'); "
         "c.execute('ALTER TABLE locations DROP COLUMN content_linked'); "
+        "c.execute('DROP TABLE lost_links'); "
         "c.execute('PRAGMA user_version = 1'); "
         "c.commit(); c.close()"
     )

@@ -279,8 +279,8 @@ class IndexJob(PhasedJob):
             ctx.add_items(done.hashed, nbytes=done.bytes)
             self._report(ctx, location.path, hashed_here / max(time.monotonic() - started, 1e-9))
             ctx.checkpoint({"after": done.last_id})
-        # Entries the walk hashed are linked in bulk here; changed, moved
-        # and deleted ones were kept linked by the library as they were written.
+        # Entries hashed in bulk (by the walk, or above) are linked here;
+        # other changes were linked by the library as they were written.
         library.link_identities(location)
         return None
 

@@ -349,17 +349,29 @@ class Library(Closing):
         """Hash up to ``limit`` files (ids above ``after_id``) that have no
         cas_id (or no checksum, with ``checksums``), in parallel, and store
         the results. Continue from the returned ``last_id`` until a pass
-        looks at nothing."""
+        looks at nothing.
+
+        New cas_ids are linked to their content identities as they are
+        stored, except when most of the location is being hashed: then they
+        are left to :meth:`link_identities`, which links them all at once,
+        sorted, much faster; call it after the last pass."""
         last, looked, hashed, nbytes, errors = self._db.hash_missing(
-            self.location(location).id, after_id, limit, checksums, threads, cancel
+            self.location(location).id,
+            after_id=after_id,
+            limit=limit,
+            checksums=checksums,
+            threads=threads,
+            cancel=cancel,
         )
         return HashPass(last, looked, hashed, nbytes, [FsError(p, e, m) for p, e, m in errors])
 
     def link_identities(self, location: int | StrPath | Location, *, prune: bool = False) -> int:
-        """Link the entries a fresh content index stored with their cas_ids to
-        content identities (creating new ones); returns how many were created.
-        Entries changed, hashed later or deleted are kept linked by the library
-        itself, so this only has work after such a scan. ``prune`` also looks
+        """Link the entries whose cas_ids were stored in bulk (a fresh content
+        index hashing as it walks, :meth:`hash_missing` of most files)
+        to content identities, creating new ones, and drop identities that
+        lost their last entry; returns how many were created. Other changes
+        are linked by the library as they are written, so after a re-index
+        that found little this has almost nothing to do. ``prune`` also looks
         through the whole library for links to entries that changed or went,
         and identities nothing uses: a repair, not needed in normal use."""
         return self._db.link_identities(self.location(location).id, prune)
@@ -381,7 +393,17 @@ class Library(Closing):
         problems met. Not resumable; jobs use :meth:`scan` and checkpoints."""
         loc = self.location(location)
         errors: list[FsError] = []
-        with self.scan(loc, threads=threads, cancel=cancel) as scan:
+        # A new location is hashed while it is walked (then linked in bulk).
+        fresh = self._db.entry_count(loc.id) == 0
+        hash_now = fresh and loc.mode != "shallow"
+        with self.scan(
+            loc,
+            fresh=fresh,
+            threads=threads,
+            cancel=cancel,
+            cas_ids=hash_now,
+            checksums=hash_now and loc.mode == "deep",
+        ) as scan:
             for step in scan:
                 errors.extend(step.errors)
             stats = scan.sweep()
@@ -390,13 +412,17 @@ class Library(Closing):
         if loc.mode != "shallow":
             after = 0
             while True:
-                last, looked, _, _, errs = self._db.hash_missing(
-                    loc.id, after, 1000, loc.mode == "deep", threads, cancel
+                done = self.hash_missing(
+                    loc,
+                    after_id=after,
+                    checksums=loc.mode == "deep",
+                    threads=threads,
+                    cancel=cancel,
                 )
-                errors.extend(FsError(p, e, m) for p, e, m in errs)
-                if looked == 0:
+                errors.extend(done.errors)
+                if done.looked_at == 0:
                     break
-                after = last
+                after = done.last_id
             self._db.link_identities(loc.id, False)
         self._db.mark_indexed(loc.id, started)
         return stats, errors

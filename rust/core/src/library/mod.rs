@@ -294,7 +294,7 @@ impl LibraryDb {
     }
 
     /// Remove a location and its entries; content identities no other entry
-    /// refers to go too (the schema's triggers unlink each entry deleted).
+    /// is linked to go too (the schema's triggers unlink each entry deleted).
     /// Returns the number of entries removed.
     pub fn remove_location(&mut self, id: i64) -> Result<u64> {
         self.location(id)?;
@@ -303,6 +303,7 @@ impl LibraryDb {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let removed = tx.execute("DELETE FROM entries WHERE location_id = ?1", [id])?;
         tx.execute("DELETE FROM locations WHERE id = ?1", [id])?;
+        content::drop_lost_identities(&tx)?;
         tx.commit()?;
         Ok(removed as u64)
     }

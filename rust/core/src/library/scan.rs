@@ -54,8 +54,6 @@ pub struct ScanWriter {
     dirs: Vec<(i64, i64, i64)>,
     /// Files inserted by this scan, by (device, inode): move detection.
     new_files: HashMap<(i64, i64), i64>,
-    /// The location was marked as having entries to link (see `write_batch`).
-    unlinked: bool,
     pub stats: ScanStats,
 }
 
@@ -89,7 +87,6 @@ impl ScanWriter {
             file_sums: HashMap::new(),
             dirs: Vec::new(),
             new_files: HashMap::new(),
-            unlinked: false,
             stats: ScanStats::default(),
         })
     }
@@ -159,14 +156,12 @@ impl ScanWriter {
         let tx = db
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if !self.unlinked && batch.cas_ids.iter().any(Option::is_some) {
+        if batch.cas_ids.iter().any(Option::is_some) {
             // Rows inserted with a cas_id are not linked to their content
-            // identities by the triggers: `link_identities` links them in bulk.
-            tx.execute(
-                "UPDATE locations SET content_linked = 0 WHERE id = ?1",
-                [self.location_id],
-            )?;
-            self.unlinked = true;
+            // identities by the triggers: `link_identities` links them in
+            // bulk. Marked with every such batch, in its transaction: a link
+            // that ran meanwhile (another job) has cleared the mark.
+            super::content::defer_links(&tx, self.location_id)?;
         }
         if self.fresh {
             self.write_fresh(&tx, batch, &mut problems)?;

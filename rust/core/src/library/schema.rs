@@ -78,36 +78,41 @@ CREATE TABLE validation_issues (
 CREATE INDEX validation_issues_location ON validation_issues(location_id);
 ";
 
-/// Content identities kept in step with the entries by triggers: an entry
+/// Content identities kept in step with the entries by triggers. An entry
 /// whose cas_id changes (re-indexed, hashed, a move carried over) or that is
-/// deleted (swept, its location removed) is unlinked from its old identity,
-/// which goes once nothing uses it, and linked to its new one. So a
-/// re-index touches the lookup only where content changed, instead of
-/// relinking and pruning the whole location. Rows *inserted* with a cas_id
-/// (a fresh content index, hashing as it walks) are linked in bulk, sorted,
-/// by `link_identities`: the scan marks their location `content_linked = 0`
-/// and the link sets it back to 1. The upgrade from version 2 drops the
-/// stale rows that earlier versions left for a prune, once.
+/// deleted (swept, its location removed) loses its lookup row at once, and
+/// its old cas_id is noted in `lost_links`; `link_identities` later drops
+/// the noted identities nothing uses any more, so an identity whose file is
+/// only touched (cas_id cleared by the re-index, then hashed to the same
+/// value) keeps its `first_seen`. A new cas_id is linked by the trigger
+/// while its location is `content_linked`; rows written in bulk (a fresh
+/// content index hashing as it walks, or many files hashed at once) mark
+/// the location `content_linked = 0` instead, and `link_identities` links
+/// them sorted, which is several times faster than row by row in cas_id
+/// (random) order, then sets it back to 1. So a re-index touches the lookup
+/// only where content changed. The upgrade from version 2 drops the stale
+/// rows that earlier versions left for a prune, once.
 const V3: &str = "
 ALTER TABLE locations ADD COLUMN content_linked INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE lost_links (cas_id TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TRIGGER entries_cas_changed AFTER UPDATE OF cas_id ON entries
 WHEN OLD.cas_id IS NOT NEW.cas_id
 BEGIN
     DELETE FROM entry_content WHERE cas_id = OLD.cas_id AND entry_id = OLD.id;
-    DELETE FROM content_identities WHERE cas_id = OLD.cas_id
-        AND NOT EXISTS (SELECT 1 FROM entry_content WHERE cas_id = OLD.cas_id);
+    INSERT OR IGNORE INTO lost_links (cas_id) SELECT OLD.cas_id WHERE OLD.cas_id IS NOT NULL;
     INSERT OR IGNORE INTO content_identities (cas_id, size, first_seen)
         SELECT NEW.cas_id, NEW.size, (julianday('now') - 2440587.5) * 86400.0
-        WHERE NEW.cas_id IS NOT NULL;
+        WHERE NEW.cas_id IS NOT NULL
+        AND (SELECT content_linked FROM locations WHERE id = NEW.location_id);
     INSERT OR IGNORE INTO entry_content (cas_id, entry_id)
-        SELECT NEW.cas_id, NEW.id WHERE NEW.cas_id IS NOT NULL;
+        SELECT NEW.cas_id, NEW.id WHERE NEW.cas_id IS NOT NULL
+        AND (SELECT content_linked FROM locations WHERE id = NEW.location_id);
 END;
 CREATE TRIGGER entries_cas_deleted AFTER DELETE ON entries
 WHEN OLD.cas_id IS NOT NULL
 BEGIN
     DELETE FROM entry_content WHERE cas_id = OLD.cas_id AND entry_id = OLD.id;
-    DELETE FROM content_identities WHERE cas_id = OLD.cas_id
-        AND NOT EXISTS (SELECT 1 FROM entry_content WHERE cas_id = OLD.cas_id);
+    INSERT OR IGNORE INTO lost_links (cas_id) VALUES (OLD.cas_id);
 END;
 DELETE FROM entry_content WHERE NOT EXISTS (SELECT 1 FROM entries e
     WHERE e.id = entry_content.entry_id AND e.cas_id = entry_content.cas_id);
