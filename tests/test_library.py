@@ -314,7 +314,9 @@ def test_content_links_follow_edits_without_a_prune(tmp_path: Path, tree: Path) 
                 pass
             scan.sweep()
         cas = {e.cas_id for e in lib.entries(loc) if e.cas_id is not None}
+        assert _content_linked(folder / "library.db") == [0]  # stored, not linked
         assert lib.link_identities(loc) == len(cas)
+        assert _content_linked(folder / "library.db") == [1]
         assert lib.link_identities(loc) == 0  # linked already: nothing to do
         twin = lib.entry(loc, "a/b/same1")
         assert twin is not None
@@ -413,7 +415,7 @@ def test_a_touched_file_keeps_its_identity_first_seen(tmp_path: Path, tree: Path
         assert lib.content_identity(before.cas_id) is None
 
 
-def test_hashing_most_of_a_location_links_in_one_pass(tmp_path: Path) -> None:
+def test_a_location_switched_to_content_mode_is_linked(tmp_path: Path) -> None:
     tree = tmp_path / "many"
     tree.mkdir()
     for i in range(1500):
@@ -423,20 +425,16 @@ def test_hashing_most_of_a_location_links_in_one_pass(tmp_path: Path) -> None:
         loc = lib.add_location(tree, mode="shallow")
         lib.index(loc)
         lib.set_mode(loc, "content")
-        # The first full page of a location that is mostly unhashed leaves
-        # linking to link_identities' sorted pass.
+        # Hashed after the walk: linked as stored.
         first = lib.hash_missing(loc, limit=1000)
         assert first.hashed == 1000
-        assert _content_linked(folder / "library.db") == [0]
         some = lib.entry(loc, "f0001")
         assert some is not None
         assert some.cas_id is not None
-        assert lib.entries_by_cas_id(some.cas_id) == []  # not linked yet
-        rest = lib.hash_missing(loc, after_id=first.last_id, limit=1000)
-        assert rest.hashed == 500
-        assert lib.link_identities(loc) == 1200
+        assert [e.name for e in lib.entries_by_cas_id(some.cas_id)] == ["f0001"]
+        stats, errors = lib.index(loc)
+        assert (stats.unchanged, errors) == (1500, [])
         assert [e.name for e in lib.entries_by_cas_id(some.cas_id)] == ["f0001", "f1201"]
-        assert _content_linked(folder / "library.db") == [1]
     links, pairs, identities = _content_tables(folder / "library.db")
     assert links == pairs
     assert len(pairs) == 1500

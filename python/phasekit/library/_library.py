@@ -352,9 +352,7 @@ class Library(Closing):
         looks at nothing.
 
         New cas_ids are linked to their content identities as they are
-        stored, except when most of the location is being hashed: then they
-        are left to :meth:`link_identities`, which links them all at once,
-        sorted, much faster; call it after the last pass."""
+        stored."""
         last, looked, hashed, nbytes, errors = self._db.hash_missing(
             self.location(location).id,
             after_id=after_id,
@@ -366,8 +364,8 @@ class Library(Closing):
         return HashPass(last, looked, hashed, nbytes, [FsError(p, e, m) for p, e, m in errors])
 
     def link_identities(self, location: int | StrPath | Location, *, prune: bool = False) -> int:
-        """Link the entries whose cas_ids were stored in bulk (a fresh content
-        index hashing as it walks, :meth:`hash_missing` of most files)
+        """Link the entries that were inserted with their cas_ids (a fresh
+        content index, hashing as it walks)
         to content identities, creating new ones, and drop identities that
         lost their last entry; returns how many were created. Other changes
         are linked by the library as they are written, so after a re-index

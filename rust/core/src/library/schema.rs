@@ -84,13 +84,12 @@ CREATE INDEX validation_issues_location ON validation_issues(location_id);
 /// its old cas_id is noted in `lost_links`; `link_identities` later drops
 /// the noted identities nothing uses any more, so an identity whose file is
 /// only touched (cas_id cleared by the re-index, then hashed to the same
-/// value) keeps its `first_seen`. A new cas_id is linked by the trigger
-/// while its location is `content_linked`; rows written in bulk (a fresh
-/// content index hashing as it walks, or many files hashed at once) mark
-/// the location `content_linked = 0` instead, and `link_identities` links
-/// them sorted, which is several times faster than row by row in cas_id
-/// (random) order, then sets it back to 1. So a re-index touches the lookup
-/// only where content changed. The upgrade from version 2 drops the stale
+/// value) keeps its `first_seen`. A new cas_id is linked by the trigger.
+/// Rows *inserted* with a cas_id (a fresh content index, hashing as it
+/// walks) are not: the scan marks their location `content_linked = 0`, and
+/// `link_identities` links them in one pass sorted by cas_id (2x faster
+/// than two SQL `ORDER BY`s), then sets it back to 1. So a re-index touches
+/// the lookup only where content changed. The upgrade from version 2 drops the stale
 /// rows that earlier versions left for a prune, once.
 const V3: &str = "
 ALTER TABLE locations ADD COLUMN content_linked INTEGER NOT NULL DEFAULT 0;
@@ -102,11 +101,9 @@ BEGIN
     INSERT OR IGNORE INTO lost_links (cas_id) SELECT OLD.cas_id WHERE OLD.cas_id IS NOT NULL;
     INSERT OR IGNORE INTO content_identities (cas_id, size, first_seen)
         SELECT NEW.cas_id, NEW.size, (julianday('now') - 2440587.5) * 86400.0
-        WHERE NEW.cas_id IS NOT NULL
-        AND (SELECT content_linked FROM locations WHERE id = NEW.location_id);
+        WHERE NEW.cas_id IS NOT NULL;
     INSERT OR IGNORE INTO entry_content (cas_id, entry_id)
-        SELECT NEW.cas_id, NEW.id WHERE NEW.cas_id IS NOT NULL
-        AND (SELECT content_linked FROM locations WHERE id = NEW.location_id);
+        SELECT NEW.cas_id, NEW.id WHERE NEW.cas_id IS NOT NULL;
 END;
 CREATE TRIGGER entries_cas_deleted AFTER DELETE ON entries
 WHEN OLD.cas_id IS NOT NULL
