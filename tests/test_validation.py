@@ -481,3 +481,31 @@ async def _fifo_in_place_of_a_file(tmp_path: Path) -> None:
 
 def test_a_fifo_in_place_of_an_indexed_file_is_never_opened(tmp_path):
     anyio.run(_fifo_in_place_of_a_file, tmp_path)
+
+
+async def _faults_across_chunks(tmp_path: Path) -> None:
+    # More entries than one chunk of a page (2,048 rows): issues must land
+    # on the entries they belong to, whichever chunk checked them.
+    root = tmp_path / "tree"
+    for d in range(2):
+        (root / f"d{d}").mkdir(parents=True)
+        for f in range(1100):
+            (root / f"d{d}" / f"f{f:04}").write_bytes(f"{d}/{f}".encode())
+    with Library.open(tmp_path / "lib") as library:
+        loc = await _index(library, root)
+        (root / "d0/f0005").write_bytes(b"longer than before")
+        (root / "d1/f1000").unlink()
+        os.chmod(root / "d1/f0999", 0o600)
+        summary = await _validate(library, loc, "integrity")
+        assert categories(found(library, summary)) == {
+            (str(root / "d0/f0005"), "size_changed"),
+            (str(root / "d0/f0005"), "modified"),
+            (str(root / "d1/f1000"), "missing"),
+            (str(root / "d1/f0999"), "permissions_changed"),
+        }
+        assert found(library, summary) == twin(library, loc, "integrity")
+        assert summary.checked == library.entry_count(loc) == 2202
+
+
+def test_faults_are_reported_on_their_own_entries_across_chunks(tmp_path):
+    anyio.run(_faults_across_chunks, tmp_path)
