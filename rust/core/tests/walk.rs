@@ -86,6 +86,50 @@ fn resume_from_every_batch_boundary_is_exact() {
 }
 
 #[test]
+fn a_big_directory_comes_in_pieces_and_resumes_exactly() {
+    // More entries than a piece (4,096) twice over, with subdirectories in
+    // every piece: each stop point resumes without duplicates or losses.
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big");
+    fs::create_dir(&big).unwrap();
+    let mut expected = BTreeSet::from([bytes(&big)]);
+    for i in 0..9000 {
+        let path = big.join(format!("n{i:05}"));
+        if i % 1000 == 7 {
+            fs::create_dir(&path).unwrap();
+            let inner = path.join("inside");
+            fs::write(&inner, b"x").unwrap();
+            expected.insert(bytes(&inner));
+        } else {
+            fs::write(&path, b"").unwrap();
+        }
+        expected.insert(bytes(&path));
+    }
+    let whole =
+        drain(&mut Walker::new(&[bytes(dir.path())], opts(1000), CancelToken::new()).unwrap());
+    assert_eq!(whole.len(), expected.len());
+    for stop_after in [1, 4, 5, 8, 9] {
+        let mut walker = Walker::new(&[bytes(dir.path())], opts(1000), CancelToken::new()).unwrap();
+        let mut seen = Vec::new();
+        for _ in 0..stop_after {
+            if let Some(batch) = walker.next_batch().unwrap() {
+                seen.extend(batch.paths().map(<[u8]>::to_vec));
+            }
+        }
+        let state = walker.state();
+        drop(walker);
+        let mut resumed = Walker::resume(&state, opts(700), CancelToken::new()).unwrap();
+        seen.extend(drain(&mut resumed));
+        assert_eq!(
+            seen.len(),
+            expected.len(),
+            "stop after {stop_after} batches"
+        );
+        assert_eq!(seen.into_iter().collect::<BTreeSet<_>>(), expected);
+    }
+}
+
+#[test]
 fn state_stays_small() {
     let dir = tempfile::tempdir().unwrap();
     make_tree(dir.path());

@@ -52,14 +52,18 @@ pub struct Item {
 }
 
 /// A directory's items, sorted by name, plus an error if it could not be
-/// opened or read completely.
+/// opened or read completely. A big directory comes in pieces of
+/// [`PIECE`] items, in name order, each with `more` set but the last, so
+/// the consumer gets to work before the whole directory is stat'ed. Items
+/// already yielded before a resume (named up to `DirTask::after`) are left
+/// out.
 #[derive(Debug)]
 pub struct Listing {
     pub task: DirTask,
     pub items: Vec<Item>,
     pub error: Option<FsError>,
-    /// Index of the first item not yielded before a resume (see `DirTask::after`).
-    pub start: usize,
+    /// More pieces of this directory follow.
+    pub more: bool,
 }
 
 /// Join a directory path and a name without doubling a trailing '/'.
@@ -87,16 +91,14 @@ impl Listing {
             },
             items: Vec::new(),
             error,
-            start: 0,
+            more: false,
         }
     }
 
-    /// Tasks for the subdirectories to walk into, in name order. Items before
-    /// `start` were yielded (and queued) before a resume.
+    /// Tasks for the subdirectories to walk into, in name order.
     pub fn child_tasks(&self, follow: bool) -> Vec<DirTask> {
         self.items
             .iter()
-            .skip(self.start)
             .filter(|item| item.descend)
             .map(|item| self.child_task(item, follow))
             .collect()
@@ -136,20 +138,23 @@ fn is_skipped(opts: &WalkOptions, name: &[u8]) -> bool {
     }
 }
 
-/// Read one directory completely. Never fails: problems end up in the listing.
+/// Read one directory completely, handing each listing (a big directory's
+/// pieces, in order) to `emit`, which returns false to stop. Never fails:
+/// problems end up in the listing.
 ///
 /// `halted` is polled between entries: once it says stop, the rest is
-/// skipped and the (incomplete) listing must be discarded by the caller.
+/// skipped and the incomplete piece is not emitted.
 pub fn read_listing(
     task: DirTask,
     opts: &WalkOptions,
     halted: &(dyn Fn() -> bool + Sync),
-) -> Listing {
+    emit: &mut dyn FnMut(Listing) -> bool,
+) {
     let mut listing = Listing {
         task,
         items: Vec::new(),
         error: None,
-        start: 0,
+        more: false,
     };
     // A root given as a symlink is followed; below the roots only when asked.
     let follow_dir = opts.follow_symlinks || listing.task.depth == 1;
@@ -157,7 +162,8 @@ pub fn read_listing(
         Ok(fd) => fd,
         Err(err) => {
             listing.error = Some(FsError::from_io(&listing.task.path, &err));
-            return listing;
+            emit(listing);
+            return;
         }
     };
     if let Some(expected) = listing.task.expect {
@@ -166,14 +172,16 @@ pub fn read_listing(
             let message = "directory changed since the walk was interrupted \
                            (replaced, or now a symlink); not entered";
             listing.error = Some(FsError::other(&listing.task.path, 0, message));
-            return listing;
+            emit(listing);
+            return;
         }
     }
     let mut dir = match Dir::new(fd) {
         Ok(dir) => dir,
         Err(errno) => {
             listing.error = Some(FsError::from_errno(&listing.task.path, errno));
-            return listing;
+            emit(listing);
+            return;
         }
     };
     // Names stay C strings: each is passed straight to fstatat.
@@ -186,6 +194,15 @@ pub fn read_listing(
                     continue;
                 }
                 if (!opts.include_hidden && is_hidden(name)) || is_skipped(opts, name) {
+                    continue;
+                }
+                // Yielded before a resume: not even stat'ed again.
+                if listing
+                    .task
+                    .after
+                    .as_deref()
+                    .is_some_and(|after| name <= after)
+                {
                     continue;
                 }
                 // d_type says "regular file" for free on most filesystems.
@@ -201,37 +218,52 @@ pub fn read_listing(
     }
     names.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     let depth_ok = opts.max_depth.is_none_or(|max| listing.task.depth < max);
-    listing.items.reserve_exact(names.len());
     let Ok(dirfd) = dir.fd() else {
         // rustix's Dir always holds an fd; this arm only keeps us panic-free.
-        return listing;
+        emit(listing);
+        return;
     };
     let fd = dirfd.as_fd();
-    let task = &listing.task;
-    let items: Vec<Item> = if names.len() >= PARALLEL_LISTING {
-        // A big directory (a camera folder of 10,000 photos) would otherwise
-        // be read by one thread: share its names with rayon's pool. The
-        // directory handle is only read from, so sharing it is safe.
-        names
-            .into_par_iter()
-            .take_any_while(|_| !halted())
-            .map(|(name, regular)| stat_item(fd, name, regular, task, opts, depth_ok, halted))
-            .collect()
-    } else {
-        names
-            .into_iter()
-            .take_while(|_| !halted())
-            .map(|(name, regular)| stat_item(fd, name, regular, task, opts, depth_ok, halted))
-            .collect()
-    };
-    listing.items = items;
-    if let Some(after) = &listing.task.after {
-        listing.start = listing
-            .items
-            .partition_point(|item| item.name.as_slice() <= after.as_slice());
+    let mut names = names.into_iter();
+    loop {
+        let piece: Vec<(CString, bool)> = names.by_ref().take(PIECE).collect();
+        let task = &listing.task;
+        let items: Vec<Item> = if piece.len() >= PARALLEL_LISTING {
+            // A big directory (a camera folder of 10,000 photos) would
+            // otherwise be read by one thread: share its names with rayon's
+            // pool. The directory handle is only read from, so sharing it is
+            // safe.
+            piece
+                .into_par_iter()
+                .take_any_while(|_| !halted())
+                .map(|(name, regular)| stat_item(fd, name, regular, task, opts, depth_ok, halted))
+                .collect()
+        } else {
+            piece
+                .into_iter()
+                .take_while(|_| !halted())
+                .map(|(name, regular)| stat_item(fd, name, regular, task, opts, depth_ok, halted))
+                .collect()
+        };
+        if halted() {
+            return; // possibly incomplete: never handed out
+        }
+        let more = !names.as_slice().is_empty();
+        let piece = Listing {
+            task: listing.task.clone(),
+            items,
+            // A read error concerns the directory as a whole: said once, last.
+            error: if more { None } else { listing.error.take() },
+            more,
+        };
+        if !emit(piece) || !more {
+            return;
+        }
     }
-    listing
 }
+
+/// Items per piece of a big directory's listing (see [`Listing`]).
+pub const PIECE: usize = 4096;
 
 /// Directories with at least this many entries are stat'ed (and hashed) in
 /// parallel within the listing.

@@ -326,8 +326,7 @@ impl Walker {
             match self.pool.next(|| cancel.is_cancelled()) {
                 Next::Listing(listing) => {
                     batch.errors.extend(listing.error.clone());
-                    let start = listing.start;
-                    self.current = Some((listing, start));
+                    self.current = Some((listing, 0));
                 }
                 // Workers that stopped before the work ran out were interrupted
                 // (cancel, or a worker that died): never report that as the end.
@@ -403,7 +402,15 @@ impl Walker {
             batch.push(&listing.task.path, &item.name, &meta);
         }
         if *cursor >= listing.items.len() {
-            self.frontier.remove(&listing.task.path);
+            if !listing.more {
+                self.frontier.remove(&listing.task.path);
+            } else if let (Some(last), Some(open)) = (
+                listing.items.last(),
+                self.frontier.get_mut(&listing.task.path),
+            ) {
+                // More pieces follow: a resume continues after this one.
+                open.after = Some(last.name.clone());
+            }
             self.current = None;
         }
     }

@@ -146,41 +146,61 @@ fn work(shared: &Shared, sender: &Sender<Listing>) {
         let Some(task) = take_task(shared) else {
             return;
         };
+        // Each listing (or piece of a big directory's) is sent first and
+        // its subdirectories queued second: see the module comment.
+        let emit = |listing: Listing| -> bool {
+            if shared.halted() {
+                return false;
+            }
+            let children = listing.child_tasks(follow);
+            if sender.send(listing).is_err() {
+                shared.stop.store(true, Ordering::Relaxed);
+                shared.wake.notify_all();
+                return false;
+            }
+            let queued = children.len();
+            if queued > 0 {
+                let mut queue = shared.lock();
+                queue.pending += queued;
+                // Reverse so the first child by name is read first (LIFO stack).
+                queue.tasks.extend(children.into_iter().rev());
+                drop(queue);
+                // This worker takes one of the new tasks itself once done;
+                // wake only as many sleepers as there is other new work (no
+                // thundering herd).
+                for _ in 1..queued.min(shared.opts.threads) {
+                    shared.wake.notify_one();
+                }
+            }
+            true
+        };
         // A panic here (a bug, never user input) must not leave `pending` up
         // and the consumer waiting forever: it becomes the directory's error.
         let path = task.path.clone();
-        let listing = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            read_listing(task, &shared.opts, &|| shared.halted())
-        }))
-        .unwrap_or_else(|_| Listing::failed(path, "internal error while reading this directory"));
-        if shared.halted() {
-            // The listing may be incomplete: never hand it out (the directory
-            // stays in the consumer's frontier and is read again on resume).
+        let mut ended = false;
+        let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            read_listing(task, &shared.opts, &|| shared.halted(), &mut |listing| {
+                ended = !listing.more;
+                emit(listing)
+            });
+        }));
+        if read.is_err() && !ended {
+            let failed = Listing::failed(path, "internal error while reading this directory");
+            ended = emit(failed);
+        }
+        if !ended || shared.halted() {
+            // Stopped part-way (halted, or the consumer went away): the
+            // directory stays in the consumer's frontier and is read again,
+            // after its last item handed out, on resume.
             return;
         }
-        let children = listing.child_tasks(follow);
-        // Send first, queue children second: see the module comment.
-        if sender.send(listing).is_err() {
-            shared.stop.store(true, Ordering::Relaxed);
-            shared.wake.notify_all();
-            return;
-        }
-        let queued = children.len();
         let mut queue = shared.lock();
-        queue.pending += queued;
         queue.pending -= 1;
-        // Reverse so the first child by name is read first (LIFO stack).
-        queue.tasks.extend(children.into_iter().rev());
         let finished = queue.pending == 0;
         drop(queue);
         if finished {
             shared.wake.notify_all(); // everyone may exit
             return;
-        }
-        // This worker takes one of the new tasks itself; wake only as many
-        // sleepers as there is other new work (no thundering herd).
-        for _ in 1..queued.min(shared.opts.threads) {
-            shared.wake.notify_one();
         }
     }
 }
