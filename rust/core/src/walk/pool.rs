@@ -1,8 +1,9 @@
 //! The worker threads that read directories ahead of the consumer.
 //!
 //! Workers share a LIFO stack of directories to read (depth-first keeps the
-//! stack small) and send finished listings over a bounded channel. A worker
-//! sends a listing *before* it queues that directory's children, so a child's
+//! stack small) and send finished listings over a bounded channel (a big
+//! directory's in pieces, in order, as they are stat'ed). A worker sends a
+//! listing or piece *before* it queues the subdirectories in it, so a child's
 //! listing always arrives after its parent's: the consumer never holds a
 //! listing whose directory it has not yielded yet. The bounded channel is the
 //! backpressure that keeps memory flat when the consumer is slower.
