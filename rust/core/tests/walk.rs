@@ -130,6 +130,52 @@ fn a_big_directory_comes_in_pieces_and_resumes_exactly() {
 }
 
 #[test]
+fn state_taken_exactly_at_piece_boundaries_resumes_exactly() {
+    // The big directory is the root, so batches of 4,096 end exactly where
+    // its pieces do, and the frontier's record of the last piece handed out
+    // is what the state carries.
+    for n in [4096usize, 8192, 8200] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut expected = BTreeSet::new();
+        for i in 0..n {
+            let path = dir.path().join(format!("n{i:05}"));
+            fs::write(&path, b"").unwrap();
+            expected.insert(bytes(&path));
+        }
+        for batch in [4096, 2048, 4095, 4097] {
+            for stop_after in 1..=4 {
+                let root = [bytes(dir.path())];
+                let mut walker = Walker::new(&root, opts(batch), CancelToken::new()).unwrap();
+                let mut seen = Vec::new();
+                for _ in 0..stop_after {
+                    if let Some(b) = walker.next_batch().unwrap() {
+                        seen.extend(b.paths().map(<[u8]>::to_vec));
+                    }
+                }
+                let state = walker.state();
+                drop(walker);
+                // Resume, stop again after one batch, resume again.
+                let mut again = Walker::resume(&state, opts(4096), CancelToken::new()).unwrap();
+                if let Some(b) = again.next_batch().unwrap() {
+                    seen.extend(b.paths().map(<[u8]>::to_vec));
+                }
+                let state = again.state();
+                drop(again);
+                let mut last = Walker::resume(&state, opts(4096), CancelToken::new()).unwrap();
+                seen.extend(drain(&mut last));
+                let what = format!("n {n} batch {batch} stop {stop_after}");
+                assert_eq!(seen.len(), expected.len(), "{what}: duplicates or losses");
+                assert_eq!(
+                    seen.into_iter().collect::<BTreeSet<_>>(),
+                    expected,
+                    "{what}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn state_stays_small() {
     let dir = tempfile::tempdir().unwrap();
     make_tree(dir.path());

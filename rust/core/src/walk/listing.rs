@@ -227,6 +227,7 @@ pub fn read_listing(
     let mut names = names.into_iter();
     loop {
         let piece: Vec<(CString, bool)> = names.by_ref().take(PIECE).collect();
+        let wanted = piece.len();
         let task = &listing.task;
         let items: Vec<Item> = if piece.len() >= PARALLEL_LISTING {
             // A big directory (a camera folder of 10,000 photos) would
@@ -245,8 +246,10 @@ pub fn read_listing(
                 .map(|(name, regular)| stat_item(fd, name, regular, task, opts, depth_ok, halted))
                 .collect()
         };
-        if halted() {
-            return; // possibly incomplete: never handed out
+        if halted() || items.len() != wanted {
+            // Cut short (a stop, even one taken back since): never handed
+            // out, the directory is read again after its last item on resume.
+            return;
         }
         let more = !names.as_slice().is_empty();
         let piece = Listing {

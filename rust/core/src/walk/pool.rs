@@ -153,6 +153,7 @@ fn work(shared: &Shared, sender: &Sender<Listing>) {
             if shared.halted() {
                 return false;
             }
+            let more = listing.more;
             let children = listing.child_tasks(follow);
             if sender.send(listing).is_err() {
                 shared.stop.store(true, Ordering::Relaxed);
@@ -166,10 +167,12 @@ fn work(shared: &Shared, sender: &Sender<Listing>) {
                 // Reverse so the first child by name is read first (LIFO stack).
                 queue.tasks.extend(children.into_iter().rev());
                 drop(queue);
-                // This worker takes one of the new tasks itself once done;
-                // wake only as many sleepers as there is other new work (no
-                // thundering herd).
-                for _ in 1..queued.min(shared.opts.threads) {
+                // After a directory's last listing this worker takes one of
+                // the new tasks itself; wake only as many sleepers as there
+                // is other new work (no thundering herd). While more pieces
+                // follow, it is busy: wake one per task.
+                let own = usize::from(!more);
+                for _ in own..queued.min(shared.opts.threads) {
                     shared.wake.notify_one();
                 }
             }
@@ -181,8 +184,12 @@ fn work(shared: &Shared, sender: &Sender<Listing>) {
         let mut ended = false;
         let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             read_listing(task, &shared.opts, &|| shared.halted(), &mut |listing| {
-                ended = !listing.more;
-                emit(listing)
+                let last = !listing.more;
+                // Ended only once the last listing is really sent: a panic
+                // or failure before that leaves the directory unfinished.
+                let sent = emit(listing);
+                ended = sent && last;
+                sent
             });
         }));
         if read.is_err() && !ended {
