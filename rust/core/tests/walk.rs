@@ -49,6 +49,49 @@ fn drain(walker: &mut Walker) -> Vec<Vec<u8>> {
     out
 }
 
+/// Up to `n` batches' paths (fewer if the walk ends), then the state.
+fn take(walker: &mut Walker, n: usize) -> (Vec<Vec<u8>>, Vec<u8>) {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        match walker.next_batch().unwrap() {
+            Some(batch) => out.extend(batch.paths().map(<[u8]>::to_vec)),
+            None => break,
+        }
+    }
+    (out, walker.state())
+}
+
+/// Walk `root` in batches of `batch`, stop after `stop_after` of them, then
+/// for each of `then` resume from the state, take that many batches (all,
+/// for `usize::MAX`) and stop again: every path yielded, in order.
+fn stop_and_resume(
+    root: &Path,
+    batch: usize,
+    stop_after: usize,
+    then: &[(usize, usize)],
+) -> Vec<Vec<u8>> {
+    let mut walker = Walker::new(&[bytes(root)], opts(batch), CancelToken::new()).unwrap();
+    let (mut seen, mut state) = take(&mut walker, stop_after);
+    drop(walker);
+    for &(batch, n) in then {
+        let mut resumed = Walker::resume(&state, opts(batch), CancelToken::new()).unwrap();
+        let (more, next) = take(&mut resumed, n);
+        seen.extend(more);
+        state = next;
+    }
+    seen
+}
+
+/// `seen` is `expected`, each path once.
+fn assert_exact(seen: Vec<Vec<u8>>, expected: &BTreeSet<Vec<u8>>, what: &str) {
+    assert_eq!(seen.len(), expected.len(), "{what}: duplicates or losses");
+    assert_eq!(
+        &seen.into_iter().collect::<BTreeSet<_>>(),
+        expected,
+        "{what}"
+    );
+}
+
 #[test]
 fn walks_every_entry_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -64,24 +107,8 @@ fn resume_from_every_batch_boundary_is_exact() {
     let dir = tempfile::tempdir().unwrap();
     let expected = make_tree(dir.path());
     for stop_after in 0..25 {
-        let mut walker = Walker::new(&[bytes(dir.path())], opts(6), CancelToken::new()).unwrap();
-        let mut seen = Vec::new();
-        for _ in 0..stop_after {
-            match walker.next_batch().unwrap() {
-                Some(batch) => seen.extend(batch.paths().map(<[u8]>::to_vec)),
-                None => break,
-            }
-        }
-        let state = walker.state();
-        drop(walker);
-        let mut resumed = Walker::resume(&state, opts(5), CancelToken::new()).unwrap();
-        seen.extend(drain(&mut resumed));
-        assert_eq!(
-            seen.len(),
-            expected.len(),
-            "stop after {stop_after} batches: duplicates or losses"
-        );
-        assert_eq!(seen.into_iter().collect::<BTreeSet<_>>(), expected);
+        let seen = stop_and_resume(dir.path(), 6, stop_after, &[(5, usize::MAX)]);
+        assert_exact(seen, &expected, &format!("stop after {stop_after} batches"));
     }
 }
 
@@ -109,23 +136,8 @@ fn a_big_directory_comes_in_pieces_and_resumes_exactly() {
         drain(&mut Walker::new(&[bytes(dir.path())], opts(1000), CancelToken::new()).unwrap());
     assert_eq!(whole.len(), expected.len());
     for stop_after in [1, 4, 5, 8, 9] {
-        let mut walker = Walker::new(&[bytes(dir.path())], opts(1000), CancelToken::new()).unwrap();
-        let mut seen = Vec::new();
-        for _ in 0..stop_after {
-            if let Some(batch) = walker.next_batch().unwrap() {
-                seen.extend(batch.paths().map(<[u8]>::to_vec));
-            }
-        }
-        let state = walker.state();
-        drop(walker);
-        let mut resumed = Walker::resume(&state, opts(700), CancelToken::new()).unwrap();
-        seen.extend(drain(&mut resumed));
-        assert_eq!(
-            seen.len(),
-            expected.len(),
-            "stop after {stop_after} batches"
-        );
-        assert_eq!(seen.into_iter().collect::<BTreeSet<_>>(), expected);
+        let seen = stop_and_resume(dir.path(), 1000, stop_after, &[(700, usize::MAX)]);
+        assert_exact(seen, &expected, &format!("stop after {stop_after} batches"));
     }
 }
 
@@ -144,31 +156,13 @@ fn state_taken_exactly_at_piece_boundaries_resumes_exactly() {
         }
         for batch in [4096, 2048, 4095, 4097] {
             for stop_after in 1..=4 {
-                let root = [bytes(dir.path())];
-                let mut walker = Walker::new(&root, opts(batch), CancelToken::new()).unwrap();
-                let mut seen = Vec::new();
-                for _ in 0..stop_after {
-                    if let Some(b) = walker.next_batch().unwrap() {
-                        seen.extend(b.paths().map(<[u8]>::to_vec));
-                    }
-                }
-                let state = walker.state();
-                drop(walker);
                 // Resume, stop again after one batch, resume again.
-                let mut again = Walker::resume(&state, opts(4096), CancelToken::new()).unwrap();
-                if let Some(b) = again.next_batch().unwrap() {
-                    seen.extend(b.paths().map(<[u8]>::to_vec));
-                }
-                let state = again.state();
-                drop(again);
-                let mut last = Walker::resume(&state, opts(4096), CancelToken::new()).unwrap();
-                seen.extend(drain(&mut last));
-                let what = format!("n {n} batch {batch} stop {stop_after}");
-                assert_eq!(seen.len(), expected.len(), "{what}: duplicates or losses");
-                assert_eq!(
-                    seen.into_iter().collect::<BTreeSet<_>>(),
-                    expected,
-                    "{what}"
+                let then = [(4096, 1), (4096, usize::MAX)];
+                let seen = stop_and_resume(dir.path(), batch, stop_after, &then);
+                assert_exact(
+                    seen,
+                    &expected,
+                    &format!("n {n} batch {batch} stop {stop_after}"),
                 );
             }
         }
