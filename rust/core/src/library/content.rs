@@ -10,6 +10,7 @@ use crate::cancel::CancelToken;
 use crate::content::{cas_id_hex, hash_file, hex, map_items, Want};
 use crate::error::{FsError, Result};
 use crate::sys;
+use crate::walk::join;
 
 /// What one [`hash_missing`] call did.
 #[derive(Debug, Default)]
@@ -73,12 +74,7 @@ pub fn hash_missing(
         })?;
         for row in rows {
             let mut m = row?;
-            let mut abs = root.clone();
-            if !abs.ends_with(b"/") {
-                abs.push(b'/');
-            }
-            abs.extend_from_slice(&m.path);
-            m.path = abs;
+            m.path = join(&root, &m.path);
             todo.push(m);
         }
     }

@@ -29,6 +29,7 @@ use crate::cancel::CancelToken;
 use crate::content::{cas_id_hex, hash_file, hex, in_pool, Want, SMALL_FILE_MAX};
 use crate::error::{Error, FsError, Result};
 use crate::sys::{self, Kind, Meta};
+use crate::walk::join;
 
 /// A name longer than this many bytes is reported: the most eCryptfs (an
 /// encrypted home directory) and several sync tools accept; ext4's 255 is
@@ -260,17 +261,6 @@ pub fn name_issues(rel: &[u8], abs_len: usize) -> Vec<(Category, String)> {
 fn is_gone(errno: i32) -> bool {
     errno == rustix::io::Errno::NOENT.raw_os_error()
         || errno == rustix::io::Errno::NOTDIR.raw_os_error()
-}
-
-/// The absolute path of an entry.
-pub fn join(root: &[u8], rel: &[u8]) -> Vec<u8> {
-    let mut abs = Vec::with_capacity(root.len() + 1 + rel.len());
-    abs.extend_from_slice(root);
-    if !abs.ends_with(b"/") {
-        abs.push(b'/');
-    }
-    abs.extend_from_slice(rel);
-    abs
 }
 
 /// Run `f` on `path`'s last component relative to `dir`, its directory
