@@ -1,7 +1,133 @@
-"""phasekit's exceptions (defined in the Rust extension, raised from both sides)."""
+"""phasekit's exceptions: one tree, rooted at :class:`PhasekitError`.
+
+Catch :class:`PhasekitError` for anything phasekit raises on purpose; the
+branches say what went wrong and what to do::
+
+    PhasekitError
+    ├── CancelledError          a call stopped because its cancel token was set
+    ├── InvalidStateError       a walk/scan resume state cannot be decoded
+    ├── InvalidInputError       a bad argument or job field (also a ValueError)
+    │   └── LocationOverlapError   a location inside (or around) another one
+    ├── NotFoundError           (also a KeyError)
+    │   ├── LocationNotFound
+    │   └── JobNotFound
+    ├── ClosedError             the object was closed
+    │   ├── LibraryClosed
+    │   └── ManagerClosed
+    ├── StorageFullError        the disk under library.db or jobs.db is full
+    ├── LibraryError            library.db cannot be read or written
+    │   └── LibraryFullError    (also a StorageFullError)
+    ├── JobStoreError           jobs.db cannot be read or written
+    │   └── JobStoreFullError   (also a StorageFullError)
+    ├── JobStateError           the job is not in a state that allows this
+    ├── JobDefinitionError      a job class or phase is malformed
+    ├── UnknownJobError         no job type of that name is known here
+    └── CorruptStateError       a stored job input or checkpoint cannot be decoded
+
+:class:`PhasekitError`, :class:`CancelledError`, :class:`InvalidStateError` and
+:class:`LibraryError` are defined by the Rust core (which raises them too); the
+Rust core raises the Python-defined ones below by name, so every class lives
+here and nowhere else.
+"""
 
 from __future__ import annotations
 
 from ._core import CancelledError, InvalidStateError, LibraryError, PhasekitError
 
-__all__ = ["CancelledError", "InvalidStateError", "LibraryError", "PhasekitError"]
+
+class InvalidInputError(PhasekitError, ValueError):
+    """A bad argument or job field: the message says which and why."""
+
+
+class LocationOverlapError(InvalidInputError):
+    """A new location would lie inside an existing one, or contain one
+    (pass ``allow_nested=True`` to ``Library.add_location`` to allow it)."""
+
+
+class NotFoundError(PhasekitError, KeyError):
+    """Something asked for by id or path does not exist."""
+
+    def __str__(self) -> str:
+        # KeyError quotes its argument (repr); a message reads better plain.
+        return str(self.args[0]) if self.args else ""
+
+
+class LocationNotFound(NotFoundError):
+    """No location with that id or root path in this library."""
+
+
+class JobNotFound(NotFoundError):
+    """No job with that id in this jobs.db."""
+
+
+class ClosedError(PhasekitError):
+    """The library, manager or store was closed."""
+
+
+class LibraryClosed(ClosedError):
+    """The library was closed."""
+
+
+class ManagerClosed(ClosedError):
+    """The job manager was closed (its ``async with`` block ended)."""
+
+
+class StorageFullError(PhasekitError):
+    """The disk (or quota) holding library.db or jobs.db is full. Nothing is
+    lost: free some space, then resume the interrupted jobs
+    (``phasekit resume``)."""
+
+
+class LibraryFullError(LibraryError, StorageFullError):
+    """library.db cannot grow: its disk is full."""
+
+
+class JobStoreError(PhasekitError):
+    """jobs.db cannot be used: corrupt, written by a newer phasekit, or busy
+    for too long. The message says what to do; a corrupt jobs.db can be moved
+    aside with ``phasekit jobs repair`` (the library's entries are kept)."""
+
+
+class JobStoreFullError(JobStoreError, StorageFullError):
+    """jobs.db cannot grow: its disk is full."""
+
+
+class JobStateError(PhasekitError):
+    """The job's state does not allow this (pausing a finished job, say)."""
+
+
+class JobDefinitionError(PhasekitError):
+    """A job class is malformed, or its name is already taken."""
+
+
+class UnknownJobError(PhasekitError):
+    """No job type of this name is known in this process (not registered,
+    not built in, not declared by an installed package's entry point)."""
+
+
+class CorruptStateError(PhasekitError):
+    """A stored blob (job input, checkpoint, progress) cannot be decoded."""
+
+
+__all__ = [
+    "CancelledError",
+    "ClosedError",
+    "CorruptStateError",
+    "InvalidInputError",
+    "InvalidStateError",
+    "JobDefinitionError",
+    "JobNotFound",
+    "JobStateError",
+    "JobStoreError",
+    "JobStoreFullError",
+    "LibraryClosed",
+    "LibraryError",
+    "LibraryFullError",
+    "LocationNotFound",
+    "LocationOverlapError",
+    "ManagerClosed",
+    "NotFoundError",
+    "PhasekitError",
+    "StorageFullError",
+    "UnknownJobError",
+]

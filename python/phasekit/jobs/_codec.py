@@ -11,14 +11,10 @@ from typing import Any
 
 import msgpack
 
-from ..errors import PhasekitError
+from ..errors import CorruptStateError
 
 #: Version of the blob envelope; bump with a decoder for the old one.
 BLOB_VERSION = 1
-
-
-class CorruptStateError(PhasekitError):
-    """A stored blob (job state, checkpoint) cannot be decoded."""
 
 
 def _plain(value: Any) -> Any:

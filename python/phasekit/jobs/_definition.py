@@ -12,8 +12,7 @@ from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, dataclass_transform
 
-from ..errors import PhasekitError
-from ._codec import CorruptStateError
+from ..errors import CorruptStateError, JobDefinitionError, UnknownJobError
 
 if TYPE_CHECKING:
     from ._context import JobContext
@@ -22,14 +21,6 @@ if TYPE_CHECKING:
 ENTRY_POINT_GROUP = "phasekit.jobs"
 
 J = TypeVar("J", bound="Job")
-
-
-class JobDefinitionError(PhasekitError):
-    """A job class is malformed, or its name is already taken."""
-
-
-class UnknownJobError(PhasekitError):
-    """No job is registered under this name."""
 
 
 def transient(
