@@ -3,13 +3,13 @@ pruned by age (jobs and checkpoints too) by the store and the manager."""
 
 from __future__ import annotations
 
-import sqlite3
 import time
 
 import anyio
 import pytest
 
 from jobs_fixture import RecordJob
+from phasekit.errors import JobStoreError
 from phasekit.jobs import HistoryRecord, JobManager, JobStatus, JobStore
 from phasekit.jobs import _manager as manager_module
 from phasekit.jobs import _store as store_module
@@ -70,7 +70,7 @@ def test_history_row_and_status_change_commit_together(store):
     job_id = store.create_job("alpha", {})
     with store._write() as db:
         db.execute("DROP TABLE job_history")
-    with pytest.raises(sqlite3.OperationalError, match="job_history"):
+    with pytest.raises(JobStoreError, match="job_history"):
         store.finish(job_id, JobStatus.COMPLETED, output="lost")
     record = store.get_job(job_id)
     assert record.status is JobStatus.QUEUED  # rolled back with the failed insert

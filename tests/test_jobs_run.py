@@ -11,7 +11,10 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from jobs_fixture import RUN_JOB, CountJob, effects, subprocess_env
+from phasekit.errors import UnknownJobError
 from phasekit.jobs import JobControl, JobStatus, JobStore, execute
 from phasekit.jobs._codec import decode
 
@@ -124,9 +127,13 @@ def test_failures_are_recorded_with_clear_messages(store, tmp_path):
     assert execute(store, failing) is JobStatus.FAILED
     assert store.get_job(failing).error == "RuntimeError: item 3 is broken"
 
+    # A job whose type this process does not know is not failed: it is left
+    # queued for a process that knows it.
     unknown = store.create_job("no.such.job", {})
-    assert execute(store, unknown) is JobStatus.FAILED
-    assert "cannot start: no job named 'no.such.job'" in (store.get_job(unknown).error or "")
+    with pytest.raises(UnknownJobError, match=r"no job named 'no\.such\.job'"):
+        execute(store, unknown)
+    assert store.get_job(unknown).status is JobStatus.QUEUED
+    assert store.get_job(unknown).error is None
 
     corrupt = dispatch(store, CountJob(n=10, effects_db=str(tmp_path / "fx2.db")))
     store.save_checkpoint(corrupt, {"next": 5})

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from phasekit.errors import JobStoreError
 from phasekit.jobs import (
     SCHEMA_VERSION,
     CorruptStateError,
@@ -25,7 +26,7 @@ from phasekit.jobs import (
     job,
     transient,
 )
-from phasekit.jobs._store import MIGRATIONS
+from phasekit.jobs._schema import MIGRATIONS
 
 
 def test_create_list_and_status(store):
@@ -81,12 +82,15 @@ def test_old_jobs_db_is_upgraded_in_place(tmp_path):
         assert (record.status, record.priority, record.input()) == (JobStatus.PAUSED, 3, {"n": 7})
         assert record.depends_on is None
         version = store._read("PRAGMA user_version")[0][0]
-        assert version == SCHEMA_VERSION == 7
+        assert version == SCHEMA_VERSION == 8
         new = store.create_job("noop", {}, depends_on="old", run_every_s=60.0)
         assert store.get_job(new).depends_on == "old"
         # v3: child keys, schedule ids, fuller history
         assert (record.child_key, record.schedule_id) == (None, None)
         assert store.get_job(new).schedule_id == new
+        # v8: conflict keys and failure tracebacks
+        assert record.conflict_key is None
+        assert store.traceback("old") is None
         child, created = store.create_child("old", "k", "noop", {})
         assert created
         assert store.create_child("old", "k", "noop", {}) == (child, False)
@@ -110,7 +114,7 @@ def test_newer_jobs_db_is_refused(tmp_path):
     conn = sqlite3.connect(path)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.close()
-    with pytest.raises(sqlite3.DatabaseError, match="newer than this phasekit"):
+    with pytest.raises(JobStoreError, match="newer than this phasekit"):
         JobStore(path)
 
 

@@ -11,20 +11,20 @@ schedules (``dispatch(job, every=...)``) and history retention.
 
 from __future__ import annotations
 
-from ._codec import CorruptStateError
+from ..errors import CorruptStateError, JobDefinitionError, UnknownJobError
 from ._context import JobCancelled, JobContext, JobControl, JobInterrupted, JobPaused
 from ._definition import (
     ENTRY_POINT_GROUP,
     Job,
-    JobDefinitionError,
     JobRegistry,
-    UnknownJobError,
     default_registry,
     job,
     transient,
 )
+from ._events import JobEvent
+from ._handle import ErrorRecord, JobHandle, JobUpdate
 from ._history import HistoryRecord
-from ._manager import JobHandle, JobManager, JobUpdate
+from ._manager import JobManager
 from ._phase_model import (
     COMPLETE,
     FatalError,
@@ -41,13 +41,15 @@ from ._phase_model import (
 from ._phases import PhaseContext, PhasedJob, PhaseProcessor, phase_history
 from ._progress import JobProgress, PhaseProgress
 from ._runner import execute
-from ._store import SCHEMA_VERSION, JobRecord, JobStatus, JobStore
+from ._schema import SCHEMA_VERSION
+from ._store import JobRecord, JobStatus, JobStore
 
 __all__ = [
     "COMPLETE",
     "ENTRY_POINT_GROUP",
     "SCHEMA_VERSION",
     "CorruptStateError",
+    "ErrorRecord",
     "FatalError",
     "HistoryRecord",
     "Job",
@@ -55,6 +57,7 @@ __all__ = [
     "JobContext",
     "JobControl",
     "JobDefinitionError",
+    "JobEvent",
     "JobHandle",
     "JobInterrupted",
     "JobManager",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 
+from ..errors import InvalidInputError, JobNotFound
 from ._codec import new_id
 from ._history import FINISHED_SQL, record
 
@@ -28,6 +29,7 @@ def create(
     blob: bytes,
     priority: int | None,
     now: float,
+    conflict_key: str | None = None,
 ) -> tuple[str, bool]:
     """Insert a queued child unless ``parent_id`` has one under ``key``;
     returns ``(child_id, created)``. See :meth:`JobStore.create_child`."""
@@ -36,19 +38,19 @@ def create(
     ).fetchone()
     if row is not None:
         if row[1] != name:
-            raise ValueError(
+            raise InvalidInputError(
                 f"child key {key!r} of job {parent_id} is already used by a {row[1]!r} job"
             )
         return str(row[0]), False
     parent = db.execute("SELECT priority FROM jobs WHERE id = ?", (parent_id,)).fetchone()
     if parent is None:
-        raise KeyError(f"no job with id {parent_id!r}")
+        raise JobNotFound(f"no job with id {parent_id!r}")
     child_id = new_id()
     prio = parent[0] if priority is None else priority
     db.execute(
         "INSERT INTO jobs (id, name, state, status, priority, parent_id, child_key,"
-        " created_at, updated_at) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
-        (child_id, name, blob, prio, parent_id, key, now, now),
+        " created_at, updated_at, conflict_key) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
+        (child_id, name, blob, prio, parent_id, key, now, now, conflict_key),
     )
     return child_id, True
 

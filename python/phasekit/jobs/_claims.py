@@ -9,19 +9,41 @@ costs O(N) and not O(N^2) reads.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from typing import Any
 
-#: ``(id, name, priority)`` of queued jobs that can start now, in dispatch order.
-READY_PAGE = """
+#: A queued job whose conflict key is free: no job with that key is running
+#: (see Job.conflict_key), but for its own parent (a parent waiting for its
+#: children would otherwise wait for ever). Checked when the page is read and
+#: again, inside the claiming transaction, for each job claimed, so two
+#: processes (or two jobs claimed together) never run two jobs with one key.
+KEY_FREE = (
+    "(conflict_key IS NULL OR NOT EXISTS (SELECT 1 FROM jobs r"
+    " WHERE r.conflict_key = jobs.conflict_key AND r.status = 'running'"
+    " AND r.id IS NOT jobs.parent_id))"
+)
+
+
+@functools.cache
+def ready_page(excluded: int) -> str:
+    """SQL of ``(id, name, priority)`` of queued jobs that can start now, in
+    dispatch order, but for jobs of ``excluded`` types (names bound after
+    the time): a manager leaves a job whose type it does not know queued for
+    one that does. Arguments: now, the excluded names, limit, offset."""
+    only = f"AND name NOT IN ({', '.join('?' * excluded)})" if excluded else ""
+    return f"""
 SELECT id, name, priority FROM jobs
 WHERE status = 'queued'
   AND (next_run_at IS NULL OR next_run_at <= ?)
+  {only}
   AND (depends_on IS NULL OR (SELECT d.status FROM jobs d WHERE d.id = jobs.depends_on)
        IN ('completed', 'completed_with_errors'))
+  AND {KEY_FREE}
 ORDER BY priority DESC, created_at, id
 LIMIT ? OFFSET ?
 """
+
 
 #: Queued jobs whose dependency failed, was cancelled or no longer exists.
 BLOCKED = """
@@ -48,13 +70,14 @@ def claim(
 ) -> list[Any]:
     """Mark the given queued jobs running by ``owner``; returns a row of
     ``returning`` (SQL) for each job claimed (a job paused or cancelled
-    meanwhile, or claimed by another process, is not)."""
+    meanwhile, claimed by another process, or whose conflict key another
+    running job holds, is not)."""
     claimed = []
     for job_id in job_ids:
         rows = db.execute(
             "UPDATE jobs SET status = 'running', updated_at = ?, owner = ?,"
             " started_at = COALESCE(started_at, ?) WHERE id = ? AND status = 'queued'"
-            f" RETURNING {returning}",
+            f" AND {KEY_FREE} RETURNING {returning}",
             (now, owner, now, job_id),
         ).fetchall()
         claimed += rows

@@ -1,4 +1,12 @@
-"""msgpack blobs with a schema version: job state, checkpoints, progress, output."""
+"""msgpack blobs with a schema version: job state, checkpoints, progress, output.
+
+Paths are bytes (DESIGN.md, invariant 3): a non-UTF-8 file name reaches
+Python as a ``str`` with surrogate escapes (``os.fsdecode``). msgpack and
+SQLite refuse such strings by default, so every ``str`` is packed with the
+``surrogateescape`` handler (its exact bytes, as a msgpack string) and
+unpacked the same way, and SQLite text columns take such a string as its
+bytes (:func:`text_in` / :func:`text_out`): any path round-trips exactly.
+"""
 
 from __future__ import annotations
 
@@ -32,7 +40,10 @@ def encode(value: Any) -> bytes:
     dataclass instances and enums (stored as a mapping and a value)."""
     try:
         packed: bytes = msgpack.packb(
-            {"v": BLOB_VERSION, "d": value}, use_bin_type=True, default=_plain
+            {"v": BLOB_VERSION, "d": value},
+            use_bin_type=True,
+            default=_plain,
+            unicode_errors="surrogateescape",
         )
     except (TypeError, ValueError, OverflowError) as exc:
         raise TypeError(f"cannot store {type(value).__name__} value: {exc}") from exc
@@ -42,7 +53,9 @@ def encode(value: Any) -> bytes:
 def decode(blob: bytes) -> Any:
     """Unpack a blob written by :func:`encode`; :class:`CorruptStateError` if it is not one."""
     try:
-        envelope = msgpack.unpackb(blob, raw=False, strict_map_key=False)
+        envelope = msgpack.unpackb(
+            blob, raw=False, strict_map_key=False, unicode_errors="surrogateescape"
+        )
     except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
         raise CorruptStateError(f"cannot decode stored state: {exc}") from exc
     if not isinstance(envelope, dict) or "v" not in envelope or "d" not in envelope:
@@ -52,6 +65,25 @@ def decode(blob: bytes) -> Any:
             f"stored state has version {envelope['v']!r}; this phasekit reads {BLOB_VERSION}"
         )
     return envelope["d"]
+
+
+def text_in(text: str | None) -> str | bytes | None:
+    """A ``str`` for a SQLite text column: as is when it is valid UTF-8, else
+    its surrogate-escaped bytes (stored as a blob; :func:`text_out` reads it)."""
+    if text is None or text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape")
+    return text
+
+
+def text_out(value: str | bytes | None) -> str | None:
+    """What :func:`text_in` stored, back as the original ``str``."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "surrogateescape")
+    return value
 
 
 # Job ids: 32 hex digits (the shape of a uuid4's hex): the time in

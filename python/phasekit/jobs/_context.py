@@ -7,14 +7,24 @@ import functools
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..errors import PhasekitError
+from ..errors import InvalidInputError, PhasekitError, UnknownJobError
 from ._codec import encode
-from ._definition import Job, JobRegistry, UnknownJobError, default_registry
-from ._progress import JobProgress, PhaseProgress, RateMeter
+from ._definition import Job, JobRegistry, default_registry
+from ._progress import Floor, JobProgress, PhaseProgress, RateMeter, overall_percent
 from ._store import JobStatus, JobStore
+
+if TYPE_CHECKING:
+    from ..library import Library
+
+#: Called (from the job's thread) with the job's id and each progress value
+#: written to jobs.db, in its stored form: the manager's event stream.
+ProgressListener = Callable[[str, dict[str, Any]], None]
+#: Called (from the job's thread) with the id and name of each child queued.
+SpawnListener = Callable[[str, str], None]
 
 #: How often ``wait_for_children`` looks at jobs.db (seconds).
 CHILD_POLL_S = 0.025
@@ -22,9 +32,10 @@ CHILD_POLL_S = 0.025
 #: A running job looks for stop requests from other processes this often (s).
 REQUEST_POLL_S = 0.25
 
-#: Progress is written to jobs.db at most this often (seconds), so frequent
-#: updates never dominate a job's time; the latest value is always kept.
-PROGRESS_INTERVAL_S = 0.25
+#: Progress is written to jobs.db at most this often (seconds): five updates
+#: a second for a UI while work moves, and frequent reports never dominate a
+#: job's time (a write is ~50 us); the latest value is always kept.
+PROGRESS_INTERVAL_S = 0.2
 
 
 class JobInterrupted(PhasekitError):
@@ -102,13 +113,17 @@ class JobContext:
         control: JobControl,
         checkpoint: tuple[int, Any] | None = None,
         registry: JobRegistry | None = None,
-        library: Any = None,
+        library: Library | None = None,
+        *,
+        percent: float | None = None,
+        on_progress: ProgressListener | None = None,
+        on_spawn: SpawnListener | None = None,
     ) -> None:
         self.id = job_id
         self.name = name
         #: The library the job works on (what its manager was opened with;
         #: None for a bare job store).
-        self.library = library
+        self.library: Library | None = library
         self._store = store
         self._control = control
         self._checkpoint = checkpoint
@@ -118,6 +133,11 @@ class JobContext:
         self._pending_progress: JobProgress | None = None
         self._last_report = JobProgress()
         self._rate = RateMeter()
+        #: The percent never goes below what this job had reached (before a
+        #: pause or crash, too: ``percent`` is the stored one).
+        self._floor = Floor(percent)
+        self._on_progress = on_progress
+        self._on_spawn = on_spawn
         #: Set by the phase processor; included in every report.
         self.phase_progress: PhaseProgress | None = None
         #: Set by the phase processor; stored with the run's metrics.
@@ -148,12 +168,14 @@ class JobContext:
         """Report progress: a count (``done`` of ``total``), a ``percent``,
         indeterminate work (a ``message`` alone), bytes, or the job's own
         structured ``data`` (a dataclass instance, see ``Job.progress_type``).
+        In a phased job these describe the current phase; the job's overall
+        percent is derived from them and the phases' weights.
 
         Cheap to call often: the value is written to jobs.db at most every
         :data:`PROGRESS_INTERVAL_S` (and at checkpoints and the end).
         """
         if percent is not None and not 0.0 <= percent <= 100.0:
-            raise ValueError(f"percent must be within 0..100, got {percent}")
+            raise InvalidInputError(f"percent must be within 0..100, got {percent}")
         rate = eta = None
         if done is not None:
             rate, eta = self._rate.measure(done, total)
@@ -182,13 +204,20 @@ class JobContext:
             final = self._last_report.to_dict()
             final.update(phase=None, explicit_percent=100.0, eta_s=0.0)
             return _stored(final)
-        return None if pending is None else _stored(pending.to_dict())
+        return None if pending is None else self._stored_form(pending)
 
     def report_phase(self, phase: PhaseProgress | None) -> None:
         """The phase processor's atomic-unit progress: replaces the phase part
         of the latest report and keeps the job's own fields."""
         self.phase_progress = phase
         self._report(self._last_report.replace(phase=phase))
+
+    def start_phase(self, phase: PhaseProgress) -> None:
+        """A phase starts: the job's counts, message and rate start afresh
+        (its structured ``data`` is kept), and the change is reported."""
+        self._rate.reset()
+        self.phase_progress = phase
+        self._report(JobProgress(data=self._last_report.data, phase=phase))
 
     def _report(self, value: JobProgress) -> None:
         self._last_report = value
@@ -197,10 +226,20 @@ class JobContext:
             self.flush_progress()
 
     def flush_progress(self) -> None:
+        """Write the latest report now, if it is not written yet."""
         if self._pending_progress is not None:
-            self._store.set_progress(self.id, _stored(self._pending_progress.to_dict()))
+            stored = self._stored_form(self._pending_progress)
+            self._store.set_progress(self.id, stored)
             self._pending_progress = None
             self._last_progress_write = time.monotonic()
+            if self._on_progress is not None:
+                self._on_progress(self.id, stored)
+
+    def _stored_form(self, report: JobProgress) -> dict[str, Any]:
+        """A report as stored: with the whole job's percent, never lower
+        than an earlier one."""
+        percent = self._floor.hold(overall_percent(report))
+        return _stored(report.replace(explicit_percent=percent).to_dict())
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)
@@ -260,7 +299,9 @@ class JobContext:
 
     # child jobs
 
-    def spawn_child(self, job: Job, *, priority: int | None = None, key: str | None = None) -> str:
+    def spawn_child(
+        self, job: Job[Any], *, priority: int | None = None, key: str | None = None
+    ) -> str:
         """Queue ``job`` as a child of this job; returns the child's id.
 
         Idempotent: the child is identified among this job's children by
@@ -291,7 +332,11 @@ class JobContext:
         state = job.to_state()
         if key is None:
             key = f"{name}:{hashlib.sha256(encode(state)).hexdigest()[:32]}"
-        child_id, _ = self._store.create_child(self.id, key, name, state, priority=priority)
+        child_id, created = self._store.create_child(
+            self.id, key, name, state, priority=priority, conflict_key=job.conflict_key()
+        )
+        if created and self._on_spawn is not None:
+            self._on_spawn(child_id, name)
         return child_id
 
     def wait_for_children(self) -> dict[str, JobStatus]:

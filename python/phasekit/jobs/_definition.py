@@ -7,10 +7,11 @@ resumed in another process), except fields marked :func:`transient`.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import weakref
 from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, dataclass_transform
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, dataclass_transform
 
 from ..errors import CorruptStateError, JobDefinitionError, UnknownJobError
 
@@ -20,7 +21,19 @@ if TYPE_CHECKING:
 #: Entry-point group through which other packages contribute jobs.
 ENTRY_POINT_GROUP = "phasekit.jobs"
 
-J = TypeVar("J", bound="Job")
+#: phasekit's own jobs, by name, and the module that registers each: every
+#: registry imports them on demand, so a process that imported only
+#: ``phasekit.library`` still runs (never fails) a job another process
+#: queued. (They are declared as entry points too, for tools that list them.)
+BUILTIN_JOBS = {
+    "phasekit.index": "phasekit.indexing",
+    "phasekit.dupes": "phasekit.dupes",
+    "phasekit.validate": "phasekit.validation",
+}
+
+J = TypeVar("J", bound="Job[Any]")
+#: The type of a job's output (what ``run`` returns, ``JobHandle.output()`` gives).
+OutputT = TypeVar("OutputT")
 
 
 def transient(
@@ -34,8 +47,9 @@ def transient(
     )
 
 
-class Job:
-    """Base class of every job. Subclass it, then decorate with :func:`job`."""
+class Job(Generic[OutputT]):
+    """Base class of every job. Subclass it (``Job[MyOutput]`` types the
+    output), then decorate with :func:`job`."""
 
     job_name: ClassVar[str] = ""
     #: The dataclass of the job's structured progress ``data``, if it reports one.
@@ -43,13 +57,24 @@ class Job:
     #: The dataclass of the job's output, if it returns one (stored as a mapping).
     output_type: ClassVar[type[Any] | None] = None
 
-    def run(self, ctx: JobContext) -> Any:
+    def run(self, ctx: JobContext) -> OutputT:
         """Do the work; return the job's output (msgpack-able) or None.
 
         Call ``ctx.checkpoint(state)`` at safe points with the frontier of the
         work, and start from ``ctx.load_state()`` when it is not None.
         """
         raise NotImplementedError(f"{type(self).__qualname__} must implement run(ctx)")
+
+    def conflict_key(self) -> str | None:
+        """Jobs with the same key never run at the same time, in one process
+        or several: the second waits, queued, until the first stops (a child
+        is not kept waiting by its own parent). Dispatching a job whose key,
+        type and input equal those of a queued or running job returns that
+        job instead of queueing a second one (a user clicking "rescan"
+        twice). None (the default): no constraint. The library's jobs use
+        ``"location:<id>"``: an index and a validation of one location never
+        overlap."""
+        return None
 
     def to_state(self) -> dict[str, Any]:
         """The persisted fields, as stored in jobs.db (which refuses, with a
@@ -76,10 +101,10 @@ class Job:
 
 #: The persisted field names of each job class: ``dataclasses.fields`` is
 #: slow, and every dispatch and every run goes through them.
-_PERSISTED: weakref.WeakKeyDictionary[type[Job], dict[str, None]] = weakref.WeakKeyDictionary()
+_PERSISTED: weakref.WeakKeyDictionary[type[Job[Any]], dict[str, None]] = weakref.WeakKeyDictionary()
 
 
-def _persisted(cls: type[Job]) -> dict[str, None]:
+def _persisted(cls: type[Job[Any]]) -> dict[str, None]:
     """The names of ``cls``'s persisted fields, in order (a dict as an ordered set)."""
     names = _PERSISTED.get(cls)
     if names is None:
@@ -93,13 +118,20 @@ def _persisted(cls: type[Job]) -> dict[str, None]:
 
 
 class JobRegistry:
-    """Maps stable job names to job classes."""
+    """Maps stable job names to job classes.
+
+    A name not registered yet is looked up, on first need, among phasekit's
+    built-in jobs (imported then) and the ``phasekit.jobs`` entry points of
+    installed packages (loaded once).
+    """
 
     def __init__(self) -> None:
-        self._jobs: dict[str, type[Job]] = {}
+        self._jobs: dict[str, type[Job[Any]]] = {}
         self._entry_points_loaded = False
+        self._builtins_loaded = False
+        self._version = 0
 
-    def register(self, name: str, cls: type[Job]) -> None:
+    def register(self, name: str, cls: type[Job[Any]]) -> None:
         if not name or not name.replace("_", "").replace(".", "").replace("-", "").isalnum():
             raise JobDefinitionError(
                 f"job name {name!r}: use letters, digits, '_', '-' and '.' only"
@@ -112,18 +144,58 @@ class JobRegistry:
                 f"job name {name!r} is already registered by "
                 f"{existing.__module__}.{existing.__qualname__}"
             )
-        self._jobs[name] = cls
+        if existing is None:
+            self._jobs[name] = cls
+            self._version += 1
 
-    def get(self, name: str) -> type[Job]:
-        """The class registered as ``name`` (entry points are loaded on first miss)."""
+    def get(self, name: str) -> type[Job[Any]]:
+        """The class registered as ``name``; built-in jobs are imported and
+        entry points loaded on the first miss. :class:`UnknownJobError` if
+        no module known to this process defines it."""
+        cls = self._jobs.get(name)
+        if cls is None:
+            cls = self._find(name)
+        if cls is None:
+            known = ", ".join(sorted(self._jobs)) or "none"
+            raise UnknownJobError(
+                f"no job named {name!r} is known in this process (known: {known}); "
+                "register it with @job, or install the package that declares it "
+                f"under the {ENTRY_POINT_GROUP!r} entry point"
+            )
+        return cls
+
+    def knows(self, name: str) -> bool:
+        """True if :meth:`get` finds ``name`` (loading what it needs to)."""
+        return name in self._jobs or self._find(name) is not None
+
+    @property
+    def version(self) -> int:
+        """Grows whenever a job is registered: a name unknown before may be
+        known now."""
+        return self._version
+
+    def _find(self, name: str) -> type[Job[Any]] | None:
+        if name in BUILTIN_JOBS and self is default_registry:
+            importlib.import_module(BUILTIN_JOBS[name])
+        elif name in BUILTIN_JOBS:
+            self._load_builtins()
         cls = self._jobs.get(name)
         if cls is None and not self._entry_points_loaded:
             self.load_entry_points()
             cls = self._jobs.get(name)
-        if cls is None:
-            known = ", ".join(sorted(self._jobs)) or "none"
-            raise UnknownJobError(f"no job named {name!r} is registered (known: {known})")
         return cls
+
+    def _load_builtins(self) -> None:
+        """Import phasekit's own jobs and register them here too (they
+        register themselves in the default registry when imported)."""
+        if self._builtins_loaded:
+            return
+        self._builtins_loaded = True
+        for name, module in BUILTIN_JOBS.items():
+            importlib.import_module(module)
+            cls = default_registry._jobs.get(name)
+            if cls is not None and self is not default_registry:
+                self._jobs.setdefault(name, cls)
 
     def load_entry_points(self) -> list[str]:
         """Import the jobs other packages declare under ``phasekit.jobs``.

@@ -15,7 +15,7 @@ turns rows into :class:`HistoryRecord` objects.
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._codec import decode
@@ -43,8 +43,8 @@ class HistoryRecord:
     error: str | None
     warning_count: int
     error_count: int
-    output_blob: bytes | None
-    metrics_blob: bytes | None
+    output_blob: bytes | None = field(repr=False)
+    metrics_blob: bytes | None = field(repr=False)
 
     def output(self) -> Any:
         """The job's output (None if it had none)."""

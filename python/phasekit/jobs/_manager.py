@@ -1,155 +1,66 @@
 """JobManager: dispatch, priorities, concurrency limits, dependencies,
-pause/resume/cancel, and recovery of interrupted jobs when a library opens.
+conflict keys, pause/resume/cancel, events, and recovery of interrupted jobs
+when a library opens.
 
 Built on anyio (asyncio or trio). Jobs run in worker threads (their heavy
 loops are in Rust and release the GIL); the manager's own state lives in
 jobs.db, so a second process (a CLI) sees and can pause the same jobs.
+
+A manager never fails a job it cannot run: a job whose type no module of
+this process knows stays queued for a process that knows it. When jobs.db
+itself cannot be written (its disk is full, it is damaged), the jobs in
+flight stay recorded as running: the waits and update streams on them raise
+the error (a :class:`~phasekit.errors.JobStoreError`), and the next manager
+to open the library resumes them from their last checkpoint.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import sys
 import time
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable
-from contextlib import aclosing
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import anyio
 import anyio.abc
 import anyio.lowlevel
 
-from ._definition import Job, JobRegistry, UnknownJobError, default_registry
+from ..errors import (
+    InvalidInputError,
+    JobStateError,
+    ManagerClosed,
+    PhasekitError,
+    UnknownJobError,
+)
+from ._definition import Job, JobRegistry, default_registry
+from ._events import EventHub, EventKind, JobEvent
+from ._handle import POLL_S, JobHandle
 from ._owners import Ownership
-from ._phase_model import PhaseRecord
-from ._phases import phase_history
 from ._progress import JobProgress
 from ._runner import run_job
 from ._schedule import check_every
 from ._slots import Claimed, Slots
 from ._store import JobRecord, JobStatus, JobStore
 
-#: How often the scheduler and update streams look at jobs.db (seconds).
-POLL_S = 0.05
+if TYPE_CHECKING:
+    from ..library import Library
+
+OutputT = TypeVar("OutputT")
+
 #: How often the scheduler looks for jobs whose dependency failed elsewhere.
 BLOCKED_CHECK_S = 1.0
 #: While running, the manager prunes history at most this often (seconds).
 PRUNE_EVERY_S = 3600.0
 #: Default of ``JobManager(history_retention_s=...)``: 30 days.
 HISTORY_RETENTION_S = 30 * 24 * 3600.0
-
-
-@dataclass(frozen=True, slots=True)
-class JobUpdate:
-    """A change seen on a job: its status and latest progress."""
-
-    job_id: str
-    status: JobStatus
-    progress: JobProgress | None
-
-
-class JobHandle:
-    """Follow and steer one dispatched job."""
-
-    def __init__(
-        self, manager: JobManager, job_id: str, job_class: type[Job] | None = None
-    ) -> None:
-        self.manager = manager
-        self.id = job_id
-        #: The job's class when the handle's creator knows it (dispatch does);
-        #: else read from jobs.db on first use.
-        self._cls = job_class
-
-    @property
-    def status(self) -> JobStatus:
-        return self.manager.store.status(self.id)
-
-    async def pause(self) -> None:
-        await self.manager.pause(self.id)
-
-    async def resume(self) -> None:
-        await self.manager.resume(self.id)
-
-    async def cancel(self) -> None:
-        await self.manager.cancel(self.id)
-
-    async def wait(self) -> JobStatus:
-        """Wait until the job finishes (completed, failed or cancelled) or pauses."""
-        # The status alone, not updates(): waiting on many handles is common,
-        # and the progress each update decodes would be thrown away.
-        manager = self.manager
-        status = manager.store.status(self.id)
-        if status.finished or status is JobStatus.PAUSED:
-            return status  # the usual case when waiting for a batch: done already
-        manager._watched[self.id] += 1
-        try:
-            while True:
-                # Read again once watched: an end committed before would not
-                # have woken this wait.
-                changed = manager._changed  # taken before the read: no missed wake-up
-                status = manager.store.status(self.id)
-                if status.finished or status is JobStatus.PAUSED:
-                    return status
-                with anyio.move_on_after(POLL_S):
-                    await changed.wait()
-        finally:
-            manager._unwatch(self.id)
-
-    def _job_class(self) -> type[Job] | None:
-        if self._cls is None:
-            try:
-                self._cls = self.manager.registry.get(self.manager.store.get_job(self.id).name)
-            except UnknownJobError:
-                return None
-        return self._cls
-
-    def output(self) -> Any:
-        """The output of the job's last run (None before it completes), as
-        an instance of the job's ``output_type`` when it declares one."""
-        value = self.manager.store.outcome(self.id)["output"]
-        cls = self._job_class()
-        if cls is not None and cls.output_type is not None and isinstance(value, dict):
-            # An output holding other dataclasses rebuilds them itself.
-            rebuild = getattr(cls.output_type, "from_mapping", None)
-            return rebuild(value) if rebuild is not None else cls.output_type(**value)
-        return value
-
-    def phases(self) -> list[PhaseRecord]:
-        """Per-phase history of a phased job (status, attempt, times, error)."""
-        return phase_history(self.manager.store, self.id)
-
-    async def updates(self) -> AsyncGenerator[JobUpdate, None]:
-        """Status and progress changes, until the job finishes or pauses.
-        Structured progress ``data`` comes as the job's ``progress_type``."""
-        cls = self._job_class()
-        data_type = cls.progress_type if cls is not None else None
-        self.manager._watched[self.id] += 1
-        try:
-            async with aclosing(self._poll(data_type)) as updates:
-                async for update in updates:
-                    yield update
-        finally:
-            self.manager._unwatch(self.id)
-
-    async def _poll(self, data_type: type[Any] | None) -> AsyncGenerator[JobUpdate, None]:
-        last: tuple[JobStatus, Any] | None = None
-        while True:
-            changed = self.manager._changed  # taken before the read: no missed wake-up
-            status, progress = self.manager.store.status_and_progress(self.id, data_type)
-            if (status, progress) != last:
-                last = (status, progress)
-                yield JobUpdate(self.id, status, progress)
-            if status.finished or status is JobStatus.PAUSED:
-                return
-            # Woken at once when a job of this manager stops; progress written
-            # by a running job (or another process) is seen at the next poll.
-            with anyio.move_on_after(POLL_S):
-                await changed.wait()
+#: After jobs.db failed under it, the scheduler tries again this often (s).
+RETRY_STORE_S = 1.0
 
 
 class JobManager:
@@ -171,12 +82,17 @@ class JobManager:
         max_concurrency: int = 2,
         limits: dict[str, int] | None = None,
         history_retention_s: float | None = HISTORY_RETENTION_S,
-        library: Any = None,
+        library: Library | None = None,
     ) -> None:
+        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):
+            raise InvalidInputError(f"max_concurrency must be an int, got {max_concurrency!r}")
         if max_concurrency < 1:
-            raise ValueError("max_concurrency must be at least 1")
+            raise InvalidInputError("max_concurrency must be at least 1")
+        for name, limit in (limits or {}).items():
+            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+                raise InvalidInputError(f"limit of {name!r} must be an int >= 1, got {limit!r}")
         if history_retention_s is not None and not history_retention_s >= 0:
-            raise ValueError(
+            raise InvalidInputError(
                 f"history_retention_s must be >= 0 or None, got {history_retention_s!r}"
             )
         self.store = JobStore(jobs_db)
@@ -186,7 +102,7 @@ class JobManager:
         self.max_concurrency = max_concurrency
         self.limits = dict(limits or {})
         self._owner: Ownership | None = None
-        self._slots = Slots(self.store, max_concurrency, self.limits)
+        self._slots = Slots(self.store, max_concurrency, self.limits, self.registry)
         #: Jobs whose update streams are open (a worker thread wakes them).
         self._watched: Counter[str] = Counter()
         self._tg: anyio.abc.TaskGroup | None = None
@@ -206,16 +122,40 @@ class JobManager:
         self._call_soon: Callable[[Callable[[], None]], object] | None = None
         self.history_retention_s = history_retention_s
         self._last_prune = -math.inf
+        self._events = EventHub()
+        #: Jobs whose end could not be recorded (jobs.db failed): their waits
+        #: and update streams raise this; jobs.db still says running.
+        self._lost: dict[str, PhasekitError] = {}
+        #: Set while jobs.db fails under the scheduler (cleared when it works).
+        self._failure: PhasekitError | None = None
+        self._open = False
+        self._closed = False
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open" if self._open else "not started"
+        return f"JobManager({str(self.store.path)!r}, {state})"
+
+    @property
+    def closed(self) -> bool:
+        """True once the ``async with`` block has ended."""
+        return self._closed
 
     async def __aenter__(self) -> Self:
-        self._owner = Ownership(self.store.path)
-        self._slots.owner = self._owner.id
-        self._recover()
-        self._prune()
+        if self._closed:
+            raise ManagerClosed("this manager was closed: make a new one")
+        try:
+            self._owner = Ownership(self.store.path)
+            self._slots.owner = self._owner.id
+            self._recover()
+            self._prune()
+        except BaseException:
+            self._close_store()
+            raise
         self._call_soon = _threadsafe_call_soon()
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self._tg.start_soon(self._schedule)
+        self._open = True
         return self
 
     async def __aexit__(
@@ -230,25 +170,65 @@ class JobManager:
         # manager of this library resumes them from their checkpoint.
         self._slots.close()
         running = self._slots.running()
-        interrupted = set(running) - self._user_paused
+        interrupted = (set(running) - self._user_paused) | set(self._lost)
         for control in running.values():
             control.pause()
         self._tg.cancel_scope.cancel()
         try:
-            await self._tg.__aexit__(exc_type, exc, tb)
+            if exc_type is not None and issubclass(exc_type, Exception):
+                # The block's own error leaves as it is, not wrapped in the
+                # task group's ExceptionGroup (the tasks are cancelled anyway).
+                await self._tg.__aexit__(None, None, None)
+            else:
+                await self._tg.__aexit__(exc_type, exc, tb)
         finally:
+            self._open = False
+            self._closed = True
+            self._events.close()
+            self._notify()
             for job_id in interrupted:
                 # PAUSED: stopped at a safe point; RUNNING: its task was
-                # cancelled before the job started. Either way, queue it again.
-                self.store.move(
-                    job_id,
-                    JobStatus.QUEUED,
-                    only_from=(JobStatus.PAUSED, JobStatus.RUNNING),
-                    owner=self._owner.id if self._owner is not None else None,
-                )
+                # cancelled before the job started, or its end could not be
+                # recorded. Either way, queue it again.
+                try:
+                    self.store.move(
+                        job_id,
+                        JobStatus.QUEUED,
+                        only_from=(JobStatus.PAUSED, JobStatus.RUNNING),
+                        owner=self._owner.id if self._owner is not None else None,
+                    )
+                except PhasekitError:
+                    # jobs.db still fails: the job stays marked running by
+                    # this manager, which is dead once this process ends,
+                    # so the next manager resumes it.
+                    continue
+            self._close_store()
+
+    def _close_store(self) -> None:
+        try:
             self.store.close()
+        except PhasekitError:
+            pass  # the history rows wait for the next flush; nothing is lost
+        finally:
             if self._owner is not None:
                 self._owner.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ManagerClosed("this job manager is closed")
+        if not self._open:
+            raise ManagerClosed("this job manager is not open: use `async with manager:`")
+
+    def _store_for_handles(self) -> JobStore:
+        """The store, for a handle's reads (after close: ManagerClosed)."""
+        if self._closed:
+            raise ManagerClosed("this job manager is closed")
+        return self.store
+
+    def _raise_if_lost(self, job_id: str) -> None:
+        lost = self._lost.get(job_id) or self._failure
+        if lost is not None:
+            raise lost
 
     def _recover(self) -> None:
         """Jobs left 'running' by a dead process resume from their checkpoint;
@@ -266,13 +246,13 @@ class JobManager:
 
     async def dispatch(
         self,
-        job: Job,
+        job: Job[OutputT],
         *,
         priority: int = 0,
-        after: JobHandle | str | None = None,
+        after: JobHandle[Any] | str | None = None,
         every: float | None = None,
         first_at: float | None = None,
-    ) -> JobHandle:
+    ) -> JobHandle[OutputT]:
         """Queue ``job``; with ``after``, it runs once that job completes (and
         fails if that job fails or is cancelled).
 
@@ -283,21 +263,40 @@ class JobManager:
         (missed runs are skipped). The handle follows the first occurrence;
         :meth:`cancel` on any occurrence stops the schedule. ``first_at``
         without ``every`` delays a one-off job.
+
+        A job with a conflict key (see :meth:`Job.conflict_key`) never runs
+        while another job with that key runs; dispatching one identical to a
+        job already queued or running (same type, input and key) returns
+        that job's handle.
         """
+        self._check_open()
         if not job.job_name or job.job_name not in self.registry:
-            raise ValueError(
+            raise InvalidInputError(
                 f"{type(job).__qualname__} is not registered in this manager's registry"
             )
         check_every(every)
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise InvalidInputError(f"priority must be an int, got {priority!r}")
         depends_on = after.id if isinstance(after, JobHandle) else after
-        job_id = self.store.create_job(
-            job.job_name,
-            job.to_state(),
-            priority=priority,
-            depends_on=depends_on,
-            run_every_s=every,
-            next_run_at=first_at,
-        )
+        key = job.conflict_key()
+        cls = self.registry.get(job.job_name)
+        if key is not None and depends_on is None and every is None and first_at is None:
+            job_id, created = self.store.create_or_join(
+                job.job_name, job.to_state(), key, priority=priority
+            )
+            if not created:
+                return JobHandle(self, job_id, cls)
+        else:
+            job_id = self.store.create_job(
+                job.job_name,
+                job.to_state(),
+                priority=priority,
+                depends_on=depends_on,
+                run_every_s=every,
+                next_run_at=first_at,
+                conflict_key=key,
+            )
+        self._publish("status", job_id, job.job_name, JobStatus.QUEUED)
         self._slots.invalidate(priority)  # the new job may come first
         if first_at is not None or every is not None:
             self._due_stale = True
@@ -309,34 +308,58 @@ class JobManager:
             self._wake.set()
         # Let the scheduler start work while a caller dispatches many jobs.
         await anyio.lowlevel.checkpoint()
-        return JobHandle(self, job_id, self.registry.get(job.job_name))
+        return JobHandle(self, job_id, cls)
 
     def jobs(
         self,
         status: JobStatus | None = None,
         *,
         name: str | None = None,
-        parent: JobHandle | str | None = None,
+        parent: JobHandle[Any] | str | None = None,
         limit: int | None = None,
     ) -> list[JobRecord]:
         """List and query the jobs of this library, in dispatch order."""
         parent_id = parent.id if isinstance(parent, JobHandle) else parent
-        return self.store.list_jobs(status, name=name, parent_id=parent_id, limit=limit)
+        return self._store_for_handles().list_jobs(
+            status, name=name, parent_id=parent_id, limit=limit
+        )
 
-    def handle(self, job_id: str) -> JobHandle:
-        self.store.get_job(job_id)  # KeyError if unknown
-        return JobHandle(self, job_id)
+    def handle(self, job_id: str) -> JobHandle[Any]:
+        """A handle on any job of this library (JobNotFound if there is none)."""
+        record = self._store_for_handles().get_job(job_id)
+        try:
+            cls: type[Job[Any]] | None = self.registry.get(record.name)
+        except UnknownJobError:
+            cls = None
+        return JobHandle(self, job_id, cls)
 
     async def pause(self, job_id: str) -> None:
         """Pause now if queued; at the next safe point if running (here, or
-        in another process sharing this jobs.db)."""
+        in another process sharing this jobs.db). A paused job stays as it
+        is; :class:`~phasekit.errors.JobNotFound` for an unknown id,
+        :class:`~phasekit.errors.JobStateError` for a finished job."""
+        self._check_open()
+        record = self.store.get_job(job_id)
+        if record.status.finished:
+            raise JobStateError(f"job {job_id} is {record.status.value}: nothing to pause")
+        if record.status is JobStatus.PAUSED:
+            return
         self._user_paused.add(job_id)
         if self._slots.stop(job_id, "pause"):
+            self._publish("status", job_id, record.name, JobStatus.PAUSED)
             self._notify()
 
     async def resume(self, job_id: str) -> None:
+        """Queue a paused job again (it goes on from its last checkpoint); a
+        queued or running job is left as it is. JobNotFound for an unknown
+        id, JobStateError for a finished job."""
+        self._check_open()
+        record = self.store.get_job(job_id)
+        if record.status.finished:
+            raise JobStateError(f"job {job_id} is {record.status.value}: nothing to resume")
         self._user_paused.discard(job_id)
         if self.store.move(job_id, JobStatus.QUEUED, only_from=(JobStatus.PAUSED,)):
+            self._publish("status", job_id, record.name, JobStatus.QUEUED)
             self._slots.invalidate()  # it may come first
             self._wake.set()
             self._notify()
@@ -344,8 +367,10 @@ class JobManager:
     async def cancel(self, job_id: str) -> None:
         """Cancel; the record is kept. Unfinished child jobs (and theirs) are
         cancelled too; cancelling any occurrence of an interval schedule
-        cancels the pending one, which ends the schedule."""
-        record = self.store.get_job(job_id)  # KeyError if unknown
+        cancels the pending one, which ends the schedule. JobNotFound for an
+        unknown id, JobStateError when there is nothing left to cancel."""
+        self._check_open()
+        record = self.store.get_job(job_id)
         targets = [job_id]
         if record.schedule_id is not None:
             targets += [
@@ -353,11 +378,71 @@ class JobManager:
             ]
         for target in list(targets):
             targets += self.store.descendants(target)
+        if record.status.finished and len(targets) == 1:
+            raise JobStateError(f"job {job_id} is {record.status.value}: nothing to cancel")
         for target in dict.fromkeys(targets):
-            self._slots.stop(target, "cancel")
+            if self._slots.stop(target, "cancel"):
+                name = record.name if target == job_id else self.store.get_job(target).name
+                self._publish("status", target, name, JobStatus.CANCELLED)
         self._check_blocked = True  # jobs that depend on it fail
         self._wake.set()
         self._notify()
+
+    async def events(self) -> AsyncGenerator[JobEvent, None]:
+        """Every status and progress change of the jobs this manager
+        dispatches, runs, pauses, resumes or cancels, as :class:`JobEvent`
+        values, until the manager closes (or the caller stops iterating).
+
+        Progress comes at most every few tenths of a second per job; a
+        reader that falls behind gets each job's newest progress, never a
+        backlog, and never loses a status change. Changes made by other
+        processes are not included (their jobs' handles see them)."""
+        self._check_open()
+        async for event in self._events.subscribe():
+            yield event
+
+    # events
+
+    def _publish(
+        self,
+        kind: EventKind,
+        job_id: str,
+        name: str,
+        status: JobStatus,
+        progress: JobProgress | None = None,
+    ) -> None:
+        """On the event loop's thread: an event for the listeners."""
+        self._events.publish(kind, job_id, name, status, progress)
+
+    def _publish_from_thread(
+        self,
+        kind: EventKind,
+        job_id: str,
+        name: str,
+        status: JobStatus,
+        progress: JobProgress | None = None,
+    ) -> None:
+        """From a worker thread: an event for the listeners, if any listen
+        (reading the flag without the loop is a race only with a listener
+        that starts right now, which then misses that one event)."""
+        if not self._events.active:
+            return
+        self._run_on_loop(
+            functools.partial(self._events.publish, kind, job_id, name, status, progress)
+        )
+
+    def _progress_listener(self, name: str) -> Callable[[str, dict[str, Any]], None]:
+        cls = self.registry.get(name)
+
+        def heard(job_id: str, stored: dict[str, Any]) -> None:
+            if self._events.active:
+                progress = JobProgress.from_dict(stored, cls.progress_type)
+                self._publish_from_thread("progress", job_id, name, JobStatus.RUNNING, progress)
+
+        return heard
+
+    def _spawned(self, job_id: str, name: str) -> None:
+        self._publish_from_thread("status", job_id, name, JobStatus.QUEUED)
 
     # scheduling
 
@@ -365,25 +450,21 @@ class JobManager:
         assert self._tg is not None
         last_blocked_check = time.monotonic()
         while True:
-            now_mono = time.monotonic()
-            if now_mono - self._last_prune >= PRUNE_EVERY_S:
-                self._prune()
-            # Dependencies fail in this manager (flagged) or in another
-            # process (seen within BLOCKED_CHECK_S).
-            if self._check_blocked or now_mono - last_blocked_check >= BLOCKED_CHECK_S:
-                self._check_blocked = False
-                last_blocked_check = now_mono
-                if self.store.fail_blocked():
-                    self._notify()
-            # Taking the slots lock would wait for a worker's write: look
-            # first whether a slot can be free at all.
-            if self._slots.maybe_free():
-                for claimed in self._slots.pick():
-                    self._tg.start_soon(self._slot, claimed)
+            try:
+                last_blocked_check = self._schedule_pass(last_blocked_check)
+                if self._failure is not None:
+                    self._failure = None  # jobs.db works again
+            except PhasekitError as exc:
+                # jobs.db fails (full disk, damaged): waiters raise it; look
+                # again later, as space may be freed meanwhile.
+                self._failure = exc
+                self._notify()
+                await anyio.sleep(RETRY_STORE_S)
+                continue
             self._wake = anyio.Event()
             # Poll, but wake in time for the next scheduled occurrence (read
             # again once per poll, or when a dispatch planned one).
-            timeout, now = POLL_S, time.time()
+            timeout, now, now_mono = POLL_S, time.time(), time.monotonic()
             if now_mono - self._due_read_at >= POLL_S or self._due_stale:
                 self._due = self.store.next_due(after=now)
                 self._due_read_at, self._due_stale = now_mono, False
@@ -391,6 +472,32 @@ class JobManager:
                 timeout = max(0.0, min(timeout, self._due - now))
             with anyio.move_on_after(timeout):
                 await self._wake.wait()
+
+    def _schedule_pass(self, last_blocked_check: float) -> float:
+        """One look at the queue: prune, fail blocked jobs, start ready ones."""
+        assert self._tg is not None
+        now_mono = time.monotonic()
+        if now_mono - self._last_prune >= PRUNE_EVERY_S:
+            self._prune()
+        # Dependencies fail in this manager (flagged) or in another
+        # process (seen within BLOCKED_CHECK_S).
+        if self._check_blocked or now_mono - last_blocked_check >= BLOCKED_CHECK_S:
+            self._check_blocked = False
+            last_blocked_check = now_mono
+            failed = self.store.fail_blocked()
+            if failed:
+                if self._events.active:
+                    for job_id in failed:
+                        name = self.store.get_job(job_id).name
+                        self._publish("status", job_id, name, JobStatus.FAILED)
+                self._notify()
+        # Taking the slots lock would wait for a worker's write: look
+        # first whether a slot can be free at all.
+        if self._slots.maybe_free():
+            for claimed in self._slots.pick():
+                self._publish("status", claimed.job_id, claimed.name, JobStatus.RUNNING)
+                self._tg.start_soon(self._slot, claimed)
+        return last_blocked_check
 
     def _notify(self) -> None:
         self._changed.set()
@@ -401,17 +508,20 @@ class JobManager:
         if self._watched[job_id] <= 0:
             del self._watched[job_id]
 
-    def _notify_from_thread(self) -> None:
-        """From a worker thread: have the event loop wake the update streams,
-        without waiting for it to do so (the worker goes on with its next job)."""
+    def _run_on_loop(self, fn: Callable[[], None]) -> None:
+        """From a worker thread: have the event loop call ``fn``, without
+        waiting for it (the worker goes on with its next job)."""
         call_soon = self._call_soon
         try:
             if call_soon is not None:
-                call_soon(self._notify)
+                call_soon(fn)
             else:
-                anyio.from_thread.run_sync(self._notify)
+                anyio.from_thread.run_sync(fn)
         except RuntimeError:
             pass  # the event loop is gone: nobody is left to tell
+
+    def _notify_from_thread(self) -> None:
+        self._run_on_loop(self._notify)
 
     def _prune(self) -> None:
         self._last_prune = time.monotonic()
@@ -434,7 +544,7 @@ class JobManager:
         and the claim of the next one are one write, which also reads what
         the next run starts from."""
         while True:
-            job_id = claimed.job_id
+            job_id, name = claimed.job_id, claimed.name
             try:
                 status, end = run_job(
                     self.store,
@@ -444,29 +554,54 @@ class JobManager:
                     claimed=True,
                     library=self.library,
                     loaded=claimed.row,
+                    on_progress=self._progress_listener(name),
+                    on_spawn=self._spawned,
                 )
-                try:
-                    nxt = self._slots.finish_and_pick(job_id, status, end)
-                except (TypeError, ValueError) as exc:
-                    # The end cannot be stored (an output msgpack refuses):
-                    # that job fails; the manager and the other jobs go on.
-                    self._slots.release(job_id)
-                    self.store.finish(
-                        job_id, JobStatus.FAILED, error=f"cannot store the job's end: {exc}"
-                    )
-                    status = JobStatus.FAILED
-                    nxt = self._slots.pick(most=1)
+                nxt = self._end(job_id, name, status, end)
+            except UnknownJobError:
+                # Its type was known when it was claimed (see Slots): only a
+                # registry changed meanwhile gets here. Leave it for others.
+                self._slots.release(job_id)
+                self.store.move(
+                    job_id,
+                    JobStatus.QUEUED,
+                    only_from=(JobStatus.RUNNING,),
+                    owner=self._owner.id if self._owner is not None else None,
+                )
+                return
+            except PhasekitError as exc:
+                # jobs.db failed while starting or ending the job: it stays
+                # recorded as running, and is resumed by the next manager.
+                self._slots.release(job_id)
+                self._lost[job_id] = exc
+                self._notify_from_thread()
+                return
             except BaseException:
                 self._slots.release(job_id)
                 self._check_blocked = True  # read by the scheduler's next pass
                 raise
-            if status in (JobStatus.FAILED, JobStatus.CANCELLED):
-                self._check_blocked = True  # the jobs that depend on it fail
-            if job_id in self._watched:
-                self._notify_from_thread()
             if not nxt:
                 return
             claimed = nxt[0]
+            self._publish_from_thread("status", claimed.job_id, claimed.name, JobStatus.RUNNING)
+
+    def _end(self, job_id: str, name: str, status: JobStatus, end: dict[str, Any]) -> list[Claimed]:
+        """Record a run's end and claim the next job (see _chain)."""
+        try:
+            nxt = self._slots.finish_and_pick(job_id, status, end)
+        except TypeError as exc:
+            # The end cannot be stored (an output msgpack refuses): that job
+            # fails; the manager and the other jobs go on.
+            self._slots.release(job_id)
+            self.store.finish(job_id, JobStatus.FAILED, error=f"cannot store the job's end: {exc}")
+            status = JobStatus.FAILED
+            nxt = self._slots.pick(most=1)
+        if status in (JobStatus.FAILED, JobStatus.CANCELLED):
+            self._check_blocked = True  # the jobs that depend on it fail
+        self._publish_from_thread("status", job_id, name, status)
+        if job_id in self._watched:
+            self._notify_from_thread()
+        return nxt
 
 
 def _threadsafe_call_soon() -> Callable[[Callable[[], None]], object] | None:

@@ -17,7 +17,32 @@ import fcntl
 import os
 from pathlib import Path
 
+from .._private import FILE_MODE, make_private_dir
 from ._codec import new_id
+
+
+def live_owners(jobs_db: Path) -> list[str]:
+    """The ids of the managers that hold ``jobs_db`` now (their process lives)."""
+    folder = jobs_db.with_name(jobs_db.name + ".owners")
+    try:
+        names = sorted(os.listdir(folder))
+    except FileNotFoundError:
+        return []
+    alive = []
+    for name in names:
+        if not name.endswith(".lock"):
+            continue
+        try:
+            fd = os.open(folder / name, os.O_RDWR)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            alive.append(name.removesuffix(".lock"))
+        finally:
+            os.close(fd)
+    return alive
 
 
 class Ownership:
@@ -25,9 +50,11 @@ class Ownership:
 
     def __init__(self, jobs_db: Path) -> None:
         self.folder = jobs_db.with_name(jobs_db.name + ".owners")
-        self.folder.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.folder)
         self.id = new_id()
-        self._fd: int | None = os.open(self.folder / f"{self.id}.lock", os.O_CREAT | os.O_RDWR)
+        self._fd: int | None = os.open(
+            self.folder / f"{self.id}.lock", os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, FILE_MODE
+        )
         fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
     def alive(self, owner: str | None) -> bool:

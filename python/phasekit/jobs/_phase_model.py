@@ -4,12 +4,12 @@ recovery strategies and the phase errors. :mod:`._phases` runs them."""
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Union
 
-from ..errors import PhasekitError
-from ._definition import JobDefinitionError
+from ..errors import JobDefinitionError, PhasekitError
 
 if TYPE_CHECKING:
     from ._phases import PhaseContext
@@ -34,7 +34,11 @@ class PhaseStatus(enum.StrEnum):
     COMPLETED = "completed"
     SKIPPED = "skipped"
     FAILED = "failed"
+    #: Stopped at a safe point (paused, the process stopped, or the disk
+    #: under the library filled up); a resume goes on from its checkpoint.
     PAUSED = "paused"
+    #: The job was cancelled while this phase ran.
+    CANCELLED = "cancelled"
 
 
 class FatalError(PhasekitError):
@@ -89,6 +93,10 @@ PhaseResult = Union[None, SkipTo, _Complete]  # noqa: UP007 (a runtime alias)
 Hook = Callable[["PhaseContext"], None]
 FailureHook = Callable[["PhaseContext", BaseException], None]
 Condition = Callable[["PhaseContext"], bool]
+#: A phase's expected share of the job's work: a number, or a callable
+#: evaluated when a run starts (so it can depend on the job's fields or the
+#: results earlier phases left in ``ctx.shared``).
+Weight = Union[float, Callable[["PhaseContext"], float]]  # noqa: UP007 (a runtime alias)
 
 
 class Phase:
@@ -109,6 +117,9 @@ class Phase:
       ``execute`` raises (see :class:`Recovery`); retries wait ``backoff_s``,
       doubling each time. :class:`FatalError` always fails the job;
       :class:`NonFatalError` ends the phase and the job goes on.
+    - ``weight``: the phase's expected share of the job's work, relative to
+      the other phases' (default 1): the job's percent moves through each
+      phase in proportion to it. A callable is evaluated when a run starts.
     """
 
     def __init__(
@@ -123,13 +134,17 @@ class Phase:
         recovery: Recovery = Recovery.ABORT,
         max_attempts: int = 3,
         backoff_s: float = 0.5,
+        weight: Weight = 1.0,
     ) -> None:
         _check_name(name)
         if max_attempts < 1:
             raise JobDefinitionError(f"phase {name!r}: max_attempts must be at least 1")
         if backoff_s < 0:
             raise JobDefinitionError(f"phase {name!r}: backoff_s must not be negative")
+        if not callable(weight):
+            _check_weight(name, weight)
         self.name = name
+        self._weight = weight
         self.recovery = Recovery(recovery)
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
@@ -157,6 +172,13 @@ class Phase:
 
     def initial_state(self) -> Any:
         return None if self._initial_state is None else self._initial_state()
+
+    def weight(self, ctx: PhaseContext) -> float:
+        """This phase's expected share of the work (see the class docstring)."""
+        weight = self._weight
+        if callable(weight):
+            return _check_weight(self.name, weight(ctx))
+        return weight
 
     def then(self, *following: Phase | PhaseGroup) -> PhaseGroup:
         """Composition: this phase, then ``following`` (an unnamed group)."""
@@ -240,6 +262,16 @@ def _walk(
             yield from _walk(item.phases, inner_groups, inner_conditions)
         else:
             raise JobDefinitionError(f"{item!r} is not a Phase or PhaseGroup")
+
+
+def _check_weight(name: str, weight: object) -> float:
+    if (
+        isinstance(weight, bool)
+        or not isinstance(weight, int | float)
+        or not (weight >= 0 and math.isfinite(weight))
+    ):
+        raise JobDefinitionError(f"phase {name!r}: weight must be a number >= 0, got {weight!r}")
+    return float(weight)
 
 
 def _check_name(name: object) -> None:

@@ -13,9 +13,10 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from ._codec import CorruptStateError, decode, encode
-from ._context import JobCancelled, JobContext, JobInterrupted, JobPaused
-from ._definition import Job
+from ..errors import CorruptStateError, StorageFullError
+from ._codec import decode, encode
+from ._context import JobCancelled, JobContext, JobInterrupted
+from ._definition import Job, OutputT
 from ._phase_model import (
     COMPLETE,
     FatalError,
@@ -121,9 +122,9 @@ class PhaseContext:
         self._report_phase(report=False)
         self.job_ctx.progress(**fields)
 
-    def _report_phase(self, *, report: bool = True) -> None:
-        rate, eta = self._rate.measure(self._done, self._total)
-        phase = PhaseProgress(
+    def _phase_progress(self, rate: float | None, eta: float | None) -> PhaseProgress:
+        start, span = self._processor.share(self._index)
+        return PhaseProgress(
             name=self.phase,
             index=self._index,
             count=len(self._processor.steps),
@@ -132,11 +133,21 @@ class PhaseContext:
             rate=rate,
             eta_s=eta,
             errors=self.errors,
+            start=start,
+            span=span,
         )
+
+    def _report_phase(self, *, report: bool = True) -> None:
+        rate, eta = self._rate.measure(self._done, self._total)
+        phase = self._phase_progress(rate, eta)
         if report:
             self.job_ctx.report_phase(phase)
         else:
             self.job_ctx.phase_progress = phase
+
+    def begin(self) -> None:
+        """Report that this phase starts (its counts start afresh)."""
+        self.job_ctx.start_phase(self._phase_progress(None, None))
 
 
 class PhaseProcessor:
@@ -155,9 +166,32 @@ class PhaseProcessor:
         self._entry: dict[str, Any] | None = None
         self.state = self.steps[0].phase.initial_state()
         self._saved_state = encode(self.state)
+        #: Each phase's (start, span) as shares of the job (see share()).
+        self._shares: list[tuple[float, float]] | None = None
 
     def index_of(self, name: str) -> int:
         return self._names.index(name)
+
+    def share(self, index: int) -> tuple[float, float]:
+        """Where phase ``index`` lies in the job's work: the share done
+        before it starts and its own share (from the phases' weights)."""
+        if self._shares is None:
+            count = len(self.steps)
+            return index / count, 1 / count
+        return self._shares[index]
+
+    def _weigh(self, ctx: JobContext) -> None:
+        """Read the phases' weights (once per run, after a resume's restore,
+        so a callable weight sees ``shared``)."""
+        weights = [s.phase.weight(PhaseContext(self, ctx, s)) for s in self.steps]
+        total = sum(weights)
+        if total <= 0:
+            weights, total = [1.0] * len(weights), float(len(weights))
+        shares, done = [], 0.0
+        for weight in weights:
+            shares.append((done / total, weight / total))
+            done += weight
+        self._shares = shares
 
     # persistence
 
@@ -211,6 +245,7 @@ class PhaseProcessor:
         saved = ctx.load_state()
         if saved is not None:
             self.restore(saved)
+        self._weigh(ctx)
         transitions = 0
         while self.at < len(self.steps):
             transitions += 1
@@ -222,6 +257,7 @@ class PhaseProcessor:
                 self._record(step.name, PhaseStatus.SKIPPED)
                 self._advance(self.at + 1)
                 continue
+            pctx.begin()
             result = self._run_step(step, pctx)
             if result is COMPLETE:
                 for entry in self.history:
@@ -257,8 +293,13 @@ class PhaseProcessor:
                 result = phase.execute(pctx)
                 phase.on_success(pctx)
             except JobInterrupted as exc:
-                status = PhaseStatus.PAUSED if isinstance(exc, JobPaused) else PhaseStatus.FAILED
-                self._end(entry, status, "cancelled" if isinstance(exc, JobCancelled) else None)
+                cancelled = isinstance(exc, JobCancelled)
+                self._end(entry, PhaseStatus.CANCELLED if cancelled else PhaseStatus.PAUSED, None)
+                raise
+            except StorageFullError as exc:
+                # No recovery strategy helps until space is freed: stop here,
+                # resumable from the last checkpoint (see _runner).
+                self._end(entry, PhaseStatus.PAUSED, str(exc), errors=pctx.errors)
                 raise
             except FatalError as exc:
                 self._fail(step, pctx, entry, exc)
@@ -391,19 +432,20 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-class PhasedJob(Job):
+class PhasedJob(Job[OutputT]):
     """A job built from phases. Implement :meth:`phases` (it may depend on the
     job's fields: mode-driven phase lists), and :meth:`output` to turn the
-    ``shared`` results into the job's output."""
+    ``shared`` results into the job's output (``PhasedJob[MyOutput]`` types it)."""
 
     def phases(self) -> Phases:
         raise NotImplementedError(f"{type(self).__qualname__} must implement phases()")
 
-    def output(self, shared: dict[str, Any]) -> Any:
+    def output(self, shared: dict[str, Any]) -> OutputT:
         """The job's output from what the phases left in ``shared``."""
-        return None
+        result: OutputT = None  # type: ignore[assignment]  # no output unless overridden
+        return result
 
-    def run(self, ctx: JobContext) -> Any:
+    def run(self, ctx: JobContext) -> OutputT:
         processor = PhaseProcessor(self.phases())
         try:
             shared = processor.run(ctx)

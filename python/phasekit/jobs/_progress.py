@@ -5,6 +5,13 @@ One :class:`JobProgress` covers every form the job model names: a count
 bytes, the job's own structured dataclass (``data``) and, for phased jobs, the
 current phase's atomic units with rate, ETA and error count. It is stored in
 jobs.db as a plain mapping so another process (a CLI) can read it.
+
+The percent a UI draws is the whole job's (:attr:`JobProgress.percent`): for
+a phased job, the phases before the current one count by their weight (their
+expected share of the work) and the current one by its own count; it never
+goes back within a job, across phases, pauses and resumes, and it is None
+(indeterminate: show the counts and the rate) until something measurable is
+known, never a frozen 0.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ._codec import CorruptStateError
+from ..errors import CorruptStateError
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +39,10 @@ class PhaseProgress:
     #: Seconds left at the current rate; None when the total is unknown.
     eta_s: float | None = None
     errors: int = 0
+    #: The share of the whole job done when this phase started, and this
+    #: phase's own share (0 to 1; from the phases' weights).
+    start: float = 0.0
+    span: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,23 +61,20 @@ class JobProgress:
     #: of the job's ``progress_type`` when read through a handle.
     data: Any = None
     phase: PhaseProgress | None = None
+    #: The whole job's percent as the running job computed it (see
+    #: :attr:`percent`); when a job reports a percentage itself, the share
+    #: of the current phase it stands for.
     explicit_percent: float | None = None
 
     @property
     def percent(self) -> float | None:
-        """0 to 100, from an explicit percentage, the count or the bytes; None
-        when the work is indeterminate."""
+        """0 to 100 for the whole job; None while the work is indeterminate.
+
+        What the running job stored (never lower than before); for a value
+        built by hand, derived from the count, the bytes or the phase."""
         if self.explicit_percent is not None:
             return self.explicit_percent
-        if self.done is not None and self.total:
-            return 100.0 * self.done / self.total
-        if self.bytes_done is not None and self.bytes_total:
-            return 100.0 * self.bytes_done / self.bytes_total
-        if self.phase is not None and self.phase.count:
-            # A phased job: finished phases plus the share of the current one.
-            share = self.phase.done / self.phase.total if self.phase.total else 0.0
-            return 100.0 * (self.phase.index + min(share, 1.0)) / self.phase.count
-        return None
+        return overall_percent(self)
 
     @property
     def indeterminate(self) -> bool:
@@ -113,6 +121,59 @@ class JobProgress:
 #: is slow, and every job's end and every progress read goes through them.
 _PROGRESS_FIELDS = dict.fromkeys(f.name for f in dataclasses.fields(JobProgress))
 _PHASE_FIELDS = dict.fromkeys(f.name for f in dataclasses.fields(PhaseProgress))
+
+
+def own_fraction(progress: JobProgress) -> float | None:
+    """The share (0 to 1) of the current work a report measures: its
+    percentage, count or bytes, else the phase's units; None if unknown."""
+    if progress.explicit_percent is not None:
+        return progress.explicit_percent / 100.0
+    if progress.done is not None and progress.total:
+        return progress.done / progress.total
+    if progress.bytes_done is not None and progress.bytes_total:
+        return progress.bytes_done / progress.bytes_total
+    phase = progress.phase
+    if phase is not None and phase.total:
+        return phase.done / phase.total
+    return None
+
+
+def overall_percent(progress: JobProgress) -> float | None:
+    """The whole job's percent for a report (not yet held above earlier
+    ones): within a phase, its start plus its span times the share done."""
+    fraction = own_fraction(progress)
+    phase = progress.phase
+    if phase is None:
+        return None if fraction is None else 100.0 * min(max(fraction, 0.0), 1.0)
+    start, span = phase.start, phase.span
+    if not span and phase.count and not start:
+        # Written without weights (an older phasekit): equal phases.
+        start, span = phase.index / phase.count, 1.0 / phase.count
+    if fraction is None:
+        # Nothing measurable in this phase: what the finished phases did,
+        # if they did anything; else indeterminate.
+        return 100.0 * start if start > 0 else None
+    return 100.0 * min(start + span * min(max(fraction, 0.0), 1.0), 1.0)
+
+
+class Floor:
+    """Keeps a job's percent from going back: across reports, phases, and
+    (seeded with the stored percent) pauses and resumes."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: float | None = None) -> None:
+        self.value = value
+
+    def hold(self, percent: float | None) -> float | None:
+        """``percent``, raised to the highest seen so far (None stays None
+        until something was measured; after that it stays at the floor)."""
+        if percent is None:
+            return self.value
+        if self.value is not None and percent < self.value:
+            return self.value
+        self.value = min(percent, 100.0)
+        return self.value
 
 
 class RateMeter:

@@ -2,18 +2,35 @@
 
 This is the synchronous core the manager runs in a worker thread. A job that
 was interrupted (paused, killed) starts again from its last checkpoint.
+
+A failure is stored as a message (``JobRecord.error``); its traceback is kept
+apart (``JobStore.traceback``, ``phasekit jobs show --debug``) and logged
+at error level with the traceback attached, for applications that configure
+logging (phasekit's loggers print nothing by themselves). A full disk under
+the library is not a failure: the job stops where it is, paused with the
+reason as its error, and resumes once space is freed.
 """
 
 from __future__ import annotations
 
 import logging
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._codec import CorruptStateError
-from ._context import JobCancelled, JobContext, JobControl, JobPaused
-from ._definition import JobRegistry, UnknownJobError, default_registry
+from ..errors import CorruptStateError, StorageFullError
+from ._context import (
+    JobCancelled,
+    JobContext,
+    JobControl,
+    JobPaused,
+    ProgressListener,
+    SpawnListener,
+)
+from ._definition import JobRegistry, default_registry
 from ._store import JobStatus, JobStore
+
+if TYPE_CHECKING:
+    from ..library import Library
 
 log = logging.getLogger("phasekit.jobs")
 
@@ -25,14 +42,16 @@ def execute(
     registry: JobRegistry | None = None,
     control: JobControl | None = None,
     claimed: bool = False,
-    library: Any = None,
+    library: Library | None = None,
 ) -> JobStatus:
     """Run (or resume) job ``job_id``; returns the status it stopped in.
 
-    An unknown job name or an undecodable input or checkpoint fails this job
-    with a clear message; nothing else is affected. ``claimed`` says the
-    caller (the manager) has already marked the job running; ``library`` is
-    handed to the job as ``ctx.library``.
+    An undecodable input or checkpoint fails this job with a clear message;
+    nothing else is affected. A job whose type this process does not know
+    raises :class:`~phasekit.errors.UnknownJobError` and is left as it was,
+    for a process that knows it. ``claimed`` says the caller (the manager)
+    has already marked the job running; ``library`` is handed to the job as
+    ``ctx.library``.
     """
     status, end = run_job(
         store, job_id, registry=registry, control=control, claimed=claimed, library=library
@@ -48,25 +67,44 @@ def run_job(
     registry: JobRegistry | None = None,
     control: JobControl | None = None,
     claimed: bool = False,
-    library: Any = None,
+    library: Library | None = None,
     loaded: tuple[Any, ...] | None = None,
+    on_progress: ProgressListener | None = None,
+    on_spawn: SpawnListener | None = None,
 ) -> tuple[JobStatus, dict[str, Any]]:
     """:func:`execute` without recording the end: returns the status and the
     keyword arguments of ``store.finish`` (the manager writes them together
     with its claim of the next job, in one transaction). ``loaded``: the
-    job's row for ``store.load_for_run``, if the claim returned it."""
+    job's row for ``store.load_for_run``, if the claim returned it;
+    ``on_progress`` hears every progress value written, ``on_spawn`` every
+    child queued."""
     registry = registry or default_registry
     control = control or JobControl()
     try:
-        record, checkpoint = store.load_for_run(job_id, loaded)
-        cls = registry.get(record.name)
-        job = cls.from_state(record.input())
-    except (UnknownJobError, CorruptStateError) as exc:
+        start = store.load_for_run(job_id, loaded)
+    except CorruptStateError as exc:
         return JobStatus.FAILED, {"error": f"cannot start: {exc}"}
-    ctx = JobContext(job_id, record.name, store, control, checkpoint, registry, library)
+    record = start.record
+    cls = registry.get(record.name)  # UnknownJobError: left for a process that knows it
+    try:
+        job = cls.from_state(record.input())
+    except CorruptStateError as exc:
+        return JobStatus.FAILED, {"error": f"cannot start: {exc}"}
+    ctx = JobContext(
+        job_id,
+        record.name,
+        store,
+        control,
+        start.checkpoint,
+        registry,
+        library,
+        percent=start.percent,
+        on_progress=on_progress,
+        on_spawn=on_spawn,
+    )
     if not claimed:
         store.set_status(job_id, JobStatus.RUNNING)
-    status, output, error = _run(job.run, ctx)
+    status, output, error, trace = _run(job.run, ctx)
     if status is JobStatus.COMPLETED and ctx.errors:
         status = JobStatus.COMPLETED_WITH_ERRORS
     completed = status in (JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_ERRORS)
@@ -74,20 +112,33 @@ def run_job(
         "progress": ctx.final_progress(completed),
         "output": output,
         "error": error,
+        "traceback": trace,
         "warnings": ctx.warnings,
         "errors": ctx.errors,
         "metrics": ctx.metrics.as_dict(phases=ctx.phase_history),
     }
 
 
-def _run(run: Any, ctx: JobContext) -> tuple[JobStatus, Any, str | None]:
+def _run(run: Any, ctx: JobContext) -> tuple[JobStatus, Any, str | None, str | None]:
+    """Status, output, error message and traceback of one run."""
     try:
         output = run(ctx)
     except JobPaused:
-        return JobStatus.PAUSED, None, None
+        return JobStatus.PAUSED, None, None, None
     except JobCancelled:
-        return JobStatus.CANCELLED, None, None
+        return JobStatus.CANCELLED, None, None, None
+    except StorageFullError as exc:
+        # Interrupted, not failed: everything up to the last checkpoint is
+        # kept, and retrying before space is freed would fail again.
+        log.warning("job %s (%s) stopped: %s", ctx.id, ctx.name, exc)
+        return JobStatus.PAUSED, None, str(exc), None
     except Exception as exc:  # the job failed; the store and the caller go on
-        log.error("job %s (%s) failed:\n%s", ctx.id, ctx.name, traceback.format_exc())
-        return JobStatus.FAILED, None, f"{type(exc).__name__}: {exc}"
-    return JobStatus.COMPLETED, output, None
+        message = describe(exc)
+        log.error("job %s (%s) failed: %s", ctx.id, ctx.name, message, exc_info=True)
+        return JobStatus.FAILED, None, message, traceback.format_exc()
+    return JobStatus.COMPLETED, output, None, None
+
+
+def describe(exc: BaseException) -> str:
+    """A failure as a one-line message, named by its type."""
+    return f"{type(exc).__name__}: {exc}"

@@ -10,17 +10,18 @@ from __future__ import annotations
 import math
 import sqlite3
 
+from ..errors import InvalidInputError
 from ._codec import new_id
 
 
 def check_every(every: float | None) -> None:
-    """Raise ValueError unless ``every`` is None or a finite number of seconds > 0."""
+    """Raise InvalidInputError unless ``every`` is None or a finite number of seconds > 0."""
     if every is None:
         return
     if isinstance(every, bool) or not isinstance(every, int | float):
-        raise ValueError(f"every must be a number of seconds, got {type(every).__name__}")
+        raise InvalidInputError(f"every must be a number of seconds, got {type(every).__name__}")
     if not (math.isfinite(every) and every > 0):
-        raise ValueError(f"every must be a finite number of seconds > 0, got {every!r}")
+        raise InvalidInputError(f"every must be a finite number of seconds > 0, got {every!r}")
 
 
 def next_run(planned: float, every: float, now: float) -> float:

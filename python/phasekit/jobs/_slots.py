@@ -15,6 +15,7 @@ import time
 from typing import Any, NamedTuple
 
 from ._context import JobControl
+from ._definition import JobRegistry
 from ._store import JobStatus, JobStore
 
 #: Queued jobs read per page.
@@ -28,6 +29,7 @@ class Claimed(NamedTuple):
     """A job a pick claimed: it counts as running from now on."""
 
     job_id: str
+    name: str
     control: JobControl
     #: Its row for ``JobStore.load_for_run``, when the claim returned it.
     row: tuple[Any, ...] | None
@@ -36,8 +38,20 @@ class Claimed(NamedTuple):
 class Slots:
     """The running jobs of one manager, and the concurrency limits."""
 
-    def __init__(self, store: JobStore, max_concurrency: int, limits: dict[str, int]) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        max_concurrency: int,
+        limits: dict[str, int],
+        registry: JobRegistry,
+    ) -> None:
         self.store = store
+        self.registry = registry
+        #: Job types found in the queue that no module of this process knows
+        #: (as of the registry's version): left queued for a process that
+        #: knows them, and left out of the pages read.
+        self._unknown: set[str] = set()
+        self._unknown_version = registry.version
         #: Stamped on the jobs claimed (see _owners); set when the manager opens.
         self.owner: str | None = None
         self.max_concurrency = max_concurrency
@@ -172,6 +186,8 @@ class Slots:
                     rest += page[i:]  # every slot is taken: the rest waits as it is
                     break
                 job_id, name, _ = candidate
+                if name not in self.registry and not self._known(name):
+                    continue  # never failed here: it waits for a process that knows it
                 limit = self.limits.get(name)
                 if job_id in self._running or (
                     limit is not None
@@ -196,8 +212,12 @@ class Slots:
             for job_id, row in claimed:
                 control = JobControl()
                 self._running[job_id] = (names[job_id], control)
-                started.append(Claimed(job_id, control, row))
+                started.append(Claimed(job_id, names[job_id], control, row))
                 active.append(names[job_id])
+            if len(claimed) < len(picked):
+                # Some were claimed elsewhere, stopped, or their conflict key
+                # was taken meanwhile: the kept page is stale.
+                self._candidates = None
             if picked and len(active) < goal:
                 continue  # some were claimed elsewhere meanwhile: look again
             if not full:
@@ -207,6 +227,21 @@ class Slots:
             done_id, status, end = finishing
             self.store.finish(done_id, status, **end)
         return started
+
+    def _known(self, name: str) -> bool:
+        """Whether this process can run jobs of type ``name`` (built-in jobs
+        and entry points are loaded on the first miss)."""
+        if self.registry.version != self._unknown_version:
+            self._unknown.clear()  # something was registered: look again
+            self._unknown_version = self.registry.version
+        if name in self._unknown:
+            return False
+        if self.registry.knows(name):
+            return True
+        self._unknown.add(name)
+        self._unknown_version = self.registry.version
+        self._candidates = None  # read again without it
+        return False
 
     def _page(self, offset: int) -> tuple[list[tuple[str, str, int]], bool]:
         """Candidates: the kept page if fresh, else a page read from jobs.db."""
@@ -219,6 +254,9 @@ class Slots:
         # Reset before the read: what is queued from now on is looked at again.
         with self._queued_lock:
             self._queued_max, self._queued_other = -math.inf, False
-        page = self.store.ready(limit=READY_PAGE, offset=offset)
+        if self.registry.version != self._unknown_version:
+            self._unknown.clear()
+            self._unknown_version = self.registry.version
+        page = self.store.ready(limit=READY_PAGE, offset=offset, exclude=sorted(self._unknown))
         self._read_at = time.monotonic()
         return page, len(page) == READY_PAGE

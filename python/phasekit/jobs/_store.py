@@ -13,19 +13,16 @@ import enum
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple
 
+from ..errors import CorruptStateError, InvalidInputError, JobNotFound
 from . import _children, _claims, _history, _schedule
-from ._codec import decode, encode, new_id
+from ._codec import decode, encode, new_id, text_in, text_out
 from ._progress import JobProgress
+from ._sqlite import Transaction, connect, is_busy, retry_busy, translate
 
-T = TypeVar("T")
-
-#: Seconds a connection waits for another writer before giving up.
-BUSY_TIMEOUT_S = 30.0
 #: Checkpoints kept per job: the newest and the one before it.
 CHECKPOINTS_KEPT = 2
 #: A busy worker's finished jobs get their history rows written together,
@@ -52,6 +49,16 @@ _FINISHED = frozenset(
 )
 
 
+class RunStart(NamedTuple):
+    """What a run starts from (see :meth:`JobStore.load_for_run`)."""
+
+    record: JobRecord
+    #: The newest checkpoint as ``(seq, data)``; None on a first run.
+    checkpoint: tuple[int, Any] | None
+    #: The percent the job's progress had reached (a resumed run goes on from it).
+    percent: float | None
+
+
 class _Any:
     """The type of :data:`ANY`."""
 
@@ -72,151 +79,41 @@ class JobRecord:
     depends_on: str | None
     created_at: float
     updated_at: float
+    #: Why the last run failed or stopped (a message; the traceback of a
+    #: failure is kept apart, for ``phasekit jobs show --debug``).
     error: str | None
-    state_blob: bytes
+    state_blob: bytes = field(repr=False)
     run_every_s: float | None = None
     next_run_at: float | None = None
     #: Every occurrence of an interval schedule shares the first one's id.
     schedule_id: str | None = None
     #: Identifies a child among its parent's children (see JobContext.spawn_child).
     child_key: str | None = None
+    #: Jobs with the same key never run at the same time (see Job.conflict_key).
+    conflict_key: str | None = None
 
     def input(self) -> Any:
         """The job's persisted fields (raises CorruptStateError if unreadable)."""
         return decode(self.state_blob)
 
-
-# --- schema and migrations -------------------------------------------------------
-
-_SCHEMA_V1 = """
-CREATE TABLE jobs (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    state BLOB NOT NULL,
-    status TEXT NOT NULL,
-    priority INTEGER NOT NULL DEFAULT 0,
-    progress BLOB,
-    parent_id TEXT REFERENCES jobs(id),
-    created_at REAL NOT NULL,
-    started_at REAL,
-    updated_at REAL NOT NULL,
-    finished_at REAL,
-    error TEXT,
-    warnings BLOB,
-    errors BLOB,
-    metrics BLOB,
-    output BLOB
-);
-CREATE INDEX jobs_status ON jobs(status, priority DESC, created_at);
-CREATE TABLE job_checkpoints (
-    job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
-    seq INTEGER NOT NULL,
-    version INTEGER NOT NULL,
-    data BLOB NOT NULL,
-    created_at REAL NOT NULL,
-    PRIMARY KEY (job_id, seq)
-);
-CREATE TABLE job_history (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    status TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    finished_at REAL NOT NULL,
-    error TEXT,
-    output BLOB,
-    metrics BLOB
-);
-CREATE INDEX job_history_finished ON job_history(finished_at);
-"""
-
-_V2 = """
-ALTER TABLE jobs ADD COLUMN depends_on TEXT REFERENCES jobs(id);
-ALTER TABLE jobs ADD COLUMN run_every_s REAL;
-ALTER TABLE jobs ADD COLUMN next_run_at REAL;
-CREATE INDEX jobs_depends_on ON jobs(depends_on);
-"""
-
-_V3 = """
-ALTER TABLE jobs ADD COLUMN child_key TEXT;
-ALTER TABLE jobs ADD COLUMN schedule_id TEXT;
-CREATE UNIQUE INDEX jobs_child_key ON jobs(parent_id, child_key) WHERE child_key IS NOT NULL;
-CREATE INDEX jobs_parent ON jobs(parent_id);
-CREATE INDEX jobs_schedule ON jobs(schedule_id) WHERE schedule_id IS NOT NULL;
-CREATE INDEX jobs_finished ON jobs(finished_at) WHERE finished_at IS NOT NULL;
-ALTER TABLE job_history ADD COLUMN parent_id TEXT;
-ALTER TABLE job_history ADD COLUMN schedule_id TEXT;
-ALTER TABLE job_history ADD COLUMN started_at REAL;
-ALTER TABLE job_history ADD COLUMN warning_count INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE job_history ADD COLUMN error_count INTEGER NOT NULL DEFAULT 0;
-"""
-
-_V4 = """
-CREATE INDEX jobs_next_run ON jobs(next_run_at) WHERE next_run_at IS NOT NULL;
-DROP INDEX jobs_status;
-CREATE INDEX jobs_status ON jobs(status, priority DESC, created_at, id);
-"""
-
-_V5 = """
-ALTER TABLE jobs ADD COLUMN request TEXT;
-ALTER TABLE jobs ADD COLUMN owner TEXT;
-"""
-
-_V6 = """
-DROP INDEX jobs_depends_on;
-CREATE INDEX jobs_depends_on ON jobs(depends_on) WHERE depends_on IS NOT NULL;
-DROP INDEX jobs_parent;
-CREATE INDEX jobs_parent ON jobs(parent_id) WHERE parent_id IS NOT NULL;
-"""
-
-_V7 = """
-ALTER TABLE jobs ADD COLUMN warning_count INTEGER;
-ALTER TABLE jobs ADD COLUMN error_count INTEGER;
-ALTER TABLE jobs ADD COLUMN history_pending INTEGER;
-DROP INDEX jobs_finished;
-CREATE INDEX jobs_finished ON jobs(history_pending, finished_at) WHERE finished_at IS NOT NULL;
-"""
-
-#: Migrations by the version they produce. Version 1 is the first layout;
-#: version 2 added dependencies and interval schedules; version 3 added child
-#: keys, schedule ids and a fuller history; version 4 an index for the next
-#: scheduled start and the full dispatch order in the status index; version 5
-#: a stop request (pause or cancel a job running in another process) and the
-#: owner (the manager) of a running job; version 6 makes the dependency and
-#: parent indices partial (most jobs have neither: a dispatch writes less);
-#: version 7 lets a finished job's history row be written later, in a batch
-#: (the mark, and the warning and error counts the row needs; see _history),
-#: and puts the mark first in the index of finished jobs: one index finds
-#: both the marked jobs and, once none is, the jobs old enough to prune.
-#: Never edit a shipped entry: add a new one.
-MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7}
-SCHEMA_VERSION = max(MIGRATIONS)
-
-
-def _migrate(conn: sqlite3.Connection) -> None:
-    """Bring the file to :data:`SCHEMA_VERSION`, one step per transaction.
-
-    Each step re-reads the version inside its write lock, so two processes
-    opening an old file at once upgrade it once; a crash mid-step leaves the
-    previous version intact.
-    """
-    for target in range(1, SCHEMA_VERSION + 1):
-        _retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
-        try:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise sqlite3.DatabaseError(
-                    f"jobs.db has schema version {version}, newer than this phasekit "
-                    f"({SCHEMA_VERSION}); upgrade phasekit to open it"
-                )
-            if version < target:
-                for statement in MIGRATIONS[target].split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {target}")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+    def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready values (the input stays encoded: see :meth:`input`)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "status": self.status.value,
+            "priority": self.priority,
+            "parent_id": self.parent_id,
+            "depends_on": self.depends_on,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "error": self.error,
+            "run_every_s": self.run_every_s,
+            "next_run_at": self.next_run_at,
+            "schedule_id": self.schedule_id,
+            "child_key": self.child_key,
+            "conflict_key": self.conflict_key,
+        }
 
 
 # --- the store --------------------------------------------------------------------
@@ -227,34 +124,27 @@ class JobStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves. One connection
-        # shared by this process's threads, serialised by a lock (SQLite
-        # connections are not safe to use from two threads at once).
-        self._conn = sqlite3.connect(
-            self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-        )
+        self._conn = connect(self.path)
         self._lock = threading.RLock()
         #: Jobs this store finished whose history rows are not written yet.
         self._history_pending = 0
-        with self._lock:
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute("PRAGMA synchronous = NORMAL")
-            # Copy the WAL back (with its fsyncs) every ~40 MB rather than
-            # every 4 MB: a busy queue writes a few pages per job, and the
-            # default made every hundred-odd jobs wait for a checkpoint.
-            self._conn.execute("PRAGMA wal_autocheckpoint = 10000")
-            self._conn.execute("PRAGMA foreign_keys = ON")
-            self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            _migrate(self._conn)
+        self.closed = False
 
     def close(self) -> None:
+        """Close jobs.db (idempotent), writing the history rows still pending."""
         with self._lock:
+            if self.closed:
+                return
+            self.closed = True
             try:
                 if self._history_pending:
                     self.flush_history()
             finally:
                 self._conn.close()
+
+    def quick_check(self) -> list[str]:
+        """SQLite's quick integrity check of jobs.db: ``["ok"]`` when sound."""
+        return [str(row[0]) for row in self._read("PRAGMA quick_check")]
 
     def flush_history(self) -> None:
         """Write the history rows of the finished jobs that do not have
@@ -269,10 +159,10 @@ class JobStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _write(self) -> _Transaction:
+    def _write(self) -> Transaction:
         """One short write transaction, taken up front (no lock upgrade
         deadlocks): ``with self._write() as db:``."""
-        return _Transaction(self._lock, self._conn)
+        return Transaction(self._lock, self._conn, self.path)
 
     def _write_one(self, sql: str, args: tuple[Any, ...]) -> sqlite3.Cursor:
         """A write of one statement, as a transaction of its own (SQLite's
@@ -281,20 +171,26 @@ class JobStore:
         SQLite instead of three (every dispatch is one)."""
         with self._lock:
             try:
-                return self._conn.execute(sql, args)
-            except sqlite3.OperationalError as exc:
-                if not _is_busy(exc):
-                    raise
-            return _retry_busy(lambda: self._conn.execute(sql, args))
+                try:
+                    return self._conn.execute(sql, args)
+                except sqlite3.OperationalError as exc:
+                    if not is_busy(exc):
+                        raise
+                return retry_busy(lambda: self._conn.execute(sql, args))
+            except sqlite3.Error as exc:
+                raise translate(exc, self.path) from exc
 
     def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
         with self._lock:
             try:
-                return self._conn.execute(sql, args).fetchall()
-            except sqlite3.OperationalError as exc:
-                if not _is_busy(exc):
-                    raise
-            return _retry_busy(lambda: self._conn.execute(sql, args).fetchall())
+                try:
+                    return self._conn.execute(sql, args).fetchall()
+                except sqlite3.OperationalError as exc:
+                    if not is_busy(exc):
+                        raise
+                return retry_busy(lambda: self._conn.execute(sql, args).fetchall())
+            except sqlite3.Error as exc:
+                raise translate(exc, self.path) from exc
 
     # jobs
 
@@ -308,43 +204,81 @@ class JobStore:
         depends_on: str | None = None,
         run_every_s: float | None = None,
         next_run_at: float | None = None,
+        conflict_key: str | None = None,
     ) -> str:
         """Insert a queued job; returns its id.
 
         With ``run_every_s`` the job is the first occurrence of an interval
         schedule (it runs at ``next_run_at``, default now); ``next_run_at``
-        alone delays a one-off job. Raises ValueError if ``run_every_s`` is
-        not a finite number > 0.
+        alone delays a one-off job. Raises InvalidInputError if
+        ``run_every_s`` is not a finite number > 0. A job with a
+        ``conflict_key`` never runs while another job with that key runs.
         """
+        return self._insert(
+            name, state, priority, parent_id, depends_on, run_every_s, next_run_at, conflict_key
+        )[0]
+
+    def create_or_join(
+        self, name: str, state: Any, conflict_key: str, *, priority: int = 0
+    ) -> tuple[str, bool]:
+        """Queue a job with ``conflict_key`` unless an identical one (same
+        name and input) is already queued or running: then return that one.
+        Returns ``(job_id, created)``; one transaction, so two processes
+        asking at once create one job."""
+        return self._insert(name, state, priority, None, None, None, None, conflict_key, join=True)
+
+    def _insert(
+        self,
+        name: str,
+        state: Any,
+        priority: int,
+        parent_id: str | None,
+        depends_on: str | None,
+        run_every_s: float | None,
+        next_run_at: float | None,
+        conflict_key: str | None,
+        *,
+        join: bool = False,
+    ) -> tuple[str, bool]:
         _schedule.check_every(run_every_s)
         job_id = new_id()
         now = time.time()
         if run_every_s is not None and next_run_at is None:
             next_run_at = now
-        self._write_one(
-            "INSERT INTO jobs (id, name, state, status, priority, parent_id, depends_on,"
-            " run_every_s, next_run_at, schedule_id, created_at, updated_at)"
-            " VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                job_id,
-                name,
-                encode(state),
-                priority,
-                parent_id,
-                depends_on,
-                run_every_s,
-                next_run_at,
-                job_id if run_every_s is not None else None,
-                now,
-                now,
-            ),
+        blob = encode(state)
+        args = (
+            job_id,
+            name,
+            blob,
+            priority,
+            parent_id,
+            depends_on,
+            run_every_s,
+            next_run_at,
+            job_id if run_every_s is not None else None,
+            now,
+            now,
+            conflict_key,
         )
-        return job_id
+        if not join:
+            self._write_one(_INSERT, args)
+            return job_id, True
+        with self._write() as db:
+            row = db.execute(
+                "SELECT id FROM jobs WHERE conflict_key = ? AND status IN ('queued', 'running')"
+                " AND name = ? AND state = ? AND next_run_at IS NULL AND depends_on IS NULL"
+                " ORDER BY created_at LIMIT 1",
+                (conflict_key, name, blob),
+            ).fetchone()
+            if row is not None:
+                return str(row[0]), False
+            db.execute(_INSERT, args)
+        return job_id, True
 
     def get_job(self, job_id: str) -> JobRecord:
         rows = self._read(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
         if not rows:
-            raise KeyError(f"no job with id {job_id!r}")
+            raise JobNotFound(f"no job with id {job_id!r}")
         return _record(rows[0])
 
     def list_jobs(
@@ -368,18 +302,25 @@ class JobStore:
         sql += " ORDER BY priority DESC, created_at, id"
         if limit is not None:
             if limit < 0:
-                raise ValueError(f"limit must be >= 0, got {limit}")
+                raise InvalidInputError(f"limit must be >= 0, got {limit}")
             sql += f" LIMIT {int(limit)}"
         return [_record(r) for r in self._read(sql, tuple(args))]
 
     def ready(
-        self, *, limit: int, offset: int = 0, now: float | None = None
+        self,
+        *,
+        limit: int,
+        offset: int = 0,
+        now: float | None = None,
+        exclude: list[str] | None = None,
     ) -> list[tuple[str, str, int]]:
         """``(id, name, priority)`` of up to ``limit`` queued jobs that can
-        start now (due, dependency completed), in dispatch order: higher
-        priority first, then oldest first."""
+        start now (due, dependency completed, no job with the same conflict
+        key running), in dispatch order: higher priority first, then oldest
+        first; none of the job types named in ``exclude``."""
         when = time.time() if now is None else now
-        rows = self._read(_claims.READY_PAGE, (when, limit, offset))
+        sql = _claims.ready_page(len(exclude or ()))
+        rows = self._read(sql, (when, *(exclude or ()), limit, offset))
         return [(r[0], r[1], r[2]) for r in rows]
 
     def claim(self, job_ids: list[str], owner: str | None = None) -> list[str]:
@@ -416,7 +357,7 @@ class JobStore:
         """Ask the process running ``job_id`` to ``"pause"`` or ``"cancel"`` it
         (it looks at its next safe point). False if the job is not running."""
         if what not in ("pause", "cancel"):
-            raise ValueError(f"a stop request is 'pause' or 'cancel', not {what!r}")
+            raise InvalidInputError(f"a stop request is 'pause' or 'cancel', not {what!r}")
         cur = self._write_one(
             "UPDATE jobs SET request = ? WHERE id = ? AND status = 'running'"
             " AND (request IS NULL OR request = 'pause')",
@@ -433,7 +374,7 @@ class JobStore:
         """A job's status (KeyError if there is no such job)."""
         rows = self._read("SELECT status FROM jobs WHERE id = ?", (job_id,))
         if not rows:
-            raise KeyError(f"no job with id {job_id!r}")
+            raise JobNotFound(f"no job with id {job_id!r}")
         return JobStatus(rows[0][0])
 
     def status_and_progress(
@@ -442,32 +383,36 @@ class JobStore:
         """A job's status and latest progress, in one read."""
         rows = self._read("SELECT status, progress FROM jobs WHERE id = ?", (job_id,))
         if not rows:
-            raise KeyError(f"no job with id {job_id!r}")
+            raise JobNotFound(f"no job with id {job_id!r}")
         status, blob = rows[0]
         progress = None if blob is None else JobProgress.from_dict(decode(blob), data_type)
         return JobStatus(status), progress
 
-    def load_for_run(
-        self, job_id: str, row: tuple[Any, ...] | None = None
-    ) -> tuple[JobRecord, tuple[int, Any] | None]:
-        """A job and its newest checkpoint as ``(seq, data)`` (None if it has
-        none), in one read: what starting a run needs. ``row``: that read's
-        row if the caller has it already (:meth:`finish_and_claim` returns
-        it). Raises :class:`CorruptStateError` if the checkpoint cannot be
-        decoded."""
+    def load_for_run(self, job_id: str, row: tuple[Any, ...] | None = None) -> RunStart:
+        """A job, its newest checkpoint as ``(seq, data)`` (None if it has
+        none) and the percent it had reached, in one read: what starting a
+        run needs. ``row``: that read's row if the caller has it already
+        (:meth:`finish_and_claim` returns it). Raises
+        :class:`CorruptStateError` if the checkpoint cannot be decoded."""
         if row is None:
             rows = self._read(f"SELECT {_RUN_START} FROM jobs WHERE id = ?", (job_id,))
             if not rows:
-                raise KeyError(f"no job with id {job_id!r}")
+                raise JobNotFound(f"no job with id {job_id!r}")
             row = rows[0]
-        *record, blob, seq = row
+        *record, blob, seq, progress = row
         checkpoint = None if blob is None else (int(seq), decode(blob))
-        return _record(tuple(record)), checkpoint
+        percent = None
+        if progress is not None:
+            try:
+                percent = JobProgress.from_dict(decode(progress)).percent
+            except CorruptStateError:
+                percent = None  # unreadable progress only loses the floor
+        return RunStart(_record(tuple(record)), checkpoint, percent)
 
     def set_status(self, job_id: str, status: JobStatus, *, error: str | None = None) -> None:
         """Change a job's status; a finished status has the effects of :meth:`finish`."""
         if not self.move(job_id, status, error=error):
-            raise KeyError(f"no job with id {job_id!r}")
+            raise JobNotFound(f"no job with id {job_id!r}")
 
     def move(
         self,
@@ -496,11 +441,21 @@ class JobStore:
             if pending:
                 _history.flush_job(db, job_id)  # before its row changes
             cur = db.execute(
-                "UPDATE jobs SET status = ?, error = ?, updated_at = ?, request = NULL,"
+                "UPDATE jobs SET status = ?, error = ?, traceback = NULL, updated_at = ?,"
+                " request = NULL,"
                 " started_at = CASE WHEN ? = 'running' AND started_at IS NULL THEN ?"
                 " ELSE started_at END,"
                 f" finished_at = CASE WHEN ? THEN ? ELSE finished_at END WHERE {where}",
-                (status.value, error, now, status.value, now, status.finished, now, *args),
+                (
+                    status.value,
+                    text_in(error),
+                    now,
+                    status.value,
+                    now,
+                    status.finished,
+                    now,
+                    *args,
+                ),
             )
             if cur.rowcount == 0:
                 return False
@@ -520,9 +475,11 @@ class JobStore:
         errors: list[dict[str, Any]] | None = None,
         metrics: dict[str, Any] | None = None,
         progress: Any = None,
+        traceback: str | None = None,
     ) -> None:
         """Record how a run ended (paused and cancelled runs too), in one write;
-        ``progress``, if not None, replaces the stored progress.
+        ``progress``, if not None, replaces the stored progress; ``traceback``
+        is kept beside the ``error`` message for debugging.
 
         In the same transaction, a finished job's summary goes to job_history
         (with those other finished jobs' that wait for theirs); when a job
@@ -531,7 +488,18 @@ class JobStore:
         descendants cancelled too.
         """
         with self._write() as db:
-            _finish(db, job_id, status, output, error, warnings, errors, metrics, progress)
+            _finish(
+                db,
+                job_id,
+                status,
+                output,
+                error,
+                warnings,
+                errors,
+                metrics,
+                progress,
+                traceback=traceback,
+            )
             if self._history_pending:
                 _history.flush(db)
                 self._history_pending = 0
@@ -556,6 +524,7 @@ class JobStore:
                 end.get("errors"),
                 end.get("metrics"),
                 end.get("progress"),
+                traceback=end.get("traceback"),
                 defer_history=True,
             )
             if status.finished:
@@ -573,11 +542,19 @@ class JobStore:
             "SELECT output, warnings, errors, metrics FROM jobs WHERE id = ?", (job_id,)
         )
         if not rows:
-            raise KeyError(f"no job with id {job_id!r}")
+            raise JobNotFound(f"no job with id {job_id!r}")
         names = ("output", "warnings", "errors", "metrics")
         return {
             n: (decode(v) if v is not None else None) for n, v in zip(names, rows[0], strict=True)
         }
+
+    def traceback(self, job_id: str) -> str | None:
+        """The Python traceback of the job's last failure, if any (for debugging;
+        :attr:`JobRecord.error` is the message)."""
+        rows = self._read("SELECT traceback FROM jobs WHERE id = ?", (job_id,))
+        if not rows:
+            raise JobNotFound(f"no job with id {job_id!r}")
+        return text_out(rows[0][0])
 
     def set_progress(self, job_id: str, progress: Any) -> None:
         """Store the latest progress (callers throttle how often)."""
@@ -636,17 +613,28 @@ class JobStore:
     # children
 
     def create_child(
-        self, parent_id: str, key: str, name: str, state: Any, *, priority: int | None = None
+        self,
+        parent_id: str,
+        key: str,
+        name: str,
+        state: Any,
+        *,
+        priority: int | None = None,
+        conflict_key: str | None = None,
     ) -> tuple[str, bool]:
         """Queue a child of ``parent_id`` under ``key``, unless the parent
         already has a child with that key; returns ``(child_id, created)``.
 
-        ``priority`` None takes the parent's. Raises KeyError if the parent
-        does not exist, ValueError if the key is taken by a job of another name.
+        ``priority`` None takes the parent's. Raises JobNotFound if the
+        parent does not exist, InvalidInputError if the key is taken by a job
+        of another name. A child's ``conflict_key`` does not keep it waiting
+        for its own parent.
         """
         blob = encode(state)
         with self._write() as db:
-            return _children.create(db, parent_id, key, name, blob, priority, time.time())
+            return _children.create(
+                db, parent_id, key, name, blob, priority, time.time(), conflict_key
+            )
 
     def children(self, parent_id: str) -> dict[str, JobStatus]:
         """The status of each direct child of ``parent_id``, oldest first."""
@@ -676,7 +664,7 @@ class JobStore:
         """Finished jobs, newest first: at most ``limit`` (None: all), those
         finished at or after ``since`` (unix time), of job type ``name``."""
         if limit is not None and limit < 0:
-            raise ValueError(f"limit must be >= 0, got {limit}")
+            raise InvalidInputError(f"limit must be >= 0, got {limit}")
 
         def read() -> list[Any]:
             # One read transaction: a flush in between cannot hide a job.
@@ -693,15 +681,18 @@ class JobStore:
             return _history.merge(rows, pending, limit)
 
         with self._lock:
-            rows = _retry_busy(read)
-        return [_history.HistoryRecord(r[0], r[1], JobStatus(r[2]), *r[3:]) for r in rows]
+            try:
+                rows = retry_busy(read)
+            except sqlite3.Error as exc:
+                raise translate(exc, self.path) from exc
+        return [_history_record(r) for r in rows]
 
     def prune_history(self, older_than_s: float) -> tuple[int, int]:
         """Remove what finished more than ``older_than_s`` seconds ago: history
         rows, and finished jobs with their checkpoints (a job still pointed at
         by a live child or dependent stays). Returns ``(history_rows, jobs)``."""
         if not older_than_s >= 0:
-            raise ValueError(f"older_than_s must be >= 0, got {older_than_s!r}")
+            raise InvalidInputError(f"older_than_s must be >= 0, got {older_than_s!r}")
         with self._write() as db:
             pruned = _history.prune(db, time.time() - older_than_s)
             self._history_pending = 0
@@ -710,21 +701,57 @@ class JobStore:
 
 _COLUMNS = (
     "id, name, status, priority, parent_id, depends_on, created_at, updated_at, error, state,"
-    " run_every_s, next_run_at, schedule_id, child_key"
+    " run_every_s, next_run_at, schedule_id, child_key, conflict_key"
+)
+
+_INSERT = (
+    "INSERT INTO jobs (id, name, state, status, priority, parent_id, depends_on,"
+    " run_every_s, next_run_at, schedule_id, created_at, updated_at, conflict_key)"
+    " VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
 #: What starting a run needs (see load_for_run): the job's record, then its
-#: newest checkpoint's data and sequence number (NULL if it has none).
+#: newest checkpoint's data and sequence number (NULL if it has none), then
+#: its stored progress (a resumed run's percent never goes below it).
 _RUN_START = (
     f"{_COLUMNS}, (SELECT data FROM job_checkpoints c WHERE c.job_id = jobs.id"
     " ORDER BY seq DESC LIMIT 1), (SELECT MAX(seq) FROM job_checkpoints c"
-    " WHERE c.job_id = jobs.id)"
+    " WHERE c.job_id = jobs.id), progress"
 )
 
 
 def _record(row: tuple[Any, ...]) -> JobRecord:
-    return JobRecord(row[0], row[1], JobStatus(row[2]), *row[3:])
+    return JobRecord(
+        row[0],
+        row[1],
+        JobStatus(row[2]),
+        row[3],
+        row[4],
+        row[5],
+        row[6],
+        row[7],
+        text_out(row[8]),
+        *row[9:],
+    )
+
+
+def _history_record(r: tuple[Any, ...]) -> _history.HistoryRecord:
+    return _history.HistoryRecord(
+        id=r[0],
+        name=r[1],
+        status=JobStatus(r[2]),
+        parent_id=r[3],
+        schedule_id=r[4],
+        created_at=r[5],
+        started_at=r[6],
+        finished_at=r[7],
+        error=text_out(r[8]),
+        warning_count=r[9],
+        error_count=r[10],
+        output_blob=r[11],
+        metrics_blob=r[12],
+    )
 
 
 def _finish(
@@ -738,6 +765,7 @@ def _finish(
     metrics: dict[str, Any] | None,
     progress: Any,
     *,
+    traceback: str | None = None,
     defer_history: bool = False,
 ) -> None:
     """The write of :meth:`JobStore.finish`, inside an open transaction; with
@@ -747,7 +775,8 @@ def _finish(
     mark = 1 if defer_history and status.finished else None
     values = (
         status.value,
-        error,
+        text_in(error),
+        text_in(traceback),
         _NONE if output is None else encode(output),
         encode(warnings) if warnings else _EMPTY_LIST,
         encode(errors) if errors else _EMPTY_LIST,
@@ -769,7 +798,7 @@ def _finish(
     else:
         before, scheduled, pending = _state_of(db, job_id)
         if before is None:
-            raise KeyError(f"no job with id {job_id!r}")
+            raise JobNotFound(f"no job with id {job_id!r}")
         if pending:
             _history.flush_job(db, job_id)  # before its row changes
         db.execute(_FINISH, values)
@@ -781,7 +810,7 @@ def _finish(
 
 #: The update of a job's row by :func:`_finish` (its arguments: ``values`` there).
 _FINISH = (
-    "UPDATE jobs SET status = ?, error = ?, output = ?, warnings = ?, errors = ?,"
+    "UPDATE jobs SET status = ?, error = ?, traceback = ?, output = ?, warnings = ?, errors = ?,"
     " metrics = ?, updated_at = ?, request = NULL,"
     " progress = COALESCE(?, progress),"
     " finished_at = CASE WHEN ? THEN ? ELSE finished_at END,"
@@ -829,53 +858,3 @@ def _ended(
         _children.cancel_waiting(db, job_id, now)
     elif scheduled:
         _schedule.schedule_next(db, job_id, now)
-
-
-class _Transaction:
-    """What :meth:`JobStore._write` returns: the store's lock and a ``BEGIN
-    IMMEDIATE`` on enter, ``COMMIT`` (or ``ROLLBACK`` on an exception) on
-    exit. A class rather than a generator-based context manager: two writes
-    per job go through it."""
-
-    __slots__ = ("_conn", "_lock")
-
-    def __init__(self, lock: threading.RLock, conn: sqlite3.Connection) -> None:
-        self._lock = lock
-        self._conn = conn
-
-    def __enter__(self) -> sqlite3.Connection:
-        self._lock.acquire()
-        try:
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                if not _is_busy(exc):
-                    raise
-                _retry_busy(lambda: self._conn.execute("BEGIN IMMEDIATE"))
-        except BaseException:
-            self._lock.release()
-            raise
-        return self._conn
-
-    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
-        try:
-            self._conn.execute("ROLLBACK" if exc_type is not None else "COMMIT")
-        finally:
-            self._lock.release()
-
-
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    return "locked" in str(exc) or "busy" in str(exc)
-
-
-def _retry_busy(fn: Callable[[], T], attempts: int = 5) -> T:
-    """Retry when SQLite still says busy after its own timeout (rare, but it
-    happens when a WAL checkpoint holds the lock)."""
-    for attempt in range(attempts):
-        try:
-            return fn()
-        except sqlite3.OperationalError as exc:
-            if not _is_busy(exc) or attempt == attempts - 1:
-                raise
-            time.sleep(0.05 * 2**attempt)
-    raise AssertionError("unreachable")

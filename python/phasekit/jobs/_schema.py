@@ -1,0 +1,128 @@
+"""jobs.db's layout: its migrations, by the version each produces.
+
+:func:`phasekit.jobs._sqlite.migrate` applies them, one version per
+transaction, when a store opens an older file.
+"""
+
+from __future__ import annotations
+
+_SCHEMA_V1 = """
+CREATE TABLE jobs (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    state BLOB NOT NULL,
+    status TEXT NOT NULL,
+    priority INTEGER NOT NULL DEFAULT 0,
+    progress BLOB,
+    parent_id TEXT REFERENCES jobs(id),
+    created_at REAL NOT NULL,
+    started_at REAL,
+    updated_at REAL NOT NULL,
+    finished_at REAL,
+    error TEXT,
+    warnings BLOB,
+    errors BLOB,
+    metrics BLOB,
+    output BLOB
+);
+CREATE INDEX jobs_status ON jobs(status, priority DESC, created_at);
+CREATE TABLE job_checkpoints (
+    job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (job_id, seq)
+);
+CREATE TABLE job_history (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    finished_at REAL NOT NULL,
+    error TEXT,
+    output BLOB,
+    metrics BLOB
+);
+CREATE INDEX job_history_finished ON job_history(finished_at);
+"""
+
+_V2 = """
+ALTER TABLE jobs ADD COLUMN depends_on TEXT REFERENCES jobs(id);
+ALTER TABLE jobs ADD COLUMN run_every_s REAL;
+ALTER TABLE jobs ADD COLUMN next_run_at REAL;
+CREATE INDEX jobs_depends_on ON jobs(depends_on);
+"""
+
+_V3 = """
+ALTER TABLE jobs ADD COLUMN child_key TEXT;
+ALTER TABLE jobs ADD COLUMN schedule_id TEXT;
+CREATE UNIQUE INDEX jobs_child_key ON jobs(parent_id, child_key) WHERE child_key IS NOT NULL;
+CREATE INDEX jobs_parent ON jobs(parent_id);
+CREATE INDEX jobs_schedule ON jobs(schedule_id) WHERE schedule_id IS NOT NULL;
+CREATE INDEX jobs_finished ON jobs(finished_at) WHERE finished_at IS NOT NULL;
+ALTER TABLE job_history ADD COLUMN parent_id TEXT;
+ALTER TABLE job_history ADD COLUMN schedule_id TEXT;
+ALTER TABLE job_history ADD COLUMN started_at REAL;
+ALTER TABLE job_history ADD COLUMN warning_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE job_history ADD COLUMN error_count INTEGER NOT NULL DEFAULT 0;
+"""
+
+_V4 = """
+CREATE INDEX jobs_next_run ON jobs(next_run_at) WHERE next_run_at IS NOT NULL;
+DROP INDEX jobs_status;
+CREATE INDEX jobs_status ON jobs(status, priority DESC, created_at, id);
+"""
+
+_V5 = """
+ALTER TABLE jobs ADD COLUMN request TEXT;
+ALTER TABLE jobs ADD COLUMN owner TEXT;
+"""
+
+_V6 = """
+DROP INDEX jobs_depends_on;
+CREATE INDEX jobs_depends_on ON jobs(depends_on) WHERE depends_on IS NOT NULL;
+DROP INDEX jobs_parent;
+CREATE INDEX jobs_parent ON jobs(parent_id) WHERE parent_id IS NOT NULL;
+"""
+
+_V7 = """
+ALTER TABLE jobs ADD COLUMN warning_count INTEGER;
+ALTER TABLE jobs ADD COLUMN error_count INTEGER;
+ALTER TABLE jobs ADD COLUMN history_pending INTEGER;
+DROP INDEX jobs_finished;
+CREATE INDEX jobs_finished ON jobs(history_pending, finished_at) WHERE finished_at IS NOT NULL;
+"""
+
+_V8 = """
+ALTER TABLE jobs ADD COLUMN conflict_key TEXT;
+ALTER TABLE jobs ADD COLUMN traceback TEXT;
+CREATE INDEX jobs_conflict ON jobs(conflict_key, status) WHERE conflict_key IS NOT NULL;
+"""
+
+#: Migrations by the version they produce. Version 1 is the first layout;
+#: version 2 added dependencies and interval schedules; version 3 added child
+#: keys, schedule ids and a fuller history; version 4 an index for the next
+#: scheduled start and the full dispatch order in the status index; version 5
+#: a stop request (pause or cancel a job running in another process) and the
+#: owner (the manager) of a running job; version 6 makes the dependency and
+#: parent indices partial (most jobs have neither: a dispatch writes less);
+#: version 7 lets a finished job's history row be written later, in a batch
+#: (the mark, and the warning and error counts the row needs; see _history),
+#: and puts the mark first in the index of finished jobs: one index finds
+#: both the marked jobs and, once none is, the jobs old enough to prune.
+#: version 8 adds the conflict key (jobs that must not run at the same time:
+#: see Job.conflict_key) and the traceback of a failed run (for
+#: ``phasekit jobs show --debug``; the job's error stays a message).
+#: Never edit a shipped entry: add a new one.
+MIGRATIONS: dict[int, str] = {
+    1: _SCHEMA_V1,
+    2: _V2,
+    3: _V3,
+    4: _V4,
+    5: _V5,
+    6: _V6,
+    7: _V7,
+    8: _V8,
+}
+SCHEMA_VERSION = max(MIGRATIONS)
