@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 from .. import _core
 from .._native import duplicate_report
 from .._types import DUPLICATE_MODES, DuplicateMode
+from ..errors import InvalidInputError
 from ..jobs import (
     FatalError,
     JobContext,
@@ -39,7 +40,7 @@ from ..jobs import (
     transient,
 )
 from ..library import Library
-from ..library._jobs import library_of, location_of
+from ..library._jobs import check_count, check_id, library_of, location_key, location_of
 from ._types import DupesProgress, DupesSummary
 
 #: Files and bytes hashed per page (one checkpoint each): a page of small
@@ -56,7 +57,7 @@ SCRATCH_DIR = "scratch"
 
 
 @job("phasekit.dupes")
-class DupesJob(PhasedJob):
+class DupesJob(PhasedJob[DupesSummary]):
     """Find duplicate files in a library location or in any paths.
 
     Give either ``location_id`` (a location of the job's library: its stored
@@ -88,19 +89,31 @@ class DupesJob(PhasedJob):
 
     def __post_init__(self) -> None:
         if (self.location_id is None) == (not self.paths):
-            raise ValueError("give either location_id or paths (a non-empty list), not both")
+            raise InvalidInputError("give either location_id or paths (a non-empty list), not both")
+        if self.location_id is not None:
+            check_id("location_id", self.location_id)
         if self.mode not in DUPLICATE_MODES:
-            raise ValueError(f"mode must be one of {', '.join(DUPLICATE_MODES)}, not {self.mode!r}")
+            raise InvalidInputError(
+                f"mode must be one of {', '.join(DUPLICATE_MODES)}, not {self.mode!r}"
+            )
+        for name in ("min_size", "max_size"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise InvalidInputError(f"{name} must be an int, not {value!r}")
         if self.min_size < 0 or (self.max_size is not None and self.max_size < self.min_size):
-            raise ValueError(
+            raise InvalidInputError(
                 f"sizes: need 0 <= min_size <= max_size, got {self.min_size}, {self.max_size}"
             )
-        if self.threads is not None and self.threads < 1:
-            raise ValueError(f"threads must be at least 1, got {self.threads}")
-        if self.page_files < 1 or self.page_bytes < 1:
-            raise ValueError("page_files and page_bytes must be at least 1")
+        check_count("threads", self.threads, optional=True)
+        check_count("page_files", self.page_files)
+        check_count("page_bytes", self.page_bytes)
         if self.paths:
             self.paths = [os.path.abspath(os.fsdecode(p)) for p in self.paths]
+
+    def conflict_key(self) -> str | None:
+        """A search of a location stores the digests it computes on the
+        location's entries: it never runs beside an index of it."""
+        return None if self.location_id is None else location_key(self.location_id)
 
     # --- helpers ---------------------------------------------------------------
 
@@ -201,10 +214,17 @@ class DupesJob(PhasedJob):
 
     def phases(self) -> Phases:
         return [
-            Phase("collect", self.collect),
-            Phase("group_by_size", self.group_by_size),
-            Phase("analyse", self.analyse, when=lambda ctx: self._hashes()),
-            Phase("complete", self.complete),
+            # Weights: hashing dominates a search that hashes; a walk is the
+            # next cost (a location's files are read from the library).
+            Phase("collect", self.collect, weight=2 if self.paths else 0.5),
+            Phase("group_by_size", self.group_by_size, weight=0.5),
+            Phase(
+                "analyse",
+                self.analyse,
+                when=lambda ctx: self._hashes(),
+                weight=6 if self._hashes() else 0,
+            ),
+            Phase("complete", self.complete, weight=0.5),
         ]
 
     def run(self, ctx: JobContext) -> Any:
@@ -290,7 +310,7 @@ class DupesJob(PhasedJob):
             seconds=time.time() - shared.get("started", time.time()),
         )
 
-    def output(self, shared: dict[str, Any]) -> Any:
+    def output(self, shared: dict[str, Any]) -> DupesSummary:
         summary = self._summary
         if summary is None:
             # Resumed after its last phase, before the job's end was stored.

@@ -19,11 +19,14 @@ that redoes the batches after its last checkpoint changes nothing.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from .._pacing import Pager
+from ..errors import InvalidInputError
 from ..jobs import (
     FatalError,
     Phase,
@@ -34,13 +37,15 @@ from ..jobs import (
     job,
     transient,
 )
-from ..library import Library, Location, Scan, ScanStats
-from ..library._jobs import library_of, location_of
+from ..library import INDEX_MODES, Library, Location, Scan, ScanStats
+from ..library._jobs import check_count, check_id, library_of, location_key, location_of
 
 #: Discovery checkpoints at least this often (seconds).
 CHECKPOINT_EVERY_S = 2.0
-#: Files hashed per content step (one transaction, one checkpoint).
+#: Files hashed in the first content step (one transaction, one checkpoint);
+#: later steps are sized to take ~0.2 s each (see phasekit._pacing).
 CONTENT_PAGE = 2000
+CONTENT_PAGE_MAX = 32_768
 #: Non-critical errors kept in the job's record (all are counted).
 ERRORS_KEPT = 1000
 
@@ -90,8 +95,16 @@ _WALK_HASHED = "walk_hashed"
 
 
 @job("phasekit.index")
-class IndexJob(PhasedJob):
-    """Index one location of the job's library (``ctx.library``)."""
+class IndexJob(PhasedJob[IndexSummary]):
+    """Index one location of the job's library (``ctx.library``).
+
+    ``mode`` (None: the location's own) is ``shallow``, ``content`` or
+    ``deep``; ``threads`` (None: one per core), ``batch_size`` (entries per
+    transaction) and ``checkpoint_every_s`` tune it. Two indexes (or an index
+    and a validation) of one location never run at the same time, and
+    dispatching an index identical to one already queued or running returns
+    that one (see :meth:`conflict_key`).
+    """
 
     progress_type: ClassVar[type[Any] | None] = IndexProgress
     output_type: ClassVar[type[Any] | None] = IndexSummary
@@ -104,6 +117,28 @@ class IndexJob(PhasedJob):
     checkpoint_every_s: float = CHECKPOINT_EVERY_S
     _scan: Scan | None = transient(default=None)
     _library: Library | None = transient(default=None)
+
+    def __post_init__(self) -> None:
+        check_id("location_id", self.location_id)
+        if self.mode is not None and self.mode not in INDEX_MODES:
+            raise InvalidInputError(
+                f"mode must be one of {', '.join(INDEX_MODES)} (or None: the location's "
+                f"own), not {self.mode!r}"
+            )
+        check_count("threads", self.threads, optional=True)
+        check_count("batch_size", self.batch_size)
+        if isinstance(self.checkpoint_every_s, bool) or not (
+            isinstance(self.checkpoint_every_s, int | float)
+            and math.isfinite(self.checkpoint_every_s)
+            and self.checkpoint_every_s > 0
+        ):
+            raise InvalidInputError(
+                f"checkpoint_every_s must be a number of seconds > 0, "
+                f"not {self.checkpoint_every_s!r}"
+            )
+
+    def conflict_key(self) -> str:
+        return location_key(self.location_id)
 
     # --- helpers ---------------------------------------------------------------
 
@@ -147,17 +182,21 @@ class IndexJob(PhasedJob):
     # --- phases ----------------------------------------------------------------
 
     def phases(self) -> Phases:
+        # Weights: the share of an index's time each phase takes on the
+        # benchmark tree (walking and writing dominate; a new location is
+        # hashed while it is walked, a re-index hashes what changed after).
         return [
-            Phase("discovery", self.discover, initial_state=lambda: {"walk": None}),
-            Phase("processing", self.process),
-            Phase("aggregation", self.aggregate),
+            Phase("discovery", self.discover, initial_state=lambda: {"walk": None}, weight=10),
+            Phase("processing", self.process, weight=0.5),
+            Phase("aggregation", self.aggregate, weight=0.5),
             Phase(
                 "content",
                 self.content,
                 when=lambda ctx: self._mode(ctx) != "shallow",
                 initial_state=lambda: {"after": 0},
+                weight=lambda ctx: 0.0 if self._mode(ctx) == "shallow" else 3.0,
             ),
-            Phase("complete", self.complete),
+            Phase("complete", self.complete, weight=0.1),
         ]
 
     def discover(self, ctx: PhaseContext) -> PhaseResult:
@@ -261,13 +300,16 @@ class IndexJob(PhasedJob):
     def content(self, ctx: PhaseContext) -> PhaseResult:
         library, location = self._lib(ctx), self._location(ctx)
         deep = self._mode(ctx) == "deep"
+        pager = Pager(ctx.state.get("page", CONTENT_PAGE), least=256, most=CONTENT_PAGE_MAX)
         started = time.monotonic()
         hashed_here = 0
         while True:
+            state = ctx.state  # each checkpoint below replaces it
+            began = time.monotonic()
             done = library.hash_missing(
                 location,
-                after_id=ctx.state["after"],
-                limit=CONTENT_PAGE,
+                after_id=state["after"],
+                limit=pager.size,
                 checksums=deep,
                 threads=self.threads,
             )
@@ -277,8 +319,17 @@ class IndexJob(PhasedJob):
             hashed_here += done.hashed
             ctx.shared["hashed"] = ctx.shared.get("hashed", 0) + done.hashed
             ctx.add_items(done.hashed, nbytes=done.bytes)
-            self._report(ctx, location.path, hashed_here / max(time.monotonic() - started, 1e-9))
-            ctx.checkpoint({"after": done.last_id})
+            looked = state.get("looked", 0) + done.looked_at
+            total = state.get("total")
+            self._report(
+                ctx,
+                location.path,
+                hashed_here / max(time.monotonic() - started, 1e-9),
+                done=looked,
+                total=None if total is None else max(total, looked),
+            )
+            page = pager.measured(done.looked_at, time.monotonic() - began)
+            ctx.checkpoint({"after": done.last_id, "looked": looked, "total": total, "page": page})
         # Entries hashed in bulk (by the walk, or above) are linked here;
         # other changes were linked by the library as they were written.
         library.link_identities(location)
@@ -288,7 +339,7 @@ class IndexJob(PhasedJob):
         self._lib(ctx).mark_indexed(self._location(ctx), ctx.shared["started"])
         return None
 
-    def output(self, shared: dict[str, Any]) -> Any:
+    def output(self, shared: dict[str, Any]) -> IndexSummary:
         library = self._library
         location = None if library is None else library.location(self.location_id)
         return IndexSummary(

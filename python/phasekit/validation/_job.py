@@ -24,9 +24,10 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from .. import _core
+from ..errors import InvalidInputError
 from ..jobs import FatalError, Phase, PhaseContext, PhasedJob, PhaseResult, Phases, job, transient
 from ..library import Library, Location
-from ..library._jobs import library_of, location_of
+from ..library._jobs import check_count, check_id, library_of, location_key, location_of
 from ._types import (
     SEVERITY,
     Category,
@@ -80,7 +81,7 @@ _SERIOUS = (Severity.ERROR, Severity.CRITICAL)
 
 
 @job("phasekit.validate")
-class ValidateJob(PhasedJob):
+class ValidateJob(PhasedJob[ValidationSummary]):
     """Validate one indexed location of the job's library (``ctx.library``)
     against the disk: ``basic`` (metadata), ``integrity`` (+ cas_ids) or
     ``complete`` (+ full checksums, stored where the index has none)."""
@@ -93,6 +94,20 @@ class ValidateJob(PhasedJob):
     threads: int | None = None
     page: int = VALIDATE_PAGE
     _library: Library | None = transient(default=None)
+
+    def __post_init__(self) -> None:
+        check_id("location_id", self.location_id)
+        try:
+            _mode(self.mode)
+        except ValueError as exc:
+            raise InvalidInputError(str(exc)) from exc
+        check_count("threads", self.threads, optional=True)
+        check_count("page", self.page)
+
+    def conflict_key(self) -> str:
+        """Never beside an index of the same location (it would see the
+        index half-written and report entries as missing or changed)."""
+        return location_key(self.location_id)
 
     # --- helpers ---------------------------------------------------------------
 
@@ -107,9 +122,9 @@ class ValidateJob(PhasedJob):
 
     def phases(self) -> Phases:
         return [
-            Phase("collect", self.collect),
-            Phase("validate", self.validate, initial_state=lambda: {"after": 0}),
-            Phase("complete", self.complete),
+            Phase("collect", self.collect, weight=0.5),
+            Phase("validate", self.validate, initial_state=lambda: {"after": 0}, weight=20),
+            Phase("complete", self.complete, weight=0.5),
         ]
 
     def collect(self, ctx: PhaseContext) -> PhaseResult:
@@ -235,5 +250,5 @@ class ValidateJob(PhasedJob):
             seconds=shared.get("seconds", 0.0),
         )
 
-    def output(self, shared: dict[str, Any]) -> Any:
+    def output(self, shared: dict[str, Any]) -> ValidationSummary:
         return self._summary(shared, shared.get("run_id", ""))
