@@ -66,8 +66,12 @@ def test_scan_human_output_and_errors(small_tree, capsys):
 
 
 def test_bad_arguments_exit_nonzero(small_tree, capsys):
-    assert cli.main(["scan", str(small_tree), "--threads", "0"]) == 2
-    assert "threads" in capsys.readouterr().err
+    # Refused while the command line is parsed (argparse exits 2), before
+    # any work or job starts.
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["scan", str(small_tree), "--threads", "0"])
+    assert exited.value.code == 2
+    assert "--threads: must be at least 1" in capsys.readouterr().err
 
 
 def test_console_script_runs():

@@ -261,10 +261,16 @@ def test_sigkill_during_analysis_then_resume(tmp_path):
         kills += kill_while_running(args, lib, rng.uniform(0.05, 0.5))
         done = cli("resume", "--json", library=lib)
         assert done.returncode == 0, done.stderr
-        lines = [json.loads(line) for line in done.stdout.splitlines()]
-        if not lines:  # finished before the kill
+        groups = [json.loads(line) for line in done.stdout.splitlines()]
+        if not groups:  # finished before the kill
             continue
-        output = DupesSummary.from_mapping(lines[-1]["output"])
+        # `resume` prints the groups as `dupes --json` does.
+        assert [tuple(g["paths"]) for g in groups] == [g.paths for g in expected.groups]
+        (record,) = [
+            json.loads(x) for x in cli("jobs", "--all", "--json", library=lib).stdout.splitlines()
+        ]
+        shown = json.loads(cli("jobs", "show", record["id"], "--json", library=lib).stdout)
+        output = DupesSummary.from_mapping(shown["output"])
         assert [g.paths for g in output.groups] == [g.paths for g in expected.groups]
         assert output.hashed == expected.stats.partial_hashed
         reused += output.reused

@@ -19,8 +19,9 @@ import pytest
 
 import phasekit
 from jobs_fixture import subprocess_env
+from phasekit.errors import InvalidInputError
 from phasekit.indexing import IndexJob
-from phasekit.jobs import JobStatus
+from phasekit.jobs import JobStatus, JobStore
 from phasekit.library import Library
 from phasekit.reference import validate_entries
 from phasekit.validation import (
@@ -321,18 +322,21 @@ def test_sigkill_mid_validation_then_resume_gives_the_same_output(tmp_path):
         if not _running(lib / "jobs.db"):
             continue  # it finished before the kill (maybe while closing): nothing to resume
         kills += 1
+        # `resume` reports the validation as `validate --json` does: the
+        # issues, then the summary, and the same exit status.
         done = cli("resume", "--json", library=lib)
-        assert done.returncode == 0, done.stderr
-        (line,) = done.stdout.splitlines()
-        output = json.loads(line)["output"]
-        output["sample_rows"] = [(os.fsencode(p), *rest) for p, *rest in output["sample_rows"]]
-        summary = ValidationSummary(**output)
+        assert done.returncode == expected.returncode, done.stderr
+        lines = [json.loads(x) for x in done.stdout.splitlines()]
         want = [json.loads(x) for x in expected.stdout.splitlines()]
-        want_summary = want[-1]
+        summary, want_summary = lines[-1], want[-1]
+        assert summary["type"] == "summary"
         for name in ("checked", "issues", "by_category", "hashed", "bytes"):
-            assert getattr(summary, name) == want_summary[name], name
-        with Library.open(lib) as library:
-            got = [i.to_json() for i in issues(library, summary)]
+            assert summary[name] == want_summary[name], name
+        assert lines[:-1] == want[:-1]
+        with Library.open(lib) as library, JobStore(lib / "jobs.db") as store:
+            output = store.outcome(summary["job_id"])["output"]
+            stored = ValidationSummary(**output)
+            got = [i.to_json() for i in issues(library, stored)]
         assert got == [{k: v for k, v in w.items() if k != "type"} for w in want[:-1]]
     assert kills >= 2, "the validation finished before it could be killed: make the tree bigger"
 
@@ -392,9 +396,9 @@ async def _missing_root(tmp_path: Path) -> None:
             handle = await manager.dispatch(ValidateJob(loc, mode="basic"))
             assert await handle.wait() is JobStatus.FAILED
             assert "missing or not a directory" in (manager.store.get_job(handle.id).error or "")
-            bad = await manager.dispatch(ValidateJob(loc, mode="thorough"))
-            assert await bad.wait() is JobStatus.FAILED
-            assert "validation mode" in (manager.store.get_job(bad.id).error or "")
+        # A bad mode is refused when the job is made, before anything is queued.
+        with pytest.raises(InvalidInputError, match="validation mode"):
+            ValidateJob(loc, mode="thorough")
 
 
 def test_missing_root_and_bad_mode_fail_the_job_clearly(tmp_path):

@@ -1,8 +1,8 @@
-"""``phasekit dupes PATH...``: duplicate files, as a resumable job.
+"""phasekit dupes PATH...: duplicate files, as a resumable job.
 
 A PATH that is a location of the library is searched through its index
 (stored sizes and cas_ids; missing digests are computed and stored); other
-paths, or any with ``--walk``, are walked on the spot.
+paths, or any with --walk, are walked on the spot.
 """
 
 from __future__ import annotations
@@ -15,9 +15,19 @@ from typing import Any
 
 import anyio
 
+from ._cli_args import count, positive_int
 from ._cli_library import open_library
-from ._cli_run import follow, report_stops
+from ._cli_run import (
+    EXIT_OK,
+    Options,
+    print_errors,
+    register_reporter,
+    report_stop,
+    run_and_report,
+)
 from .dupes import DUPLICATE_MODES, PAGE_FILES, DupesJob, DupesSummary
+from .errors import InvalidInputError
+from .jobs import JobHandle, JobStatus
 from .library import Library
 
 
@@ -28,9 +38,9 @@ def add_parser(sub: Any) -> None:
     dupes.add_argument("--mode", choices=DUPLICATE_MODES, default="full",
                        help="size; name_size; content (same cas_id); full (byte-exact, "
                        "the default)")  # fmt: skip
-    dupes.add_argument("--min-size", type=int, default=1, metavar="BYTES",
+    dupes.add_argument("--min-size", type=count, default=1, metavar="BYTES",
                        help="smallest file considered (default 1: no empty files)")  # fmt: skip
-    dupes.add_argument("--max-size", type=int, default=None, metavar="BYTES",
+    dupes.add_argument("--max-size", type=count, default=None, metavar="BYTES",
                        help="largest file considered")  # fmt: skip
     dupes.add_argument("--ext", action="append", default=[], metavar="EXT",
                        help="only files with this extension (repeatable)")  # fmt: skip
@@ -40,10 +50,10 @@ def add_parser(sub: Any) -> None:
                        help="walk PATH even if it is an indexed location")  # fmt: skip
     dupes.add_argument("--json", action="store_true",
                        help="one JSON object per duplicate group")  # fmt: skip
-    dupes.add_argument("--threads", type=int, default=None, help="worker threads")
-    dupes.add_argument("--page-files", type=int, default=PAGE_FILES, metavar="N",
+    dupes.add_argument("--threads", type=positive_int, default=None, help="worker threads")
+    dupes.add_argument("--page-files", type=positive_int, default=PAGE_FILES, metavar="N",
                        help=f"files hashed between checkpoints (default {PAGE_FILES})")  # fmt: skip
-    dupes.add_argument("--max-errors", type=int, default=20, help="errors to print (default 20)")
+    dupes.add_argument("--max-errors", type=count, default=20, help="errors to print (default 20)")
     dupes.set_defaults(func=cmd_dupes)
 
 
@@ -67,7 +77,7 @@ def _job(library: Library, args: argparse.Namespace) -> DupesJob:
             return DupesJob(location_id=location.id, **common)
     for root in roots:
         if not os.path.lexists(root):
-            raise ValueError(f"{root} does not exist")
+            raise InvalidInputError(f"{root} does not exist")
     return DupesJob(paths=roots, **common)
 
 
@@ -112,19 +122,20 @@ async def _run(library: Library, job: DupesJob, args: argparse.Namespace) -> int
     async with library.jobs(max_concurrency=1) as manager:
         handle = await manager.dispatch(job)
         # Progress bars go to stderr, so --json output stays clean.
-        results = await follow([handle], bars=True)
-        status = results[handle.id]
-        record = manager.store.get_job(handle.id)
-        summary = handle.output() if status.finished else None
-        errors: list[dict[str, Any]] = []
-        if isinstance(summary, DupesSummary) and summary.errors:
-            errors = manager.store.outcome(handle.id).get("errors") or []
+        options = Options(json=args.json, max_errors=args.max_errors)
+        return await run_and_report(library, [handle], options)
+
+
+def report_dupes(
+    library: Library, handle: JobHandle[Any], status: JobStatus, options: Options
+) -> int:
+    """The duplicate groups a search found (see ``phasekit dupes``)."""
+    stopped = report_stop(handle, status)
+    summary = handle.output() if status.finished else None
     if isinstance(summary, DupesSummary):
-        print_summary(summary, as_json=args.json)
-        if summary.errors:
-            print(f"phasekit: {summary.errors:,} files could not be read:", file=sys.stderr)
-            for e in errors[: args.max_errors]:
-                print(f"  {e.get('path')}: {e.get('message')}", file=sys.stderr)
-    if record.error:
-        print(f"phasekit: job failed: {record.error}", file=sys.stderr)
-    return report_stops(results)
+        print_summary(summary, as_json=options.json)
+        print_errors(handle, summary.errors, "files could not be read", options.max_errors)
+    return EXIT_OK if stopped is None else stopped
+
+
+register_reporter(DupesJob.job_name, report_dupes)

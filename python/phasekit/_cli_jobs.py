@@ -1,4 +1,4 @@
-"""``phasekit jobs [list|show|pause|resume|cancel|history]``.
+"""phasekit jobs [list|show|pause|resume|cancel|history|repair].
 
 These read and write jobs.db directly, without starting a manager, so they
 never run a job themselves and can be used while another process runs jobs
@@ -16,15 +16,23 @@ from pathlib import Path
 from typing import Any
 
 from ._cli_run import plain
-from .jobs import JobRecord, JobStatus, JobStore, phase_history
+from .errors import InvalidInputError
+from .jobs import JobRecord, JobStatus, JobStore, default_registry, phase_history
+from .jobs._repair import repair
 from .library import default_library_path
 
 
-def _store(args: argparse.Namespace) -> JobStore:
-    folder = Path(args.library) if args.library else default_library_path()
-    if not (folder / "jobs.db").exists():
-        raise ValueError(f"no jobs in {folder} (no jobs.db yet)")
-    return JobStore(folder / "jobs.db")
+def _folder(args: argparse.Namespace) -> Path:
+    return Path(args.library) if args.library else default_library_path()
+
+
+def _store(args: argparse.Namespace) -> JobStore | None:
+    """The library's jobs.db, or None (after saying so) if it has none."""
+    path = _folder(args) / "jobs.db"
+    if not path.exists():
+        print(f"phasekit: no jobs in {path.parent} (no jobs.db yet)", file=sys.stderr)
+        return None
+    return JobStore(path)
 
 
 def _row(store: JobStore, r: JobRecord) -> dict[str, Any]:
@@ -43,57 +51,103 @@ def _row(store: JobStore, r: JobRecord) -> dict[str, Any]:
     }
 
 
+def waiting_note(record: JobRecord) -> str | None:
+    """Why an unfinished job may not be running: its type is unknown here."""
+    if record.status.finished or default_registry.knows(record.name):
+        return None
+    return (
+        f"no module known to this program defines job type {record.name!r}: the job "
+        "waits (it is never failed for it) for a program that registers that type"
+    )
+
+
 def cmd_jobs(args: argparse.Namespace) -> int:
-    with _store(args) as store:
+    if args.action == "repair":
+        return _repair(args)
+    store = _store(args)
+    if store is None:
+        return 0
+    with store:
         action = args.action
         if action == "list":
-            rows = [_row(store, r) for r in store.list_jobs()]
-            if not args.all:
-                rows = [r for r in rows if not JobStatus(r["status"]).finished]
-            for row in rows:
-                if args.json:
-                    print(json.dumps(row))
-                else:
-                    pct = "" if row["percent"] is None else f" {row['percent']:.0f}%"
-                    phase = f" [{row['phase']}]" if row["phase"] else ""
-                    print(f"{row['id']}  {row['name']:<20} {row['status']:<22}{pct}{phase}")
-            return 0
+            return _list(store, args)
         if action == "history":
-            for h in store.history(limit=args.limit):
-                entry = {
-                    "id": h.id,
-                    "name": h.name,
-                    "status": h.status.value,
-                    "started_at": h.started_at,
-                    "finished_at": h.finished_at,
-                    "error": h.error,
-                    "errors": h.error_count,
-                    "warnings": h.warning_count,
-                }
-                if args.json:
-                    print(json.dumps(entry))
-                else:
-                    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(h.finished_at))
-                    print(f"{when}  {h.id}  {h.name:<20} {h.status.value}")
-            return 0
+            return _history(store, args)
         if not args.job:
-            raise ValueError(f"phasekit jobs {action} needs a JOB id")
-        record = store.get_job(args.job)  # KeyError: unknown id
+            raise InvalidInputError(f"phasekit jobs {action} needs a JOB id")
+        record = store.get_job(args.job)  # JobNotFound: unknown id
         if action == "show":
-            out = _row(store, record)
-            out["input"] = record.input()
-            out.update(plain(store.outcome(record.id)))
-            out["phases"] = plain(phase_history(store, record.id))
-            if args.json:
-                print(json.dumps(out, default=str))
-            else:
-                for key, value in out.items():
-                    print(f"{key}: {value}")
-            return 0
+            return _show(store, record, args)
         return _control(store, record, action)
 
 
+def _list(store: JobStore, args: argparse.Namespace) -> int:
+    rows = [_row(store, r) for r in store.list_jobs()]
+    if not args.all:
+        rows = [r for r in rows if not JobStatus(r["status"]).finished]
+    if not rows:
+        what = "jobs" if args.all else "unfinished jobs (--all lists finished ones too)"
+        print(f"phasekit: no {what}", file=sys.stderr)
+    for row in rows:
+        if args.json:
+            print(json.dumps(row))
+        else:
+            pct = "" if row["percent"] is None else f" {row['percent']:.0f}%"
+            phase = f" [{row['phase']}]" if row["phase"] else ""
+            print(f"{row['id']}  {row['name']:<20} {row['status']:<22}{pct}{phase}")
+    return 0
+
+
+def _history(store: JobStore, args: argparse.Namespace) -> int:
+    entries = store.history(limit=args.limit)
+    if not entries:
+        print("phasekit: no finished jobs in the history", file=sys.stderr)
+    for h in entries:
+        entry = {
+            "id": h.id,
+            "name": h.name,
+            "status": h.status.value,
+            "started_at": h.started_at,
+            "finished_at": h.finished_at,
+            "error": h.error,
+            "errors": h.error_count,
+            "warnings": h.warning_count,
+        }
+        if args.json:
+            print(json.dumps(entry))
+        else:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(h.finished_at))
+            print(f"{when}  {h.id}  {h.name:<20} {h.status.value}")
+    return 0
+
+
+def _show(store: JobStore, record: JobRecord, args: argparse.Namespace) -> int:
+    out = _row(store, record)
+    out["input"] = record.input()
+    out.update(plain(store.outcome(record.id)))
+    out["phases"] = plain(phase_history(store, record.id))
+    note = waiting_note(record)
+    if note is not None:
+        out["waiting"] = note
+    if args.debug:
+        out["traceback"] = store.traceback(record.id)
+    if args.json:
+        print(json.dumps(out, default=str))
+        return 0
+    trace = out.pop("traceback", None)
+    for key, value in out.items():
+        print(f"{key}: {value}")
+    if args.debug:
+        print("traceback:" if trace else "traceback: none recorded")
+        if trace:
+            print(trace.rstrip())
+    return 0
+
+
 def _control(store: JobStore, record: JobRecord, action: str) -> int:
+    if record.status.finished:
+        print(f"{record.id} is {record.status.value}: nothing to {action}", file=sys.stderr)
+        return 1
     # Compare-and-set moves: a manager in another process may claim the job
     # between our read and our write; then it is asked through jobs.db.
     if action == "pause":
@@ -117,4 +171,26 @@ def _control(store: JobStore, record: JobRecord, action: str) -> int:
             if not store.move(job_id, JobStatus.CANCELLED, only_from=idle):
                 store.request_stop(job_id, "cancel")  # running (no-op if finished)
         print(f"{record.id}: cancelled")
+    return 0
+
+
+def _repair(args: argparse.Namespace) -> int:
+    path = _folder(args) / "jobs.db"
+    report = repair(path)
+    if not path.exists() and report.problem is None:
+        print(f"phasekit: no jobs.db in {path.parent}: nothing to repair", file=sys.stderr)
+        return 0
+    if report.moved_to is None:
+        print(f"{path}: no damage found; nothing was changed")
+        return 0
+    print(f"{path} was damaged: {report.problem}")
+    print(f"moved it to {report.moved_to}; a fresh jobs.db is in place")
+    print("the library's entries (library.db) are untouched")
+    if report.lost is None:
+        print("no job could be read from the damaged file: its jobs and their history are lost")
+    else:
+        unfinished = report.unfinished
+        print(f"lost: {len(report.lost):,} jobs ({len(unfinished):,} unfinished)")
+        for job_id, name, status in unfinished:
+            print(f"  {job_id}  {name:<20} {status}  (dispatch it again)")
     return 0

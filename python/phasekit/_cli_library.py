@@ -12,8 +12,17 @@ from typing import Any
 import anyio
 
 from . import indexing
-from ._cli_run import follow, plain, report_stops
-from .jobs import JobStatus
+from ._cli_run import (
+    EXIT_OK,
+    Options,
+    plain,
+    print_errors,
+    register_reporter,
+    report_stop,
+    run_and_report,
+)
+from .errors import InvalidInputError
+from .jobs import JobHandle, JobStatus, default_registry
 from .library import Entry, Library
 
 _KINDS = {0: "file", 1: "dir", 2: "symlink", 3: "other"}
@@ -26,7 +35,7 @@ def open_library(args: argparse.Namespace) -> Library:
 def cmd_index(args: argparse.Namespace) -> int:
     root = os.path.abspath(os.fsdecode(args.path))
     if not os.path.isdir(root):
-        raise ValueError(f"{root} is not a directory")
+        raise InvalidInputError(f"{root} is not a directory")
     library = Library.in_memory() if args.ephemeral else open_library(args)
     with library:
         try:
@@ -37,33 +46,38 @@ def cmd_index(args: argparse.Namespace) -> int:
             location = library.add_location(
                 root, mode=args.mode or "content", recursive=not args.one_level
             )
-        if args.batch_size < 1 or not args.checkpoint_every > 0:
-            raise ValueError("--batch-size must be >= 1 and --checkpoint-every > 0")
         job = indexing.IndexJob(
             location.id,
             threads=args.threads,
             batch_size=args.batch_size,
             checkpoint_every_s=args.checkpoint_every,
         )
-        return anyio.run(_run_index, library, job, args)
+        options = Options(json=args.json, max_errors=args.max_errors)
+        return anyio.run(_run_index, library, job, options, not args.ephemeral)
 
 
-async def _run_index(library: Library, job: indexing.IndexJob, args: argparse.Namespace) -> int:
+async def _run_index(
+    library: Library, job: indexing.IndexJob, options: Options, resumable: bool
+) -> int:
     async with library.jobs(max_concurrency=1) as manager:
         handle = await manager.dispatch(job)
-        results = await follow([handle], bars=not args.json, resumable=not args.ephemeral)
-        status = results[handle.id]
-        outcome = manager.store.outcome(handle.id)
-        summary = handle.output() if status.finished else None
-        record = manager.store.get_job(handle.id)
-    if args.json:
+        return await run_and_report(library, [handle], options, resumable=resumable)
+
+
+def report_index(
+    library: Library, handle: JobHandle[Any], status: JobStatus, options: Options
+) -> int:
+    """The summary of an index (see ``phasekit index``)."""
+    stopped = report_stop(handle, status)
+    summary = handle.output() if status.finished else None
+    if options.json:
         out: dict[str, Any] = {"job_id": handle.id, "status": status.value}
-        if summary is not None:
+        if isinstance(summary, indexing.IndexSummary):
             out.update(plain(summary))
-        out["error"] = record.error
-        out["error_samples"] = (outcome.get("errors") or [])[:20]
+        out["error"] = handle.error
+        out["error_samples"] = [e.to_dict() for e in handle.errors()[:20]]
         print(json.dumps(out))
-    elif summary is not None:
+    elif isinstance(summary, indexing.IndexSummary):
         s = summary
         print(
             f"{s.path}: {s.files:,} files, {s.dirs:,} dirs, {s.total_size:,} bytes "
@@ -71,13 +85,11 @@ async def _run_index(library: Library, job: indexing.IndexJob, args: argparse.Na
             f"{s.deleted:,} deleted, {s.unchanged:,} unchanged; {s.hashed:,} hashed) "
             f"in {s.seconds:.2f} s"
         )
-        if s.errors:
-            print(f"{s.errors:,} entries could not be read:", file=sys.stderr)
-            for e in (outcome.get("errors") or [])[: args.max_errors]:
-                print(f"  {e.get('path')}: {e.get('message')}", file=sys.stderr)
-    if record.error:
-        print(f"phasekit: job failed: {record.error}", file=sys.stderr)
-    return report_stops(results)
+        print_errors(handle, s.errors, "entries could not be read", options.max_errors)
+    return EXIT_OK if stopped is None else stopped
+
+
+register_reporter(indexing.IndexJob.job_name, report_index)
 
 
 def entry_json(entry: Entry) -> dict[str, Any]:
@@ -105,7 +117,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
         try:
             location = library.location(root)
         except KeyError:
-            raise ValueError(
+            raise InvalidInputError(
                 f"{root} is not a location of {library.path}; index it first "
                 f"(phasekit index {root})"
             ) from None
@@ -126,6 +138,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 async def _resume(library: Library, args: argparse.Namespace) -> int:
+    # Jobs other packages declare are known before the manager looks at the
+    # queue: a job this process could run is never left waiting.
+    default_registry.load_entry_points()
     async with library.jobs(max_concurrency=1) as manager:
         # Opening the manager already queued the jobs a dead process left running.
         if args.job:
@@ -137,20 +152,18 @@ async def _resume(library: Library, args: argparse.Namespace) -> int:
                 for r in manager.jobs()
                 if r.status in (JobStatus.PAUSED, JobStatus.QUEUED)
                 and (r.next_run_at is None or r.next_run_at <= now)
+                and r.parent_id is None  # children run with (and are shown by) their parent
             ]
+        waiting = [h for h in targets if not default_registry.knows(h.record.name)]
+        for handle in waiting:
+            print(f"phasekit: job {handle.id} ({handle.record.name}) waits for a program "
+                  "that knows its type; it stays queued", file=sys.stderr)  # fmt: skip
+        targets = [h for h in targets if h not in waiting]
         if not targets:
-            print("phasekit: no interrupted jobs", file=sys.stderr)
+            if not waiting:
+                print("phasekit: no interrupted jobs", file=sys.stderr)
             return 0
         for handle in targets:
             if handle.status is JobStatus.PAUSED:
                 await handle.resume()
-        results = await follow(targets, bars=not args.json)
-        for handle in targets:
-            record = manager.store.get_job(handle.id)
-            line = {"job_id": handle.id, "name": record.name, "status": results[handle.id].value}
-            if args.json:
-                print(json.dumps({**line, "output": plain(handle.output()), "error": record.error}))
-            else:
-                print(f"{handle.id} {record.name}: {line['status']}"
-                      + (f" ({record.error})" if record.error else ""))  # fmt: skip
-    return report_stops(results)
+        return await run_and_report(library, targets, Options(json=args.json))

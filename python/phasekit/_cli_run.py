@@ -1,4 +1,6 @@
-"""Running library jobs from the command line: progress bars, Ctrl-C, summaries.
+"""Running library jobs from the command line: progress bars, Ctrl-C, and
+each job type's summary, the same whether a command started the job or
+``phasekit resume`` goes on with it.
 
 Ctrl-C asks the jobs to pause at their next safe point and says how to
 resume them; a second Ctrl-C exits at once (the jobs then resume from their
@@ -11,6 +13,8 @@ import dataclasses
 import os
 import signal
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -18,54 +22,102 @@ import anyio.abc
 
 from ._progress import Progress
 from .jobs import JobHandle, JobStatus
+from .library import Library
 
-#: Exit status after an interruption (as for SIGINT).
+#: Exit statuses shared by the job commands.
+EXIT_OK, EXIT_FAILED = 0, 1
+#: A job stopped because the disk under the library is full (EX_TEMPFAIL:
+#: try again once space is freed).
+EXIT_STOPPED = 75
+#: After an interruption (as for SIGINT).
 EXIT_INTERRUPTED = 130
 
 
+@dataclass(frozen=True)
+class Options:
+    """How a command reports its jobs (``phasekit resume`` uses the defaults)."""
+
+    json: bool = False
+    max_errors: int = 20
+    limit: int = 20
+
+
+#: How each job type reports its outcome on the command line: called after
+#: the job stopped; returns the exit status. Registered by the command
+#: modules (see register_reporter).
+Reporter = Callable[[Library, JobHandle[Any], JobStatus, Options], int]
+_REPORTERS: dict[str, Reporter] = {}
+
+
+def register_reporter(job_name: str, reporter: Reporter) -> None:
+    _REPORTERS[job_name] = reporter
+
+
+async def run_and_report(
+    library: Library, handles: list[JobHandle[Any]], options: Options, *, resumable: bool = True
+) -> int:
+    """Follow the jobs with progress bars (on a terminal, never with
+    ``--json``... bars go to stderr), then print each one's summary; the
+    exit status is the most serious of theirs."""
+    results = await follow(handles, bars=True, resumable=resumable)
+    codes = [EXIT_OK]
+    for handle in handles:
+        status = results[handle.id]
+        reporter = _REPORTERS.get(handle.record.name, report_generic)
+        codes.append(reporter(library, handle, status, options))
+    return max(codes)
+
+
 async def follow(
-    handles: list[JobHandle], *, bars: bool, resumable: bool = True
+    handles: list[JobHandle[Any]], *, bars: bool, resumable: bool = True
 ) -> dict[str, JobStatus]:
-    """Show each job's progress until it stops; Ctrl-C pauses them (cancels
-    them when they cannot be resumed, as in an ephemeral index)."""
+    """Show each job's progress until it finishes or pauses; Ctrl-C pauses
+    them (cancels them when they cannot be resumed, as in an ephemeral
+    index). An error of the job store (a full disk) is raised as it is."""
     results: dict[str, JobStatus] = {}
+    failure: BaseException | None = None
     async with anyio.create_task_group() as tg:
         tg.start_soon(_on_ctrl_c, handles, resumable)
-        for handle in handles:
-            results[handle.id] = await _watch(handle, bars=bars)
+        try:
+            for handle in handles:
+                results[handle.id] = await _watch(handle, bars=bars)
+        except Exception as exc:
+            # Raised after the task group, not wrapped in its ExceptionGroup.
+            failure = exc
         tg.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
     return results
 
 
-async def _watch(handle: JobHandle, *, bars: bool) -> JobStatus:
-    record = handle.manager.store.get_job(handle.id)
+async def _watch(handle: JobHandle[Any], *, bars: bool) -> JobStatus:
+    record = handle.record
     status = record.status
-    with Progress(record.name, unit=" entries", enabled=bars and sys.stderr.isatty()) as bar:
-        seen = 0
+    with Progress(record.name, enabled=bars and sys.stderr.isatty()) as bar:
         async for update in handle.updates():
             status = update.status
             progress = update.progress
-            if progress is None:
-                continue
-            data = progress.data
-            phase = progress.phase.name if progress.phase is not None else ""
-            if dataclasses.is_dataclass(data) and not isinstance(data, type):
-                fields = dataclasses.asdict(data)
-                count = int(fields.get("files", 0)) + int(fields.get("dirs", 0))
-                bar.update(
-                    max(count - seen, 0),
-                    phase=phase,
-                    bytes=_human(int(fields.get("bytes", 0))),
-                    errors=str(fields.get("errors", 0)),
-                )
-                seen = max(seen, count)
-            elif progress.done is not None:
-                bar.update(max(progress.done - seen, 0), phase=phase)
-                seen = max(seen, progress.done)
+            if progress is not None:
+                fields: dict[str, Any] = {}
+                data = progress.data
+                if dataclasses.is_dataclass(data) and not isinstance(data, type):
+                    fields = dataclasses.asdict(data)
+                phase = progress.phase.name if progress.phase is not None else ""
+                postfix = {"phase": phase}
+                if "bytes" in fields:
+                    postfix["bytes"] = _human(int(fields["bytes"]))
+                if fields.get("errors"):
+                    postfix["errors"] = str(fields["errors"])
+                count = progress.done
+                if count is None and "files" in fields:
+                    count = int(fields.get("files", 0)) + int(fields.get("dirs", 0))
+                bar.show(progress.percent, count, progress.rate, **postfix)
+            if status is JobStatus.PAUSED:
+                break  # the stream would go on; the command stops here
     return status
 
 
-async def _on_ctrl_c(handles: list[JobHandle], resumable: bool) -> None:
+async def _on_ctrl_c(handles: list[JobHandle[Any]], resumable: bool) -> None:
     with anyio.open_signal_receiver(signal.SIGINT) as signals:
         pressed = 0
         async for _ in signals:
@@ -88,16 +140,59 @@ async def _on_ctrl_c(handles: list[JobHandle], resumable: bool) -> None:
                     await (handle.pause() if resumable else handle.cancel())
 
 
-def report_stops(results: dict[str, JobStatus]) -> int:
-    """Tell how to go on after paused or failed jobs; the exit status."""
-    paused = [job_id for job_id, status in results.items() if status is JobStatus.PAUSED]
-    failed = [job_id for job_id, status in results.items() if status is JobStatus.FAILED]
-    for job_id in paused:
-        print(f"phasekit: job {job_id} paused; resume it with: phasekit resume {job_id}",
+def report_stop(handle: JobHandle[Any], status: JobStatus) -> int | None:
+    """Say why a job did not finish and how to go on; its exit status, or
+    None when it finished (the caller prints its summary)."""
+    record = handle.record
+    if status is JobStatus.PAUSED:
+        if record.error:
+            # Stopped by the library's storage (a full disk): nothing lost.
+            print(f"phasekit: job {handle.id} stopped: {record.error}", file=sys.stderr)
+            print(f"phasekit: once fixed, go on with: phasekit resume {handle.id}",
+                  file=sys.stderr)  # fmt: skip
+            return EXIT_STOPPED
+        print(f"phasekit: job {handle.id} paused; resume it with: phasekit resume {handle.id}",
               file=sys.stderr)  # fmt: skip
-    if paused:
         return EXIT_INTERRUPTED
-    return 1 if failed else 0
+    if status is JobStatus.FAILED:
+        print(f"phasekit: job {handle.id} failed: {record.error or 'no reason recorded'}",
+              file=sys.stderr)  # fmt: skip
+        print(f"phasekit: details: phasekit jobs show {handle.id} --debug", file=sys.stderr)
+        return EXIT_FAILED
+    if status is JobStatus.CANCELLED:
+        print(f"phasekit: job {handle.id} was cancelled", file=sys.stderr)
+        return EXIT_FAILED
+    if not status.finished:
+        print(f"phasekit: job {handle.id} is {status.value}", file=sys.stderr)
+        return EXIT_FAILED
+    return None
+
+
+def report_generic(
+    library: Library, handle: JobHandle[Any], status: JobStatus, options: Options
+) -> int:
+    """The report of a job type no command knows: its status and output."""
+    stopped = report_stop(handle, status)
+    line = {"job_id": handle.id, "name": handle.record.name, "status": status.value}
+    if options.json:
+        import json  # here: most commands never need it this way
+
+        print(json.dumps({**line, "output": plain(handle.output())}))
+    else:
+        print(f"{handle.id} {line['name']}: {status.value}")
+    return EXIT_OK if stopped is None else stopped
+
+
+def print_errors(handle: JobHandle[Any], count: int, what: str, limit: int) -> None:
+    """The first ``limit`` non-critical errors of a job, to stderr."""
+    if not count:
+        return
+    print(f"phasekit: {count:,} {what}:", file=sys.stderr)
+    for error in handle.errors()[:limit]:
+        print(f"  {error.path}: {error.message}", file=sys.stderr)
+    if count > limit:
+        print(f"  ... and {count - limit:,} more (phasekit jobs show {handle.id})",
+              file=sys.stderr)  # fmt: skip
 
 
 def _human(n: int) -> str:

@@ -1,14 +1,14 @@
-"""``phasekit validate PATH [--mode basic|integrity|complete] [--json]``.
+"""phasekit validate PATH [--mode basic|integrity|complete] [--json].
 
 Validates an indexed location against the disk through the job system
-(Ctrl-C pauses; ``phasekit resume`` goes on). The report groups issues by
-severity and category; ``--json`` prints one JSON object per issue
-(``"type": "issue"``) and then one summary object (``"type": "summary"``).
+(Ctrl-C pauses; phasekit resume goes on). The report groups issues by
+severity and category; --json prints one JSON object per issue
+("type": "issue") and then one summary object ("type": "summary").
 
 Exit status: 0 when nothing of severity error or critical was found (info
 and warnings may have been), 1 when something was, 2 when the validation
-could not run (PATH is not an indexed location, the job failed), 130 when it
-was paused.
+could not run (PATH is not an indexed location, the job failed), 75 when it
+stopped on a full disk, 130 when it was paused.
 """
 
 from __future__ import annotations
@@ -22,9 +22,12 @@ from typing import Any
 
 import anyio
 
+from ._cli_args import count, positive_int
 from ._cli_library import open_library
-from ._cli_run import EXIT_INTERRUPTED, follow, plain
-from .jobs import JobStatus
+from ._cli_run import EXIT_FAILED as EXIT_FAILED_JOB
+from ._cli_run import Options, plain, register_reporter, report_stop, run_and_report
+from .errors import InvalidInputError
+from .jobs import JobHandle, JobStatus
 from .library import Library, Location
 from .validation import (
     VALIDATION_MODES,
@@ -45,21 +48,21 @@ def add_parser(sub: Any) -> None:
         "validate",
         help="check an indexed location for changed, missing or rotted files",
         epilog="exit status: 0 nothing of severity error or critical found, 1 found, "
-        "2 could not validate, 130 paused",
+        "2 could not validate, 75 stopped (disk full), 130 paused",
     )
     p.add_argument("path", type=os.fsencode, metavar="PATH")
     p.add_argument("--mode", choices=VALIDATION_MODES, default="basic",
                    help="basic: metadata (default); integrity: + cas_ids; complete: + full "
                    "checksums (stored on the first run)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="one JSON object per issue, then a summary")
-    p.add_argument("--threads", type=int, default=None, help="worker threads")
-    p.add_argument("--limit", type=int, default=20, metavar="N",
+    p.add_argument("--threads", type=positive_int, default=None, help="worker threads")
+    p.add_argument("--limit", type=count, default=20, metavar="N",
                    help="paths shown per category in the report (default 20)")  # fmt: skip
     p.set_defaults(func=cmd_validate)
 
 
 def _location(library: Library, root: str) -> Location:
-    """The indexed location at ``root``, or a ValueError that says what to do."""
+    """The indexed location at ``root``, or an error that says what to do."""
     try:
         location = library.location(root)
     except KeyError:
@@ -69,9 +72,11 @@ def _location(library: Library, root: str) -> Location:
             if inside
             else f"; index it first (phasekit index {root})"
         )
-        raise ValueError(f"{root} is not a location of {library.path}{hint}") from None
+        raise InvalidInputError(f"{root} is not a location of {library.path}{hint}") from None
     if location.indexed_at is None:
-        raise ValueError(f"{root} has not been indexed yet; index it first (phasekit index {root})")
+        raise InvalidInputError(
+            f"{root} has not been indexed yet; index it first (phasekit index {root})"
+        )
     return location
 
 
@@ -86,19 +91,21 @@ def cmd_validate(args: argparse.Namespace) -> int:
 async def _run(library: Library, job: ValidateJob, args: argparse.Namespace) -> int:
     async with library.jobs(max_concurrency=1) as manager:
         handle = await manager.dispatch(job)
-        results = await follow([handle], bars=not args.json)
-        status = results[handle.id]
-        record = manager.store.get_job(handle.id)
-        summary: ValidationSummary | None = handle.output() if status.finished else None
-    if status is JobStatus.PAUSED:
-        print(f"phasekit: job {handle.id} paused; resume it with: phasekit resume {handle.id}",
-              file=sys.stderr)  # fmt: skip
-        return EXIT_INTERRUPTED
-    if summary is None or record.error:
-        print(f"phasekit: validation {status.value}: {record.error or 'no result'}",
-              file=sys.stderr)  # fmt: skip
+        return await run_and_report(library, [handle], Options(json=args.json, limit=args.limit))
+
+
+def report_validation(
+    library: Library, handle: JobHandle[Any], status: JobStatus, options: Options
+) -> int:
+    """The issues a validation found (see ``phasekit validate``)."""
+    stopped = report_stop(handle, status)
+    summary = handle.output() if status.finished else None
+    if stopped is not None:
+        return EXIT_FAILED if stopped == EXIT_FAILED_JOB else stopped
+    if not isinstance(summary, ValidationSummary):
+        print(f"phasekit: validation {status.value}: no result", file=sys.stderr)
         return EXIT_FAILED
-    if args.json:
+    if options.json:
         out = sys.stdout
         for issue in issues(library, summary):
             out.write(json.dumps({"type": "issue", **issue.to_json()}) + "\n")
@@ -106,11 +113,14 @@ async def _run(library: Library, job: ValidateJob, args: argparse.Namespace) -> 
         body.pop("sample_rows", None)  # every issue was printed above
         out.write(json.dumps({"type": "summary", "job_id": handle.id, **body}) + "\n")
     else:
-        _report(library, summary, args.limit)
+        _report(library, summary, options.limit)
     serious = summary.by_severity.get(Severity.ERROR, 0) + summary.by_severity.get(
         Severity.CRITICAL, 0
     )
     return EXIT_ISSUES if serious else EXIT_CLEAN
+
+
+register_reporter(ValidateJob.job_name, report_validation)
 
 
 def _report(library: Library, summary: ValidationSummary, limit: int) -> None:

@@ -11,7 +11,11 @@ from ._closing import Closing
 
 
 class Progress(Closing):
-    """A tqdm bar on stderr when stderr is a terminal; a no-op otherwise."""
+    """A tqdm bar on stderr when stderr is a terminal; a no-op otherwise.
+
+    :meth:`update` counts (a walk without a known end); :meth:`show` draws a
+    job's progress: a percentage bar once the percent is known, else a
+    counter with the rate."""
 
     def __init__(
         self, desc: str, *, total: int | None = None, unit: str = "it", enabled: bool | None = None
@@ -36,6 +40,28 @@ class Progress(Closing):
             if postfix:
                 self._bar.set_postfix(postfix, refresh=False)
             self._bar.update(n)
+
+    def show(
+        self, percent: float | None, count: int | None, rate: float | None, **postfix: str
+    ) -> None:
+        """A job's latest progress: ``percent`` of the whole job (None while
+        indeterminate), the current phase's ``count`` and ``rate``."""
+        bar = self._bar
+        if bar is None:
+            return
+        if count is not None:
+            postfix["done"] = f"{count:,}"
+        if rate:
+            postfix["rate"] = f"{rate:,.0f}/s"
+        bar.set_postfix(postfix, refresh=False)
+        if percent is None:
+            bar.total = None
+            bar.n = count or 0
+        else:
+            bar.total = 100
+            bar.unit = "%"
+            bar.n = round(percent, 1)
+        bar.refresh()
 
     def close(self) -> None:
         if self._bar is not None:

@@ -1,11 +1,12 @@
-"""The ``phasekit`` command line.
+"""The phasekit command line: resumable file jobs over a library of indexed folders.
 
-``phasekit index PATH`` indexes a tree into the library (resumable: Ctrl-C
-pauses, ``phasekit resume`` goes on); ``phasekit ls PATH`` lists what was
-indexed; ``phasekit dupes PATH`` finds duplicate files; ``phasekit jobs``
-lists and steers the library's jobs. ``phasekit scan PATH [--hash]`` walks a
-tree without a library and prints counts (with ``--hash``, cas_ids and a
-duplicate summary). ``--json`` prints machine-readable output.
+phasekit index PATH indexes a tree into the library (resumable: Ctrl-C
+pauses, phasekit resume goes on); phasekit ls PATH lists what was indexed;
+phasekit dupes PATH finds duplicate files; phasekit validate PATH checks an
+indexed tree against the disk; phasekit jobs lists and steers the library's
+jobs. phasekit scan PATH [--hash] walks a tree without a library and prints
+counts (with --hash, cas_ids and a duplicate summary). --json prints
+machine-readable output.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import __version__, fs
+from ._cli_args import count, positive_int, seconds
 from ._cli_dupes import add_parser as add_dupes_parser
 from ._cli_jobs import cmd_jobs
 from ._cli_library import cmd_index, cmd_ls, cmd_resume
+from ._cli_run import EXIT_STOPPED
 from ._cli_validate import add_parser as add_validate_parser
 from ._progress import Progress
-from .errors import PhasekitError
+from .errors import PhasekitError, StorageFullError
 from .fs import FsError, Kind
 from .indexing import CHECKPOINT_EVERY_S
 from .library import INDEX_MODES, LIBRARY_ENV
@@ -213,8 +216,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATTERN",
         help="skip names matching this shell pattern (repeatable)",
     )
-    scan.add_argument("--threads", type=int, default=None, help="worker threads (default: cores)")
-    scan.add_argument("--max-errors", type=int, default=20, help="errors to print (default 20)")
+    scan.add_argument(
+        "--threads", type=positive_int, default=None, help="worker threads (default: cores)"
+    )
+    scan.add_argument("--max-errors", type=count, default=20, help="errors to print (default 20)")
     scan.set_defaults(func=cmd_scan)
     return parser
 
@@ -229,13 +234,13 @@ def _library_commands(sub: Any) -> None:
     index.add_argument("--ephemeral", action="store_true",
                        help="index without a location; nothing is written")  # fmt: skip
     index.add_argument("--json", action="store_true", help="print the summary as one JSON object")
-    index.add_argument("--threads", type=int, default=None, help="worker threads")
-    index.add_argument("--batch-size", type=int, default=1000,
+    index.add_argument("--threads", type=positive_int, default=None, help="worker threads")
+    index.add_argument("--batch-size", type=positive_int, default=1000,
                        help="entries per batch and transaction (default 1000)")  # fmt: skip
-    index.add_argument("--checkpoint-every", type=float, default=CHECKPOINT_EVERY_S,
+    index.add_argument("--checkpoint-every", type=seconds, default=CHECKPOINT_EVERY_S,
                        metavar="SECONDS", help="checkpoint at least this often (default "
                        f"{CHECKPOINT_EVERY_S:g})")  # fmt: skip
-    index.add_argument("--max-errors", type=int, default=20, help="errors to print (default 20)")
+    index.add_argument("--max-errors", type=count, default=20, help="errors to print (default 20)")
     index.set_defaults(func=cmd_index)
 
     ls = sub.add_parser("ls", help="list a location's indexed entries")
@@ -245,10 +250,14 @@ def _library_commands(sub: Any) -> None:
 
     jobs = sub.add_parser("jobs", help="list, show, pause, resume or cancel jobs; history")
     jobs.add_argument("action", nargs="?", default="list",
-                      choices=("list", "show", "pause", "resume", "cancel", "history"))  # fmt: skip
+                      choices=("list", "show", "pause", "resume", "cancel", "history", "repair"),
+                      help="list (default), show JOB, pause JOB, resume JOB, cancel JOB, "
+                      "history, or repair (move a damaged jobs.db aside)")  # fmt: skip
     jobs.add_argument("job", nargs="?", default=None, metavar="JOB")
     jobs.add_argument("--all", action="store_true", help="list finished jobs too")
-    jobs.add_argument("--limit", type=int, default=100, help="history entries (default 100)")
+    jobs.add_argument("--debug", action="store_true",
+                      help="show: the traceback of a failure too")  # fmt: skip
+    jobs.add_argument("--limit", type=count, default=100, help="history entries (default 100)")
     jobs.add_argument("--json", action="store_true", help="JSON output")
     jobs.set_defaults(func=cmd_jobs)
 
@@ -259,6 +268,7 @@ def _library_commands(sub: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    _paths_as_bytes()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -272,6 +282,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except StorageFullError as exc:
+        # The job (if one ran) is left interrupted; the message says what to do.
+        print(f"phasekit: error: {exc}", file=sys.stderr)
+        return EXIT_STOPPED
     except (ValueError, OSError, PhasekitError) as exc:
         print(f"phasekit: error: {exc}", file=sys.stderr)
         return 2
@@ -279,6 +293,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"phasekit: error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return 2
     return code
+
+
+def _paths_as_bytes() -> None:
+    """Print paths as their exact bytes: a name that is not UTF-8 reaches
+    Python with surrogate escapes (os.fsdecode), which a strict stdout would
+    refuse; written back with the same handler, it comes out as it is on disk
+    (as ls and find print it). JSON output escapes such characters itself."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and getattr(stream, "errors", None) == "strict":
+            reconfigure(errors="surrogateescape")
 
 
 if __name__ == "__main__":
