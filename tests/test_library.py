@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from phasekit import CancelledError, CancelToken, Kind, library
-from phasekit.errors import LibraryError
+from phasekit.errors import LibraryClosed, LibraryError
 from phasekit.library import Entry, Library
 
 BAD = b"bad-\xff-name.bin"
@@ -135,7 +135,7 @@ def test_closed_library(tmp_path: Path) -> None:
     lib.close()
     lib.close()
     assert lib.closed
-    with pytest.raises(ValueError, match="closed"):
+    with pytest.raises(LibraryClosed, match="closed"):
         lib.locations()
 
 

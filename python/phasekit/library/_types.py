@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from .._types import FsError, Kind
+from ..errors import InvalidInputError
 
 if TYPE_CHECKING:
     from .._core import _EntryRow, _LocationRow
@@ -22,7 +23,7 @@ INDEX_MODES: tuple[IndexMode, ...] = ("shallow", "content", "deep")
 
 def _mode(text: str) -> IndexMode:
     if text not in INDEX_MODES:
-        raise ValueError(f"index mode must be one of {', '.join(INDEX_MODES)}, not {text!r}")
+        raise InvalidInputError(f"index mode must be one of {', '.join(INDEX_MODES)}, not {text!r}")
     return text
 
 
