@@ -10,7 +10,7 @@
 use rusqlite::types::ToSql;
 use rusqlite::Transaction;
 
-use super::scan::{extension, split_name, ScanWriter, TOP};
+use super::scan::{digests, extension, split_name, ScanWriter, TOP};
 use crate::error::{FsError, Result};
 use crate::walk::Batch;
 
@@ -57,8 +57,6 @@ impl ScanWriter {
             tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM entries", [], |r| {
                 r.get(0)
             })?;
-        let hashed = !batch.cas_ids.is_empty();
-        let summed = !batch.checksums.is_empty();
         let mut rows = Vec::with_capacity(batch.len());
         for i in 0..batch.len() {
             let path = batch.path(i);
@@ -83,6 +81,7 @@ impl ScanWriter {
             let id = next_id;
             next_id += 1;
             self.record(id, parent, rel, kind, size);
+            let (cas, sum) = digests(batch, i);
             rows.push(Row {
                 id,
                 path: rel,
@@ -96,16 +95,8 @@ impl ScanWriter {
                 inode: batch.inodes[i] as i64,
                 device: batch.devices[i] as i64,
                 mode: batch.modes[i],
-                cas: if hashed {
-                    batch.cas_ids[i].as_deref()
-                } else {
-                    None
-                },
-                sum: if summed {
-                    batch.checksums[i].as_deref()
-                } else {
-                    None
-                },
+                cas,
+                sum,
             });
         }
         self.stats.new += rows.len() as u64;

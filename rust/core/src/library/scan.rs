@@ -327,6 +327,19 @@ fn vanished(path: &[u8]) -> bool {
     }
 }
 
+/// The cas_id and checksum the walk computed for entry `i` of `batch` (none
+/// when it did not hash). An empty file has neither, however it is indexed
+/// (the walker's hashing gives it a checksum; `hash_missing` never looks at
+/// it), so a fresh deep index and a shallow one switched to deep agree.
+pub(crate) fn digests(batch: &Batch, i: usize) -> (Option<&str>, Option<&str>) {
+    if batch.sizes[i] == 0 {
+        return (None, None);
+    }
+    let cas = batch.cas_ids.get(i).and_then(|c| c.as_deref());
+    let sum = batch.checksums.get(i).and_then(|c| c.as_deref());
+    (cas, sum)
+}
+
 /// The parent id of entries at the top of a location.
 pub(crate) const TOP: i64 = 0;
 
