@@ -10,7 +10,7 @@
 use rusqlite::types::ToSql;
 use rusqlite::Transaction;
 
-use super::scan::{digests, extension, split_name, ScanWriter, TOP};
+use super::scan::{digests, extension, signed, split_name, ScanWriter, TOP};
 use crate::error::{FsError, Result};
 use crate::walk::Batch;
 
@@ -80,7 +80,9 @@ impl ScanWriter {
             self.count(kind, batch.sizes[i]);
             let id = next_id;
             next_id += 1;
-            self.record(id, parent, rel, kind, size);
+            let (inode, device) = (signed(batch.inodes[i]), signed(batch.devices[i]));
+            let link = (batch.nlinks[i] > 1).then_some((device, inode));
+            self.record(id, parent, rel, kind, size, link);
             let (cas, sum) = digests(batch, i);
             rows.push(Row {
                 id,
@@ -92,8 +94,8 @@ impl ScanWriter {
                 size,
                 mtime: batch.mtimes_ns[i],
                 ctime: batch.ctimes_ns[i],
-                inode: batch.inodes[i] as i64,
-                device: batch.devices[i] as i64,
+                inode,
+                device,
                 mode: batch.modes[i],
                 cas,
                 sum,

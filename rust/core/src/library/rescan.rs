@@ -196,7 +196,8 @@ impl ScanWriter {
                         k.id
                     }
                 };
-                self.record(id, parent, rel, kind, size);
+                let link = (batch.nlinks[i] > 1).then_some((device, inode));
+                self.record(id, parent, rel, kind, size, link);
             }
         }
         Ok(())

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
+use super::aggregate::Linked;
 use super::{now, LibraryDb};
 use crate::error::{Error, FsError, Result};
 use crate::sys::{self, Kind};
@@ -48,9 +49,11 @@ pub struct ScanWriter {
     seen: Vec<u64>,
     seen_count: u64,
     /// What aggregation needs, gathered while writing: bytes and count of
-    /// the regular files directly in each directory, and every directory as
-    /// (id, parent id, path length).
+    /// the regular files directly in each directory (files with one name),
+    /// the files with several names (counted once, see [`Linked`]), and
+    /// every directory as (id, parent id, path length).
     file_sums: HashMap<i64, (i64, i64)>,
+    linked: Linked,
     dirs: Vec<(i64, i64, i64)>,
     /// Files inserted by this scan, by (device, inode): move detection.
     new_files: HashMap<(i64, i64), i64>,
@@ -85,6 +88,7 @@ impl ScanWriter {
             seen: Vec::new(),
             seen_count: 0,
             file_sums: HashMap::new(),
+            linked: Linked::default(),
             dirs: Vec::new(),
             new_files: HashMap::new(),
             stats: ScanStats::default(),
@@ -175,14 +179,30 @@ impl ScanWriter {
 
     /// What the scan keeps of every entry it wrote or found: directory ids
     /// (parents of later entries), sums for aggregation, the seen set.
-    pub(crate) fn record(&mut self, id: i64, parent: i64, rel: &[u8], kind: u8, size: i64) {
+    /// `link` is the (device, inode) of a regular file with more than one
+    /// name (nlink > 1 when walked): such a file is counted once, where its
+    /// first name in byte order is (see [`Linked`]).
+    pub(crate) fn record(
+        &mut self,
+        id: i64,
+        parent: i64,
+        rel: &[u8],
+        kind: u8,
+        size: i64,
+        link: Option<(i64, i64)>,
+    ) {
         if kind == Kind::Dir as u8 {
             self.dir_ids.insert(rel.to_vec(), id);
             self.dirs.push((id, parent, rel.len() as i64));
         } else if kind == Kind::File as u8 {
-            let sum = self.file_sums.entry(parent).or_insert((0, 0));
-            sum.0 += size;
-            sum.1 += 1;
+            match link {
+                Some(key) => self.linked.note(key, rel, parent, size),
+                None => {
+                    let sum = self.file_sums.entry(parent).or_insert((0, 0));
+                    sum.0 += size;
+                    sum.1 += 1;
+                }
+            }
         }
         self.mark_seen(id);
     }
@@ -230,7 +250,8 @@ impl ScanWriter {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let dirs = std::mem::take(&mut self.dirs);
-        let sums = std::mem::take(&mut self.file_sums);
+        let mut sums = std::mem::take(&mut self.file_sums);
+        std::mem::take(&mut self.linked).add_to(&mut sums);
         let totals = super::aggregate::write_sums(&tx, self.location_id, dirs, sums)?;
         tx.commit()?;
         Ok(totals)
