@@ -160,7 +160,7 @@ impl ScanWriter {
                         }
                         let id = tx.last_insert_rowid();
                         if kind == Kind::File as u8 {
-                            self.note_new_file(device, inode, id);
+                            self.note_new_file((device, inode), id, size, mtime);
                         }
                         id
                     }

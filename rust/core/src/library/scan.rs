@@ -6,8 +6,10 @@
 //! unchanged ones are not written at all, which is what makes re-indexing an
 //! unchanged tree cheap. After the walk, [`ScanWriter::sweep`] removes what
 //! the scan did not see and is really gone, and carries the content of moved
-//! files (same device and inode, old path gone) over to their new path.
+//! files (same device, inode, size and mtime, old path gone) over to their
+//! new path; a moved file counts once, as moved.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
@@ -26,10 +28,14 @@ pub struct ScanStats {
     pub symlinks: u64,
     pub other: u64,
     pub bytes: u64,
+    /// Entries inserted, less the files the sweep found moved.
     pub new: u64,
     pub modified: u64,
     pub unchanged: u64,
+    /// Files found under a new path (same device, inode, size and mtime,
+    /// the old path gone): counted once, here, not as new nor deleted.
     pub moved: u64,
+    /// Entries removed by the sweep because they are gone from disk.
     pub deleted: u64,
     /// Files hashed while walked (a fresh scan with cas_ids or checksums).
     pub hashed: u64,
@@ -55,8 +61,9 @@ pub struct ScanWriter {
     file_sums: HashMap<i64, (i64, i64)>,
     linked: Linked,
     dirs: Vec<(i64, i64, i64)>,
-    /// Files inserted by this scan, by (device, inode): move detection.
-    new_files: HashMap<(i64, i64), i64>,
+    /// Files inserted by this scan, by (device, inode): (id, size, mtime),
+    /// for move detection.
+    new_files: HashMap<(i64, i64), (i64, i64, i64)>,
     pub stats: ScanStats,
 }
 
@@ -218,8 +225,8 @@ impl ScanWriter {
     }
 
     /// A file this scan inserted, for move detection in the sweep.
-    pub(crate) fn note_new_file(&mut self, device: i64, inode: i64, id: i64) {
-        self.new_files.insert((device, inode), id);
+    pub(crate) fn note_new_file(&mut self, key: (i64, i64), id: i64, size: i64, mtime_ns: i64) {
+        self.new_files.insert(key, (id, size, mtime_ns));
     }
 
     pub(crate) fn location_id(&self) -> i64 {
@@ -316,19 +323,32 @@ impl ScanWriter {
             let mut carry = tx.prepare_cached(
                 "UPDATE entries SET cas_id = old.cas_id, \
                  checksum = old.checksum FROM (SELECT cas_id, checksum FROM entries \
-                 WHERE id = ?2) AS old WHERE entries.id = ?1 AND entries.size = ?3 \
-                 AND entries.mtime_ns = ?4 AND entries.cas_id IS NULL",
+                 WHERE id = ?2) AS old WHERE entries.id = ?1 AND entries.cas_id IS NULL",
             )?;
             let mut delete = tx.prepare_cached("DELETE FROM entries WHERE id = ?1")?;
             for &(id, kind, size, mtime, inode, device) in &gone {
-                if kind == Kind::File as u8 {
-                    if let Some(&new_id) = self.new_files.get(&(device, inode)) {
-                        carry.execute(params![new_id, id, size, mtime])?;
-                        self.stats.moved += 1;
+                // A file moved (renamed keeps the inode, size and mtime; an
+                // inode merely reused by a new file has another mtime) is
+                // counted once, as moved: not as deleted, and no longer as
+                // new. Each new file stands for one old name at most.
+                let moved_to = match self.new_files.entry((device, inode)) {
+                    Entry::Occupied(new)
+                        if kind == Kind::File as u8
+                            && (new.get().1, new.get().2) == (size, mtime) =>
+                    {
+                        Some(new.remove().0)
                     }
+                    _ => None,
+                };
+                match moved_to {
+                    Some(new_id) => {
+                        carry.execute(params![new_id, id])?;
+                        self.stats.moved += 1;
+                        self.stats.new -= 1;
+                    }
+                    None => self.stats.deleted += 1,
                 }
                 delete.execute([id])?;
-                self.stats.deleted += 1;
             }
         }
         tx.commit()?;
