@@ -277,6 +277,7 @@ class IndexJob(PhasedJob[IndexSummary]):
         stats: ScanStats = scan.sweep()
         self._scan = scan  # aggregation uses what it gathered
         ctx.shared["moved"] = ctx.shared.get("moved", 0) + stats.moved
+        ctx.shared["new"] = ctx.shared.get("new", 0) - stats.moved  # discovery counted them new
         ctx.shared["deleted"] = ctx.shared.get("deleted", 0) + stats.deleted
         self._report(ctx, location.path, 0.0)
         return None

@@ -4,7 +4,7 @@ checks of their input; their conflict key."""
 
 from __future__ import annotations
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, LocationNotFound
 from ..jobs import FatalError, PhaseContext
 from ._library import Library
 from ._types import Location
@@ -43,5 +43,5 @@ def location_of(library: Library, location_id: int) -> Location:
     """A location the job works on; one removed meanwhile fails the job."""
     try:
         return library.location(location_id)
-    except KeyError as exc:
+    except LocationNotFound as exc:
         raise FatalError(f"location {location_id} no longer exists") from exc

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from ..jobs import JobManager
 from .._core import CancelToken
 from .._types import FsError, StrPath
-from ..errors import LibraryError
+from ..errors import InvalidInputError, LibraryError, LibraryFullError, LocationNotFound
 from ._types import (
     INDEX_MODES,
     ContentIdentity,
@@ -154,13 +154,16 @@ class Library(Closing):
         """Open (creating it if needed) the library folder ``path``; None means
         ``$PHASEKIT_LIBRARY`` or the per-user data folder. Raises
         :class:`~phasekit.errors.LibraryError` for a library.db that cannot be
-        opened, e.g. one written by a newer phasekit."""
+        opened, e.g. one written by a newer phasekit
+        (:class:`~phasekit.errors.LibraryFullError` if its disk is full)."""
         folder = Path(os.fsdecode(path)) if path is not None else default_library_path()
         folder = Path(os.path.abspath(folder))
         folder.mkdir(parents=True, exist_ok=True)
         db_path = folder / DB_NAME
         try:
             db = _core.LibraryDb(db_path)
+        except LibraryFullError:
+            raise  # names the file already, and says what to do
         except LibraryError as e:
             raise LibraryError(f"cannot open {db_path}: {e}") from e
         return cls(folder, db)
@@ -176,7 +179,8 @@ class Library(Closing):
 
     def close(self) -> None:
         """Close library.db (idempotent); an in-memory library's scratch
-        folder is removed."""
+        folder is removed. Later calls raise
+        :class:`~phasekit.errors.LibraryClosed`."""
         self._db.close()
         if self._scratch:
             shutil.rmtree(self._path, ignore_errors=True)
@@ -192,7 +196,8 @@ class Library(Closing):
         """Add the existing directory ``path`` (made absolute) as a location.
 
         Raises FileNotFoundError or NotADirectoryError for a bad path,
-        ValueError for a bad mode or a directory that already is a location.
+        :class:`~phasekit.errors.InvalidInputError` (a ValueError) for a bad
+        mode or a directory that already is a location.
         """
         _mode(mode)
         root = os.fsencode(os.path.abspath(os.fspath(path)))
@@ -209,7 +214,8 @@ class Library(Closing):
         return [Location._from_row(row) for row in self._db.locations()]
 
     def location(self, location: int | StrPath | Location) -> Location:
-        """A location by id, by its root path, or afresh; KeyError if unknown."""
+        """A location by id, by its root path, or afresh;
+        :class:`~phasekit.errors.LocationNotFound` (a KeyError) if unknown."""
         if isinstance(location, Location):
             location = location.id
         if isinstance(location, int):
@@ -217,7 +223,7 @@ class Library(Closing):
         root = os.fsencode(os.path.abspath(os.fspath(location)))
         row = self._db.location_by_path(root)
         if row is None:
-            raise KeyError(f"no location at {os.fsdecode(root)}")
+            raise LocationNotFound(f"no location at {os.fsdecode(root)}")
         return Location._from_row(row)
 
     def set_mode(self, location: int | StrPath | Location, mode: IndexMode) -> Location:
@@ -250,7 +256,7 @@ class Library(Closing):
         """Every entry of a location, in id order (parents before children on
         a first index), read ``page`` rows at a time."""
         if page < 1:
-            raise ValueError(f"page must be at least 1, got {page}")
+            raise InvalidInputError(f"page must be at least 1, got {page}")
         loc = self.location(location)
         root = os.fsencode(loc.path)
         after = 0
@@ -264,7 +270,8 @@ class Library(Closing):
 
     def entry(self, location: int | StrPath | Location, path: StrPath) -> Entry | None:
         """The entry at ``path`` (absolute, or relative to the location's root),
-        or None if it is not indexed. ValueError for a path outside the root."""
+        or None if it is not indexed. :class:`~phasekit.errors.InvalidInputError`
+        (a ValueError) for a path outside the root."""
         loc = self.location(location)
         root = os.fsencode(loc.path)
         raw = os.fsencode(os.fspath(path))
@@ -272,7 +279,7 @@ class Library(Closing):
             raw = os.path.normpath(raw)
             prefix = root if root.endswith(b"/") else root + b"/"
             if not raw.startswith(prefix):
-                raise ValueError(f"{os.fsdecode(raw)} is not inside location {loc.path}")
+                raise InvalidInputError(f"{os.fsdecode(raw)} is not inside location {loc.path}")
             raw = raw[len(prefix) :]
         row = self._db.entry_at(loc.id, raw)
         return None if row is None else Entry._from_row(root, row)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from .._types import FsError, Kind
+from ..errors import InvalidInputError
 
 if TYPE_CHECKING:
     from .._core import _EntryRow, _LocationRow
@@ -22,7 +23,7 @@ INDEX_MODES: tuple[IndexMode, ...] = ("shallow", "content", "deep")
 
 def _mode(text: str) -> IndexMode:
     if text not in INDEX_MODES:
-        raise ValueError(f"index mode must be one of {', '.join(INDEX_MODES)}, not {text!r}")
+        raise InvalidInputError(f"index mode must be one of {', '.join(INDEX_MODES)}, not {text!r}")
     return text
 
 
@@ -128,10 +129,14 @@ class ScanStats:
     symlinks: int = 0
     other: int = 0
     bytes: int = 0
+    #: Entries inserted; after the sweep, less the files found moved.
     new: int = 0
     modified: int = 0
     unchanged: int = 0
+    #: Files found under a new path (same device, inode, size and mtime, the
+    #: old path gone): counted once, here, neither as new nor as deleted.
     moved: int = 0
+    #: Entries the sweep removed because they are gone from disk.
     deleted: int = 0
     #: Files hashed while walked (a fresh scan with cas_ids or checksums).
     hashed: int = 0

@@ -153,8 +153,9 @@ def _compare_content(
     found: list[tuple[Category, str]],
     out: ValidationResult,
 ) -> None:
+    # Empty files have neither a cas_id nor a checksum.
     want_cas = entry.cas_id is not None and st.st_size > 0
-    want_sum = mode == "complete"
+    want_sum = mode == "complete" and st.st_size > 0
     if not (want_cas or want_sum):
         out.unverified += st.st_size > 0
         return

@@ -74,10 +74,34 @@ pub enum Error {
     InvalidArgument(String),
     /// A single-path call failed on its path.
     Fs(FsError),
-    /// library.db could not be read or written.
-    Database(String),
-    /// A location or entry asked for does not exist.
-    NotFound(String),
+    /// library.db could not be read or written. `io` marks SQLite's I/O
+    /// errors (SQLITE_IOERR_*): [`crate::library::LibraryDb::explain`] tells
+    /// a full disk among them by the errno SQLite saw.
+    Database { message: String, io: bool },
+    /// library.db cannot grow: the disk (or the quota) under it is full.
+    StorageFull(StorageFull),
+    /// A location asked for (by id) does not exist.
+    LocationNotFound(String),
+    /// The object (a library) was closed; the message says which.
+    Closed(String),
+}
+
+/// What [`Error::StorageFull`] knows: the database file, when known, and
+/// SQLite's or the OS's own words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageFull {
+    pub path: Option<Vec<u8>>,
+    pub detail: String,
+}
+
+impl Error {
+    /// A database failure that is not SQLite's own (e.g. a newer schema).
+    pub fn database(message: impl Into<String>) -> Self {
+        Error::Database {
+            message: message.into(),
+            io: false,
+        }
+    }
 }
 
 impl fmt::Display for Error {
@@ -87,8 +111,23 @@ impl fmt::Display for Error {
             Error::InvalidState(msg) => write!(f, "invalid walk state: {msg}"),
             Error::InvalidArgument(msg) => f.write_str(msg),
             Error::Fs(err) => err.fmt(f),
-            Error::Database(msg) => write!(f, "library database: {msg}"),
-            Error::NotFound(msg) => f.write_str(msg),
+            Error::Database { message, .. } => write!(f, "library database: {message}"),
+            Error::StorageFull(full) => {
+                let file = match &full.path {
+                    Some(path) => String::from_utf8_lossy(path).into_owned(),
+                    None => "library.db".into(),
+                };
+                write!(
+                    f,
+                    "{file}: the disk (or quota) is full, so the library database cannot grow \
+                     ({}). Nothing is lost: the write that failed was rolled back and \
+                     everything written before it is kept. Free some space, then resume \
+                     the interrupted job (phasekit resume) or index again",
+                    full.detail
+                )
+            }
+            Error::LocationNotFound(msg) => f.write_str(msg),
+            Error::Closed(msg) => f.write_str(msg),
         }
     }
 }

@@ -94,10 +94,10 @@ fn scan_rescan_aggregate_and_content() {
     fs::remove_dir_all(root.join("a/b")).unwrap();
     fs::remove_dir(root.join("c")).unwrap();
     let edited = scan(&mut db, loc.id, &root, false, false);
-    assert_eq!(edited.new, 2); // "new" and "three"
+    assert_eq!(edited.new, 1); // "new"
     assert_eq!(edited.modified, 2); // a/one.TXT, and "a" whose mtime changed
-    assert_eq!(edited.moved, 1);
-    assert_eq!(edited.deleted, 5); // a/b, a/b/two, a/b/same, c, c/three
+    assert_eq!(edited.moved, 1); // c/three -> three, counted once, as moved
+    assert_eq!(edited.deleted, 4); // a/b, a/b/two, a/b/same, c
     let three = db.entry_at(loc.id, b"three").unwrap().unwrap();
     assert!(three.cas_id.is_some(), "moved file keeps its content id");
     let one = db.entry_at(loc.id, b"a/one.TXT").unwrap().unwrap();

@@ -4,6 +4,8 @@ use phasekit_core::{Error, FsError};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyKeyError, PyOSError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyType;
 
 use crate::paths::path_to_py;
 
@@ -51,14 +53,49 @@ pub fn os_error(py: Python<'_>, err: &FsError) -> PyErr {
     }
 }
 
+/// A class of `phasekit.errors` (defined in Python, subclasses of the ones
+/// above and of builtins), imported once and kept.
+struct PyClass {
+    cell: PyOnceLock<Py<PyType>>,
+    name: &'static str,
+}
+
+impl PyClass {
+    const fn new(name: &'static str) -> Self {
+        PyClass {
+            cell: PyOnceLock::new(),
+            name,
+        }
+    }
+
+    /// `self(message)`, or `fallback(message)` if `phasekit.errors` cannot
+    /// be imported (the extension loaded on its own): still the base class
+    /// the Python one derives from.
+    fn err(&self, py: Python<'_>, message: String, fallback: fn(String) -> PyErr) -> PyErr {
+        match self.cell.import(py, "phasekit.errors", self.name) {
+            Ok(class) => PyErr::from_type(class.clone(), (message,)),
+            Err(_) => fallback(message),
+        }
+    }
+}
+
+static INVALID_INPUT: PyClass = PyClass::new("InvalidInputError");
+static LOCATION_NOT_FOUND: PyClass = PyClass::new("LocationNotFound");
+static LIBRARY_CLOSED: PyClass = PyClass::new("LibraryClosed");
+static LIBRARY_FULL: PyClass = PyClass::new("LibraryFullError");
+
 pub fn to_py(py: Python<'_>, err: Error) -> PyErr {
     match err {
         Error::Cancelled => CancelledError::new_err("cancelled"),
         Error::InvalidState(msg) => InvalidStateError::new_err(msg),
-        Error::InvalidArgument(msg) => PyValueError::new_err(msg),
+        Error::InvalidArgument(msg) => INVALID_INPUT.err(py, msg, PyValueError::new_err),
         Error::Fs(fs) => os_error(py, &fs),
-        Error::Database(msg) => LibraryError::new_err(msg),
-        Error::NotFound(msg) => PyKeyError::new_err(msg),
+        Error::Database { message, .. } => LibraryError::new_err(message),
+        full @ Error::StorageFull(_) => {
+            LIBRARY_FULL.err(py, full.to_string(), LibraryError::new_err)
+        }
+        Error::LocationNotFound(msg) => LOCATION_NOT_FOUND.err(py, msg, PyKeyError::new_err),
+        Error::Closed(msg) => LIBRARY_CLOSED.err(py, msg, PhasekitError::new_err),
     }
 }
 

@@ -105,7 +105,7 @@ pub(crate) fn stats_tuple(s: ScanStats) -> StatsTuple {
 }
 
 fn closed() -> Error {
-    Error::InvalidArgument("this library is closed".into())
+    Error::Closed("this library is closed".into())
 }
 
 /// An open library.db. Thread-safe: calls from several Python threads take
@@ -133,7 +133,7 @@ impl LibraryDb {
         f: impl FnOnce(&mut library::LibraryDb) -> Result<T, Error> + Send,
     ) -> PyResult<T> {
         without_gil(py, || match self.lock().as_mut() {
-            Some(db) => f(db),
+            Some(db) => f(db).map_err(|err| db.explain(err)),
             None => Err(closed()),
         })
         .into_py(py)
@@ -169,7 +169,7 @@ impl LibraryDb {
         })
     }
 
-    /// Close the connection; later calls raise ValueError.
+    /// Close the connection; later calls raise LibraryClosed.
     fn close(&self, py: Python<'_>) {
         let db = without_gil(py, || self.lock().take());
         without_gil(py, move || drop(db));
@@ -203,7 +203,7 @@ impl LibraryDb {
         Ok(locs.into_iter().map(|l| location_to_py(py, l)).collect())
     }
 
-    /// KeyError if there is no such location.
+    /// LocationNotFound (a KeyError) if there is no such location.
     fn location<'py>(&self, py: Python<'py>, id: i64) -> PyResult<LocationTuple<'py>> {
         let loc = self.with(py, move |db| db.location(id))?;
         Ok(location_to_py(py, loc))

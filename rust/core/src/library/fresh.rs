@@ -10,7 +10,7 @@
 use rusqlite::types::ToSql;
 use rusqlite::Transaction;
 
-use super::scan::{extension, split_name, ScanWriter, TOP};
+use super::scan::{digests, extension, signed, split_name, ScanWriter, TOP};
 use crate::error::{FsError, Result};
 use crate::walk::Batch;
 
@@ -57,8 +57,6 @@ impl ScanWriter {
             tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM entries", [], |r| {
                 r.get(0)
             })?;
-        let hashed = !batch.cas_ids.is_empty();
-        let summed = !batch.checksums.is_empty();
         let mut rows = Vec::with_capacity(batch.len());
         for i in 0..batch.len() {
             let path = batch.path(i);
@@ -82,7 +80,10 @@ impl ScanWriter {
             self.count(kind, batch.sizes[i]);
             let id = next_id;
             next_id += 1;
-            self.record(id, parent, rel, kind, size);
+            let (inode, device) = (signed(batch.inodes[i]), signed(batch.devices[i]));
+            let link = (batch.nlinks[i] > 1).then_some((device, inode));
+            self.record(id, parent, rel, kind, size, link);
+            let (cas, sum) = digests(batch, i);
             rows.push(Row {
                 id,
                 path: rel,
@@ -93,19 +94,11 @@ impl ScanWriter {
                 size,
                 mtime: batch.mtimes_ns[i],
                 ctime: batch.ctimes_ns[i],
-                inode: batch.inodes[i] as i64,
-                device: batch.devices[i] as i64,
+                inode,
+                device,
                 mode: batch.modes[i],
-                cas: if hashed {
-                    batch.cas_ids[i].as_deref()
-                } else {
-                    None
-                },
-                sum: if summed {
-                    batch.checksums[i].as_deref()
-                } else {
-                    None
-                },
+                cas,
+                sum,
             });
         }
         self.stats.new += rows.len() as u64;

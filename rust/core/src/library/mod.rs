@@ -18,7 +18,8 @@ pub mod validate;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior};
+use rustix::io::Errno;
 
 pub use aggregate::aggregate;
 pub use content::{hash_missing, link_identities, HashPass};
@@ -27,7 +28,7 @@ pub use pipeline::{ScanPipeline, Step, CHANNEL_CAPACITY};
 pub use scan::{ScanStats, ScanWriter};
 pub use schema::SCHEMA_VERSION;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StorageFull};
 
 /// Prepared statements a connection keeps (see `LibraryDb::setup`).
 const STATEMENT_CACHE: usize = 64;
@@ -53,8 +54,8 @@ impl From<rusqlite::Error> for DbError {
 impl From<DbError> for Error {
     fn from(err: DbError) -> Self {
         match err {
-            DbError::Sqlite(e) => Error::Database(e.to_string()),
-            DbError::Newer(v) => Error::Database(format!(
+            DbError::Sqlite(e) => e.into(),
+            DbError::Newer(v) => Error::database(format!(
                 "library.db has schema version {v}, newer than this phasekit \
                  ({SCHEMA_VERSION}); upgrade phasekit to open it"
             )),
@@ -64,8 +65,47 @@ impl From<DbError> for Error {
 
 impl From<rusqlite::Error> for Error {
     fn from(err: rusqlite::Error) -> Self {
-        Error::Database(err.to_string())
+        match err.sqlite_error_code() {
+            // SQLite's own word for a write that found no room (its unix
+            // layer reports ENOSPC on a write so).
+            Some(ErrorCode::DiskFull) => Error::StorageFull(StorageFull {
+                path: None,
+                detail: err.to_string(),
+            }),
+            Some(ErrorCode::SystemIoFailure) => Error::Database {
+                message: err.to_string(),
+                io: true,
+            },
+            _ => Error::database(err.to_string()),
+        }
     }
+}
+
+/// True when the last I/O error SQLite met on `conn` had errno ENOSPC or
+/// EDQUOT (a quota, or growing the shared-memory file, is reported as an
+/// I/O error, not as SQLITE_FULL).
+fn io_error_was_full(conn: &Connection) -> bool {
+    // SAFETY: the handle is valid while `conn` is open, and
+    // sqlite3_system_errno only reads a field of the connection.
+    let errno = unsafe { rusqlite::ffi::sqlite3_system_errno(conn.handle()) };
+    [Errno::NOSPC, Errno::DQUOT]
+        .iter()
+        .any(|e| e.raw_os_error() == errno)
+}
+
+/// `err` told more precisely with what the connection knows: an I/O error
+/// whose errno says the disk or quota is full becomes
+/// [`Error::StorageFull`], which names the database file.
+fn explain(conn: &Connection, path: Option<&[u8]>, err: Error) -> Error {
+    let detail = match err {
+        Error::Database { message, io: true } if io_error_was_full(conn) => message,
+        Error::StorageFull(full) => full.detail,
+        other => return other,
+    };
+    Error::StorageFull(StorageFull {
+        path: path.map(<[u8]>::to_vec),
+        detail,
+    })
 }
 
 /// How much a location's index holds.
@@ -189,21 +229,41 @@ pub(crate) fn now() -> f64 {
 /// An open library.db.
 pub struct LibraryDb {
     pub(crate) conn: Connection,
+    /// The database file (None in memory), named by a full-disk error.
+    path: Option<Vec<u8>>,
 }
 
 impl LibraryDb {
     /// Open (creating and migrating as needed) the library.db at `path`.
     pub fn open(path: &Path) -> Result<Self> {
+        use std::os::unix::ffi::OsStrExt;
         let conn = Connection::open(path)?;
-        Self::setup(conn)
+        Self::setup(conn, Some(path.as_os_str().as_bytes().to_vec()))
     }
 
     /// A library that lives in memory only (ephemeral indexing).
     pub fn in_memory() -> Result<Self> {
-        Self::setup(Connection::open_in_memory()?)
+        Self::setup(Connection::open_in_memory()?, None)
     }
 
-    fn setup(mut conn: Connection) -> Result<Self> {
+    /// `err`, from a call on this library, told more precisely: a full disk
+    /// (SQLITE_FULL, or an I/O error with errno ENOSPC or EDQUOT) becomes
+    /// [`Error::StorageFull`] naming this library.db. Callers that hand
+    /// errors on (the bindings) pass them through here.
+    pub fn explain(&self, err: Error) -> Error {
+        explain(&self.conn, self.path.as_deref(), err)
+    }
+
+    fn setup(conn: Connection, path: Option<Vec<u8>>) -> Result<Self> {
+        let mut db = LibraryDb { conn, path };
+        match db.configure() {
+            Ok(()) => Ok(db),
+            Err(err) => Err(db.explain(err)),
+        }
+    }
+
+    fn configure(&mut self) -> Result<()> {
+        let conn = &mut self.conn;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         // rusqlite keeps 16 prepared statements by default; the jobs use
         // more than that between them, and re-preparing an evicted one (a
@@ -216,8 +276,8 @@ impl LibraryDb {
         // 64 MiB of page cache: the indices the indexer touches stay in memory.
         conn.pragma_update(None, "cache_size", -65536)?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
-        schema::migrate(&mut conn)?;
-        Ok(LibraryDb { conn })
+        schema::migrate(conn)?;
+        Ok(())
     }
 
     pub fn schema_version(&self) -> Result<i64> {
@@ -270,7 +330,7 @@ impl LibraryDb {
                 location_row,
             )
             .optional()?
-            .ok_or_else(|| Error::NotFound(format!("no location with id {id}")))
+            .ok_or_else(|| Error::LocationNotFound(format!("no location with id {id}")))
     }
 
     pub fn location_by_path(&self, path: &[u8]) -> Result<Option<Location>> {

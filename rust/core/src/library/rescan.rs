@@ -12,7 +12,7 @@
 
 use rusqlite::{params, CachedStatement, Transaction};
 
-use super::scan::{extension, signed, split_name, ScanWriter, TOP};
+use super::scan::{digests, extension, signed, split_name, ScanWriter, TOP};
 use crate::error::{FsError, Result};
 use crate::sys::Kind;
 use crate::walk::Batch;
@@ -83,8 +83,6 @@ impl ScanWriter {
         )?;
         let location_id = self.location_id();
         let started = self.started();
-        let hashed = !batch.cas_ids.is_empty();
-        let summed = !batch.checksums.is_empty();
         // Relative paths, or None for a path outside the root.
         let rels: Vec<Option<&[u8]>> = batch.paths().map(|p| self.relative(p)).collect();
         let parent_of = |i: usize| rels[i].map(|rel| split_name(rel).0);
@@ -132,16 +130,7 @@ impl ScanWriter {
                 let (inode, device) = (signed(batch.inodes[i]), signed(batch.devices[i]));
                 let (mtime, ctime, mode) = (batch.mtimes_ns[i], batch.ctimes_ns[i], batch.modes[i]);
                 self.count(kind, batch.sizes[i]);
-                let cas = if hashed {
-                    batch.cas_ids[i].as_deref()
-                } else {
-                    None
-                };
-                let sum = if summed {
-                    batch.checksums[i].as_deref()
-                } else {
-                    None
-                };
+                let (cas, sum) = digests(batch, i);
                 let found = known
                     .binary_search_by(|k| k.name.as_slice().cmp(name))
                     .ok()
@@ -171,7 +160,7 @@ impl ScanWriter {
                         }
                         let id = tx.last_insert_rowid();
                         if kind == Kind::File as u8 {
-                            self.note_new_file(device, inode, id);
+                            self.note_new_file((device, inode), id, size, mtime);
                         }
                         id
                     }
@@ -207,7 +196,8 @@ impl ScanWriter {
                         k.id
                     }
                 };
-                self.record(id, parent, rel, kind, size);
+                let link = (batch.nlinks[i] > 1).then_some((device, inode));
+                self.record(id, parent, rel, kind, size, link);
             }
         }
         Ok(())

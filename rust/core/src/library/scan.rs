@@ -6,12 +6,15 @@
 //! unchanged ones are not written at all, which is what makes re-indexing an
 //! unchanged tree cheap. After the walk, [`ScanWriter::sweep`] removes what
 //! the scan did not see and is really gone, and carries the content of moved
-//! files (same device and inode, old path gone) over to their new path.
+//! files (same device, inode, size and mtime, old path gone) over to their
+//! new path; a moved file counts once, as moved.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
+use super::aggregate::Linked;
 use super::{now, LibraryDb};
 use crate::error::{Error, FsError, Result};
 use crate::sys::{self, Kind};
@@ -25,10 +28,14 @@ pub struct ScanStats {
     pub symlinks: u64,
     pub other: u64,
     pub bytes: u64,
+    /// Entries inserted, less the files the sweep found moved.
     pub new: u64,
     pub modified: u64,
     pub unchanged: u64,
+    /// Files found under a new path (same device, inode, size and mtime,
+    /// the old path gone): counted once, here, not as new nor deleted.
     pub moved: u64,
+    /// Entries removed by the sweep because they are gone from disk.
     pub deleted: u64,
     /// Files hashed while walked (a fresh scan with cas_ids or checksums).
     pub hashed: u64,
@@ -48,12 +55,15 @@ pub struct ScanWriter {
     seen: Vec<u64>,
     seen_count: u64,
     /// What aggregation needs, gathered while writing: bytes and count of
-    /// the regular files directly in each directory, and every directory as
-    /// (id, parent id, path length).
+    /// the regular files directly in each directory (files with one name),
+    /// the files with several names (counted once, see [`Linked`]), and
+    /// every directory as (id, parent id, path length).
     file_sums: HashMap<i64, (i64, i64)>,
+    linked: Linked,
     dirs: Vec<(i64, i64, i64)>,
-    /// Files inserted by this scan, by (device, inode): move detection.
-    new_files: HashMap<(i64, i64), i64>,
+    /// Files inserted by this scan, by (device, inode): (id, size, mtime),
+    /// for move detection.
+    new_files: HashMap<(i64, i64), (i64, i64, i64)>,
     pub stats: ScanStats,
 }
 
@@ -85,6 +95,7 @@ impl ScanWriter {
             seen: Vec::new(),
             seen_count: 0,
             file_sums: HashMap::new(),
+            linked: Linked::default(),
             dirs: Vec::new(),
             new_files: HashMap::new(),
             stats: ScanStats::default(),
@@ -175,14 +186,30 @@ impl ScanWriter {
 
     /// What the scan keeps of every entry it wrote or found: directory ids
     /// (parents of later entries), sums for aggregation, the seen set.
-    pub(crate) fn record(&mut self, id: i64, parent: i64, rel: &[u8], kind: u8, size: i64) {
+    /// `link` is the (device, inode) of a regular file with more than one
+    /// name (nlink > 1 when walked): such a file is counted once, where its
+    /// first name in byte order is (see [`Linked`]).
+    pub(crate) fn record(
+        &mut self,
+        id: i64,
+        parent: i64,
+        rel: &[u8],
+        kind: u8,
+        size: i64,
+        link: Option<(i64, i64)>,
+    ) {
         if kind == Kind::Dir as u8 {
             self.dir_ids.insert(rel.to_vec(), id);
             self.dirs.push((id, parent, rel.len() as i64));
         } else if kind == Kind::File as u8 {
-            let sum = self.file_sums.entry(parent).or_insert((0, 0));
-            sum.0 += size;
-            sum.1 += 1;
+            match link {
+                Some(key) => self.linked.note(key, rel, parent, size),
+                None => {
+                    let sum = self.file_sums.entry(parent).or_insert((0, 0));
+                    sum.0 += size;
+                    sum.1 += 1;
+                }
+            }
         }
         self.mark_seen(id);
     }
@@ -198,8 +225,8 @@ impl ScanWriter {
     }
 
     /// A file this scan inserted, for move detection in the sweep.
-    pub(crate) fn note_new_file(&mut self, device: i64, inode: i64, id: i64) {
-        self.new_files.insert((device, inode), id);
+    pub(crate) fn note_new_file(&mut self, key: (i64, i64), id: i64, size: i64, mtime_ns: i64) {
+        self.new_files.insert(key, (id, size, mtime_ns));
     }
 
     pub(crate) fn location_id(&self) -> i64 {
@@ -230,7 +257,8 @@ impl ScanWriter {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let dirs = std::mem::take(&mut self.dirs);
-        let sums = std::mem::take(&mut self.file_sums);
+        let mut sums = std::mem::take(&mut self.file_sums);
+        std::mem::take(&mut self.linked).add_to(&mut sums);
         let totals = super::aggregate::write_sums(&tx, self.location_id, dirs, sums)?;
         tx.commit()?;
         Ok(totals)
@@ -295,19 +323,32 @@ impl ScanWriter {
             let mut carry = tx.prepare_cached(
                 "UPDATE entries SET cas_id = old.cas_id, \
                  checksum = old.checksum FROM (SELECT cas_id, checksum FROM entries \
-                 WHERE id = ?2) AS old WHERE entries.id = ?1 AND entries.size = ?3 \
-                 AND entries.mtime_ns = ?4 AND entries.cas_id IS NULL",
+                 WHERE id = ?2) AS old WHERE entries.id = ?1 AND entries.cas_id IS NULL",
             )?;
             let mut delete = tx.prepare_cached("DELETE FROM entries WHERE id = ?1")?;
             for &(id, kind, size, mtime, inode, device) in &gone {
-                if kind == Kind::File as u8 {
-                    if let Some(&new_id) = self.new_files.get(&(device, inode)) {
-                        carry.execute(params![new_id, id, size, mtime])?;
-                        self.stats.moved += 1;
+                // A file moved (renamed keeps the inode, size and mtime; an
+                // inode merely reused by a new file has another mtime) is
+                // counted once, as moved: not as deleted, and no longer as
+                // new. Each new file stands for one old name at most.
+                let moved_to = match self.new_files.entry((device, inode)) {
+                    Entry::Occupied(new)
+                        if kind == Kind::File as u8
+                            && (new.get().1, new.get().2) == (size, mtime) =>
+                    {
+                        Some(new.remove().0)
                     }
+                    _ => None,
+                };
+                match moved_to {
+                    Some(new_id) => {
+                        carry.execute(params![new_id, id])?;
+                        self.stats.moved += 1;
+                        self.stats.new -= 1;
+                    }
+                    None => self.stats.deleted += 1,
                 }
                 delete.execute([id])?;
-                self.stats.deleted += 1;
             }
         }
         tx.commit()?;
@@ -325,6 +366,19 @@ fn vanished(path: &[u8]) -> bool {
             Some(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR)
         ),
     }
+}
+
+/// The cas_id and checksum the walk computed for entry `i` of `batch` (none
+/// when it did not hash). An empty file has neither, however it is indexed
+/// (the walker's hashing gives it a checksum; `hash_missing` never looks at
+/// it), so a fresh deep index and a shallow one switched to deep agree.
+pub(crate) fn digests(batch: &Batch, i: usize) -> (Option<&str>, Option<&str>) {
+    if batch.sizes[i] == 0 {
+        return (None, None);
+    }
+    let cas = batch.cas_ids.get(i).and_then(|c| c.as_deref());
+    let sum = batch.checksums.get(i).and_then(|c| c.as_deref());
+    (cas, sum)
 }
 
 /// The parent id of entries at the top of a location.

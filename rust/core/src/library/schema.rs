@@ -117,11 +117,22 @@ DELETE FROM content_identities WHERE NOT EXISTS
     (SELECT 1 FROM entry_content ec WHERE ec.cas_id = content_identities.cas_id);
 ";
 
+/// Empty files have neither a cas_id nor a checksum, however they were
+/// indexed. Earlier versions stored a checksum for an empty file that a
+/// fresh deep index hashed while walking (and none when a shallow index was
+/// switched to deep): clear those, so old libraries follow the rule. (No
+/// version stored a cas_id for one; the clause makes sure, and the trigger
+/// unlinks it if so.)
+const V4: &str = "
+UPDATE entries SET cas_id = NULL, checksum = NULL
+WHERE kind = 0 AND size = 0 AND (cas_id IS NOT NULL OR checksum IS NOT NULL);
+";
+
 /// Migrations by the version they produce. Never edit a shipped entry; add one.
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4)];
 
 /// The version this code writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Bring the file to [`SCHEMA_VERSION`], one step per transaction. Each step
 /// re-reads the version under the write lock, so two processes opening an
@@ -172,5 +183,52 @@ mod tests {
         .unwrap();
         // Migrating again is a no-op.
         migrate(&mut conn).unwrap();
+    }
+
+    #[test]
+    fn a_version_3_file_loses_the_checksums_of_its_empty_files() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for sql in [V1, V2, V3] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        conn.execute(
+            "INSERT INTO locations (id, path, mode, created_at) VALUES (1, x'2f74', 'deep', 0)",
+            [],
+        )
+        .unwrap();
+        // (name, kind, size, checksum): an empty file, a file, an empty
+        // directory (size 0 too, never hashed).
+        let rows: [(&str, i64, i64, Option<&str>); 3] = [
+            ("empty", 0, 0, Some("af1349b9")),
+            ("full", 0, 5, Some("0123abcd")),
+            ("dir", 1, 0, None),
+        ];
+        for (name, kind, size, sum) in rows {
+            conn.execute(
+                "INSERT INTO entries (location_id, path, parent_id, name, kind, size, mtime_ns, \
+                 ctime_ns, inode, device, mode, checksum, indexed_at) \
+                 VALUES (1, ?1, 0, ?1, ?2, ?3, 0, 0, 1, 1, 33188, ?4, 0)",
+                rusqlite::params![name.as_bytes(), kind, size, sum],
+            )
+            .unwrap();
+        }
+        migrate(&mut conn).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT name, checksum FROM entries ORDER BY id")
+            .unwrap();
+        let sums: Vec<(Vec<u8>, Option<String>)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(
+            sums,
+            vec![
+                (b"empty".to_vec(), None),
+                (b"full".to_vec(), Some("0123abcd".into())),
+                (b"dir".to_vec(), None),
+            ]
+        );
     }
 }

@@ -467,9 +467,10 @@ fn check_content(
     out: &mut Checked,
 ) {
     let want = Want {
-        // Empty files have no cas_id.
+        // Empty files have neither a cas_id nor a checksum: nothing to
+        // compare, nothing to store, nothing to report.
         cas_id: e.cas_id.is_some() && now.size > 0,
-        checksum: mode == ValidateMode::Complete,
+        checksum: mode == ValidateMode::Complete && now.size > 0,
     };
     if !want.any() {
         out.unverified = now.size > 0;
