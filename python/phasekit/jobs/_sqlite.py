@@ -37,28 +37,46 @@ def connect(path: Path) -> sqlite3.Connection:
         create_private_file(path)
     except OSError as exc:
         raise JobStoreError(f"cannot create {path}: {exc.strerror or exc}") from exc
-    try:
-        conn = sqlite3.connect(
-            path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-        )
-    except sqlite3.Error as exc:
-        raise translate(exc, path) from exc
-    try:
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        # Copy the WAL back (with its fsyncs) every ~40 MB rather than every
-        # 4 MB: a busy queue writes a few pages per job, and the default made
-        # every hundred-odd jobs wait for a checkpoint.
-        conn.execute("PRAGMA wal_autocheckpoint = 10000")
-        conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        migrate(conn, path)
-    except BaseException as exc:
-        conn.close()
-        if isinstance(exc, sqlite3.Error):
+    # Several processes may open one jobs.db at once. Switching a new file to
+    # WAL upgrades a read lock to a write lock, and SQLite answers a busy
+    # database there at once rather than wait (waiting could deadlock): such
+    # an open is tried again, with a growing pause, for up to BUSY_TIMEOUT_S.
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    pause = 0.005
+    while True:
+        try:
+            conn = sqlite3.connect(
+                path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
             raise translate(exc, path) from exc
-        raise
-    return conn
+        try:
+            _configure(conn, path)
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            if is_busy(exc) and time.monotonic() + pause < deadline:
+                time.sleep(pause)
+                pause = min(pause * 2, 0.2)
+                continue
+            raise translate(exc, path) from exc
+        except BaseException as exc:
+            conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise translate(exc, path) from exc
+            raise
+        return conn
+
+
+def _configure(conn: sqlite3.Connection, path: Path) -> None:
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    # Copy the WAL back (with its fsyncs) every ~40 MB rather than every
+    # 4 MB: a busy queue writes a few pages per job, and the default made
+    # every hundred-odd jobs wait for a checkpoint.
+    conn.execute("PRAGMA wal_autocheckpoint = 10000")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+    migrate(conn, path)
 
 
 def migrate(conn: sqlite3.Connection, path: Path) -> None:

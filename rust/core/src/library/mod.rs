@@ -22,7 +22,7 @@ use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row, Transactio
 use rustix::io::Errno;
 
 pub use aggregate::aggregate;
-pub use content::{hash_missing, link_identities, HashPass};
+pub use content::{count_missing, hash_missing, link_identities, HashPass};
 pub use dupes::{file_records, store_digests};
 pub use pipeline::{ScanPipeline, Step, CHANNEL_CAPACITY};
 pub use scan::{ScanStats, ScanWriter};
@@ -37,6 +37,14 @@ const STATEMENT_CACHE: usize = 64;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(crate) type DbResult<T> = std::result::Result<T, DbError>;
+
+/// SQLite says another connection holds the lock it needs.
+fn is_busy(err: &rusqlite::Error) -> bool {
+    matches!(
+        err.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
 
 /// Internal error of this module, turned into [`Error`] at its edge.
 #[derive(Debug)]
@@ -235,10 +243,36 @@ pub struct LibraryDb {
 
 impl LibraryDb {
     /// Open (creating and migrating as needed) the library.db at `path`.
+    ///
+    /// Several processes may open one library at once (two `phasekit index`
+    /// started together on a new library). Switching a new file to WAL
+    /// upgrades a read lock to a write lock, and SQLite answers a busy
+    /// database there at once instead of waiting (waiting could deadlock):
+    /// such an open is tried again, with a growing pause, for up to
+    /// [`BUSY_TIMEOUT`].
     pub fn open(path: &Path) -> Result<Self> {
         use std::os::unix::ffi::OsStrExt;
-        let conn = Connection::open(path)?;
-        Self::setup(conn, Some(path.as_os_str().as_bytes().to_vec()))
+        let name = Some(path.as_os_str().as_bytes().to_vec());
+        let started = std::time::Instant::now();
+        let mut pause = Duration::from_millis(5);
+        loop {
+            let conn = Connection::open(path)?;
+            let mut db = LibraryDb {
+                conn,
+                path: name.clone(),
+            };
+            match db.configure() {
+                Ok(()) => return Ok(db),
+                Err(DbError::Sqlite(err))
+                    if is_busy(&err) && started.elapsed() + pause < BUSY_TIMEOUT =>
+                {
+                    drop(db);
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(200));
+                }
+                Err(err) => return Err(db.explain(err.into())),
+            }
+        }
     }
 
     /// A library that lives in memory only (ephemeral indexing).
@@ -258,11 +292,11 @@ impl LibraryDb {
         let mut db = LibraryDb { conn, path };
         match db.configure() {
             Ok(()) => Ok(db),
-            Err(err) => Err(db.explain(err)),
+            Err(err) => Err(db.explain(err.into())),
         }
     }
 
-    fn configure(&mut self) -> Result<()> {
+    fn configure(&mut self) -> DbResult<()> {
         let conn = &mut self.conn;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         // rusqlite keeps 16 prepared statements by default; the jobs use
