@@ -301,6 +301,10 @@ class IndexJob(PhasedJob[IndexSummary]):
     def content(self, ctx: PhaseContext) -> PhaseResult:
         library, location = self._lib(ctx), self._location(ctx)
         deep = self._mode(ctx) == "deep"
+        if "total" not in ctx.state:
+            # What this step has to hash, once (a resume keeps it): the total
+            # of its progress, with rate and ETA.
+            ctx.state["total"] = library.count_missing(location, checksums=deep)
         pager = Pager(ctx.state.get("page", CONTENT_PAGE), least=256, most=CONTENT_PAGE_MAX)
         started = time.monotonic()
         hashed_here = 0
@@ -321,13 +325,13 @@ class IndexJob(PhasedJob[IndexSummary]):
             ctx.shared["hashed"] = ctx.shared.get("hashed", 0) + done.hashed
             ctx.add_items(done.hashed, nbytes=done.bytes)
             looked = state.get("looked", 0) + done.looked_at
-            total = state.get("total")
+            total = state["total"]
             self._report(
                 ctx,
                 location.path,
                 hashed_here / max(time.monotonic() - started, 1e-9),
                 done=looked,
-                total=None if total is None else max(total, looked),
+                total=max(total, looked),
             )
             page = pager.measured(done.looked_at, time.monotonic() - began)
             ctx.checkpoint({"after": done.last_id, "looked": looked, "total": total, "page": page})

@@ -370,6 +370,12 @@ class Library(Closing):
         )
         return HashPass(last, looked, hashed, nbytes, [FsError(p, e, m) for p, e, m in errors])
 
+    def count_missing(self, location: int | StrPath | Location, *, checksums: bool = False) -> int:
+        """How many files :meth:`hash_missing` has yet to hash: non-empty
+        regular files without a cas_id (or, with ``checksums``, without a
+        checksum)."""
+        return self._db.count_missing(self.location(location).id, checksums)
+
     def link_identities(self, location: int | StrPath | Location, *, prune: bool = False) -> int:
         """Link the entries that were inserted with their cas_ids (a fresh
         content index, hashing as it walks)

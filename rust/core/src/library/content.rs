@@ -33,6 +33,22 @@ struct Missing {
     device: i64,
 }
 
+/// How many of the location's files [`hash_missing`] has yet to hash (non-empty
+/// regular files without a cas_id, or without a checksum when `checksums` is
+/// set): the total of the content step's progress.
+pub fn count_missing(db: &LibraryDb, location_id: i64, checksums: bool) -> Result<u64> {
+    // `+location_id`: one pass over the table in id order, as hash_missing
+    // reads it, not a lookup of every row through `entries_name`.
+    let count: i64 = db
+        .conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM entries WHERE +location_id = ?1 AND kind = 0 AND size > 0 \
+         AND (cas_id IS NULL OR (?2 AND checksum IS NULL))",
+        )?
+        .query_row(params![location_id, checksums], |r| r.get(0))?;
+    Ok(u64::try_from(count).unwrap_or(0))
+}
+
 /// Hash up to `limit` files of the location (ids above `after_id`) that lack
 /// a cas_id, or a checksum when `checksums` is set, in parallel; store the
 /// results in one transaction. A file that changed since it was indexed is
