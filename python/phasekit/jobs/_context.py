@@ -214,10 +214,14 @@ class JobContext:
 
     def start_phase(self, phase: PhaseProgress) -> None:
         """A phase starts: the job's counts, message and rate start afresh
-        (its structured ``data`` is kept), and the change is reported."""
+        (its structured ``data`` is kept). Not written at once: the phase's
+        first report, which usually follows at once and knows more (its
+        total), takes its place; else the next write or checkpoint shows it."""
         self._rate.reset()
         self.phase_progress = phase
-        self._report(JobProgress(data=self._last_report.data, phase=phase))
+        self._last_report = self._pending_progress = JobProgress(
+            data=self._last_report.data, phase=phase
+        )
 
     def _report(self, value: JobProgress) -> None:
         self._last_report = value

@@ -598,7 +598,15 @@ class JobManager:
             nxt = self._slots.pick(most=1)
         if status in (JobStatus.FAILED, JobStatus.CANCELLED):
             self._check_blocked = True  # the jobs that depend on it fail
-        self._publish_from_thread("status", job_id, name, status)
+        if self._events.active:
+            # The end's event carries the progress stored with it (100 % for
+            # a completed job).
+            stored = end.get("progress")
+            progress = None
+            if isinstance(stored, dict) and status is not JobStatus.FAILED:
+                cls = self.registry.get(name) if name in self.registry else None
+                progress = JobProgress.from_dict(stored, cls.progress_type if cls else None)
+            self._publish_from_thread("status", job_id, name, status, progress)
         if job_id in self._watched:
             self._notify_from_thread()
         return nxt
