@@ -202,3 +202,35 @@ def store(tmp_path: Path) -> Iterator[JobStore]:
     """A fresh jobs.db."""
     with JobStore(tmp_path / "jobs.db") as s:
         yield s
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MiB tmpfs of our own, unmounted afterwards whatever happened."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        if subprocess.run(["umount", str(mount)], check=False).returncode != 0:
+            subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def make_wide_tree(root: Path, files: int) -> None:
+    """Many small files with long names: their rows cannot fit in 4 MiB."""
+    for i in range(files):
+        sub = root / f"dir-{i // 1000:02d}"
+        if i % 1000 == 0:
+            sub.mkdir(parents=True)
+        name = f"{i:06d}-" + "a-rather-long-file-name-that-takes-room-in-library-db-" * 3
+        (sub / name).write_bytes(b"%d" % i)

@@ -24,6 +24,8 @@ from phasekit.errors import (
 )
 from phasekit.library import Library
 
+from conftest import make_wide_tree
+
 
 @pytest.fixture
 def lib(tmp_path: Path) -> Iterator[Library]:
@@ -90,38 +92,6 @@ def test_closed_library_is_library_closed(tmp_path: Path) -> None:
             ask()
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 4 MiB tmpfs of our own, unmounted afterwards whatever happened."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
-        yield mount
-    finally:
-        if subprocess.run(["umount", str(mount)], check=False).returncode != 0:
-            subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def _make_wide_tree(root: Path, files: int) -> None:
-    """Many small files with long names: their rows cannot fit in 4 MiB."""
-    for i in range(files):
-        sub = root / f"dir-{i // 1000:02d}"
-        if i % 1000 == 0:
-            sub.mkdir(parents=True)
-        name = f"{i:06d}-" + "a-rather-long-file-name-that-takes-room-in-library-db-" * 3
-        (sub / name).write_bytes(b"%d" % i)
-
-
 def _snapshot(lib: Library, root: Path) -> dict[str, tuple[object, ...]]:
     loc = lib.location(root)
     return {
@@ -142,7 +112,7 @@ def _snapshot(lib: Library, root: Path) -> dict[str, tuple[object, ...]]:
 
 def test_full_disk_is_library_full_and_loses_nothing(small_disk: Path, tmp_path: Path) -> None:
     tree = tmp_path / "tree"
-    _make_wide_tree(tree, 30_000)
+    make_wide_tree(tree, 30_000)
     with Library.open(small_disk / "lib") as lib:
         loc = lib.add_location(tree, mode="content")
         with pytest.raises(LibraryFullError) as info:

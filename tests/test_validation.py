@@ -381,7 +381,7 @@ def test_cli_refuses_what_is_not_an_indexed_location(tmp_path):
     mode = cli("validate", str(root), "--mode", "everything", library=lib)
     assert mode.returncode == 2
     with Library.open(lib) as library:
-        library.add_location(tmp_path)  # added, never indexed
+        library.add_location(tmp_path, allow_nested=True)  # added, never indexed
     never = cli("validate", str(tmp_path), library=lib)
     assert never.returncode == 2
     assert "has not been indexed yet" in never.stderr

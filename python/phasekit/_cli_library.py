@@ -44,7 +44,10 @@ def cmd_index(args: argparse.Namespace) -> int:
                 location = library.set_mode(location, args.mode)
         except KeyError:
             location = library.add_location(
-                root, mode=args.mode or "content", recursive=not args.one_level
+                root,
+                mode=args.mode or "content",
+                recursive=not args.one_level,
+                allow_nested=args.nested,
             )
         job = indexing.IndexJob(
             location.id,

@@ -231,6 +231,8 @@ def _library_commands(sub: Any) -> None:
                        help="shallow: metadata; content: + cas_ids (default for a new "
                        "location); deep: + full checksums")  # fmt: skip
     index.add_argument("--one-level", action="store_true", help="index PATH's children only")
+    index.add_argument("--nested", action="store_true",
+                       help="allow PATH inside (or around) another location")  # fmt: skip
     index.add_argument("--ephemeral", action="store_true",
                        help="index without a location; nothing is written")  # fmt: skip
     index.add_argument("--json", action="store_true", help="print the summary as one JSON object")

@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 
 from .. import _core
 from .._native import duplicate_report
+from .._private import create_private_file, make_private_dir
 from .._types import DUPLICATE_MODES, DuplicateMode
 from ..errors import InvalidInputError
 from ..jobs import (
@@ -133,7 +134,7 @@ class DupesJob(PhasedJob[DupesSummary]):
     @staticmethod
     def _cache_path(library: Library, job_id: str) -> Path:
         folder = library.path / SCRATCH_DIR
-        folder.mkdir(parents=True, exist_ok=True)
+        make_private_dir(folder)
         return folder / f"dupes-{job_id}.digests"
 
     def _report(self, ctx: PhaseContext, message: str, rate: float) -> None:
@@ -205,7 +206,9 @@ class DupesJob(PhasedJob[DupesSummary]):
                     pass
         if finder.stage == "collected":
             if self.location_id is None and self._hashes():
-                finder.use_cache(self._cache_path(library, self._job_id), committed)
+                digests = self._cache_path(library, self._job_id)
+                create_private_file(digests)  # the names and digests of a user's files
+                finder.use_cache(digests, committed)
             finder.group()
         self._finder = finder
         return finder

@@ -18,12 +18,19 @@ from typing import TYPE_CHECKING, Any
 
 from .. import _core
 from .._closing import Closing
+from .._private import create_private_file, make_private_dir
 
 if TYPE_CHECKING:
     from ..jobs import JobManager
 from .._core import CancelToken
 from .._types import FsError, StrPath
-from ..errors import InvalidInputError, LibraryError, LibraryFullError, LocationNotFound
+from ..errors import (
+    InvalidInputError,
+    LibraryError,
+    LibraryFullError,
+    LocationNotFound,
+    LocationOverlapError,
+)
 from ._types import (
     INDEX_MODES,
     ContentIdentity,
@@ -151,15 +158,23 @@ class Library(Closing):
 
     @classmethod
     def open(cls, path: StrPath | None = None) -> Library:
-        """Open (creating it if needed) the library folder ``path``; None means
+        """Open (creating it if needed) the library folder ``path`` (``~`` is
+        expanded); None means
         ``$PHASEKIT_LIBRARY`` or the per-user data folder. Raises
         :class:`~phasekit.errors.LibraryError` for a library.db that cannot be
         opened, e.g. one written by a newer phasekit
         (:class:`~phasekit.errors.LibraryFullError` if its disk is full)."""
-        folder = Path(os.fsdecode(path)) if path is not None else default_library_path()
-        folder = Path(os.path.abspath(folder))
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = Path(os.fsdecode(path)).expanduser() if path is not None else None
+        folder = Path(os.path.abspath(folder or default_library_path()))
         db_path = folder / DB_NAME
+        try:
+            # An index of every name, size and hash on a disk is private:
+            # folders made here are 0700, library.db 0600 (SQLite gives its
+            # -wal and -shm files the same mode).
+            make_private_dir(folder)
+            create_private_file(db_path)
+        except OSError as exc:
+            raise LibraryError(f"cannot create {db_path}: {exc.strerror or exc}") from exc
         try:
             db = _core.LibraryDb(db_path)
         except LibraryFullError:
@@ -191,13 +206,22 @@ class Library(Closing):
     # locations
 
     def add_location(
-        self, path: StrPath, *, mode: IndexMode = "content", recursive: bool = True
+        self,
+        path: StrPath,
+        *,
+        mode: IndexMode = "content",
+        recursive: bool = True,
+        allow_nested: bool = False,
     ) -> Location:
         """Add the existing directory ``path`` (made absolute) as a location.
 
-        Raises FileNotFoundError or NotADirectoryError for a bad path,
-        :class:`~phasekit.errors.InvalidInputError` (a ValueError) for a bad
-        mode or a directory that already is a location.
+        A directory inside another location (or containing one) would have
+        its files indexed twice, and two jobs of the two locations could run
+        at once over the same files: it is refused with
+        :class:`~phasekit.errors.LocationOverlapError` unless
+        ``allow_nested``. Raises FileNotFoundError or NotADirectoryError for a
+        bad path, :class:`~phasekit.errors.InvalidInputError` (a ValueError)
+        for a bad mode or a directory that already is a location.
         """
         _mode(mode)
         root = os.fsencode(os.path.abspath(os.fspath(path)))
@@ -207,7 +231,35 @@ class Library(Closing):
             raise NotADirectoryError(
                 errno.ENOTDIR, "a location must be a directory", os.fsdecode(root)
             )
+        if not allow_nested:
+            self._refuse_overlap(root)
         return Location._from_row(self._db.add_location(root, mode, recursive))
+
+    def _refuse_overlap(self, root: bytes) -> None:
+        """LocationOverlapError if ``root`` lies inside a location or holds
+        one (compared by real path: a symlink does not hide an overlap)."""
+        real = os.path.realpath(root)
+        for location in self.locations():
+            other = os.fsencode(location.path)
+            other_real = os.path.realpath(other)
+            if real == other_real:
+                if root != other:
+                    raise LocationOverlapError(
+                        f"{os.fsdecode(root)} is location {location.id} ({location.path}) "
+                        "under another name"
+                    )
+                continue  # the same path: the core says it is a location already
+            if _inside(real, other_real):
+                raise LocationOverlapError(
+                    f"{os.fsdecode(root)} is inside location {location.id} "
+                    f"({location.path}): index that location, or allow nested locations"
+                )
+            if _inside(other_real, real):
+                raise LocationOverlapError(
+                    f"{os.fsdecode(root)} contains location {location.id} "
+                    f"({location.path}): remove that location first, or allow nested "
+                    "locations"
+                )
 
     def locations(self) -> list[Location]:
         """Every location, in the order they were added."""
@@ -437,6 +489,12 @@ class Library(Closing):
             self._db.link_identities(loc.id, False)
         self._db.mark_indexed(loc.id, started)
         return stats, errors
+
+
+def _inside(path: bytes, folder: bytes) -> bool:
+    """True if ``path`` lies strictly beneath ``folder`` (both absolute)."""
+    prefix = folder if folder.endswith(b"/") else folder + b"/"
+    return path.startswith(prefix)
 
 
 __all__ = ["DB_NAME", "INDEX_MODES", "LIBRARY_ENV", "Library", "Scan", "default_library_path"]
