@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 
 from .. import _core
 from .._native import duplicate_report
+from .._pacing import Pager
 from .._private import create_private_file, make_private_dir
 from .._types import DUPLICATE_MODES, DuplicateMode
 from ..errors import InvalidInputError
@@ -49,6 +50,9 @@ from ._types import DupesProgress, DupesSummary
 #: and a resume redoes at most one page.
 PAGE_FILES = 16_384
 PAGE_BYTES = 256 * 1024 * 1024
+#: The share of the analyse phase's progress given to the cas_id stage in
+#: full mode (the full checksums of what cas_ids could not settle follow).
+FIRST_STAGE_SHARE = 0.75
 #: Entries walked per collect step (progress and pause between steps).
 WALK_STEP = 20_000
 #: Non-critical errors kept in the job's record (all are counted).
@@ -137,10 +141,13 @@ class DupesJob(PhasedJob[DupesSummary]):
         make_private_dir(folder)
         return folder / f"dupes-{job_id}.digests"
 
-    def _report(self, ctx: PhaseContext, message: str, rate: float) -> None:
+    def _report(
+        self, ctx: PhaseContext, message: str, rate: float, percent: float | None = None
+    ) -> None:
         s = ctx.shared
         ctx.progress(
             message=message,
+            percent=percent,
             data=DupesProgress(
                 phase=ctx.phase,
                 files=s.get("files", 0),
@@ -263,10 +270,15 @@ class DupesJob(PhasedJob[DupesSummary]):
         started = time.monotonic()
         stage, done = finder.stage, 0
         total = finder.remaining()[0]
+        # Pages of ~0.2 s (a cold disk reads far fewer files in that time than
+        # a warm cache), at most page_files.
+        pager = Pager(min(self.page_files, 1024), least=1, most=self.page_files)
         while finder.stage != "done":
             if finder.stage != stage:  # cas_ids done; full checksums next
                 stage, done, total = finder.stage, 0, finder.remaining()[0]
-            hashed, nbytes, errors, stored = finder.hash_page(self.page_files, self.page_bytes)
+            began = time.monotonic()
+            hashed, nbytes, errors, stored = finder.hash_page(pager.size, self.page_bytes)
+            pager.measured(hashed + len(errors), time.monotonic() - began)
             ctx.file_errors(errors, keep=ERRORS_KEPT)
             done += hashed + len(errors)
             s = ctx.shared
@@ -278,7 +290,12 @@ class DupesJob(PhasedJob[DupesSummary]):
             ctx.units(done, total)
             label = "cas_ids" if stage == "partial" else "full checksums"
             rate = done / max(time.monotonic() - started, 1e-9)
-            self._report(ctx, f"{label}: {done:,} of {total:,}", rate)
+            # The phase's share: cas_ids first (most of the files), then full
+            # checksums of what they could not settle (fewer, larger files).
+            share = done / total if total else 1.0
+            first = FIRST_STAGE_SHARE if self.mode == "full" else 1.0
+            within = first * share if stage == "partial" else first + (1 - first) * share
+            self._report(ctx, f"{label}: {done:,} of {total:,}", rate, percent=100 * within)
             # After every page: its digests are kept already, so a resume
             # from here hashes none of them again.
             ctx.checkpoint()
