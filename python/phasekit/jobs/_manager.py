@@ -450,8 +450,14 @@ class JobManager:
         assert self._tg is not None
         last_blocked_check = time.monotonic()
         while True:
+            timeout, now, now_mono = POLL_S, time.time(), time.monotonic()
             try:
                 last_blocked_check = self._schedule_pass(last_blocked_check)
+                # Poll, but wake in time for the next scheduled occurrence
+                # (read again once per poll, or when a dispatch planned one).
+                if now_mono - self._due_read_at >= POLL_S or self._due_stale:
+                    self._due = self.store.next_due(after=now)
+                    self._due_read_at, self._due_stale = now_mono, False
                 if self._failure is not None:
                     self._failure = None  # jobs.db works again
             except PhasekitError as exc:
@@ -462,12 +468,6 @@ class JobManager:
                 await anyio.sleep(RETRY_STORE_S)
                 continue
             self._wake = anyio.Event()
-            # Poll, but wake in time for the next scheduled occurrence (read
-            # again once per poll, or when a dispatch planned one).
-            timeout, now, now_mono = POLL_S, time.time(), time.monotonic()
-            if now_mono - self._due_read_at >= POLL_S or self._due_stale:
-                self._due = self.store.next_due(after=now)
-                self._due_read_at, self._due_stale = now_mono, False
             if self._due is not None:
                 timeout = max(0.0, min(timeout, self._due - now))
             with anyio.move_on_after(timeout):
