@@ -321,3 +321,30 @@ def test_cancel_during_analysis_removes_the_digest_file(tmp_path):
     with Library.open(tmp_path / "lib") as library:
         anyio.run(main, library)
     assert not list((tmp_path / "lib" / "scratch").glob("dupes-*"))
+
+
+def test_a_search_stopped_after_its_last_phase_still_reports_its_groups(planted, tmp_path):
+    """Resumed from a checkpoint taken after every phase ran (a pause or a
+    kill right at the end), the search rebuilds its output instead of
+    failing for want of a finished hashing pass."""
+    expected = fs.find_duplicates(planted, mode="full")
+    with Library.open(tmp_path / "lib") as library:
+        job = DupesJob(paths=[str(planted)], mode="full")
+
+        async def main() -> tuple[JobStatus, DupesSummary | None]:
+            async with library.jobs() as manager:
+                first = await manager.dispatch(job)
+                assert await first.wait() is JobStatus.COMPLETED
+                saved = manager.store.load_checkpoint(first.id)
+                assert saved is not None
+                assert saved[1]["at"] is None  # taken after the last phase
+                again = manager.store.create_job(job.job_name, job.to_state())
+                manager.store.save_checkpoint(again, saved[1])
+                handle = manager.handle(again)
+                await manager.resume(again)  # queued already: nothing to do
+                return await handle.wait(), handle.output()
+
+        status, summary = anyio.run(main)
+    assert status is JobStatus.COMPLETED
+    assert summary is not None
+    assert [g.paths for g in summary.groups] == [g.paths for g in expected.groups]

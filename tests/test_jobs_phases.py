@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,10 +24,15 @@ from phasekit.jobs import (
     JobStatus,
     JobStore,
     Phase,
+    PhaseContext,
+    PhasedJob,
     PhaseGroup,
     PhaseProgress,
+    PhaseResult,
+    Phases,
     PhaseStatus,
     execute,
+    job,
     phase_history,
 )
 
@@ -388,3 +394,24 @@ def test_a_pause_during_the_backoff_resumes_the_retry(store, tmp_path):
     assert [r.attempt for r in square] == [1, 2, 3]
     assert square[-1].status is PhaseStatus.COMPLETED
     assert done_rows(fx) == SQUARES
+
+
+def test_a_pause_asked_during_the_last_phase_lets_the_job_complete(store):
+    """The checkpoint after the last phase is not a place to stop: a pause
+    that arrives then would leave a job with nothing to run but its end."""
+    job_id = store.create_job(PauseAtEnd.job_name, PauseAtEnd().to_state())
+    assert execute(store, job_id) is JobStatus.COMPLETED
+    assert store.outcome(job_id)["output"] == "done"
+
+
+@job("test.pause_at_end")
+class PauseAtEnd(PhasedJob[str]):
+    def phases(self) -> Phases:
+        return [Phase("only", self.only)]
+
+    def only(self, ctx: PhaseContext) -> PhaseResult:
+        ctx.job_ctx._control.pause()  # as a pause from another thread would
+        return None
+
+    def output(self, shared: dict[str, Any]) -> str:
+        return "done"

@@ -307,6 +307,11 @@ class DupesJob(PhasedJob[DupesSummary]):
 
     def _summarise(self, library: Library, shared: dict[str, Any]) -> DupesSummary:
         finder = self._grouped(library, shared.get("committed", 0))
+        while finder.stage != "done":
+            # Resumed after the analyse phase: the finder was rebuilt, and
+            # its pages take every digest from the library or the digest
+            # file (nothing is read again).
+            finder.hash_page(self.page_files, self.page_bytes)
         files, candidates, _, _, reused = finder.stats()
         report = duplicate_report(self.mode, finder.report())
         self._finder = None

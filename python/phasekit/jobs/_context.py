@@ -288,13 +288,16 @@ class JobContext:
         if self._control.pause_requested:
             raise JobPaused(f"job {self.id} paused")
 
-    def checkpoint(self, state: Any) -> int:
+    def checkpoint(self, state: Any, *, interrupt: bool = True) -> int:
         """Save ``state`` atomically (the frontier of the work, not its results),
-        then honour a pending pause or cancel. Returns the sequence number."""
+        then honour a pending pause or cancel (unless ``interrupt`` is
+        False: the work is done, stopping now would only leave it to redo).
+        Returns the sequence number."""
         seq = self._store.save_checkpoint(self.id, state)
         self._checkpoint = (seq, state)
         self.flush_progress()
-        self.check_interrupt()
+        if interrupt:
+            self.check_interrupt()
         return seq
 
     def load_state(self) -> Any | None:

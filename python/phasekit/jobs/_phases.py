@@ -209,7 +209,9 @@ class PhaseProcessor:
     def save(self, ctx: JobContext) -> int:
         snap = self.snapshot()
         self._saved_state = encode(self.state)  # a copy, for retry-from-checkpoint
-        return ctx.checkpoint(snap)
+        # After the last phase the job is done: a pause asked for now would
+        # leave a job with nothing left to run but its end to record.
+        return ctx.checkpoint(snap, interrupt=self.at < len(self.steps))
 
     def restore(self, snap: Any) -> None:
         if not isinstance(snap, dict) or snap.get("v") != STATE_VERSION:
