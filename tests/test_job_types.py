@@ -162,3 +162,36 @@ def test_an_unknown_job_type_waits_and_is_never_failed(tmp_path, with_entry_poin
         # Importable, but declared nowhere: still unknown, still waiting.
         assert status is JobStatus.QUEUED
         assert not marker.exists()
+
+
+def test_an_open_manager_resumes_the_job_of_a_process_killed_meanwhile(tmp_path):
+    """A long-running application's manager takes over an index that a CLI
+    process was running when it was killed, without being reopened."""
+    import anyio
+
+    from phasekit.indexing import IndexJob
+    from phasekit.library import Library
+
+    root = tmp_path / "tree"
+    make_tree(root, dirs=300, files_per_dir=60)
+    lib = tmp_path / "lib"
+    with Library.open(lib) as library:
+        location = library.add_location(root)
+
+        async def main() -> str:
+            async with library.jobs() as manager:
+                # Opened before the other process starts its index.
+                args = ["index", str(root), "--batch-size", "10", "--checkpoint-every",
+                        "0.001", "--threads", "1"]  # fmt: skip
+                killed = await anyio.to_thread.run_sync(kill_while_running, args, lib, 0.3)
+                assert killed, "the index finished before it could be killed"
+                (record,) = manager.jobs()
+                handle = manager.handle(record.id)
+                # Identical to the killed one: joins it instead of a second index.
+                same = IndexJob(location.id, batch_size=10, checkpoint_every_s=0.001, threads=1)
+                again = await manager.dispatch(same)
+                assert again.id == record.id
+                return (await handle.wait()).value
+
+        assert anyio.run(main) == "completed"
+        assert library.location(location.id).indexed_at is not None

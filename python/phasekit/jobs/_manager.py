@@ -61,6 +61,9 @@ PRUNE_EVERY_S = 3600.0
 HISTORY_RETENTION_S = 30 * 24 * 3600.0
 #: After jobs.db failed under it, the scheduler tries again this often (s).
 RETRY_STORE_S = 1.0
+#: How often a running manager looks for jobs left running by a process that
+#: died (killed, crashed) since it opened, and resumes them (seconds).
+RECOVER_EVERY_S = 1.0
 
 
 class JobManager:
@@ -130,6 +133,7 @@ class JobManager:
         self._failure: PhasekitError | None = None
         self._open = False
         self._closed = False
+        self._last_recover = time.monotonic()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open" if self._open else "not started"
@@ -230,17 +234,48 @@ class JobManager:
         if lost is not None:
             raise lost
 
-    def _recover(self) -> None:
-        """Jobs left 'running' by a dead process resume from their checkpoint;
-        those another live manager runs are left alone."""
+    def _recover(self) -> list[str]:
+        """Jobs left 'running' by a dead process resume from their checkpoint
+        (queued again); those another live manager runs are left alone.
+        Returns the ids queued again."""
+        assert self._owner is not None
+        alive: dict[str | None, bool] = {}
+        recovered = []
         for job_id, owner in self.store.running_owners():
-            assert self._owner is not None
-            if not self._owner.alive(owner):
-                # Only if still that dead owner's: another manager opening
-                # the library at the same time may have taken it already.
-                self.store.move(
-                    job_id, JobStatus.QUEUED, only_from=(JobStatus.RUNNING,), owner=owner
-                )
+            if owner not in alive:
+                alive[owner] = self._owner.alive(owner)
+            # Only if still that dead owner's: another manager may have
+            # taken it meanwhile.
+            if not alive[owner] and self.store.move(
+                job_id, JobStatus.QUEUED, only_from=(JobStatus.RUNNING,), owner=owner
+            ):
+                recovered.append(job_id)
+        return recovered
+
+    def _requeue(self) -> None:
+        """While open: resume the jobs of processes that died since (a
+        killed CLI), and the jobs whose end this manager could not record
+        once jobs.db works again."""
+        self._last_recover = time.monotonic()
+        queued = self._recover()
+        for job_id in list(self._lost):
+            if self.store.move(
+                job_id, JobStatus.QUEUED, only_from=(JobStatus.RUNNING,), owner=self._owner_id
+            ):
+                queued.append(job_id)
+            del self._lost[job_id]
+        if queued:
+            if self._events.active:
+                for job_id in queued:
+                    self._publish(
+                        "status", job_id, self.store.get_job(job_id).name, JobStatus.QUEUED
+                    )
+            self._slots.invalidate()
+            self._notify()
+
+    @property
+    def _owner_id(self) -> str | None:
+        return self._owner.id if self._owner is not None else None
 
     # dispatch and control
 
@@ -491,6 +526,8 @@ class JobManager:
                         name = self.store.get_job(job_id).name
                         self._publish("status", job_id, name, JobStatus.FAILED)
                 self._notify()
+        if now_mono - self._last_recover >= RECOVER_EVERY_S:
+            self._requeue()
         # Taking the slots lock would wait for a worker's write: look
         # first whether a slot can be free at all.
         if self._slots.maybe_free():
