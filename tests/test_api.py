@@ -21,12 +21,13 @@ from phasekit.errors import (
     JobNotFound,
     JobStateError,
     JobStoreError,
+    LibraryClosed,
     LocationOverlapError,
     ManagerClosed,
     PhasekitError,
 )
 from phasekit.indexing import IndexJob, IndexSummary
-from phasekit.jobs import ErrorRecord, JobManager, JobStatus, JobStore, PhaseStatus
+from phasekit.jobs import ErrorRecord, JobEvent, JobManager, JobStatus, JobStore, PhaseStatus
 from phasekit.library import Library
 from phasekit.validation import ValidateJob
 from test_indexing import cli, make_tree
@@ -328,3 +329,114 @@ def test_resume_shows_the_same_summary_as_the_command(tmp_path):
     head = f"{root}: {60 * 40 + 2:,} files, 66 dirs"
     assert resumed.stdout.startswith(head), resumed.stdout
     assert direct.stdout.startswith(head), direct.stdout
+
+
+def test_wrong_types_are_refused_not_guessed(tmp_path):
+    root = tmp_path / "tree"
+    root.mkdir()
+    alias = tmp_path / "alias"
+    alias.symlink_to(root)
+    with Library.open(tmp_path / "lib") as library:
+        for make in (
+            lambda: DupesJob(paths="/data/photos"),  # type: ignore[arg-type]
+            lambda: DupesJob(paths=[str(root)], extensions="jpg"),  # type: ignore[arg-type]
+            lambda: library.add_location(42),  # type: ignore[arg-type]
+            lambda: library.location(None),  # type: ignore[arg-type]
+        ):
+            with pytest.raises(InvalidInputError):
+                make()
+        location = library.add_location(alias)
+        # Found by its real path too.
+        assert library.location(root).id == location.id
+
+        async def main() -> None:
+            async with library.jobs() as manager:
+                with pytest.raises(InvalidInputError, match="takes a job"):
+                    await manager.dispatch("index")  # type: ignore[arg-type]
+                with pytest.raises(JobNotFound):
+                    await manager.dispatch(IndexJob(location.id), after="nope")
+                with pytest.raises(InvalidInputError, match="status must be one of"):
+                    manager.jobs(status="bogus")  # type: ignore[arg-type]
+
+        anyio.run(main)
+
+
+def test_asking_again_for_a_paused_job_resumes_it(tmp_path):
+    root = tmp_path / "tree"
+    make_tree(root, dirs=4, files_per_dir=4)
+    with Library.open(tmp_path / "lib") as library:
+        location = library.add_location(root)
+
+        async def main() -> tuple[str, str, JobStatus]:
+            async with library.jobs() as manager:
+                first = await manager.dispatch(IndexJob(location.id), first_at=1e12)
+                await manager.pause(first.id)
+                # Not identical (first_at): a new job; pause that one instead.
+                paused = await manager.dispatch(IndexJob(location.id, batch_size=7))
+                await paused.pause()
+                assert await paused.wait() is JobStatus.PAUSED
+                again = await manager.dispatch(IndexJob(location.id, batch_size=7))
+                await manager.cancel(first.id)
+                return paused.id, again.id, await again.wait()
+
+        paused, again, status = anyio.run(main)
+    assert again == paused
+    assert status is JobStatus.COMPLETED
+
+
+def test_events_numbers_only_grow_for_a_slow_reader(tmp_path):
+    async def main() -> list[JobEvent]:
+        async with JobManager(tmp_path / "jobs.db", max_concurrency=2) as manager:  # noqa: SIM117 (events() needs an open manager)
+            async with manager.events() as stream:  # listens from here on
+                jobs = [
+                    CountJob(n=200, effects_db=str(tmp_path / f"{i}.db"), delay_s=0.002)
+                    for i in range(3)
+                ]
+                handles = [await manager.dispatch(job) for job in jobs]
+                for handle in handles:
+                    await handle.wait()  # nobody reads meanwhile
+                seen: list[JobEvent] = []
+                ended = 0
+                async for event in stream:
+                    seen.append(event)
+                    if event.kind == "status" and event.status.finished:
+                        ended += 1
+                        if ended == len(handles):
+                            break
+                return seen
+
+    seen = anyio.run(main)
+    seqs = [e.seq for e in seen]
+    assert seqs == sorted(seqs)
+    assert len(set(seqs)) == len(seqs)
+    # Each job's progress waited as its newest value only.
+    assert sum(e.kind == "progress" for e in seen) <= 3
+
+
+def test_a_closed_library_runs_no_jobs_and_loses_none(tmp_path):
+    root = tmp_path / "tree"
+    make_tree(root, dirs=100, files_per_dir=40)
+    library = Library.open(tmp_path / "lib")
+    location = library.add_location(root)
+
+    async def main() -> JobStatus:
+        async with library.jobs() as manager:
+            handle = await manager.dispatch(
+                IndexJob(location.id, batch_size=10, checkpoint_every_s=0.001, threads=1)
+            )
+            async for update in handle.updates():
+                if update.progress is not None:
+                    library.close()  # under the running job
+                    break
+            with anyio.move_on_after(5):
+                while handle.status is JobStatus.RUNNING:
+                    await anyio.sleep(0.01)
+            return handle.status
+
+    status = anyio.run(main)
+    assert status in (JobStatus.QUEUED, JobStatus.COMPLETED)  # never failed
+    with pytest.raises(LibraryClosed):
+        library.jobs()
+    with Library.open(tmp_path / "lib") as again:
+        summary = anyio.run(_index, again, location.id)
+        assert summary.file_count == 100 * 40 + 2

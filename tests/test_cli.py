@@ -58,7 +58,9 @@ def test_scan_list_prints_cas_ids(small_tree, capsys):
 
 def test_scan_human_output_and_errors(small_tree, capsys):
     missing = small_tree.parent / f"{small_tree.name}-missing"
-    assert cli.main(["scan", str(small_tree), str(missing), "--hash"]) == 0
+    # The missing root is reported, the rest scanned, and the exit status
+    # says something was missing.
+    assert cli.main(["scan", str(small_tree), str(missing), "--hash"]) == 1
     captured = capsys.readouterr()
     assert "4 files, 1 dirs, 1 symlinks" in captured.out
     assert "1 duplicate groups" in captured.out

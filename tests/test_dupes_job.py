@@ -183,7 +183,7 @@ def test_bad_input_is_refused_clearly(planted, tmp_path):
         assert "does not exist" in error
         error = anyio.run(failed, library, DupesJob(location_id=99))
         assert error is not None
-        assert "location 99 no longer exists" in error
+        assert "location 99 does not exist" in error
 
 
 def test_vanished_file_is_a_non_critical_error(planted, tmp_path):

@@ -120,6 +120,12 @@ def test_sigkill_at_random_moments_then_resume_equals_a_clean_index(tmp_path):
             kills += kill_while_running(args, lib, rng.uniform(0.0, 0.12))
         done = cli("resume", "--json", library=lib)
         assert done.returncode == 0, done.stderr
+        if done.stdout.strip():
+            # A first index resumed: everything it wrote is new, also what
+            # the resumed run found written before the kill.
+            summary = json.loads(done.stdout.splitlines()[-1])
+            if summary["new"]:
+                assert (summary["new"], summary["unchanged"]) == (len(expected), 0), summary
         listing = cli("ls", str(root), "--json", library=lib)
         assert listing.returncode == 0, listing.stderr
         rows = [json.loads(line) for line in listing.stdout.splitlines()]

@@ -18,6 +18,7 @@ from typing import Any
 from ._cli_run import plain
 from .errors import InvalidInputError
 from .jobs import JobRecord, JobStatus, JobStore, default_registry, phase_history
+from .jobs._owners import live_owners
 from .jobs._repair import repair
 from .library import default_library_path
 
@@ -85,6 +86,12 @@ def _list(store: JobStore, args: argparse.Namespace) -> int:
     rows = [_row(store, r) for r in store.list_jobs()]
     if not args.all:
         rows = [r for r in rows if not JobStatus(r["status"]).finished]
+    # A job marked running whose process is gone (killed) is interrupted:
+    # the next manager to open the library resumes it.
+    owners = dict(store.running_owners())
+    alive = set(live_owners(store.path))
+    for row in rows:
+        row["interrupted"] = row["status"] == "running" and owners.get(row["id"]) not in alive
     if not rows:
         what = "jobs" if args.all else "unfinished jobs (--all lists finished ones too)"
         print(f"phasekit: no {what}", file=sys.stderr)
@@ -94,7 +101,8 @@ def _list(store: JobStore, args: argparse.Namespace) -> int:
         else:
             pct = "" if row["percent"] is None else f" {row['percent']:.0f}%"
             phase = f" [{row['phase']}]" if row["phase"] else ""
-            print(f"{row['id']}  {row['name']:<20} {row['status']:<22}{pct}{phase}")
+            note = "  (interrupted: phasekit resume goes on)" if row["interrupted"] else ""
+            print(f"{row['id']}  {row['name']:<20} {row['status']:<22}{pct}{phase}{note}")
     return 0
 
 

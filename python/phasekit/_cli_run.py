@@ -10,6 +10,7 @@ last checkpoint, as after a crash).
 from __future__ import annotations
 
 import dataclasses
+import enum
 import os
 import signal
 import sys
@@ -208,7 +209,7 @@ def plain(value: Any) -> Any:
     """Dataclasses and enums as JSON-ready values."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {k: plain(v) for k, v in dataclasses.asdict(value).items()}
-    if isinstance(value, JobStatus):
+    if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, bytes):
         return os.fsdecode(value)  # a path

@@ -149,6 +149,9 @@ def _summarise_duplicates(files: _Files, summary: ScanSummary) -> None:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
+    # A root that does not exist is reported with the other errors and the
+    # rest is scanned; the exit status says so (as find's does).
+    missing = [p for p in args.paths if not os.path.lexists(p)]
     summary = ScanSummary(roots=[os.fsdecode(p) for p in args.paths])
     files = _walk(args, summary, keep_files=args.hash or args.list)
     if args.hash:
@@ -180,7 +183,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
                 f"{s.duplicate_groups:,} duplicate groups, {s.duplicate_copies:,} extra copies, "
                 f"{_human(s.wasted_bytes)} wasted"
             )
-    return 0
+    return 1 if missing else 0
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -97,6 +97,14 @@ class DupesJob(PhasedJob[DupesSummary]):
             raise InvalidInputError("give either location_id or paths (a non-empty list), not both")
         if self.location_id is not None:
             check_id("location_id", self.location_id)
+        for name in ("paths", "extensions"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, str | bytes)
+                or not isinstance(value, list | tuple)
+                or not all(isinstance(v, str | bytes | os.PathLike) for v in value)
+            ):
+                raise InvalidInputError(f"{name} must be a list of strings, not {value!r}")
         if self.mode not in DUPLICATE_MODES:
             raise InvalidInputError(
                 f"mode must be one of {', '.join(DUPLICATE_MODES)}, not {self.mode!r}"

@@ -346,6 +346,10 @@ class IndexJob(PhasedJob[IndexSummary]):
 
     def output(self, shared: dict[str, Any]) -> IndexSummary:
         library = self._library
+        # A location that was empty when this index began: every entry is
+        # new, also those a resumed run found already written by this job
+        # before it was interrupted (its scan counted them unchanged).
+        redone = shared.get("unchanged", 0) if shared.get("fresh") else 0
         location = None if library is None else library.location(self.location_id)
         return IndexSummary(
             location_id=self.location_id,
@@ -356,9 +360,9 @@ class IndexJob(PhasedJob[IndexSummary]):
             symlinks=shared.get("symlinks", 0),
             other=shared.get("other", 0),
             bytes=shared.get("bytes", 0),
-            new=shared.get("new", 0),
+            new=shared.get("new", 0) + redone,
             modified=shared.get("modified", 0),
-            unchanged=shared.get("unchanged", 0),
+            unchanged=shared.get("unchanged", 0) - redone,
             moved=shared.get("moved", 0),
             deleted=shared.get("deleted", 0),
             hashed=shared.get("hashed", 0) + shared.get(_WALK_HASHED, 0),

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -27,10 +26,13 @@ EventKind = Literal["status", "progress"]
 
 @dataclass(frozen=True, slots=True)
 class JobEvent:
-    """A change of one job: its new status, or its latest progress."""
+    """A change of one job: its new status (``kind == "status"``, with the
+    final progress when the job ended) or its latest progress (``kind ==
+    "progress"``, while it runs)."""
 
-    #: Increases by one per event of this manager (gaps: events a slow
-    #: reader's queue replaced by a newer progress of the same job).
+    #: Increases by one per event of this manager; a reader sees it grow
+    #: (with gaps where a slow reader's queue replaced a job's progress by
+    #: a newer one).
     seq: int
     kind: EventKind
     job_id: str
@@ -59,7 +61,7 @@ class _Slot:
     __slots__ = ("event",)
 
     def __init__(self, event: JobEvent) -> None:
-        self.event = event
+        self.event: JobEvent | None = event
 
 
 class _Queue:
@@ -69,30 +71,42 @@ class _Queue:
         self.slots: deque[_Slot] = deque()
         #: The job's progress event still waiting, to be replaced by a newer one.
         self.progress: dict[str, _Slot] = {}
+        #: Slots still queued whose event was replaced.
+        self.dropped = 0
         self.ready = anyio.Event()
 
     def put(self, event: JobEvent) -> None:
+        slot = _Slot(event)
         if event.kind == "progress":
+            # The job's older progress still waiting is dropped: the newer
+            # one goes to the end, so the sequence numbers a reader sees
+            # only grow.
             waiting = self.progress.get(event.job_id)
             if waiting is not None:
-                waiting.event = event
-                return
-            slot = _Slot(event)
+                waiting.event = None
+                self.dropped += 1
+                if self.dropped > 64 and self.dropped * 2 > len(self.slots):
+                    # Mostly dropped slots: sweep them out (memory stays
+                    # bounded by the jobs and their status changes).
+                    self.slots = deque(s for s in self.slots if s.event is not None)
+                    self.dropped = 0
             self.progress[event.job_id] = slot
         else:
-            slot = _Slot(event)
             self.progress.pop(event.job_id, None)  # later progress comes after
         self.slots.append(slot)
         self.ready.set()
 
     def take(self) -> JobEvent | None:
-        if not self.slots:
-            return None
-        slot = self.slots.popleft()
-        event = slot.event
-        if self.progress.get(event.job_id) is slot:
-            del self.progress[event.job_id]
-        return event
+        while self.slots:
+            slot = self.slots.popleft()
+            event = slot.event
+            if event is None:
+                self.dropped -= 1
+                continue  # replaced by a newer progress of its job
+            if self.progress.get(event.job_id) is slot:
+                del self.progress[event.job_id]
+            return event
+        return None
 
 
 class EventHub:
@@ -130,18 +144,50 @@ class EventHub:
         for queue in self._queues:
             queue.ready.set()
 
-    async def subscribe(self) -> AsyncGenerator[JobEvent, None]:
-        queue = _Queue()
-        self._queues.add(queue)
-        try:
-            while True:
-                event = queue.take()
-                if event is not None:
-                    yield event
-                    continue
-                if self.closed:
-                    return
-                queue.ready = anyio.Event()
-                await queue.ready.wait()
-        finally:
-            self._queues.discard(queue)
+    def subscribe(self) -> EventStream:
+        """A stream of the events from now on (it listens from this call)."""
+        return EventStream(self)
+
+
+class EventStream:
+    """The events of a manager from the moment it was made, as an async
+    iterator; ends when the manager closes. ``aclose()`` (or ``async with``)
+    stops listening."""
+
+    def __init__(self, hub: EventHub) -> None:
+        self._hub = hub
+        self._queue: _Queue | None = _Queue()
+        hub._queues.add(self._queue)
+
+    def __aiter__(self) -> EventStream:
+        return self
+
+    async def __anext__(self) -> JobEvent:
+        while True:
+            queue = self._queue
+            if queue is None:
+                raise StopAsyncIteration
+            event = queue.take()
+            if event is not None:
+                return event
+            if self._hub.closed:
+                await self.aclose()
+                raise StopAsyncIteration
+            queue.ready = anyio.Event()
+            await queue.ready.wait()
+
+    async def aclose(self) -> None:
+        if self._queue is not None:
+            self._hub._queues.discard(self._queue)
+            self._queue = None
+
+    async def __aenter__(self) -> EventStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __del__(self) -> None:
+        # A stream dropped without aclose() stops collecting events.
+        if self._queue is not None:
+            self._hub._queues.discard(self._queue)

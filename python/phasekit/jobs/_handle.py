@@ -112,6 +112,7 @@ class JobHandle(Generic[OutputT]):
         return [ErrorRecord.from_dict(e) for e in stored if isinstance(e, dict)]
 
     def warnings(self) -> list[str]:
+        """The warnings of the job's last run (``ctx.warn``)."""
         return list(self.manager._store_for_handles().outcome(self.id)["warnings"] or [])
 
     def phases(self) -> list[PhaseRecord]:
@@ -132,12 +133,16 @@ class JobHandle(Generic[OutputT]):
         return result
 
     async def pause(self) -> None:
+        """Pause: now if queued, at the next safe point if running (in any
+        process). See :meth:`JobManager.pause`."""
         await self.manager.pause(self.id)
 
     async def resume(self) -> None:
+        """Queue a paused job again; it goes on from its last checkpoint."""
         await self.manager.resume(self.id)
 
     async def cancel(self) -> None:
+        """Cancel (with its unfinished children); the record is kept."""
         await self.manager.cancel(self.id)
 
     async def wait(self, *, paused: bool = True) -> JobStatus:

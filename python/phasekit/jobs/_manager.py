@@ -22,7 +22,7 @@ import math
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
@@ -39,7 +39,7 @@ from ..errors import (
     UnknownJobError,
 )
 from ._definition import Job, JobRegistry, default_registry
-from ._events import EventHub, EventKind, JobEvent
+from ._events import EventHub, EventKind, EventStream
 from ._handle import POLL_S, JobHandle
 from ._owners import Ownership
 from ._progress import JobProgress
@@ -68,6 +68,11 @@ RECOVER_EVERY_S = 1.0
 
 class JobManager:
     """One per library. Use as ``async with JobManager(path) as manager:``.
+
+    Leaving the block stops the jobs running here at their next safe point
+    and queues them again: the next manager of the library (in this process
+    or another) resumes them from their last checkpoint. While open, the
+    manager also resumes the jobs of processes that died (killed) since.
 
     ``max_concurrency`` and ``limits`` (per job name) bound the jobs running
     at once; a parent blocked in ``ctx.wait_for_children()`` does not count
@@ -106,6 +111,9 @@ class JobManager:
         self.limits = dict(limits or {})
         self._owner: Ownership | None = None
         self._slots = Slots(self.store, max_concurrency, self.limits, self.registry)
+        if library is not None:
+            # A closed library runs nothing more: its jobs wait, queued.
+            self._slots.stopped = lambda: bool(getattr(library, "closed", False))
         #: Jobs whose update streams are open (a worker thread wakes them).
         self._watched: Counter[str] = Counter()
         self._tg: anyio.abc.TaskGroup | None = None
@@ -305,6 +313,8 @@ class JobManager:
         that job's handle.
         """
         self._check_open()
+        if not isinstance(job, Job):
+            raise InvalidInputError(f"dispatch() takes a job (a Job instance), not {job!r}")
         if not job.job_name or job.job_name not in self.registry:
             raise InvalidInputError(
                 f"{type(job).__qualname__} is not registered in this manager's registry"
@@ -313,6 +323,8 @@ class JobManager:
         if isinstance(priority, bool) or not isinstance(priority, int):
             raise InvalidInputError(f"priority must be an int, got {priority!r}")
         depends_on = after.id if isinstance(after, JobHandle) else after
+        if depends_on is not None:
+            self.store.get_job(depends_on)  # JobNotFound if there is no such job
         key = job.conflict_key()
         cls = self.registry.get(job.job_name)
         if key is not None and depends_on is None and every is None and first_at is None:
@@ -320,6 +332,9 @@ class JobManager:
                 job.job_name, job.to_state(), key, priority=priority
             )
             if not created:
+                # The same job is there already: go on with it (a paused one
+                # is resumed: asking again for it means wanting it done).
+                await self.resume(job_id)
                 return JobHandle(self, job_id, cls)
         else:
             job_id = self.store.create_job(
@@ -355,6 +370,12 @@ class JobManager:
     ) -> list[JobRecord]:
         """List and query the jobs of this library, in dispatch order."""
         parent_id = parent.id if isinstance(parent, JobHandle) else parent
+        if status is not None:
+            try:
+                status = JobStatus(status)
+            except ValueError:
+                known = ", ".join(s.value for s in JobStatus)
+                raise InvalidInputError(f"status must be one of {known}, not {status!r}") from None
         return self._store_for_handles().list_jobs(
             status, name=name, parent_id=parent_id, limit=limit
         )
@@ -423,18 +444,19 @@ class JobManager:
         self._wake.set()
         self._notify()
 
-    async def events(self) -> AsyncGenerator[JobEvent, None]:
+    def events(self) -> EventStream:
         """Every status and progress change of the jobs this manager
         dispatches, runs, pauses, resumes or cancels, as :class:`JobEvent`
-        values, until the manager closes (or the caller stops iterating).
+        values, from this call on, until the manager closes (``async for
+        event in manager.events():``; ``aclose()`` or ``async with`` stops
+        listening earlier).
 
         Progress comes at most every few tenths of a second per job; a
         reader that falls behind gets each job's newest progress, never a
         backlog, and never loses a status change. Changes made by other
         processes are not included (their jobs' handles see them)."""
         self._check_open()
-        async for event in self._events.subscribe():
-            yield event
+        return self._events.subscribe()
 
     # events
 

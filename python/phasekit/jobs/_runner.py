@@ -17,7 +17,7 @@ import logging
 import traceback
 from typing import TYPE_CHECKING, Any
 
-from ..errors import CorruptStateError, StorageFullError
+from ..errors import ClosedError, CorruptStateError, StorageFullError
 from ._context import (
     JobCancelled,
     JobContext,
@@ -132,6 +132,12 @@ def _run(run: Any, ctx: JobContext) -> tuple[JobStatus, Any, str | None, str | N
         # kept, and retrying before space is freed would fail again.
         log.warning("job %s (%s) stopped: %s", ctx.id, ctx.name, exc)
         return JobStatus.PAUSED, None, str(exc), None
+    except ClosedError as exc:
+        # The library was closed under the job: interrupted, not failed. It
+        # goes back to the queue, for the next manager (the one it ran in
+        # starts nothing more once its library is closed).
+        log.warning("job %s (%s) interrupted: %s", ctx.id, ctx.name, exc)
+        return JobStatus.QUEUED, None, None, None
     except Exception as exc:  # the job failed; the store and the caller go on
         message = describe(exc)
         log.error("job %s (%s) failed: %s", ctx.id, ctx.name, message, exc_info=True)

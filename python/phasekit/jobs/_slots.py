@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from ._context import JobControl
@@ -64,6 +65,9 @@ class Slots:
         self._candidates: list[tuple[str, str, int]] | None = None
         self._read_at = -math.inf
         self._closing = False
+        #: Says whether to start nothing (the manager's library was closed):
+        #: queued jobs then wait for another manager.
+        self.stopped: Callable[[], bool] | None = None
         # What was queued here since the candidates were read, under a lock
         # of its own (held for a few operations, never during a write): the
         # highest priority dispatched, and whether something else may come
@@ -161,7 +165,7 @@ class Slots:
     ) -> list[Claimed]:
         """Under the lock: choose and claim (with ``finishing`` recorded in
         the first claim's transaction; recorded alone if nothing is chosen)."""
-        if self._closing:
+        if self._closing or (self.stopped is not None and self.stopped()):
             if finishing is not None:
                 done_id, status, end = finishing
                 self.store.finish(done_id, status, **end)

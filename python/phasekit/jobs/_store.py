@@ -222,7 +222,8 @@ class JobStore:
         self, name: str, state: Any, conflict_key: str, *, priority: int = 0
     ) -> tuple[str, bool]:
         """Queue a job with ``conflict_key`` unless an identical one (same
-        name and input) is already queued or running: then return that one.
+        name and input) is already queued, running or paused: then return
+        that one.
         Returns ``(job_id, created)``; one transaction, so two processes
         asking at once create one job."""
         return self._insert(name, state, priority, None, None, None, None, conflict_key, join=True)
@@ -265,7 +266,8 @@ class JobStore:
             return job_id, True
         with self._write() as db:
             row = db.execute(
-                "SELECT id FROM jobs WHERE conflict_key = ? AND status IN ('queued', 'running')"
+                "SELECT id FROM jobs WHERE conflict_key = ?"
+                " AND status IN ('queued', 'running', 'paused')"
                 " AND name = ? AND state = ? AND next_run_at IS NULL AND depends_on IS NULL"
                 " ORDER BY created_at LIMIT 1",
                 (conflict_key, name, blob),

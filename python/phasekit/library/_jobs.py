@@ -44,4 +44,7 @@ def location_of(library: Library, location_id: int) -> Location:
     try:
         return library.location(location_id)
     except LocationNotFound as exc:
-        raise FatalError(f"location {location_id} no longer exists") from exc
+        raise FatalError(
+            f"location {location_id} does not exist (never added, or removed since the "
+            "job was queued)"
+        ) from exc

@@ -26,6 +26,7 @@ from .._core import CancelToken
 from .._types import FsError, StrPath
 from ..errors import (
     InvalidInputError,
+    LibraryClosed,
     LibraryError,
     LibraryFullError,
     LocationNotFound,
@@ -154,6 +155,8 @@ class Library(Closing):
         (``max_concurrency``, ``limits``, ...). Use ``async with``."""
         from ..jobs import JobManager
 
+        if self.closed:
+            raise LibraryClosed("this library is closed: open it again to run its jobs")
         return JobManager(self.path / JOBS_DB_NAME, library=self, **options)
 
     @classmethod
@@ -224,7 +227,7 @@ class Library(Closing):
         for a bad mode or a directory that already is a location.
         """
         _mode(mode)
-        root = os.fsencode(os.path.abspath(os.fspath(path)))
+        root = _root_of(path, "path")
         if not os.path.exists(root):
             raise FileNotFoundError(errno.ENOENT, "no such directory", os.fsdecode(root))
         if not os.path.isdir(root):
@@ -252,13 +255,14 @@ class Library(Closing):
             if _inside(real, other_real):
                 raise LocationOverlapError(
                     f"{os.fsdecode(root)} is inside location {location.id} "
-                    f"({location.path}): index that location, or allow nested locations"
+                    f"({location.path}): index that location, or allow nested locations "
+                    "(allow_nested=True; phasekit index --nested)"
                 )
             if _inside(other_real, real):
                 raise LocationOverlapError(
                     f"{os.fsdecode(root)} contains location {location.id} "
                     f"({location.path}): remove that location first, or allow nested "
-                    "locations"
+                    "locations (allow_nested=True; phasekit index --nested)"
                 )
 
     def locations(self) -> list[Location]:
@@ -270,11 +274,16 @@ class Library(Closing):
         :class:`~phasekit.errors.LocationNotFound` (a KeyError) if unknown."""
         if isinstance(location, Location):
             location = location.id
-        if isinstance(location, int):
+        if isinstance(location, int) and not isinstance(location, bool):
             return Location._from_row(self._db.location(location))
-        root = os.fsencode(os.path.abspath(os.fspath(location)))
+        root = _root_of(location, "location")
         row = self._db.location_by_path(root)
         if row is None:
+            # Added under another name for the same folder (a symlink)?
+            real = os.path.realpath(root)
+            for known in self.locations():
+                if os.path.realpath(os.fsencode(known.path)) == real:
+                    return known
             raise LocationNotFound(f"no location at {os.fsdecode(root)}")
         return Location._from_row(row)
 
@@ -489,6 +498,16 @@ class Library(Closing):
             self._db.link_identities(loc.id, False)
         self._db.mark_indexed(loc.id, started)
         return stats, errors
+
+
+def _root_of(path: object, what: str) -> bytes:
+    """``path`` (str, bytes or os.PathLike) made absolute, as bytes;
+    InvalidInputError for anything else (an id where a path is wanted)."""
+    if not isinstance(path, str | bytes | os.PathLike):
+        raise InvalidInputError(
+            f"{what} must be a path (str, bytes or os.PathLike) or a location id, not {path!r}"
+        )
+    return os.fsencode(os.path.abspath(os.fspath(path)))
 
 
 def _inside(path: bytes, folder: bytes) -> bool:
