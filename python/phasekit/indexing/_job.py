@@ -301,10 +301,6 @@ class IndexJob(PhasedJob[IndexSummary]):
     def content(self, ctx: PhaseContext) -> PhaseResult:
         library, location = self._lib(ctx), self._location(ctx)
         deep = self._mode(ctx) == "deep"
-        if "total" not in ctx.state:
-            # What this step has to hash, once (a resume keeps it): the total
-            # of its progress, with rate and ETA.
-            ctx.state["total"] = library.count_missing(location, checksums=deep)
         pager = Pager(ctx.state.get("page", CONTENT_PAGE), least=256, most=CONTENT_PAGE_MAX)
         started = time.monotonic()
         hashed_here = 0
@@ -325,7 +321,16 @@ class IndexJob(PhasedJob[IndexSummary]):
             ctx.shared["hashed"] = ctx.shared.get("hashed", 0) + done.hashed
             ctx.add_items(done.hashed, nbytes=done.bytes)
             looked = state.get("looked", 0) + done.looked_at
-            total = state["total"]
+            total = state.get("total")
+            if total is None:
+                # What this step has to hash (the total of its progress, with
+                # rate and ETA), counted once a first page shows there is more
+                # than one page of it: a re-index with nothing new to hash
+                # pays for no count. Files that failed stay without a cas_id
+                # and would be counted again: leave them out.
+                more = done.looked_at >= pager.size
+                rest = library.count_missing(location, checksums=deep) if more else 0
+                total = looked + max(rest - len(done.errors), 0)
             self._report(
                 ctx,
                 location.path,
