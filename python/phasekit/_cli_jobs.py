@@ -19,7 +19,6 @@ from ._cli_run import plain
 from .errors import InvalidInputError
 from .jobs import JobRecord, JobStatus, JobStore, default_registry, phase_history
 from .jobs._owners import live_owners
-from .jobs._repair import repair
 from .library import default_library_path
 
 
@@ -183,6 +182,9 @@ def _control(store: JobStore, record: JobRecord, action: str) -> int:
 
 
 def _repair(args: argparse.Namespace) -> int:
+    # Imported here: only this rarely used command needs it.
+    from .jobs._repair import repair
+
     path = _folder(args) / "jobs.db"
     report = repair(path)
     if not path.exists() and report.problem is None:

@@ -489,11 +489,11 @@ class JobManager:
         )
 
     def _progress_listener(self, name: str) -> Callable[[str, dict[str, Any]], None]:
-        cls = self.registry.get(name)
-
         def heard(job_id: str, stored: dict[str, Any]) -> None:
+            # The job's class is looked up only when someone listens: most
+            # jobs run with no listener, and this is built for each of them.
             if self._events.active:
-                progress = JobProgress.from_dict(stored, cls.progress_type)
+                progress = JobProgress.from_dict(stored, self.registry.get(name).progress_type)
                 self._publish_from_thread("progress", job_id, name, JobStatus.RUNNING, progress)
 
         return heard
