@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
+
+import anyio
 
 import phasekit
 from phasekit.jobs import (
@@ -15,6 +19,8 @@ from phasekit.jobs import (
     FatalError,
     Job,
     JobContext,
+    JobEvent,
+    JobManager,
     NonFatalError,
     Phase,
     PhaseContext,
@@ -37,6 +43,24 @@ store = JobStore(sys.argv[1])
 print("go", flush=True)
 execute(store, sys.argv[2])
 """
+
+
+@asynccontextmanager
+async def listening(manager: JobManager) -> AsyncIterator[list[JobEvent]]:
+    """Every event of ``manager.events()`` while the block runs (and 50 ms
+    after it, for the last ones), in a list that grows as they come."""
+    events: list[JobEvent] = []
+    async with anyio.create_task_group() as tg:
+
+        async def listen() -> None:
+            async for event in manager.events():
+                events.append(event)
+
+        tg.start_soon(listen)
+        await anyio.sleep(0)  # listening before the block dispatches anything
+        yield events
+        await anyio.sleep(0.05)
+        tg.cancel_scope.cancel()
 
 
 def subprocess_env() -> dict[str, str]:

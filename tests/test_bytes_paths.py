@@ -19,7 +19,7 @@ import anyio
 import pytest
 
 import phasekit
-from jobs_fixture import subprocess_env
+from jobs_fixture import listening, subprocess_env
 from phasekit import fs
 from phasekit.dupes import DupesJob, DupesSummary
 from phasekit.indexing import IndexJob, IndexSummary
@@ -119,14 +119,7 @@ async def run(library: Library, job: Any, backend_events: list[JobEvent]) -> tup
     """Dispatch ``job``, keep every event the manager emits, wait for it;
     returns its output and status."""
     async with library.jobs() as manager:
-        async with anyio.create_task_group() as tg:
-
-            async def listen() -> None:
-                async for event in manager.events():
-                    backend_events.append(event)
-
-            tg.start_soon(listen)
-            await anyio.sleep(0)
+        async with listening(manager) as events:
             handle = await manager.dispatch(job)
             status = await handle.wait()
             # What the handle reads back from jobs.db decodes exactly.
@@ -134,7 +127,7 @@ async def run(library: Library, job: Any, backend_events: list[JobEvent]) -> tup
             output = handle.output()
             record = handle.record
             phases = handle.phases()
-            tg.cancel_scope.cancel()
+        backend_events.extend(events)
         checkpoint = manager.store.load_checkpoint(handle.id)
     assert record.error is None, record.error
     assert progress is not None

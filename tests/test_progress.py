@@ -13,6 +13,7 @@ from typing import Any
 import anyio
 import pytest
 
+from jobs_fixture import listening
 from phasekit.indexing import IndexJob
 from phasekit.jobs import (
     JobEvent,
@@ -108,21 +109,11 @@ def test_weighted_phases_pause_and_resume_in_one_update_stream(tmp_path, backend
 def test_updates_come_several_times_a_second_and_are_bounded(tmp_path):
     async def main() -> tuple[list[JobEvent], float]:
         async with JobManager(tmp_path / "jobs.db") as manager:
-            events: list[JobEvent] = []
-            async with anyio.create_task_group() as tg:
-
-                async def listen() -> None:
-                    async for event in manager.events():
-                        events.append(event)
-
-                tg.start_soon(listen)
-                await anyio.sleep(0)
+            async with listening(manager) as events:
                 started = time.monotonic()
                 handle = await manager.dispatch(Weighted(n=60, delay_s=0.01, every=1000))
                 await handle.wait()
                 elapsed = time.monotonic() - started
-                await anyio.sleep(0.05)
-                tg.cancel_scope.cancel()
             return events, elapsed
 
     events, elapsed = anyio.run(main)
@@ -140,20 +131,9 @@ def test_updates_come_several_times_a_second_and_are_bounded(tmp_path):
 
 
 async def _index_with_events(library: Library, job: IndexJob) -> list[JobEvent]:
-    async with library.jobs() as manager:
-        events: list[JobEvent] = []
-        async with anyio.create_task_group() as tg:
-
-            async def listen() -> None:
-                async for event in manager.events():
-                    events.append(event)
-
-            tg.start_soon(listen)
-            await anyio.sleep(0)
-            handle = await manager.dispatch(job)
-            assert await handle.wait() is JobStatus.COMPLETED
-            await anyio.sleep(0.05)
-            tg.cancel_scope.cancel()
+    async with library.jobs() as manager, listening(manager) as events:
+        handle = await manager.dispatch(job)
+        assert await handle.wait() is JobStatus.COMPLETED
     return events
 
 
