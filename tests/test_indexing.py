@@ -137,6 +137,53 @@ def test_sigkill_at_random_moments_then_resume_equals_a_clean_index(tmp_path):
     assert kills >= 3, "the index finished before it could be killed: make the tree bigger"
 
 
+def test_a_first_index_killed_before_its_first_checkpoint_resumes_as_a_first_index(tmp_path):
+    # The kill comes after the first batches are in library.db but before
+    # the first walk checkpoint: the resumed run must still know the
+    # location was new (every entry counted new, files hashed while walked,
+    # none left for the content step), not take those rows for an old index.
+    root = tmp_path / "tree"
+    make_tree(root, dirs=120, files_per_dir=60)
+    expected = scan_tree(root, cas_ids=True)
+    lib = tmp_path / "lib"
+    args = ["index", str(root), "--mode", "content", "--batch-size", "10", "--threads", "1",
+            "--checkpoint-every", "3600", "--json"]  # fmt: skip
+    with subprocess.Popen(
+        [sys.executable, "-m", "phasekit", "--library", str(lib), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=subprocess_env(),
+    ) as proc:
+        deadline = time.monotonic() + 60
+        written = 0
+        while written == 0 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.002)
+            try:
+                conn = sqlite3.connect(f"file:{lib / 'library.db'}?mode=ro", uri=True, timeout=30)
+                try:
+                    written = conn.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
+                finally:
+                    conn.close()
+            except sqlite3.OperationalError:
+                written = 0  # not created yet
+        assert proc.poll() is None, "the index ended before any batch was seen"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert 0 < written < len(expected)
+    done = cli("resume", "--json", library=lib)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.splitlines()[-1])
+    assert summary["status"] == "completed", summary
+    assert (summary["new"], summary["unchanged"]) == (len(expected), 0), summary
+    listing = cli("ls", str(root), "--json", library=lib)
+    rows = [json.loads(line) for line in listing.stdout.splitlines()]
+    got = {
+        r["path"]: IndexedEntry(r["kind"], r["size"], r["mtime_ns"], r["inode"], r["cas_id"])
+        for r in rows
+    }
+    assert got == expected
+
+
 async def _reindex_after_edits(tmp_path: Path) -> None:
     root = tmp_path / "tree"
     make_tree(root, dirs=20, files_per_dir=15)

@@ -210,21 +210,35 @@ class IndexJob(PhasedJob[IndexSummary]):
             )
         mode = self._mode(ctx)
         state = ctx.state
-        if state["walk"] is None:
-            # A new run: the scan's start time, and whether the location was
-            # empty (a fresh index hashes while walking and skips lookups).
-            fresh = library.entry_count(location) == 0
+        if "fresh" not in ctx.shared:
+            # This job's first run: the scan's start time, and whether the
+            # location was empty (a fresh index hashes while walking and
+            # skips lookups).
+            count = library.entry_count(location)
             ctx.shared.update(
                 started=time.time(),
-                fresh=fresh,
-                expected=library.entry_count(location) or None,
+                fresh=count == 0,
+                expected=count or None,
                 **dict.fromkeys(_COUNTS, 0),
             )
+            if count == 0:
+                # Saved at once: a kill before the first batch's checkpoint
+                # must not make the next run take the rows this one wrote
+                # for an earlier index's (their files would count as
+                # unchanged, and be hashed afterwards, page by page, not
+                # while walked). Not needed otherwise: a location that had
+                # entries is found to have them again.
+                ctx.checkpoint(state)
+            written = count
+        else:
+            # Resumed. Without a walk state (killed before the first batch's
+            # checkpoint) the walk starts over, over what it already wrote.
+            written = 0 if state["walk"] is not None else library.entry_count(location)
         fresh = bool(ctx.shared["fresh"])
         hash_now = fresh and mode != "shallow"
         scan = library.scan(
             location,
-            fresh=fresh and state["walk"] is None,
+            fresh=fresh and state["walk"] is None and written == 0,
             batch_size=self.batch_size,
             threads=self.threads,
             cas_ids=hash_now,
