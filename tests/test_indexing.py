@@ -126,6 +126,8 @@ def test_sigkill_at_random_moments_then_resume_equals_a_clean_index(tmp_path):
             summary = json.loads(done.stdout.splitlines()[-1])
             if summary["new"]:
                 assert (summary["new"], summary["unchanged"]) == (len(expected), 0), summary
+                files = sum(1 for e in expected.values() if e.kind == "file" and e.size)
+                assert summary["hashed"] == files, summary
         listing = cli("ls", str(root), "--json", library=lib)
         assert listing.returncode == 0, listing.stderr
         rows = [json.loads(line) for line in listing.stdout.splitlines()]
@@ -175,6 +177,9 @@ def test_a_first_index_killed_before_its_first_checkpoint_resumes_as_a_first_ind
     summary = json.loads(done.stdout.splitlines()[-1])
     assert summary["status"] == "completed", summary
     assert (summary["new"], summary["unchanged"]) == (len(expected), 0), summary
+    # Every non-empty file hashed (while walked, in one run or the other).
+    files = sum(1 for e in expected.values() if e.kind == "file" and e.size)
+    assert summary["hashed"] == files, summary
     listing = cli("ls", str(root), "--json", library=lib)
     rows = [json.loads(line) for line in listing.stdout.splitlines()]
     got = {

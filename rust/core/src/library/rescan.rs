@@ -135,6 +135,12 @@ impl ScanWriter {
                     .binary_search_by(|k| k.name.as_slice().cmp(name))
                     .ok()
                     .map(|at| &known[at]);
+                if cas.is_some() || sum.is_some() {
+                    // Hashed while walked, also a file found already written
+                    // (a resumed first index walks again what it wrote after
+                    // its last checkpoint, whose count was lost with it).
+                    self.stats.hashed += 1;
+                }
                 let id = match found {
                     None => {
                         insert.execute(params![
@@ -155,9 +161,6 @@ impl ScanWriter {
                             started
                         ])?;
                         self.stats.new += 1;
-                        if cas.is_some() || sum.is_some() {
-                            self.stats.hashed += 1;
-                        }
                         let id = tx.last_insert_rowid();
                         if kind == Kind::File as u8 {
                             self.note_new_file((device, inode), id, size, mtime);
