@@ -106,6 +106,29 @@ def test_weighted_phases_pause_and_resume_in_one_update_stream(tmp_path, backend
     assert max(p for p in light if p is not None) <= 25.0 + 1e-9
 
 
+def test_a_reader_that_falls_behind_sees_how_each_phase_ended(tmp_path):
+    async def main() -> list[JobEvent]:
+        async with JobManager(tmp_path / "jobs.db") as manager:  # noqa: SIM117 (events() needs an open manager)
+            async with manager.events() as stream:
+                handle = await manager.dispatch(Weighted(n=20, delay_s=0.001, every=5))
+                await handle.wait()  # nobody reads meanwhile
+                seen: list[JobEvent] = []
+                async for event in stream:
+                    seen.append(event)
+                    if event.kind == "status" and event.status.finished:
+                        return seen
+        raise AssertionError("the stream ended before the job")
+
+    seen = anyio.run(main)
+    progress = [e.progress for e in seen if e.kind == "progress" and e.progress is not None]
+    # One progress per phase waited (the newest), each phase's last count.
+    ends = {p.phase.name: (p.phase.done, p.phase.total) for p in progress if p.phase is not None}
+    assert ends == {"light": (20, 20), "heavy": (20, 20)}
+    assert len(progress) == 2
+    seqs = [e.seq for e in seen]
+    assert seqs == sorted(seqs)
+
+
 def test_updates_come_several_times_a_second_and_are_bounded(tmp_path):
     async def main() -> tuple[list[JobEvent], float]:
         async with JobManager(tmp_path / "jobs.db") as manager:

@@ -5,8 +5,9 @@ Events are published on the event loop's thread (worker threads hand them
 over with the loop's own thread-safe call), and each subscriber has its own
 queue: a slow reader never slows a job. Memory stays bounded however slow the
 reader: a job's progress events not yet read are replaced by its newest one
-(a status change is never dropped, and a job's progress never overtakes its
-later status change).
+of the same phase (so a reader that falls behind still sees how each phase
+ended, e.g. a hashing step's last count; a status change is never dropped,
+and a job's progress never overtakes its later status change).
 """
 
 from __future__ import annotations
@@ -69,8 +70,9 @@ class _Queue:
 
     def __init__(self) -> None:
         self.slots: deque[_Slot] = deque()
-        #: The job's progress event still waiting, to be replaced by a newer one.
-        self.progress: dict[str, _Slot] = {}
+        #: Each job's progress events still waiting, by phase (None: a job
+        #: without phases), to be replaced by a newer one of that phase.
+        self.progress: dict[str, dict[str | None, _Slot]] = {}
         #: Slots still queued whose event was replaced.
         self.dropped = 0
         self.ready = anyio.Event()
@@ -78,19 +80,20 @@ class _Queue:
     def put(self, event: JobEvent) -> None:
         slot = _Slot(event)
         if event.kind == "progress":
-            # The job's older progress still waiting is dropped: the newer
-            # one goes to the end, so the sequence numbers a reader sees
-            # only grow.
-            waiting = self.progress.get(event.job_id)
-            if waiting is not None:
-                waiting.event = None
+            # The job's older progress of this phase still waiting is
+            # dropped: the newer one goes to the end, so the sequence numbers
+            # a reader sees only grow.
+            waiting = self.progress.setdefault(event.job_id, {})
+            older = waiting.get(_phase(event))
+            if older is not None:
+                older.event = None
                 self.dropped += 1
                 if self.dropped > 64 and self.dropped * 2 > len(self.slots):
                     # Mostly dropped slots: sweep them out (memory stays
-                    # bounded by the jobs and their status changes).
+                    # bounded by the jobs, their phases and status changes).
                     self.slots = deque(s for s in self.slots if s.event is not None)
                     self.dropped = 0
-            self.progress[event.job_id] = slot
+            waiting[_phase(event)] = slot
         else:
             self.progress.pop(event.job_id, None)  # later progress comes after
         self.slots.append(slot)
@@ -103,10 +106,19 @@ class _Queue:
             if event is None:
                 self.dropped -= 1
                 continue  # replaced by a newer progress of its job
-            if self.progress.get(event.job_id) is slot:
-                del self.progress[event.job_id]
+            waiting = self.progress.get(event.job_id)
+            if waiting is not None and waiting.get(_phase(event)) is slot:
+                del waiting[_phase(event)]
+                if not waiting:
+                    del self.progress[event.job_id]
             return event
         return None
+
+
+def _phase(event: JobEvent) -> str | None:
+    """The phase an event's progress is of (None: a job without phases)."""
+    progress = event.progress
+    return None if progress is None or progress.phase is None else progress.phase.name
 
 
 class EventHub:

@@ -452,8 +452,9 @@ class JobManager:
         listening earlier).
 
         Progress comes at most every few tenths of a second per job; a
-        reader that falls behind gets each job's newest progress, never a
-        backlog, and never loses a status change. Changes made by other
+        reader that falls behind gets each job's newest progress of each
+        phase (how every phase ended), never a backlog, and never loses a
+        status change. Changes made by other
         processes are not included (their jobs' handles see them)."""
         self._check_open()
         return self._events.subscribe()
