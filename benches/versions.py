@@ -17,6 +17,8 @@ Work (TREE defaults to the generated 200k tree):
 * ``shallow``, ``content``: ``IndexJob`` into a new library.
 * ``reshallow``, ``recontent``: an ``IndexJob`` of the unchanged tree (the
   first index is not timed).
+* ``resume``: ``phasekit resume`` of a first content index killed (SIGKILL)
+  one second after ``phasekit index`` started.
 * ``validate``: ``ValidateJob`` in integrity mode (after a content index).
 * ``dupes``: ``phasekit dupes TREE --mode full`` from the command line.
 * ``version``: ``phasekit --version`` (interpreter start-up and imports).
@@ -29,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -36,7 +39,19 @@ import tempfile
 import time
 from pathlib import Path
 
-WORK = ("jobs", "shallow", "content", "reshallow", "recontent", "validate", "dupes", "version")
+WORK = (
+    "jobs",
+    "shallow",
+    "content",
+    "reshallow",
+    "recontent",
+    "resume",
+    "validate",
+    "dupes",
+    "version",
+)
+#: When ``resume`` kills the first index (seconds after it starts).
+KILL_AFTER_S = 1.0
 N_JOBS = 1000
 
 
@@ -45,8 +60,17 @@ N_JOBS = 1000
 
 def _worker(work: str, tree: str, folder: Path, bin_dir: Path) -> float:
     """Seconds the timed part of ``work`` took in this interpreter."""
+    cli = str(bin_dir / "phasekit")
+    if work == "resume":
+        library = ["--library", str(folder / "lib")]
+        index = [cli, *library, "index", tree, "--mode", "content"]
+        with subprocess.Popen(index, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as proc:
+            time.sleep(KILL_AFTER_S)
+            proc.send_signal(signal.SIGKILL)
+        started = time.perf_counter()
+        subprocess.run([cli, *library, "resume"], check=True, stdout=subprocess.DEVNULL)
+        return time.perf_counter() - started
     if work in ("dupes", "version"):
-        cli = str(bin_dir / "phasekit")
         cmd = [cli, "--version"]
         if work == "dupes":
             cmd = [cli, "--library", str(folder / "lib"), "dupes", tree, "--mode", "full"]
