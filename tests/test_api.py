@@ -440,3 +440,40 @@ def test_a_closed_library_runs_no_jobs_and_loses_none(tmp_path):
     with Library.open(tmp_path / "lib") as again:
         summary = anyio.run(_index, again, location.id)
         assert summary.file_count == 100 * 40 + 2
+
+
+#: A process that imports only phasekit.library, and runs an index that
+#: fails (its root is gone): prints the job's status on stdout.
+FAILING_INDEX = """
+import sys
+import anyio
+from phasekit.library import Library
+from phasekit.indexing import IndexJob
+
+async def main(location_id):
+    async with library.jobs() as manager:
+        handle = await manager.dispatch(IndexJob(location_id))
+        print((await handle.wait()).value, flush=True)
+
+with Library.open(sys.argv[1]) as library:
+    location = library.add_location(sys.argv[2])
+    import shutil
+    shutil.rmtree(sys.argv[2])
+    anyio.run(main, location.id)
+"""
+
+
+def test_a_failing_job_prints_nothing_unless_the_application_configures_logging(tmp_path):
+    root = tmp_path / "tree"
+    make_tree(root, dirs=2, files_per_dir=2)
+    proc = subprocess.run(
+        [sys.executable, "-c", FAILING_INDEX, str(tmp_path / "lib"), str(root)],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "failed"
+    assert proc.stderr == ""  # no last-resort handler printing the job's failure

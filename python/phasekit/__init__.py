@@ -7,17 +7,10 @@ in :mod:`phasekit.reference`.
 
 from __future__ import annotations
 
-import logging
-
 from . import fs, library
 from ._core import __version__
 from .errors import CancelledError, InvalidStateError, PhasekitError
 from .fs import CancelToken, FsError, Kind
-
-# A library's loggers print nothing unless the application configures
-# logging (the logging HOWTO's advice for libraries): without this, Python's
-# last-resort handler would print every job's warnings and failures.
-logging.getLogger("phasekit").addHandler(logging.NullHandler())
 
 __all__ = [
     "CancelToken",

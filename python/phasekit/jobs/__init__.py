@@ -11,6 +11,8 @@ schedules (``dispatch(job, every=...)``) and history retention.
 
 from __future__ import annotations
 
+import logging
+
 from ..errors import CorruptStateError, JobDefinitionError, UnknownJobError
 from ._context import JobCancelled, JobContext, JobControl, JobInterrupted, JobPaused
 from ._definition import (
@@ -43,6 +45,13 @@ from ._progress import JobProgress, PhaseProgress
 from ._runner import execute
 from ._schema import SCHEMA_VERSION
 from ._store import JobRecord, JobStatus, JobStore
+
+# phasekit's loggers (all in the job system) print nothing unless the
+# application configures logging (the logging HOWTO's advice for libraries):
+# without this, Python's last-resort handler would print every job's warnings
+# and failures. Here, not in the package's root: `import phasekit` alone
+# (the walker, hashing) does not load logging.
+logging.getLogger("phasekit").addHandler(logging.NullHandler())
 
 __all__ = [
     "COMPLETE",
