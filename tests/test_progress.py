@@ -251,23 +251,13 @@ def test_the_percent_after_a_kill_never_goes_below_the_percent_before(tmp_path):
 def test_events_cover_every_job_of_the_manager(tmp_path: Path):
     async def main() -> list[JobEvent]:
         async with JobManager(tmp_path / "jobs.db", max_concurrency=2) as manager:
-            events: list[JobEvent] = []
-            async with anyio.create_task_group() as tg:
-
-                async def listen() -> None:
-                    async for event in manager.events():
-                        events.append(event)
-
-                tg.start_soon(listen)
-                await anyio.sleep(0)
+            async with listening(manager) as events:
                 a = await manager.dispatch(Weighted(n=10, delay_s=0.005))
                 b = await manager.dispatch(Weighted(n=12, delay_s=0.005))
                 c = await manager.dispatch(Weighted(n=500, delay_s=0.005))
                 await manager.cancel(c.id)
                 await a.wait()
                 await b.wait()
-                await anyio.sleep(0.05)
-                tg.cancel_scope.cancel()
             return events
 
     events = anyio.run(main)
