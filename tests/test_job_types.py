@@ -53,11 +53,11 @@ def only_library(lib: Path, job_id: str, wait_s: float = 60.0) -> str:
 def test_an_index_killed_then_resumed_by_a_process_that_imported_only_the_library(tmp_path):
     root = tmp_path / "tree"
     make_tree(root, dirs=60, files_per_dir=40)
-    lib = tmp_path / "lib"
     args = ["index", str(root), "--batch-size", "10", "--checkpoint-every", "0.001",
             "--threads", "1"]  # fmt: skip
     killed = False
-    for delay in (0.05, 0.0, 0.0):
+    for attempt, delay in enumerate((0.05, 0.0, 0.0)):
+        lib = tmp_path / f"lib{attempt}"  # each attempt a first index
         killed = kill_while_running(args, lib, delay)
         if killed:
             break

@@ -222,7 +222,7 @@ def test_the_percent_after_a_kill_never_goes_below_the_percent_before(tmp_path):
         location = library.add_location(root, mode="shallow")
         library.index(location)
     before = None
-    for delay in (0.3, 0.15, 0.05):
+    for delay in (0.3, 0.15, 0.05, 0.1, 0.2, 0.02):
         if kill_while_running(args, lib, delay):
             with JobStore(lib / "jobs.db") as store:
                 unfinished = [r for r in store.list_jobs() if not r.status.finished]
@@ -231,8 +231,7 @@ def test_the_percent_after_a_kill_never_goes_below_the_percent_before(tmp_path):
                     before = None if progress is None else progress.percent
             if before:
                 break
-    if not before:
-        pytest.skip("the index finished before a percent could be recorded; retry")
+    assert before, "every index finished before a percent was recorded: make the tree bigger"
     with Library.open(lib) as library:
 
         async def main() -> list[JobUpdate]:
