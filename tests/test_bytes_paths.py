@@ -1,6 +1,6 @@
 """Non-UTF-8 names through every built-in job: in progress, outputs, errors,
 checkpoints and phase history, in jobs.db, and across a kill and resume
-(DESIGN.md, invariant 3: paths are bytes)."""
+(docs/ARCHITECTURE.md, invariant 3: paths are bytes)."""
 
 from __future__ import annotations
 

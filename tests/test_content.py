@@ -18,7 +18,7 @@ IMPLS = [pytest.param(fs, id="rust"), pytest.param(reference, id="python")]
 
 
 def cas_id_by_definition(data: bytes) -> str | None:
-    """DESIGN.md's definition, written out independently of both implementations."""
+    """docs/ARCHITECTURE.md's definition, written out independently of both implementations."""
     size = len(data)
     if size == 0:
         return None

@@ -1,6 +1,6 @@
 """msgpack blobs with a schema version: job state, checkpoints, progress, output.
 
-Paths are bytes (DESIGN.md, invariant 3): a non-UTF-8 file name reaches
+Paths are bytes (docs/ARCHITECTURE.md, invariant 3): a non-UTF-8 file name reaches
 Python as a ``str`` with surrogate escapes (``os.fsdecode``). msgpack and
 SQLite refuse such strings by default, so every ``str`` is packed with the
 ``surrogateescape`` handler (its exact bytes, as a msgpack string) and

@@ -6,7 +6,7 @@ tables and indices as library.db (``entries`` with its (location, parent,
 name) key; ``content_identities`` and ``entry_content``, filled in cas_id
 order after the walk), cas_ids from the ``blake3`` package. It is the test
 oracle (what an index must contain) and the benchmark baseline. It writes
-its own file, never a phasekit library.db (DESIGN.md, invariant 7: one
+its own file, never a phasekit library.db (docs/ARCHITECTURE.md, invariant 7: one
 SQLite library per database file).
 """
 

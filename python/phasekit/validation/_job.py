@@ -8,7 +8,7 @@
   library.db's ``validation_issues`` keyed by (this job's id, entry,
   category), in the page's one transaction, and the checkpoint is the id of
   the last entry checked. A resumed run that checks a page again rewrites
-  the same rows: nothing is lost or counted twice (DESIGN.md, invariants 1
+  the same rows: nothing is lost or counted twice (docs/ARCHITECTURE.md, invariants 1
   and 2: the checkpoint holds the frontier, the issues live in the library).
 - **complete** counts the issues by category and severity and keeps the most
   severe few as samples for the job's output; :func:`issues` reads them all.

@@ -1,6 +1,6 @@
 //! library.db: locations, entries and content identities (SQLite, WAL).
 //!
-//! This module is the only code that opens library.db (see DESIGN.md,
+//! This module is the only code that opens library.db (see docs/ARCHITECTURE.md,
 //! invariant 7: one SQLite library per database file in a process). Paths are
 //! stored as bytes: a location's absolute root, and each entry's path relative
 //! to it, so any POSIX name round-trips.

@@ -322,7 +322,7 @@ pub fn check_entry(
         ..Checked::default()
     };
     // A file whose content will be compared is `lstat`ed, opened only if it
-    // is still a regular file (a FIFO or device is never opened: DESIGN.md,
+    // is still a regular file (a FIFO or device is never opened: docs/ARCHITECTURE.md,
     // invariant 4; opening a FIFO would wake its writer), without following
     // a symlink, and `fstat`ed: the metadata compared is that of the very
     // file read, so nothing can be swapped in between. Anything else is
