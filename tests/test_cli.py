@@ -81,3 +81,88 @@ def test_console_script_runs():
         [sys.executable, "-m", "phasekit", "--version"], capture_output=True, text=True, check=True
     )
     assert proc.stdout.startswith("phasekit ")
+
+
+def _loaded_after(code: str) -> set[str]:
+    """The modules a fresh interpreter holds after running ``code``."""
+    probe = (
+        f"import sys\ntry:\n    {code}\nexcept SystemExit:\n    pass\nprint(sorted(sys.modules))"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return set(eval(proc.stdout.strip().splitlines()[-1]))  # a list literal we printed
+
+
+HEAVY = {"anyio", "asyncio", "numpy", "sqlite3", "msgpack", "typing", "tqdm", "json"}
+JOB_SYSTEM = {"phasekit.jobs", "phasekit.library", "phasekit.fs", "phasekit.indexing"}
+
+
+def test_version_and_help_load_no_job_system_and_nothing_heavy():
+    for argv in (["--version"], ["--help"], ["index", "--help"], ["dupes", "--help"]):
+        loaded = _loaded_after(f"from phasekit.cli import main; main({argv!r})")
+        assert not (loaded & (HEAVY | JOB_SYSTEM)), (argv, loaded & (HEAVY | JOB_SYSTEM))
+    # The Rust core only when the version is asked for (it holds it).
+    assert "phasekit._core" not in _loaded_after("from phasekit.cli import main; main(['-h'])")
+    assert "phasekit._core" in _loaded_after("from phasekit.cli import main; main(['--version'])")
+
+
+def test_import_phasekit_is_lazy_and_its_names_still_work():
+    loaded = _loaded_after("import phasekit")
+    assert {m for m in loaded if m.startswith("phasekit")} == {"phasekit"}
+    import phasekit
+
+    assert phasekit.fs.walk is fs.walk
+    assert phasekit.Kind.FILE == 0
+    assert phasekit.__version__
+    assert set(phasekit.__all__) <= set(dir(phasekit))
+    with pytest.raises(AttributeError, match="no_such_name"):
+        phasekit.no_such_name  # noqa: B018
+
+
+def test_every_command_has_the_same_parts_and_names_its_job_type():
+    from phasekit.cli import COMMANDS, build_parser
+    from phasekit.dupes import DupesJob
+    from phasekit.indexing import IndexJob
+    from phasekit.validation import ValidateJob
+
+    for command in COMMANDS:
+        assert isinstance(command.NAME, str)
+        assert isinstance(command.HELP, str)
+        assert callable(command.arguments)
+        assert callable(command.run)
+    names = {c.NAME: c for c in COMMANDS}
+    assert IndexJob.job_name == names["index"].JOB_NAME
+    assert DupesJob.job_name == names["dupes"].JOB_NAME
+    assert ValidateJob.job_name == names["validate"].JOB_NAME
+    # Built for one command, the parser still parses that command in full.
+    args = build_parser("dupes").parse_args(["dupes", "/x", "--mode", "size"])
+    assert args.mode == "size"
+    assert args.run is names["dupes"].run
+
+
+def test_the_library_option_value_is_not_taken_for_the_command(tmp_path):
+    lib = tmp_path / "index"  # a library folder named like a command
+    assert cli.main(["--library", str(lib), "jobs"]) == 0
+    assert cli.main([f"--library={lib}", "jobs"]) == 0
+
+
+def test_modes_are_real_literal_types_at_run_time():
+    import typing
+
+    from phasekit.dupes import DUPLICATE_MODES, DuplicateMode
+    from phasekit.library import INDEX_MODES, IndexMode
+    from phasekit.validation import VALIDATION_MODES, ValidationMode
+
+    assert typing.get_args(IndexMode) == INDEX_MODES
+    assert typing.get_args(DuplicateMode) == DUPLICATE_MODES
+    assert typing.get_args(ValidationMode) == VALIDATION_MODES
+
+
+@pytest.mark.parametrize(
+    ("size", "text"),
+    [(0, "0 B"), (999, "999 B"), (1000, "1.00 KB"), (1234, "1.23 KB"), (99_949, "99.9 KB"),
+     (99_950, "100 KB"), (999_499, "999 KB"), (999_500, "1.00 MB"), (2_500_000_000, "2.50 GB")],
+)  # fmt: skip
+def test_sizes_for_people_have_three_significant_digits(size, text):
+    from phasekit.cli._common import human
+
+    assert human(size) == text

@@ -15,10 +15,9 @@ from typing import Any, Self, TypeVar
 from . import _core
 from ._closing import Closing
 from ._core import CancelToken
+from ._defaults import DUPLICATE_MODES, DuplicateMode
 from ._types import (
-    DUPLICATE_MODES,
     DuplicateGroup,
-    DuplicateMode,
     DuplicateReport,
     DuplicateStats,
     FsError,

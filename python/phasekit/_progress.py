@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tqdm import tqdm
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 from ._closing import Closing
 
@@ -21,8 +22,13 @@ class Progress(Closing):
         self, desc: str, *, total: int | None = None, unit: str = "it", enabled: bool | None = None
     ) -> None:
         show = sys.stderr.isatty() if enabled is None else enabled
-        self._bar: tqdm[Any] | None = (
-            tqdm(
+        self._bar: tqdm[Any] | None = None
+        if show:
+            # Imported only when a bar is drawn: output piped or in JSON never
+            # pays for it at start-up.
+            from tqdm import tqdm
+
+            self._bar = tqdm(
                 desc=desc,
                 total=total,
                 unit=unit,
@@ -31,9 +37,6 @@ class Progress(Closing):
                 dynamic_ncols=True,
                 leave=False,
             )
-            if show
-            else None
-        )
 
     def update(self, n: int, **postfix: str) -> None:
         if self._bar is not None:

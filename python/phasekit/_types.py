@@ -5,7 +5,9 @@ from __future__ import annotations
 import enum
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
+
+from ._defaults import DuplicateMode
 
 if TYPE_CHECKING:
     # Annotations only: numpy is imported when the extension first builds an
@@ -16,11 +18,6 @@ if TYPE_CHECKING:
 #: Anything that names a file: ``str`` (encoded with ``os.fsencode``), ``bytes``
 #: or an ``os.PathLike``.
 StrPath: TypeAlias = "str | bytes | os.PathLike[str] | os.PathLike[bytes]"
-
-#: How :func:`phasekit.fs.find_duplicates` decides two files are the same.
-DuplicateMode = Literal["size", "name_size", "content", "full"]
-
-DUPLICATE_MODES: tuple[DuplicateMode, ...] = ("size", "name_size", "content", "full")
 
 
 class Kind(enum.IntEnum):

@@ -10,6 +10,7 @@ and benchmark baseline).
 from __future__ import annotations
 
 from ._core import CancelToken
+from ._defaults import DuplicateMode
 from ._native import (
     Walker,
     cas_id,
@@ -24,7 +25,6 @@ from ._native import (
 )
 from ._types import (
     DuplicateGroup,
-    DuplicateMode,
     DuplicateReport,
     DuplicateStats,
     FsError,

@@ -10,28 +10,20 @@ last checkpoint, as after a crash).
 from __future__ import annotations
 
 import dataclasses
-import enum
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
-import anyio.abc
 
-from ._progress import Progress
-from .jobs import JobHandle, JobStatus
-from .library import Library
-
-#: Exit statuses shared by the job commands.
-EXIT_OK, EXIT_FAILED = 0, 1
-#: A job stopped because the disk under the library is full (EX_TEMPFAIL:
-#: try again once space is freed).
-EXIT_STOPPED = 75
-#: After an interruption (as for SIGINT).
-EXIT_INTERRUPTED = 130
+from .._progress import Progress
+from ..jobs import JobHandle, JobStatus
+from ..library import Library
+from ._common import human, plain
+from ._exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_STOPPED
 
 
 @dataclass(frozen=True)
@@ -43,28 +35,28 @@ class Options:
     limit: int = 20
 
 
-#: How each job type reports its outcome on the command line: called after
-#: the job stopped; returns the exit status. Registered by the command
-#: modules (see register_reporter).
+#: How a job type reports its outcome on the command line: called after the
+#: job stopped; returns the exit status. Each command that runs a job type
+#: has one (its ``report``); a job no command knows gets report_generic.
 Reporter = Callable[[Library, JobHandle[Any], JobStatus, Options], int]
-_REPORTERS: dict[str, Reporter] = {}
-
-
-def register_reporter(job_name: str, reporter: Reporter) -> None:
-    _REPORTERS[job_name] = reporter
 
 
 async def run_and_report(
-    library: Library, handles: list[JobHandle[Any]], options: Options, *, resumable: bool = True
+    library: Library,
+    handles: list[JobHandle[Any]],
+    options: Options,
+    reporters: Mapping[str, Reporter],
+    *,
+    resumable: bool = True,
 ) -> int:
     """Follow the jobs with progress bars (on a terminal, never with
-    ``--json``... bars go to stderr), then print each one's summary; the
-    exit status is the most serious of theirs."""
+    ``--json``... bars go to stderr), then print each one's summary with
+    the reporter of its job type; the exit status is the most serious."""
     results = await follow(handles, bars=True, resumable=resumable)
     codes = [EXIT_OK]
     for handle in handles:
         status = results[handle.id]
-        reporter = _REPORTERS.get(handle.record.name, report_generic)
+        reporter = reporters.get(handle.record.name, report_generic)
         codes.append(reporter(library, handle, status, options))
     return max(codes)
 
@@ -106,7 +98,7 @@ async def _watch(handle: JobHandle[Any], *, bars: bool) -> JobStatus:
                 phase = progress.phase.name if progress.phase is not None else ""
                 postfix = {"phase": phase}
                 if "bytes" in fields:
-                    postfix["bytes"] = _human(int(fields["bytes"]))
+                    postfix["bytes"] = human(int(fields["bytes"]))
                 if fields.get("errors"):
                     postfix["errors"] = str(fields["errors"])
                 count = progress.done
@@ -194,27 +186,3 @@ def print_errors(handle: JobHandle[Any], count: int, what: str, limit: int) -> N
     if count > limit:
         print(f"  ... and {count - limit:,} more (phasekit jobs show {handle.id})",
               file=sys.stderr)  # fmt: skip
-
-
-def _human(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")
-
-
-def plain(value: Any) -> Any:
-    """Dataclasses and enums as JSON-ready values."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {k: plain(v) for k, v in dataclasses.asdict(value).items()}
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, bytes):
-        return os.fsdecode(value)  # a path
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    return value

@@ -8,32 +8,36 @@ paths, or any with --walk, are walked on the spot.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-from typing import Any
 
-import anyio
+from .._defaults import DUPLICATE_MODES, PAGE_FILES
+from ._common import count, positive_int
+from ._exits import EXIT_OK
 
-from ._cli_args import count, positive_int
-from ._cli_library import open_library
-from ._cli_run import (
-    EXIT_OK,
-    Options,
-    print_errors,
-    register_reporter,
-    report_stop,
-    run_and_report,
-)
-from .dupes import DUPLICATE_MODES, PAGE_FILES, DupesJob, DupesSummary
-from .errors import InvalidInputError
-from .jobs import JobHandle, JobStatus
-from .library import Library
+# typing.TYPE_CHECKING without importing typing (see phasekit/cli/__init__.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ..dupes import DupesJob, DupesSummary
+    from ..jobs import JobHandle, JobStatus
+    from ..library import Library
+    from ._run import Options
+
+#: The job type this command runs and reports (phasekit.dupes.DupesJob).
+JOB_NAME = "phasekit.dupes"
 
 
-def add_parser(sub: Any) -> None:
-    dupes = sub.add_parser("dupes", help="find duplicate files (resumable)",
-                           description=__doc__)  # fmt: skip
+#: The command's name, its line in ``phasekit --help``, and its ``--help``
+#: text (see phasekit/cli/__init__.py).
+NAME = "dupes"
+HELP = "find duplicate files (resumable)"
+DESCRIPTION: str | None = __doc__
+EPILOG: str | None = None
+
+
+def arguments(dupes: argparse.ArgumentParser) -> None:
     dupes.add_argument("paths", nargs="+", type=os.fsencode, metavar="PATH")
     dupes.add_argument("--mode", choices=DUPLICATE_MODES, default="full",
                        help="size; name_size; content (same cas_id); full (byte-exact, "
@@ -54,10 +58,12 @@ def add_parser(sub: Any) -> None:
     dupes.add_argument("--page-files", type=positive_int, default=PAGE_FILES, metavar="N",
                        help=f"files hashed between checkpoints (default {PAGE_FILES})")  # fmt: skip
     dupes.add_argument("--max-errors", type=count, default=20, help="errors to print (default 20)")
-    dupes.set_defaults(func=cmd_dupes)
 
 
 def _job(library: Library, args: argparse.Namespace) -> DupesJob:
+    from ..dupes import DupesJob
+    from ..errors import InvalidInputError
+
     roots = [os.path.abspath(os.fsdecode(p)) for p in args.paths]
     common: dict[str, Any] = {
         "mode": args.mode,
@@ -81,8 +87,12 @@ def _job(library: Library, args: argparse.Namespace) -> DupesJob:
     return DupesJob(paths=roots, **common)
 
 
-def cmd_dupes(args: argparse.Namespace) -> int:
-    with open_library(args) as library:
+def run(args: argparse.Namespace) -> int:
+    import anyio
+
+    from ..library import Library
+
+    with Library.open(args.library) as library:
         job = _job(library, args)
         return anyio.run(_run, library, job, args)
 
@@ -101,6 +111,8 @@ def group_json(group: Any) -> dict[str, Any]:
 def print_summary(summary: DupesSummary, *, as_json: bool) -> None:
     out = sys.stdout
     if as_json:
+        import json
+
         for group in summary.groups:
             out.write(json.dumps(group_json(group)) + "\n")
         return
@@ -119,23 +131,23 @@ def print_summary(summary: DupesSummary, *, as_json: bool) -> None:
 
 
 async def _run(library: Library, job: DupesJob, args: argparse.Namespace) -> int:
+    from ._run import Options, run_and_report
+
     async with library.jobs(max_concurrency=1) as manager:
         handle = await manager.dispatch(job)
         # Progress bars go to stderr, so --json output stays clean.
         options = Options(json=args.json, max_errors=args.max_errors)
-        return await run_and_report(library, [handle], options)
+        return await run_and_report(library, [handle], options, {JOB_NAME: report})
 
 
-def report_dupes(
-    library: Library, handle: JobHandle[Any], status: JobStatus, options: Options
-) -> int:
-    """The duplicate groups a search found (see ``phasekit dupes``)."""
+def report(library: Library, handle: JobHandle[Any], status: JobStatus, options: Options) -> int:
+    """The duplicate groups a search found."""
+    from ..dupes import DupesSummary
+    from ._run import print_errors, report_stop
+
     stopped = report_stop(handle, status)
     summary = handle.output() if status.finished else None
     if isinstance(summary, DupesSummary):
         print_summary(summary, as_json=options.json)
         print_errors(handle, summary.errors, "files could not be read", options.max_errors)
     return EXIT_OK if stopped is None else stopped
-
-
-register_reporter(DupesJob.job_name, report_dupes)

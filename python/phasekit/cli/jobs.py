@@ -9,26 +9,45 @@ safe point).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
-from pathlib import Path
-from typing import Any
 
-from ._cli_run import plain
-from .errors import InvalidInputError
-from .jobs import JobRecord, JobStatus, JobStore, default_registry, phase_history
-from .jobs._owners import live_owners
-from .library import default_library_path
+from ._common import count, jobs_db, plain
+
+# typing.TYPE_CHECKING without importing typing (see phasekit/cli/__init__.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ..jobs import JobRecord, JobStore
+
+ACTIONS = ("list", "show", "pause", "resume", "cancel", "history", "repair")
 
 
-def _folder(args: argparse.Namespace) -> Path:
-    return Path(args.library) if args.library else default_library_path()
+#: The command's name, its line in ``phasekit --help``, and its ``--help``
+#: text (see phasekit/cli/__init__.py).
+NAME = "jobs"
+HELP = "list, show, pause, resume or cancel jobs; history"
+DESCRIPTION: str | None = None
+EPILOG: str | None = None
+
+
+def arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", nargs="?", default="list", choices=ACTIONS,
+                   help="list (default), show JOB, pause JOB, resume JOB, cancel JOB, "
+                   "history, or repair (move a damaged jobs.db aside)")  # fmt: skip
+    p.add_argument("job", nargs="?", default=None, metavar="JOB")
+    p.add_argument("--all", action="store_true", help="list finished jobs too")
+    p.add_argument("--debug", action="store_true",
+                   help="show: the traceback of a failure too")  # fmt: skip
+    p.add_argument("--limit", type=count, default=100, help="history entries (default 100)")
+    p.add_argument("--json", action="store_true", help="JSON output")
 
 
 def _store(args: argparse.Namespace) -> JobStore | None:
     """The library's jobs.db, or None (after saying so) if it has none."""
-    path = _folder(args) / "jobs.db"
+    from ..jobs import JobStore
+
+    path = jobs_db(args)
     if not path.exists():
         print(f"phasekit: no jobs in {path.parent} (no jobs.db yet)", file=sys.stderr)
         return None
@@ -53,6 +72,8 @@ def _row(store: JobStore, r: JobRecord) -> dict[str, Any]:
 
 def waiting_note(record: JobRecord) -> str | None:
     """Why an unfinished job may not be running: its type is unknown here."""
+    from ..jobs import default_registry
+
     if record.status.finished or default_registry.knows(record.name):
         return None
     return (
@@ -61,7 +82,9 @@ def waiting_note(record: JobRecord) -> str | None:
     )
 
 
-def cmd_jobs(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    from ..errors import InvalidInputError
+
     if args.action == "repair":
         return _repair(args)
     store = _store(args)
@@ -82,6 +105,11 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 
 def _list(store: JobStore, args: argparse.Namespace) -> int:
+    import json
+
+    from ..jobs import JobStatus
+    from ..jobs._owners import live_owners
+
     rows = [_row(store, r) for r in store.list_jobs()]
     if not args.all:
         rows = [r for r in rows if not JobStatus(r["status"]).finished]
@@ -106,6 +134,9 @@ def _list(store: JobStore, args: argparse.Namespace) -> int:
 
 
 def _history(store: JobStore, args: argparse.Namespace) -> int:
+    import json
+    import time
+
     entries = store.history(limit=args.limit)
     if not entries:
         print("phasekit: no finished jobs in the history", file=sys.stderr)
@@ -129,6 +160,10 @@ def _history(store: JobStore, args: argparse.Namespace) -> int:
 
 
 def _show(store: JobStore, record: JobRecord, args: argparse.Namespace) -> int:
+    import json
+
+    from ..jobs import phase_history
+
     out = _row(store, record)
     out["input"] = record.input()
     out.update(plain(store.outcome(record.id)))
@@ -152,6 +187,8 @@ def _show(store: JobStore, record: JobRecord, args: argparse.Namespace) -> int:
 
 
 def _control(store: JobStore, record: JobRecord, action: str) -> int:
+    from ..jobs import JobStatus
+
     if record.status.finished:
         print(f"{record.id} is {record.status.value}: nothing to {action}", file=sys.stderr)
         return 1
@@ -183,9 +220,9 @@ def _control(store: JobStore, record: JobRecord, action: str) -> int:
 
 def _repair(args: argparse.Namespace) -> int:
     # Imported here: only this rarely used command needs it.
-    from .jobs._repair import repair
+    from ..jobs._repair import repair
 
-    path = _folder(args) / "jobs.db"
+    path = jobs_db(args)
     report = repair(path)
     if not path.exists() and report.problem is None:
         print(f"phasekit: no jobs.db in {path.parent}: nothing to repair", file=sys.stderr)

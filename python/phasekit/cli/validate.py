@@ -14,42 +14,42 @@ stopped on a full disk, 130 when it was paused.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-from itertools import groupby
-from typing import Any
 
-import anyio
+from .._defaults import VALIDATION_MODES
+from ._common import count, positive_int
+from ._exits import EXIT_FAILED as EXIT_FAILED_JOB
 
-from ._cli_args import count, positive_int
-from ._cli_library import open_library
-from ._cli_run import EXIT_FAILED as EXIT_FAILED_JOB
-from ._cli_run import Options, plain, register_reporter, report_stop, run_and_report
-from .errors import InvalidInputError
-from .jobs import JobHandle, JobStatus
-from .library import Library, Location
-from .validation import (
-    VALIDATION_MODES,
-    Issue,
-    Severity,
-    ValidateJob,
-    ValidationSummary,
-    issues,
-)
+# typing.TYPE_CHECKING without importing typing (see phasekit/cli/__init__.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ..jobs import JobHandle, JobStatus
+    from ..library import Library, Location
+    from ..validation import ValidateJob, ValidationSummary
+    from ._run import Options
+
+#: The job type this command runs and reports (phasekit.validation.ValidateJob).
+JOB_NAME = "phasekit.validate"
 
 #: Exit statuses (see the module's docstring).
 EXIT_CLEAN, EXIT_ISSUES, EXIT_FAILED = 0, 1, 2
 
 
-def add_parser(sub: Any) -> None:
-    """Register the ``validate`` command."""
-    p = sub.add_parser(
-        "validate",
-        help="check an indexed location for changed, missing or rotted files",
-        epilog="exit status: 0 nothing of severity error or critical found, 1 found, "
-        "2 could not validate, 75 stopped (disk full), 130 paused",
-    )
+#: The command's name, its line in ``phasekit --help``, and its ``--help``
+#: text (see phasekit/cli/__init__.py).
+NAME = "validate"
+HELP = "check an indexed location for changed, missing or rotted files"
+DESCRIPTION: str | None = None
+EPILOG: str | None = (
+    "exit status: 0 nothing of severity error or critical found, 1 found, "
+    "2 could not validate, 75 stopped (disk full), 130 paused"
+)
+
+
+def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", type=os.fsencode, metavar="PATH")
     p.add_argument("--mode", choices=VALIDATION_MODES, default="basic",
                    help="basic: metadata (default); integrity: + cas_ids; complete: + full "
@@ -58,11 +58,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--threads", type=positive_int, default=None, help="worker threads")
     p.add_argument("--limit", type=count, default=20, metavar="N",
                    help="paths shown per category in the report (default 20)")  # fmt: skip
-    p.set_defaults(func=cmd_validate)
 
 
 def _location(library: Library, root: str) -> Location:
     """The indexed location at ``root``, or an error that says what to do."""
+    from ..errors import InvalidInputError
+
     try:
         location = library.location(root)
     except KeyError:
@@ -80,24 +81,36 @@ def _location(library: Library, root: str) -> Location:
     return location
 
 
-def cmd_validate(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    import anyio
+
+    from ..library import Library
+    from ..validation import ValidateJob
+
     root = os.path.abspath(os.fsdecode(args.path))
-    with open_library(args) as library:
+    with Library.open(args.library) as library:
         location = _location(library, root)
         job = ValidateJob(location.id, mode=args.mode, threads=args.threads)
         return anyio.run(_run, library, job, args)
 
 
 async def _run(library: Library, job: ValidateJob, args: argparse.Namespace) -> int:
+    from ._run import Options, run_and_report
+
     async with library.jobs(max_concurrency=1) as manager:
         handle = await manager.dispatch(job)
-        return await run_and_report(library, [handle], Options(json=args.json, limit=args.limit))
+        options = Options(json=args.json, limit=args.limit)
+        return await run_and_report(library, [handle], options, {JOB_NAME: report})
 
 
-def report_validation(
-    library: Library, handle: JobHandle[Any], status: JobStatus, options: Options
-) -> int:
-    """The issues a validation found (see ``phasekit validate``)."""
+def report(library: Library, handle: JobHandle[Any], status: JobStatus, options: Options) -> int:
+    """The issues a validation found."""
+    import json
+
+    from ..validation import Severity, ValidationSummary, issues
+    from ._common import plain
+    from ._run import report_stop
+
     stopped = report_stop(handle, status)
     summary = handle.output() if status.finished else None
     if stopped is not None:
@@ -120,11 +133,12 @@ def report_validation(
     return EXIT_ISSUES if serious else EXIT_CLEAN
 
 
-register_reporter(ValidateJob.job_name, report_validation)
-
-
 def _report(library: Library, summary: ValidationSummary, limit: int) -> None:
     """Issues grouped by severity (most severe first) and category, counted."""
+    from itertools import groupby
+
+    from ..validation import Issue, issues
+
     s = summary
     content = {"basic": "", "integrity": f", {s.hashed:,} cas_ids recomputed",
                "complete": f", {s.hashed:,} files read in full"}[s.mode]  # fmt: skip

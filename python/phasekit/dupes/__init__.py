@@ -12,8 +12,9 @@ resumed after a crash without reading a file twice::
 
 from __future__ import annotations
 
-from .._types import DUPLICATE_MODES, DuplicateGroup, DuplicateMode
-from ._job import PAGE_BYTES, PAGE_FILES, DupesJob
+from .._defaults import DUPLICATE_MODES, PAGE_BYTES, PAGE_FILES, DuplicateMode
+from .._types import DuplicateGroup
+from ._job import DupesJob
 from ._types import DupesProgress, DupesSummary
 
 __all__ = [

@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .. import _core
+from .._defaults import DUPLICATE_MODES, PAGE_BYTES, PAGE_FILES, DuplicateMode
 from .._native import duplicate_report
 from .._pacing import Pager
 from .._private import create_private_file, make_private_dir
-from .._types import DUPLICATE_MODES, DuplicateMode
 from ..errors import InvalidInputError
 from ..jobs import (
     FatalError,
@@ -45,11 +45,6 @@ from ..library import Library
 from ..library._jobs import check_count, check_id, library_of, location_key, location_of
 from ._types import DupesProgress, DupesSummary
 
-#: Files and bytes hashed per page (one checkpoint each): a page of small
-#: files takes ~0.1 s on two cores, so a pause waits no longer than that,
-#: and a resume redoes at most one page.
-PAGE_FILES = 16_384
-PAGE_BYTES = 256 * 1024 * 1024
 #: The share of the analyse phase's progress given to the cas_id stage in
 #: full mode (the full checksums of what cas_ids could not settle follow).
 FIRST_STAGE_SHARE = 0.75

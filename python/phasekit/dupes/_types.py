@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .._types import DuplicateGroup, DuplicateMode
+from .._defaults import DuplicateMode
+from .._types import DuplicateGroup
 
 
 @dataclass

@@ -10,6 +10,7 @@ paused, cancelled and resumed after a crash::
 
 from __future__ import annotations
 
-from ._job import CHECKPOINT_EVERY_S, IndexJob, IndexProgress, IndexSummary
+from .._defaults import CHECKPOINT_EVERY_S
+from ._job import IndexJob, IndexProgress, IndexSummary
 
 __all__ = ["CHECKPOINT_EVERY_S", "IndexJob", "IndexProgress", "IndexSummary"]

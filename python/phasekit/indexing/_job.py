@@ -4,7 +4,7 @@
   written to library.db in one transaction (walking, hashing and writing
   overlap; see :class:`phasekit.library.Scan`). Its checkpoint is the walk's
   frontier right after the last batch written: a few KB however big the tree
-  (DESIGN.md, invariant 2), taken at least every :data:`CHECKPOINT_EVERY_S`.
+  (docs/ARCHITECTURE.md, invariant 2), taken at least every :data:`CHECKPOINT_EVERY_S`.
 - **processing** finishes what discovery wrote: entries the scan did not see
   and that are gone from disk are deleted (a deleted subtree with them), and
   a moved file keeps its content identity.
@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from .._defaults import CHECKPOINT_EVERY_S
 from .._pacing import Pager
 from ..errors import InvalidInputError
 from ..jobs import (
@@ -40,8 +41,6 @@ from ..jobs import (
 from ..library import INDEX_MODES, Library, Location, Scan, ScanStats
 from ..library._jobs import check_count, check_id, library_of, location_key, location_of
 
-#: Discovery checkpoints at least this often (seconds).
-CHECKPOINT_EVERY_S = 2.0
 #: Files hashed in the first content step (one transaction, one checkpoint);
 #: later steps are sized to take ~0.2 s each (see phasekit._pacing).
 CONTENT_PAGE = 2000

@@ -10,7 +10,6 @@ import dataclasses
 import importlib
 import weakref
 from collections.abc import Callable, Iterator
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, dataclass_transform
 
 from ..errors import CorruptStateError, JobDefinitionError, UnknownJobError
@@ -203,6 +202,10 @@ class JobRegistry:
         A package whose entry point fails to import is skipped and reported in
         the returned list (``"name: error"``); the others load.
         """
+        # Imported here: importlib.metadata costs more at start-up than the
+        # rest of the job system, and most processes never look.
+        from importlib.metadata import entry_points
+
         self._entry_points_loaded = True
         failures = []
         for ep in entry_points(group=ENTRY_POINT_GROUP):

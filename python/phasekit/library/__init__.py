@@ -9,14 +9,13 @@
 
 from __future__ import annotations
 
+from .._defaults import INDEX_MODES, IndexMode
 from ..errors import LibraryError
 from ._library import LIBRARY_ENV, Library, Scan, default_library_path
 from ._types import (
-    INDEX_MODES,
     ContentIdentity,
     Entry,
     HashPass,
-    IndexMode,
     Location,
     ScanStats,
     ScanStep,

@@ -2,7 +2,7 @@
 
 library.db is opened only through the Rust core (``phasekit._core.LibraryDb``),
 never through Python's ``sqlite3``: two SQLite copies in one process do not
-share locks (DESIGN.md, invariant 7).
+share locks (docs/ARCHITECTURE.md, invariant 7).
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from .. import _core
 from .._closing import Closing
+from .._defaults import INDEX_MODES, IndexMode
+from .._layout import DB_NAME, JOBS_DB_NAME, LIBRARY_ENV, default_library_path
 from .._private import create_private_file, make_private_dir
 
 if TYPE_CHECKING:
@@ -33,34 +34,14 @@ from ..errors import (
     LocationOverlapError,
 )
 from ._types import (
-    INDEX_MODES,
     ContentIdentity,
     Entry,
     HashPass,
-    IndexMode,
     Location,
     ScanStats,
     ScanStep,
     _mode,
 )
-
-#: Environment variable naming the library folder when none is given.
-LIBRARY_ENV = "PHASEKIT_LIBRARY"
-DB_NAME = "library.db"
-JOBS_DB_NAME = "jobs.db"
-
-
-def default_library_path() -> Path:
-    """``$PHASEKIT_LIBRARY``, else the per-user data folder's ``phasekit``."""
-    env = os.environ.get(LIBRARY_ENV)
-    if env:
-        return Path(env)
-    home = Path.home()
-    if sys.platform == "darwin":
-        return home / "Library" / "Application Support" / "phasekit"
-    xdg = os.environ.get("XDG_DATA_HOME")
-    base = Path(xdg) if xdg and os.path.isabs(xdg) else home / ".local" / "share"
-    return base / "phasekit"
 
 
 class Scan(Closing):

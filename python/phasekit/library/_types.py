@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
+from .._defaults import INDEX_MODES, IndexMode
 from .._types import FsError, Kind
 from ..errors import InvalidInputError
 
@@ -13,12 +14,6 @@ if TYPE_CHECKING:
     from .._core import _EntryRow, _LocationRow
 
 _U64 = 2**64 - 1
-
-#: How much a location's index holds: metadata only; plus cas_ids and content
-#: identities; plus full checksums for later validation.
-IndexMode = Literal["shallow", "content", "deep"]
-
-INDEX_MODES: tuple[IndexMode, ...] = ("shallow", "content", "deep")
 
 
 def _mode(text: str) -> IndexMode:

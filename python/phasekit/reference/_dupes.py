@@ -10,13 +10,13 @@ from typing import Any
 import numpy as np
 
 from .._core import CancelledError, CancelToken
+from .._defaults import DuplicateMode
 from .._native import (
     _check_mode,
     _check_size_range,
 )
 from .._types import (
     DuplicateGroup,
-    DuplicateMode,
     DuplicateReport,
     DuplicateStats,
     FsError,

@@ -12,6 +12,7 @@ import stat as stat_mod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from .._defaults import ValidationMode
 from .._types import Kind, StrPath
 from ..library import Entry
 from ..validation._types import (
@@ -19,7 +20,6 @@ from ..validation._types import (
     NAME_MAX_PORTABLE,
     PATH_MAX_BYTES,
     Category,
-    ValidationMode,
     _mode,
 )
 from ._content import _hash_fd

@@ -20,18 +20,17 @@ the index has none), the only mode that sees a byte cas_id does not sample.
 
 from __future__ import annotations
 
+from .._defaults import VALIDATION_MODES, ValidationMode
 from ._job import SAMPLES_KEPT, VALIDATE_PAGE, ValidateJob, issues, severity_counts
 from ._types import (
     DEPTH_MAX,
     NAME_MAX_PORTABLE,
     PATH_MAX_BYTES,
     SEVERITY,
-    VALIDATION_MODES,
     Category,
     Issue,
     Severity,
     ValidateProgress,
-    ValidationMode,
     ValidationSummary,
 )
 

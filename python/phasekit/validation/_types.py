@@ -6,12 +6,9 @@ from __future__ import annotations
 import enum
 import os
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-#: How far validation looks: metadata; plus cas_ids; plus full checksums.
-ValidationMode = Literal["basic", "integrity", "complete"]
-
-VALIDATION_MODES: tuple[ValidationMode, ...] = ("basic", "integrity", "complete")
+from .._defaults import VALIDATION_MODES, ValidationMode
 
 
 def _mode(text: str) -> ValidationMode:

@@ -1,0 +1,135 @@
+"""The phasekit command line: resumable file jobs over a library of indexed folders.
+
+phasekit index PATH indexes a tree into the library (resumable: Ctrl-C
+pauses, phasekit resume goes on); phasekit ls PATH lists what was indexed;
+phasekit dupes PATH finds duplicate files; phasekit validate PATH checks an
+indexed tree against the disk; phasekit jobs lists and steers the library's
+jobs. phasekit scan PATH [--hash] walks a tree without a library and prints
+counts (with --hash, cas_ids and a duplicate summary). --json prints
+machine-readable output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .._layout import LIBRARY_ENV
+from . import dupes, index, jobs, ls, resume, scan, validate
+from ._exits import EXIT_STOPPED, EXIT_USAGE
+
+# typing.TYPE_CHECKING without importing typing: `phasekit --version` and
+# `--help` load only argparse and this package's parsers, so they start in
+# about twice the interpreter's own start-up (benches/startup.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+#: Every command, in the order ``--help`` lists them. Each is a module with
+#: the same parts: ``NAME``, ``HELP`` (its line in ``phasekit --help``),
+#: ``DESCRIPTION`` and ``EPILOG`` (of its own ``--help``), ``arguments(parser)``
+#: and ``run(args)``. A module's top level imports only what its parser needs;
+#: ``run`` imports the rest, so a command loads only what it uses.
+COMMANDS = (index, ls, jobs, resume, dupes, validate, scan)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line's parser. With ``command``, only that command's
+    arguments are added (the others are listed by name, which is all that
+    parsing a command line for ``command`` or ``--help`` needs): each
+    command's arguments cost a little start-up time."""
+    parser = argparse.ArgumentParser(
+        prog="phasekit", description=__doc__.splitlines()[0] if __doc__ else None
+    )
+    parser.add_argument("--version", action=_Version, help="show the version and exit")
+    parser.add_argument(
+        "--library",
+        metavar="DIR",
+        default=None,
+        help=f"the library folder (default: ${LIBRARY_ENV}, else a per-user data folder)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    for module in COMMANDS:
+        sub = commands.add_parser(
+            module.NAME, help=module.HELP, description=module.DESCRIPTION, epilog=module.EPILOG
+        )
+        sub.set_defaults(run=module.run)
+        if command is None or command == module.NAME:
+            module.arguments(sub)
+    return parser
+
+
+def _command_in(argv: Sequence[str]) -> str:
+    """The command word of a command line: its first word that is neither an
+    option nor the value of ``--library`` ("" if none)."""
+    words = iter(argv)
+    for word in words:
+        if word == "--library":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return ""
+
+
+class _Version(argparse.Action):
+    """``--version``: the version is read from the Rust core only when asked
+    for (loading the extension is most of a bare start-up)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        from .. import __version__
+
+        sys.stdout.write(f"phasekit {__version__}\n")
+        parser.exit()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _paths_as_bytes()
+    words = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command_in(words))
+    args = parser.parse_args(words)
+    # The errors a command raises, imported here: --version and --help
+    # never load them (phasekit.errors imports nothing heavy, but every
+    # module counts at start-up).
+    from ..errors import PhasekitError, StorageFullError
+
+    try:
+        code: int = args.run(args)
+    except KeyboardInterrupt:
+        print("phasekit: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`phasekit ls ... | head`): not an error. Point
+        # stdout at /dev/null so the interpreter's final flush stays quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except StorageFullError as exc:
+        # The job (if one ran) is left interrupted; the message says what to do.
+        print(f"phasekit: error: {exc}", file=sys.stderr)
+        return EXIT_STOPPED
+    except (ValueError, OSError, PhasekitError) as exc:
+        print(f"phasekit: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyError as exc:
+        print(f"phasekit: error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return code
+
+
+def _paths_as_bytes() -> None:
+    """Print paths as their exact bytes: a name that is not UTF-8 reaches
+    Python with surrogate escapes (os.fsdecode), which a strict stdout would
+    refuse; written back with the same handler, it comes out as it is on disk
+    (as ls and find print it). JSON output escapes such characters itself."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and getattr(stream, "errors", None) == "strict":
+            reconfigure(errors="surrogateescape")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

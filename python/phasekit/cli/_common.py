@@ -1,0 +1,97 @@
+"""What every command shares: argument types, the library folder, sizes for
+people and values for JSON. Nothing here imports more than the standard
+library's light modules: every command's parser is built from it."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+
+from .._layout import JOBS_DB_NAME, default_library_path
+
+# typing.TYPE_CHECKING without importing typing (see phasekit/cli/__init__.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
+
+
+def positive_int(text: str) -> int:
+    """An int >= 1 (a thread count, a batch size)."""
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def count(text: str) -> int:
+    """An int >= 0 (a number of lines to print, a size in bytes)."""
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
+def seconds(text: str) -> float:
+    """A finite number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, not {text}")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+
+
+def library_folder(args: argparse.Namespace) -> Path:
+    """The folder ``--library`` names, else the default one."""
+    from pathlib import Path
+
+    return Path(args.library) if args.library else default_library_path()
+
+
+def jobs_db(args: argparse.Namespace) -> Path:
+    """The job store of the library ``--library`` names."""
+    return library_folder(args) / JOBS_DB_NAME
+
+
+def human(n: int) -> str:
+    """A size in bytes for people: three significant digits (``999 B``,
+    ``1.23 KB``, ``12.3 MB``, ``123 GB``), in SI units as ``du --si`` prints."""
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if unit == "B" and value < 1000:
+            return f"{n} B"
+        if value < 999.5 or unit == "TB":
+            digits = 2 if value < 9.995 else 1 if value < 99.95 else 0
+            return f"{value:.{digits}f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable: TB ends the loop")
+
+
+def plain(value: Any) -> Any:
+    """Dataclasses and enums as JSON-ready values (paths as ``str``: a name
+    that is not UTF-8 keeps its surrogate escapes, which ``json.dumps``
+    writes as ``\\udcXX``)."""
+    import dataclasses  # here: only commands that print JSON need it
+    import enum
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: plain(v) for k, v in dataclasses.asdict(value).items()}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, bytes):
+        return os.fsdecode(value)  # a path
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    return value

@@ -1,0 +1,124 @@
+"""``phasekit index PATH``: index a tree into the library (resumable)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from .._defaults import CHECKPOINT_EVERY_S, INDEX_MODES
+from ._common import count, positive_int, seconds
+from ._exits import EXIT_OK
+
+# typing.TYPE_CHECKING without importing typing (see phasekit/cli/__init__.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ..indexing import IndexJob
+    from ..jobs import JobHandle, JobStatus
+    from ..library import Library
+    from ._run import Options
+
+#: The job type this command runs and reports (phasekit.indexing.IndexJob).
+JOB_NAME = "phasekit.index"
+
+
+#: The command's name, its line in ``phasekit --help``, and its ``--help``
+#: text (see phasekit/cli/__init__.py).
+NAME = "index"
+HELP = "index a tree into the library (resumable)"
+DESCRIPTION: str | None = None
+EPILOG: str | None = None
+
+
+def arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", type=os.fsencode, metavar="PATH")
+    p.add_argument("--mode", choices=INDEX_MODES, default=None,
+                   help="shallow: metadata; content: + cas_ids (default for a new "
+                   "location); deep: + full checksums")  # fmt: skip
+    p.add_argument("--one-level", action="store_true", help="index PATH's children only")
+    p.add_argument("--nested", action="store_true",
+                   help="allow PATH inside (or around) another location")  # fmt: skip
+    p.add_argument("--ephemeral", action="store_true",
+                   help="index without a location; nothing is written")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.add_argument("--threads", type=positive_int, default=None, help="worker threads")
+    p.add_argument("--batch-size", type=positive_int, default=1000,
+                   help="entries per batch and transaction (default 1000)")  # fmt: skip
+    p.add_argument("--checkpoint-every", type=seconds, default=CHECKPOINT_EVERY_S,
+                   metavar="SECONDS", help="checkpoint at least this often (default "
+                   f"{CHECKPOINT_EVERY_S:g})")  # fmt: skip
+    p.add_argument("--max-errors", type=count, default=20, help="errors to print (default 20)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import anyio
+
+    from ..errors import InvalidInputError
+    from ..indexing import IndexJob
+    from ..library import Library
+    from ._run import Options
+
+    root = os.path.abspath(os.fsdecode(args.path))
+    if not os.path.isdir(root):
+        raise InvalidInputError(f"{root} is not a directory")
+    library = Library.in_memory() if args.ephemeral else Library.open(args.library)
+    with library:
+        try:
+            location = library.location(root)
+            if args.mode and args.mode != location.mode:
+                location = library.set_mode(location, args.mode)
+        except KeyError:
+            location = library.add_location(
+                root,
+                mode=args.mode or "content",
+                recursive=not args.one_level,
+                allow_nested=args.nested,
+            )
+        job = IndexJob(
+            location.id,
+            threads=args.threads,
+            batch_size=args.batch_size,
+            checkpoint_every_s=args.checkpoint_every,
+        )
+        options = Options(json=args.json, max_errors=args.max_errors)
+        return anyio.run(_run_index, library, job, options, not args.ephemeral)
+
+
+async def _run_index(library: Library, job: IndexJob, options: Options, resumable: bool) -> int:
+    from ._run import run_and_report
+
+    async with library.jobs(max_concurrency=1) as manager:
+        handle = await manager.dispatch(job)
+        return await run_and_report(
+            library, [handle], options, {JOB_NAME: report}, resumable=resumable
+        )
+
+
+def report(library: Library, handle: JobHandle[Any], status: JobStatus, options: Options) -> int:
+    """The summary of an index."""
+    import json
+
+    from ..indexing import IndexSummary
+    from ._common import plain
+    from ._run import print_errors, report_stop
+
+    stopped = report_stop(handle, status)
+    summary = handle.output() if status.finished else None
+    if options.json:
+        out: dict[str, Any] = {"job_id": handle.id, "status": status.value}
+        if isinstance(summary, IndexSummary):
+            out.update(plain(summary))
+        out["error"] = handle.error
+        out["error_samples"] = [e.to_dict() for e in handle.errors()[:20]]
+        print(json.dumps(out))
+    elif isinstance(summary, IndexSummary):
+        s = summary
+        print(
+            f"{s.path}: {s.files:,} files, {s.dirs:,} dirs, {s.total_size:,} bytes "
+            f"({s.mode}; {s.new:,} new, {s.modified:,} modified, {s.moved:,} moved, "
+            f"{s.deleted:,} deleted, {s.unchanged:,} unchanged; {s.hashed:,} hashed) "
+            f"in {s.seconds:.2f} s"
+        )
+        print_errors(handle, s.errors, "entries could not be read", options.max_errors)
+    return EXIT_OK if stopped is None else stopped
