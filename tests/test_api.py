@@ -5,11 +5,13 @@ blocks the library; cancel recorded as such; private library files."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any, ClassVar
 
 import anyio
 import pytest
@@ -27,7 +29,16 @@ from phasekit.errors import (
     PhasekitError,
 )
 from phasekit.indexing import IndexJob, IndexSummary
-from phasekit.jobs import ErrorRecord, JobEvent, JobManager, JobStatus, JobStore, PhaseStatus
+from phasekit.jobs import (
+    ErrorRecord,
+    Job,
+    JobEvent,
+    JobManager,
+    JobStatus,
+    JobStore,
+    PhaseStatus,
+    job,
+)
 from phasekit.library import Library
 from phasekit.validation import ValidateJob
 from test_indexing import cli, make_tree
@@ -477,3 +488,77 @@ def test_a_failing_job_prints_nothing_unless_the_application_configures_logging(
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "failed"
     assert proc.stderr == ""  # no last-resort handler printing the job's failure
+
+
+def test_an_output_handed_over_in_process_equals_the_one_stored(tmp_path):
+    """The first output() of a job that completed while its handle waited is
+    the object the job returned; every later one is read from jobs.db. The
+    two are equal, for every built-in job (odd names included)."""
+    root = tmp_path / "tree"
+    make_tree(root, dirs=3, files_per_dir=4)
+    for name in (b"caf\xe9.jpg", b"caf\xe9-copy.jpg", b"new\nline.jpg"):
+        (root / os.fsdecode(name)).write_bytes(b"same bytes" * 50)
+    with Library.open(tmp_path / "lib") as library:
+        location = library.add_location(root)
+
+        async def main() -> None:
+            async with library.jobs() as manager:
+                jobs = [
+                    IndexJob(location.id),
+                    DupesJob(location_id=location.id),
+                    DupesJob(paths=[str(root)]),
+                    ValidateJob(location.id, mode="integrity"),
+                ]
+                for job in jobs:
+                    handle = await manager.dispatch(job)
+                    assert await handle.wait() is JobStatus.COMPLETED
+                    handed = handle.output()
+                    stored = handle.output()
+                    assert handed is not stored  # the second came from jobs.db
+                    assert type(handed) is type(stored)
+                    # Equal but for the seconds measured: the same fields.
+                    assert {**vars_of(handed), "seconds": 0} == {**vars_of(stored), "seconds": 0}
+
+        anyio.run(main)
+
+
+@dataclasses.dataclass(frozen=True)
+class Made:
+    n: int
+    names: list[str]
+
+
+#: Every output MakesOutput returned, in this process.
+MADE: list[Made] = []
+
+
+@job("test.makes_output")
+class MakesOutput(Job[Made]):
+    output_type: ClassVar[type[Any] | None] = Made
+
+    def run(self, ctx: Any) -> Made:
+        made = Made(len(MADE), [os.fsdecode(b"caf\xe9")])
+        MADE.append(made)
+        return made
+
+
+def test_a_job_that_completed_while_watched_hands_over_its_very_output(tmp_path):
+    async def main() -> None:
+        async with JobManager(tmp_path / "jobs.db") as manager:
+            handle = await manager.dispatch(MakesOutput())
+            assert await handle.wait() is JobStatus.COMPLETED
+            assert handle.output() is MADE[-1]  # no round trip through jobs.db
+            assert handle.output() == MADE[-1]  # then read back, equal
+            # Nobody waited for this one: nothing is kept for it.
+            unwatched = await manager.dispatch(MakesOutput())
+            while unwatched.status is not JobStatus.COMPLETED:
+                await anyio.sleep(0.01)
+            assert manager._outputs == {}
+            assert unwatched.output() == MADE[-1]
+
+    anyio.run(main)
+
+
+def vars_of(value: object) -> dict[str, object]:
+    assert dataclasses.is_dataclass(value)
+    return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}

@@ -118,6 +118,18 @@ class DuplicateGroup:
         """Bytes freed by keeping one copy: ``size * (copies - 1)``."""
         return self.size * max(len(self.copies) - 1, 0)
 
+    def to_dict(self) -> dict[str, object]:
+        """The group as JSON-ready values (``phasekit dupes --json`` prints
+        these): ``size``, ``key``, ``paths``, ``copies`` (one list per
+        distinct file: several paths are hard links to it) and ``wasted``."""
+        return {
+            "size": self.size,
+            "key": self.key,
+            "paths": list(self.paths),
+            "copies": [list(copy) for copy in self.copies],
+            "wasted": self.wasted,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class DuplicateStats:

@@ -97,37 +97,29 @@ def run(args: argparse.Namespace) -> int:
         return anyio.run(_run, library, job, args)
 
 
-def group_json(group: Any) -> dict[str, Any]:
-    return {
-        "size": group.size,
-        "key": group.key,
-        "paths": list(group.paths),
-        # One list per distinct file: several paths are hard links to it.
-        "copies": [list(copy) for copy in group.copies],
-        "wasted": group.wasted,
-    }
-
-
 def print_summary(summary: DupesSummary, *, as_json: bool) -> None:
-    out = sys.stdout
+    """The groups, then (as text) a summary line. Rendered whole and written
+    at once: thousands of groups in one write, not one per line (an
+    unbuffered stdout would make each line a system call)."""
+    lines: list[str] = []
     if as_json:
         import json
 
+        lines = [json.dumps(group.to_dict()) for group in summary.groups]
+    else:
         for group in summary.groups:
-            out.write(json.dumps(group_json(group)) + "\n")
-        return
-    for group in summary.groups:
-        out.write(f"{len(group.copies)} copies of {group.size:,} bytes ({group.key}):\n")
-        for copy in group.copies:
-            out.write(f"  {copy[0]}\n")
-            for link in copy[1:]:
-                out.write(f"    = {link} (hard link)\n")
-    out.write(
-        f"{len(summary.groups):,} groups, {summary.duplicates:,} extra copies, "
-        f"{summary.wasted:,} bytes wasted ({summary.mode}; {summary.files:,} files, "
-        f"{summary.hashed:,} hashed, {summary.reused:,} digests reused) "
-        f"in {summary.seconds:.2f} s\n"
-    )
+            lines.append(f"{len(group.copies)} copies of {group.size:,} bytes ({group.key}):")
+            for copy in group.copies:
+                lines.append(f"  {copy[0]}")
+                lines.extend(f"    = {link} (hard link)" for link in copy[1:])
+        lines.append(
+            f"{len(summary.groups):,} groups, {summary.duplicates:,} extra copies, "
+            f"{summary.wasted:,} bytes wasted ({summary.mode}; {summary.files:,} files, "
+            f"{summary.hashed:,} hashed, {summary.reused:,} digests reused) "
+            f"in {summary.seconds:.2f} s"
+        )
+    if lines:
+        sys.stdout.write("\n".join(lines) + "\n")
 
 
 async def _run(library: Library, job: DupesJob, args: argparse.Namespace) -> int:

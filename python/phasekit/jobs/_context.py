@@ -4,7 +4,6 @@ and the safe points where pause and cancel take effect."""
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -338,6 +337,8 @@ class JobContext:
             raise JobCancelled(f"job {self.id} cancelled")
         state = job.to_state()
         if key is None:
+            import hashlib  # here: only jobs with children need it (start-up time)
+
             key = f"{name}:{hashlib.sha256(encode(state)).hexdigest()[:32]}"
         child_id, created = self._store.create_child(
             self.id, key, name, state, priority=priority, conflict_key=job.conflict_key()

@@ -64,6 +64,9 @@ RETRY_STORE_S = 1.0
 #: How often a running manager looks for jobs left running by a process that
 #: died (killed, crashed) since it opened, and resumes them (seconds).
 RECOVER_EVERY_S = 1.0
+#: Outputs of completed jobs kept for their handles' first output() (a
+#: bound: a program that never asks for them keeps only the newest).
+KEPT_OUTPUTS = 16
 
 
 class JobManager:
@@ -116,6 +119,12 @@ class JobManager:
             self._slots.stopped = lambda: bool(getattr(library, "closed", False))
         #: Jobs whose update streams are open (a worker thread wakes them).
         self._watched: Counter[str] = Counter()
+        #: The outputs of watched jobs that completed here, as the jobs
+        #: returned them: a handle's first ``output()`` takes its job's from
+        #: here instead of decoding it back from jobs.db (see JobHandle.output).
+        #: Set by worker threads, taken on the loop: single dict operations,
+        #: atomic under the GIL. At most KEPT_OUTPUTS, the oldest dropped.
+        self._outputs: dict[str, Any] = {}
         self._tg: anyio.abc.TaskGroup | None = None
         self._wake = anyio.Event()
         #: Set (and replaced) whenever a job this manager runs stops, or is
@@ -668,8 +677,24 @@ class JobManager:
                 progress = JobProgress.from_dict(stored, cls.progress_type if cls else None)
             self._publish_from_thread("status", job_id, name, status, progress)
         if job_id in self._watched:
+            if status in (JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_ERRORS):
+                self._keep_output(job_id, end.get("output"))
             self._notify_from_thread()
         return nxt
+
+    def _keep_output(self, job_id: str, output: Any) -> None:
+        outputs = self._outputs
+        outputs[job_id] = output
+        while len(outputs) > KEPT_OUTPUTS:
+            outputs.pop(next(iter(outputs)), None)
+
+    def _take_output(self, job_id: str) -> tuple[bool, Any]:
+        """``(True, output)`` once for a job that completed here while watched
+        (see _outputs); ``(False, None)`` otherwise."""
+        try:
+            return True, self._outputs.pop(job_id)
+        except KeyError:
+            return False, None
 
 
 def _threadsafe_call_soon() -> Callable[[Callable[[], None]], object] | None:

@@ -170,6 +170,13 @@ class ValidationSummary:
     sample_rows: list[IssueRow] = field(default_factory=list)
     seconds: float = 0.0
 
+    @classmethod
+    def from_mapping(cls, value: dict[str, Any]) -> ValidationSummary:
+        """A summary read back from jobs.db: msgpack keeps no tuples, so the
+        sample rows come back as lists and are made tuples again."""
+        rows = [tuple(row) for row in value.get("sample_rows") or []]
+        return cls(**{**value, "sample_rows": rows})
+
     @property
     def samples(self) -> list[Issue]:
         """The most severe issues (at most ``SAMPLES_KEPT``), most severe first."""
