@@ -13,7 +13,8 @@ the median of per-round ratios.
   interpreter's own start-up, which no Python program can go below); target
   60 ms.
 * ``index``: ``phasekit index EMPTY_DIR`` into a new library (the folder is
-  removed before each run, outside the timing); target 150 ms; anchor
+  removed, and the removal synced to disk, before each run, outside the
+  timing); target 150 ms; anchor
   ``python -c "import anyio; anyio.run(anyio.sleep, 0)"``, the floor of any
   command that runs a job through the (anyio) job system.
 * ``dupes``: ``phasekit dupes TREE`` (byte-exact, into a new library, groups
@@ -22,7 +23,8 @@ the median of per-round ratios.
   200,000-file tree, 1.2x on a 60,000-file one.
 
 ``--bin`` takes the folder of the ``phasekit`` to time (default: the one
-next to this Python). Prints one line per round and a JSON summary; nothing
+next to this Python); ``--bin-before`` an earlier build's, whose commands
+join the same rounds (into their own library). Prints one line per round and a JSON summary; nothing
 is asserted.
 """
 
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
 import statistics
@@ -47,11 +50,24 @@ DUPES_TARGETS = {"tree200k": 1.5, "tree60k": 1.2}
 
 
 def _timed(argv: list[str], before: list[Path] | None = None) -> float:
-    for path in before or []:
-        shutil.rmtree(path, ignore_errors=True)
+    if before:
+        for path in before:
+            shutil.rmtree(path, ignore_errors=True)
+        # The removal's metadata reaches the disk now, not at the first fsync
+        # of the run timed next (creating a library fsyncs a few times).
+        os.sync()
     start = time.perf_counter()
     subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
     return time.perf_counter() - start
+
+
+def _ratio(slow: list[float], fast: list[float]) -> dict[str, object]:
+    """The median and range of per-round ratios ``slow / fast``."""
+    ratios = sorted(s / f for s, f in zip(slow, fast, strict=True))
+    return {
+        "median": round(statistics.median(ratios), 2),
+        "range": [round(ratios[0], 2), round(ratios[-1], 2)],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,6 +76,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trees", default="tree200k,tree60k")
     parser.add_argument("--only", default="version,index,dupes")
     parser.add_argument("--bin", type=Path, default=Path(sys.executable).parent)
+    parser.add_argument(
+        "--bin-before",
+        type=Path,
+        default=None,
+        help="the folder of an earlier phasekit, timed in the same rounds",
+    )
     args = parser.parse_args(argv)
     phasekit = str(args.bin / "phasekit")
     python = str(args.bin / "python")
@@ -91,6 +113,14 @@ def main(argv: list[str] | None = None) -> int:
             [lib],
         )
         contenders[f"jdupes -r {name}"] = (["jdupes", "-r", "-q", str(tree)], [])
+    if args.bin_before is not None:
+        # The same commands from the earlier build, into its own library.
+        old, old_lib = str(args.bin_before / "phasekit"), work / "lib-before"
+        for name, (argv_, before) in list(contenders.items()):
+            if name.startswith("phasekit"):
+                swapped = [old if a == phasekit else str(old_lib) if a == str(lib) else a
+                           for a in argv_]  # fmt: skip
+                contenders[f"{name} (before)"] = (swapped, [old_lib] if before else [])
     for argv_, before in contenders.values():  # warm the page cache and the imports
         _timed(argv_, before)
     times: dict[str, list[float]] = {name: [] for name in contenders}
@@ -119,13 +149,19 @@ def main(argv: list[str] | None = None) -> int:
         if key in times:
             summary[f"{name}: target met"] = statistics.median(times[key]) <= target
     for name in trees:
-        ours, theirs = times[f"phasekit dupes {name}"], times[f"jdupes -r {name}"]
-        ratios = sorted(j / p for p, j in zip(ours, theirs, strict=True))
         summary[f"dupes {name}: jdupes / phasekit"] = {
-            "median": round(statistics.median(ratios), 2),
-            "range": [round(ratios[0], 2), round(ratios[-1], 2)],
+            **_ratio(times[f"jdupes -r {name}"], times[f"phasekit dupes {name}"]),
             "target": DUPES_TARGETS.get(name),
         }
+        if args.bin_before is not None:
+            summary[f"dupes {name}: jdupes / phasekit before"] = _ratio(
+                times[f"jdupes -r {name}"], times[f"phasekit dupes {name} (before)"]
+            )
+    if args.bin_before is not None:
+        for name in times:
+            if name.endswith(" (before)"):
+                now = name.removesuffix(" (before)")
+                summary[f"before / now: {now}"] = _ratio(times[name], times[now])
     print(json.dumps(summary, indent=1))
     return 0
 

@@ -562,3 +562,42 @@ def test_a_job_that_completed_while_watched_hands_over_its_very_output(tmp_path)
 def vars_of(value: object) -> dict[str, object]:
     assert dataclasses.is_dataclass(value)
     return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+
+
+def test_records_give_the_json_shapes_the_command_line_prints(tmp_path):
+    """to_dict() of the public records is what the CLI's --json prints, odd
+    names included: an application or a web server reuses the same shapes."""
+    import json
+
+    root = tmp_path / "tree"
+    make_tree(root, dirs=2, files_per_dir=3)
+    for name in (b"caf\xe9.jpg", b"caf\xe9-copy.jpg", b"new\nline.jpg"):
+        (root / os.fsdecode(name)).write_bytes(b"same bytes" * 50)
+    lib = tmp_path / "lib"
+    assert cli("index", str(root), library=lib).returncode == 0
+    dupes = cli("dupes", str(root), "--json", library=lib)
+    history = cli("jobs", "history", "--json", library=lib)
+    listing = cli("ls", str(root), "--json", library=lib)
+    with Library.open(lib) as library:
+        location = library.location(str(root))
+        entries = [json.loads(json.dumps(e.to_dict())) for e in library.entries(location)]
+        assert [json.loads(line) for line in listing.stdout.splitlines()] == entries
+        assert any(e["path"].endswith("caf\udce9.jpg") for e in entries)
+
+        async def main() -> None:
+            async with library.jobs() as manager:
+                handle = await manager.dispatch(DupesJob(location_id=location.id))
+                await handle.wait()
+                summary = handle.output()
+                assert summary is not None
+                shape = json.loads(json.dumps(summary.to_dict()))
+                groups = [json.loads(line) for line in dupes.stdout.splitlines()]
+                assert shape["groups"] == groups
+                assert shape["mode"] == "full"
+                assert {"paths", "copies", "wasted", "size", "key"} <= set(groups[0])
+                records = manager.store.history()
+                assert [json.loads(line) for line in history.stdout.splitlines()] == [
+                    h.to_dict() for h in records if h.id != handle.id
+                ]
+
+        anyio.run(main)

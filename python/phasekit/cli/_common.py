@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 
 from .._layout import JOBS_DB_NAME, default_library_path
 
@@ -14,7 +13,6 @@ from .._layout import JOBS_DB_NAME, default_library_path
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
-    from typing import Any
 
 
 def positive_int(text: str) -> int:
@@ -75,23 +73,3 @@ def human(n: int) -> str:
             return f"{value:.{digits}f} {unit}"
         value /= 1000
     raise AssertionError("unreachable: TB ends the loop")
-
-
-def plain(value: Any) -> Any:
-    """Dataclasses and enums as JSON-ready values (paths as ``str``: a name
-    that is not UTF-8 keeps its surrogate escapes, which ``json.dumps``
-    writes as ``\\udcXX``)."""
-    import dataclasses  # here: only commands that print JSON need it
-    import enum
-
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {k: plain(v) for k, v in dataclasses.asdict(value).items()}
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, bytes):
-        return os.fsdecode(value)  # a path
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    return value

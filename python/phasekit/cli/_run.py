@@ -19,10 +19,11 @@ from typing import Any
 
 import anyio
 
+from .._json import json_ready
 from .._progress import Progress
 from ..jobs import JobHandle, JobStatus
 from ..library import Library
-from ._common import human, plain
+from ._common import human
 from ._exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_STOPPED
 
 
@@ -170,7 +171,7 @@ def report_generic(
     if options.json:
         import json  # here: most commands never need it this way
 
-        print(json.dumps({**line, "output": plain(handle.output())}))
+        print(json.dumps({**line, "output": json_ready(handle.output())}))
     else:
         print(f"{handle.id} {line['name']}: {status.value}")
     return EXIT_OK if stopped is None else stopped

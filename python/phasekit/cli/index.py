@@ -100,7 +100,6 @@ def report(library: Library, handle: JobHandle[Any], status: JobStatus, options:
     import json
 
     from ..indexing import IndexSummary
-    from ._common import plain
     from ._run import print_errors, report_stop
 
     stopped = report_stop(handle, status)
@@ -108,7 +107,7 @@ def report(library: Library, handle: JobHandle[Any], status: JobStatus, options:
     if options.json:
         out: dict[str, Any] = {"job_id": handle.id, "status": status.value}
         if isinstance(summary, IndexSummary):
-            out.update(plain(summary))
+            out.update(summary.to_dict())
         out["error"] = handle.error
         out["error_samples"] = [e.to_dict() for e in handle.errors()[:20]]
         print(json.dumps(out))

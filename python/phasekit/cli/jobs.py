@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import count, jobs_db, plain
+from ._common import count, jobs_db
 
 # typing.TYPE_CHECKING without importing typing (see phasekit/cli/__init__.py).
 TYPE_CHECKING = False
@@ -55,18 +55,13 @@ def _store(args: argparse.Namespace) -> JobStore | None:
 
 
 def _row(store: JobStore, r: JobRecord) -> dict[str, Any]:
+    """The record's own JSON shape, with its status and progress as of now."""
     status, progress = store.status_and_progress(r.id)
     return {
-        "id": r.id,
-        "name": r.name,
+        **r.to_dict(),
         "status": status.value,
-        "priority": r.priority,
-        "parent_id": r.parent_id,
-        "created_at": r.created_at,
-        "updated_at": r.updated_at,
         "percent": None if progress is None else progress.percent,
         "phase": None if progress is None or progress.phase is None else progress.phase.name,
-        "error": r.error,
     }
 
 
@@ -141,18 +136,8 @@ def _history(store: JobStore, args: argparse.Namespace) -> int:
     if not entries:
         print("phasekit: no finished jobs in the history", file=sys.stderr)
     for h in entries:
-        entry = {
-            "id": h.id,
-            "name": h.name,
-            "status": h.status.value,
-            "started_at": h.started_at,
-            "finished_at": h.finished_at,
-            "error": h.error,
-            "errors": h.error_count,
-            "warnings": h.warning_count,
-        }
         if args.json:
-            print(json.dumps(entry))
+            print(json.dumps(h.to_dict()))
         else:
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(h.finished_at))
             print(f"{when}  {h.id}  {h.name:<20} {h.status.value}")
@@ -162,12 +147,13 @@ def _history(store: JobStore, args: argparse.Namespace) -> int:
 def _show(store: JobStore, record: JobRecord, args: argparse.Namespace) -> int:
     import json
 
+    from .._json import json_ready
     from ..jobs import phase_history
 
     out = _row(store, record)
     out["input"] = record.input()
-    out.update(plain(store.outcome(record.id)))
-    out["phases"] = plain(phase_history(store, record.id))
+    out.update(json_ready(store.outcome(record.id)))
+    out["phases"] = json_ready(phase_history(store, record.id))
     note = waiting_note(record)
     if note is not None:
         out["waiting"] = note

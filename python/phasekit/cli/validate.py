@@ -108,7 +108,6 @@ def report(library: Library, handle: JobHandle[Any], status: JobStatus, options:
     import json
 
     from ..validation import Severity, ValidationSummary, issues
-    from ._common import plain
     from ._run import report_stop
 
     stopped = report_stop(handle, status)
@@ -122,7 +121,7 @@ def report(library: Library, handle: JobHandle[Any], status: JobStatus, options:
         out = sys.stdout
         for issue in issues(library, summary):
             out.write(json.dumps({"type": "issue", **issue.to_json()}) + "\n")
-        body = plain(summary)
+        body = summary.to_dict()
         body.pop("sample_rows", None)  # every issue was printed above
         out.write(json.dumps({"type": "summary", "job_id": handle.id, **body}) + "\n")
     else:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._defaults import DuplicateMode
+from .._json import json_ready
 from .._types import DuplicateGroup
 
 
@@ -67,6 +68,15 @@ class DupesSummary:
         """Files that are extra copies: for each group, all copies but one."""
         return sum(len(g.copies) - 1 for g in self.groups)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The summary as JSON-ready values, each group as
+        :meth:`DuplicateGroup.to_dict` gives it (``phasekit dupes --json``
+        prints the groups so)."""
+        out: dict[str, Any] = json_ready({f: getattr(self, f) for f in _SCALARS})
+        out["groups"] = [g.to_dict() for g in self.groups]
+        out["links"] = [g.to_dict() for g in self.links]
+        return out
+
     @classmethod
     def from_mapping(cls, value: dict[str, Any]) -> DupesSummary:
         """Rebuild a summary stored as a mapping (the job's stored output)."""
@@ -74,3 +84,10 @@ class DupesSummary:
         fields["groups"] = [_group(g) for g in fields["groups"]]
         fields["links"] = [_group(g) for g in fields["links"]]
         return cls(**fields)
+
+
+#: DupesSummary's fields other than its groups.
+_SCALARS = (
+    "mode", "roots", "location_id", "wasted", "files", "size_candidates",
+    "hashed", "reused", "errors", "seconds",
+)  # fmt: skip

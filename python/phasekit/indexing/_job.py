@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from .._defaults import CHECKPOINT_EVERY_S
+from .._json import json_ready
 from .._pacing import Pager
 from ..errors import InvalidInputError
 from ..jobs import (
@@ -86,6 +87,10 @@ class IndexSummary:
     total_size: int
     file_count: int
     seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """The summary as JSON-ready values (``phasekit index --json``)."""
+        return json_ready(self)  # type: ignore[no-any-return]
 
 
 _COUNTS = ("files", "dirs", "symlinks", "other", "bytes", "new", "modified", "unchanged")

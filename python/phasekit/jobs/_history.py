@@ -54,6 +54,23 @@ class HistoryRecord:
         """Items, bytes and rates of the job's last run."""
         return {} if self.metrics_blob is None else dict(decode(self.metrics_blob))
 
+    def to_dict(self) -> dict[str, Any]:
+        """The summary as JSON-ready values (``phasekit jobs history --json``
+        prints these; the output and metrics stay encoded: see :meth:`output`)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "status": self.status.value,
+            "parent_id": self.parent_id,
+            "schedule_id": self.schedule_id,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "error": self.error,
+            "errors": self.error_count,
+            "warnings": self.warning_count,
+        }
+
 
 HISTORY_COLUMNS = (
     "id, name, status, parent_id, schedule_id, created_at, started_at, finished_at, error,"

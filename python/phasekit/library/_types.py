@@ -79,6 +79,29 @@ class Entry:
     checksum: str | None
     indexed_at: float
 
+    def to_dict(self) -> dict[str, object]:
+        """The entry as JSON-ready values (``phasekit ls --json`` prints
+        these): its fields but ``name``, ``extension``, ``location_id`` and
+        ``indexed_at``, with ``kind`` by name (``file``, ``dir``, ``symlink``,
+        ``other``). ``path`` keeps a non-UTF-8 name's surrogate escapes, which
+        ``json.dumps`` writes as ``\\udcXX``."""
+        return {
+            "path": self.path,
+            "kind": self.kind.name.lower(),
+            "size": self.size,
+            "mtime_ns": self.mtime_ns,
+            "ctime_ns": self.ctime_ns,
+            "inode": self.inode,
+            "device": self.device,
+            "mode": self.mode,
+            "cas_id": self.cas_id,
+            "checksum": self.checksum,
+            "agg_size": self.agg_size,
+            "file_count": self.file_count,
+            "id": self.id,
+            "parent_id": self.parent_id,
+        }
+
     @classmethod
     def _from_row(cls, root: bytes, row: _EntryRow) -> Entry:
         (id_, loc, rel, parent, name, ext, kind, size, agg, count,

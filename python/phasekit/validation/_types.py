@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._defaults import VALIDATION_MODES, ValidationMode
+from .._json import json_ready
 
 
 def _mode(text: str) -> ValidationMode:
@@ -169,6 +170,11 @@ class ValidationSummary:
     #: The most severe issues as stored (see :attr:`samples`).
     sample_rows: list[IssueRow] = field(default_factory=list)
     seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The summary as JSON-ready values (``phasekit validate --json``
+        prints these, without ``sample_rows``, after every issue)."""
+        return json_ready(self)  # type: ignore[no-any-return]
 
     @classmethod
     def from_mapping(cls, value: dict[str, Any]) -> ValidationSummary:
