@@ -25,8 +25,8 @@ from ._definition import (
 )
 from ._events import JobEvent
 from ._handle import ErrorRecord, JobHandle, JobUpdate
-from ._history import HistoryRecord
 from ._manager import JobManager
+from ._model import HistoryRecord, JobRecord, JobStatus
 from ._phase_model import (
     COMPLETE,
     FatalError,
@@ -44,7 +44,7 @@ from ._phases import PhaseContext, PhasedJob, PhaseProcessor, phase_history
 from ._progress import JobProgress, PhaseProgress
 from ._runner import execute
 from ._schema import SCHEMA_VERSION
-from ._store import JobRecord, JobStatus, JobStore
+from ._store import JobStore
 
 # phasekit's loggers (all in the job system) print nothing unless the
 # application configures logging (the logging HOWTO's advice for libraries):

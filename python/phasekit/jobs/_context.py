@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 from ..errors import InvalidInputError, PhasekitError, UnknownJobError
 from ._codec import encode
 from ._definition import Job, JobRegistry, default_registry
+from ._model import JobStatus
 from ._progress import Floor, JobProgress, PhaseProgress, RateMeter, overall_percent
-from ._store import JobStatus, JobStore
+from ._store import JobStore
 
 if TYPE_CHECKING:
     from ..library import Library

@@ -19,8 +19,8 @@ from typing import Any, Literal
 
 import anyio
 
+from ._model import JobStatus
 from ._progress import JobProgress
-from ._store import JobStatus
 
 EventKind = Literal["status", "progress"]
 

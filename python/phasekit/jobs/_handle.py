@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import anyio
 
 from ..errors import UnknownJobError
+from ._model import JobRecord, JobStatus
 from ._phase_model import PhaseRecord
 from ._phases import phase_history
 from ._progress import JobProgress
-from ._store import JobRecord, JobStatus
 
 if TYPE_CHECKING:
     from ._definition import Job

@@ -15,61 +15,12 @@ turns rows into :class:`HistoryRecord` objects.
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ._codec import decode
+from ._model import JobStatus
 
-if TYPE_CHECKING:
-    from ._store import JobStatus
-
-#: The statuses a job ends in, as stored (kept in step with JobStatus.finished).
-FINISHED_SQL = "('completed', 'completed_with_errors', 'failed', 'cancelled')"
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryRecord:
-    """How one job ended; blobs are decoded on demand by :meth:`output` and
-    :meth:`metrics` (an unreadable blob never breaks a listing)."""
-
-    id: str
-    name: str
-    status: JobStatus
-    parent_id: str | None
-    schedule_id: str | None
-    created_at: float
-    started_at: float | None
-    finished_at: float
-    error: str | None
-    warning_count: int
-    error_count: int
-    output_blob: bytes | None = field(repr=False)
-    metrics_blob: bytes | None = field(repr=False)
-
-    def output(self) -> Any:
-        """The job's output (None if it had none)."""
-        return None if self.output_blob is None else decode(self.output_blob)
-
-    def metrics(self) -> dict[str, Any]:
-        """Items, bytes and rates of the job's last run."""
-        return {} if self.metrics_blob is None else dict(decode(self.metrics_blob))
-
-    def to_dict(self) -> dict[str, Any]:
-        """The summary as JSON-ready values (``phasekit jobs history --json``
-        prints these; the output and metrics stay encoded: see :meth:`output`)."""
-        return {
-            "id": self.id,
-            "name": self.name,
-            "status": self.status.value,
-            "parent_id": self.parent_id,
-            "schedule_id": self.schedule_id,
-            "created_at": self.created_at,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "error": self.error,
-            "errors": self.error_count,
-            "warnings": self.warning_count,
-        }
+#: The statuses a job ends in, as SQL (from JobStatus.finished).
+FINISHED_SQL = "(" + ", ".join(f"'{s.value}'" for s in JobStatus if s.finished) + ")"
 
 
 HISTORY_COLUMNS = (

@@ -41,12 +41,13 @@ from ..errors import (
 from ._definition import Job, JobRegistry, default_registry
 from ._events import EventHub, EventKind, EventStream
 from ._handle import POLL_S, JobHandle
+from ._model import JobRecord, JobStatus
 from ._owners import Ownership
 from ._progress import JobProgress
 from ._runner import run_job
 from ._schedule import check_every
 from ._slots import Claimed, Slots
-from ._store import JobRecord, JobStatus, JobStore
+from ._store import JobStore
 
 if TYPE_CHECKING:
     from ..library import Library

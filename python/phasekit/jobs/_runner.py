@@ -27,7 +27,8 @@ from ._context import (
     SpawnListener,
 )
 from ._definition import JobRegistry, default_registry
-from ._store import JobStatus, JobStore
+from ._model import JobStatus
+from ._store import JobStore
 
 if TYPE_CHECKING:
     from ..library import Library

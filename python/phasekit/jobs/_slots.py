@@ -17,7 +17,8 @@ from typing import Any, NamedTuple
 
 from ._context import JobControl
 from ._definition import JobRegistry
-from ._store import JobStatus, JobStore
+from ._model import JobStatus
+from ._store import JobStore
 
 #: Queued jobs read per page.
 READY_PAGE = 32

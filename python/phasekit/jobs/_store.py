@@ -9,17 +9,16 @@ leaves the previous checkpoint intact (SQLite's atomic commit).
 
 from __future__ import annotations
 
-import enum
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from ..errors import CorruptStateError, InvalidInputError, JobNotFound
 from . import _children, _claims, _history, _schedule
 from ._codec import decode, encode, new_id, text_in, text_out
+from ._model import HistoryRecord, JobRecord, JobStatus, RunStart
 from ._progress import JobProgress
 from ._sqlite import Transaction, connect, is_busy, retry_busy, translate
 
@@ -30,90 +29,12 @@ CHECKPOINTS_KEPT = 2
 HISTORY_BATCH = 64
 
 
-class JobStatus(enum.StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    PAUSED = "paused"
-    COMPLETED = "completed"
-    COMPLETED_WITH_ERRORS = "completed_with_errors"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def finished(self) -> bool:
-        return self in _FINISHED
-
-
-_FINISHED = frozenset(
-    {JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_ERRORS, JobStatus.FAILED, JobStatus.CANCELLED}
-)
-
-
-class RunStart(NamedTuple):
-    """What a run starts from (see :meth:`JobStore.load_for_run`)."""
-
-    record: JobRecord
-    #: The newest checkpoint as ``(seq, data)``; None on a first run.
-    checkpoint: tuple[int, Any] | None
-    #: The percent the job's progress had reached (a resumed run goes on from it).
-    percent: float | None
-
-
 class _Any:
     """The type of :data:`ANY`."""
 
 
 #: "Whatever the owner" (``None`` means: claimed by no manager).
 ANY = _Any()
-
-
-@dataclass(frozen=True, slots=True)
-class JobRecord:
-    """One row of ``jobs``; blobs are decoded lazily by the caller."""
-
-    id: str
-    name: str
-    status: JobStatus
-    priority: int
-    parent_id: str | None
-    depends_on: str | None
-    created_at: float
-    updated_at: float
-    #: Why the last run failed or stopped (a message; the traceback of a
-    #: failure is kept apart, for ``phasekit jobs show --debug``).
-    error: str | None
-    state_blob: bytes = field(repr=False)
-    run_every_s: float | None = None
-    next_run_at: float | None = None
-    #: Every occurrence of an interval schedule shares the first one's id.
-    schedule_id: str | None = None
-    #: Identifies a child among its parent's children (see JobContext.spawn_child).
-    child_key: str | None = None
-    #: Jobs with the same key never run at the same time (see Job.conflict_key).
-    conflict_key: str | None = None
-
-    def input(self) -> Any:
-        """The job's persisted fields (raises CorruptStateError if unreadable)."""
-        return decode(self.state_blob)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The record as JSON-ready values (the input stays encoded: see :meth:`input`)."""
-        return {
-            "id": self.id,
-            "name": self.name,
-            "status": self.status.value,
-            "priority": self.priority,
-            "parent_id": self.parent_id,
-            "depends_on": self.depends_on,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "error": self.error,
-            "run_every_s": self.run_every_s,
-            "next_run_at": self.next_run_at,
-            "schedule_id": self.schedule_id,
-            "child_key": self.child_key,
-            "conflict_key": self.conflict_key,
-        }
 
 
 # --- the store --------------------------------------------------------------------
@@ -662,7 +583,7 @@ class JobStore:
 
     def history(
         self, *, limit: int | None = 100, since: float | None = None, name: str | None = None
-    ) -> list[_history.HistoryRecord]:
+    ) -> list[HistoryRecord]:
         """Finished jobs, newest first: at most ``limit`` (None: all), those
         finished at or after ``since`` (unix time), of job type ``name``."""
         if limit is not None and limit < 0:
@@ -738,8 +659,8 @@ def _record(row: tuple[Any, ...]) -> JobRecord:
     )
 
 
-def _history_record(r: tuple[Any, ...]) -> _history.HistoryRecord:
-    return _history.HistoryRecord(
+def _history_record(r: tuple[Any, ...]) -> HistoryRecord:
+    return HistoryRecord(
         id=r[0],
         name=r[1],
         status=JobStatus(r[2]),

@@ -1,0 +1,138 @@
+"""The job system's own records: what the manager, the runner, handles and
+the command line pass between them, and what every job storage backend takes
+and returns (never rows or SQL). Nothing here knows how they are stored.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from ._codec import decode
+
+
+class JobStatus(enum.StrEnum):
+    """Where a job is: waiting (queued, paused), running, or finished
+    (completed, with or without non-critical errors; failed; cancelled)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    COMPLETED_WITH_ERRORS = "completed_with_errors"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in _FINISHED
+
+
+_FINISHED = frozenset(
+    {JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_ERRORS, JobStatus.FAILED, JobStatus.CANCELLED}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """One row of ``jobs``; blobs are decoded lazily by the caller."""
+
+    id: str
+    name: str
+    status: JobStatus
+    priority: int
+    parent_id: str | None
+    depends_on: str | None
+    created_at: float
+    updated_at: float
+    #: Why the last run failed or stopped (a message; the traceback of a
+    #: failure is kept apart, for ``phasekit jobs show --debug``).
+    error: str | None
+    state_blob: bytes = field(repr=False)
+    run_every_s: float | None = None
+    next_run_at: float | None = None
+    #: Every occurrence of an interval schedule shares the first one's id.
+    schedule_id: str | None = None
+    #: Identifies a child among its parent's children (see JobContext.spawn_child).
+    child_key: str | None = None
+    #: Jobs with the same key never run at the same time (see Job.conflict_key).
+    conflict_key: str | None = None
+
+    def input(self) -> Any:
+        """The job's persisted fields (raises CorruptStateError if unreadable)."""
+        return decode(self.state_blob)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready values (the input stays encoded: see :meth:`input`)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "status": self.status.value,
+            "priority": self.priority,
+            "parent_id": self.parent_id,
+            "depends_on": self.depends_on,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "error": self.error,
+            "run_every_s": self.run_every_s,
+            "next_run_at": self.next_run_at,
+            "schedule_id": self.schedule_id,
+            "child_key": self.child_key,
+            "conflict_key": self.conflict_key,
+        }
+
+
+class RunStart(NamedTuple):
+    """What a run starts from (see :meth:`JobStore.load_for_run`)."""
+
+    record: JobRecord
+    #: The newest checkpoint as ``(seq, data)``; None on a first run.
+    checkpoint: tuple[int, Any] | None
+    #: The percent the job's progress had reached (a resumed run goes on from it).
+    percent: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRecord:
+    """How one job ended; blobs are decoded on demand by :meth:`output` and
+    :meth:`metrics` (an unreadable blob never breaks a listing)."""
+
+    id: str
+    name: str
+    status: JobStatus
+    parent_id: str | None
+    schedule_id: str | None
+    created_at: float
+    started_at: float | None
+    finished_at: float
+    error: str | None
+    warning_count: int
+    error_count: int
+    output_blob: bytes | None = field(repr=False)
+    metrics_blob: bytes | None = field(repr=False)
+
+    def output(self) -> Any:
+        """The job's output (None if it had none)."""
+        return None if self.output_blob is None else decode(self.output_blob)
+
+    def metrics(self) -> dict[str, Any]:
+        """Items, bytes and rates of the job's last run."""
+        return {} if self.metrics_blob is None else dict(decode(self.metrics_blob))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The summary as JSON-ready values (``phasekit jobs history --json``
+        prints these; the output and metrics stay encoded: see :meth:`output`)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "status": self.status.value,
+            "parent_id": self.parent_id,
+            "schedule_id": self.schedule_id,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "error": self.error,
+            "errors": self.error_count,
+            "warnings": self.warning_count,
+        }
