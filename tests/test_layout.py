@@ -99,3 +99,19 @@ def test_no_module_imports_itself_back_at_load_time():
 
 def test_the_cycle_finder_finds_a_cycle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_only_the_library_reaches_library_db():
+    """Jobs and commands use Library's typed methods; the connection to
+    library.db (phasekit._core.LibraryDb) is the library package's alone."""
+    import re
+
+    reaching = re.compile(r"\._native\(|\._db\b|LibraryDb")
+    outside = [
+        f"{path.relative_to(PACKAGE)}:{n}: {line.strip()}"
+        for path in PACKAGE.rglob("*.py")
+        if path.parent.name != "library"
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if reaching.search(line)
+    ]
+    assert outside == []

@@ -175,7 +175,7 @@ class DupesJob(PhasedJob[DupesSummary]):
         )
         if self.location_id is not None:
             location_of(library, self.location_id)  # it must still exist
-            finder.add_location(library._native(), self.location_id, hidden=self.hidden)
+            library.add_to_finder(finder, self.location_id, hidden=self.hidden)
             return finder
         roots = list(self.paths or [])
         for root in roots:

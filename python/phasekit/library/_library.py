@@ -33,10 +33,10 @@ from ..errors import (
     LocationNotFound,
     LocationOverlapError,
 )
+from ._steps import JobSteps
 from ._types import (
     ContentIdentity,
     Entry,
-    HashPass,
     Location,
     ScanStats,
     ScanStep,
@@ -105,7 +105,7 @@ class Scan(Closing):
         self._inner.close()
 
 
-class Library(Closing):
+class Library(JobSteps, Closing):
     """A library folder: ``library.db`` (locations, entries, content
     identities) and, later, ``jobs.db`` and ``sidecars/``.
 
@@ -282,11 +282,6 @@ class Library(Closing):
 
     # entries
 
-    def _native(self) -> _core.LibraryDb:
-        """The library.db connection, for this package's jobs that hand it to
-        Rust-side work (which reads or writes it with the GIL released)."""
-        return self._db
-
     def _root(self, location_id: int) -> bytes:
         root = self._roots.get(location_id)
         if root is None:
@@ -377,61 +372,6 @@ class Library(Closing):
             cancel=cancel,
         )
         return Scan(inner)
-
-    # the steps of an index after the scan (what the indexer job runs)
-
-    def aggregate(self, location: int | StrPath | Location) -> tuple[int, int]:
-        """Set directory sizes and file counts, deepest first; returns the
-        location's total bytes and regular files."""
-        return self._db.aggregate(self.location(location).id)
-
-    def hash_missing(
-        self,
-        location: int | StrPath | Location,
-        *,
-        after_id: int = 0,
-        limit: int = 1000,
-        checksums: bool = False,
-        threads: int | None = None,
-        cancel: CancelToken | None = None,
-    ) -> HashPass:
-        """Hash up to ``limit`` files (ids above ``after_id``) that have no
-        cas_id (or no checksum, with ``checksums``), in parallel, and store
-        the results. Continue from the returned ``last_id`` until a pass
-        looks at nothing.
-
-        New cas_ids are linked to their content identities as they are
-        stored."""
-        last, looked, hashed, nbytes, errors = self._db.hash_missing(
-            self.location(location).id,
-            after_id=after_id,
-            limit=limit,
-            checksums=checksums,
-            threads=threads,
-            cancel=cancel,
-        )
-        return HashPass(last, looked, hashed, nbytes, [FsError(p, e, m) for p, e, m in errors])
-
-    def count_missing(self, location: int | StrPath | Location, *, checksums: bool = False) -> int:
-        """How many files :meth:`hash_missing` has yet to hash: non-empty
-        regular files without a cas_id (or, with ``checksums``, without a
-        checksum)."""
-        return self._db.count_missing(self.location(location).id, checksums)
-
-    def link_identities(self, location: int | StrPath | Location, *, prune: bool = False) -> int:
-        """Link the entries that were inserted with their cas_ids (a fresh
-        content index, hashing as it walks)
-        to content identities, creating new ones, and drop identities that
-        lost their last entry; returns how many were created. Other changes
-        are linked by the library as they are written, so after a re-index
-        that found little this has almost nothing to do. ``prune`` also looks
-        through the whole library for links to entries that changed or went,
-        and identities nothing uses: a repair, not needed in normal use."""
-        return self._db.link_identities(self.location(location).id, prune)
-
-    def mark_indexed(self, location: int | StrPath | Location, at: float) -> None:
-        """Record that an index of the location finished (started at ``at``)."""
-        self._db.mark_indexed(self.location(location).id, at)
 
     def index(
         self,

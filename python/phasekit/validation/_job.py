@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
-from .. import _core
+from .._defaults import ValidationMode
 from .._pacing import Pager
 from ..errors import InvalidInputError
 from ..jobs import FatalError, Phase, PhaseContext, PhasedJob, PhaseResult, Phases, job, transient
@@ -63,11 +63,11 @@ def issues(library: Library, summary: ValidationSummary) -> Iterator[Issue]:
 def _issues(library: Library, location_id: int, run_id: str) -> Iterator[Issue]:
     root = _root(library.location(location_id))
     after: tuple[int, str] = (0, "")
-    db = library._native()
-    while rows := _core.validation_issues(db, run_id, after[0], after[1], _READ_PAGE):
-        for entry_id, category, rel, detail in rows:
-            yield Issue(os.fsdecode(root + rel), Category(category), detail, entry_id)
-        after = (rows[-1][0], rows[-1][1])
+    while rows := library.validation_issues(run_id, after=after, limit=_READ_PAGE):
+        for row in rows:
+            yield Issue(os.fsdecode(root + row.path), Category(row.category), row.detail,
+                        row.entry_id)  # fmt: skip
+        after = (rows[-1].entry_id, rows[-1].category)
 
 
 def severity_counts(by_category: dict[str, int]) -> dict[str, int]:
@@ -91,7 +91,7 @@ class ValidateJob(PhasedJob[ValidationSummary]):
     output_type: ClassVar[type[Any] | None] = ValidationSummary
 
     location_id: int
-    mode: str = "basic"
+    mode: ValidationMode = "basic"
     threads: int | None = None
     page: int = VALIDATE_PAGE
     _library: Library | None = transient(default=None)
@@ -152,7 +152,7 @@ class ValidateJob(PhasedJob[ValidationSummary]):
                 f"{location.path} was indexed in shallow mode: there are no cas_ids to "
                 "compare file contents with (index it with --mode content)"
             )
-        _core.clear_validation(library._native(), location.id)
+        library.clear_validation(location)
         ctx.shared.update(
             started=time.time(),
             total=library.entry_count(location),
@@ -168,15 +168,20 @@ class ValidateJob(PhasedJob[ValidationSummary]):
 
     def validate(self, ctx: PhaseContext) -> PhaseResult:
         library, location = self._lib(ctx), self._location(ctx)
-        db, s = library._native(), ctx.shared
+        s = ctx.shared
         started, checked_here = time.monotonic(), 0
         # Pages of ~0.2 s, at most ``page`` entries (a cold disk checks far
         # fewer in that time than a warm cache).
         pager = Pager(min(self.page, 2048), least=1, most=self.page)
         while True:
             began = time.monotonic()
-            last, looked, hashed, nbytes, stored, unverified, found = _core.validate_page(
-                db, location.id, ctx.id, ctx.state["after"], pager.size, self.mode, self.threads
+            last, looked, hashed, nbytes, stored, unverified, found = library.validate_page(
+                location,
+                ctx.id,
+                after_id=ctx.state["after"],
+                limit=pager.size,
+                mode=self.mode,
+                threads=self.threads,
             )
             pager.measured(looked, time.monotonic() - began)
             if looked == 0:
@@ -210,7 +215,7 @@ class ValidateJob(PhasedJob[ValidationSummary]):
 
     def complete(self, ctx: PhaseContext) -> PhaseResult:
         library = self._lib(ctx)
-        by_category = dict(_core.validation_counts(library._native(), ctx.id))
+        by_category = library.validation_counts(ctx.id)
         # The most severe issues first, then in entry order; a bounded heap
         # over the stream, so memory does not grow with the issues found.
         worst: list[tuple[int, int, str, Issue]] = []
