@@ -11,8 +11,7 @@ use std::collections::HashMap;
 
 use rusqlite::{params, TransactionBehavior};
 
-use super::scan::TOP;
-use super::LibraryDb;
+use super::{LibraryDb, TOP};
 use crate::error::Result;
 use crate::sys::Kind;
 

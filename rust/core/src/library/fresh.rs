@@ -10,7 +10,8 @@
 use rusqlite::types::ToSql;
 use rusqlite::Transaction;
 
-use super::scan::{digests, extension, signed, split_name, ScanWriter, TOP};
+use super::scan::{digests, extension, signed, split_name, ScanWriter};
+use super::TOP;
 use crate::error::{FsError, Result};
 use crate::walk::Batch;
 

@@ -21,6 +21,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior};
 use rustix::io::Errno;
 
+/// The parent id of entries at the top of a location.
+pub(crate) const TOP: i64 = 0;
+
 pub use aggregate::aggregate;
 pub use content::{count_missing, hash_missing, link_identities, HashPass};
 pub use dupes::{file_records, store_digests};
@@ -193,7 +196,7 @@ fn entry_row(r: &Row<'_>) -> rusqlite::Result<EntryRow> {
         id: r.get(0)?,
         location_id: r.get(1)?,
         path: r.get(2)?,
-        parent_id: Some(r.get::<_, i64>(3)?).filter(|&p| p != scan::TOP),
+        parent_id: Some(r.get::<_, i64>(3)?).filter(|&p| p != TOP),
         name: String::from_utf8_lossy(&r.get::<_, Vec<u8>>(4)?).into_owned(),
         extension: r.get(5)?,
         kind: r.get(6)?,
@@ -424,7 +427,7 @@ impl LibraryDb {
         let mut find = self.conn.prepare_cached(
             "SELECT id FROM entries WHERE location_id = ?1 AND parent_id = ?2 AND name = ?3",
         )?;
-        let mut id = scan::TOP;
+        let mut id = TOP;
         for part in path.split(|&b| b == b'/').filter(|p| !p.is_empty()) {
             match find
                 .query_row(params![location_id, id, part], |r| r.get(0))
@@ -434,7 +437,7 @@ impl LibraryDb {
                 None => return Ok(None),
             }
         }
-        if id == scan::TOP {
+        if id == TOP {
             return Ok(None); // the root itself is not an entry
         }
         Ok(self

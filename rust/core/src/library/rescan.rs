@@ -12,7 +12,8 @@
 
 use rusqlite::{params, CachedStatement, Transaction};
 
-use super::scan::{digests, extension, signed, split_name, ScanWriter, TOP};
+use super::scan::{digests, extension, signed, split_name, ScanWriter};
+use super::TOP;
 use crate::error::{FsError, Result};
 use crate::sys::Kind;
 use crate::walk::Batch;

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
 use super::aggregate::Linked;
-use super::{now, LibraryDb};
+use super::{now, LibraryDb, TOP};
 use crate::error::{Error, FsError, Result};
 use crate::sys::{self, Kind};
 use crate::walk::Batch;
@@ -380,9 +380,6 @@ pub(crate) fn digests(batch: &Batch, i: usize) -> (Option<&str>, Option<&str>) {
     let sum = batch.checksums.get(i).and_then(|c| c.as_deref());
     (cas, sum)
 }
-
-/// The parent id of entries at the top of a location.
-pub(crate) const TOP: i64 = 0;
 
 /// A relative path's parent (None at the top) and last component.
 pub(crate) fn split_name(rel: &[u8]) -> (Option<&[u8]>, &[u8]) {
