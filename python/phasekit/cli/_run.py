@@ -21,7 +21,7 @@ import anyio
 
 from .._json import json_ready
 from .._progress import Progress
-from ..jobs import JobHandle, JobStatus
+from ..jobs import Job, JobHandle, JobStatus
 from ..library import Library
 from ._common import human
 from ._exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_STOPPED
@@ -40,6 +40,32 @@ class Options:
 #: job stopped; returns the exit status. Each command that runs a job type
 #: has one (its ``report``); a job no command knows gets report_generic.
 Reporter = Callable[[Library, JobHandle[Any], JobStatus, Options], int]
+
+
+def dispatch_and_report(
+    library: Library,
+    job: Job[Any],
+    options: Options,
+    reporters: Mapping[str, Reporter],
+    *,
+    resumable: bool = True,
+) -> int:
+    """Run ``job`` in a manager of ``library`` (one job at a time), follow
+    it with a progress bar and print its report (see run_and_report): what a
+    command that starts one job does. Returns the exit status."""
+    return anyio.run(_dispatch_and_report, library, job, options, reporters, resumable)
+
+
+async def _dispatch_and_report(
+    library: Library,
+    job: Job[Any],
+    options: Options,
+    reporters: Mapping[str, Reporter],
+    resumable: bool,
+) -> int:
+    async with library.jobs(max_concurrency=1) as manager:
+        handle = await manager.dispatch(job)
+        return await run_and_report(library, [handle], options, reporters, resumable=resumable)
 
 
 async def run_and_report(

@@ -88,13 +88,13 @@ def _job(library: Library, args: argparse.Namespace) -> DupesJob:
 
 
 def run(args: argparse.Namespace) -> int:
-    import anyio
-
     from ..library import Library
+    from ._run import Options, dispatch_and_report
 
     with Library.open(args.library) as library:
-        job = _job(library, args)
-        return anyio.run(_run, library, job, args)
+        # Progress bars go to stderr, so --json output stays clean.
+        options = Options(json=args.json, max_errors=args.max_errors)
+        return dispatch_and_report(library, _job(library, args), options, {JOB_NAME: report})
 
 
 def print_summary(summary: DupesSummary, *, as_json: bool) -> None:
@@ -120,16 +120,6 @@ def print_summary(summary: DupesSummary, *, as_json: bool) -> None:
         )
     if lines:
         sys.stdout.write("\n".join(lines) + "\n")
-
-
-async def _run(library: Library, job: DupesJob, args: argparse.Namespace) -> int:
-    from ._run import Options, run_and_report
-
-    async with library.jobs(max_concurrency=1) as manager:
-        handle = await manager.dispatch(job)
-        # Progress bars go to stderr, so --json output stays clean.
-        options = Options(json=args.json, max_errors=args.max_errors)
-        return await run_and_report(library, [handle], options, {JOB_NAME: report})
 
 
 def report(library: Library, handle: JobHandle[Any], status: JobStatus, options: Options) -> int:

@@ -14,7 +14,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from ..indexing import IndexJob
     from ..jobs import JobHandle, JobStatus
     from ..library import Library
     from ._run import Options
@@ -52,12 +51,10 @@ def arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import anyio
-
     from ..errors import InvalidInputError
     from ..indexing import IndexJob
     from ..library import Library
-    from ._run import Options
+    from ._run import Options, dispatch_and_report
 
     root = os.path.abspath(os.fsdecode(args.path))
     if not os.path.isdir(root):
@@ -82,17 +79,8 @@ def run(args: argparse.Namespace) -> int:
             checkpoint_every_s=args.checkpoint_every,
         )
         options = Options(json=args.json, max_errors=args.max_errors)
-        return anyio.run(_run_index, library, job, options, not args.ephemeral)
-
-
-async def _run_index(library: Library, job: IndexJob, options: Options, resumable: bool) -> int:
-    from ._run import run_and_report
-
-    async with library.jobs(max_concurrency=1) as manager:
-        handle = await manager.dispatch(job)
-        return await run_and_report(
-            library, [handle], options, {JOB_NAME: report}, resumable=resumable
-        )
+        reporters = {JOB_NAME: report}
+        return dispatch_and_report(library, job, options, reporters, resumable=not args.ephemeral)
 
 
 def report(library: Library, handle: JobHandle[Any], status: JobStatus, options: Options) -> int:

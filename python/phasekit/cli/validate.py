@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from ..jobs import JobHandle, JobStatus
     from ..library import Library, Location
-    from ..validation import ValidateJob, ValidationSummary
+    from ..validation import ValidationSummary
     from ._run import Options
 
 #: The job type this command runs and reports (phasekit.validation.ValidateJob).
@@ -82,25 +82,16 @@ def _location(library: Library, root: str) -> Location:
 
 
 def run(args: argparse.Namespace) -> int:
-    import anyio
-
     from ..library import Library
     from ..validation import ValidateJob
+    from ._run import Options, dispatch_and_report
 
     root = os.path.abspath(os.fsdecode(args.path))
     with Library.open(args.library) as library:
         location = _location(library, root)
         job = ValidateJob(location.id, mode=args.mode, threads=args.threads)
-        return anyio.run(_run, library, job, args)
-
-
-async def _run(library: Library, job: ValidateJob, args: argparse.Namespace) -> int:
-    from ._run import Options, run_and_report
-
-    async with library.jobs(max_concurrency=1) as manager:
-        handle = await manager.dispatch(job)
         options = Options(json=args.json, limit=args.limit)
-        return await run_and_report(library, [handle], options, {JOB_NAME: report})
+        return dispatch_and_report(library, job, options, {JOB_NAME: report})
 
 
 def report(library: Library, handle: JobHandle[Any], status: JobStatus, options: Options) -> int:
