@@ -623,7 +623,7 @@ class JobManager:
                     control=claimed.control,
                     claimed=True,
                     library=self.library,
-                    loaded=claimed.row,
+                    loaded=claimed.start,
                     on_progress=self._progress_listener(name),
                     on_spawn=self._spawned,
                 )

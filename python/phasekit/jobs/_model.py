@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 from ._codec import decode
 
@@ -83,14 +83,27 @@ class JobRecord:
         }
 
 
-class RunStart(NamedTuple):
-    """What a run starts from (see :meth:`JobStore.load_for_run`)."""
+@dataclass(frozen=True, slots=True)
+class RunStart:
+    """What a run starts from: the job's record, its newest checkpoint and
+    the percent its progress had reached (a resumed run goes on from it).
+    The store returns one for each job it claims, read in the claim's
+    transaction (see :meth:`JobStore.finish_and_claim`); the checkpoint is
+    decoded when asked for, so a corrupt one fails only its own job."""
 
     record: JobRecord
-    #: The newest checkpoint as ``(seq, data)``; None on a first run.
-    checkpoint: tuple[int, Any] | None
-    #: The percent the job's progress had reached (a resumed run goes on from it).
+    #: The newest checkpoint's sequence number and encoded data; None on a first run.
+    checkpoint_seq: int | None
+    checkpoint_blob: bytes | None = field(repr=False)
     percent: float | None
+
+    @property
+    def checkpoint(self) -> tuple[int, Any] | None:
+        """The newest checkpoint as ``(seq, data)``; None on a first run.
+        Raises :class:`~phasekit.errors.CorruptStateError` if unreadable."""
+        if self.checkpoint_blob is None or self.checkpoint_seq is None:
+            return None
+        return self.checkpoint_seq, decode(self.checkpoint_blob)
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ from ._context import (
     SpawnListener,
 )
 from ._definition import JobRegistry, default_registry
-from ._model import JobStatus
+from ._model import JobStatus, RunStart
 from ._store import JobStore
 
 if TYPE_CHECKING:
@@ -69,20 +69,21 @@ def run_job(
     control: JobControl | None = None,
     claimed: bool = False,
     library: Library | None = None,
-    loaded: tuple[Any, ...] | None = None,
+    loaded: RunStart | None = None,
     on_progress: ProgressListener | None = None,
     on_spawn: SpawnListener | None = None,
 ) -> tuple[JobStatus, dict[str, Any]]:
     """:func:`execute` without recording the end: returns the status and the
     keyword arguments of ``store.finish`` (the manager writes them together
     with its claim of the next job, in one transaction). ``loaded``: the
-    job's row for ``store.load_for_run``, if the claim returned it;
+    job's start if the claim read it (else it is read here);
     ``on_progress`` hears every progress value written, ``on_spawn`` every
     child queued."""
     registry = registry or default_registry
     control = control or JobControl()
     try:
-        start = store.load_for_run(job_id, loaded)
+        start = loaded if loaded is not None else store.load_for_run(job_id)
+        checkpoint = start.checkpoint
     except CorruptStateError as exc:
         return JobStatus.FAILED, {"error": f"cannot start: {exc}"}
     record = start.record
@@ -96,7 +97,7 @@ def run_job(
         record.name,
         store,
         control,
-        start.checkpoint,
+        checkpoint,
         registry,
         library,
         percent=start.percent,

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 from ._context import JobControl
 from ._definition import JobRegistry
-from ._model import JobStatus
+from ._model import JobStatus, RunStart
 from ._store import JobStore
 
 #: Queued jobs read per page.
@@ -33,8 +33,9 @@ class Claimed(NamedTuple):
     job_id: str
     name: str
     control: JobControl
-    #: Its row for ``JobStore.load_for_run``, when the claim returned it.
-    row: tuple[Any, ...] | None
+    #: What its run starts from, when the claim read it (see
+    #: JobStore.finish_and_claim); None: the run reads it.
+    start: RunStart | None
 
 
 class Slots:
@@ -206,18 +207,18 @@ class Slots:
             self._candidates = (rest or None) if offset == 0 else None
             names = dict(picked)
             ids = [job_id for job_id, _ in picked]
-            claimed: list[tuple[str, tuple[Any, ...] | None]]
+            claimed: list[tuple[str, RunStart | None]]
             if finishing is not None:
                 done_id, status, end = finishing
-                rows = self.store.finish_and_claim(done_id, status, end, ids, self.owner or "")
-                claimed = [(row[0], row) for row in rows]
+                starts = self.store.finish_and_claim(done_id, status, end, ids, self.owner or "")
+                claimed = [(start.record.id, start) for start in starts]
                 finishing = None
             else:
                 claimed = [(job_id, None) for job_id in self.store.claim(ids, self.owner)]
-            for job_id, row in claimed:
+            for job_id, start in claimed:
                 control = JobControl()
                 self._running[job_id] = (names[job_id], control)
-                started.append(Claimed(job_id, names[job_id], control, row))
+                started.append(Claimed(job_id, names[job_id], control, start))
                 active.append(names[job_id])
             if len(claimed) < len(picked):
                 # Some were claimed elsewhere, stopped, or their conflict key

@@ -311,26 +311,13 @@ class JobStore:
         progress = None if blob is None else JobProgress.from_dict(decode(blob), data_type)
         return JobStatus(status), progress
 
-    def load_for_run(self, job_id: str, row: tuple[Any, ...] | None = None) -> RunStart:
-        """A job, its newest checkpoint as ``(seq, data)`` (None if it has
-        none) and the percent it had reached, in one read: what starting a
-        run needs. ``row``: that read's row if the caller has it already
-        (:meth:`finish_and_claim` returns it). Raises
-        :class:`CorruptStateError` if the checkpoint cannot be decoded."""
-        if row is None:
-            rows = self._read(f"SELECT {_RUN_START} FROM jobs WHERE id = ?", (job_id,))
-            if not rows:
-                raise JobNotFound(f"no job with id {job_id!r}")
-            row = rows[0]
-        *record, blob, seq, progress = row
-        checkpoint = None if blob is None else (int(seq), decode(blob))
-        percent = None
-        if progress is not None:
-            try:
-                percent = JobProgress.from_dict(decode(progress)).percent
-            except CorruptStateError:
-                percent = None  # unreadable progress only loses the floor
-        return RunStart(_record(tuple(record)), checkpoint, percent)
+    def load_for_run(self, job_id: str) -> RunStart:
+        """A job, its newest checkpoint and the percent it had reached, in one
+        read: what starting a run needs (see :class:`RunStart`)."""
+        rows = self._read(f"SELECT {_RUN_START} FROM jobs WHERE id = ?", (job_id,))
+        if not rows:
+            raise JobNotFound(f"no job with id {job_id!r}")
+        return _run_start(rows[0])
 
     def set_status(self, job_id: str, status: JobStatus, *, error: str | None = None) -> None:
         """Change a job's status; a finished status has the effects of :meth:`finish`."""
@@ -429,11 +416,11 @@ class JobStore:
 
     def finish_and_claim(
         self, job_id: str, status: JobStatus, end: dict[str, Any], claim: list[str], owner: str
-    ) -> list[tuple[Any, ...]]:
+    ) -> list[RunStart]:
         """:meth:`finish` (``end`` holds its keyword arguments) and
         :meth:`claim` of the next jobs, in one transaction: a worker going on
         to the next job writes once, and reads nothing more to start it:
-        returns, for each job claimed, its row for :meth:`load_for_run`. The
+        returns what each job claimed starts from (:meth:`load_for_run`). The
         finished job's history row is written with the next
         :data:`HISTORY_BATCH` ones' (listings see it meanwhile; see _history)."""
         with self._write() as db:
@@ -457,7 +444,8 @@ class JobStore:
                     self._history_pending = 0
             if not claim:
                 return []
-            return _claims.claim(db, claim, time.time(), owner, returning=_RUN_START)
+            rows = _claims.claim(db, claim, time.time(), owner, returning=_RUN_START)
+        return [_run_start(row) for row in rows]
 
     def outcome(self, job_id: str) -> dict[str, Any]:
         """Output, warnings, non-critical errors and metrics of the last run."""
@@ -642,6 +630,19 @@ _RUN_START = (
     " ORDER BY seq DESC LIMIT 1), (SELECT MAX(seq) FROM job_checkpoints c"
     " WHERE c.job_id = jobs.id), progress"
 )
+
+
+def _run_start(row: tuple[Any, ...]) -> RunStart:
+    """A RunStart from a row of _RUN_START (nothing decoded that could fail:
+    the checkpoint is decoded by the run that uses it)."""
+    *record, blob, seq, progress = row
+    percent = None
+    if progress is not None:
+        try:
+            percent = JobProgress.from_dict(decode(progress)).percent
+        except CorruptStateError:
+            percent = None  # unreadable progress only loses the floor
+    return RunStart(_record(tuple(record)), None if seq is None else int(seq), blob, percent)
 
 
 def _record(row: tuple[Any, ...]) -> JobRecord:
