@@ -103,7 +103,6 @@ def _list(store: JobStore, args: argparse.Namespace) -> int:
     import json
 
     from ..jobs import JobStatus
-    from ..jobs._owners import live_owners
 
     rows = [_row(store, r) for r in store.list_jobs()]
     if not args.all:
@@ -111,7 +110,7 @@ def _list(store: JobStore, args: argparse.Namespace) -> int:
     # A job marked running whose process is gone (killed) is interrupted:
     # the next manager to open the library resumes it.
     owners = dict(store.running_owners())
-    alive = set(live_owners(store.path))
+    alive = set(store.live_owners())
     for row in rows:
         row["interrupted"] = row["status"] == "running" and owners.get(row["id"]) not in alive
     if not rows:

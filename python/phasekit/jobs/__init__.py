@@ -3,8 +3,9 @@ and the manager.
 
 Define a job as a dataclass registered under a stable name; its fields are
 persisted (except :func:`transient` ones), so a job can be resumed by another
-process. :class:`JobStore` keeps jobs, atomic checkpoints and history in
-``jobs.db``. :class:`JobManager` runs them: priorities, limits, dependencies,
+process. Jobs, atomic checkpoints and history are kept by a
+:class:`JobBackend`: :class:`JobStore` (``jobs.db``, SQLite) is the one there
+is. :class:`JobManager` runs them: priorities, limits, dependencies,
 child jobs (``ctx.spawn_child`` / ``ctx.wait_for_children``), interval
 schedules (``dispatch(job, every=...)``) and history retention.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import logging
 
 from ..errors import CorruptStateError, JobDefinitionError, UnknownJobError
+from ._backend import JobBackend, OwnerLease
 from ._context import JobCancelled, JobContext, JobControl, JobInterrupted, JobPaused
 from ._definition import (
     ENTRY_POINT_GROUP,
@@ -62,6 +64,7 @@ __all__ = [
     "FatalError",
     "HistoryRecord",
     "Job",
+    "JobBackend",
     "JobCancelled",
     "JobContext",
     "JobControl",
@@ -78,6 +81,7 @@ __all__ = [
     "JobStore",
     "JobUpdate",
     "NonFatalError",
+    "OwnerLease",
     "Phase",
     "PhaseContext",
     "PhaseGroup",

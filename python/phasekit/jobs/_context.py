@@ -15,10 +15,10 @@ from ._codec import encode
 from ._definition import Job, JobRegistry, default_registry
 from ._model import JobStatus
 from ._progress import Floor, JobProgress, PhaseProgress, RateMeter, overall_percent
-from ._store import JobStore
 
 if TYPE_CHECKING:
     from ..library import Library
+    from ._backend import JobBackend
 
 #: Called (from the job's thread) with the job's id and each progress value
 #: written to jobs.db, in its stored form: the manager's event stream.
@@ -109,7 +109,7 @@ class JobContext:
         self,
         job_id: str,
         name: str,
-        store: JobStore,
+        store: JobBackend,
         control: JobControl,
         checkpoint: tuple[int, Any] | None = None,
         registry: JobRegistry | None = None,

@@ -42,7 +42,6 @@ from ._definition import Job, JobRegistry, default_registry
 from ._events import EventHub, EventKind, EventStream
 from ._handle import POLL_S, JobHandle
 from ._model import JobRecord, JobStatus
-from ._owners import Ownership
 from ._progress import JobProgress
 from ._runner import run_job
 from ._schedule import check_every
@@ -51,6 +50,7 @@ from ._store import JobStore
 
 if TYPE_CHECKING:
     from ..library import Library
+    from ._backend import JobBackend, OwnerLease
 
 OutputT = TypeVar("OutputT")
 
@@ -71,7 +71,10 @@ KEPT_OUTPUTS = 16
 
 
 class JobManager:
-    """One per library. Use as ``async with JobManager(path) as manager:``.
+    """One per library. Use as ``async with JobManager(path) as manager:``
+    (``path``: a jobs.db), or ``JobManager(backend=...)`` with any
+    :class:`~phasekit.jobs.JobBackend`; the manager closes its backend when
+    it closes.
 
     Leaving the block stops the jobs running here at their next safe point
     and queues them again: the next manager of the library (in this process
@@ -88,8 +91,9 @@ class JobManager:
 
     def __init__(
         self,
-        jobs_db: str | Path,
+        jobs_db: str | Path | None = None,
         *,
+        backend: JobBackend | None = None,
         registry: JobRegistry | None = None,
         max_concurrency: int = 2,
         limits: dict[str, int] | None = None,
@@ -107,13 +111,20 @@ class JobManager:
             raise InvalidInputError(
                 f"history_retention_s must be >= 0 or None, got {history_retention_s!r}"
             )
-        self.store = JobStore(jobs_db)
+        if backend is None:
+            if jobs_db is None:
+                raise InvalidInputError("give jobs_db (a path) or backend")
+            backend = JobStore(jobs_db)
+        elif jobs_db is not None:
+            raise InvalidInputError("give either jobs_db (a path) or backend, not both")
+        #: Where the jobs are kept (see JobBackend).
+        self.store: JobBackend = backend
         #: Handed to every job as ``ctx.library``.
         self.library = library
         self.registry = registry or default_registry
         self.max_concurrency = max_concurrency
         self.limits = dict(limits or {})
-        self._owner: Ownership | None = None
+        self._owner: OwnerLease | None = None
         self._slots = Slots(self.store, max_concurrency, self.limits, self.registry)
         if library is not None:
             # A closed library runs nothing more: its jobs wait, queued.
@@ -155,7 +166,7 @@ class JobManager:
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open" if self._open else "not started"
-        return f"JobManager({str(self.store.path)!r}, {state})"
+        return f"JobManager({self.store.location!r}, {state})"
 
     @property
     def closed(self) -> bool:
@@ -166,7 +177,7 @@ class JobManager:
         if self._closed:
             raise ManagerClosed("this manager was closed: make a new one")
         try:
-            self._owner = Ownership(self.store.path)
+            self._owner = self.store.register_owner()
             self._slots.owner = self._owner.id
             self._recover()
             self._prune()
@@ -241,7 +252,7 @@ class JobManager:
         if not self._open:
             raise ManagerClosed("this job manager is not open: use `async with manager:`")
 
-    def _store_for_handles(self) -> JobStore:
+    def _store_for_handles(self) -> JobBackend:
         """The store, for a handle's reads (after close: ManagerClosed)."""
         if self._closed:
             raise ManagerClosed("this job manager is closed")

@@ -34,6 +34,14 @@ _FINISHED = frozenset(
 )
 
 
+class _Any:
+    """The type of :data:`ANY`."""
+
+
+#: "Whatever the owner" (``None`` means: claimed by no manager).
+ANY = _Any()
+
+
 @dataclass(frozen=True, slots=True)
 class JobRecord:
     """One row of ``jobs``; blobs are decoded lazily by the caller."""

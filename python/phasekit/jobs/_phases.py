@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import CorruptStateError, StorageFullError
 from ._codec import decode, encode
@@ -31,7 +31,9 @@ from ._phase_model import (
     flatten,
 )
 from ._progress import PhaseProgress, RateMeter
-from ._store import JobStore
+
+if TYPE_CHECKING:
+    from ._backend import JobBackend
 
 #: Version of the processor's checkpoint layout.
 STATE_VERSION = 1
@@ -457,7 +459,7 @@ class PhasedJob(Job[OutputT]):
         return self.output(shared)
 
 
-def phase_history(store: JobStore, job_id: str) -> list[PhaseRecord]:
+def phase_history(store: JobBackend, job_id: str) -> list[PhaseRecord]:
     """The phase history of a phased job: from its outcome once a run has
     ended, else from its latest checkpoint (empty for other jobs)."""
     metrics = store.outcome(job_id).get("metrics") or {}

@@ -28,16 +28,16 @@ from ._context import (
 )
 from ._definition import JobRegistry, default_registry
 from ._model import JobStatus, RunStart
-from ._store import JobStore
 
 if TYPE_CHECKING:
     from ..library import Library
+    from ._backend import JobBackend
 
 log = logging.getLogger("phasekit.jobs")
 
 
 def execute(
-    store: JobStore,
+    store: JobBackend,
     job_id: str,
     *,
     registry: JobRegistry | None = None,
@@ -62,7 +62,7 @@ def execute(
 
 
 def run_job(
-    store: JobStore,
+    store: JobBackend,
     job_id: str,
     *,
     registry: JobRegistry | None = None,

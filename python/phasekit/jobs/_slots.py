@@ -13,12 +13,14 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._context import JobControl
 from ._definition import JobRegistry
 from ._model import JobStatus, RunStart
-from ._store import JobStore
+
+if TYPE_CHECKING:
+    from ._backend import JobBackend
 
 #: Queued jobs read per page.
 READY_PAGE = 32
@@ -43,7 +45,7 @@ class Slots:
 
     def __init__(
         self,
-        store: JobStore,
+        store: JobBackend,
         max_concurrency: int,
         limits: dict[str, int],
         registry: JobRegistry,

@@ -13,12 +13,17 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import CorruptStateError, InvalidInputError, JobNotFound
 from . import _children, _claims, _history, _schedule
+
+if TYPE_CHECKING:
+    from ._backend import JobBackend
+
 from ._codec import decode, encode, new_id, text_in, text_out
-from ._model import HistoryRecord, JobRecord, JobStatus, RunStart
+from ._model import ANY, HistoryRecord, JobRecord, JobStatus, RunStart, _Any
+from ._owners import Ownership, live_owners
 from ._progress import JobProgress
 from ._sqlite import Transaction, connect, is_busy, retry_busy, translate
 
@@ -27,14 +32,6 @@ CHECKPOINTS_KEPT = 2
 #: A busy worker's finished jobs get their history rows written together,
 #: this many at a time (see _history); a job finished alone gets its row at once.
 HISTORY_BATCH = 64
-
-
-class _Any:
-    """The type of :data:`ANY`."""
-
-
-#: "Whatever the owner" (``None`` means: claimed by no manager).
-ANY = _Any()
 
 
 # --- the store --------------------------------------------------------------------
@@ -50,6 +47,20 @@ class JobStore:
         #: Jobs this store finished whose history rows are not written yet.
         self._history_pending = 0
         self.closed = False
+
+    @property
+    def location(self) -> str:
+        """The path of jobs.db."""
+        return str(self.path)
+
+    def register_owner(self) -> Ownership:
+        """A new owner lease: a lock file in ``<jobs.db>.owners/`` that the
+        kernel releases when the process dies (see _owners)."""
+        return Ownership(self.path)
+
+    def live_owners(self) -> list[str]:
+        """The owner ids whose process holds its lock now."""
+        return live_owners(self.path)
 
     def close(self) -> None:
         """Close jobs.db (idempotent), writing the history rows still pending."""
@@ -782,3 +793,10 @@ def _ended(
         _children.cancel_waiting(db, job_id, now)
     elif scheduled:
         _schedule.schedule_next(db, job_id, now)
+
+
+if TYPE_CHECKING:
+
+    def _is_a_job_backend(store: JobStore) -> JobBackend:
+        """mypy checks here that JobStore implements the whole protocol."""
+        return store

@@ -1,0 +1,265 @@
+"""The job storage seam: every operation the job system needs from where its
+jobs are kept, as one protocol.
+
+The manager, its scheduler, the runner, a job's context, handles and the
+command line reach storage only through :class:`JobBackend`; it takes and
+returns the job system's own records (``phasekit/jobs/_model.py``), never
+rows or SQL. ``JobStore`` (jobs.db, SQLite) implements it and is what
+``Library.jobs()`` builds; a second implementation (PostgreSQL, for workers
+on several hosts) must pass the contract suite in
+``tests/test_backend_contract.py`` unchanged.
+
+Every method may be called from any thread; writes are atomic (one
+transaction each); a backend is shared by the processes that open the same
+library, so any value read may have been changed by another process since.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from ._model import HistoryRecord, JobRecord, JobStatus, RunStart, _Any
+    from ._progress import JobProgress
+
+
+class OwnerLease(Protocol):
+    """One manager's claim to be alive: its owner id stamps the jobs it
+    claims, and lasts while its process runs (it ends, however the process
+    dies, so jobs left running by a dead process can be resumed)."""
+
+    @property
+    def id(self) -> str: ...
+
+    def alive(self, owner: str | None) -> bool:
+        """True if ``owner`` is a manager that still runs (this one included)."""
+        ...
+
+    def close(self) -> None:
+        """End the lease (idempotent)."""
+        ...
+
+
+class JobBackend(Protocol):
+    """Where jobs, their checkpoints, progress and history are kept."""
+
+    @property
+    def location(self) -> str:
+        """Where the jobs are (a path, or a URL), for messages."""
+        ...
+
+    def close(self) -> None:
+        """Close (idempotent), writing anything still pending."""
+        ...
+
+    # owners: which manager runs which job
+
+    def register_owner(self) -> OwnerLease:
+        """A new lease for a manager opening now."""
+        ...
+
+    def live_owners(self) -> list[str]:
+        """The owner ids of the managers alive now."""
+        ...
+
+    def running_owners(self) -> list[tuple[str, str | None]]:
+        """``(job id, owner id)`` of the jobs marked running."""
+        ...
+
+    # creating jobs
+
+    def create_job(
+        self,
+        name: str,
+        state: Any,
+        *,
+        priority: int = 0,
+        parent_id: str | None = None,
+        depends_on: str | None = None,
+        run_every_s: float | None = None,
+        next_run_at: float | None = None,
+        conflict_key: str | None = None,
+    ) -> str:
+        """Queue a job (its type's name and persisted fields); its id."""
+        ...
+
+    def create_or_join(
+        self, name: str, state: Any, conflict_key: str, *, priority: int = 0
+    ) -> tuple[str, bool]:
+        """Queue a job with ``conflict_key`` unless an identical unfinished
+        one exists: ``(id, created)``."""
+        ...
+
+    def create_child(
+        self,
+        parent_id: str,
+        key: str,
+        name: str,
+        state: Any,
+        *,
+        priority: int | None = None,
+        conflict_key: str | None = None,
+    ) -> tuple[str, bool]:
+        """Queue a child of ``parent_id`` under ``key`` unless it has one
+        under that key: ``(id, created)``."""
+        ...
+
+    # reading jobs
+
+    def get_job(self, job_id: str) -> JobRecord:
+        """A job's record (``JobNotFound`` if there is none)."""
+        ...
+
+    def list_jobs(
+        self,
+        status: JobStatus | None = None,
+        *,
+        name: str | None = None,
+        parent_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[JobRecord]:
+        """Jobs in dispatch order (higher priority, then older, first)."""
+        ...
+
+    def status(self, job_id: str) -> JobStatus:
+        """A job's status (``JobNotFound`` if there is none)."""
+        ...
+
+    def status_and_progress(
+        self, job_id: str, data_type: type[Any] | None = None
+    ) -> tuple[JobStatus, JobProgress | None]:
+        """A job's status and latest progress, in one read."""
+        ...
+
+    def progress(self, job_id: str, data_type: type[Any] | None = None) -> JobProgress | None:
+        """A job's latest progress (None before its first report)."""
+        ...
+
+    def outcome(self, job_id: str) -> dict[str, Any]:
+        """Output, warnings, non-critical errors and metrics of its last run."""
+        ...
+
+    def traceback(self, job_id: str) -> str | None:
+        """The traceback of the job's last failure, if any."""
+        ...
+
+    def children(self, parent_id: str) -> dict[str, JobStatus]:
+        """The status of each direct child, oldest first."""
+        ...
+
+    def descendants(self, job_id: str) -> list[str]:
+        """Ids of the unfinished children, grandchildren, ... of a job."""
+        ...
+
+    def occurrences(self, schedule_id: str) -> list[JobRecord]:
+        """Every stored occurrence of an interval schedule, oldest first."""
+        ...
+
+    # scheduling and running
+
+    def ready(
+        self,
+        *,
+        limit: int,
+        offset: int = 0,
+        now: float | None = None,
+        exclude: list[str] | None = None,
+    ) -> list[tuple[str, str, int]]:
+        """``(id, name, priority)`` of up to ``limit`` queued jobs that may
+        start now, in dispatch order (``exclude``: job type names)."""
+        ...
+
+    def claim(self, job_ids: list[str], owner: str | None = None) -> list[str]:
+        """Mark queued jobs running for ``owner``, atomically; the ids claimed
+        (one paused, cancelled or claimed elsewhere meanwhile is not)."""
+        ...
+
+    def load_for_run(self, job_id: str) -> RunStart:
+        """What a run of the job starts from."""
+        ...
+
+    def finish(
+        self,
+        job_id: str,
+        status: JobStatus,
+        *,
+        output: Any = None,
+        error: str | None = None,
+        warnings: list[str] | None = None,
+        errors: list[dict[str, Any]] | None = None,
+        metrics: dict[str, Any] | None = None,
+        progress: Any = None,
+        traceback: str | None = None,
+    ) -> None:
+        """Record how a run ended (paused and cancelled runs too)."""
+        ...
+
+    def finish_and_claim(
+        self, job_id: str, status: JobStatus, end: dict[str, Any], claim: list[str], owner: str
+    ) -> list[RunStart]:
+        """:meth:`finish` and :meth:`claim` in one atomic write; what each
+        job claimed starts from."""
+        ...
+
+    def move(
+        self,
+        job_id: str,
+        status: JobStatus,
+        *,
+        only_from: tuple[JobStatus, ...] | None = None,
+        owner: str | _Any | None = ...,
+        error: str | None = None,
+    ) -> bool:
+        """Change a job's status if it is still in one of ``only_from`` (and
+        held by ``owner``, unless ``ANY``); whether it changed."""
+        ...
+
+    def set_status(self, job_id: str, status: JobStatus, *, error: str | None = None) -> None:
+        """Change a job's status unconditionally."""
+        ...
+
+    def fail_blocked(self) -> list[str]:
+        """Fail the queued jobs whose dependency failed, was cancelled or is
+        gone; their ids."""
+        ...
+
+    def next_due(self, after: float) -> float | None:
+        """When the next queued job planned later than ``after`` is due."""
+        ...
+
+    def request_stop(self, job_id: str, what: str) -> bool:
+        """Ask whoever runs the job to ``"pause"`` or ``"cancel"`` it at its
+        next safe point; False if it is not running."""
+        ...
+
+    def stop_request(self, job_id: str) -> str | None:
+        """The pending stop request of a running job."""
+        ...
+
+    # what a running job writes
+
+    def set_progress(self, job_id: str, progress: Any) -> None:
+        """Store the job's latest progress."""
+        ...
+
+    def save_checkpoint(self, job_id: str, data: Any) -> int:
+        """Store a checkpoint atomically (the previous one stays until this
+        one is whole); its sequence number."""
+        ...
+
+    def load_checkpoint(self, job_id: str) -> tuple[int, Any] | None:
+        """The newest checkpoint as ``(seq, data)``, or None."""
+        ...
+
+    # history
+
+    def history(
+        self, *, limit: int | None = 100, since: float | None = None, name: str | None = None
+    ) -> list[HistoryRecord]:
+        """Finished jobs, newest first."""
+        ...
+
+    def prune_history(self, older_than_s: float) -> tuple[int, int]:
+        """Remove what finished more than ``older_than_s`` seconds ago:
+        ``(history entries, jobs)`` removed."""
+        ...

@@ -1,0 +1,280 @@
+"""The job storage contract: what every JobBackend must do, through the
+protocol's methods only (phasekit/jobs/_backend.py). Each test runs once per
+backend in BACKENDS; a new backend joins the list and must pass unchanged.
+
+Values are stored exactly (odd names included), changes are atomic and
+compare-and-set, owners die with their process, and a JobManager runs jobs
+over the backend."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+
+from jobs_fixture import CountJob, subprocess_env
+from phasekit.errors import ClosedError, JobNotFound
+from phasekit.jobs import JobBackend, JobManager, JobProgress, JobStatus, JobStore
+
+ODD = os.fsdecode(b"caf\xe9\nnew-line.jpg")
+
+
+def _sqlite(folder: Path) -> tuple[JobBackend, str]:
+    """A SQLite backend in ``folder``, and the Python code that opens the
+    same one in another process (as ``backend``)."""
+    path = folder / "jobs.db"
+    return JobStore(path), f"from phasekit.jobs import JobStore\nbackend = JobStore({str(path)!r})"
+
+
+#: Every implementation of JobBackend, by name: a function of a folder.
+BACKENDS: dict[str, Callable[[Path], tuple[JobBackend, str]]] = {"sqlite": _sqlite}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def opened(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[JobBackend, str]]:
+    backend, opener = BACKENDS[request.param](tmp_path)
+    try:
+        yield backend, opener
+    finally:
+        backend.close()
+
+
+@pytest.fixture
+def backend(opened: tuple[JobBackend, str]) -> JobBackend:
+    return opened[0]
+
+
+def test_a_job_is_stored_exactly_and_listed_in_dispatch_order(backend):
+    low = backend.create_job("noop", {"path": ODD, "n": 1})
+    high = backend.create_job("noop", {"path": ODD, "n": 2}, priority=5)
+    assert [r.id for r in backend.list_jobs()] == [high, low]
+    record = backend.get_job(low)
+    assert (record.name, record.status, record.input()) == (
+        "noop",
+        JobStatus.QUEUED,
+        {"path": ODD, "n": 1},
+    )
+    assert backend.status(high) is JobStatus.QUEUED
+    assert [r.id for r in backend.list_jobs(JobStatus.QUEUED, limit=1)] == [high]
+    with pytest.raises(JobNotFound):
+        backend.get_job("no-such-job")
+    with pytest.raises(JobNotFound):
+        backend.status("no-such-job")
+
+
+def test_a_job_is_claimed_once(backend):
+    job_id = backend.create_job("noop", {})
+    assert [j[0] for j in backend.ready(limit=10)] == [job_id]
+    assert backend.claim([job_id], "owner-a") == [job_id]
+    assert backend.claim([job_id], "owner-b") == []  # running already
+    assert backend.status(job_id) is JobStatus.RUNNING
+    assert backend.running_owners() == [(job_id, "owner-a")]
+    assert backend.ready(limit=10) == []
+
+
+def test_an_end_is_stored_exactly_and_goes_to_the_history(backend):
+    job_id = backend.create_job("noop", {})
+    backend.claim([job_id], "owner")
+    output = {"paths": [ODD], "sizes": (1, 2)}
+    backend.finish(
+        job_id,
+        JobStatus.COMPLETED_WITH_ERRORS,
+        output=output,
+        warnings=[f"odd name {ODD}"],
+        errors=[{"message": "gone", "path": ODD, "errno": 2}],
+        metrics={"items": 3},
+    )
+    outcome = backend.outcome(job_id)
+    assert outcome["output"] == {"paths": [ODD], "sizes": [1, 2]}
+    assert outcome["warnings"] == [f"odd name {ODD}"]
+    assert outcome["errors"][0]["path"] == ODD
+    assert backend.status(job_id) is JobStatus.COMPLETED_WITH_ERRORS
+    (entry,) = backend.history(limit=10)
+    assert (entry.id, entry.status, entry.error_count) == (job_id, backend.status(job_id), 1)
+    assert entry.output() == outcome["output"]
+
+
+def test_a_failure_keeps_its_message_and_traceback(backend):
+    job_id = backend.create_job("noop", {})
+    backend.claim([job_id])
+    backend.finish(job_id, JobStatus.FAILED, error="ValueError: boom", traceback="Traceback ...")
+    assert backend.get_job(job_id).error == "ValueError: boom"
+    assert backend.traceback(job_id) == "Traceback ..."
+
+
+def test_checkpoints_and_progress_are_what_a_run_starts_from(backend):
+    job_id = backend.create_job("noop", {})
+    assert backend.load_checkpoint(job_id) is None
+    first = backend.save_checkpoint(job_id, {"after": ODD})
+    second = backend.save_checkpoint(job_id, {"after": ODD + "2"})
+    assert second > first
+    assert backend.load_checkpoint(job_id) == (second, {"after": ODD + "2"})
+    backend.set_progress(job_id, JobProgress(message=ODD, explicit_percent=40.0).to_dict())
+    progress = backend.progress(job_id)
+    assert progress is not None
+    assert (progress.percent, progress.message) == (40.0, ODD)
+    start = backend.load_for_run(job_id)
+    assert (start.record.id, start.checkpoint, start.percent) == (
+        job_id,
+        (second, {"after": ODD + "2"}),
+        40.0,
+    )
+    status, progress = backend.status_and_progress(job_id)
+    assert status is JobStatus.QUEUED
+    assert progress is not None
+
+
+def test_an_end_and_the_next_claim_are_one_write(backend):
+    first = backend.create_job("noop", {})
+    nxt = backend.create_job("noop", {})
+    backend.save_checkpoint(nxt, {"next": 5})
+    backend.claim([first], "owner")
+    (start,) = backend.finish_and_claim(first, JobStatus.COMPLETED, {"output": 1}, [nxt], "owner")
+    assert start.record.id == nxt
+    assert start.checkpoint is not None
+    assert start.checkpoint[1] == {"next": 5}
+    assert backend.status(first) is JobStatus.COMPLETED
+    assert backend.running_owners() == [(nxt, "owner")]
+
+
+def test_status_changes_are_compare_and_set(backend):
+    job_id = backend.create_job("noop", {})
+    assert backend.move(job_id, JobStatus.PAUSED, only_from=(JobStatus.QUEUED,))
+    assert not backend.move(job_id, JobStatus.PAUSED, only_from=(JobStatus.QUEUED,))
+    assert backend.move(job_id, JobStatus.QUEUED, only_from=(JobStatus.PAUSED,))
+    backend.claim([job_id], "owner-a")
+    # Only the owner's own change goes through.
+    assert not backend.move(job_id, JobStatus.QUEUED, owner="owner-b")
+    assert backend.move(job_id, JobStatus.QUEUED, owner="owner-a")
+
+
+def test_a_stop_request_reaches_a_running_job_only(backend):
+    job_id = backend.create_job("noop", {})
+    assert not backend.request_stop(job_id, "pause")  # queued: nothing runs it
+    backend.claim([job_id], "owner")
+    assert backend.request_stop(job_id, "pause")
+    assert backend.stop_request(job_id) == "pause"
+
+
+def test_an_identical_job_joins_the_unfinished_one(backend):
+    a, created = backend.create_or_join("noop", {"n": 1}, "location:1")
+    assert created
+    assert backend.create_or_join("noop", {"n": 1}, "location:1") == (a, False)
+    backend.claim([a])
+    backend.finish(a, JobStatus.COMPLETED)
+    b, created = backend.create_or_join("noop", {"n": 1}, "location:1")
+    assert created
+    assert b != a
+
+
+def test_children_are_queued_once_per_key(backend):
+    parent = backend.create_job("parent", {})
+    child, created = backend.create_child(parent, "part-1", "noop", {"path": ODD})
+    assert created
+    assert backend.create_child(parent, "part-1", "noop", {"path": ODD}) == (child, False)
+    assert backend.children(parent) == {child: JobStatus.QUEUED}
+    assert backend.descendants(parent) == [child]
+    assert [r.id for r in backend.list_jobs(parent_id=parent)] == [child]
+
+
+def test_a_job_whose_dependency_failed_fails(backend):
+    first = backend.create_job("noop", {})
+    second = backend.create_job("noop", {}, depends_on=first)
+    assert [j[0] for j in backend.ready(limit=10)] == [first]  # second waits for first
+    backend.claim([first])
+    backend.finish(first, JobStatus.FAILED, error="boom")
+    assert backend.fail_blocked() == [second]
+    assert backend.status(second) is JobStatus.FAILED
+
+
+def test_a_planned_job_is_ready_when_due(backend):
+    now = time.time()
+    later = backend.create_job("noop", {}, next_run_at=now + 3600)
+    assert backend.ready(limit=10, now=now) == []
+    assert backend.next_due(now) == pytest.approx(now + 3600)
+    assert [j[0] for j in backend.ready(limit=10, now=now + 3601)] == [later]
+
+
+def test_history_is_pruned_by_age(backend):
+    job_id = backend.create_job("noop", {})
+    backend.claim([job_id])
+    backend.finish(job_id, JobStatus.COMPLETED)
+    assert backend.prune_history(3600) == (0, 0)  # finished just now: kept
+    time.sleep(0.01)
+    assert backend.prune_history(0) == (1, 1)
+    assert backend.history(limit=None) == []
+    with pytest.raises(JobNotFound):
+        backend.get_job(job_id)
+
+
+def test_an_owner_lives_as_long_as_its_lease(backend):
+    lease = backend.register_owner()
+    assert lease.id in backend.live_owners()
+    assert lease.alive(lease.id)
+    assert not lease.alive(None)  # claimed outside any manager
+    other = backend.register_owner()
+    assert other.alive(lease.id)
+    lease.close()
+    assert lease.id not in backend.live_owners()
+    assert not other.alive(lease.id)
+    other.close()
+
+
+def test_an_owner_killed_with_its_process_is_dead(opened):
+    backend, opener = opened
+    code = opener + textwrap.dedent("""
+        lease = backend.register_owner()
+        print(lease.id, flush=True)
+        import time
+        time.sleep(600)
+    """)
+    with subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=subprocess_env()
+    ) as proc:
+        assert proc.stdout is not None
+        owner = proc.stdout.readline().strip()
+        assert owner in backend.live_owners()
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert owner not in backend.live_owners()
+    lease = backend.register_owner()
+    assert not lease.alive(owner)
+    lease.close()
+
+
+def test_a_manager_runs_jobs_over_the_backend(opened, tmp_path):
+    backend, _ = opened
+
+    async def main() -> None:
+        async with JobManager(backend=backend) as manager:
+            assert manager.store is backend
+            handle = await manager.dispatch(CountJob(n=20, effects_db=str(tmp_path / "fx.db")))
+            assert await handle.wait() is JobStatus.COMPLETED
+            (record,) = [r for r in backend.history(limit=10) if r.name == "test.count"]
+            assert record.status is JobStatus.COMPLETED
+        # The manager closed the backend it was given, as it closes its own.
+        with pytest.raises(ClosedError):
+            backend.status(handle.id)
+
+    anyio.run(main)
+
+
+def test_a_manager_takes_a_path_or_a_backend(tmp_path):
+    from phasekit.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="jobs_db"):
+        JobManager()
+    store = JobStore(tmp_path / "jobs.db")
+    try:
+        with pytest.raises(InvalidInputError, match="not both"):
+            JobManager(tmp_path / "other.db", backend=store)
+    finally:
+        store.close()
