@@ -12,7 +12,7 @@ from jobs_fixture import RecordJob
 from phasekit.errors import JobStoreError
 from phasekit.jobs import HistoryRecord, JobManager, JobStatus, JobStore
 from phasekit.jobs import _manager as manager_module
-from phasekit.jobs import _store as store_module
+from phasekit.jobs.sqlite import _store as store_module
 
 DAY = 24 * 3600.0
 

@@ -22,11 +22,11 @@ from phasekit.jobs import (
     JobStatus,
     JobStore,
     UnknownJobError,
-    _claims,
     job,
     transient,
 )
-from phasekit.jobs._schema import MIGRATIONS
+from phasekit.jobs.sqlite import _claims
+from phasekit.jobs.sqlite._schema import MIGRATIONS
 
 
 def test_create_list_and_status(store):

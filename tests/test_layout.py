@@ -93,7 +93,7 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_no_module_imports_itself_back_at_load_time():
     graph = {m: _load_time_imports(m) for m in MODULES}
-    assert graph["phasekit.jobs._store"] >= {"phasekit.jobs._model"}  # the scan sees imports
+    assert graph["phasekit.jobs.sqlite._store"] >= {"phasekit.jobs._model"}  # the scan sees imports
     assert _cycles(graph) == []
 
 
@@ -115,3 +115,22 @@ def test_only_the_library_reaches_library_db():
         if reaching.search(line)
     ]
     assert outside == []
+
+
+def test_the_job_system_has_no_sql_outside_its_sqlite_backend():
+    """The job system reaches storage through JobBackend; SQL and sqlite3
+    live in phasekit/jobs/sqlite/ only."""
+    import re
+
+    sql = re.compile(r"\bimport sqlite3\b|\b(SELECT|INSERT INTO|UPDATE \w+ SET|DELETE FROM)\b")
+    jobs = PACKAGE / "jobs"
+    outside = [
+        f"{path.relative_to(PACKAGE)}:{n}: {line.strip()}"
+        for path in jobs.rglob("*.py")
+        if path.parent != jobs / "sqlite"
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if sql.search(line)
+    ]
+    assert outside == []
+    # The same scan does see the backend's SQL.
+    assert sql.search((jobs / "sqlite" / "_store.py").read_text())

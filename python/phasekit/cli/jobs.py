@@ -205,7 +205,7 @@ def _control(store: JobStore, record: JobRecord, action: str) -> int:
 
 def _repair(args: argparse.Namespace) -> int:
     # Imported here: only this rarely used command needs it.
-    from ..jobs._repair import repair
+    from ..jobs.sqlite import repair
 
     path = jobs_db(args)
     report = repair(path)

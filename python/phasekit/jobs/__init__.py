@@ -45,8 +45,7 @@ from ._phase_model import (
 from ._phases import PhaseContext, PhasedJob, PhaseProcessor, phase_history
 from ._progress import JobProgress, PhaseProgress
 from ._runner import execute
-from ._schema import SCHEMA_VERSION
-from ._store import JobStore
+from .sqlite import SCHEMA_VERSION, JobStore
 
 # phasekit's loggers (all in the job system) print nothing unless the
 # application configures logging (the logging HOWTO's advice for libraries):

@@ -46,7 +46,7 @@ from ._progress import JobProgress
 from ._runner import run_job
 from ._schedule import check_every
 from ._slots import Claimed, Slots
-from ._store import JobStore
+from .sqlite import JobStore
 
 if TYPE_CHECKING:
     from ..library import Library

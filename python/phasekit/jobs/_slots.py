@@ -57,7 +57,7 @@ class Slots:
         #: knows them, and left out of the pages read.
         self._unknown: set[str] = set()
         self._unknown_version = registry.version
-        #: Stamped on the jobs claimed (see _owners); set when the manager opens.
+        #: Stamped on the jobs claimed (see OwnerLease in _backend); set when the manager opens.
         self.owner: str | None = None
         self.max_concurrency = max_concurrency
         self.limits = limits

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import sqlite3
 
-from ..errors import InvalidInputError, JobNotFound
-from ._codec import new_id
+from ...errors import InvalidInputError, JobNotFound
+from .._codec import new_id
 from ._history import FINISHED_SQL, record
 
 #: Recursive CTE ``d(id)``: every descendant of the job bound to ``?``.

@@ -17,7 +17,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from ._model import JobStatus
+from .._model import JobStatus
 
 #: The statuses a job ends in, as SQL (from JobStatus.finished).
 FINISHED_SQL = "(" + ", ".join(f"'{s.value}'" for s in JobStatus if s.finished) + ")"

@@ -15,17 +15,18 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import CorruptStateError, InvalidInputError, JobNotFound
+from ...errors import CorruptStateError, InvalidInputError, JobNotFound
 from . import _children, _claims, _history, _schedule
 
 if TYPE_CHECKING:
-    from ._backend import JobBackend
+    from .._backend import JobBackend
 
-from ._codec import decode, encode, new_id, text_in, text_out
-from ._model import ANY, HistoryRecord, JobRecord, JobStatus, RunStart, _Any
+from .._codec import decode, encode, new_id, text_in, text_out
+from .._model import ANY, HistoryRecord, JobRecord, JobStatus, RunStart, _Any
+from .._progress import JobProgress
+from .._schedule import check_every
+from ._connect import Transaction, connect, is_busy, retry_busy, translate
 from ._owners import Ownership, live_owners
-from ._progress import JobProgress
-from ._sqlite import Transaction, connect, is_busy, retry_busy, translate
 
 #: Checkpoints kept per job: the newest and the one before it.
 CHECKPOINTS_KEPT = 2
@@ -173,7 +174,7 @@ class JobStore:
         *,
         join: bool = False,
     ) -> tuple[str, bool]:
-        _schedule.check_every(run_every_s)
+        check_every(run_every_s)
         job_id = new_id()
         now = time.time()
         if run_every_s is not None and next_run_at is None:

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import JobStoreError
+from ...errors import JobStoreError
 from ._owners import live_owners
 from ._store import JobStore
 

@@ -15,8 +15,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
 
-from .._private import create_private_file, make_private_dir
-from ..errors import ClosedError, JobStoreError, JobStoreFullError, PhasekitError
+from ..._private import create_private_file, make_private_dir
+from ...errors import ClosedError, JobStoreError, JobStoreFullError, PhasekitError
 from ._schema import MIGRATIONS, SCHEMA_VERSION
 
 T = TypeVar("T")

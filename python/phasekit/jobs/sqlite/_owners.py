@@ -17,8 +17,8 @@ import fcntl
 import os
 from pathlib import Path
 
-from .._private import FILE_MODE, make_private_dir
-from ._codec import new_id
+from ..._private import FILE_MODE, make_private_dir
+from .._codec import new_id
 
 
 def live_owners(jobs_db: Path) -> list[str]:

@@ -1,0 +1,49 @@
+"""The next occurrence of a scheduled job, written inside the store's
+transaction (see phasekit/jobs/_schedule.py for the rule of the next time).
+
+A scheduled job is an ordinary row with ``run_every_s`` and ``next_run_at``;
+every occurrence is a new row sharing the first occurrence's ``schedule_id``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from .._codec import new_id
+from .._schedule import next_run
+
+
+def schedule_next(db: sqlite3.Connection, job_id: str, now: float) -> str | None:
+    """If ``job_id`` is scheduled, queue its next occurrence; returns its id.
+
+    Called in the transaction that finishes ``job_id`` (completed,
+    completed_with_errors or failed, never cancelled), so an occurrence is
+    never lost nor created twice.
+    """
+    row = db.execute(
+        "SELECT name, state, priority, depends_on, run_every_s, next_run_at, created_at,"
+        " schedule_id FROM jobs WHERE id = ?",
+        (job_id,),
+    ).fetchone()
+    if row is None or row[4] is None:
+        return None
+    name, state, priority, depends_on, every, planned, created_at, schedule_id = row
+    occurrence_id = new_id()
+    db.execute(
+        "INSERT INTO jobs (id, name, state, status, priority, depends_on, run_every_s,"
+        " next_run_at, schedule_id, created_at, updated_at)"
+        " VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
+        (
+            occurrence_id,
+            name,
+            state,
+            priority,
+            depends_on,
+            every,
+            next_run(planned if planned is not None else created_at, every, now),
+            schedule_id or job_id,
+            now,
+            now,
+        ),
+    )
+    return occurrence_id
