@@ -203,6 +203,31 @@ def test_a_planned_job_is_ready_when_due(backend):
     assert [j[0] for j in backend.ready(limit=10, now=now + 3601)] == [later]
 
 
+def test_a_cancelled_job_cancels_its_waiting_children(backend):
+    parent = backend.create_job("parent", {})
+    child, _ = backend.create_child(parent, "part-1", "noop", {})
+    grandchild, _ = backend.create_child(child, "part-1", "noop", {})
+    backend.claim([parent], "owner")
+    backend.finish(parent, JobStatus.CANCELLED)
+    assert backend.status(child) is JobStatus.CANCELLED
+    assert backend.status(grandchild) is JobStatus.CANCELLED
+    assert backend.descendants(parent) == []
+
+
+def test_a_scheduled_job_queues_its_next_occurrence_when_it_ends(backend):
+    now = time.time()
+    first = backend.create_job("noop", {"path": ODD}, run_every_s=60.0, next_run_at=now)
+    backend.claim([first], "owner")
+    backend.finish(first, JobStatus.COMPLETED)
+    schedule = backend.get_job(first).schedule_id or first
+    done, nxt = backend.occurrences(schedule)
+    assert done.id == first
+    assert (nxt.status, nxt.run_every_s, nxt.input()) == (JobStatus.QUEUED, 60.0, {"path": ODD})
+    assert nxt.next_run_at is not None
+    assert nxt.next_run_at > now
+    assert backend.next_due(now) == nxt.next_run_at
+
+
 def test_history_is_pruned_by_age(backend):
     job_id = backend.create_job("noop", {})
     backend.claim([job_id])
@@ -239,11 +264,13 @@ def test_an_owner_killed_with_its_process_is_dead(opened):
     with subprocess.Popen(
         [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=subprocess_env()
     ) as proc:
-        assert proc.stdout is not None
-        owner = proc.stdout.readline().strip()
-        assert owner in backend.live_owners()
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+        try:
+            assert proc.stdout is not None
+            owner = proc.stdout.readline().strip()
+            assert owner in backend.live_owners()
+        finally:
+            os.kill(proc.pid, signal.SIGKILL)  # a failure above must not wait for it
+            proc.wait()
     assert owner not in backend.live_owners()
     lease = backend.register_owner()
     assert not lease.alive(owner)

@@ -14,7 +14,13 @@ from __future__ import annotations
 # typing.TYPE_CHECKING without importing typing (type checkers honour the name).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from . import dupes as dupes
+    from . import errors as errors
     from . import fs, library
+    from . import indexing as indexing
+    from . import jobs as jobs
+    from . import reference as reference
+    from . import validation as validation
     from ._core import __version__
     from .errors import CancelledError, InvalidStateError, PhasekitError
     from .fs import CancelToken, FsError, Kind
@@ -31,6 +37,14 @@ _HOME = {
     "__version__": "phasekit._core",
     "fs": "phasekit.fs",
     "library": "phasekit.library",
+    # The other public subpackages, loaded on first use like the rest
+    # (``import phasekit`` alone once made ``phasekit.errors`` usable).
+    "dupes": "phasekit.dupes",
+    "errors": "phasekit.errors",
+    "indexing": "phasekit.indexing",
+    "jobs": "phasekit.jobs",
+    "reference": "phasekit.reference",
+    "validation": "phasekit.validation",
 }
 
 __all__ = [
@@ -60,4 +74,4 @@ def __getattr__(name: str) -> object:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+    return sorted({*__all__, *_HOME})

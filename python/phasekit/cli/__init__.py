@@ -60,15 +60,17 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def _command_in(argv: Sequence[str]) -> str:
+def _command_in(argv: Sequence[str]) -> str | None:
     """The command word of a command line: its first word that is neither an
-    option nor the value of ``--library`` ("" if none)."""
+    option nor the value of ``--library`` (or of an abbreviation of it, which
+    argparse accepts: ``--lib DIR``); "" if there is none, None (build every
+    command) if that word is not a command."""
     words = iter(argv)
     for word in words:
-        if word == "--library":
+        if len(word) > 2 and "=" not in word and "--library".startswith(word):
             next(words, None)
         elif not word.startswith("-"):
-            return word
+            return word if word in {module.NAME for module in COMMANDS} else None
     return ""
 
 

@@ -12,6 +12,17 @@ on several hosts) must pass the contract suite in
 Every method may be called from any thread; writes are atomic (one
 transaction each); a backend is shared by the processes that open the same
 library, so any value read may have been changed by another process since.
+Values (inputs, outputs, checkpoints, progress, errors) round-trip exactly,
+any POSIX path included. An unknown job id raises ``JobNotFound`` where a
+method returns the job's data (``get_job``, ``status``, ``load_for_run``);
+every method of a closed backend raises ``ClosedError``.
+
+A job that reaches a finished status (through ``finish``, ``move``,
+``set_status`` or ``finish_and_claim``), in the same write: gets its
+``finished_at`` and a history entry; a cancelled one cancels its queued and
+paused descendants; a scheduled one (``run_every_s``) queues its next
+occurrence (same ``schedule_id``, ``next_run_at`` on the next slot); its
+pending stop request is dropped.
 """
 
 from __future__ import annotations
@@ -166,12 +177,14 @@ class JobBackend(Protocol):
         exclude: list[str] | None = None,
     ) -> list[tuple[str, str, int]]:
         """``(id, name, priority)`` of up to ``limit`` queued jobs that may
-        start now, in dispatch order (``exclude``: job type names)."""
+        start now (due, their dependency completed, no running job with
+        their conflict key), in dispatch order (``exclude``: job type names)."""
         ...
 
     def claim(self, job_ids: list[str], owner: str | None = None) -> list[str]:
-        """Mark queued jobs running for ``owner``, atomically; the ids claimed
-        (one paused, cancelled or claimed elsewhere meanwhile is not)."""
+        """Mark queued jobs running for ``owner``, atomically, setting their
+        ``started_at``; the ids claimed (one paused, cancelled, claimed
+        elsewhere, or whose conflict key was taken meanwhile is not)."""
         ...
 
     def load_for_run(self, job_id: str) -> RunStart:
@@ -211,11 +224,13 @@ class JobBackend(Protocol):
         error: str | None = None,
     ) -> bool:
         """Change a job's status if it is still in one of ``only_from`` (and
-        held by ``owner``, unless ``ANY``); whether it changed."""
+        held by ``owner``: ``ANY`` for any owner, None for none); whether it
+        changed. A finished status has the effects of :meth:`finish`."""
         ...
 
     def set_status(self, job_id: str, status: JobStatus, *, error: str | None = None) -> None:
-        """Change a job's status unconditionally."""
+        """Change a job's status unconditionally (a finished one has the
+        effects of :meth:`finish`)."""
         ...
 
     def fail_blocked(self) -> list[str]:
@@ -233,7 +248,8 @@ class JobBackend(Protocol):
         ...
 
     def stop_request(self, job_id: str) -> str | None:
-        """The pending stop request of a running job."""
+        """The pending stop request of a running job: ``"pause"``,
+        ``"cancel"`` or None (also for a job that is not running, or none)."""
         ...
 
     # what a running job writes

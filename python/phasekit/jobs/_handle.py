@@ -127,16 +127,23 @@ class JobHandle(Generic[OutputT]):
         it, the first call returns the very object the job returned (no
         round trip through jobs.db: thousands of duplicate groups are not
         decoded again); later calls read jobs.db, where it is stored."""
+        store = self.manager._store_for_handles()  # ManagerClosed once closed
         cls = self._job_class()
-        kept, value = self.manager._take_output(self.id)
         output_type = cls.output_type if cls is not None else None
         # Only a declared output type: an undeclared output (a tuple, say)
         # reads back from jobs.db as msgpack made it (a list), so every call
-        # goes there, and all of them return the same thing.
-        if kept and output_type is not None and isinstance(value, output_type):
-            result_kept: OutputT | None = value
-            return result_kept
-        value = self.manager._store_for_handles().outcome(self.id)["output"]
+        # goes there. And only once the end is stored: the manager keeps the
+        # output just before it writes the end.
+        if (
+            output_type is not None
+            and self.id in self.manager._outputs
+            and store.status(self.id) in (JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_ERRORS)
+        ):
+            kept, value = self.manager._take_output(self.id)
+            if kept and isinstance(value, output_type):
+                result_kept: OutputT | None = value
+                return result_kept
+        value = store.outcome(self.id)["output"]
         if cls is not None and cls.output_type is not None and isinstance(value, dict):
             # An output holding other dataclasses rebuilds them itself.
             rebuild = getattr(cls.output_type, "from_mapping", None)

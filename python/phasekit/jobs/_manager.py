@@ -238,6 +238,7 @@ class JobManager:
             self._close_store()
 
     def _close_store(self) -> None:
+        self._outputs.clear()  # a closed manager's handles read nothing more
         try:
             self.store.close()
         except PhasekitError:
@@ -668,9 +669,21 @@ class JobManager:
 
     def _end(self, job_id: str, name: str, status: JobStatus, end: dict[str, Any]) -> list[Claimed]:
         """Record a run's end and claim the next job (see _chain)."""
+        handed = job_id in self._watched and status in (
+            JobStatus.COMPLETED,
+            JobStatus.COMPLETED_WITH_ERRORS,
+        )
+        if handed:
+            # Kept before the end is stored: a waiter that sees the job
+            # completed finds its output here.
+            self._keep_output(job_id, end.get("output"))
         try:
             nxt = self._slots.finish_and_pick(job_id, status, end)
-        except TypeError as exc:
+        except BaseException as exc:
+            if handed:
+                self._outputs.pop(job_id, None)
+            if not isinstance(exc, TypeError):
+                raise
             # The end cannot be stored (an output msgpack refuses): that job
             # fails; the manager and the other jobs go on.
             self._slots.release(job_id)
@@ -689,8 +702,6 @@ class JobManager:
                 progress = JobProgress.from_dict(stored, cls.progress_type if cls else None)
             self._publish_from_thread("status", job_id, name, status, progress)
         if job_id in self._watched:
-            if status in (JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_ERRORS):
-                self._keep_output(job_id, end.get("output"))
             self._notify_from_thread()
         return nxt
 
