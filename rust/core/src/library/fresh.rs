@@ -10,7 +10,8 @@
 use rusqlite::types::ToSql;
 use rusqlite::Transaction;
 
-use super::scan::{digests, extension, signed, split_name, ScanWriter};
+use super::rows::{digests, extension, signed, split_name};
+use super::scan::ScanWriter;
 use super::TOP;
 use crate::error::{FsError, Result};
 use crate::walk::Batch;

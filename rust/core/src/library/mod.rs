@@ -11,6 +11,7 @@ mod dupes;
 mod fresh;
 mod pipeline;
 mod rescan;
+mod rows;
 mod scan;
 mod schema;
 pub mod validate;
