@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from .._defaults import DuplicateMode
@@ -72,9 +72,13 @@ class DupesSummary:
         """The summary as JSON-ready values, each group as
         :meth:`DuplicateGroup.to_dict` gives it (``phasekit dupes --json``
         prints the groups so)."""
-        out: dict[str, Any] = json_ready({f: getattr(self, f) for f in _SCALARS})
-        out["groups"] = [g.to_dict() for g in self.groups]
-        out["links"] = [g.to_dict() for g in self.links]
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("groups", "links"):
+                out[f.name] = [g.to_dict() for g in value]
+            else:
+                out[f.name] = json_ready(value)
         return out
 
     @classmethod
@@ -84,10 +88,3 @@ class DupesSummary:
         fields["groups"] = [_group(g) for g in fields["groups"]]
         fields["links"] = [_group(g) for g in fields["links"]]
         return cls(**fields)
-
-
-#: DupesSummary's fields other than its groups.
-_SCALARS = (
-    "mode", "roots", "location_id", "wasted", "files", "size_candidates",
-    "hashed", "reused", "errors", "seconds",
-)  # fmt: skip
