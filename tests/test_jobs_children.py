@@ -127,6 +127,28 @@ def test_wait_for_children_honours_pause(store, tmp_path):
     assert len(store.children(parent)) == 2
 
 
+def test_cancel_landing_after_the_last_poll_ends_a_waiting_parent_cancelled(
+    store, tmp_path, monkeypatch
+):
+    """The interleaving behind a flaky recursive cancel: the parent looked
+    for a stop request, then the cancel asked it to stop and ended its
+    children, then the parent saw them all finished. It must end cancelled,
+    not completed with cancelled children."""
+    from phasekit.jobs import _context
+
+    monkeypatch.setattr(_context, "REQUEST_POLL_S", 3600.0)  # the next poll is far off
+    parent = store.create_job("test.spawn_only", {"tags": [], "log_db": ""})
+    store.set_status(parent, JobStatus.RUNNING)
+    ctx = JobContext(parent, "test.spawn_only", store, JobControl())
+    child = ctx.spawn_child(RecordJob("a", str(tmp_path / "log.db")))
+    ctx.check_interrupt()  # nothing asked yet
+    # What manager.cancel does from another process: the parent first, then its children.
+    assert store.request_stop(parent, "cancel")
+    assert store.move(child, JobStatus.CANCELLED, only_from=(JobStatus.QUEUED,))
+    with pytest.raises(JobCancelled):
+        ctx.wait_for_children()
+
+
 @pytest.mark.anyio
 async def test_waiting_parents_hold_no_slot(tmp_path):
     """max_concurrency=1 and a per-type limit of 1: a tree of waiting parents

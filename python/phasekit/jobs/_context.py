@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -367,6 +368,13 @@ class JobContext:
                 self.check_interrupt()
                 children = self._store.children(self.id)
                 if all(status.finished for status in children.values()):
+                    # A cancel may have landed between the check above and
+                    # this read, and ended the children: it asks this job
+                    # first (manager.cancel goes parent before descendants),
+                    # so a fresh look at the request, not throttled by
+                    # REQUEST_POLL_S, sees it and this job ends cancelled.
+                    self._last_request_poll = -math.inf
+                    self.check_interrupt()
                     return children
                 time.sleep(CHILD_POLL_S)
         finally:
