@@ -25,6 +25,32 @@ def backdate(store: JobStore, job_id: str, days: float) -> None:
         db.execute("UPDATE job_history SET finished_at = ? WHERE id = ?", (when, job_id))
 
 
+def test_an_output_is_stored_once_and_listed_with_its_history(store):
+    """jobs.db keeps a job's output in its row only (a duplicate search's
+    is megabytes); the history listing reads it from there, whether the
+    summary was copied at once or in a later batch, and a row an earlier
+    version wrote with its own copy still lists it."""
+    big = {"groups": [f"/photos/caf\udce9 {i}.jpg" for i in range(20_000)]}
+    a = store.create_job("alpha", {})
+    store.set_status(a, JobStatus.RUNNING)
+    store.finish(a, JobStatus.COMPLETED, output=big)
+    b = store.create_job("beta", {})
+    store.finish_and_claim(b, JobStatus.COMPLETED, {"output": [1, 2]}, [], "owner")
+    assert {h.id: h.output() for h in store.history()} == {a: big, b: [1, 2]}
+    store.flush_history()
+    with store._write() as db:
+        copies = db.execute("SELECT count(*) FROM job_history WHERE output IS NOT NULL")
+        assert copies.fetchone() == (0,)
+        assert db.execute("SELECT count(*) FROM job_history").fetchone() == (2,)
+        # As an earlier version left it: a copy in the history row only.
+        db.execute(
+            "UPDATE job_history SET output = (SELECT output FROM jobs WHERE id = ?) WHERE id = ?",
+            (b, b),
+        )
+        db.execute("UPDATE jobs SET output = NULL WHERE id = ?", (b,))
+    assert {h.id: h.output() for h in store.history()} == {a: big, b: [1, 2]}
+
+
 def test_finishing_writes_history_newest_first(store):
     a = store.create_job("alpha", {})
     store.set_status(a, JobStatus.RUNNING)

@@ -35,6 +35,22 @@ _SUMMARY = (
     " COALESCE(warning_count, 0), COALESCE(error_count, 0), output, metrics"
 )
 
+#: What a history row keeps of a job's row: the summary without the output.
+#: The output is stored once, in ``jobs`` (a finished job's row no longer
+#: changes, and pruning removes a history row no later than its job's row),
+#: and a listing reads it from there (_LISTED): a duplicate search's output
+#: of thousands of groups is megabytes, written and checkpointed once, not
+#: twice. Rows written by earlier versions keep their own copy, read first.
+_COPIED = _SUMMARY.replace(" output,", " NULL,")
+
+#: HISTORY_COLUMNS as a listing reads them, from job_history ``h`` joined
+#: with jobs ``j`` for the output.
+_LISTED = (
+    "h.id, h.name, h.status, h.parent_id, h.schedule_id, h.created_at, h.started_at,"
+    " h.finished_at, h.error, h.warning_count, h.error_count, COALESCE(h.output, j.output),"
+    " h.metrics"
+)
+
 #: Finished jobs whose summary is not copied yet: the end of the index of
 #: finished jobs, which holds the mark first (named: without statistics
 #: SQLite could take jobs_status and scan every finished job).
@@ -48,7 +64,7 @@ def record(db: sqlite3.Connection, job_id: str, warning_count: int, error_count:
     db.execute(
         f"INSERT OR REPLACE INTO job_history ({HISTORY_COLUMNS})"
         " SELECT id, name, status, parent_id, schedule_id, created_at, started_at,"
-        " finished_at, error, ?, ?, output, metrics FROM jobs WHERE id = ?",
+        " finished_at, error, ?, ?, NULL, metrics FROM jobs WHERE id = ?",
         (warning_count, error_count, job_id),
     )
 
@@ -57,7 +73,7 @@ def flush(db: sqlite3.Connection) -> None:
     """Copy the summaries of every marked job (whoever marked it) into
     job_history, and clear the marks."""
     db.execute(
-        f"INSERT OR REPLACE INTO job_history ({HISTORY_COLUMNS}) SELECT {_SUMMARY} {_PENDING}"
+        f"INSERT OR REPLACE INTO job_history ({HISTORY_COLUMNS}) SELECT {_COPIED} {_PENDING}"
     )
     db.execute(f"UPDATE jobs INDEXED BY jobs_finished SET history_pending = NULL WHERE {_MARKED}")
 
@@ -66,7 +82,7 @@ def flush_job(db: sqlite3.Connection, job_id: str) -> None:
     """Copy the summary of ``job_id`` if it is marked, and clear its mark:
     before a change to the row would alter the summary it stands for."""
     db.execute(
-        f"INSERT OR REPLACE INTO job_history ({HISTORY_COLUMNS}) SELECT {_SUMMARY}"
+        f"INSERT OR REPLACE INTO job_history ({HISTORY_COLUMNS}) SELECT {_COPIED}"
         f" FROM jobs WHERE id = ? AND history_pending IS NOT NULL AND status IN {FINISHED_SQL}",
         (job_id,),
     )
@@ -77,11 +93,11 @@ def query(
     *, limit: int | None, since: float | None, name: str | None
 ) -> tuple[str, tuple[Any, ...]]:
     """SQL and arguments selecting history rows, newest first."""
-    where, args = _filters(since, name)
-    sql = f"SELECT {HISTORY_COLUMNS} FROM job_history"
+    where, args = _filters(since, name, "h.")
+    sql = f"SELECT {_LISTED} FROM job_history AS h LEFT JOIN jobs AS j ON j.id = h.id"
     if where:
         sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY finished_at DESC, id DESC"
+    sql += " ORDER BY h.finished_at DESC, h.id DESC"
     if limit is not None:
         sql += " LIMIT ?"
         args.append(limit)
@@ -112,14 +128,16 @@ def merge(
     return merged[:limit]
 
 
-def _filters(since: float | None, name: str | None) -> tuple[list[str], list[Any]]:
+def _filters(
+    since: float | None, name: str | None, table: str = ""
+) -> tuple[list[str], list[Any]]:
     where: list[str] = []
     args: list[Any] = []
     if since is not None:
-        where.append("finished_at >= ?")
+        where.append(f"{table}finished_at >= ?")
         args.append(since)
     if name is not None:
-        where.append("name = ?")
+        where.append(f"{table}name = ?")
         args.append(name)
     return where, args
 
