@@ -54,3 +54,7 @@ CHECKPOINT_EVERY_S = 2.0
 #: pause waits no longer than that, and a resume redoes at most one page.
 PAGE_FILES = 16_384
 PAGE_BYTES = 256 * 1024 * 1024
+
+#: Finished jobs and their history are kept this long by default (seconds;
+#: ``JobManager(history_retention_s=...)``, and a direct run prunes the same).
+HISTORY_RETENTION_S = 30 * 24 * 3600.0

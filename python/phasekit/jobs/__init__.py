@@ -7,45 +7,63 @@ process. Jobs, atomic checkpoints and history are kept by a
 :class:`JobBackend`: :class:`JobStore` (``jobs.db``, SQLite) is the one there
 is. :class:`JobManager` runs them: priorities, limits, dependencies,
 child jobs (``ctx.spawn_child`` / ``ctx.wait_for_children``), interval
-schedules (``dispatch(job, every=...)``) and history retention.
+schedules (``dispatch(job, every=...)``) and history retention;
+:func:`run_direct` runs one job in the calling thread, without an event loop.
 """
 
 from __future__ import annotations
 
 import logging
 
-from ..errors import CorruptStateError, JobDefinitionError, UnknownJobError
-from ._backend import JobBackend, OwnerLease
-from ._context import JobCancelled, JobContext, JobControl, JobInterrupted, JobPaused
-from ._definition import (
-    ENTRY_POINT_GROUP,
-    Job,
-    JobRegistry,
-    default_registry,
-    job,
-    transient,
-)
-from ._events import JobEvent
-from ._handle import ErrorRecord, JobHandle, JobUpdate
-from ._manager import JobManager
-from ._model import HistoryRecord, JobRecord, JobStatus
-from ._phase_model import (
-    COMPLETE,
-    FatalError,
-    NonFatalError,
-    Phase,
-    PhaseGroup,
-    PhaseRecord,
-    PhaseResult,
-    Phases,
-    PhaseStatus,
-    Recovery,
-    SkipTo,
-)
-from ._phases import PhaseContext, PhasedJob, PhaseProcessor, phase_history
-from ._progress import JobProgress, PhaseProgress
-from ._runner import execute
-from .sqlite import SCHEMA_VERSION, JobStore
+# typing.TYPE_CHECKING without importing typing (type checkers honour the name).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..errors import CorruptStateError as CorruptStateError
+    from ..errors import JobDefinitionError as JobDefinitionError
+    from ..errors import UnknownJobError as UnknownJobError
+    from ._backend import JobBackend as JobBackend
+    from ._backend import OwnerLease as OwnerLease
+    from ._context import JobCancelled as JobCancelled
+    from ._context import JobContext as JobContext
+    from ._context import JobControl as JobControl
+    from ._context import JobInterrupted as JobInterrupted
+    from ._context import JobPaused as JobPaused
+    from ._definition import ENTRY_POINT_GROUP as ENTRY_POINT_GROUP
+    from ._definition import Job as Job
+    from ._definition import JobRegistry as JobRegistry
+    from ._definition import default_registry as default_registry
+    from ._definition import job as job
+    from ._definition import transient as transient
+    from ._direct import DirectRun as DirectRun
+    from ._direct import run_direct as run_direct
+    from ._events import JobEvent as JobEvent
+    from ._handle import ErrorRecord as ErrorRecord
+    from ._handle import JobHandle as JobHandle
+    from ._handle import JobUpdate as JobUpdate
+    from ._manager import JobManager as JobManager
+    from ._model import HistoryRecord as HistoryRecord
+    from ._model import JobRecord as JobRecord
+    from ._model import JobStatus as JobStatus
+    from ._phase_model import COMPLETE as COMPLETE
+    from ._phase_model import FatalError as FatalError
+    from ._phase_model import NonFatalError as NonFatalError
+    from ._phase_model import Phase as Phase
+    from ._phase_model import PhaseGroup as PhaseGroup
+    from ._phase_model import PhaseRecord as PhaseRecord
+    from ._phase_model import PhaseResult as PhaseResult
+    from ._phase_model import Phases as Phases
+    from ._phase_model import PhaseStatus as PhaseStatus
+    from ._phase_model import Recovery as Recovery
+    from ._phase_model import SkipTo as SkipTo
+    from ._phases import PhaseContext as PhaseContext
+    from ._phases import PhasedJob as PhasedJob
+    from ._phases import PhaseProcessor as PhaseProcessor
+    from ._phases import phase_history as phase_history
+    from ._progress import JobProgress as JobProgress
+    from ._progress import PhaseProgress as PhaseProgress
+    from ._runner import execute as execute
+    from .sqlite import SCHEMA_VERSION as SCHEMA_VERSION
+    from .sqlite import JobStore as JobStore
 
 # phasekit's loggers (all in the job system) print nothing unless the
 # application configures logging (the logging HOWTO's advice for libraries):
@@ -54,11 +72,64 @@ from .sqlite import SCHEMA_VERSION, JobStore
 # (the walker, hashing) does not load logging.
 logging.getLogger("phasekit").addHandler(logging.NullHandler())
 
+#: Each public name and the module it comes from, relative to this package.
+#: Loaded on first use (PEP 562): a program that runs one job directly
+#: (``run_direct``) never loads the manager, anyio or asyncio.
+_HOME = {
+    "COMPLETE": "._phase_model",
+    "CorruptStateError": "..errors",
+    "ENTRY_POINT_GROUP": "._definition",
+    "ErrorRecord": "._handle",
+    "FatalError": "._phase_model",
+    "HistoryRecord": "._model",
+    "Job": "._definition",
+    "JobBackend": "._backend",
+    "JobCancelled": "._context",
+    "JobContext": "._context",
+    "JobControl": "._context",
+    "JobDefinitionError": "..errors",
+    "JobEvent": "._events",
+    "JobHandle": "._handle",
+    "JobInterrupted": "._context",
+    "JobManager": "._manager",
+    "JobPaused": "._context",
+    "JobProgress": "._progress",
+    "JobRecord": "._model",
+    "JobRegistry": "._definition",
+    "JobStatus": "._model",
+    "JobStore": ".sqlite",
+    "JobUpdate": "._handle",
+    "NonFatalError": "._phase_model",
+    "OwnerLease": "._backend",
+    "Phase": "._phase_model",
+    "PhaseContext": "._phases",
+    "PhaseGroup": "._phase_model",
+    "PhaseProcessor": "._phases",
+    "PhaseProgress": "._progress",
+    "PhaseRecord": "._phase_model",
+    "PhaseResult": "._phase_model",
+    "PhaseStatus": "._phase_model",
+    "PhasedJob": "._phases",
+    "Phases": "._phase_model",
+    "Recovery": "._phase_model",
+    "SCHEMA_VERSION": ".sqlite",
+    "SkipTo": "._phase_model",
+    "UnknownJobError": "..errors",
+    "default_registry": "._definition",
+    "execute": "._runner",
+    "job": "._definition",
+    "phase_history": "._phases",
+    "transient": "._definition",
+    "DirectRun": "._direct",
+    "run_direct": "._direct",
+}
+
 __all__ = [
     "COMPLETE",
     "ENTRY_POINT_GROUP",
     "SCHEMA_VERSION",
     "CorruptStateError",
+    "DirectRun",
     "ErrorRecord",
     "FatalError",
     "HistoryRecord",
@@ -98,5 +169,22 @@ __all__ = [
     "execute",
     "job",
     "phase_history",
+    "run_direct",
     "transient",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """Load a public name on first use (PEP 562), then keep it."""
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module 'phasekit.jobs' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(home, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*__all__, *_HOME})

@@ -31,6 +31,7 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
+from .._defaults import HISTORY_RETENTION_S
 from ..errors import (
     InvalidInputError,
     JobStateError,
@@ -43,6 +44,7 @@ from ._events import EventHub, EventKind, EventStream
 from ._handle import POLL_S, JobHandle
 from ._model import JobRecord, JobStatus
 from ._progress import JobProgress
+from ._recovery import RECOVER_EVERY_S, recover_dead
 from ._runner import run_job
 from ._schedule import check_every
 from ._slots import Claimed, Slots
@@ -58,13 +60,8 @@ OutputT = TypeVar("OutputT")
 BLOCKED_CHECK_S = 1.0
 #: While running, the manager prunes history at most this often (seconds).
 PRUNE_EVERY_S = 3600.0
-#: Default of ``JobManager(history_retention_s=...)``: 30 days.
-HISTORY_RETENTION_S = 30 * 24 * 3600.0
 #: After jobs.db failed under it, the scheduler tries again this often (s).
 RETRY_STORE_S = 1.0
-#: How often a running manager looks for jobs left running by a process that
-#: died (killed, crashed) since it opened, and resumes them (seconds).
-RECOVER_EVERY_S = 1.0
 #: Outputs of completed jobs kept for their handles' first output() (a
 #: bound: a program that never asks for them keeps only the newest).
 KEPT_OUTPUTS = 16
@@ -265,22 +262,10 @@ class JobManager:
             raise lost
 
     def _recover(self) -> list[str]:
-        """Jobs left 'running' by a dead process resume from their checkpoint
-        (queued again); those another live manager runs are left alone.
-        Returns the ids queued again."""
+        """Jobs left 'running' by a dead process are queued again (see
+        _recovery.py); the ids."""
         assert self._owner is not None
-        alive: dict[str | None, bool] = {}
-        recovered = []
-        for job_id, owner in self.store.running_owners():
-            if owner not in alive:
-                alive[owner] = self._owner.alive(owner)
-            # Only if still that dead owner's: another manager may have
-            # taken it meanwhile.
-            if not alive[owner] and self.store.move(
-                job_id, JobStatus.QUEUED, only_from=(JobStatus.RUNNING,), owner=owner
-            ):
-                recovered.append(job_id)
-        return recovered
+        return recover_dead(self.store, self._owner)
 
     def _requeue(self) -> None:
         """While open: resume the jobs of processes that died since (a

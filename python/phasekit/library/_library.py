@@ -22,7 +22,10 @@ from .._layout import DB_NAME, JOBS_DB_NAME, LIBRARY_ENV, default_library_path
 from .._private import create_private_file, make_private_dir
 
 if TYPE_CHECKING:
-    from ..jobs import JobManager
+    from collections.abc import Callable
+
+    from ..jobs import DirectRun, Job, JobControl, JobManager, JobProgress, JobStore
+    from ..jobs._definition import OutputT
 from .._core import CancelToken
 from .._types import FsError, StrPath
 from ..errors import (
@@ -113,13 +116,15 @@ class Library(JobSteps, Closing):
     :meth:`close`. Safe to share between threads.
     """
 
-    __slots__ = ("_db", "_path", "_roots", "_scratch")
+    __slots__ = ("_db", "_job_store", "_path", "_roots", "_scratch")
 
     def __init__(self, path: Path, db: _core.LibraryDb) -> None:
         self._path = path
         self._db = db
         self._roots: dict[int, bytes] = {}
         self._scratch = False
+        #: jobs.db for :meth:`run`, opened on its first use, closed with the library.
+        self._job_store: JobStore | None = None
 
     @classmethod
     def in_memory(cls) -> Library:
@@ -139,6 +144,39 @@ class Library(JobSteps, Closing):
         if self.closed:
             raise LibraryClosed("this library is closed: open it again to run its jobs")
         return JobManager(self.path / JOBS_DB_NAME, library=self, **options)
+
+    def run(
+        self,
+        job: Job[OutputT],
+        *,
+        control: JobControl | None = None,
+        on_progress: Callable[[JobProgress], None] | None = None,
+        priority: int = 0,
+    ) -> DirectRun[OutputT]:
+        """Run ``job`` now, in this thread, to its stop (completed, failed,
+        paused or cancelled), without a manager or an event loop: for a
+        script or a command that runs one job (see
+        :func:`~phasekit.jobs.run_direct` for the rules, which are the
+        manager's: kill the process and the next run or manager resumes the
+        job). ``control`` pauses or cancels it from another thread or a
+        signal handler; ``on_progress`` hears each progress value. The
+        returned run reads jobs.db while this library is open."""
+        from .._defaults import HISTORY_RETENTION_S
+        from ..jobs import JobStore, run_direct
+
+        if self.closed:
+            raise LibraryClosed("this library is closed: open it again to run its jobs")
+        if self._job_store is None:
+            self._job_store = JobStore(self.path / JOBS_DB_NAME)
+        return run_direct(
+            self._job_store,
+            job,
+            library=self,
+            control=control,
+            on_progress=on_progress,
+            priority=priority,
+            history_retention_s=HISTORY_RETENTION_S,
+        )
 
     @classmethod
     def open(cls, path: StrPath | None = None) -> Library:
@@ -180,7 +218,12 @@ class Library(JobSteps, Closing):
         """Close library.db (idempotent); an in-memory library's scratch
         folder is removed. Later calls raise
         :class:`~phasekit.errors.LibraryClosed`."""
-        self._db.close()
+        store, self._job_store = self._job_store, None
+        try:
+            if store is not None:
+                store.close()
+        finally:
+            self._db.close()
         if self._scratch:
             shutil.rmtree(self._path, ignore_errors=True)
 

@@ -1,0 +1,241 @@
+"""Run one job to its stop in the calling thread, without a manager or an
+event loop: what a command line or a script that starts one job needs (its
+start-up then costs the interpreter and the databases, not an event loop).
+
+The rules are the manager's (see _manager.py), so both can share a jobs.db:
+
+- the job is claimed under an owner lease, so a process killed mid-run
+  leaves it to the next manager or direct run, which resumes it from its
+  last checkpoint; jobs left running by dead processes are queued again
+  first, so an identical job interrupted earlier is joined and resumed;
+- a job with a conflict key joins an identical unfinished one, and does
+  not start while another job with that key runs: the run waits (polling
+  jobs.db) and follows such a job to its stop when it runs elsewhere;
+- pause and cancel, asked here (``control``) or by another process
+  (``phasekit jobs pause``), take effect at the job's safe points.
+
+What it does not do: run other queued jobs, dependencies, schedules or
+children (a job that waits for children needs a :class:`JobManager`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Generic
+
+from ..errors import JobStateError, UnknownJobError
+from ._context import JobControl
+from ._definition import Job, JobRegistry, OutputT, default_registry
+from ._model import JobRecord, JobStatus
+from ._progress import JobProgress
+from ._recovery import RECOVER_EVERY_S, recover_dead
+
+if TYPE_CHECKING:
+    from ..library import Library
+    from ._backend import JobBackend, OwnerLease
+    from ._handle import ErrorRecord
+
+#: How often a run waiting for another process looks at jobs.db (seconds).
+WAIT_POLL_S = 0.05
+#: How often, at most, it tries to claim a job blocked by a conflicting one.
+MAX_WAIT_POLL_S = 0.5
+
+#: Hears the job's progress, each time it is written (in the job's thread).
+ProgressCallback = Callable[[JobProgress], None]
+
+COMPLETED = (JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_ERRORS)
+
+
+class DirectRun(Generic[OutputT]):
+    """How a job run by :func:`run_direct` stopped: its id, status, and
+    what a :class:`JobHandle` tells of a stopped job (record, error, errors,
+    output), read from the backend, which must still be open."""
+
+    def __init__(
+        self,
+        backend: JobBackend,
+        job_id: str,
+        status: JobStatus,
+        job_class: type[Job[OutputT]] | None,
+        *,
+        ran_here: bool,
+        output: Any = None,
+    ) -> None:
+        self.id = job_id
+        self.status = status
+        #: False when another process ran the job (this one followed it).
+        self.ran_here = ran_here
+        self._backend = backend
+        self._cls = job_class
+        self._kept = ran_here and status in COMPLETED
+        self._output = output
+
+    def __repr__(self) -> str:
+        return f"DirectRun(id={self.id!r}, status={self.status.value!r})"
+
+    @property
+    def record(self) -> JobRecord:
+        return self._backend.get_job(self.id)
+
+    @property
+    def error(self) -> str | None:
+        return self.record.error
+
+    def errors(self) -> list[ErrorRecord]:
+        from ._handle import ErrorRecord
+
+        stored = self._backend.outcome(self.id)["errors"] or []
+        return [ErrorRecord.from_dict(e) for e in stored if isinstance(e, dict)]
+
+    def output(self) -> OutputT | None:
+        """The job's output (None unless it completed), as its
+        ``output_type``; the object the job returned when it ran here and
+        declares one (see JobHandle.output), else decoded from the backend."""
+        output_type = self._cls.output_type if self._cls is not None else None
+        if self._kept and output_type is not None and isinstance(self._output, output_type):
+            kept: OutputT = self._output
+            return kept
+        value = self._backend.outcome(self.id)["output"]
+        if output_type is not None and isinstance(value, dict):
+            rebuild = getattr(output_type, "from_mapping", None)
+            built: OutputT = rebuild(value) if rebuild is not None else output_type(**value)
+            return built
+        result: OutputT | None = value
+        return result
+
+
+def run_direct(
+    backend: JobBackend,
+    job: Job[OutputT],
+    *,
+    registry: JobRegistry | None = None,
+    library: Library | None = None,
+    control: JobControl | None = None,
+    on_progress: ProgressCallback | None = None,
+    priority: int = 0,
+    history_retention_s: float | None = None,
+) -> DirectRun[OutputT]:
+    """Queue ``job`` (or join an identical unfinished one) and run it in
+    this thread to its stop: completed, failed, paused or cancelled. See the
+    module's docstring for the rules. ``control`` pauses or cancels it from
+    a signal handler or another thread; ``history_retention_s`` prunes old
+    history first, as a manager opening does."""
+    from ._runner import run_job
+
+    registry = registry or default_registry
+    if not job.job_name or job.job_name not in registry:
+        raise UnknownJobError(f"{type(job).__qualname__} is not registered in this registry")
+    cls = registry.get(job.job_name)
+    control = control or JobControl()
+    lease = backend.register_owner()
+    try:
+        recover_dead(backend, lease)
+        if history_retention_s is not None:
+            backend.prune_history(history_retention_s)
+        job_id = _create(backend, job, priority)
+        data_type = cls.progress_type
+        listener = None
+        if on_progress is not None:
+            callback = on_progress
+
+            def listener(_job_id: str, stored: dict[str, Any]) -> None:
+                callback(JobProgress.from_dict(stored, data_type))
+
+        if not backend.claim([job_id], owner=lease.id):
+            stopped = _wait_turn(backend, lease, job_id, control, on_progress, data_type)
+            if stopped is not None:
+                # Run (and stopped) elsewhere, or stopped before its turn.
+                return DirectRun(backend, job_id, stopped, cls, ran_here=False)
+        try:
+            status, end = run_job(
+                backend,
+                job_id,
+                registry=registry,
+                control=control,
+                claimed=True,
+                library=library,
+                on_progress=listener,
+            )
+            try:
+                backend.finish(job_id, status, **end)
+            except TypeError as exc:
+                # The end cannot be stored (an output msgpack refuses): the
+                # job fails, as in a manager.
+                status = JobStatus.FAILED
+                backend.finish(job_id, status, error=f"cannot store the job's end: {exc}")
+                end = {}
+        except BaseException:
+            # Interrupted here (KeyboardInterrupt, a storage error): back to
+            # the queue for the next run; if even that fails, the job stays
+            # running under this lease, which dies with the process.
+            with contextlib.suppress(Exception):  # the original error matters more
+                backend.move(
+                    job_id, JobStatus.QUEUED, only_from=(JobStatus.RUNNING,), owner=lease.id
+                )
+            raise
+        return DirectRun(backend, job_id, status, cls, ran_here=True, output=end.get("output"))
+    finally:
+        lease.close()
+
+
+def _create(backend: JobBackend, job: Job[Any], priority: int) -> str:
+    """The job's id: a new one, or the identical unfinished job it joins
+    (resumed if paused: asking again for it means wanting it done)."""
+    key = job.conflict_key()
+    if key is None:
+        return backend.create_job(job.job_name, job.to_state(), priority=priority)
+    job_id, created = backend.create_or_join(job.job_name, job.to_state(), key, priority=priority)
+    if not created:
+        record = backend.get_job(job_id)
+        if record.status.finished:  # finished meanwhile: not joinable
+            raise JobStateError(f"job {job_id} is {record.status.value}")
+        backend.move(job_id, JobStatus.QUEUED, only_from=(JobStatus.PAUSED,))
+    return job_id
+
+
+def _wait_turn(
+    backend: JobBackend,
+    lease: OwnerLease,
+    job_id: str,
+    control: JobControl,
+    on_progress: ProgressCallback | None,
+    data_type: type[Any] | None,
+) -> JobStatus | None:
+    """Wait while the job cannot be claimed: it runs in another process
+    (followed until it stops), or a job with its conflict key runs. Returns
+    None once this run claimed it, else the status it stopped in. A
+    pause or cancel asked through ``control`` meanwhile is passed on; jobs of
+    processes that die meanwhile are queued again (as a manager does)."""
+    asked: str | None = None
+    last_progress: JobProgress | None = None
+    pause_s = WAIT_POLL_S
+    last_recover = time.monotonic()
+    while True:
+        how = "cancel" if control.cancel_requested else "pause" if control.pause_requested else None
+        if how is not None and how != asked:
+            asked = how
+            idle = (JobStatus.QUEUED,) if how == "pause" else (JobStatus.QUEUED, JobStatus.PAUSED)
+            target = JobStatus.PAUSED if how == "pause" else JobStatus.CANCELLED
+            if not backend.move(job_id, target, only_from=idle):
+                backend.request_stop(job_id, how)  # running in another process
+        time.sleep(pause_s)
+        if time.monotonic() - last_recover >= RECOVER_EVERY_S:
+            last_recover = time.monotonic()
+            recover_dead(backend, lease)
+        status = backend.status(job_id)
+        if status is JobStatus.QUEUED:
+            if backend.claim([job_id], owner=lease.id):
+                return None
+            # Blocked by a job with its conflict key: claiming is a write,
+            # so the tries thin out while that job runs on.
+            pause_s = min(pause_s * 2, MAX_WAIT_POLL_S)
+            continue
+        if status is not JobStatus.RUNNING:
+            return status
+        if on_progress is not None:
+            progress = backend.progress(job_id, data_type)
+            if progress is not None and progress != last_progress:
+                last_progress = progress
+                on_progress(progress)
