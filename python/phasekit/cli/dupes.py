@@ -21,9 +21,9 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ..dupes import DupesJob, DupesSummary
-    from ..jobs import JobHandle, JobStatus
+    from ..jobs import JobStatus
     from ..library import Library
-    from ._run import Options
+    from ._report import Options, StoppedJob
 
 #: The job type this command runs and reports (phasekit.dupes.DupesJob).
 JOB_NAME = "phasekit.dupes"
@@ -89,7 +89,8 @@ def _job(library: Library, args: argparse.Namespace) -> DupesJob:
 
 def run(args: argparse.Namespace) -> int:
     from ..library import Library
-    from ._run import Options, dispatch_and_report
+    from ._one import dispatch_and_report
+    from ._report import Options
 
     with Library.open(args.library) as library:
         # Progress bars go to stderr, so --json output stays clean.
@@ -122,10 +123,10 @@ def print_summary(summary: DupesSummary, *, as_json: bool) -> None:
         sys.stdout.write("\n".join(lines) + "\n")
 
 
-def report(library: Library, handle: JobHandle[Any], status: JobStatus, options: Options) -> int:
+def report(library: Library, handle: StoppedJob, status: JobStatus, options: Options) -> int:
     """The duplicate groups a search found."""
     from ..dupes import DupesSummary
-    from ._run import print_errors, report_stop
+    from ._report import print_errors, report_stop
 
     stopped = report_stop(handle, status)
     summary = handle.output() if status.finished else None

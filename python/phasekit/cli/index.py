@@ -14,9 +14,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from ..jobs import JobHandle, JobStatus
+    from ..jobs import JobStatus
     from ..library import Library
-    from ._run import Options
+    from ._report import Options, StoppedJob
 
 #: The job type this command runs and reports (phasekit.indexing.IndexJob).
 JOB_NAME = "phasekit.index"
@@ -54,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import InvalidInputError
     from ..indexing import IndexJob
     from ..library import Library
-    from ._run import Options, dispatch_and_report
+    from ._one import dispatch_and_report
+    from ._report import Options
 
     root = os.path.abspath(os.fsdecode(args.path))
     if not os.path.isdir(root):
@@ -83,12 +84,12 @@ def run(args: argparse.Namespace) -> int:
         return dispatch_and_report(library, job, options, reporters, resumable=not args.ephemeral)
 
 
-def report(library: Library, handle: JobHandle[Any], status: JobStatus, options: Options) -> int:
+def report(library: Library, handle: StoppedJob, status: JobStatus, options: Options) -> int:
     """The summary of an index."""
     import json
 
     from ..indexing import IndexSummary
-    from ._run import print_errors, report_stop
+    from ._report import print_errors, report_stop
 
     stopped = report_stop(handle, status)
     summary = handle.output() if status.finished else None

@@ -12,7 +12,7 @@ from . import dupes, index, validate
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..library import Library
-    from ._run import Reporter
+    from ._report import Reporter
 
 #: The commands whose job types ``resume`` reports as they would.
 _REPORTING = (index, dupes, validate)
@@ -49,7 +49,8 @@ async def _resume(library: Library, args: argparse.Namespace) -> int:
     import time
 
     from ..jobs import JobStatus, default_registry
-    from ._run import Options, run_and_report
+    from ._report import Options
+    from ._run import run_and_report
 
     # Jobs other packages declare are known before the manager looks at the
     # queue: a job this process could run is never left waiting.

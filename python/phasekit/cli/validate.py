@@ -24,12 +24,10 @@ from ._exits import EXIT_FAILED as EXIT_FAILED_JOB
 # typing.TYPE_CHECKING without importing typing (see phasekit/cli/__init__.py).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
-
-    from ..jobs import JobHandle, JobStatus
+    from ..jobs import JobStatus
     from ..library import Library, Location
     from ..validation import ValidationSummary
-    from ._run import Options
+    from ._report import Options, StoppedJob
 
 #: The job type this command runs and reports (phasekit.validation.ValidateJob).
 JOB_NAME = "phasekit.validate"
@@ -84,7 +82,8 @@ def _location(library: Library, root: str) -> Location:
 def run(args: argparse.Namespace) -> int:
     from ..library import Library
     from ..validation import ValidateJob
-    from ._run import Options, dispatch_and_report
+    from ._one import dispatch_and_report
+    from ._report import Options
 
     root = os.path.abspath(os.fsdecode(args.path))
     with Library.open(args.library) as library:
@@ -94,12 +93,12 @@ def run(args: argparse.Namespace) -> int:
         return dispatch_and_report(library, job, options, {JOB_NAME: report})
 
 
-def report(library: Library, handle: JobHandle[Any], status: JobStatus, options: Options) -> int:
+def report(library: Library, handle: StoppedJob, status: JobStatus, options: Options) -> int:
     """The issues a validation found."""
     import json
 
     from ..validation import Severity, ValidationSummary, issues
-    from ._run import report_stop
+    from ._report import report_stop
 
     stopped = report_stop(handle, status)
     summary = handle.output() if status.finished else None

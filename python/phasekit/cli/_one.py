@@ -1,0 +1,78 @@
+"""A command that starts one job runs it here, in the command's own thread
+(``Library.run``): no manager, no event loop, so a command's start-up is
+the interpreter and the databases. The rules are the manager's (see
+python/phasekit/jobs/_direct.py): a killed command leaves its job to be
+resumed, an identical job left interrupted is joined and resumed, another
+process's pause or cancel is honoured.
+
+Ctrl-C asks the job to pause at its next safe point (to stop, when it cannot
+be resumed) and says how to resume it; a second Ctrl-C exits at once (the
+job then resumes from its last checkpoint, as after a crash).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Mapping
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from .._progress import Progress
+from ..jobs import JobControl
+from ._exits import EXIT_INTERRUPTED
+from ._report import Options, Reporter, report_generic, show_progress
+
+if TYPE_CHECKING:
+    from ..jobs import Job
+    from ..library import Library
+
+
+def dispatch_and_report(
+    library: Library,
+    job: Job[Any],
+    options: Options,
+    reporters: Mapping[str, Reporter],
+    *,
+    resumable: bool = True,
+) -> int:
+    """Run ``job`` to its stop with a progress bar (on a terminal; it goes
+    to stderr), then print its report with the reporter of its job type.
+    Returns the exit status."""
+    control = JobControl()
+    previous = signal.signal(signal.SIGINT, _on_ctrl_c(control, resumable))
+    try:
+        with Progress(job.job_name, enabled=sys.stderr.isatty()) as bar:
+            run = library.run(job, control=control, on_progress=lambda p: show_progress(bar, p))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    reporter = reporters.get(job.job_name, report_generic)
+    return reporter(library, run, run.status, options)
+
+
+def _on_ctrl_c(control: JobControl, resumable: bool) -> Any:
+    pressed = 0
+
+    def handler(_signum: int, _frame: FrameType | None) -> None:
+        # Runs in the main thread between two bytecodes of the job (which
+        # runs in that thread): it only sets a flag the job looks at, at its
+        # next safe point, and prints.
+        nonlocal pressed
+        pressed += 1
+        if pressed > 1:
+            print("\nphasekit: stopped; the job resumes from its last checkpoint", file=sys.stderr)
+            sys.stderr.flush()
+            # The process ends now, without unwinding: the job is left
+            # running in jobs.db under this process's lease, which dies with
+            # it, and the next run or manager resumes it.
+            os._exit(EXIT_INTERRUPTED)
+        what = "pausing" if resumable else "stopping"
+        print(f"\nphasekit: {what} at the next safe point (Ctrl-C again to quit now)",
+              file=sys.stderr)  # fmt: skip
+        if resumable:
+            control.pause()
+        else:
+            control.cancel()
+
+    return handler
