@@ -128,9 +128,7 @@ def merge(
     return merged[:limit]
 
 
-def _filters(
-    since: float | None, name: str | None, table: str = ""
-) -> tuple[list[str], list[Any]]:
+def _filters(since: float | None, name: str | None, table: str = "") -> tuple[list[str], list[Any]]:
     where: list[str] = []
     args: list[Any] = []
     if since is not None:
