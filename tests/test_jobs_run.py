@@ -154,3 +154,54 @@ def test_non_critical_errors_complete_with_errors(store, tmp_path):
     assert execute(store, job_id) is JobStatus.COMPLETED_WITH_ERRORS
     errors = store.outcome(job_id)["errors"]
     assert [e["path"] for e in errors] == ["/items/0", "/items/25", "/items/50", "/items/75"]
+
+
+def test_stored_dataclasses_are_the_mappings_asdict_makes():
+    """The codec turns dataclasses into mappings one level at a time; what it
+    stores is what ``dataclasses.asdict`` of the whole tree would give, and
+    reads back equal, odd names included."""
+    import dataclasses
+    import enum
+
+    import msgpack
+
+    from phasekit._types import DuplicateGroup
+    from phasekit.dupes import DupesSummary
+    from phasekit.jobs._codec import encode
+
+    class Colour(enum.Enum):
+        RED = "red"
+
+    @dataclasses.dataclass
+    class Inner:
+        colour: Colour
+        names: tuple[str, ...]
+
+    @dataclasses.dataclass
+    class Outer:
+        inner: Inner
+        by_name: dict[str, Inner]
+        many: list[Inner]
+
+    odd = "caf\udce9\nb"
+    inner = Inner(Colour.RED, (odd, "x"))
+    outer = Outer(inner, {odd: inner}, [inner, inner])
+    groups = [
+        DuplicateGroup(f"k{i}", i, ((f"/a/{odd}{i}",), (f"/b/{i}", f"/c/{i}"))) for i in range(50)
+    ]
+    summary = DupesSummary(
+        **{
+            f.name: (groups if f.name == "groups" else None)
+            for f in dataclasses.fields(DupesSummary)
+        }
+    )
+    for value in (outer, summary, [summary, outer], {"k": outer}):
+        plain = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+        expected = msgpack.packb(
+            {"v": 1, "d": plain},
+            use_bin_type=True,
+            default=lambda v: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v.value,
+            unicode_errors="surrogateescape",
+        )
+        assert encode(value) == expected
+    assert decode(encode(summary))["groups"][3]["copies"] == [[f"/a/{odd}3"], ["/b/3", "/c/3"]]

@@ -25,14 +25,28 @@ from ..errors import CorruptStateError
 BLOB_VERSION = 1
 
 
+#: The field names of each dataclass stored so far (dataclasses.fields is
+#: slow enough to matter when thousands of instances are stored at once).
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
 def _plain(value: Any) -> Any:
     """Dataclass instances (structured progress, typed output) are stored as
-    mappings and enums as their values; the reader rebuilds the type."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    if isinstance(value, enum.Enum):
-        return value.value
-    raise TypeError(f"{type(value).__name__} is not msgpack-able")
+    mappings and enums as their values; the reader rebuilds the type.
+
+    One level at a time: msgpack calls this again for each dataclass inside
+    the mapping. (``dataclasses.asdict`` would copy the whole tree, leaves
+    included, first: most of the cost of storing a duplicate search's
+    thousands of groups.)"""
+    cls = type(value)
+    names = _FIELDS.get(cls)
+    if names is None:
+        if not dataclasses.is_dataclass(value) or isinstance(value, type):
+            if isinstance(value, enum.Enum):
+                return value.value
+            raise TypeError(f"{cls.__name__} is not msgpack-able")
+        names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(value))
+    return {name: getattr(value, name) for name in names}
 
 
 def encode(value: Any) -> bytes:
