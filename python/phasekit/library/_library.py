@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -130,6 +128,8 @@ class Library(JobSteps, Closing):
     def in_memory(cls) -> Library:
         """A library that lives in memory only: ephemeral indexing, nothing
         written to disk (its jobs.db goes to a temporary folder)."""
+        import tempfile  # here: only an ephemeral library needs it
+
         folder = Path(tempfile.mkdtemp(prefix="phasekit-ephemeral-"))
         library = cls(folder, _core.LibraryDb.in_memory())
         library._scratch = True  # its folder (jobs.db) goes when it closes
@@ -225,6 +225,8 @@ class Library(JobSteps, Closing):
         finally:
             self._db.close()
         if self._scratch:
+            import shutil  # here: only an ephemeral library needs it
+
             shutil.rmtree(self._path, ignore_errors=True)
 
     def __repr__(self) -> str:
