@@ -22,6 +22,10 @@ Work (TREE defaults to the generated 200k tree):
 * ``validate``: ``ValidateJob`` in integrity mode (after a content index).
 * ``dupes``: ``phasekit dupes TREE --mode full`` from the command line.
 * ``version``: ``phasekit --version`` (interpreter start-up and imports).
+* ``walk``, ``cas_ids``, ``checksums``, ``duplicates``: the filesystem
+  primitives of the README's first table, in process (``phasekit.fs``):
+  walk and stat every entry, walk with cas_ids, full BLAKE3 of every file
+  (list given, not timed), byte-exact duplicates (walk included).
 
 Prints one line per pair and a JSON summary; nothing is asserted.
 """
@@ -49,6 +53,10 @@ WORK = (
     "validate",
     "dupes",
     "version",
+    "walk",
+    "cas_ids",
+    "checksums",
+    "duplicates",
 )
 #: When ``resume`` kills the first index (seconds after it starts).
 KILL_AFTER_S = 1.0
@@ -77,6 +85,9 @@ def _worker(work: str, tree: str, folder: Path, bin_dir: Path) -> float:
         started = time.perf_counter()
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         return time.perf_counter() - started
+
+    if work in ("walk", "cas_ids", "checksums", "duplicates"):
+        return _fs_work(work, tree)
 
     import anyio
 
@@ -125,6 +136,28 @@ def _worker(work: str, tree: str, folder: Path, bin_dir: Path) -> float:
             anyio.run(run, library, ValidateJob(location.id, mode="integrity"))
         else:
             anyio.run(run, library, IndexJob(location.id))
+    return time.perf_counter() - started
+
+
+def _fs_work(work: str, tree: str) -> float:
+    """One of the filesystem primitives on ``tree``, in this process."""
+    from phasekit import fs
+
+    if work == "checksums":
+        files = []
+        for batch in fs.walk(tree):
+            files += [p for p, is_file in zip(batch.paths, batch.files(), strict=True) if is_file]
+        started = time.perf_counter()
+        if fs.checksums(files).errors:
+            raise RuntimeError("checksums failed")
+        return time.perf_counter() - started
+    started = time.perf_counter()
+    if work == "walk":
+        sum(len(batch) for batch in fs.walk(tree))
+    elif work == "cas_ids":
+        sum(len(batch) for batch in fs.walk(tree, cas_ids=True))
+    else:
+        fs.find_duplicates(tree, mode="full")
     return time.perf_counter() - started
 
 
