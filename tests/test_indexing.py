@@ -21,7 +21,7 @@ import anyio
 import phasekit
 from jobs_fixture import subprocess_env
 from phasekit.indexing import IndexJob
-from phasekit.jobs import JobStatus
+from phasekit.jobs import JobStatus, JobStore
 from phasekit.library import Library
 from phasekit.reference import IndexedEntry, scan_tree
 
@@ -72,34 +72,20 @@ async def index(library: Library, root: Path, mode: str = "content") -> IndexJob
 
 
 def wait_until_running(jobs_db: Path, proc: subprocess.Popen[bytes]) -> None:
-    """Until the index job runs (jobs.db is Python's own: reading it is safe)."""
+    """Until the index job runs (read through the job store, from this process)."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
         if jobs_db.exists():
-            conn = sqlite3.connect(jobs_db, timeout=30)
-            try:
-                row = conn.execute("SELECT 1 FROM jobs WHERE status = 'running'").fetchone()
-            except sqlite3.OperationalError:
-                row = None  # not created yet
-            finally:
-                conn.close()
-            if row:
-                return
+            with JobStore(jobs_db) as store:
+                if store.list_jobs(JobStatus.RUNNING):
+                    return
         time.sleep(0.005)
 
 
 def unfinished_jobs(jobs_db: Path) -> int:
     """How many jobs in ``jobs_db`` have not reached an end."""
-    conn = sqlite3.connect(jobs_db, timeout=30)
-    try:
-        finished = [s.value for s in JobStatus if s.finished]
-        marks = ",".join("?" * len(finished))
-        (count,) = conn.execute(
-            f"SELECT count(*) FROM jobs WHERE status NOT IN ({marks})", finished
-        ).fetchone()
-    finally:
-        conn.close()
-    return int(count)
+    with JobStore(jobs_db) as store:
+        return sum(not record.status.finished for record in store.list_jobs())
 
 
 def kill_while_running(args: list[str], library: Path, delay: float) -> bool:

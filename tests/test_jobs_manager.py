@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from backend_damage import corrupt_checkpoint
 from jobs_fixture import CountJob, RecordJob, effects, read_log, subprocess_env
 from phasekit.jobs import JobManager, JobStatus, JobStore
 
@@ -265,16 +266,16 @@ async def test_a_busy_worker_starts_each_job_from_its_claim(tmp_path):
     process that knows it) and the others go on past it."""
     db, fx = tmp_path / "jobs.db", str(tmp_path / "fx.db")
     with JobStore(db) as store:
+        state = CountJob(n=10, effects_db=fx).to_state()
         ids = [
-            store.create_job(CountJob.job_name, CountJob(n=10, effects_db=fx).to_state())
-            for _ in range(6)
+            # The fourth is of a type no module of this process knows.
+            store.create_job("test.gone" if i == 3 else CountJob.job_name, state)
+            for i in range(6)
         ]
         resumed, corrupt, unknown = ids[1], ids[2], ids[3]
         store.save_checkpoint(resumed, {"next": 7})
         store.save_checkpoint(corrupt, {"next": 5})
-        with store._write() as conn:
-            conn.execute("UPDATE job_checkpoints SET data = x'c1' WHERE job_id = ?", (corrupt,))
-            conn.execute("UPDATE jobs SET name = 'test.gone' WHERE id = ?", (unknown,))
+        corrupt_checkpoint(store, corrupt)
     async with JobManager(db, max_concurrency=1) as manager:
         statuses = [await manager.handle(job_id).wait() for job_id in ids if job_id != unknown]
         errors = {job_id: manager.store.get_job(job_id).error for job_id in ids}

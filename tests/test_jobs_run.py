@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from backend_damage import corrupt_checkpoint
 from jobs_fixture import RUN_JOB, CountJob, effects, subprocess_env
 from phasekit.errors import UnknownJobError
 from phasekit.jobs import JobControl, JobStatus, JobStore, execute
@@ -41,11 +42,6 @@ def test_uninterrupted_run_completes(store, tmp_path):
     assert outcome["metrics"]["items"] == 120
     assert store.progress(job_id).done == 120
     assert store.load_checkpoint(job_id) == (2, {"next": 100})
-    # Stored without the fields it leaves unset; read back with them as None.
-    (blob,) = store._read("SELECT progress FROM jobs WHERE id = ?", (job_id,))[0]
-    stored = decode(blob)
-    assert None not in stored.values()
-    assert {"done", "total", "explicit_percent"} <= stored.keys()
     progress = store.progress(job_id)
     assert (progress.percent, progress.message, progress.phase) == (100.0, None, None)
 
@@ -137,8 +133,7 @@ def test_failures_are_recorded_with_clear_messages(store, tmp_path):
 
     corrupt = dispatch(store, CountJob(n=10, effects_db=str(tmp_path / "fx2.db")))
     store.save_checkpoint(corrupt, {"next": 5})
-    with store._write() as db:
-        db.execute("UPDATE job_checkpoints SET data = x'c1' WHERE job_id = ?", (corrupt,))
+    corrupt_checkpoint(store, corrupt)
     assert execute(store, corrupt) is JobStatus.FAILED
     assert "cannot start: cannot decode" in (store.get_job(corrupt).error or "")
 

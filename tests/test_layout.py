@@ -134,3 +134,28 @@ def test_the_job_system_has_no_sql_outside_its_sqlite_backend():
     assert outside == []
     # The same scan does see the backend's SQL.
     assert sql.search((jobs / "sqlite" / "_store.py").read_text())
+
+
+def test_only_the_sqlite_backend_tests_reach_into_jobs_db():
+    """The job system's tests assert through the public API, so a second
+    backend can run them unchanged: SQL on jobs.db and the SQLite store's
+    internals appear only in the SQLite backend's own tests
+    (test_sqlite_*.py) and in backend_damage.py (the one place a test damages
+    stored data)."""
+    import re
+
+    tests = Path(__file__).resolve().parent
+    reaching = re.compile(
+        r"\._(write|read|conn)\b|\bjob_(checkpoints|history)\b|\bFROM jobs\b|jobs\.sqlite\b"
+    )
+    allowed = {"backend_damage.py", Path(__file__).name}
+    outside = [
+        f"{path.name}:{n}: {line.strip()}"
+        for path in sorted(tests.glob("*.py"))
+        if path.name not in allowed and not path.name.startswith("test_sqlite_")
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if reaching.search(line)
+    ]
+    assert outside == []
+    # The same scan does see what the SQLite backend's tests do.
+    assert reaching.search((tests / "test_sqlite_history.py").read_text())

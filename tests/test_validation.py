@@ -7,7 +7,6 @@ import json
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -285,16 +284,11 @@ anyio.run(go)
 
 
 def _running(jobs_db: Path) -> bool:
-    """Whether the validation job runs (jobs.db is Python's own: safe to read)."""
+    """Whether the validation job runs (read through the job store)."""
     if not jobs_db.exists():
         return False
-    conn = sqlite3.connect(jobs_db, timeout=30)
-    try:
-        return bool(conn.execute("SELECT 1 FROM jobs WHERE status = 'running'").fetchone())
-    except sqlite3.OperationalError:
-        return False  # not created yet
-    finally:
-        conn.close()
+    with JobStore(jobs_db) as store:
+        return bool(store.list_jobs(JobStatus.RUNNING))
 
 
 def test_sigkill_mid_validation_then_resume_gives_the_same_output(tmp_path):

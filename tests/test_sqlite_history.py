@@ -1,5 +1,9 @@
-"""Job history: written with the finishing status, listed newest first,
-pruned by age (jobs and checkpoints too) by the store and the manager."""
+"""The SQLite backend's job history (jobs.db's job_history): written with
+the finishing status (or deferred by a busy worker and written in batches,
+on close, after a crash), listed newest first, the output stored once,
+pruned by age (jobs and checkpoints too) by the store and the manager. Ages
+are set through SQL (``backdate``). What every backend must do is in
+test_backend_contract.py."""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""jobs.db: job records, atomic checkpoints, migrations, several processes."""
+"""The SQLite backend's own storage (jobs.db): what only it has, checked
+through SQL where that is the point: checkpoint retention, damaged rows,
+the stored progress format, migrations of old files, a newer file refused,
+integrity after SIGKILL mid-write, job definitions. What every backend
+must do is in test_backend_contract.py."""
 
 from __future__ import annotations
 
@@ -50,6 +54,23 @@ def test_checkpoints_are_sequenced_and_pruned(store):
     assert store.load_checkpoint(job_id) == (5, {"i": 4, "blob": b"x" * 10_000})
     kept = store._read("SELECT seq FROM job_checkpoints WHERE job_id = ? ORDER BY seq", (job_id,))
     assert [r[0] for r in kept] == [4, 5]
+
+
+def test_progress_is_stored_without_its_unset_fields(store, tmp_path):
+    from jobs_fixture import CountJob
+    from phasekit.jobs import execute
+    from phasekit.jobs._codec import decode
+
+    job = CountJob(n=120, effects_db=str(tmp_path / "fx.db"))
+    job_id = store.create_job(job.job_name, job.to_state())
+    assert execute(store, job_id) is JobStatus.COMPLETED
+    # Stored without the fields it leaves unset; read back with them as None.
+    (blob,) = store._read("SELECT progress FROM jobs WHERE id = ?", (job_id,))[0]
+    stored = decode(blob)
+    assert None not in stored.values()
+    assert {"done", "total", "explicit_percent"} <= stored.keys()
+    progress = store.progress(job_id)
+    assert (progress.percent, progress.message, progress.phase) == (100.0, None, None)
 
 
 def test_corrupt_checkpoint_is_a_clear_error(store):
