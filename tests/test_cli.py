@@ -1,4 +1,4 @@
-"""The `phasekit scan` command."""
+"""The command line: `phasekit scan`, the commands' parts and fast start, progress on a terminal."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -175,3 +176,56 @@ def test_sizes_for_people_have_three_significant_digits(size, text):
     from phasekit.cli._common import human
 
     assert human(size) == text
+
+
+def test_a_command_on_a_terminal_draws_progress_and_loads_no_event_loop(small_tree, tmp_path):
+    """``phasekit index`` and ``dupes`` with stderr on a terminal (a pty): the
+    job runs in the command's own thread, its progress drawn as a bar from
+    the values the run hears; anyio and asyncio are never loaded."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    lib = tmp_path / "lib"
+    for argv in (["index", str(small_tree), "--batch-size", "1"], ["dupes", str(small_tree)]):
+        probe = (
+            "import sys\nfrom phasekit import cli\ncode = cli.main(sys.argv[1:])\n"
+            "print(sorted(m for m in sys.modules if m in ('anyio', 'asyncio')), code)"
+        )
+        leader, follower = pty.openpty()
+        # 24 rows of 80 columns: a new pty has none, and a bar fits in none.
+        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+        drawn = bytearray()
+
+        def read_terminal(fd: int = leader, into: bytearray = drawn) -> None:
+            # Read while the command runs: Linux drops what a terminal holds
+            # once its last writer is gone.
+            while True:
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:  # EIO: the terminal's other end is closed
+                    return
+                if not chunk:
+                    return
+                into.extend(chunk)
+
+        reader = threading.Thread(target=read_terminal)
+        reader.start()
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-c", probe, "--library", str(lib), *argv],
+                stdout=subprocess.PIPE,
+                stderr=follower,
+                text=True,
+                timeout=120,
+            )
+        finally:
+            os.close(follower)
+            reader.join(30)
+            os.close(leader)
+        assert proc.returncode == 0, drawn
+        assert proc.stdout.strip().splitlines()[-1] == "[] 0"
+        assert b"phasekit." in drawn  # the bar's description: the job's name
+        assert b"phase=" in drawn  # progress values the run heard, drawn
+        assert b"Traceback" not in drawn

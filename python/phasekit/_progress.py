@@ -38,6 +38,11 @@ class Progress(Closing):
                 leave=False,
             )
 
+    @property
+    def shown(self) -> bool:
+        """Whether a bar is drawn (stderr is a terminal)."""
+        return self._bar is not None
+
     def update(self, n: int, **postfix: str) -> None:
         if self._bar is not None:
             if postfix:

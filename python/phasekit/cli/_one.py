@@ -44,7 +44,9 @@ def dispatch_and_report(
     previous = signal.signal(signal.SIGINT, _on_ctrl_c(control, resumable))
     try:
         with Progress(job.job_name, enabled=sys.stderr.isatty()) as bar:
-            run = library.run(job, control=control, on_progress=lambda p: show_progress(bar, p))
+            # Progress is decoded for a bar only: piped or --json, none is drawn.
+            listener = (lambda p: show_progress(bar, p)) if bar.shown else None
+            run = library.run(job, control=control, on_progress=listener)
     finally:
         signal.signal(signal.SIGINT, previous)
     reporter = reporters.get(job.job_name, report_generic)
