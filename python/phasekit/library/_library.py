@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -114,7 +115,7 @@ class Library(JobSteps, Closing):
     :meth:`close`. Safe to share between threads.
     """
 
-    __slots__ = ("_db", "_job_store", "_path", "_roots", "_scratch")
+    __slots__ = ("_db", "_job_store", "_job_store_lock", "_path", "_roots", "_scratch")
 
     def __init__(self, path: Path, db: _core.LibraryDb) -> None:
         self._path = path
@@ -123,6 +124,8 @@ class Library(JobSteps, Closing):
         self._scratch = False
         #: jobs.db for :meth:`run`, opened on its first use, closed with the library.
         self._job_store: JobStore | None = None
+        # Guards opening it: threads sharing this library may run jobs at once.
+        self._job_store_lock = threading.Lock()
 
     @classmethod
     def in_memory(cls) -> Library:
@@ -166,10 +169,12 @@ class Library(JobSteps, Closing):
 
         if self.closed:
             raise LibraryClosed("this library is closed: open it again to run its jobs")
-        if self._job_store is None:
-            self._job_store = JobStore(self.path / JOBS_DB_NAME)
+        with self._job_store_lock:
+            if self._job_store is None:
+                self._job_store = JobStore(self.path / JOBS_DB_NAME)
+            store = self._job_store
         return run_direct(
-            self._job_store,
+            store,
             job,
             library=self,
             control=control,
@@ -218,7 +223,8 @@ class Library(JobSteps, Closing):
         """Close library.db (idempotent); an in-memory library's scratch
         folder is removed. Later calls raise
         :class:`~phasekit.errors.LibraryClosed`."""
-        store, self._job_store = self._job_store, None
+        with self._job_store_lock:
+            store, self._job_store = self._job_store, None
         try:
             if store is not None:
                 store.close()
