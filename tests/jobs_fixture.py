@@ -92,6 +92,10 @@ class CountJob(Job):
     delay_s: float = 0.0
     fail_at: int = -1
     soft_error_every: int = 0
+    #: Before item ``hold_at``, wait (honouring pause and cancel) while the
+    #: file ``hold_path`` exists: a test decides when the job goes on.
+    hold_at: int = -1
+    hold_path: str = ""
 
     def run(self, ctx: JobContext) -> Any:
         state = ctx.load_state() or {"next": 0}
@@ -99,6 +103,9 @@ class CountJob(Job):
         conn.execute("INSERT INTO starts VALUES (?)", (state["next"],))
         i = state["next"]
         while i < self.n:
+            while i == self.hold_at and os.path.exists(self.hold_path):
+                time.sleep(0.005)
+                ctx.check_interrupt()
             if i == self.fail_at:
                 raise RuntimeError(f"item {i} is broken")
             if self.soft_error_every and i % self.soft_error_every == 0:

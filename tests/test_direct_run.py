@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -39,28 +40,56 @@ class KeyedCount(CountJob):
         return f"test:{self.key}"
 
 
-#: ``python -c RUN_DIRECT JOBS_DB N EFFECTS DELAY``: runs a KeyedCount directly,
-#: printing its id's status line once it runs.
+#: ``python -c RUN_DIRECT JOBS_DB N EFFECTS HOLD_AT HOLD_PATH``: runs a
+#: KeyedCount directly (holding before item HOLD_AT while HOLD_PATH exists)
+#: and prints its status, id and whether it ran there.
 RUN_DIRECT = """
-import sys, threading, time
+import sys
 import test_direct_run  # registers the test jobs
-from phasekit.jobs import JobStore, JobStatus, run_direct
+from phasekit.jobs import JobStore, run_direct
 store = JobStore(sys.argv[1])
-job = test_direct_run.KeyedCount(int(sys.argv[2]), sys.argv[3], every=5, delay_s=float(sys.argv[4]))
+job = test_direct_run.KeyedCount(
+    int(sys.argv[2]), sys.argv[3], every=5, hold_at=int(sys.argv[4]), hold_path=sys.argv[5]
+)
 run = run_direct(store, job)
 print(run.status.value, run.id, run.ran_here, flush=True)
 store.close()
 """
 
 
-def direct_process(db: Any, n: int, fx: Any, delay: float) -> subprocess.Popen[str]:
+def direct_process(db: Any, n: int, fx: Any, hold_at: int, hold: Any) -> subprocess.Popen[str]:
+    """Another process running a KeyedCount directly, held before item
+    ``hold_at`` while the file ``hold`` exists (created here)."""
+    Path(hold).touch()
     return subprocess.Popen(
-        [sys.executable, "-c", RUN_DIRECT, str(db), str(n), str(fx), str(delay)],
+        [sys.executable, "-c", RUN_DIRECT, str(db), str(n), str(fx), str(hold_at), str(hold)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=subprocess_env(),
     )
+
+
+def in_thread(fn: Any) -> tuple[threading.Thread, dict[str, Any]]:
+    """Run ``fn()`` in a thread; its result (or error) lands in the dict."""
+    result: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            result["value"] = fn()
+        except BaseException as exc:  # handed to the test
+            result["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    return thread, result
+
+
+def until(condition: Any, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.01)
 
 
 def wait_running(db: Any, name: str = "test.keyed_count", timeout: float = 60) -> str:
@@ -145,15 +174,18 @@ def test_another_process_pauses_a_direct_run(tmp_path):
 
 
 def test_an_identical_job_another_process_runs_is_followed_not_run_twice(tmp_path):
-    db, fx = tmp_path / "jobs.db", tmp_path / "fx.db"
-    other = direct_process(db, 60, fx, 0.02)
+    db, fx, hold = tmp_path / "jobs.db", tmp_path / "fx.db", tmp_path / "hold"
+    other = direct_process(db, 60, fx, 20, hold)
     try:
         job_id = wait_running(db)
         heard: list[JobProgress] = []
         with JobStore(db) as store:
-            run = run_direct(
-                store, KeyedCount(60, str(fx), every=5, delay_s=0.02), on_progress=heard.append
-            )
+            job = KeyedCount(60, str(fx), every=5, hold_at=20, hold_path=str(hold))
+            thread, result = in_thread(lambda: run_direct(store, job, on_progress=heard.append))
+            until(lambda: bool(heard))  # following the other process's run
+            hold.unlink()
+            thread.join(120)
+            run = result["value"]
             assert (run.id, run.ran_here, run.status) == (job_id, False, JobStatus.COMPLETED)
             assert run.output() == {"count": 60}
             assert len(store.list_jobs()) == 1
@@ -161,19 +193,24 @@ def test_an_identical_job_another_process_runs_is_followed_not_run_twice(tmp_pat
     finally:
         other.kill()
     assert out.split() == ["completed", job_id, "True"], err
-    assert heard  # the other process's progress, followed
     conn = effects(str(fx))
     assert [s for (s,) in conn.execute("SELECT at FROM starts")] == [0]  # one run only
     conn.close()
 
 
 def test_a_conflicting_job_waits_for_the_one_another_process_runs(tmp_path):
-    db, fx_a, fx_b = tmp_path / "jobs.db", tmp_path / "a.db", tmp_path / "b.db"
-    other = direct_process(db, 40, fx_a, 0.02)
+    db, hold = tmp_path / "jobs.db", tmp_path / "hold"
+    fx_a, fx_b = tmp_path / "a.db", tmp_path / "b.db"
+    other = direct_process(db, 40, fx_a, 5, hold)
     try:
         first = wait_running(db)
         with JobStore(db) as store:
-            run = run_direct(store, KeyedCount(10, str(fx_b), every=5))
+            thread, result = in_thread(lambda: run_direct(store, KeyedCount(10, str(fx_b))))
+            until(lambda: len(store.list_jobs()) == 2)  # queued behind the other one
+            assert done_items(fx_b) == []
+            hold.unlink()
+            thread.join(120)
+            run = result["value"]
             assert run.ran_here
             assert run.status is JobStatus.COMPLETED
             ended = {h.id: h for h in store.history()}
@@ -186,24 +223,24 @@ def test_a_conflicting_job_waits_for_the_one_another_process_runs(tmp_path):
 
 
 def test_a_killed_direct_run_is_resumed_by_the_next_one(tmp_path):
-    db, fx = tmp_path / "jobs.db", tmp_path / "fx.db"
-    other = direct_process(db, 200, fx, 0.01)
+    db, fx, hold = tmp_path / "jobs.db", tmp_path / "fx.db", tmp_path / "hold"
+    other = direct_process(db, 200, fx, 30, hold)
     job_id = wait_running(db)
-    while len(done_items(fx)) < 30:
-        time.sleep(0.01)
+    with JobStore(db) as store:
+        # Held before item 30, once its checkpoint at 30 is written.
+        until(lambda: store.load_checkpoint(job_id) == (6, {"next": 30}))
     other.kill()
     other.communicate()
+    hold.unlink()
     with JobStore(db) as store:
         # The identical job is joined: the dead owner's run is queued again
         # and resumed from its last checkpoint, not started over.
-        run = run_direct(store, KeyedCount(200, str(fx), every=5, delay_s=0.01))
+        run = run_direct(store, KeyedCount(200, str(fx), every=5, hold_at=30, hold_path=str(hold)))
         assert (run.id, run.ran_here, run.status) == (job_id, True, JobStatus.COMPLETED)
     conn = effects(str(fx))
     starts = [s for (s,) in conn.execute("SELECT at FROM starts")]
     conn.close()
-    assert len(starts) == 2
-    assert starts[0] == 0
-    assert starts[1] >= 25  # from its last checkpoint, not from the start
+    assert starts == [0, 30]  # from its last checkpoint, not from the start
     assert done_items(fx) == [(i, i * i) for i in range(200)]
 
 
@@ -228,3 +265,16 @@ def test_library_run_gives_the_index_summary_a_manager_gives(tmp_path):
         assert stored == summary
     with pytest.raises(Exception, match="closed"):
         library.run(IndexJob(location.id))
+
+
+def test_a_job_waiting_for_children_fails_clearly_instead_of_hanging(tmp_path):
+    """Nothing runs the children a direct run's job queues: waiting for them
+    would wait for ever, so the job fails and says why."""
+    from jobs_fixture import ParentJob
+
+    with JobStore(tmp_path / "jobs.db") as store:
+        run = run_direct(store, ParentJob(2, str(tmp_path / "log.db")))
+        assert run.status is JobStatus.FAILED
+        assert "direct run" in (run.error or "")
+        assert "JobManager" in (run.error or "")
+        assert list(store.children(run.id).values()) == [JobStatus.QUEUED] * 2

@@ -294,6 +294,37 @@ def test_ctrl_c_pauses_and_resume_finishes(tmp_path):
     assert len(listing.stdout.splitlines()) == len(scan_tree(root))
 
 
+def test_a_second_ctrl_c_quits_at_once_even_inside_a_long_native_call(tmp_path):
+    """The command's job runs in a worker thread, so the main one hears each
+    Ctrl-C while the job is inside one long Rust call (the checksum of a
+    64 GB sparse file): the second press quits at once, and the job is left
+    for the next run to resume."""
+    root = tmp_path / "tree"
+    root.mkdir()
+    with open(root / "huge.bin", "wb") as f:
+        f.truncate(64 << 30)  # sparse: no disk space, a minute of hashing
+    lib = tmp_path / "lib"
+    argv = ["--library", str(lib), "index", str(root), "--mode", "deep", "--threads", "1"]
+    with subprocess.Popen(
+        [sys.executable, "-m", "phasekit", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=subprocess_env(),
+    ) as proc:
+        wait_until_running(lib / "jobs.db", proc)
+        time.sleep(0.3)  # inside the walk's batch call, hashing the file
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=600)
+    assert "pausing at the next safe point" in err
+    assert "stopped; the job resumes from its last checkpoint" in err  # the second press
+    assert proc.returncode == 130, err
+    # Left running by a process that is gone: the next manager resumes it.
+    assert "interrupted" in cli("jobs", library=lib).stdout
+
+
 def test_cli_errors_are_clear(tmp_path):
     lib = tmp_path / "lib"
     missing = cli("index", str(tmp_path / "nope"), library=lib)

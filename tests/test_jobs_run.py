@@ -200,3 +200,29 @@ def test_stored_dataclasses_are_the_mappings_asdict_makes():
         )
         assert encode(value) == expected
     assert decode(encode(summary))["groups"][3]["copies"] == [[f"/a/{odd}3"], ["/b/3", "/c/3"]]
+
+
+def test_a_dict_keyed_by_dataclasses_is_refused_when_stored_not_when_read():
+    """Such a key would be stored as a mapping, which cannot be a key again:
+    refused up front (the job fails with "cannot store"), and a blob that
+    holds one anyway reads as corrupt state, never a raw TypeError."""
+    import dataclasses
+
+    import msgpack
+
+    from phasekit.errors import CorruptStateError
+    from phasekit.jobs._codec import encode
+
+    @dataclasses.dataclass(frozen=True)
+    class Key:
+        n: int
+
+    @dataclasses.dataclass
+    class Holder:
+        by_key: dict[Key, int]
+
+    with pytest.raises(TypeError, match=r"cannot store.*keys are not plain"):
+        encode(Holder({Key(1): 2}))
+    unreadable = msgpack.packb({"v": 1, "d": [{(1, 2): 3}]}, use_bin_type=True)
+    with pytest.raises(CorruptStateError, match="cannot decode"):
+        decode(unreadable)

@@ -146,7 +146,8 @@ def test_only_the_sqlite_backend_tests_reach_into_jobs_db():
 
     tests = Path(__file__).resolve().parent
     reaching = re.compile(
-        r"\._(write|read|conn)\b|\bjob_(checkpoints|history)\b|\bFROM jobs\b|jobs\.sqlite\b"
+        r"\._(write|read|conn)\b|\bjob_(checkpoints|history)\b|jobs\.sqlite\b"
+        r"|\b(FROM|UPDATE|INTO|JOIN) jobs\b"
     )
     allowed = {"backend_damage.py", Path(__file__).name}
     outside = [

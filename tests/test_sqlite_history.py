@@ -55,6 +55,26 @@ def test_an_output_is_stored_once_and_listed_with_its_history(store):
     assert {h.id: h.output() for h in store.history()} == {a: big, b: [1, 2]}
 
 
+def test_a_finished_job_set_going_again_keeps_its_history_output(store):
+    """The history lists the output of the run it stands for, even when the
+    job's row is later set back to running and given another end."""
+    job_id = store.create_job("alpha", {})
+    store.set_status(job_id, JobStatus.RUNNING)
+    store.finish(job_id, JobStatus.COMPLETED, output={"count": 10})
+    store.set_status(job_id, JobStatus.RUNNING)
+    store.finish(job_id, JobStatus.PAUSED)
+    assert store.outcome(job_id)["output"] is None
+    assert [(h.status, h.output()) for h in store.history()] == [
+        (JobStatus.COMPLETED, {"count": 10})
+    ]
+    # Deferred by a busy worker, the same.
+    other = store.create_job("alpha", {})
+    store.finish_and_claim(other, JobStatus.COMPLETED, {"output": "first"}, [], "owner")
+    store.set_status(other, JobStatus.QUEUED)
+    store.finish(other, JobStatus.PAUSED)
+    assert {h.id: h.output() for h in store.history()}[other] == "first"
+
+
 def test_finishing_writes_history_newest_first(store):
     a = store.create_job("alpha", {})
     store.set_status(a, JobStatus.RUNNING)

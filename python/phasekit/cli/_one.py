@@ -1,5 +1,6 @@
-"""A command that starts one job runs it here, in the command's own thread
-(``Library.run``): no manager, no event loop, so a command's start-up is
+"""A command that starts one job runs it here, in the command's own process
+(``Library.run``, in a worker thread the main one waits for, ready for
+Ctrl-C): no manager, no event loop, so a command's start-up is
 the interpreter and the databases. The rules are the manager's (see
 python/phasekit/jobs/_direct.py): a killed command leaves its job to be
 resumed, an identical job left interrupted is joined and resumed, another
@@ -15,7 +16,8 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +27,7 @@ from ._exits import EXIT_INTERRUPTED
 from ._report import Options, Reporter, report_generic, show_progress
 
 if TYPE_CHECKING:
-    from ..jobs import Job
+    from ..jobs import DirectRun, Job
     from ..library import Library
 
 
@@ -46,20 +48,46 @@ def dispatch_and_report(
         with Progress(job.job_name, enabled=sys.stderr.isatty()) as bar:
             # Progress is decoded for a bar only: piped or --json, none is drawn.
             listener = (lambda p: show_progress(bar, p)) if bar.shown else None
-            run = library.run(job, control=control, on_progress=listener)
+            run = _in_worker(lambda: library.run(job, control=control, on_progress=listener))
     finally:
         signal.signal(signal.SIGINT, previous)
     reporter = reporters.get(job.job_name, report_generic)
     return reporter(library, run, run.status, options)
 
 
+def _in_worker(fn: Callable[[], DirectRun[Any]]) -> DirectRun[Any]:
+    """``fn()`` in a worker thread, while this (main) thread only waits.
+
+    Python runs a signal handler in the main thread between two of its
+    bytecodes: a job running in the main thread would hear Ctrl-C only when
+    its current native call (a sweep, a batch of hashes: seconds) returns,
+    and two presses meanwhile would arrive as one. Waiting in short joins
+    keeps the main thread ready for them."""
+    result: list[DirectRun[Any]] = []
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            result.append(fn())
+        except BaseException as exc:  # raised again in the main thread
+            failure.append(exc)
+
+    # A daemon: a second Ctrl-C ends the process with os._exit anyway.
+    worker = threading.Thread(target=work, name="phasekit-job", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.1)
+    if failure:
+        raise failure[0]
+    return result[0]
+
+
 def _on_ctrl_c(control: JobControl, resumable: bool) -> Any:
     pressed = 0
 
     def handler(_signum: int, _frame: FrameType | None) -> None:
-        # Runs in the main thread between two bytecodes of the job (which
-        # runs in that thread): it only sets a flag the job looks at, at its
-        # next safe point, and prints.
+        # Runs in the main thread, which only waits for the job's thread: it
+        # sets a flag the job looks at, at its next safe point, and prints.
         nonlocal pressed
         pressed += 1
         if pressed > 1:

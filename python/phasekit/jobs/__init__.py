@@ -174,17 +174,24 @@ __all__ = [
 ]
 
 
+#: Subpackages reachable as attributes before anything imported them
+#: (``phasekit.jobs.sqlite.repair``).
+_SUBMODULES = ("sqlite",)
+
+
 def __getattr__(name: str) -> object:
     """Load a public name on first use (PEP 562), then keep it."""
+    import importlib
+
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
     home = _HOME.get(name)
     if home is None:
         raise AttributeError(f"module 'phasekit.jobs' has no attribute {name!r}")
-    import importlib
-
     value = getattr(importlib.import_module(home, __name__), name)
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted({*__all__, *_HOME})
+    return sorted({*globals(), *_HOME, *_SUBMODULES})

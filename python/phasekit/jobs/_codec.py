@@ -46,7 +46,17 @@ def _plain(value: Any) -> Any:
                 return value.value
             raise TypeError(f"{cls.__name__} is not msgpack-able")
         names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(value))
-    return {name: getattr(value, name) for name in names}
+    plain = {name: getattr(value, name) for name in names}
+    for field_value in plain.values():
+        if isinstance(field_value, dict) and not all(isinstance(key, _KEYS) for key in field_value):
+            # A dataclass key would be stored as a mapping, which no reader
+            # can use as a key again: refused now, not found unreadable later.
+            raise TypeError(f"{cls.__name__} holds a dict whose keys are not plain values")
+    return plain
+
+
+#: What a stored mapping's keys may be.
+_KEYS = (str, int, float, bool, bytes, type(None))
 
 
 def encode(value: Any) -> bytes:
@@ -70,7 +80,13 @@ def decode(blob: bytes) -> Any:
         envelope = msgpack.unpackb(
             blob, raw=False, strict_map_key=False, unicode_errors="surrogateescape"
         )
-    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
+    except (
+        ValueError,
+        TypeError,  # a mapping stored as a key: unhashable
+        msgpack.ExtraData,
+        msgpack.FormatError,
+        msgpack.StackError,
+    ) as exc:
         raise CorruptStateError(f"cannot decode stored state: {exc}") from exc
     if not isinstance(envelope, dict) or "v" not in envelope or "d" not in envelope:
         raise CorruptStateError("stored state is not a phasekit blob")

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InvalidInputError, PhasekitError, UnknownJobError
+from ..errors import InvalidInputError, JobStateError, PhasekitError, UnknownJobError
 from ._codec import encode
 from ._definition import Job, JobRegistry, default_registry
 from ._model import JobStatus
@@ -119,6 +119,7 @@ class JobContext:
         percent: float | None = None,
         on_progress: ProgressListener | None = None,
         on_spawn: SpawnListener | None = None,
+        children_run: bool = True,
     ) -> None:
         self.id = job_id
         self.name = name
@@ -139,6 +140,9 @@ class JobContext:
         self._floor = Floor(percent)
         self._on_progress = on_progress
         self._on_spawn = on_spawn
+        #: False in a direct run (jobs/_direct.py): nothing runs the children
+        #: it queues, so waiting for them would wait for ever.
+        self._children_run = children_run
         #: Set by the phase processor; included in every report.
         self.phase_progress: PhaseProgress | None = None
         #: Set by the phase processor; stored with the run's metrics.
@@ -367,6 +371,11 @@ class JobContext:
                 # must end this job cancelled, not completed.
                 self.check_interrupt()
                 children = self._store.children(self.id)
+                if not self._children_run and not all(s.finished for s in children.values()):
+                    raise JobStateError(
+                        f"job {self.id} waits for its child jobs, which a direct run"
+                        " (Library.run) does not run: run it through a JobManager"
+                    )
                 if all(status.finished for status in children.values()):
                     # A cancel may have landed between the check above and
                     # this read, and ended the children: it asks this job

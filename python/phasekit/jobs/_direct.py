@@ -15,7 +15,10 @@ The rules are the manager's (see _manager.py), so both can share a jobs.db:
   (``phasekit jobs pause``), take effect at the job's safe points.
 
 What it does not do: run other queued jobs, dependencies, schedules or
-children (a job that waits for children needs a :class:`JobManager`).
+children: a job that waits for its children fails, saying so (it needs a
+:class:`JobManager`). A job without a conflict key is never joined: a run
+killed mid-way leaves its job to the next manager or ``phasekit resume``,
+and a new run of the same job starts a new one.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic
 
-from ..errors import JobStateError, UnknownJobError
+from ..errors import UnknownJobError
 from ._context import JobControl
 from ._definition import Job, JobRegistry, OutputT, default_registry
 from ._model import JobRecord, JobStatus
@@ -157,6 +160,7 @@ def run_direct(
                 claimed=True,
                 library=library,
                 on_progress=listener,
+                children_run=False,
             )
             try:
                 backend.finish(job_id, status, **end)
@@ -186,13 +190,16 @@ def _create(backend: JobBackend, job: Job[Any], priority: int) -> str:
     key = job.conflict_key()
     if key is None:
         return backend.create_job(job.job_name, job.to_state(), priority=priority)
-    job_id, created = backend.create_or_join(job.job_name, job.to_state(), key, priority=priority)
-    if not created:
-        record = backend.get_job(job_id)
-        if record.status.finished:  # finished meanwhile: not joinable
-            raise JobStateError(f"job {job_id} is {record.status.value}")
+    while True:
+        job_id, created = backend.create_or_join(
+            job.job_name, job.to_state(), key, priority=priority
+        )
+        if created:
+            return job_id
         backend.move(job_id, JobStatus.QUEUED, only_from=(JobStatus.PAUSED,))
-    return job_id
+        if not backend.status(job_id).finished:
+            return job_id
+        # It finished between the join and now: not joinable; a new job.
 
 
 def _wait_turn(
@@ -226,6 +233,11 @@ def _wait_turn(
             recover_dead(backend, lease)
         status = backend.status(job_id)
         if status is JobStatus.QUEUED:
+            if asked is not None:
+                # Stopping was asked while another process ran it, and it is
+                # queued again (that process died): stop it here, unrun.
+                asked = None
+                continue
             if backend.claim([job_id], owner=lease.id):
                 return None
             # Blocked by a job with its conflict key: claiming is a write,

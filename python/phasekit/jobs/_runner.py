@@ -72,13 +72,15 @@ def run_job(
     loaded: RunStart | None = None,
     on_progress: ProgressListener | None = None,
     on_spawn: SpawnListener | None = None,
+    children_run: bool = True,
 ) -> tuple[JobStatus, dict[str, Any]]:
     """:func:`execute` without recording the end: returns the status and the
     keyword arguments of ``store.finish`` (the manager writes them together
     with its claim of the next job, in one transaction). ``loaded``: the
     job's start if the claim read it (else it is read here);
     ``on_progress`` hears every progress value written, ``on_spawn`` every
-    child queued."""
+    child queued; ``children_run`` False says nothing runs its children
+    (a direct run: waiting for them fails the job with a clear message)."""
     registry = registry or default_registry
     control = control or JobControl()
     try:
@@ -103,6 +105,7 @@ def run_job(
         percent=start.percent,
         on_progress=on_progress,
         on_spawn=on_spawn,
+        children_run=children_run,
     )
     if not claimed:
         store.set_status(job_id, JobStatus.RUNNING)

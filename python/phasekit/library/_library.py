@@ -160,16 +160,18 @@ class Library(JobSteps, Closing):
         paused or cancelled), without a manager or an event loop: for a
         script or a command that runs one job (see
         :func:`~phasekit.jobs.run_direct` for the rules, which are the
-        manager's: kill the process and the next run or manager resumes the
-        job). ``control`` pauses or cancels it from another thread or a
-        signal handler; ``on_progress`` hears each progress value. The
+        manager's: kill the process and the next manager, or the next run of
+        a job with a conflict key, resumes the job). ``control`` pauses or
+        cancels it from another thread or a signal handler; ``on_progress``
+        hears each progress value. The
         returned run reads jobs.db while this library is open."""
         from .._defaults import HISTORY_RETENTION_S
         from ..jobs import JobStore, run_direct
 
-        if self.closed:
-            raise LibraryClosed("this library is closed: open it again to run its jobs")
         with self._job_store_lock:
+            # Under the lock: a close() in between would leave a store open.
+            if self.closed:
+                raise LibraryClosed("this library is closed: open it again to run its jobs")
             if self._job_store is None:
                 self._job_store = JobStore(self.path / JOBS_DB_NAME)
             store = self._job_store
@@ -223,13 +225,14 @@ class Library(JobSteps, Closing):
         """Close library.db (idempotent); an in-memory library's scratch
         folder is removed. Later calls raise
         :class:`~phasekit.errors.LibraryClosed`."""
+        # Under the lock, so a run() starting meanwhile sees it closed.
         with self._job_store_lock:
             store, self._job_store = self._job_store, None
-        try:
-            if store is not None:
-                store.close()
-        finally:
-            self._db.close()
+            try:
+                if store is not None:
+                    store.close()
+            finally:
+                self._db.close()
         if self._scratch:
             import shutil  # here: only an ephemeral library needs it
 

@@ -98,14 +98,30 @@ def migrate(conn: sqlite3.Connection, path: Path) -> None:
             if version > SCHEMA_VERSION:
                 raise _newer(path, version)
             if version < target:
-                for statement in MIGRATIONS[target].split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
+                for statement in statements(MIGRATIONS[target]):
+                    conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {target}")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+
+def statements(script: str) -> list[str]:
+    """The statements of a migration, one by one (inside the caller's
+    transaction, which executescript would commit). Split at each ``;`` that
+    ends a complete statement: a trigger's body holds ``;`` too."""
+    out: list[str] = []
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                out.append(pending.strip())
+            pending = ""
+    if pending.strip(" \n;"):
+        out.append(pending.strip())  # an unfinished last one: SQLite says what is wrong
+    return out
 
 
 def _newer(path: Path, version: int) -> JobStoreError:

@@ -100,6 +100,21 @@ ALTER TABLE jobs ADD COLUMN traceback TEXT;
 CREATE INDEX jobs_conflict ON jobs(conflict_key, status) WHERE conflict_key IS NOT NULL;
 """
 
+#: The history row of a job keeps no copy of the output (it is read from the
+#: job's row: see _history). A finished job's row is not expected to change,
+#: but one that leaves its finished status (set back to queued or running)
+#: may be given another output; this trigger keeps the output its history row
+#: stands for first. The rule in SQL, because every path that changes a
+#: status (set_status, move, finish) then keeps it, in the same statement.
+_V9 = """
+CREATE TRIGGER jobs_history_keeps_its_output AFTER UPDATE OF status ON jobs
+WHEN old.status IN ('completed', 'completed_with_errors', 'failed', 'cancelled')
+    AND new.status NOT IN ('completed', 'completed_with_errors', 'failed', 'cancelled')
+BEGIN
+    UPDATE job_history SET output = COALESCE(output, old.output) WHERE id = old.id;
+END;
+"""
+
 #: Migrations by the version they produce. Version 1 is the first layout;
 #: version 2 added dependencies and interval schedules; version 3 added child
 #: keys, schedule ids and a fuller history; version 4 an index for the next
@@ -113,8 +128,11 @@ CREATE INDEX jobs_conflict ON jobs(conflict_key, status) WHERE conflict_key IS N
 #: both the marked jobs and, once none is, the jobs old enough to prune.
 #: version 8 adds the conflict key (jobs that must not run at the same time:
 #: see Job.conflict_key) and the traceback of a failed run (for
-#: ``phasekit jobs show --debug``; the job's error stays a message).
-#: Never edit a shipped entry: add a new one.
+#: ``phasekit jobs show --debug``; the job's error stays a message);
+#: version 9 stores a finished job's output once, in its row (the history
+#: row's output stays NULL; the trigger above keeps it when the row changes).
+#: An earlier phasekit refuses a version 9 file rather than list its history
+#: without outputs. Never edit a shipped entry: add a new one.
 MIGRATIONS: dict[int, str] = {
     1: _SCHEMA_V1,
     2: _V2,
@@ -124,5 +142,6 @@ MIGRATIONS: dict[int, str] = {
     6: _V6,
     7: _V7,
     8: _V8,
+    9: _V9,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
