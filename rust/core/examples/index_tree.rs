@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use phasekit_core::content::Want;
-use phasekit_core::library::{aggregate, link_identities, IndexMode, LibraryDb, ScanWriter};
+use phasekit_core::library::{
+    aggregate, link_identities, IndexMode, LibraryStore, ScanWriter, SqliteStore,
+};
 use phasekit_core::walk::{WalkOptions, Walker};
 use phasekit_core::CancelToken;
 
@@ -15,7 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(args.get(1).ok_or("usage: index_tree TREE [content]")?);
     let content = args.get(2).is_some_and(|a| a == "content");
     let dir = tempfile_dir()?;
-    let mut db = LibraryDb::open(&dir.join("library.db"))?;
+    let mut db = SqliteStore::open(&dir.join("library.db"))?;
     let loc = db.add_location(root.as_os_str().as_bytes(), IndexMode::Content, true)?;
     for (label, fresh, hash) in [("first", true, content), ("again", false, false)] {
         let t = Instant::now();

@@ -7,7 +7,8 @@ use std::path::Path;
 
 use phasekit_core::content::Want;
 use phasekit_core::library::{
-    aggregate, hash_missing, link_identities, IndexMode, LibraryDb, ScanStats, ScanWriter,
+    aggregate, hash_missing, link_identities, IndexMode, LibraryStore, ScanStats, ScanWriter,
+    SqliteStore,
 };
 use phasekit_core::walk::{WalkOptions, Walker};
 use phasekit_core::CancelToken;
@@ -16,7 +17,7 @@ fn bytes(p: &Path) -> Vec<u8> {
     p.as_os_str().as_bytes().to_vec()
 }
 
-fn scan(db: &mut LibraryDb, location: i64, root: &Path, fresh: bool, hash: bool) -> ScanStats {
+fn scan(db: &mut SqliteStore, location: i64, root: &Path, fresh: bool, hash: bool) -> ScanStats {
     let opts = WalkOptions {
         batch_size: 5,
         threads: 2,
@@ -52,7 +53,7 @@ fn scan_rescan_aggregate_and_content() {
     let root = dir.path().join("tree");
     fs::create_dir(&root).unwrap();
     tree(&root);
-    let mut db = LibraryDb::open(&dir.path().join("library.db")).unwrap();
+    let mut db = SqliteStore::open(&dir.path().join("library.db")).unwrap();
     let loc = db
         .add_location(&bytes(&root), IndexMode::Content, true)
         .unwrap();
@@ -123,11 +124,11 @@ fn sums_gathered_while_writing_equal_the_database_aggregate() {
     let root = dir.path().join("tree");
     fs::create_dir(&root).unwrap();
     tree(&root);
-    let mut db = LibraryDb::open(&dir.path().join("library.db")).unwrap();
+    let mut db = SqliteStore::open(&dir.path().join("library.db")).unwrap();
     let loc = db
         .add_location(&bytes(&root), IndexMode::Shallow, true)
         .unwrap();
-    let dir_sums = |db: &LibraryDb| -> Vec<(Vec<u8>, Option<i64>, Option<i64>)> {
+    let dir_sums = |db: &SqliteStore| -> Vec<(Vec<u8>, Option<i64>, Option<i64>)> {
         let mut rows: Vec<_> = db
             .entries(loc.id, 0, 1000)
             .unwrap()

@@ -5,7 +5,9 @@
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use phasekit_core::library::{self, EntryRow, IndexMode, Location, ScanStats};
+use phasekit_core::library::{
+    self, EntryRow, IndexMode, LibraryStore, Location, ScanStats, SqliteStore,
+};
 use phasekit_core::Error;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
@@ -116,11 +118,11 @@ pub struct LibraryDb {
     // the mutex gives one caller at a time the connection. It is taken with
     // the GIL released (inside `without_gil`), so a thread waiting for it
     // never blocks the thread holding it from finishing. None once closed.
-    db: Mutex<Option<library::LibraryDb>>,
+    db: Mutex<Option<SqliteStore>>,
 }
 
 impl LibraryDb {
-    fn lock(&self) -> MutexGuard<'_, Option<library::LibraryDb>> {
+    fn lock(&self) -> MutexGuard<'_, Option<SqliteStore>> {
         // A panic inside a call rolled its transaction back (rusqlite rolls
         // back on drop): the connection is still consistent.
         self.db.lock().unwrap_or_else(PoisonError::into_inner)
@@ -130,7 +132,7 @@ impl LibraryDb {
     pub(crate) fn with<T: Send>(
         &self,
         py: Python<'_>,
-        f: impl FnOnce(&mut library::LibraryDb) -> Result<T, Error> + Send,
+        f: impl FnOnce(&mut SqliteStore) -> Result<T, Error> + Send,
     ) -> PyResult<T> {
         without_gil(py, || match self.lock().as_mut() {
             Some(db) => f(db).map_err(|err| db.explain(err)),
@@ -152,7 +154,7 @@ impl LibraryDb {
         let path = path_from_py(path)?;
         let db = without_gil(py, move || {
             use std::os::unix::ffi::OsStrExt;
-            library::LibraryDb::open(std::path::Path::new(std::ffi::OsStr::from_bytes(&path)))
+            SqliteStore::open(std::path::Path::new(std::ffi::OsStr::from_bytes(&path)))
         })
         .into_py(py)?;
         Ok(LibraryDb {
@@ -163,7 +165,7 @@ impl LibraryDb {
     /// A library kept in memory only.
     #[staticmethod]
     fn in_memory(py: Python<'_>) -> PyResult<Self> {
-        let db = library::LibraryDb::in_memory().into_py(py)?;
+        let db = SqliteStore::in_memory().into_py(py)?;
         Ok(LibraryDb {
             db: Mutex::new(Some(db)),
         })

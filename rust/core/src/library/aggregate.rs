@@ -11,7 +11,8 @@ use std::collections::HashMap;
 
 use rusqlite::{params, TransactionBehavior};
 
-use super::{LibraryDb, TOP};
+use super::model::TOP;
+use super::sqlite::SqliteStore;
 use crate::error::Result;
 use crate::sys::Kind;
 
@@ -61,7 +62,7 @@ impl Linked {
 /// `GROUP BY device, inode HAVING COUNT(*) > 1` took 0.21-0.22 s, this one
 /// 0.11 s, against 0.06-0.07 s for the sums alone): their rows are taken
 /// out of the sums and each file is put back once (see [`Linked`]).
-pub fn aggregate(db: &mut LibraryDb, location_id: i64) -> Result<(i64, i64)> {
+pub fn aggregate(db: &mut SqliteStore, location_id: i64) -> Result<(i64, i64)> {
     let tx = db
         .conn
         .transaction_with_behavior(TransactionBehavior::Immediate)?;

@@ -5,7 +5,10 @@ use std::fmt::Write;
 
 use rusqlite::{params, Transaction, TransactionBehavior};
 
-use super::{now, LibraryDb};
+use super::model::now;
+use super::sqlite::content::drop_lost_identities;
+use super::sqlite::SqliteStore;
+use super::store::LibraryStore;
 use crate::cancel::CancelToken;
 use crate::content::{cas_id_hex, hash_file, hex, map_items, Want};
 use crate::error::{FsError, Result};
@@ -36,7 +39,7 @@ struct Missing {
 /// How many of the location's files [`hash_missing`] has yet to hash (non-empty
 /// regular files without a cas_id, or without a checksum when `checksums` is
 /// set): the total of the content step's progress.
-pub fn count_missing(db: &LibraryDb, location_id: i64, checksums: bool) -> Result<u64> {
+pub fn count_missing(db: &SqliteStore, location_id: i64, checksums: bool) -> Result<u64> {
     // `+location_id`: one pass over the table in id order, as hash_missing
     // reads it, not a lookup of every row through `entries_name`.
     let count: i64 = db
@@ -59,7 +62,7 @@ pub fn count_missing(db: &LibraryDb, location_id: i64, checksums: bool) -> Resul
 /// [`link_identities`] instead was measured on a 200,000-file location
 /// switched to content mode: no faster, 3.10-3.18 s against 3.17-3.24 s.)
 pub fn hash_missing(
-    db: &mut LibraryDb,
+    db: &mut SqliteStore,
     location_id: i64,
     after_id: i64,
     limit: usize,
@@ -165,7 +168,7 @@ fn cas_number(text: &str) -> Option<u64> {
 /// order (a sequential scan) and sorted here as numbers rather than by
 /// SQLite, whose `ORDER BY` goes through the name index and a temporary
 /// B-tree: this halves the time to link a fresh index.
-pub fn link_identities(db: &mut LibraryDb, location_id: i64, prune: bool) -> Result<u64> {
+pub fn link_identities(db: &mut SqliteStore, location_id: i64, prune: bool) -> Result<u64> {
     let tx = db
         .conn
         .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -200,26 +203,6 @@ pub fn link_identities(db: &mut LibraryDb, location_id: i64, prune: bool) -> Res
     }
     tx.commit()?;
     Ok(created)
-}
-
-/// Leave the location's new cas_ids to [`link_identities`] (see the schema).
-pub(crate) fn defer_links(tx: &Transaction<'_>, location_id: i64) -> Result<()> {
-    tx.execute(
-        "UPDATE locations SET content_linked = 0 WHERE id = ?1",
-        [location_id],
-    )?;
-    Ok(())
-}
-
-/// Drop the identities noted in `lost_links` that no entry is linked to.
-pub(crate) fn drop_lost_identities(tx: &Transaction<'_>) -> Result<()> {
-    tx.execute(
-        "DELETE FROM content_identities WHERE cas_id IN (SELECT cas_id FROM lost_links) \
-         AND NOT EXISTS (SELECT 1 FROM entry_content ec WHERE ec.cas_id = content_identities.cas_id)",
-        [],
-    )?;
-    tx.execute("DELETE FROM lost_links", [])?;
-    Ok(())
 }
 
 /// The location's (cas_id as a number, entry id, size) rows, sorted; `None`
@@ -286,14 +269,14 @@ fn insert_by_sql(tx: &Transaction<'_>, location_id: i64) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::library::IndexMode;
+    use crate::library::model::IndexMode;
 
     type Rows = Vec<(String, i64)>;
 
     /// A location whose files have these (cas_id, size) pairs, linked; then
     /// the lookup rows and the identities, sorted.
     fn linked(cas: &[(&str, i64)]) -> (Rows, Rows) {
-        let mut db = LibraryDb::in_memory().unwrap();
+        let mut db = SqliteStore::in_memory().unwrap();
         let loc = db.add_location(b"/t", IndexMode::Content, true).unwrap();
         for (i, (cas_id, size)) in cas.iter().enumerate() {
             let name = format!("f{i}");

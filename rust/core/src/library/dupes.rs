@@ -4,7 +4,8 @@
 
 use rusqlite::{params, TransactionBehavior};
 
-use super::LibraryDb;
+use super::sqlite::SqliteStore;
+use super::store::LibraryStore;
 use crate::content::{cas_id_hex, hex, Digest};
 use crate::dupes::{FileRecord, Hashed, Stage};
 use crate::error::Result;
@@ -35,7 +36,7 @@ fn is_hidden(rel: &[u8]) -> bool {
 /// The regular files of a location (absolute paths) with their stored cas_id
 /// and checksum; `hidden` false leaves out paths with a component starting
 /// with a dot (below the root).
-pub fn file_records(db: &LibraryDb, location_id: i64, hidden: bool) -> Result<Vec<FileRecord>> {
+pub fn file_records(db: &SqliteStore, location_id: i64, hidden: bool) -> Result<Vec<FileRecord>> {
     let mut root = db.location(location_id)?.path;
     if !root.ends_with(b"/") {
         root.push(b'/');
@@ -80,7 +81,7 @@ pub fn file_records(db: &LibraryDb, location_id: i64, hidden: bool) -> Result<Ve
 /// transaction. An entry re-indexed since it was read (its size or mtime
 /// differs) is left alone: the digest is not of what it describes now.
 /// Empty files keep no cas_id. Returns the entries updated.
-pub fn store_digests(db: &mut LibraryDb, hashed: &[Hashed]) -> Result<u64> {
+pub fn store_digests(db: &mut SqliteStore, hashed: &[Hashed]) -> Result<u64> {
     let tx = db
         .conn
         .transaction_with_behavior(TransactionBehavior::Immediate)?;

@@ -10,9 +10,9 @@
 use rusqlite::types::ToSql;
 use rusqlite::Transaction;
 
+use super::model::TOP;
 use super::rows::{digests, extension, signed, split_name};
 use super::scan::ScanWriter;
-use super::TOP;
 use crate::error::{FsError, Result};
 use crate::walk::Batch;
 

@@ -12,9 +12,9 @@
 
 use rusqlite::{params, CachedStatement, Transaction};
 
+use super::model::TOP;
 use super::rows::{digests, extension, signed, split_name};
 use super::scan::ScanWriter;
-use super::TOP;
 use crate::error::{FsError, Result};
 use crate::sys::Kind;
 use crate::walk::Batch;

@@ -15,7 +15,9 @@ use std::collections::HashMap;
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
 use super::aggregate::Linked;
-use super::{now, LibraryDb, TOP};
+use super::model::{now, TOP};
+use super::sqlite::SqliteStore;
+use super::store::LibraryStore;
 use crate::error::{Error, FsError, Result};
 use crate::sys::{self, Kind};
 use crate::walk::Batch;
@@ -70,7 +72,7 @@ pub struct ScanWriter {
 impl ScanWriter {
     /// Start a scan of `location_id`, whose root is `root` (absolute bytes).
     /// `fresh` may be true only if the location has no entries yet.
-    pub fn new(db: &LibraryDb, location_id: i64, fresh: bool) -> Result<Self> {
+    pub fn new(db: &SqliteStore, location_id: i64, fresh: bool) -> Result<Self> {
         let location = db.location(location_id)?;
         if fresh && db.entry_count(location_id)? > 0 {
             return Err(Error::InvalidArgument(
@@ -157,7 +159,7 @@ impl ScanWriter {
 
     /// Write one walker batch in one transaction. Entries outside the
     /// location's root are reported as errors and skipped.
-    pub fn write_batch(&mut self, db: &mut LibraryDb, batch: &Batch) -> Result<Vec<FsError>> {
+    pub fn write_batch(&mut self, db: &mut SqliteStore, batch: &Batch) -> Result<Vec<FsError>> {
         let mut problems = Vec::new();
         let tx = db
             .conn
@@ -167,7 +169,7 @@ impl ScanWriter {
             // identities by the triggers: `link_identities` links them in
             // bulk. Marked with every such batch, in its transaction: a link
             // that ran meanwhile (another job) has cleared the mark.
-            super::content::defer_links(&tx, self.location_id)?;
+            super::sqlite::content::defer_links(&tx, self.location_id)?;
         }
         if self.fresh {
             self.write_fresh(&tx, batch, &mut problems)?;
@@ -244,9 +246,9 @@ impl ScanWriter {
     /// After the sweep: directory sizes and file counts (see
     /// [`super::aggregate`]), from the sums gathered while writing when this
     /// scan saw every entry the location has, else from the database.
-    pub fn aggregate(&mut self, db: &mut LibraryDb) -> Result<(i64, i64)> {
+    pub fn aggregate(&mut self, db: &mut SqliteStore) -> Result<(i64, i64)> {
         if self.seen_count != db.entry_count(self.location_id)? {
-            return super::aggregate(db, self.location_id); // a resumed scan
+            return super::aggregate::aggregate(db, self.location_id); // a resumed scan
         }
         let tx = db
             .conn
@@ -265,7 +267,7 @@ impl ScanWriter {
     /// An unseen entry whose path still exists is kept: it was walked before
     /// an interruption (a resumed scan sees only what came after), or it sits
     /// under a directory that could not be read this time.
-    pub fn sweep(&mut self, db: &mut LibraryDb) -> Result<()> {
+    pub fn sweep(&mut self, db: &mut SqliteStore) -> Result<()> {
         // A root that is gone (renamed, unmounted) makes every entry look
         // gone: refuse rather than empty the location.
         let root = &self.prefix[..self.prefix.len() - 1];

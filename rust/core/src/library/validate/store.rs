@@ -8,7 +8,8 @@ use super::checks::{check_rows, Checked, IssueRow, Stored, ValidateMode, Validat
 use crate::cancel::CancelToken;
 use crate::content::in_pool;
 use crate::error::{Error, Result};
-use crate::library::LibraryDb;
+use crate::library::sqlite::SqliteStore;
+use crate::library::store::LibraryStore;
 
 /// Rows per chunk of a page (see [`validate_page`]).
 const READ_CHUNK: usize = 2048;
@@ -37,7 +38,7 @@ const STORED_COLUMNS: &str =
 /// nothing to write, so a clean page never takes the write lock).
 #[allow(clippy::too_many_arguments)]
 pub fn validate_page(
-    db: &mut LibraryDb,
+    db: &mut SqliteStore,
     location_id: i64,
     run_id: &str,
     after_id: i64,
@@ -155,7 +156,7 @@ pub fn validate_page(
 }
 
 /// Forget the issues recorded for a location (a new validation starts).
-pub fn clear_issues(db: &mut LibraryDb, location_id: i64) -> Result<u64> {
+pub fn clear_issues(db: &mut SqliteStore, location_id: i64) -> Result<u64> {
     Ok(db.conn.execute(
         "DELETE FROM validation_issues WHERE location_id = ?1",
         [location_id],
@@ -163,7 +164,7 @@ pub fn clear_issues(db: &mut LibraryDb, location_id: i64) -> Result<u64> {
 }
 
 /// `(category, count)` of a run's issues.
-pub fn issue_counts(db: &LibraryDb, run_id: &str) -> Result<Vec<(String, u64)>> {
+pub fn issue_counts(db: &SqliteStore, run_id: &str) -> Result<Vec<(String, u64)>> {
     let mut stmt = db.conn.prepare_cached(
         "SELECT category, COUNT(*) FROM validation_issues WHERE run_id = ?1 \
          GROUP BY category ORDER BY category",
@@ -174,7 +175,7 @@ pub fn issue_counts(db: &LibraryDb, run_id: &str) -> Result<Vec<(String, u64)>> 
 
 /// Up to `limit` issues of a run after `(entry_id, category)`, in that order.
 pub fn issues(
-    db: &LibraryDb,
+    db: &SqliteStore,
     run_id: &str,
     after: (i64, &str),
     limit: usize,

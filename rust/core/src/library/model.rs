@@ -1,0 +1,87 @@
+//! The records of a library as the jobs and the bindings see them: a
+//! location, an entry, how much an index holds. Plain data, no storage: the
+//! operations on them are the [`super::store::LibraryStore`] trait's.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::error::{Error, Result};
+
+/// The parent id of entries at the top of a location.
+pub(crate) const TOP: i64 = 0;
+
+/// Now, in unix seconds (the stores' timestamps).
+pub(crate) fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// How much a location's index holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IndexMode {
+    /// Metadata only.
+    Shallow,
+    /// Plus cas_ids and content identities.
+    Content,
+    /// Plus full checksums, for later validation.
+    Deep,
+}
+
+impl IndexMode {
+    pub fn parse(text: &str) -> Result<Self> {
+        match text {
+            "shallow" => Ok(IndexMode::Shallow),
+            "content" => Ok(IndexMode::Content),
+            "deep" => Ok(IndexMode::Deep),
+            other => Err(Error::InvalidArgument(format!(
+                "index mode must be shallow, content or deep, not {other:?}"
+            ))),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IndexMode::Shallow => "shallow",
+            IndexMode::Content => "content",
+            IndexMode::Deep => "deep",
+        }
+    }
+}
+
+/// A location: a folder whose tree is indexed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Location {
+    pub id: i64,
+    pub path: Vec<u8>,
+    pub mode: String,
+    pub recursive: bool,
+    pub created_at: f64,
+    pub indexed_at: Option<f64>,
+    pub total_size: Option<i64>,
+    pub file_count: Option<i64>,
+}
+
+/// An indexed entry (file, directory, symlink, other) of a location.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EntryRow {
+    pub id: i64,
+    pub location_id: i64,
+    /// Relative to the location's root.
+    pub path: Vec<u8>,
+    pub parent_id: Option<i64>,
+    pub name: String,
+    pub extension: Option<String>,
+    pub kind: u8,
+    pub size: i64,
+    pub agg_size: Option<i64>,
+    pub file_count: Option<i64>,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    pub inode: i64,
+    pub device: i64,
+    pub mode: u32,
+    pub cas_id: Option<String>,
+    pub checksum: Option<String>,
+    pub indexed_at: f64,
+}

@@ -1,0 +1,81 @@
+//! The SQLite library store: library.db (WAL), the only code in this crate
+//! that uses SQL (see docs/ARCHITECTURE.md, invariant 7: one SQLite library
+//! per database file in a process).
+//!
+//! [`SqliteStore`] implements [`LibraryStore`] by handing each operation to
+//! the submodule of its area; what is not SQL (row shaping, sums, the
+//! scan's bookkeeping) comes from the library's pure modules. Paths are
+//! stored as bytes: a location's absolute root, and each entry's path
+//! relative to it, so any POSIX name round-trips.
+
+mod connection;
+pub(crate) mod content;
+mod entries;
+mod errors;
+mod locations;
+mod schema;
+
+pub use connection::SqliteStore;
+pub use schema::SCHEMA_VERSION;
+
+use crate::error::{Error, Result};
+use crate::library::model::{EntryRow, IndexMode, Location};
+use crate::library::store::LibraryStore;
+
+impl LibraryStore for SqliteStore {
+    fn schema_version(&self) -> Result<i64> {
+        Ok(schema::version(&self.conn)?)
+    }
+
+    fn explain(&self, err: Error) -> Error {
+        self.explain_error(err)
+    }
+
+    fn add_location(&mut self, path: &[u8], mode: IndexMode, recursive: bool) -> Result<Location> {
+        locations::add(&self.conn, path, mode, recursive)
+    }
+
+    fn locations(&self) -> Result<Vec<Location>> {
+        locations::all(&self.conn)
+    }
+
+    fn location(&self, id: i64) -> Result<Location> {
+        locations::get(&self.conn, id)
+    }
+
+    fn location_by_path(&self, path: &[u8]) -> Result<Option<Location>> {
+        locations::by_path(&self.conn, path)
+    }
+
+    fn set_location_mode(&mut self, id: i64, mode: IndexMode) -> Result<()> {
+        locations::set_mode(&self.conn, id, mode)
+    }
+
+    fn mark_indexed(&mut self, id: i64, at: f64) -> Result<()> {
+        locations::mark_indexed(&self.conn, id, at)
+    }
+
+    fn remove_location(&mut self, id: i64) -> Result<u64> {
+        locations::remove(&mut self.conn, id)
+    }
+
+    fn entries(&self, location_id: i64, after_id: i64, limit: usize) -> Result<Vec<EntryRow>> {
+        entries::page(&self.conn, location_id, after_id, limit)
+    }
+
+    fn entry_at(&self, location_id: i64, path: &[u8]) -> Result<Option<EntryRow>> {
+        entries::at(&self.conn, location_id, path)
+    }
+
+    fn entries_by_cas_id(&self, cas_id: &str) -> Result<Vec<EntryRow>> {
+        entries::by_cas_id(&self.conn, cas_id)
+    }
+
+    fn entry_count(&self, location_id: i64) -> Result<u64> {
+        entries::count(&self.conn, location_id)
+    }
+
+    fn content_identity(&self, cas_id: &str) -> Result<Option<(String, i64, f64)>> {
+        entries::content_identity(&self.conn, cas_id)
+    }
+}

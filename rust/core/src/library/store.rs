@@ -1,0 +1,76 @@
+//! The library store: every operation the jobs and the bindings need of a
+//! library's database, as one trait.
+//!
+//! [`LibraryStore`] names what is done (upsert a batch of walked entries,
+//! sweep what vanished, pages of entries, store digests, record validation
+//! issues, link content identities, aggregate directory sizes, locations),
+//! not how: `sqlite/` implements it over library.db ([`super::SqliteStore`]),
+//! and a second store (PostgreSQL, shared by workers on several hosts) would
+//! implement the same set. Callers are generic over the store (`impl
+//! LibraryStore`), never `dyn`: per-row loops stay monomorphic.
+//!
+//! Every write operation is atomic (one transaction in SQLite): a job that
+//! is killed between two of them resumes from its last checkpoint and
+//! repeats at most the operation it was in (docs/ARCHITECTURE.md,
+//! invariant 1). Reads take `&self`, writes `&mut self`.
+
+use crate::error::{Error, Result};
+use crate::library::model::{EntryRow, IndexMode, Location};
+
+/// The operations on a library's database (see the module comment).
+pub trait LibraryStore {
+    // The store itself.
+
+    /// The version of the store's schema.
+    fn schema_version(&self) -> Result<i64>;
+
+    /// `err`, from a call on this store, told more precisely with what the
+    /// store knows: in SQLite, a full disk (SQLITE_FULL, or an I/O error
+    /// with errno ENOSPC or EDQUOT) becomes [`Error::StorageFull`] naming
+    /// library.db. Callers that hand errors on (the bindings) pass them
+    /// through here.
+    fn explain(&self, err: Error) -> Error;
+
+    // Locations.
+
+    /// Add a location rooted at the absolute path `path`; an error if the
+    /// path is relative or already a location.
+    fn add_location(&mut self, path: &[u8], mode: IndexMode, recursive: bool) -> Result<Location>;
+
+    /// Every location, by id.
+    fn locations(&self) -> Result<Vec<Location>>;
+
+    /// The location `id`; [`Error::LocationNotFound`] if there is none.
+    fn location(&self, id: i64) -> Result<Location>;
+
+    /// The location rooted at exactly `path`, if any.
+    fn location_by_path(&self, path: &[u8]) -> Result<Option<Location>>;
+
+    /// Change what the location's index holds (the next index fills it in).
+    fn set_location_mode(&mut self, id: i64, mode: IndexMode) -> Result<()>;
+
+    /// Record that a scan of the location finished at `at` (unix seconds).
+    fn mark_indexed(&mut self, id: i64, at: f64) -> Result<()>;
+
+    /// Remove a location with its entries and validation issues; content
+    /// identities no other entry uses go too. Returns the entries removed.
+    fn remove_location(&mut self, id: i64) -> Result<u64>;
+
+    // Entries, read.
+
+    /// Up to `limit` entries of a location with id greater than `after_id`,
+    /// in id order (page through with the last id returned).
+    fn entries(&self, location_id: i64, after_id: i64, limit: usize) -> Result<Vec<EntryRow>>;
+
+    /// The entry at `path` (relative to the location's root), if indexed.
+    fn entry_at(&self, location_id: i64, path: &[u8]) -> Result<Option<EntryRow>>;
+
+    /// Entries, in every location, whose content has this cas_id.
+    fn entries_by_cas_id(&self, cas_id: &str) -> Result<Vec<EntryRow>>;
+
+    /// How many entries the location has.
+    fn entry_count(&self, location_id: i64) -> Result<u64>;
+
+    /// `(cas_id, size, first_seen)` of a content identity.
+    fn content_identity(&self, cas_id: &str) -> Result<Option<(String, i64, f64)>>;
+}
