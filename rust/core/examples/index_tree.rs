@@ -6,9 +6,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use phasekit_core::content::Want;
-use phasekit_core::library::{
-    aggregate, link_identities, IndexMode, LibraryStore, ScanWriter, SqliteStore,
-};
+use phasekit_core::library::{link_identities, IndexMode, LibraryStore, ScanWriter, SqliteStore};
 use phasekit_core::walk::{WalkOptions, Walker};
 use phasekit_core::CancelToken;
 
@@ -53,7 +51,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let walked = t.elapsed();
         writer.sweep(&mut db)?;
         let swept = t.elapsed();
-        aggregate(&mut db, loc.id)?;
+        db.aggregate_sizes(loc.id)?;
         let aggregated = t.elapsed();
         if hash {
             link_identities(&mut db, loc.id, false)?;

@@ -7,8 +7,7 @@ use std::path::Path;
 
 use phasekit_core::content::Want;
 use phasekit_core::library::{
-    aggregate, hash_missing, link_identities, IndexMode, LibraryStore, ScanStats, ScanWriter,
-    SqliteStore,
+    hash_missing, link_identities, IndexMode, LibraryStore, ScanStats, ScanWriter, SqliteStore,
 };
 use phasekit_core::walk::{WalkOptions, Walker};
 use phasekit_core::CancelToken;
@@ -71,7 +70,7 @@ fn scan_rescan_aggregate_and_content() {
     assert_eq!(one.parent_id, Some(a.id));
     assert!(one.cas_id.is_some());
 
-    assert_eq!(aggregate(&mut db, loc.id).unwrap(), (300_011, 5));
+    assert_eq!(db.aggregate_sizes(loc.id).unwrap(), (300_011, 5));
     let a = db.entry_at(loc.id, b"a").unwrap().unwrap();
     assert_eq!((a.agg_size, a.file_count), (Some(11), Some(3)));
     assert_eq!(link_identities(&mut db, loc.id, false).unwrap(), 3);
@@ -112,7 +111,7 @@ fn scan_rescan_aggregate_and_content() {
         fresh_cas,
         phasekit_core::content::cas_id(&bytes(&root.join("a/one.TXT"))).unwrap()
     );
-    assert_eq!(aggregate(&mut db, loc.id).unwrap(), (300_016, 4));
+    assert_eq!(db.aggregate_sizes(loc.id).unwrap(), (300_016, 4));
 
     assert_eq!(db.remove_location(loc.id).unwrap(), 5);
     assert!(db.locations().unwrap().is_empty());
@@ -157,7 +156,7 @@ fn sums_gathered_while_writing_equal_the_database_aggregate() {
         writer.sweep(&mut db).unwrap();
         let from_scan = writer.aggregate(&mut db).unwrap();
         let rows_from_scan = dir_sums(&db);
-        let from_db = aggregate(&mut db, loc.id).unwrap();
+        let from_db = db.aggregate_sizes(loc.id).unwrap();
         assert_eq!(from_scan, from_db);
         assert_eq!(rows_from_scan, dir_sums(&db));
     }

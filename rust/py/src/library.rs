@@ -282,7 +282,7 @@ impl LibraryDb {
 
     /// Directory sizes and file counts; returns the location's `(total_size, file_count)`.
     fn aggregate(&self, py: Python<'_>, location_id: i64) -> PyResult<(i64, i64)> {
-        self.with(py, move |db| library::aggregate(db, location_id))
+        self.with(py, move |db| db.aggregate_sizes(location_id))
     }
 
     /// Hash up to `limit` files lacking a cas_id (or checksum); returns

@@ -19,7 +19,7 @@ mod sqlite;
 mod store;
 pub mod validate;
 
-pub use aggregate::aggregate;
+pub use aggregate::DirSizes;
 pub use content::{count_missing, hash_missing, link_identities, HashPass};
 pub use dupes::{file_records, store_digests};
 pub use model::{EntryRow, IndexMode, Location};

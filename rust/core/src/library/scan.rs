@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
-use super::aggregate::Linked;
+use super::aggregate::{add_file, carry, Linked};
 use super::model::{now, TOP};
 use super::sqlite::SqliteStore;
 use super::store::LibraryStore;
@@ -201,11 +201,7 @@ impl ScanWriter {
         } else if kind == Kind::File as u8 {
             match link {
                 Some(key) => self.linked.note(key, rel, parent, size),
-                None => {
-                    let sum = self.file_sums.entry(parent).or_insert((0, 0));
-                    sum.0 += size;
-                    sum.1 += 1;
-                }
+                None => add_file(&mut self.file_sums, parent, size),
             }
         }
         self.mark_seen(id);
@@ -244,21 +240,18 @@ impl ScanWriter {
     }
 
     /// After the sweep: directory sizes and file counts (see
-    /// [`super::aggregate`]), from the sums gathered while writing when this
-    /// scan saw every entry the location has, else from the database.
-    pub fn aggregate(&mut self, db: &mut SqliteStore) -> Result<(i64, i64)> {
+    /// `aggregate.rs`), from the sums gathered while writing when this scan
+    /// saw every entry the location has, else from the store's rows.
+    pub fn aggregate(&mut self, db: &mut impl LibraryStore) -> Result<(i64, i64)> {
         if self.seen_count != db.entry_count(self.location_id)? {
-            return super::aggregate::aggregate(db, self.location_id); // a resumed scan
+            return db.aggregate_sizes(self.location_id); // a resumed scan
         }
-        let tx = db
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let dirs = std::mem::take(&mut self.dirs);
         let mut sums = std::mem::take(&mut self.file_sums);
         std::mem::take(&mut self.linked).add_to(&mut sums);
-        let totals = super::aggregate::write_sums(&tx, self.location_id, dirs, sums)?;
-        tx.commit()?;
-        Ok(totals)
+        let sizes = carry(dirs, sums);
+        db.store_sizes(self.location_id, &sizes)?;
+        Ok(sizes.total)
     }
 
     /// After the walk: delete the location's entries this scan did not see

@@ -15,6 +15,7 @@
 //! invariant 1). Reads take `&self`, writes `&mut self`.
 
 use crate::error::{Error, Result};
+use crate::library::aggregate::DirSizes;
 use crate::library::model::{EntryRow, IndexMode, Location};
 
 /// The operations on a library's database (see the module comment).
@@ -73,4 +74,16 @@ pub trait LibraryStore {
 
     /// `(cas_id, size, first_seen)` of a content identity.
     fn content_identity(&self, cas_id: &str) -> Result<Option<(String, i64, f64)>>;
+
+    // Aggregation (the rules are in `aggregate.rs`).
+
+    /// Set every directory's `agg_size` and `file_count`, and the
+    /// location's totals, from the location's entries as stored (one
+    /// transaction: what is summed is what is written to). Returns the
+    /// location's `(total_size, file_count)`.
+    fn aggregate_sizes(&mut self, location_id: i64) -> Result<(i64, i64)>;
+
+    /// Store sizes already carried up the tree (by a scan that saw every
+    /// entry): written only where they changed.
+    fn store_sizes(&mut self, location_id: i64, sizes: &DirSizes) -> Result<()>;
 }

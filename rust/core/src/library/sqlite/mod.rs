@@ -8,6 +8,7 @@
 //! stored as bytes: a location's absolute root, and each entry's path
 //! relative to it, so any POSIX name round-trips.
 
+mod aggregate;
 mod connection;
 pub(crate) mod content;
 mod entries;
@@ -19,6 +20,7 @@ pub use connection::SqliteStore;
 pub use schema::SCHEMA_VERSION;
 
 use crate::error::{Error, Result};
+use crate::library::aggregate::DirSizes;
 use crate::library::model::{EntryRow, IndexMode, Location};
 use crate::library::store::LibraryStore;
 
@@ -77,5 +79,13 @@ impl LibraryStore for SqliteStore {
 
     fn content_identity(&self, cas_id: &str) -> Result<Option<(String, i64, f64)>> {
         entries::content_identity(&self.conn, cas_id)
+    }
+
+    fn aggregate_sizes(&mut self, location_id: i64) -> Result<(i64, i64)> {
+        aggregate::aggregate(&mut self.conn, location_id)
+    }
+
+    fn store_sizes(&mut self, location_id: i64, sizes: &DirSizes) -> Result<()> {
+        aggregate::store(&mut self.conn, location_id, sizes)
     }
 }
