@@ -62,7 +62,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             (swept - walked).as_secs_f64(),
             (aggregated - swept).as_secs_f64(),
             t.elapsed().as_secs_f64(),
-            writer.stats
+            writer.stats()
         );
     }
     std::fs::remove_dir_all(&dir)?;

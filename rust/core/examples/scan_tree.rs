@@ -38,7 +38,7 @@ fn sequential(dir: &Path, root: &Path) -> Res<(f64, u64)> {
     while let Some(batch) = walker.next_batch()? {
         writer.write_batch(&mut db, &batch)?;
     }
-    Ok((t.elapsed().as_secs_f64(), writer.stats.new))
+    Ok((t.elapsed().as_secs_f64(), writer.stats().new))
 }
 
 fn pipelined(dir: &Path, root: &Path) -> Res<(f64, u64)> {

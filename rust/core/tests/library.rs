@@ -32,7 +32,7 @@ fn scan(db: &mut SqliteStore, location: i64, root: &Path, fresh: bool, hash: boo
         assert!(writer.write_batch(db, &batch).unwrap().is_empty());
     }
     writer.sweep(db).unwrap();
-    writer.stats
+    writer.stats()
 }
 
 fn tree(root: &Path) {

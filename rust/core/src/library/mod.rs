@@ -7,12 +7,11 @@
 //! boundary are in `model.rs`.
 
 mod aggregate;
+mod book;
 mod content;
 mod dupes;
-mod fresh;
 mod model;
 mod pipeline;
-mod rescan;
 mod rows;
 mod scan;
 mod sqlite;
@@ -20,10 +19,11 @@ mod store;
 pub mod validate;
 
 pub use aggregate::DirSizes;
+pub use book::{Gone, ScanBook, ScanStats, Seen, Unseen};
 pub use content::{count_missing, hash_missing, link_identities, HashPass};
 pub use dupes::{file_records, store_digests};
 pub use model::{EntryRow, IndexMode, Location};
 pub use pipeline::{ScanPipeline, Step, CHANNEL_CAPACITY};
-pub use scan::{ScanStats, ScanWriter};
+pub use scan::ScanWriter;
 pub use sqlite::{SqliteStore, SCHEMA_VERSION};
 pub use store::LibraryStore;

@@ -14,9 +14,11 @@
 //! repeats at most the operation it was in (docs/ARCHITECTURE.md,
 //! invariant 1). Reads take `&self`, writes `&mut self`.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, FsError, Result};
 use crate::library::aggregate::DirSizes;
+use crate::library::book::{Gone, ScanBook, Seen, Unseen};
 use crate::library::model::{EntryRow, IndexMode, Location};
+use crate::walk::Batch;
 
 /// The operations on a library's database (see the module comment).
 pub trait LibraryStore {
@@ -74,6 +76,36 @@ pub trait LibraryStore {
 
     /// `(cas_id, size, first_seen)` of a content identity.
     fn content_identity(&self, cas_id: &str) -> Result<Option<(String, i64, f64)>>;
+
+    // Scans (`scan.rs` drives them; `book.rs` is what a scan keeps).
+
+    /// Write one walker batch of a scan of `scan.location_id()`, atomically.
+    /// Each entry is found by its directory and name: new ones are inserted
+    /// (all of them, with ids handed out in walk order, when
+    /// `scan.is_fresh()`), changed ones updated (`rows::Change`: a modified
+    /// one loses its cas_id and checksum unless the walk computed them),
+    /// unchanged ones not written. Every entry written or found is recorded
+    /// in `scan` (`ScanBook::record`: its id, parent and sums), each insert
+    /// and comparison counted. Entries inserted with a cas_id are linked to
+    /// their content identities by the next `link_identities` at the latest.
+    /// Entries outside the root, or whose directory is not indexed, are
+    /// returned as problems and skipped.
+    fn upsert_batch(&mut self, scan: &mut ScanBook, batch: &Batch) -> Result<Vec<FsError>>;
+
+    /// Call `each` with every entry of the location whose id is not in
+    /// `seen` (any order).
+    fn unseen_entries(
+        &self,
+        location_id: i64,
+        seen: &Seen,
+        each: impl FnMut(Unseen) -> Result<()>,
+    ) -> Result<()>;
+
+    /// Sweep what vanished, atomically: delete these entries, first giving
+    /// each moved one's cas_id and checksum to the entry it moved to
+    /// (unless that has a cas_id of its own). Content identities follow as
+    /// for any change of cas_id (see `link_identities`).
+    fn remove_gone(&mut self, gone: &[Gone]) -> Result<()>;
 
     // Aggregation (the rules are in `aggregate.rs`).
 

@@ -13,16 +13,21 @@ mod connection;
 pub(crate) mod content;
 mod entries;
 mod errors;
+mod fresh;
 mod locations;
+mod rescan;
+mod scan;
 mod schema;
 
 pub use connection::SqliteStore;
 pub use schema::SCHEMA_VERSION;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, FsError, Result};
 use crate::library::aggregate::DirSizes;
+use crate::library::book::{Gone, ScanBook, Seen, Unseen};
 use crate::library::model::{EntryRow, IndexMode, Location};
 use crate::library::store::LibraryStore;
+use crate::walk::Batch;
 
 impl LibraryStore for SqliteStore {
     fn schema_version(&self) -> Result<i64> {
@@ -79,6 +84,23 @@ impl LibraryStore for SqliteStore {
 
     fn content_identity(&self, cas_id: &str) -> Result<Option<(String, i64, f64)>> {
         entries::content_identity(&self.conn, cas_id)
+    }
+
+    fn upsert_batch(&mut self, scan: &mut ScanBook, batch: &Batch) -> Result<Vec<FsError>> {
+        scan::upsert_batch(&mut self.conn, scan, batch)
+    }
+
+    fn unseen_entries(
+        &self,
+        location_id: i64,
+        seen: &Seen,
+        each: impl FnMut(Unseen) -> Result<()>,
+    ) -> Result<()> {
+        scan::unseen_entries(&self.conn, location_id, seen, each)
+    }
+
+    fn remove_gone(&mut self, gone: &[Gone]) -> Result<()> {
+        scan::remove_gone(&mut self.conn, gone)
     }
 
     fn aggregate_sizes(&mut self, location_id: i64) -> Result<(i64, i64)> {
