@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use phasekit_core::content::Want;
-use phasekit_core::library::{link_identities, IndexMode, LibraryStore, ScanWriter, SqliteStore};
+use phasekit_core::library::{IndexMode, LibraryStore, ScanWriter, SqliteStore};
 use phasekit_core::walk::{WalkOptions, Walker};
 use phasekit_core::CancelToken;
 
@@ -54,7 +54,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         db.aggregate_sizes(loc.id)?;
         let aggregated = t.elapsed();
         if hash {
-            link_identities(&mut db, loc.id, false)?;
+            db.link_identities(loc.id, false)?;
         }
         println!(
             "{label}: walk+write {:.2}s, sweep {:.2}s, aggregate {:.2}s, total {:.2}s; {:?}",

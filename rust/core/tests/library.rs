@@ -7,7 +7,7 @@ use std::path::Path;
 
 use phasekit_core::content::Want;
 use phasekit_core::library::{
-    hash_missing, link_identities, IndexMode, LibraryStore, ScanStats, ScanWriter, SqliteStore,
+    hash_missing, IndexMode, LibraryStore, ScanStats, ScanWriter, SqliteStore,
 };
 use phasekit_core::walk::{WalkOptions, Walker};
 use phasekit_core::CancelToken;
@@ -73,7 +73,7 @@ fn scan_rescan_aggregate_and_content() {
     assert_eq!(db.aggregate_sizes(loc.id).unwrap(), (300_011, 5));
     let a = db.entry_at(loc.id, b"a").unwrap().unwrap();
     assert_eq!((a.agg_size, a.file_count), (Some(11), Some(3)));
-    assert_eq!(link_identities(&mut db, loc.id, false).unwrap(), 3);
+    assert_eq!(db.link_identities(loc.id, false).unwrap(), 3);
     let two = db.entry_at(loc.id, b"a/b/two").unwrap().unwrap();
     let same = db
         .entries_by_cas_id(two.cas_id.as_deref().unwrap())
@@ -105,7 +105,7 @@ fn scan_rescan_aggregate_and_content() {
 
     let pass = hash_missing(&mut db, loc.id, 0, 100, false, Some(2), &CancelToken::new()).unwrap();
     assert_eq!((pass.hashed, pass.errors.len()), (2, 0)); // one.TXT and new
-    link_identities(&mut db, loc.id, true).unwrap();
+    db.link_identities(loc.id, true).unwrap();
     let fresh_cas = db.entry_at(loc.id, b"a/one.TXT").unwrap().unwrap().cas_id;
     assert_eq!(
         fresh_cas,

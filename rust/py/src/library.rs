@@ -316,16 +316,12 @@ impl LibraryDb {
     /// Files `hash_missing` has yet to hash in a location.
     #[pyo3(signature = (location_id, checksums=false))]
     fn count_missing(&self, py: Python<'_>, location_id: i64, checksums: bool) -> PyResult<u64> {
-        self.with(py, move |db| {
-            library::count_missing(db, location_id, checksums)
-        })
+        self.with(py, move |db| db.count_missing(location_id, checksums))
     }
 
     /// Link hashed entries to content identities; the number created.
     #[pyo3(signature = (location_id, prune=false))]
     fn link_identities(&self, py: Python<'_>, location_id: i64, prune: bool) -> PyResult<u64> {
-        self.with(py, move |db| {
-            library::link_identities(db, location_id, prune)
-        })
+        self.with(py, move |db| db.link_identities(location_id, prune))
     }
 }

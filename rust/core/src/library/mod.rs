@@ -20,9 +20,9 @@ pub mod validate;
 
 pub use aggregate::DirSizes;
 pub use book::{Gone, ScanBook, ScanStats, Seen, Unseen};
-pub use content::{count_missing, hash_missing, link_identities, HashPass};
+pub use content::{hash_missing, HashPass};
 pub use dupes::{file_records, store_digests};
-pub use model::{EntryRow, IndexMode, Location};
+pub use model::{EntryRow, HashedContent, IndexMode, Location, MissingContent};
 pub use pipeline::{ScanPipeline, Step, CHANNEL_CAPACITY};
 pub use scan::ScanWriter;
 pub use sqlite::{SqliteStore, SCHEMA_VERSION};

@@ -85,3 +85,26 @@ pub struct EntryRow {
     pub checksum: Option<String>,
     pub indexed_at: f64,
 }
+
+/// A file whose content the index lacks (see
+/// `LibraryStore::missing_content`): where it is and what it was when
+/// indexed, so a file changed since is not hashed under the old entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MissingContent {
+    pub id: i64,
+    /// Relative to the location's root.
+    pub path: Vec<u8>,
+    pub size: i64,
+    pub mtime_ns: i64,
+    pub inode: i64,
+    pub device: i64,
+}
+
+/// An entry's content as hashed: its cas_id, and its checksum when one
+/// was computed (see `LibraryStore::store_content`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HashedContent {
+    pub id: i64,
+    pub cas_id: Option<String>,
+    pub checksum: Option<String>,
+}

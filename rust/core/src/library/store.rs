@@ -17,7 +17,7 @@
 use crate::error::{Error, FsError, Result};
 use crate::library::aggregate::DirSizes;
 use crate::library::book::{Gone, ScanBook, Seen, Unseen};
-use crate::library::model::{EntryRow, IndexMode, Location};
+use crate::library::model::{EntryRow, HashedContent, IndexMode, Location, MissingContent};
 use crate::walk::Batch;
 
 /// The operations on a library's database (see the module comment).
@@ -106,6 +106,37 @@ pub trait LibraryStore {
     /// (unless that has a cas_id of its own). Content identities follow as
     /// for any change of cas_id (see `link_identities`).
     fn remove_gone(&mut self, gone: &[Gone]) -> Result<()>;
+
+    // Content (`content.rs` hashes).
+
+    /// How many of the location's files have content still to hash:
+    /// non-empty regular files without a cas_id, or without a checksum when
+    /// `checksums` is set (empty files never have either).
+    fn count_missing(&self, location_id: i64, checksums: bool) -> Result<u64>;
+
+    /// Up to `limit` of those files with ids above `after_id`, in id order.
+    fn missing_content(
+        &self,
+        location_id: i64,
+        after_id: i64,
+        limit: usize,
+        checksums: bool,
+    ) -> Result<Vec<MissingContent>>;
+
+    /// Store hashed content, atomically: each entry's cas_id, and its
+    /// checksum where one is given (else the stored one is kept). A new
+    /// cas_id is linked to its content identity (created, first seen now)
+    /// by the time this returns.
+    fn store_content(&mut self, hashed: &[HashedContent]) -> Result<()>;
+
+    /// Link the location's entries stored with cas_ids by a batch (see
+    /// `upsert_batch`) to their content identities, creating new identities
+    /// (first seen now), and drop the identities that lost their last entry
+    /// since the last call; atomic and idempotent, so a rerun after a crash
+    /// finishes the job. Returns the number of identities created. With
+    /// `prune`, lookups whose entry changed or went and identities nothing
+    /// uses are also looked for in the whole library (a repair).
+    fn link_identities(&mut self, location_id: i64, prune: bool) -> Result<u64>;
 
     // Aggregation (the rules are in `aggregate.rs`).
 

@@ -10,7 +10,7 @@
 
 mod aggregate;
 mod connection;
-pub(crate) mod content;
+mod content;
 mod entries;
 mod errors;
 mod fresh;
@@ -25,7 +25,7 @@ pub use schema::SCHEMA_VERSION;
 use crate::error::{Error, FsError, Result};
 use crate::library::aggregate::DirSizes;
 use crate::library::book::{Gone, ScanBook, Seen, Unseen};
-use crate::library::model::{EntryRow, IndexMode, Location};
+use crate::library::model::{EntryRow, HashedContent, IndexMode, Location, MissingContent};
 use crate::library::store::LibraryStore;
 use crate::walk::Batch;
 
@@ -101,6 +101,28 @@ impl LibraryStore for SqliteStore {
 
     fn remove_gone(&mut self, gone: &[Gone]) -> Result<()> {
         scan::remove_gone(&mut self.conn, gone)
+    }
+
+    fn count_missing(&self, location_id: i64, checksums: bool) -> Result<u64> {
+        content::count_missing(&self.conn, location_id, checksums)
+    }
+
+    fn missing_content(
+        &self,
+        location_id: i64,
+        after_id: i64,
+        limit: usize,
+        checksums: bool,
+    ) -> Result<Vec<MissingContent>> {
+        content::missing_content(&self.conn, location_id, after_id, limit, checksums)
+    }
+
+    fn store_content(&mut self, hashed: &[HashedContent]) -> Result<()> {
+        content::store_content(&mut self.conn, hashed)
+    }
+
+    fn link_identities(&mut self, location_id: i64, prune: bool) -> Result<u64> {
+        content::link_identities(&mut self.conn, location_id, prune)
     }
 
     fn aggregate_sizes(&mut self, location_id: i64) -> Result<(i64, i64)> {
