@@ -22,7 +22,10 @@ pub use aggregate::DirSizes;
 pub use book::{Gone, ScanBook, ScanStats, Seen, Unseen};
 pub use content::{hash_missing, HashPass};
 pub use dupes::{file_records, store_digests};
-pub use model::{EntryRow, HashedContent, IndexMode, Location, MissingContent};
+pub use model::{
+    DigestText, EntryRow, FileDigest, HashedContent, IndexMode, Location, MissingContent,
+    StoredFile,
+};
 pub use pipeline::{ScanPipeline, Step, CHANNEL_CAPACITY};
 pub use scan::ScanWriter;
 pub use sqlite::{SqliteStore, SCHEMA_VERSION};

@@ -108,3 +108,35 @@ pub struct HashedContent {
     pub cas_id: Option<String>,
     pub checksum: Option<String>,
 }
+
+/// A regular file of a location as stored (see
+/// `LibraryStore::regular_files`), digests as the hex text stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredFile {
+    pub id: i64,
+    /// Relative to the location's root.
+    pub path: Vec<u8>,
+    pub size: i64,
+    pub mtime_ns: i64,
+    pub inode: i64,
+    pub device: i64,
+    pub cas_id: Option<String>,
+    pub checksum: Option<String>,
+}
+
+/// A digest computed for an entry (see `LibraryStore::store_digests`):
+/// stored only while the entry still has this size and mtime.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileDigest {
+    pub id: i64,
+    pub size: i64,
+    pub mtime_ns: i64,
+    pub digest: DigestText,
+}
+
+/// Which digest, in the hex form stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DigestText {
+    CasId(String),
+    Checksum(String),
+}

@@ -17,7 +17,9 @@
 use crate::error::{Error, FsError, Result};
 use crate::library::aggregate::DirSizes;
 use crate::library::book::{Gone, ScanBook, Seen, Unseen};
-use crate::library::model::{EntryRow, HashedContent, IndexMode, Location, MissingContent};
+use crate::library::model::{
+    EntryRow, FileDigest, HashedContent, IndexMode, Location, MissingContent, StoredFile,
+};
 use crate::walk::Batch;
 
 /// The operations on a library's database (see the module comment).
@@ -137,6 +139,17 @@ pub trait LibraryStore {
     /// `prune`, lookups whose entry changed or went and identities nothing
     /// uses are also looked for in the whole library (a repair).
     fn link_identities(&mut self, location_id: i64, prune: bool) -> Result<u64>;
+
+    // Duplicates (`dupes.rs` converts to and from the finder's records).
+
+    /// Call `each` with every regular file of the location (any order).
+    fn regular_files(&self, location_id: i64, each: impl FnMut(StoredFile)) -> Result<()>;
+
+    /// Store digests onto their entries, atomically; an entry whose size or
+    /// mtime is no longer the digest's (re-indexed since) is left alone.
+    /// Content identities follow a new cas_id as in `store_content`.
+    /// Returns the entries updated.
+    fn store_digests(&mut self, digests: &[FileDigest]) -> Result<u64>;
 
     // Aggregation (the rules are in `aggregate.rs`).
 

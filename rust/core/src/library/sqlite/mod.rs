@@ -11,6 +11,7 @@
 mod aggregate;
 mod connection;
 mod content;
+mod dupes;
 mod entries;
 mod errors;
 mod fresh;
@@ -25,7 +26,9 @@ pub use schema::SCHEMA_VERSION;
 use crate::error::{Error, FsError, Result};
 use crate::library::aggregate::DirSizes;
 use crate::library::book::{Gone, ScanBook, Seen, Unseen};
-use crate::library::model::{EntryRow, HashedContent, IndexMode, Location, MissingContent};
+use crate::library::model::{
+    EntryRow, FileDigest, HashedContent, IndexMode, Location, MissingContent, StoredFile,
+};
 use crate::library::store::LibraryStore;
 use crate::walk::Batch;
 
@@ -123,6 +126,14 @@ impl LibraryStore for SqliteStore {
 
     fn link_identities(&mut self, location_id: i64, prune: bool) -> Result<u64> {
         content::link_identities(&mut self.conn, location_id, prune)
+    }
+
+    fn regular_files(&self, location_id: i64, each: impl FnMut(StoredFile)) -> Result<()> {
+        dupes::regular_files(&self.conn, location_id, each)
+    }
+
+    fn store_digests(&mut self, digests: &[FileDigest]) -> Result<u64> {
+        dupes::store_digests(&mut self.conn, digests)
     }
 
     fn aggregate_sizes(&mut self, location_id: i64) -> Result<(i64, i64)> {
