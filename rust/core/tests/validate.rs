@@ -11,8 +11,7 @@ use std::path::Path;
 
 use phasekit_core::content::Want;
 use phasekit_core::library::validate::{
-    clear_issues, issue_counts, issues, name_issues, validate_page, Category, ValidateMode,
-    DEPTH_MAX, NAME_MAX_PORTABLE,
+    name_issues, validate_page, Category, ValidateMode, DEPTH_MAX, NAME_MAX_PORTABLE,
 };
 use phasekit_core::library::{hash_missing, IndexMode, LibraryStore, ScanWriter, SqliteStore};
 use phasekit_core::walk::{WalkOptions, Walker};
@@ -52,7 +51,7 @@ fn validate(
     run: &str,
     mode: ValidateMode,
 ) -> BTreeSet<(String, String)> {
-    clear_issues(db, loc).unwrap();
+    db.clear_issues(loc).unwrap();
     let mut after = 0;
     loop {
         let pass =
@@ -62,7 +61,7 @@ fn validate(
         }
         after = pass.last_id;
     }
-    issues(db, run, (0, ""), 10_000)
+    db.issues(run, (0, ""), 10_000)
         .unwrap()
         .into_iter()
         .map(|i| (String::from_utf8_lossy(&i.path).into_owned(), i.category))
@@ -167,7 +166,7 @@ fn planted_faults_are_found_by_the_modes_that_see_them() {
         complete
     );
 
-    let counts = issue_counts(&db, "c").unwrap();
+    let counts = db.issue_counts("c").unwrap();
     assert_eq!(counts.iter().map(|(_, n)| n).sum::<u64>(), 7);
     // Redoing a page (a resumed run) changes nothing.
     validate_page(
@@ -181,10 +180,10 @@ fn planted_faults_are_found_by_the_modes_that_see_them() {
         &CancelToken::new(),
     )
     .unwrap();
-    assert_eq!(issue_counts(&db, "c").unwrap(), counts);
+    assert_eq!(db.issue_counts("c").unwrap(), counts);
     // Removing the location takes its issues along.
     db.remove_location(loc).unwrap();
-    assert!(issue_counts(&db, "c").unwrap().is_empty());
+    assert!(db.issue_counts("c").unwrap().is_empty());
 }
 
 #[test]

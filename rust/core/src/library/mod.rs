@@ -23,8 +23,8 @@ pub use book::{Gone, ScanBook, ScanStats, Seen, Unseen};
 pub use content::{hash_missing, HashPass};
 pub use dupes::{file_records, store_digests};
 pub use model::{
-    DigestText, EntryRow, FileDigest, HashedContent, IndexMode, Location, MissingContent,
-    StoredFile,
+    DigestText, EntryRow, FileDigest, FoundChecksum, HashedContent, IndexMode, IssueRow, Location,
+    MissingContent, NewIssue, Stored, StoredFile,
 };
 pub use pipeline::{ScanPipeline, Step, CHANNEL_CAPACITY};
 pub use scan::ScanWriter;

@@ -140,3 +140,52 @@ pub enum DigestText {
     CasId(String),
     Checksum(String),
 }
+
+/// The stored facts validation compares an entry against (see
+/// `LibraryStore::entries_to_validate`).
+#[derive(Clone, Debug, Default)]
+pub struct Stored {
+    pub id: i64,
+    /// Relative to the location's root.
+    pub path: Vec<u8>,
+    pub kind: u8,
+    pub size: i64,
+    pub mtime_ns: i64,
+    pub inode: i64,
+    pub device: i64,
+    pub mode: u32,
+    pub cas_id: Option<String>,
+    pub checksum: Option<String>,
+}
+
+/// One recorded validation issue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssueRow {
+    pub entry_id: i64,
+    pub category: String,
+    /// Relative to the location's root.
+    pub path: Vec<u8>,
+    pub detail: String,
+}
+
+/// An issue validation found, to record (see `LibraryStore::record_validation`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NewIssue<'a> {
+    pub entry_id: i64,
+    pub category: &'a str,
+    /// Relative to the location's root, as validated.
+    pub path: &'a [u8],
+    pub detail: &'a str,
+}
+
+/// A checksum validation computed for an entry the index had none for,
+/// with the facts the entry had when validated (see
+/// `LibraryStore::record_validation`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FoundChecksum<'a> {
+    pub id: i64,
+    pub checksum: &'a str,
+    pub size: i64,
+    pub mtime_ns: i64,
+    pub inode: i64,
+}

@@ -18,7 +18,8 @@ use crate::error::{Error, FsError, Result};
 use crate::library::aggregate::DirSizes;
 use crate::library::book::{Gone, ScanBook, Seen, Unseen};
 use crate::library::model::{
-    EntryRow, FileDigest, HashedContent, IndexMode, Location, MissingContent, StoredFile,
+    EntryRow, FileDigest, FoundChecksum, HashedContent, IndexMode, IssueRow, Location,
+    MissingContent, NewIssue, Stored, StoredFile,
 };
 use crate::walk::Batch;
 
@@ -150,6 +151,44 @@ pub trait LibraryStore {
     /// Content identities follow a new cas_id as in `store_content`.
     /// Returns the entries updated.
     fn store_digests(&mut self, digests: &[FileDigest]) -> Result<u64>;
+
+    // Validation (`validate/` checks; `validation_issues` holds what the
+    // latest validation of a location found).
+
+    /// Up to `limit` entries of a location with id greater than `after_id`,
+    /// in id order, handed to `each` in chunks of up to `chunk` as they are
+    /// read (so checking a chunk overlaps reading the next).
+    fn entries_to_validate(
+        &self,
+        location_id: i64,
+        after_id: i64,
+        limit: usize,
+        chunk: usize,
+        each: impl FnMut(Vec<Stored>),
+    ) -> Result<()>;
+
+    /// Record what validating a page found, atomically: the issues under
+    /// `run_id`, replacing the same (run, entry, category) (so a page
+    /// validated again after a resume changes nothing), and each checksum
+    /// onto its entry while the entry is as validated (same size, mtime and
+    /// inode) and still has none. Returns the checksums stored.
+    fn record_validation(
+        &mut self,
+        run_id: &str,
+        location_id: i64,
+        issues: &[NewIssue<'_>],
+        checksums: &[FoundChecksum<'_>],
+    ) -> Result<u64>;
+
+    /// Forget the issues recorded for a location (a new validation starts);
+    /// the number removed.
+    fn clear_issues(&mut self, location_id: i64) -> Result<u64>;
+
+    /// `(category, count)` of a run's issues, by category.
+    fn issue_counts(&self, run_id: &str) -> Result<Vec<(String, u64)>>;
+
+    /// Up to `limit` issues of a run after `(entry_id, category)`, in that order.
+    fn issues(&self, run_id: &str, after: (i64, &str), limit: usize) -> Result<Vec<IssueRow>>;
 
     // Aggregation (the rules are in `aggregate.rs`).
 

@@ -19,7 +19,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// An open library.db: the SQLite implementation of
 /// [`crate::library::LibraryStore`].
 pub struct SqliteStore {
-    pub(crate) conn: Connection,
+    pub(super) conn: Connection,
     /// The database file (None in memory), named by a full-disk error.
     pub(super) path: Option<Vec<u8>>,
 }

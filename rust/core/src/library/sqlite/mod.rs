@@ -19,6 +19,7 @@ mod locations;
 mod rescan;
 mod scan;
 mod schema;
+mod validate;
 
 pub use connection::SqliteStore;
 pub use schema::SCHEMA_VERSION;
@@ -27,7 +28,8 @@ use crate::error::{Error, FsError, Result};
 use crate::library::aggregate::DirSizes;
 use crate::library::book::{Gone, ScanBook, Seen, Unseen};
 use crate::library::model::{
-    EntryRow, FileDigest, HashedContent, IndexMode, Location, MissingContent, StoredFile,
+    EntryRow, FileDigest, FoundChecksum, HashedContent, IndexMode, IssueRow, Location,
+    MissingContent, NewIssue, Stored, StoredFile,
 };
 use crate::library::store::LibraryStore;
 use crate::walk::Batch;
@@ -134,6 +136,39 @@ impl LibraryStore for SqliteStore {
 
     fn store_digests(&mut self, digests: &[FileDigest]) -> Result<u64> {
         dupes::store_digests(&mut self.conn, digests)
+    }
+
+    fn entries_to_validate(
+        &self,
+        location_id: i64,
+        after_id: i64,
+        limit: usize,
+        chunk: usize,
+        each: impl FnMut(Vec<Stored>),
+    ) -> Result<()> {
+        validate::entries_to_validate(&self.conn, location_id, after_id, limit, chunk, each)
+    }
+
+    fn record_validation(
+        &mut self,
+        run_id: &str,
+        location_id: i64,
+        issues: &[NewIssue<'_>],
+        checksums: &[FoundChecksum<'_>],
+    ) -> Result<u64> {
+        validate::record(&mut self.conn, run_id, location_id, issues, checksums)
+    }
+
+    fn clear_issues(&mut self, location_id: i64) -> Result<u64> {
+        validate::clear_issues(&self.conn, location_id)
+    }
+
+    fn issue_counts(&self, run_id: &str) -> Result<Vec<(String, u64)>> {
+        validate::issue_counts(&self.conn, run_id)
+    }
+
+    fn issues(&self, run_id: &str, after: (i64, &str), limit: usize) -> Result<Vec<IssueRow>> {
+        validate::issues(&self.conn, run_id, after, limit)
     }
 
     fn aggregate_sizes(&mut self, location_id: i64) -> Result<(i64, i64)> {
