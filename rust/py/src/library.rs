@@ -110,8 +110,9 @@ fn closed() -> Error {
     Error::Closed("this library is closed".into())
 }
 
-/// An open library.db. Thread-safe: calls from several Python threads take
-/// turns on the one connection.
+/// An open library.db (the core's `SqliteStore`, reached through its
+/// `LibraryStore` operations). Thread-safe: calls from several Python
+/// threads take turns on the one connection.
 #[pyclass(module = "phasekit._core", frozen)]
 pub struct LibraryDb {
     // rusqlite's Connection is Send but not Sync, and a pyclass must be both:

@@ -1,10 +1,17 @@
 //! A library's index: locations, entries and content identities, behind
 //! one store boundary.
 //!
-//! [`LibraryStore`] (`store.rs`) lists every operation the jobs need of the
-//! database; [`SqliteStore`] (`sqlite/`) implements it over library.db, and
-//! is the only code in this crate that uses SQL. The records that cross the
-//! boundary are in `model.rs`.
+//! [`LibraryStore`] (`store.rs`) lists every operation the jobs and the
+//! bindings need of the database; [`SqliteStore`] (`sqlite/`) implements it
+//! over library.db and is the only code in this crate that uses SQL. The
+//! callers are generic over the trait: a scan ([`ScanWriter`] in `scan.rs`,
+//! [`ScanPipeline`] in `pipeline.rs`), content hashing ([`hash_missing`] in
+//! `content.rs`), the duplicate finder's records ([`file_records`],
+//! [`store_digests`] in `dupes.rs`) and validation
+//! ([`validate::validate_page`]). The pure parts, without storage: the
+//! records crossing the boundary (`model.rs`), row shaping and change
+//! detection (`rows.rs`), a scan's bookkeeping (`book.rs`), directory sums
+//! (`aggregate.rs`), validation's checks (`validate/checks.rs`).
 
 mod aggregate;
 mod book;

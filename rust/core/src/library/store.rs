@@ -110,6 +110,18 @@ pub trait LibraryStore {
     /// for any change of cas_id (see `link_identities`).
     fn remove_gone(&mut self, gone: &[Gone]) -> Result<()>;
 
+    // Aggregation (the rules are in `aggregate.rs`).
+
+    /// Set every directory's `agg_size` and `file_count`, and the
+    /// location's totals, from the location's entries as stored (one
+    /// transaction: what is summed is what is written to). Returns the
+    /// location's `(total_size, file_count)`.
+    fn aggregate_sizes(&mut self, location_id: i64) -> Result<(i64, i64)>;
+
+    /// Store sizes already carried up the tree (by a scan that saw every
+    /// entry): written only where they changed.
+    fn store_sizes(&mut self, location_id: i64, sizes: &DirSizes) -> Result<()>;
+
     // Content (`content.rs` hashes).
 
     /// How many of the location's files have content still to hash:
@@ -189,16 +201,4 @@ pub trait LibraryStore {
 
     /// Up to `limit` issues of a run after `(entry_id, category)`, in that order.
     fn issues(&self, run_id: &str, after: (i64, &str), limit: usize) -> Result<Vec<IssueRow>>;
-
-    // Aggregation (the rules are in `aggregate.rs`).
-
-    /// Set every directory's `agg_size` and `file_count`, and the
-    /// location's totals, from the location's entries as stored (one
-    /// transaction: what is summed is what is written to). Returns the
-    /// location's `(total_size, file_count)`.
-    fn aggregate_sizes(&mut self, location_id: i64) -> Result<(i64, i64)>;
-
-    /// Store sizes already carried up the tree (by a scan that saw every
-    /// entry): written only where they changed.
-    fn store_sizes(&mut self, location_id: i64, sizes: &DirSizes) -> Result<()>;
 }

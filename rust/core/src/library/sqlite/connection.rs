@@ -32,7 +32,7 @@ impl SqliteStore {
     /// upgrades a read lock to a write lock, and SQLite answers a busy
     /// database there at once instead of waiting (waiting could deadlock):
     /// such an open is tried again, with a growing pause, for up to
-    /// [`BUSY_TIMEOUT`].
+    /// `BUSY_TIMEOUT` (30 s).
     pub fn open(path: &Path) -> Result<Self> {
         use std::os::unix::ffi::OsStrExt;
         let name = Some(path.as_os_str().as_bytes().to_vec());

@@ -1,12 +1,51 @@
 //! The SQLite library store: library.db (WAL), the only code in this crate
 //! that uses SQL (see docs/ARCHITECTURE.md, invariant 7: one SQLite library
-//! per database file in a process).
+//! per database file in a process; `tests/layout.rs` checks that rusqlite
+//! is used nowhere else).
 //!
 //! [`SqliteStore`] implements [`LibraryStore`] by handing each operation to
-//! the submodule of its area; what is not SQL (row shaping, sums, the
-//! scan's bookkeeping) comes from the library's pure modules. Paths are
-//! stored as bytes: a location's absolute root, and each entry's path
-//! relative to it, so any POSIX name round-trips.
+//! the submodule of its area: `connection.rs` (opening, settings, retries),
+//! `errors.rs` (SQLite's errors, a full disk told apart), `schema.rs`
+//! (tables, indices, triggers, migrations), `locations.rs`, `entries.rs`
+//! (reads), `scan.rs` with `fresh.rs` and `rescan.rs` (a scan's writes),
+//! `aggregate.rs`, `content.rs`, `dupes.rs` and `validate.rs`. What is not
+//! SQL (row shaping and change detection, sums, the scan's bookkeeping)
+//! comes from the library's pure modules (`rows.rs`, `aggregate.rs`,
+//! `book.rs`). Paths are stored as bytes: a location's absolute root, and
+//! each entry's path relative to it, so any POSIX name round-trips.
+//!
+//! # Rules the schema keeps
+//!
+//! Some rules live in the database itself, where that is the fastest
+//! correct way; a second store must keep the same ones (in SQL or in code):
+//!
+//! - One row per name: `entries_name` (location, parent id, name) is
+//!   unique, and so is a location's `path`.
+//! - A location's entries and validation issues go with it (foreign keys,
+//!   `ON DELETE CASCADE`).
+//! - A validation issue is one row per (run, entry, category): a page
+//!   validated again replaces its own rows (the primary key).
+//! - Content identities follow cas_ids (triggers `entries_cas_changed` and
+//!   `entries_cas_deleted`, see `schema.rs`, `V3`): an entry whose cas_id
+//!   changes (re-indexed, hashed, a move carried over) or that is deleted
+//!   (swept, its location removed) loses its `entry_content` lookup row at
+//!   once and its old cas_id is noted in `lost_links`; a new cas_id gets its
+//!   identity (first seen now, unless it exists) and its lookup row. Every
+//!   writer of cas_ids relies on this instead of maintaining the lookup
+//!   itself, and a re-index touches the lookup only where content changed.
+//!   Two parts are left to code, for speed: rows *inserted* with a cas_id
+//!   (a fresh content index) are linked by `link_identities` in one sorted
+//!   pass (their location is marked `content_linked = 0` meanwhile), and
+//!   the identities noted in `lost_links` that nothing uses any more are
+//!   dropped by `link_identities` and `remove_location`.
+//! - Empty files have neither a cas_id nor a checksum (migration `V4` made
+//!   old files follow it; from then on the writers do: `rows::digests`,
+//!   `missing_content`, `store_digests`).
+//!
+//! The duplicate finder's digest cache for trees outside a library
+//! (`crate::dupes::DigestCache`, `src/dupes/cache.rs`) is not SQLite and
+//! not library.db: it is a file of fixed-size records of its own, one per
+//! duplicate search, in the library folder's scratch directory.
 
 mod aggregate;
 mod connection;
@@ -108,6 +147,14 @@ impl LibraryStore for SqliteStore {
         scan::remove_gone(&mut self.conn, gone)
     }
 
+    fn aggregate_sizes(&mut self, location_id: i64) -> Result<(i64, i64)> {
+        aggregate::aggregate(&mut self.conn, location_id)
+    }
+
+    fn store_sizes(&mut self, location_id: i64, sizes: &DirSizes) -> Result<()> {
+        aggregate::store(&mut self.conn, location_id, sizes)
+    }
+
     fn count_missing(&self, location_id: i64, checksums: bool) -> Result<u64> {
         content::count_missing(&self.conn, location_id, checksums)
     }
@@ -169,13 +216,5 @@ impl LibraryStore for SqliteStore {
 
     fn issues(&self, run_id: &str, after: (i64, &str), limit: usize) -> Result<Vec<IssueRow>> {
         validate::issues(&self.conn, run_id, after, limit)
-    }
-
-    fn aggregate_sizes(&mut self, location_id: i64) -> Result<(i64, i64)> {
-        aggregate::aggregate(&mut self.conn, location_id)
-    }
-
-    fn store_sizes(&mut self, location_id: i64, sizes: &DirSizes) -> Result<()> {
-        aggregate::store(&mut self.conn, location_id, sizes)
     }
 }

@@ -131,7 +131,7 @@ pub struct Checked {
     pub unverified: bool,
 }
 
-/// What one [`validate_page`] call did.
+/// What one [`super::validate_page`] call did.
 #[derive(Debug, Default)]
 pub struct ValidatePass {
     /// The highest entry id looked at: pass it as `after_id` next time.
