@@ -111,9 +111,9 @@ impl ScanPipeline {
         })
     }
 
-    /// Wait for the walker's next batch (no database needed: a caller
-    /// sharing the connection keeps it free meanwhile). `Ok(None)` once the
-    /// walk is complete.
+    /// Wait for the walker's next batch (no store needed: a caller sharing
+    /// the store keeps it free meanwhile). `Ok(None)` once the walk is
+    /// complete.
     pub fn receive(&mut self) -> Result<Option<Received>> {
         if self.finished {
             return Ok(None);
