@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use phasekit_core::content::Want;
-use phasekit_core::library::{aggregate, link_identities, IndexMode, LibraryDb, ScanWriter};
+use phasekit_core::library::{IndexMode, LibraryStore, ScanWriter, SqliteStore};
 use phasekit_core::walk::{WalkOptions, Walker};
 use phasekit_core::CancelToken;
 
@@ -15,7 +15,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(args.get(1).ok_or("usage: index_tree TREE [content]")?);
     let content = args.get(2).is_some_and(|a| a == "content");
     let dir = tempfile_dir()?;
-    let mut db = LibraryDb::open(&dir.join("library.db"))?;
+    let mut db = SqliteStore::open(&dir.join("library.db"))?;
     let loc = db.add_location(root.as_os_str().as_bytes(), IndexMode::Content, true)?;
     for (label, fresh, hash) in [("first", true, content), ("again", false, false)] {
         let t = Instant::now();
@@ -51,10 +51,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let walked = t.elapsed();
         writer.sweep(&mut db)?;
         let swept = t.elapsed();
-        aggregate(&mut db, loc.id)?;
+        db.aggregate_sizes(loc.id)?;
         let aggregated = t.elapsed();
         if hash {
-            link_identities(&mut db, loc.id, false)?;
+            db.link_identities(loc.id, false)?;
         }
         println!(
             "{label}: walk+write {:.2}s, sweep {:.2}s, aggregate {:.2}s, total {:.2}s; {:?}",
@@ -62,7 +62,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             (swept - walked).as_secs_f64(),
             (aggregated - swept).as_secs_f64(),
             t.elapsed().as_secs_f64(),
-            writer.stats
+            writer.stats()
         );
     }
     std::fs::remove_dir_all(&dir)?;

@@ -12,18 +12,18 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use phasekit_core::library::{IndexMode, LibraryDb, ScanPipeline, ScanWriter};
+use phasekit_core::library::{IndexMode, LibraryStore, ScanPipeline, ScanWriter, SqliteStore};
 use phasekit_core::walk::{WalkOptions, Walker};
 use phasekit_core::CancelToken;
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
-fn library(dir: &Path, root: &Path) -> Res<(LibraryDb, i64)> {
+fn library(dir: &Path, root: &Path) -> Res<(SqliteStore, i64)> {
     let file = dir.join("library.db");
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
     }
-    let mut db = LibraryDb::open(&file)?;
+    let mut db = SqliteStore::open(&file)?;
     let loc = db.add_location(root.as_os_str().as_bytes(), IndexMode::Shallow, true)?;
     Ok((db, loc.id))
 }
@@ -38,7 +38,7 @@ fn sequential(dir: &Path, root: &Path) -> Res<(f64, u64)> {
     while let Some(batch) = walker.next_batch()? {
         writer.write_batch(&mut db, &batch)?;
     }
-    Ok((t.elapsed().as_secs_f64(), writer.stats.new))
+    Ok((t.elapsed().as_secs_f64(), writer.stats().new))
 }
 
 fn pipelined(dir: &Path, root: &Path) -> Res<(f64, u64)> {

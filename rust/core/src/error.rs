@@ -75,7 +75,7 @@ pub enum Error {
     /// A single-path call failed on its path.
     Fs(FsError),
     /// library.db could not be read or written. `io` marks SQLite's I/O
-    /// errors (SQLITE_IOERR_*): [`crate::library::LibraryDb::explain`] tells
+    /// errors (SQLITE_IOERR_*): [`crate::library::LibraryStore::explain`] tells
     /// a full disk among them by the errno SQLite saw.
     Database { message: String, io: bool },
     /// library.db cannot grow: the disk (or the quota) under it is full.

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use phasekit_core::content::Want;
 use phasekit_core::library::{
-    aggregate, hash_missing, link_identities, IndexMode, LibraryDb, ScanStats, ScanWriter,
+    hash_missing, IndexMode, LibraryStore, ScanStats, ScanWriter, SqliteStore,
 };
 use phasekit_core::walk::{WalkOptions, Walker};
 use phasekit_core::CancelToken;
@@ -16,7 +16,7 @@ fn bytes(p: &Path) -> Vec<u8> {
     p.as_os_str().as_bytes().to_vec()
 }
 
-fn scan(db: &mut LibraryDb, location: i64, root: &Path, fresh: bool, hash: bool) -> ScanStats {
+fn scan(db: &mut SqliteStore, location: i64, root: &Path, fresh: bool, hash: bool) -> ScanStats {
     let opts = WalkOptions {
         batch_size: 5,
         threads: 2,
@@ -32,7 +32,7 @@ fn scan(db: &mut LibraryDb, location: i64, root: &Path, fresh: bool, hash: bool)
         assert!(writer.write_batch(db, &batch).unwrap().is_empty());
     }
     writer.sweep(db).unwrap();
-    writer.stats
+    writer.stats()
 }
 
 fn tree(root: &Path) {
@@ -52,7 +52,7 @@ fn scan_rescan_aggregate_and_content() {
     let root = dir.path().join("tree");
     fs::create_dir(&root).unwrap();
     tree(&root);
-    let mut db = LibraryDb::open(&dir.path().join("library.db")).unwrap();
+    let mut db = SqliteStore::open(&dir.path().join("library.db")).unwrap();
     let loc = db
         .add_location(&bytes(&root), IndexMode::Content, true)
         .unwrap();
@@ -70,10 +70,10 @@ fn scan_rescan_aggregate_and_content() {
     assert_eq!(one.parent_id, Some(a.id));
     assert!(one.cas_id.is_some());
 
-    assert_eq!(aggregate(&mut db, loc.id).unwrap(), (300_011, 5));
+    assert_eq!(db.aggregate_sizes(loc.id).unwrap(), (300_011, 5));
     let a = db.entry_at(loc.id, b"a").unwrap().unwrap();
     assert_eq!((a.agg_size, a.file_count), (Some(11), Some(3)));
-    assert_eq!(link_identities(&mut db, loc.id, false).unwrap(), 3);
+    assert_eq!(db.link_identities(loc.id, false).unwrap(), 3);
     let two = db.entry_at(loc.id, b"a/b/two").unwrap().unwrap();
     let same = db
         .entries_by_cas_id(two.cas_id.as_deref().unwrap())
@@ -105,13 +105,13 @@ fn scan_rescan_aggregate_and_content() {
 
     let pass = hash_missing(&mut db, loc.id, 0, 100, false, Some(2), &CancelToken::new()).unwrap();
     assert_eq!((pass.hashed, pass.errors.len()), (2, 0)); // one.TXT and new
-    link_identities(&mut db, loc.id, true).unwrap();
+    db.link_identities(loc.id, true).unwrap();
     let fresh_cas = db.entry_at(loc.id, b"a/one.TXT").unwrap().unwrap().cas_id;
     assert_eq!(
         fresh_cas,
         phasekit_core::content::cas_id(&bytes(&root.join("a/one.TXT"))).unwrap()
     );
-    assert_eq!(aggregate(&mut db, loc.id).unwrap(), (300_016, 4));
+    assert_eq!(db.aggregate_sizes(loc.id).unwrap(), (300_016, 4));
 
     assert_eq!(db.remove_location(loc.id).unwrap(), 5);
     assert!(db.locations().unwrap().is_empty());
@@ -123,11 +123,11 @@ fn sums_gathered_while_writing_equal_the_database_aggregate() {
     let root = dir.path().join("tree");
     fs::create_dir(&root).unwrap();
     tree(&root);
-    let mut db = LibraryDb::open(&dir.path().join("library.db")).unwrap();
+    let mut db = SqliteStore::open(&dir.path().join("library.db")).unwrap();
     let loc = db
         .add_location(&bytes(&root), IndexMode::Shallow, true)
         .unwrap();
-    let dir_sums = |db: &LibraryDb| -> Vec<(Vec<u8>, Option<i64>, Option<i64>)> {
+    let dir_sums = |db: &SqliteStore| -> Vec<(Vec<u8>, Option<i64>, Option<i64>)> {
         let mut rows: Vec<_> = db
             .entries(loc.id, 0, 1000)
             .unwrap()
@@ -156,7 +156,7 @@ fn sums_gathered_while_writing_equal_the_database_aggregate() {
         writer.sweep(&mut db).unwrap();
         let from_scan = writer.aggregate(&mut db).unwrap();
         let rows_from_scan = dir_sums(&db);
-        let from_db = aggregate(&mut db, loc.id).unwrap();
+        let from_db = db.aggregate_sizes(loc.id).unwrap();
         assert_eq!(from_scan, from_db);
         assert_eq!(rows_from_scan, dir_sums(&db));
     }

@@ -6,7 +6,7 @@ use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use phasekit_core::library::{IndexMode, LibraryDb, ScanPipeline};
+use phasekit_core::library::{IndexMode, LibraryStore, ScanPipeline, SqliteStore};
 use phasekit_core::walk::WalkOptions;
 use phasekit_core::{CancelToken, Error};
 
@@ -30,7 +30,7 @@ fn tree(root: &Path) {
 }
 
 /// Every (path, kind, size) of the location, sorted.
-fn rows(db: &LibraryDb, loc: i64) -> Vec<(Vec<u8>, u8, i64)> {
+fn rows(db: &SqliteStore, loc: i64) -> Vec<(Vec<u8>, u8, i64)> {
     let mut out: Vec<_> = db
         .entries(loc, 0, usize::MAX)
         .unwrap()
@@ -42,7 +42,7 @@ fn rows(db: &LibraryDb, loc: i64) -> Vec<(Vec<u8>, u8, i64)> {
 }
 
 /// Run a scan to its end; returns the state after every written batch.
-fn run(db: &mut LibraryDb, loc: i64, fresh: bool, resume: Option<&[u8]>) -> Vec<Vec<u8>> {
+fn run(db: &mut SqliteStore, loc: i64, fresh: bool, resume: Option<&[u8]>) -> Vec<Vec<u8>> {
     let mut scan = ScanPipeline::start(db, loc, fresh, opts(), resume, CancelToken::new()).unwrap();
     let mut states = Vec::new();
     while let Some(step) = scan.step(db).unwrap() {
@@ -53,8 +53,8 @@ fn run(db: &mut LibraryDb, loc: i64, fresh: bool, resume: Option<&[u8]>) -> Vec<
     states
 }
 
-fn library(root: &Path) -> (LibraryDb, i64) {
-    let mut db = LibraryDb::in_memory().unwrap();
+fn library(root: &Path) -> (SqliteStore, i64) {
+    let mut db = SqliteStore::in_memory().unwrap();
     let loc = db
         .add_location(root.as_os_str().as_bytes(), IndexMode::Shallow, true)
         .unwrap();

@@ -11,10 +11,9 @@ use std::path::Path;
 
 use phasekit_core::content::Want;
 use phasekit_core::library::validate::{
-    clear_issues, issue_counts, issues, name_issues, validate_page, Category, ValidateMode,
-    DEPTH_MAX, NAME_MAX_PORTABLE,
+    name_issues, validate_page, Category, ValidateMode, DEPTH_MAX, NAME_MAX_PORTABLE,
 };
-use phasekit_core::library::{hash_missing, IndexMode, LibraryDb, ScanWriter};
+use phasekit_core::library::{hash_missing, IndexMode, LibraryStore, ScanWriter, SqliteStore};
 use phasekit_core::walk::{WalkOptions, Walker};
 use phasekit_core::CancelToken;
 
@@ -22,7 +21,7 @@ fn bytes(p: &Path) -> Vec<u8> {
     p.as_os_str().as_bytes().to_vec()
 }
 
-fn index(db: &mut LibraryDb, root: &Path, mode: IndexMode) -> i64 {
+fn index(db: &mut SqliteStore, root: &Path, mode: IndexMode) -> i64 {
     let loc = db.add_location(&bytes(root), mode, true).unwrap();
     let opts = WalkOptions {
         batch_size: 7,
@@ -47,12 +46,12 @@ fn index(db: &mut LibraryDb, root: &Path, mode: IndexMode) -> i64 {
 
 /// Validate the whole location in pages of 3; the (path, category) pairs found.
 fn validate(
-    db: &mut LibraryDb,
+    db: &mut SqliteStore,
     loc: i64,
     run: &str,
     mode: ValidateMode,
 ) -> BTreeSet<(String, String)> {
-    clear_issues(db, loc).unwrap();
+    db.clear_issues(loc).unwrap();
     let mut after = 0;
     loop {
         let pass =
@@ -62,7 +61,7 @@ fn validate(
         }
         after = pass.last_id;
     }
-    issues(db, run, (0, ""), 10_000)
+    db.issues(run, (0, ""), 10_000)
         .unwrap()
         .into_iter()
         .map(|i| (String::from_utf8_lossy(&i.path).into_owned(), i.category))
@@ -113,7 +112,7 @@ fn planted_faults_are_found_by_the_modes_that_see_them() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("tree");
     tree(&root);
-    let mut db = LibraryDb::open(&dir.path().join("library.db")).unwrap();
+    let mut db = SqliteStore::open(&dir.path().join("library.db")).unwrap();
     let loc = index(&mut db, &root, IndexMode::Content);
 
     for mode in [
@@ -167,7 +166,7 @@ fn planted_faults_are_found_by_the_modes_that_see_them() {
         complete
     );
 
-    let counts = issue_counts(&db, "c").unwrap();
+    let counts = db.issue_counts("c").unwrap();
     assert_eq!(counts.iter().map(|(_, n)| n).sum::<u64>(), 7);
     // Redoing a page (a resumed run) changes nothing.
     validate_page(
@@ -181,10 +180,10 @@ fn planted_faults_are_found_by_the_modes_that_see_them() {
         &CancelToken::new(),
     )
     .unwrap();
-    assert_eq!(issue_counts(&db, "c").unwrap(), counts);
+    assert_eq!(db.issue_counts("c").unwrap(), counts);
     // Removing the location takes its issues along.
     db.remove_location(loc).unwrap();
-    assert!(issue_counts(&db, "c").unwrap().is_empty());
+    assert!(db.issue_counts("c").unwrap().is_empty());
 }
 
 #[test]
@@ -192,7 +191,7 @@ fn a_rotted_small_file_is_found_by_integrity_and_kind_changes_are_reported() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("tree");
     tree(&root);
-    let mut db = LibraryDb::open(&dir.path().join("library.db")).unwrap();
+    let mut db = SqliteStore::open(&dir.path().join("library.db")).unwrap();
     let loc = index(&mut db, &root, IndexMode::Content);
     let path = root.join("sub/chmod.txt");
     let mtime = fs::metadata(&path).unwrap().modified().unwrap();
@@ -223,7 +222,7 @@ fn a_shallow_index_leaves_content_unverified() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("tree");
     tree(&root);
-    let mut db = LibraryDb::open(&dir.path().join("library.db")).unwrap();
+    let mut db = SqliteStore::open(&dir.path().join("library.db")).unwrap();
     let loc = index(&mut db, &root, IndexMode::Shallow);
     let pass = validate_page(
         &mut db,
@@ -279,7 +278,7 @@ fn name_checks() {
 #[test]
 fn bad_mode_and_unknown_location_are_errors() {
     assert!(ValidateMode::parse("everything").is_err());
-    let mut db = LibraryDb::in_memory().unwrap();
+    let mut db = SqliteStore::in_memory().unwrap();
     assert!(validate_page(
         &mut db,
         42,

@@ -5,7 +5,9 @@
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use phasekit_core::library::{self, EntryRow, IndexMode, Location, ScanStats};
+use phasekit_core::library::{
+    self, EntryRow, IndexMode, LibraryStore, Location, ScanStats, SqliteStore,
+};
 use phasekit_core::Error;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
@@ -108,19 +110,20 @@ fn closed() -> Error {
     Error::Closed("this library is closed".into())
 }
 
-/// An open library.db. Thread-safe: calls from several Python threads take
-/// turns on the one connection.
+/// An open library.db (the core's `SqliteStore`, reached through its
+/// `LibraryStore` operations). Thread-safe: calls from several Python
+/// threads take turns on the one connection.
 #[pyclass(module = "phasekit._core", frozen)]
 pub struct LibraryDb {
     // rusqlite's Connection is Send but not Sync, and a pyclass must be both:
     // the mutex gives one caller at a time the connection. It is taken with
     // the GIL released (inside `without_gil`), so a thread waiting for it
     // never blocks the thread holding it from finishing. None once closed.
-    db: Mutex<Option<library::LibraryDb>>,
+    db: Mutex<Option<SqliteStore>>,
 }
 
 impl LibraryDb {
-    fn lock(&self) -> MutexGuard<'_, Option<library::LibraryDb>> {
+    fn lock(&self) -> MutexGuard<'_, Option<SqliteStore>> {
         // A panic inside a call rolled its transaction back (rusqlite rolls
         // back on drop): the connection is still consistent.
         self.db.lock().unwrap_or_else(PoisonError::into_inner)
@@ -130,7 +133,7 @@ impl LibraryDb {
     pub(crate) fn with<T: Send>(
         &self,
         py: Python<'_>,
-        f: impl FnOnce(&mut library::LibraryDb) -> Result<T, Error> + Send,
+        f: impl FnOnce(&mut SqliteStore) -> Result<T, Error> + Send,
     ) -> PyResult<T> {
         without_gil(py, || match self.lock().as_mut() {
             Some(db) => f(db).map_err(|err| db.explain(err)),
@@ -152,7 +155,7 @@ impl LibraryDb {
         let path = path_from_py(path)?;
         let db = without_gil(py, move || {
             use std::os::unix::ffi::OsStrExt;
-            library::LibraryDb::open(std::path::Path::new(std::ffi::OsStr::from_bytes(&path)))
+            SqliteStore::open(std::path::Path::new(std::ffi::OsStr::from_bytes(&path)))
         })
         .into_py(py)?;
         Ok(LibraryDb {
@@ -163,7 +166,7 @@ impl LibraryDb {
     /// A library kept in memory only.
     #[staticmethod]
     fn in_memory(py: Python<'_>) -> PyResult<Self> {
-        let db = library::LibraryDb::in_memory().into_py(py)?;
+        let db = SqliteStore::in_memory().into_py(py)?;
         Ok(LibraryDb {
             db: Mutex::new(Some(db)),
         })
@@ -280,7 +283,7 @@ impl LibraryDb {
 
     /// Directory sizes and file counts; returns the location's `(total_size, file_count)`.
     fn aggregate(&self, py: Python<'_>, location_id: i64) -> PyResult<(i64, i64)> {
-        self.with(py, move |db| library::aggregate(db, location_id))
+        self.with(py, move |db| db.aggregate_sizes(location_id))
     }
 
     /// Hash up to `limit` files lacking a cas_id (or checksum); returns
@@ -314,16 +317,12 @@ impl LibraryDb {
     /// Files `hash_missing` has yet to hash in a location.
     #[pyo3(signature = (location_id, checksums=false))]
     fn count_missing(&self, py: Python<'_>, location_id: i64, checksums: bool) -> PyResult<u64> {
-        self.with(py, move |db| {
-            library::count_missing(db, location_id, checksums)
-        })
+        self.with(py, move |db| db.count_missing(location_id, checksums))
     }
 
     /// Link hashed entries to content identities; the number created.
     #[pyo3(signature = (location_id, prune=false))]
     fn link_identities(&self, py: Python<'_>, location_id: i64, prune: bool) -> PyResult<u64> {
-        self.with(py, move |db| {
-            library::link_identities(db, location_id, prune)
-        })
+        self.with(py, move |db| db.link_identities(location_id, prune))
     }
 }

@@ -2,6 +2,7 @@
 //! `library::validate`): one page per call, the GIL released while it runs.
 
 use phasekit_core::library::validate::{self, Category, ValidateMode};
+use phasekit_core::library::LibraryStore;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
 
@@ -64,7 +65,7 @@ pub fn validate_page<'py>(
 /// Forget a location's recorded issues; the number removed.
 #[pyfunction]
 pub fn clear_validation(py: Python<'_>, db: &LibraryDb, location_id: i64) -> PyResult<u64> {
-    db.with(py, move |db| validate::clear_issues(db, location_id))
+    db.with(py, move |db| db.clear_issues(location_id))
 }
 
 /// `[(category, count)]` of a run's issues.
@@ -74,7 +75,7 @@ pub fn validation_counts(
     db: &LibraryDb,
     run_id: String,
 ) -> PyResult<Vec<(String, u64)>> {
-    db.with(py, move |db| validate::issue_counts(db, &run_id))
+    db.with(py, move |db| db.issue_counts(&run_id))
 }
 
 /// Up to `limit` issues of a run after `(after_entry, after_category)`:
@@ -91,7 +92,7 @@ pub fn validation_issues<'py>(
 ) -> PyResult<Bound<'py, PyList>> {
     let after_category = after_category.to_owned();
     let rows = db.with(py, move |db| {
-        validate::issues(db, &run_id, (after_entry, &after_category), limit)
+        db.issues(&run_id, (after_entry, &after_category), limit)
     })?;
     let out = PyList::empty(py);
     for r in rows {

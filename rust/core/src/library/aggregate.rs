@@ -1,22 +1,38 @@
-//! Directory sizes and file counts, deepest first.
+//! Directory sizes and file counts: the sums, without storage.
 //!
-//! A regular file with several names (hard links) in one location counts
+//! A directory's `agg_size` is the bytes of the regular files beneath it,
+//! its `file_count` their number; a location's totals are its top's. A
+//! regular file with several names (hard links) in one location counts
 //! once, like `du`: in the directory of its name that sorts first by bytes,
 //! whatever order the walk wrote its names in, so a resumed index sums as an
 //! uninterrupted one does. A name outside the location does not matter: the
 //! file has one name inside, and counts there.
+//!
+//! The sums come from a scan's bookkeeping (`book.rs`) or from the store's
+//! rows (`LibraryStore::aggregate_sizes`); either way they are carried up
+//! the tree here, in memory, and the store writes the result.
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
-use rusqlite::{params, TransactionBehavior};
-
-use super::{LibraryDb, TOP};
-use crate::error::Result;
-use crate::sys::Kind;
+use super::model::TOP;
 
 /// Bytes and count of the regular files directly in each directory, by id.
 pub(crate) type Sums = HashMap<i64, (i64, i64)>;
+
+/// Count a regular file of `size` bytes in directory `parent`.
+pub(crate) fn add_file(sums: &mut Sums, parent: i64, size: i64) {
+    let sum = sums.entry(parent).or_insert((0, 0));
+    sum.0 += size;
+    sum.1 += 1;
+}
+
+/// Take a file counted by [`add_file`] out again.
+pub(crate) fn take_file(sums: &mut Sums, parent: i64, size: i64) {
+    let sum = sums.entry(parent).or_insert((0, 0));
+    sum.0 -= size;
+    sum.1 -= 1;
+}
 
 /// Regular files with several names, by (device, inode): the (relative
 /// path, parent id, size) of the name that sorts first, where it counts.
@@ -41,109 +57,53 @@ impl Linked {
     /// Count each file once, in the directory of its first name.
     pub(crate) fn add_to(self, sums: &mut Sums) {
         for (_, parent, size) in self.0.into_values() {
-            let sum = sums.entry(parent).or_insert((0, 0));
-            sum.0 += size;
-            sum.1 += 1;
+            add_file(sums, parent, size);
         }
     }
 }
 
-/// Set every directory's `agg_size` (bytes of the regular files beneath it)
-/// and `file_count`, and the location's totals. Returns the totals.
-///
-/// Sums are gathered in one pass over the location's files, carried up the
-/// tree in memory (a child's path is longer than its parent's, so sorting
-/// directories by path length, longest first, visits children before
-/// parents), and written only where they changed, in one transaction.
-/// Without the walk's link counts, files with several names are the
-/// (device, inode) pairs found more than once among the location's files
-/// (sorted here: on a 200,000-file location, a pass with SQLite's
-/// `GROUP BY device, inode HAVING COUNT(*) > 1` took 0.21-0.22 s, this one
-/// 0.11 s, against 0.06-0.07 s for the sums alone): their rows are taken
-/// out of the sums and each file is put back once (see [`Linked`]).
-pub fn aggregate(db: &mut LibraryDb, location_id: i64) -> Result<(i64, i64)> {
-    let tx = db
-        .conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut dirs: Vec<(i64, i64, i64)> = Vec::new();
-    let mut sums = Sums::new();
-    {
-        let mut stmt = tx.prepare(
-            "SELECT id, parent_id, length(path) FROM entries WHERE location_id = ?1 AND kind = ?2",
-        )?;
-        let rows = stmt.query_map(params![location_id, Kind::Dir as u8], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?;
-        for row in rows {
-            dirs.push(row?);
-        }
-        // One pass over the location's files: sums by directory, and every
-        // file's (device, inode, id), sorted after to find the shared ones.
-        let mut stmt = tx.prepare(
-            "SELECT parent_id, size, device, inode, id FROM entries \
-             WHERE location_id = ?1 AND kind = ?2",
-        )?;
-        let mut rows = stmt.query(params![location_id, Kind::File as u8])?;
-        let mut files: Vec<(i64, i64, i64)> = Vec::new();
-        while let Some(r) = rows.next()? {
-            let sum = sums.entry(r.get(0)?).or_insert((0, 0));
-            sum.0 += r.get::<_, i64>(1)?;
-            sum.1 += 1;
-            files.push((r.get(2)?, r.get(3)?, r.get(4)?));
-        }
-        files.sort_unstable();
-        // Files with several names: taken out of the sums, put back once.
-        let mut row = tx.prepare("SELECT path, parent_id, size FROM entries WHERE id = ?1")?;
-        let mut linked = Linked::default();
-        for names in files.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
-            if names.len() < 2 {
-                continue;
-            }
-            for &(device, inode, id) in names {
-                let (path, parent, size): (Vec<u8>, i64, i64) =
-                    row.query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-                let sum = sums.entry(parent).or_insert((0, 0));
-                sum.0 -= size;
-                sum.1 -= 1;
-                linked.note((device, inode), &path, parent, size);
-            }
-        }
-        linked.add_to(&mut sums);
-    }
-    let totals = write_sums(&tx, location_id, dirs, sums)?;
-    tx.commit()?;
-    Ok(totals)
+/// The runs of `files` ((device, inode, entry id) of every regular file,
+/// sorted here) that are one file with several names. Without the walk's
+/// link counts, that is how files with several names are found (sorted in
+/// memory: on a 200,000-file location, SQLite's `GROUP BY device, inode
+/// HAVING COUNT(*) > 1` took 0.21-0.22 s, this 0.11 s, against 0.06-0.07 s
+/// for the sums alone).
+pub(crate) fn several_names(
+    files: &mut [(i64, i64, i64)],
+) -> impl Iterator<Item = &[(i64, i64, i64)]> {
+    files.sort_unstable();
+    files
+        .chunk_by(|a, b| (a.0, a.1) == (b.0, b.1))
+        .filter(|names| names.len() > 1)
+}
+
+/// Every directory's sums and the location's totals, to be stored.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct DirSizes {
+    /// (directory id, agg_size, file_count), deepest first.
+    pub dirs: Vec<(i64, i64, i64)>,
+    /// The location's (total_size, file_count).
+    pub total: (i64, i64),
 }
 
 /// Carry the per-directory sums of files (`sums`: parent id → bytes, count)
-/// up the tree and write them, with the location's totals, inside `tx`.
-/// `dirs` holds every directory as (id, parent id, path length).
-pub(crate) fn write_sums(
-    tx: &rusqlite::Transaction<'_>,
-    location_id: i64,
-    mut dirs: Vec<(i64, i64, i64)>,
-    mut sums: Sums,
-) -> Result<(i64, i64)> {
+/// up the tree. `dirs` holds every directory as (id, parent id, path
+/// length): a child's path is longer than its parent's, so visiting them
+/// longest first visits children before parents.
+pub(crate) fn carry(mut dirs: Vec<(i64, i64, i64)>, mut sums: Sums) -> DirSizes {
     dirs.sort_by_key(|&(_, _, len)| std::cmp::Reverse(len));
-    {
-        let mut update = tx.prepare_cached(
-            "UPDATE entries SET agg_size = ?2, file_count = ?3 WHERE id = ?1 \
-             AND (agg_size IS NOT ?2 OR file_count IS NOT ?3)",
-        )?;
-        for &(id, parent, _) in &dirs {
-            let (size, count) = sums.get(&id).copied().unwrap_or((0, 0));
-            update.execute(params![id, size, count])?;
-            let up = sums.entry(parent).or_insert((0, 0));
-            up.0 += size;
-            up.1 += count;
-        }
+    let mut out = Vec::with_capacity(dirs.len());
+    for &(id, parent, _) in &dirs {
+        let (size, count) = sums.get(&id).copied().unwrap_or((0, 0));
+        out.push((id, size, count));
+        let up = sums.entry(parent).or_insert((0, 0));
+        up.0 += size;
+        up.1 += count;
     }
-    let (total, files) = sums.get(&TOP).copied().unwrap_or((0, 0));
-    tx.execute(
-        "UPDATE locations SET total_size = ?2, file_count = ?3 WHERE id = ?1",
-        params![location_id, total, files],
-    )?;
-    Ok((total, files))
+    DirSizes {
+        dirs: out,
+        total: sums.get(&TOP).copied().unwrap_or((0, 0)),
+    }
 }
 
 #[cfg(test)]
@@ -164,5 +124,29 @@ mod tests {
         assert_eq!(sums.get(&10), Some(&(100, 2)));
         assert_eq!(sums.get(&20), Some(&(5, 1)));
         assert_eq!(sums.get(&TOP), Some(&(3, 1)));
+    }
+
+    #[test]
+    fn sums_are_carried_up_to_the_top() {
+        // TOP ─ 1 (len 1) ─ 2 (len 3); TOP ─ 3 (len 1), empty.
+        let mut sums = Sums::new();
+        add_file(&mut sums, 2, 10);
+        add_file(&mut sums, 2, 5);
+        add_file(&mut sums, 1, 7);
+        add_file(&mut sums, TOP, 1);
+        let sizes = carry(vec![(1, TOP, 1), (3, TOP, 1), (2, 1, 3)], sums);
+        assert_eq!(sizes.dirs[0], (2, 15, 2));
+        assert!(sizes.dirs.contains(&(1, 22, 3)));
+        assert!(sizes.dirs.contains(&(3, 0, 0)));
+        assert_eq!(sizes.total, (23, 4));
+    }
+
+    #[test]
+    fn several_names_are_runs_of_one_device_and_inode() {
+        let mut files = vec![(1, 9, 4), (1, 7, 3), (2, 7, 5), (1, 7, 1), (1, 9, 2)];
+        let runs: Vec<Vec<i64>> = several_names(&mut files)
+            .map(|r| r.iter().map(|f| f.2).collect())
+            .collect();
+        assert_eq!(runs, vec![vec![1, 3], vec![2, 4]]);
     }
 }

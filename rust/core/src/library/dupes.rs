@@ -1,10 +1,10 @@
 //! A location's files as input to the duplicate finder, and the digests it
 //! computes stored back, so the next search (or validation) reads nothing
-//! twice.
+//! twice; through a [`LibraryStore`]. The conversions between the finder's
+//! records and the stored rows are here, pure.
 
-use rusqlite::{params, TransactionBehavior};
-
-use super::LibraryDb;
+use super::model::{DigestText, FileDigest, StoredFile};
+use super::store::LibraryStore;
 use crate::content::{cas_id_hex, hex, Digest};
 use crate::dupes::{FileRecord, Hashed, Stage};
 use crate::error::Result;
@@ -35,83 +35,69 @@ fn is_hidden(rel: &[u8]) -> bool {
 /// The regular files of a location (absolute paths) with their stored cas_id
 /// and checksum; `hidden` false leaves out paths with a component starting
 /// with a dot (below the root).
-pub fn file_records(db: &LibraryDb, location_id: i64, hidden: bool) -> Result<Vec<FileRecord>> {
+pub fn file_records(
+    db: &impl LibraryStore,
+    location_id: i64,
+    hidden: bool,
+) -> Result<Vec<FileRecord>> {
     let mut root = db.location(location_id)?.path;
     if !root.ends_with(b"/") {
         root.push(b'/');
     }
-    let mut stmt = db.conn.prepare_cached(
-        "SELECT id, path, size, mtime_ns, inode, device, cas_id, checksum FROM entries \
-         WHERE location_id = ?1 AND kind = 0",
-    )?;
-    let rows = stmt.query_map(params![location_id], |r| {
-        let rel: Vec<u8> = r.get(1)?;
-        let cas: Option<String> = r.get(6)?;
-        let checksum: Option<String> = r.get(7)?;
-        Ok((
-            rel,
-            FileRecord {
-                path: Vec::new(),
-                entry_id: r.get(0)?,
-                size: r.get::<_, i64>(2)? as u64,
-                mtime_ns: Some(r.get(3)?),
-                inode: r.get::<_, i64>(4)? as u64,
-                device: r.get::<_, i64>(5)? as u64,
-                cas: cas.as_deref().and_then(digest_from_hex),
-                full: checksum.as_deref().and_then(digest_from_hex),
-            },
-        ))
-    })?;
     let mut out = Vec::new();
-    for row in rows {
-        let (rel, mut record) = row?;
-        if !hidden && is_hidden(&rel) {
-            continue;
+    db.regular_files(location_id, |f: StoredFile| {
+        if !hidden && is_hidden(&f.path) {
+            return;
         }
         let mut path = root.clone();
-        path.extend_from_slice(&rel);
-        record.path = path;
-        out.push(record);
-    }
+        path.extend_from_slice(&f.path);
+        out.push(FileRecord {
+            path,
+            entry_id: f.id,
+            size: f.size as u64,
+            mtime_ns: Some(f.mtime_ns),
+            inode: f.inode as u64,
+            device: f.device as u64,
+            cas: f.cas_id.as_deref().and_then(digest_from_hex),
+            full: f.checksum.as_deref().and_then(digest_from_hex),
+        });
+    })?;
     Ok(out)
 }
 
-/// Store a page of digests on the entries that name each file, in one
-/// transaction. An entry re-indexed since it was read (its size or mtime
-/// differs) is left alone: the digest is not of what it describes now.
-/// Empty files keep no cas_id. Returns the entries updated.
-pub fn store_digests(db: &mut LibraryDb, hashed: &[Hashed]) -> Result<u64> {
-    let tx = db
-        .conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut updated = 0u64;
-    {
-        let mut set_cas = tx.prepare_cached(
-            "UPDATE entries SET cas_id = ?2 WHERE id = ?1 AND size = ?3 AND mtime_ns = ?4",
-        )?;
-        let mut set_checksum = tx.prepare_cached(
-            "UPDATE entries SET checksum = ?2 WHERE id = ?1 AND size = ?3 AND mtime_ns = ?4",
-        )?;
-        for h in hashed {
-            let (Some(mtime), true) = (h.mtime_ns, h.size > 0) else {
-                continue;
+/// The digests of a page to store on the entries that name each file: an
+/// entry only while it has the size and mtime hashed, an empty file never
+/// (it keeps no cas_id), a file without a known mtime never.
+fn digests_to_store(hashed: &[Hashed]) -> Vec<FileDigest> {
+    let mut out = Vec::new();
+    for h in hashed {
+        let (Some(mtime_ns), true) = (h.mtime_ns, h.size > 0) else {
+            continue;
+        };
+        let size = i64::try_from(h.size).unwrap_or(i64::MAX);
+        for &id in &h.entry_ids {
+            let digest = match h.stage {
+                Stage::Partial => DigestText::CasId(cas_id_hex(&h.digest)),
+                Stage::Full => DigestText::Checksum(hex(&h.digest)),
+                _ => continue,
             };
-            let size = i64::try_from(h.size).unwrap_or(i64::MAX);
-            for &id in &h.entry_ids {
-                updated += match h.stage {
-                    Stage::Partial => {
-                        set_cas.execute(params![id, cas_id_hex(&h.digest), size, mtime])?
-                    }
-                    Stage::Full => {
-                        set_checksum.execute(params![id, hex(&h.digest), size, mtime])?
-                    }
-                    _ => 0,
-                } as u64;
-            }
+            out.push(FileDigest {
+                id,
+                size,
+                mtime_ns,
+                digest,
+            });
         }
     }
-    tx.commit()?;
-    Ok(updated)
+    out
+}
+
+/// Store a page of digests on the entries that name each file, in one
+/// store operation. An entry re-indexed since it was read (its size or
+/// mtime differs) is left alone: the digest is not of what it describes
+/// now. Empty files keep no cas_id. Returns the entries updated.
+pub fn store_digests(db: &mut impl LibraryStore, hashed: &[Hashed]) -> Result<u64> {
+    db.store_digests(&digests_to_store(hashed))
 }
 
 #[cfg(test)]
@@ -135,5 +121,36 @@ mod tests {
         assert!(is_hidden(b".git/config"));
         assert!(is_hidden(b"a/.b/c"));
         assert!(!is_hidden(b"a/b.c/d"));
+    }
+
+    #[test]
+    fn only_digests_of_known_non_empty_files_are_stored() {
+        let hashed = |size, mtime_ns, stage| Hashed {
+            device: 1,
+            inode: 2,
+            size,
+            mtime_ns,
+            entry_ids: vec![7, 8],
+            stage,
+            digest: [0xab; 32],
+        };
+        let page = [
+            hashed(5, Some(9), Stage::Partial),
+            hashed(5, Some(9), Stage::Full),
+            hashed(0, Some(9), Stage::Partial),
+            hashed(5, None, Stage::Full),
+        ];
+        let stored = digests_to_store(&page);
+        assert_eq!(stored.len(), 4);
+        assert_eq!(
+            stored[0],
+            FileDigest {
+                id: 7,
+                size: 5,
+                mtime_ns: 9,
+                digest: DigestText::CasId("abababababababab".into()),
+            }
+        );
+        assert_eq!(stored[3].digest, DigestText::Checksum("ab".repeat(32)));
     }
 }

@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
-use super::{LibraryDb, ScanStats, ScanWriter};
+use super::book::ScanStats;
+use super::scan::ScanWriter;
+use super::store::LibraryStore;
 use crate::cancel::CancelToken;
 use crate::error::{Error, FsError, Result};
 use crate::walk::{Batch, WalkOptions, Walker};
@@ -77,7 +79,7 @@ impl ScanPipeline {
     /// still has no entries (a fresh scan interrupted after its first write
     /// continues as a re-scan: what it wrote is looked up, not inserted twice).
     pub fn start(
-        db: &LibraryDb,
+        db: &impl LibraryStore,
         location_id: i64,
         fresh: bool,
         opts: WalkOptions,
@@ -109,9 +111,9 @@ impl ScanPipeline {
         })
     }
 
-    /// Wait for the walker's next batch (no database needed: a caller
-    /// sharing the connection keeps it free meanwhile). `Ok(None)` once the
-    /// walk is complete.
+    /// Wait for the walker's next batch (no store needed: a caller sharing
+    /// the store keeps it free meanwhile). `Ok(None)` once the walk is
+    /// complete.
     pub fn receive(&mut self) -> Result<Option<Received>> {
         if self.finished {
             return Ok(None);
@@ -159,7 +161,7 @@ impl ScanPipeline {
     }
 
     /// Write a batch from [`ScanPipeline::receive`] in one transaction.
-    pub fn write(&mut self, db: &mut LibraryDb, received: Received) -> Result<Step> {
+    pub fn write(&mut self, db: &mut impl LibraryStore, received: Received) -> Result<Step> {
         let Received { batch, state } = received;
         let mut errors = match self.writer.write_batch(db, &batch) {
             Ok(errors) => errors,
@@ -185,7 +187,7 @@ impl ScanPipeline {
 
     /// The next batch, written in one transaction: [`ScanPipeline::receive`]
     /// then [`ScanPipeline::write`]. `Ok(None)` once the walk is complete.
-    pub fn step(&mut self, db: &mut LibraryDb) -> Result<Option<Step>> {
+    pub fn step(&mut self, db: &mut impl LibraryStore) -> Result<Option<Step>> {
         match self.receive()? {
             None => Ok(None),
             Some(received) => self.write(db, received).map(Some),
@@ -193,7 +195,7 @@ impl ScanPipeline {
     }
 
     /// After the last step: delete what the scan did not see and is gone.
-    pub fn sweep(&mut self, db: &mut LibraryDb) -> Result<()> {
+    pub fn sweep(&mut self, db: &mut impl LibraryStore) -> Result<()> {
         if !self.finished {
             return Err(Error::InvalidArgument(
                 "sweep only after the walk has finished (step returned None)".into(),
@@ -204,7 +206,7 @@ impl ScanPipeline {
 
     /// After the sweep: directory sizes and file counts, from what this scan
     /// wrote when it saw the whole location (else from the database).
-    pub fn aggregate(&mut self, db: &mut LibraryDb) -> Result<(i64, i64)> {
+    pub fn aggregate(&mut self, db: &mut impl LibraryStore) -> Result<(i64, i64)> {
         if !self.finished {
             return Err(Error::InvalidArgument(
                 "aggregate after the last step and the sweep".into(),
@@ -214,7 +216,7 @@ impl ScanPipeline {
     }
 
     pub fn stats(&self) -> ScanStats {
-        self.writer.stats
+        self.writer.stats()
     }
 
     /// True once the walk ended and every batch was written.

@@ -1,7 +1,8 @@
 //! Validation's checks: what is wrong with one indexed entry compared with
 //! the disk now (its name, an `lstat` against the stored metadata, and in
 //! `integrity`/`complete` mode its content), and pages of entries checked in
-//! parallel. No SQL here: `store.rs` reads the entries and records the issues.
+//! parallel. No storage here: `page.rs` reads the entries and records the
+//! issues through the library's store.
 
 use std::ffi::{CStr, CString};
 use std::fs::File;
@@ -13,6 +14,7 @@ use rayon::prelude::*;
 use crate::cancel::CancelToken;
 use crate::content::{cas_id_hex, hash_file, hex, Want, SMALL_FILE_MAX};
 use crate::error::{Error, FsError, Result};
+use crate::library::model::Stored;
 use crate::sys::{self, Kind, Meta};
 use crate::walk::join;
 
@@ -116,22 +118,6 @@ impl ValidateMode {
     }
 }
 
-/// The stored facts validation compares against (a row of `entries`).
-#[derive(Clone, Debug, Default)]
-pub struct Stored {
-    pub id: i64,
-    /// Relative to the location's root.
-    pub path: Vec<u8>,
-    pub kind: u8,
-    pub size: i64,
-    pub mtime_ns: i64,
-    pub inode: i64,
-    pub device: i64,
-    pub mode: u32,
-    pub cas_id: Option<String>,
-    pub checksum: Option<String>,
-}
-
 /// What checking one entry found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Checked {
@@ -145,17 +131,7 @@ pub struct Checked {
     pub unverified: bool,
 }
 
-/// One stored issue.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IssueRow {
-    pub entry_id: i64,
-    pub category: String,
-    /// Relative to the location's root.
-    pub path: Vec<u8>,
-    pub detail: String,
-}
-
-/// What one [`validate_page`] call did.
+/// What one [`super::validate_page`] call did.
 #[derive(Debug, Default)]
 pub struct ValidatePass {
     /// The highest entry id looked at: pass it as `after_id` next time.

@@ -17,10 +17,12 @@
 //! says what is wrong.
 
 mod checks;
-mod store;
+mod page;
 
 pub use checks::{
-    check_entry, format_ns, name_issues, Category, Checked, IssueRow, Stored, ValidateMode,
-    ValidatePass, DEPTH_MAX, NAME_MAX_PORTABLE, PATH_MAX_BYTES,
+    check_entry, format_ns, name_issues, Category, Checked, ValidateMode, ValidatePass, DEPTH_MAX,
+    NAME_MAX_PORTABLE, PATH_MAX_BYTES,
 };
-pub use store::{clear_issues, issue_counts, issues, validate_page};
+pub use page::validate_page;
+
+pub use crate::library::model::{IssueRow, Stored};

@@ -15,7 +15,7 @@
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use super::DbResult;
+use super::errors::{DbError, DbResult};
 
 const V1: &str = "
 CREATE TABLE locations (
@@ -134,15 +134,23 @@ const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4)];
 /// The version this code writes.
 pub const SCHEMA_VERSION: i64 = 4;
 
+/// The schema version of the open file.
+pub(super) fn version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+}
+
 /// Bring the file to [`SCHEMA_VERSION`], one step per transaction. Each step
 /// re-reads the version under the write lock, so two processes opening an
 /// old file upgrade it once; a newer file is refused.
-pub fn migrate(conn: &mut Connection) -> DbResult<()> {
+pub(super) fn migrate(conn: &mut Connection) -> DbResult<()> {
     for &(target, sql) in MIGRATIONS {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if version > SCHEMA_VERSION {
-            return Err(super::DbError::Newer(version));
+            return Err(DbError::Newer {
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
         }
         if version < target {
             tx.execute_batch(sql)?;
