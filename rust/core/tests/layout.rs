@@ -1,7 +1,8 @@
 //! The crate's layout keeps the promises of docs/ARCHITECTURE.md ("Library
 //! storage"): SQL (rusqlite) only in `src/library/sqlite/`, and no cycle of
 //! module references between the library's modules, file by file and
-//! between its top-level modules (a folder counted as one).
+//! between its top-level modules (a folder counted as one), nor between the
+//! crate's own top-level modules.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -141,6 +142,7 @@ fn target(
     module: &[String],
     path: &[String],
     modules: &BTreeSet<Vec<String>>,
+    within: Option<&str>,
 ) -> Option<Vec<String>> {
     let mut abs: Vec<String> = match path.first()?.as_str() {
         "crate" => Vec::new(),
@@ -168,7 +170,7 @@ fn target(
         .rev()
         .map(|n| abs[..n].to_vec())
         .find(|m| modules.contains(m))
-        .filter(|m| m.first().is_some_and(|s| s == "library"))
+        .filter(|m| within.is_none_or(|top| m.first().is_some_and(|s| s == top)))
 }
 
 /// A cycle in `graph`, if there is one.
@@ -233,7 +235,7 @@ fn no_reference_cycles_between_library_modules() {
         // Unit tests may reach anywhere: only the module's own code counts.
         let text = text.split("#[cfg(test)]").next().unwrap_or("");
         for path in paths(text) {
-            let Some(to) = target(&module, &path, &modules) else {
+            let Some(to) = target(&module, &path, &modules, Some("library")) else {
                 continue;
             };
             if to == module {
@@ -255,4 +257,40 @@ fn no_reference_cycles_between_library_modules() {
     );
     assert_eq!(cycle(&by_file), None, "a cycle between files");
     assert_eq!(cycle(&by_top), None, "a cycle between top-level modules");
+}
+
+#[test]
+fn no_reference_cycles_between_the_crates_top_modules() {
+    // The crate's own top-level modules (walk, content, dupes, library,
+    // error, ...), a folder counted as one: each layer uses only those
+    // below it.
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    let modules: BTreeSet<Vec<String>> = files.iter().map(|f| module_of(f)).collect();
+    let mut graph: BTreeMap<Vec<String>, BTreeSet<Vec<String>>> = BTreeMap::new();
+    for file in &files {
+        let module = module_of(file);
+        if module.is_empty() {
+            continue; // lib.rs declares them all
+        }
+        let text = code(&fs::read_to_string(file).expect("read"));
+        let text = text.split("#[cfg(test)]").next().unwrap_or("");
+        for path in paths(text) {
+            let Some(to) = target(&module, &path, &modules, None) else {
+                continue;
+            };
+            if !to.is_empty() && to[0] != module[0] {
+                graph
+                    .entry(module[..1].to_vec())
+                    .or_default()
+                    .insert(to[..1].to_vec());
+            }
+        }
+    }
+    assert!(graph.len() > 3, "the references were not found: {graph:?}");
+    assert_eq!(
+        cycle(&graph),
+        None,
+        "a cycle between the crate's modules: {graph:?}"
+    );
 }
