@@ -253,31 +253,23 @@ def test_nasty_tree_indexes_with_non_critical_errors(nasty, tmp_path):
     assert rows[str(root / "hl_a")]["cas_id"] == rows[str(root / "sub" / "hl_b")]["cas_id"]
 
 
-def test_ctrl_c_pauses_and_resume_finishes(tmp_path):
-    root = tmp_path / "tree"
-    make_tree(root, dirs=150, files_per_dir=60)
-    lib = tmp_path / "lib"
-    with subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "phasekit",
-            "--library",
-            str(lib),
-            "index",
-            str(root),
-            "--batch-size",
-            "50",
-            "--checkpoint-every",
-            "0.01",
-            "--threads",
-            "1",
-        ],
+def phasekit_process(lib: Path, *args: str) -> subprocess.Popen[str]:
+    """``phasekit --library LIB ARGS`` started in a new process, its output piped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "phasekit", "--library", str(lib), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=subprocess_env(),
-    ) as proc:
+    )
+
+
+def test_ctrl_c_pauses_and_resume_finishes(tmp_path):
+    root = tmp_path / "tree"
+    make_tree(root, dirs=150, files_per_dir=60)
+    lib = tmp_path / "lib"
+    args = ["index", str(root), "--batch-size", "50", "--checkpoint-every", "0.01"]
+    with phasekit_process(lib, *args, "--threads", "1") as proc:
         wait_until_running(lib / "jobs.db", proc)
         time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
@@ -304,14 +296,7 @@ def test_a_second_ctrl_c_quits_at_once_even_inside_a_long_native_call(tmp_path):
     with open(root / "huge.bin", "wb") as f:
         f.truncate(64 << 30)  # sparse: no disk space, a minute of hashing
     lib = tmp_path / "lib"
-    argv = ["--library", str(lib), "index", str(root), "--mode", "deep", "--threads", "1"]
-    with subprocess.Popen(
-        [sys.executable, "-m", "phasekit", *argv],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=subprocess_env(),
-    ) as proc:
+    with phasekit_process(lib, "index", str(root), "--mode", "deep", "--threads", "1") as proc:
         wait_until_running(lib / "jobs.db", proc)
         time.sleep(0.3)  # inside the walk's batch call, hashing the file
         proc.send_signal(signal.SIGINT)
