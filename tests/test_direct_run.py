@@ -24,6 +24,7 @@ from phasekit.jobs import (
     JobProgress,
     JobStatus,
     JobStore,
+    execute,
     job,
     run_direct,
 )
@@ -123,6 +124,7 @@ def test_a_direct_run_completes_and_is_recorded_like_a_managed_one(tmp_path):
         assert store.running_owners() == []
     assert heard
     assert heard[-1].done == 20
+    assert heard[-1].percent == 100.0  # the end's progress, told last
     assert done_items(fx) == [(i, i * i) for i in range(20)]
 
 
@@ -277,4 +279,30 @@ def test_a_job_waiting_for_children_fails_clearly_instead_of_hanging(tmp_path):
         assert run.status is JobStatus.FAILED
         assert "direct run" in (run.error or "")
         assert "JobManager" in (run.error or "")
-        assert list(store.children(run.id).values()) == [JobStatus.QUEUED] * 2
+        # Cancelled with it: no later manager runs them for a failed parent.
+        assert list(store.children(run.id).values()) == [JobStatus.CANCELLED] * 2
+
+
+def test_a_failing_progress_callback_pauses_the_job_and_reaches_the_caller(tmp_path):
+    fx = tmp_path / "fx.db"
+
+    def broken(progress: JobProgress) -> None:
+        raise ValueError("a bug in the progress bar")
+
+    with JobStore(tmp_path / "jobs.db") as store:
+        job = CountJob(300, str(fx), every=5, delay_s=0.002)
+        with pytest.raises(ValueError, match="a bug in the progress bar"):
+            run_direct(store, job, on_progress=broken)
+        (record,) = store.list_jobs()
+        assert record.status is JobStatus.PAUSED  # resumable, not failed
+        assert execute(store, record.id) is JobStatus.COMPLETED  # goes on from its checkpoint
+    assert done_items(fx) == [(i, i * i) for i in range(300)]
+
+
+def test_what_is_not_a_job_is_refused_clearly(tmp_path):
+    from phasekit.errors import InvalidInputError
+
+    with JobStore(tmp_path / "jobs.db") as store:
+        with pytest.raises(InvalidInputError, match="takes a job"):
+            run_direct(store, "hello")  # type: ignore[arg-type]
+        assert store.list_jobs() == []

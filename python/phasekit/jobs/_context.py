@@ -372,6 +372,15 @@ class JobContext:
                 self.check_interrupt()
                 children = self._store.children(self.id)
                 if not self._children_run and not all(s.finished for s in children.values()):
+                    # Its unfinished children go too: a later manager must
+                    # not run them for a parent that failed.
+                    for child_id, status in children.items():
+                        if not status.finished:
+                            self._store.move(
+                                child_id,
+                                JobStatus.CANCELLED,
+                                only_from=(JobStatus.QUEUED, JobStatus.PAUSED),
+                            )
                     raise JobStateError(
                         f"job {self.id} waits for its child jobs, which a direct run"
                         " (Library.run) does not run: run it through a JobManager"

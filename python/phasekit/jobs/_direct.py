@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic
 
-from ..errors import UnknownJobError
+from ..errors import InvalidInputError, UnknownJobError
 from ._context import JobControl
 from ._definition import Job, JobRegistry, OutputT, default_registry
 from ._model import JobRecord, JobStatus
@@ -123,11 +123,16 @@ def run_direct(
     """Queue ``job`` (or join an identical unfinished one) and run it in
     this thread to its stop: completed, failed, paused or cancelled. See the
     module's docstring for the rules. ``control`` pauses or cancels it from
-    a signal handler or another thread; ``history_retention_s`` prunes old
-    history first, as a manager opening does."""
+    a signal handler or another thread. ``on_progress`` hears the progress
+    as it is stored (a few times a second), then the end's (100 % for a
+    completed job); if it raises, the job is paused at its next safe point
+    (resumable) and the error raised here. ``history_retention_s`` prunes
+    old history first, as a manager opening does."""
     from ._runner import run_job
 
     registry = registry or default_registry
+    if not isinstance(job, Job):
+        raise InvalidInputError(f"run_direct() takes a job (a Job instance), not {job!r}")
     if not job.job_name or job.job_name not in registry:
         raise UnknownJobError(f"{type(job).__qualname__} is not registered in this registry")
     cls = registry.get(job.job_name)
@@ -140,16 +145,28 @@ def run_direct(
         job_id = _create(backend, job, priority)
         data_type = cls.progress_type
         listener = None
+        #: An error of ``on_progress``: the job is paused (resumable), and the
+        #: error raised to the caller once it stopped.
+        heard_error: list[Exception] = []
         if on_progress is not None:
             callback = on_progress
 
             def listener(_job_id: str, stored: dict[str, Any]) -> None:
-                callback(JobProgress.from_dict(stored, data_type))
+                if heard_error:
+                    return
+                try:
+                    callback(JobProgress.from_dict(stored, data_type))
+                except Exception as exc:  # the caller's bug, not the job's
+                    heard_error.append(exc)
+                    control.pause()
 
         if not backend.claim([job_id], owner=lease.id):
             stopped = _wait_turn(backend, lease, job_id, control, on_progress, data_type)
             if stopped is not None:
                 # Run (and stopped) elsewhere, or stopped before its turn.
+                final_seen = backend.progress(job_id, data_type)
+                if on_progress is not None and final_seen is not None:
+                    on_progress(final_seen)
                 return DirectRun(backend, job_id, stopped, cls, ran_here=False)
         try:
             status, end = run_job(
@@ -179,6 +196,13 @@ def run_direct(
                     job_id, JobStatus.QUEUED, only_from=(JobStatus.RUNNING,), owner=lease.id
                 )
             raise
+        if heard_error:
+            raise heard_error[0]
+        final = end.get("progress")
+        if on_progress is not None and isinstance(final, dict) and status is not JobStatus.FAILED:
+            # The end's progress (100 % for a completed job) is stored with
+            # the end, not as a progress write: told here.
+            on_progress(JobProgress.from_dict(final, data_type))
         return DirectRun(backend, job_id, status, cls, ran_here=True, output=end.get("output"))
     finally:
         lease.close()

@@ -163,7 +163,7 @@ class Library(JobSteps, Closing):
         manager's: kill the process and the next manager, or the next run of
         a job with a conflict key, resumes the job). ``control`` pauses or
         cancels it from another thread or a signal handler; ``on_progress``
-        hears each progress value. The
+        hears the progress as it is stored and the end's (see run_direct). The
         returned run reads jobs.db while this library is open."""
         from .._defaults import HISTORY_RETENTION_S
         from ..jobs import JobStore, run_direct
