@@ -306,3 +306,27 @@ def test_what_is_not_a_job_is_refused_clearly(tmp_path):
         with pytest.raises(InvalidInputError, match="takes a job"):
             run_direct(store, "hello")  # type: ignore[arg-type]
         assert store.list_jobs() == []
+
+
+def test_the_same_search_of_paths_asked_again_joins_the_interrupted_one(tmp_path):
+    """``phasekit dupes PATH`` run again after Ctrl-C goes on with the search
+    left paused (its digests kept) instead of starting over."""
+    from phasekit.dupes import DupesJob, DupesSummary
+
+    root = tmp_path / "tree"
+    root.mkdir()
+    for i in range(6):
+        (root / f"copy{i % 2}-{i}.bin").write_bytes(b"x" * 1000 if i % 2 else b"y" * 1000)
+    (root / "caf\udce9.bin").write_bytes(b"x" * 1000)
+    with Library.open(tmp_path / "lib") as library:
+        stopped = JobControl()
+        stopped.pause()  # Ctrl-C before its first safe point
+        first = library.run(DupesJob(paths=[str(root)]), control=stopped)
+        assert first.status is JobStatus.PAUSED
+        again = library.run(DupesJob(paths=[str(root)]))
+        assert (again.id, again.status) == (first.id, JobStatus.COMPLETED)
+        summary = again.output()
+        assert isinstance(summary, DupesSummary)
+        assert sorted(len(g.copies) for g in summary.groups) == [3, 4]
+        other = library.run(DupesJob(paths=[str(root / "copy0-0.bin"), str(root)]))
+        assert other.id != first.id  # other roots: another search

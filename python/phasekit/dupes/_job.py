@@ -120,8 +120,17 @@ class DupesJob(PhasedJob[DupesSummary]):
 
     def conflict_key(self) -> str | None:
         """A search of a location stores the digests it computes on the
-        location's entries: it never runs beside an index of it."""
-        return None if self.location_id is None else location_key(self.location_id)
+        location's entries: it never runs beside an index of it. A search of
+        paths is keyed by its roots, so the same search asked again (the
+        command run again after Ctrl-C or a kill) joins the one left
+        interrupted and reuses the digests it computed, and two identical
+        searches never hash the same files side by side."""
+        if self.location_id is not None:
+            return location_key(self.location_id)
+        import hashlib  # here: most commands never need it
+
+        roots = b"\0".join(sorted(os.fsencode(p) for p in self.paths or ()))
+        return f"paths:{hashlib.blake2b(roots, digest_size=16).hexdigest()}"
 
     # --- helpers ---------------------------------------------------------------
 
