@@ -178,7 +178,9 @@ def test_sizes_for_people_have_three_significant_digits(size, text):
     assert human(size) == text
 
 
-def test_a_command_on_a_terminal_draws_progress_and_loads_no_event_loop(small_tree, tmp_path):
+def test_a_command_on_a_terminal_draws_progress_and_loads_no_event_loop(
+    small_tree, tmp_path_factory
+):
     """``phasekit index`` and ``dupes`` with stderr on a terminal (a pty): the
     job runs in the command's own thread, its progress drawn as a bar from
     the values the run hears; anyio and asyncio are never loaded."""
@@ -187,8 +189,13 @@ def test_a_command_on_a_terminal_draws_progress_and_loads_no_event_loop(small_tr
     import struct
     import termios
 
-    lib = tmp_path / "lib"
-    for argv in (["index", str(small_tree), "--batch-size", "1"], ["dupes", str(small_tree)]):
+    lib = tmp_path_factory.mktemp("lib")  # apart from the tree it indexes
+    commands = (
+        ["index", str(small_tree), "--batch-size", "1"],
+        ["index", str(small_tree), "--json"],  # its report reads the job's errors too
+        ["dupes", str(small_tree)],
+    )
+    for argv in commands:
         probe = (
             "import sys\nfrom phasekit import cli\ncode = cli.main(sys.argv[1:])\n"
             "print(sorted(m for m in sys.modules if m in ('anyio', 'asyncio')), code)"

@@ -18,8 +18,7 @@ from ._exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_STOPPED
 
 if TYPE_CHECKING:
     from .._progress import Progress
-    from ..jobs import JobProgress, JobRecord
-    from ..jobs._handle import ErrorRecord
+    from ..jobs import ErrorRecord, JobProgress, JobRecord
     from ..library import Library
 
 

@@ -37,10 +37,10 @@ if TYPE_CHECKING:
     from ._direct import DirectRun as DirectRun
     from ._direct import run_direct as run_direct
     from ._events import JobEvent as JobEvent
-    from ._handle import ErrorRecord as ErrorRecord
     from ._handle import JobHandle as JobHandle
     from ._handle import JobUpdate as JobUpdate
     from ._manager import JobManager as JobManager
+    from ._model import ErrorRecord as ErrorRecord
     from ._model import HistoryRecord as HistoryRecord
     from ._model import JobRecord as JobRecord
     from ._model import JobStatus as JobStatus
@@ -79,7 +79,7 @@ _HOME = {
     "COMPLETE": "._phase_model",
     "CorruptStateError": "..errors",
     "ENTRY_POINT_GROUP": "._definition",
-    "ErrorRecord": "._handle",
+    "ErrorRecord": "._model",
     "FatalError": "._phase_model",
     "HistoryRecord": "._model",
     "Job": "._definition",

@@ -31,14 +31,13 @@ from typing import TYPE_CHECKING, Any, Generic
 from ..errors import InvalidInputError, UnknownJobError
 from ._context import JobControl
 from ._definition import Job, JobRegistry, OutputT, default_registry
-from ._model import JobRecord, JobStatus
+from ._model import ErrorRecord, JobRecord, JobStatus
 from ._progress import JobProgress
 from ._recovery import RECOVER_EVERY_S, recover_dead
 
 if TYPE_CHECKING:
     from ..library import Library
     from ._backend import JobBackend, OwnerLease
-    from ._handle import ErrorRecord
 
 #: How often a run waiting for another process looks at jobs.db (seconds).
 WAIT_POLL_S = 0.05
@@ -87,7 +86,6 @@ class DirectRun(Generic[OutputT]):
         return self.record.error
 
     def errors(self) -> list[ErrorRecord]:
-        from ._handle import ErrorRecord
 
         stored = self._backend.outcome(self.id)["errors"] or []
         return [ErrorRecord.from_dict(e) for e in stored if isinstance(e, dict)]

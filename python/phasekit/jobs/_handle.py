@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import anyio
 
 from ..errors import UnknownJobError
-from ._model import JobRecord, JobStatus
+from ._model import ErrorRecord, JobRecord, JobStatus
 from ._phase_model import PhaseRecord
 from ._phases import phase_history
 from ._progress import JobProgress
@@ -41,24 +41,6 @@ class JobUpdate:
             "percent": None if self.progress is None else self.progress.percent,
             "progress": None if self.progress is None else self.progress.to_dict(),
         }
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorRecord:
-    """A non-critical error a job recorded and went on after (a file it
-    could not read, say): the path (None if not about a file), the OS errno
-    (None if not an OS error) and a message."""
-
-    message: str
-    path: str | None = None
-    errno: int | None = None
-
-    @classmethod
-    def from_dict(cls, value: dict[str, Any]) -> ErrorRecord:
-        return cls(str(value.get("message", "")), value.get("path"), value.get("errno"))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"message": self.message, "path": self.path, "errno": self.errno}
 
 
 class JobHandle(Generic[OutputT]):

@@ -157,3 +157,21 @@ class HistoryRecord:
             "errors": self.error_count,
             "warnings": self.warning_count,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorRecord:
+    """A non-critical error a job recorded and went on after (a file it
+    could not read, say): the path (None if not about a file), the OS errno
+    (None if not an OS error) and a message."""
+
+    message: str
+    path: str | None = None
+    errno: int | None = None
+
+    @classmethod
+    def from_dict(cls, value: dict[str, Any]) -> ErrorRecord:
+        return cls(str(value.get("message", "")), value.get("path"), value.get("errno"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"message": self.message, "path": self.path, "errno": self.errno}
