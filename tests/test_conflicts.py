@@ -112,3 +112,23 @@ def test_two_processes_index_one_location_at_once(tmp_path):
     with Library.open(lib) as library:
         location = library.location(str(root))
         assert library.entry_count(location) == len(scan_tree(root))
+
+
+def test_an_index_of_a_location_another_process_just_added_indexes_that_one(tmp_path):
+    """``phasekit index`` looks for the location, then adds it: another
+    process may add it in between (two indexes of a new location at once).
+    The command then indexes the location that process added; a refusal
+    for any other reason (a location inside another) still stands."""
+    import argparse
+
+    from phasekit.cli.index import _add
+    from phasekit.errors import LocationOverlapError
+
+    root = tmp_path / "tree"
+    (root / "sub").mkdir(parents=True)
+    args = argparse.Namespace(mode=None, one_level=False, nested=False)
+    with Library.open(tmp_path / "lib") as first, Library.open(tmp_path / "lib") as second:
+        added = first.add_location(str(root))
+        assert _add(second, str(root), args).id == added.id
+        with pytest.raises(LocationOverlapError):
+            _add(second, str(root / "sub"), args)

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ..jobs import JobStatus
-    from ..library import Library
+    from ..library import Library, Location
     from ._report import Options, StoppedJob
 
 #: The job type this command runs and reports (phasekit.indexing.IndexJob).
@@ -67,12 +67,7 @@ def run(args: argparse.Namespace) -> int:
             if args.mode and args.mode != location.mode:
                 location = library.set_mode(location, args.mode)
         except KeyError:
-            location = library.add_location(
-                root,
-                mode=args.mode or "content",
-                recursive=not args.one_level,
-                allow_nested=args.nested,
-            )
+            location = _add(library, root, args)
         job = IndexJob(
             location.id,
             threads=args.threads,
@@ -82,6 +77,25 @@ def run(args: argparse.Namespace) -> int:
         options = Options(json=args.json, max_errors=args.max_errors)
         reporters = {JOB_NAME: report}
         return dispatch_and_report(library, job, options, reporters, resumable=not args.ephemeral)
+
+
+def _add(library: Library, root: str, args: argparse.Namespace) -> Location:
+    """Add ``root`` as a location; if another process added it since this one
+    looked (two indexes of a new location at once), that location."""
+    from ..errors import InvalidInputError
+
+    try:
+        return library.add_location(
+            root,
+            mode=args.mode or "content",
+            recursive=not args.one_level,
+            allow_nested=args.nested,
+        )
+    except InvalidInputError as refused:
+        try:
+            return library.location(root)
+        except KeyError:
+            raise refused from None  # not added by anyone: the refusal stands
 
 
 def report(library: Library, handle: StoppedJob, status: JobStatus, options: Options) -> int:

@@ -33,17 +33,28 @@ pub(super) fn add(
             "a location's path must be absolute".into(),
         ));
     }
+    let already = |id: i64| {
+        Error::InvalidArgument(format!(
+            "{} is already location {id}",
+            String::from_utf8_lossy(path)
+        ))
+    };
     if let Some(existing) = by_path(conn, path)? {
-        return Err(Error::InvalidArgument(format!(
-            "{} is already location {}",
-            String::from_utf8_lossy(path),
-            existing.id
-        )));
+        return Err(already(existing.id));
     }
-    conn.execute(
-        "INSERT INTO locations (path, mode, recursive, created_at) VALUES (?1, ?2, ?3, ?4)",
+    // The check above and the insert are two statements: another process
+    // may add the same path in between (two indexes of a new location at
+    // once). The unique path then keeps the insert from happening, and the
+    // caller hears what the check would have said.
+    let inserted = conn.execute(
+        "INSERT INTO locations (path, mode, recursive, created_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(path) DO NOTHING",
         params![path, mode.as_str(), recursive, now()],
     )?;
+    if inserted == 0 {
+        let id = by_path(conn, path)?.map_or(0, |l| l.id);
+        return Err(already(id));
+    }
     get(conn, conn.last_insert_rowid())
 }
 
