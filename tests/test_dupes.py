@@ -119,6 +119,47 @@ def test_modes_agree_with_twin(planted, mode):
     assert rust.wasted == twin.wasted
 
 
+def test_first_bytes_split_size_groups_and_only_filter(tmp_path):
+    """Files over 8 KiB that share a size are told apart by their first 4 KiB
+    before anything else is read; files that differ only beyond them are
+    still hashed (and kept apart), and the groups are what jdupes finds."""
+    root = tmp_path / "tree"
+    root.mkdir()
+    base = pattern(20 * KIB, 5)
+
+    def flipped(at: int) -> bytes:
+        data = bytearray(base)
+        data[at] ^= 1
+        return bytes(data)
+
+    (root / "copy-1").write_bytes(base)
+    (root / "copy-2").write_bytes(base)
+    (root / "first-byte").write_bytes(flipped(0))
+    (root / "last-prefix-byte").write_bytes(flipped(4095))
+    (root / "after-prefix").write_bytes(flipped(4096))
+    (root / "after-prefix-copy").write_bytes(flipped(4096))
+    (root / "far").write_bytes(flipped(15_000))
+    # 8 KiB exactly: read whole at once, no prefix stage.
+    (root / "eight-1").write_bytes(pattern(8 * KIB, 6))
+    (root / "eight-2").write_bytes(pattern(8 * KIB, 6))
+    (root / "eight-3").write_bytes(pattern(8 * KIB, 7))
+    for mode in ("content", "full"):
+        rust = fs.find_duplicates(root, mode=mode)
+        twin = reference.find_duplicates(root, mode=mode)
+        assert [g.paths for g in rust.groups] == [
+            (str(root / "after-prefix"), str(root / "after-prefix-copy")),
+            (str(root / "copy-1"), str(root / "copy-2")),
+            (str(root / "eight-1"), str(root / "eight-2")),
+        ]
+        assert by_inode(rust) == inode_groups(jdupes_groups(str(root)))
+        assert rust.stats == twin.stats
+        assert rust.groups == twin.groups
+        # Seven 20 KiB files had their first 4 KiB read; the two whose first
+        # 4 KiB are their own were read no further.
+        assert rust.stats.prefix_hashed == 7
+        assert rust.stats.partial_hashed == 5 + 3
+
+
 def test_size_and_name_modes(planted):
     sizes = fs.find_duplicates(planted, mode="size")
     strangers = next(g for g in sizes.groups if g.size == 4321)

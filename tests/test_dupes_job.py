@@ -202,14 +202,23 @@ def test_vanished_file_is_a_non_critical_error(planted, tmp_path):
     assert not any(str(planted / "a" / "big1") in g.paths for g in summary.groups)
 
 
-def many_duplicates(root: Path, groups: int = 300, copies: int = 3) -> None:
-    """Enough same-size files that hashing them takes many pages."""
+def many_duplicates(root: Path, groups: int = 300, copies: int = 3, size: int = 2000) -> None:
+    """Enough same-size files that hashing them takes many pages. Groups of
+    files over 8 KiB get a stranger of their size whose first byte differs:
+    the prefix stage drops it, and hashes the others' first 4 KiB first."""
     for g in range(groups):
         folder = root / f"d{g % 17}"
         folder.mkdir(parents=True, exist_ok=True)
-        data = pattern(2000 + g, g)
+        data = pattern(size + g, g)
         for c in range(copies):
             (folder / f"g{g}-{c}").write_bytes(data)
+        if size > 8 * 1024:
+            (folder / f"g{g}-stranger").write_bytes(bytes([data[0] ^ 1]) + data[1:])
+
+
+def digests(stats: fs.DuplicateStats) -> int:
+    """Digests a search computes: first 4 KiB, cas_id and full checksums."""
+    return stats.prefix_hashed + stats.partial_hashed + stats.full_hashed
 
 
 async def until_analysed(handle: JobHandle, files: int) -> None:
@@ -220,10 +229,12 @@ async def until_analysed(handle: JobHandle, files: int) -> None:
             return
 
 
-def test_pause_during_analysis_then_resume_hashes_nothing_twice(tmp_path):
+@pytest.mark.parametrize("size", [2000, 9000], ids=["small", "prefixed"])
+def test_pause_during_analysis_then_resume_hashes_nothing_twice(tmp_path, size):
     root = tmp_path / "tree"
-    many_duplicates(root, groups=1500)
+    many_duplicates(root, groups=1500 if size < 8192 else 400, size=size)
     expected = fs.find_duplicates(root, mode="full")
+    assert (expected.stats.prefix_hashed > 0) == (size > 8192)
 
     async def main(library: Library) -> tuple[DupesSummary, int]:
         async with library.jobs() as manager:
@@ -244,8 +255,9 @@ def test_pause_during_analysis_then_resume_hashes_nothing_twice(tmp_path):
     assert hashed_before >= 30
     assert summary.groups == expected.groups
     # Every file was hashed once over both runs: the resumed run took the
-    # first run's digests from the digest file.
-    assert summary.hashed == expected.stats.partial_hashed
+    # first run's digests from the digest file (for larger files, the
+    # digests of their first 4 KiB too).
+    assert summary.hashed == digests(expected.stats)
     assert summary.reused == hashed_before
 
 
@@ -272,7 +284,7 @@ def test_sigkill_during_analysis_then_resume(tmp_path):
         shown = json.loads(cli("jobs", "show", record["id"], "--json", library=lib).stdout)
         output = DupesSummary.from_mapping(shown["output"])
         assert [g.paths for g in output.groups] == [g.paths for g in expected.groups]
-        assert output.hashed == expected.stats.partial_hashed
+        assert output.hashed == digests(expected.stats)
         reused += output.reused
         assert not list((lib / "scratch").glob("dupes-*"))
     assert kills >= 2, "the search finished before it could be killed: make the tree bigger"

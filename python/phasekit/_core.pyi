@@ -39,7 +39,7 @@ _Path = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 _Error = tuple[str, int, str]
 _IndexedError = tuple[int, str, int, str]
 _Group = tuple[str, int, list[list[str]]]
-_Report = tuple[list[_Group], list[_Group], list[_Error], tuple[int, int, int, int]]
+_Report = tuple[list[_Group], list[_Group], list[_Error], tuple[int, int, int, int, int]]
 _Batch = tuple[
     list[str],
     npt.NDArray[np.uint8],

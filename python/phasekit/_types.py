@@ -137,8 +137,14 @@ class DuplicateStats:
 
     files: int
     size_candidates: int
+    #: Files whose cas_id digest was computed (of those that still shared
+    #: a size, and for larger files their first 4 KiB too).
     partial_hashed: int
+    #: Files over 100 KiB whose whole content was hashed (``full`` mode).
     full_hashed: int
+    #: Files over 8 KiB whose first 4 KiB were hashed to split size groups
+    #: (searches of walked trees; most same-size files differ there).
+    prefix_hashed: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,9 +45,16 @@ from ..library import Library
 from ..library._jobs import check_count, check_id, library_of, location_key, location_of
 from ._types import DupesProgress, DupesSummary
 
-#: The share of the analyse phase's progress given to the cas_id stage in
-#: full mode (the full checksums of what cas_ids could not settle follow).
-FIRST_STAGE_SHARE = 0.75
+#: Where each hashing stage's progress lies within the analyse phase, by
+#: mode: the first 4 KiB of larger files (walked trees), then cas_ids of
+#: what still shares a size, then (``full``) whole-file checksums of the
+#: larger files whose cas_ids agree. A stage that has nothing to do is
+#: skipped, so percent only ever jumps forward.
+STAGE_SPANS: dict[str, dict[str, tuple[float, float]]] = {
+    "full": {"prefix": (0.0, 0.3), "partial": (0.3, 0.75), "full": (0.75, 1.0)},
+    "content": {"prefix": (0.0, 0.4), "partial": (0.4, 1.0)},
+}
+STAGE_LABELS = {"prefix": "first 4 KiB", "partial": "cas_ids", "full": "full checksums"}
 #: Entries walked per collect step (progress and pause between steps).
 WALK_STEP = 20_000
 #: Non-critical errors kept in the job's record (all are counted).
@@ -286,8 +293,9 @@ class DupesJob(PhasedJob[DupesSummary]):
         # a warm cache), at most page_files.
         pager = Pager(min(self.page_files, 1024), least=1, most=self.page_files)
         while finder.stage != "done":
-            if finder.stage != stage:  # cas_ids done; full checksums next
+            if finder.stage != stage:  # the next stage (see STAGE_SPANS)
                 stage, done, total = finder.stage, 0, finder.remaining()[0]
+                started = time.monotonic()  # the rate is the stage's own
             began = time.monotonic()
             hashed, nbytes, errors, stored = finder.hash_page(pager.size, self.page_bytes)
             pager.measured(hashed + len(errors), time.monotonic() - began)
@@ -300,13 +308,11 @@ class DupesJob(PhasedJob[DupesSummary]):
                 s["committed"] = stored  # the digest file's length
             ctx.add_items(hashed, nbytes=nbytes)
             ctx.units(done, total)
-            label = "cas_ids" if stage == "partial" else "full checksums"
+            label = STAGE_LABELS.get(stage, stage)
             rate = done / max(time.monotonic() - started, 1e-9)
-            # The phase's share: cas_ids first (most of the files), then full
-            # checksums of what they could not settle (fewer, larger files).
             share = done / total if total else 1.0
-            first = FIRST_STAGE_SHARE if self.mode == "full" else 1.0
-            within = first * share if stage == "partial" else first + (1 - first) * share
+            low, high = STAGE_SPANS.get(self.mode, {}).get(stage, (0.0, 1.0))
+            within = low + (high - low) * share
             self._report(ctx, f"{label}: {done:,} of {total:,}", rate, percent=100 * within)
             # After every page: its digests are kept already, so a resume
             # from here hashes none of them again.

@@ -1,4 +1,4 @@
-"""Twins of the duplicate pipeline: size, then cas_id, then full hash."""
+"""Twins of the duplicate pipeline: size, then first bytes, then cas_id, then full hash."""
 
 from __future__ import annotations
 
@@ -37,6 +37,12 @@ from ._walk import (
 )
 
 # --- duplicates ---------------------------------------------------------------------
+
+#: Twins of the Rust finder's prefix stage (``rust/core/src/dupes/finder.rs``):
+#: in size groups of files over ``PREFIX_FROM`` bytes, the first ``PREFIX_LEN``
+#: bytes are hashed first, and only files sharing them are hashed further.
+PREFIX_LEN = 4096
+PREFIX_FROM = 2 * PREFIX_LEN
 
 
 def _name(path: bytes) -> bytes:
@@ -97,7 +103,8 @@ def group_duplicates(
         return size_by_first[inode_paths[0]]
 
     errors: list[FsError] = []
-    stats = [len(paths), 0, 0, 0]
+    # files, size_candidates, partial_hashed, full_hashed, prefix_hashed
+    stats = [len(paths), 0, 0, 0, 0]
     groups: list[DuplicateGroup] = []
     singles: list[list[bytes]] = []
     if mode == "name_size":
@@ -120,6 +127,17 @@ def group_duplicates(
         if mode == "size":
             groups, _ = _groups_of({s: b for s, b in by_size.items() if len(b) > 1}, str, size_of)
         else:
+            candidates = []
+            for size, bucket in by_size.items():
+                if len(bucket) < 2:
+                    continue
+                if size <= PREFIX_FROM:
+                    candidates.extend(bucket)
+                    continue
+                by_prefix = _prefix_buckets(bucket, ident_of, errors, cancel)
+                stats[4] += sum(len(b) for b in by_prefix.values())
+                for same_head in by_prefix.values():
+                    (candidates if len(same_head) > 1 else singles).extend(same_head)
             stats[2] = len(candidates)
             by_digest = _hash_buckets(candidates, ident_of, False, errors, cancel)
             need_full: list[list[bytes]] = []
@@ -184,6 +202,36 @@ def _hash_listed(
         return _hash_fd(fd, st, want_cas, want_checksum, path)
     finally:
         os.close(fd)
+
+
+def _prefix_buckets(
+    inodes: list[list[bytes]],
+    ident_of: dict[bytes, tuple[int, int]],
+    errors: list[FsError],
+    cancel: CancelToken | None,
+) -> dict[bytes, list[list[bytes]]]:
+    import blake3
+
+    buckets: dict[bytes, list[list[bytes]]] = {}
+    for inode_paths in inodes:
+        if cancel is not None and cancel.cancelled:
+            raise CancelledError("cancelled")
+        path = inode_paths[0]
+        try:
+            fd, _ = _open_listed(path, ident_of[path])
+            try:
+                head = os.pread(fd, PREFIX_LEN, 0)
+            finally:
+                os.close(fd)
+            if len(head) < PREFIX_LEN:
+                raise OSError(0, f"file changed while being read: shorter than {PREFIX_LEN} bytes")
+        except OSError as exc:
+            errors.append(
+                _error(path, exc) if exc.errno else FsError(os.fsdecode(path), 0, str(exc.strerror))
+            )
+            continue
+        buckets.setdefault(blake3.blake3(head).digest(), []).append(inode_paths)
+    return buckets
 
 
 def _hash_buckets(

@@ -176,6 +176,26 @@ pub fn hash_file(
     Ok(out)
 }
 
+/// BLAKE3 of a file's first `len` bytes (the duplicate search's prefix
+/// stage). The file must be at least `len` bytes long.
+pub fn prefix_digest(file: &File, len: u64, path: &[u8]) -> std::result::Result<Digest, FsError> {
+    BUFFER.with(|cell| {
+        let mut buf = cell.borrow_mut();
+        let len = len as usize;
+        if buf.len() < len {
+            buf.resize(len, 0);
+        }
+        file.read_exact_at(&mut buf[..len], 0).map_err(|e| {
+            if e.kind() == io::ErrorKind::UnexpectedEof {
+                changed(path, format!("shorter than {len} bytes"))
+            } else {
+                FsError::from_io(path, &e)
+            }
+        })?;
+        Ok(*blake3::hash(&buf[..len]).as_bytes())
+    })
+}
+
 /// cas_id digest of a file over 100 KiB: size, header, 4 samples, footer,
 /// gathered into one buffer and hashed in one call (see [`PREFIX`]).
 fn sample_digest(
@@ -336,27 +356,30 @@ pub fn map_paths<T: Send>(
     cancel: &CancelToken,
     f: impl Fn(&[u8]) -> std::result::Result<T, FsError> + Sync + Send,
 ) -> Result<Vec<std::result::Result<T, FsError>>> {
-    map_items(paths, threads, cancel, |path| f(path))
+    map_items(paths, threads, cancel, || (), |_, path| f(path))
 }
 
 /// Apply `f` to many items in parallel, in input order (see [`map_paths`]).
-pub fn map_items<I: Sync, T: Send>(
+/// Each run of items handed to a worker gets one state from `init` (e.g. a
+/// [`sys::ParentCache`]), which `f` may keep things in from item to item.
+pub fn map_items<I: Sync, S, T: Send>(
     items: &[I],
     threads: Option<usize>,
     cancel: &CancelToken,
-    f: impl Fn(&I) -> std::result::Result<T, FsError> + Sync + Send,
+    init: impl Fn() -> S + Sync + Send,
+    f: impl Fn(&mut S, &I) -> std::result::Result<T, FsError> + Sync + Send,
 ) -> Result<Vec<std::result::Result<T, FsError>>> {
     let results = in_pool(threads, || {
         items
             .par_iter()
             // Small files cost ~10 µs each: hand them out in runs so the
-            // scheduling overhead stays small.
+            // scheduling overhead stays small (and a run's state is reused).
             .with_min_len(16)
-            .map(|item| {
+            .map_init(&init, |state, item| {
                 if cancel.is_cancelled() {
                     return Err(FsError::other(b"", 0, "cancelled"));
                 }
-                f(item)
+                f(state, item)
             })
             .collect::<Vec<_>>()
     })?;

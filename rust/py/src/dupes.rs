@@ -43,7 +43,13 @@ pub(crate) fn report_to_py<'py>(py: Python<'py>, report: Report) -> PyResult<Bou
         errors.append((path_to_py(py, &e.path)?, e.errno, e.message.as_str()))?;
     }
     let s = &report.stats;
-    let stats = (s.files, s.size_candidates, s.partial_hashed, s.full_hashed);
+    let stats = (
+        s.files,
+        s.size_candidates,
+        s.partial_hashed,
+        s.full_hashed,
+        s.prefix_hashed,
+    );
     PyTuple::new(
         py,
         [

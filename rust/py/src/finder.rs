@@ -42,6 +42,7 @@ fn misuse(what: &str) -> Error {
 fn stage_name(stage: Stage) -> &'static str {
     match stage {
         Stage::Collected => "collected",
+        Stage::Prefix => "prefix",
         Stage::Partial => "partial",
         Stage::Full => "full",
         Stage::Done => "done",
@@ -245,7 +246,7 @@ impl DupeFinder {
         })
     }
 
-    /// `collected`, `partial`, `full` or `done`.
+    /// `collected`, `prefix`, `partial`, `full` or `done`.
     #[getter]
     fn stage(&self, py: Python<'_>) -> PyResult<&'static str> {
         self.with(py, |s| {

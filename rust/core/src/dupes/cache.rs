@@ -88,7 +88,11 @@ impl DigestCache {
             buf.extend_from_slice(&h.inode.to_le_bytes());
             buf.extend_from_slice(&h.size.to_le_bytes());
             buf.extend_from_slice(&h.mtime_ns.unwrap_or(NO_MTIME).to_le_bytes());
-            buf.push(if h.stage == Stage::Full { 1 } else { 0 });
+            buf.push(match h.stage {
+                Stage::Full => 1,
+                Stage::Prefix => 2,
+                _ => 0,
+            });
             buf.extend_from_slice(&h.digest);
         }
         self.file
@@ -119,6 +123,7 @@ fn decode(record: &[u8]) -> Option<Known> {
     let stage = match record[32] {
         0 => Stage::Partial,
         1 => Stage::Full,
+        2 => Stage::Prefix,
         _ => return None,
     };
     let mtime = u64_at(record, 24) as i64;

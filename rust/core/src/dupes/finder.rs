@@ -2,7 +2,15 @@
 //!
 //! `new` (filter, collapse hard links) → `apply_known` (digests from a cache
 //! or a library) → `group_by_size` → `hash_page` until the stage is
-//! [`Stage::Done`] → `into_report`. Between pages the caller may persist the
+//! [`Stage::Done`] → `into_report`.
+//!
+//! Walked trees (exact 256-bit cas digests) start with a [`Stage::Prefix`]:
+//! in size groups of files larger than [`PREFIX_FROM`], the first
+//! [`PREFIX_LEN`] bytes are hashed before anything else, and only files that
+//! share them are hashed further (what jdupes calls its partial hash). Most
+//! same-size files differ at once, so a search reads a fraction of their
+//! bytes. A library's location skips it: there the cas_ids computed are
+//! stored, and useful beyond this search. Between pages the caller may persist the
 //! page's digests and checkpoint; a finder rebuilt from the same files with
 //! those digests applied hashes only what is left.
 
@@ -19,6 +27,9 @@ use crate::sys;
 pub enum Stage {
     /// Not grouped by size yet.
     Collected,
+    /// Hashing the first bytes of larger files inside size groups (walked
+    /// trees only).
+    Prefix,
     /// Hashing cas_id digests inside size groups.
     Partial,
     /// Hashing full digests inside cas_id groups (`full` mode).
@@ -35,6 +46,9 @@ struct Inode {
     mtime_ns: Option<i64>,
     paths: Vec<Vec<u8>>,
     entry_ids: Vec<i64>,
+    /// The first 16 bytes of the digest of the first [`PREFIX_LEN`] bytes:
+    /// it only splits groups, so 128 bits are plenty.
+    prefix: Option<u128>,
     cas: Option<Digest>,
     full: Option<Digest>,
     /// Hashing it failed: it is in no group.
@@ -51,7 +65,8 @@ pub struct Hashed {
     pub mtime_ns: Option<i64>,
     /// The library entries naming the file (empty outside a library).
     pub entry_ids: Vec<i64>,
-    /// [`Stage::Partial`] (a cas_id digest) or [`Stage::Full`].
+    /// [`Stage::Prefix`] (the first bytes' digest, in the first 16 bytes of
+    /// `digest`), [`Stage::Partial`] (a cas_id digest) or [`Stage::Full`].
     pub stage: Stage,
     pub digest: Digest,
 }
@@ -60,7 +75,8 @@ pub struct Hashed {
 #[derive(Debug, Default)]
 pub struct Page {
     pub hashed: Vec<Hashed>,
-    /// Bytes of the files hashed (their sizes).
+    /// Bytes of the files hashed (their sizes; at the prefix stage, the
+    /// bytes read).
     pub bytes: u64,
     pub errors: Vec<FsError>,
 }
@@ -79,6 +95,20 @@ fn extension_of(path: &[u8]) -> Option<Vec<u8>> {
 
 /// A file to hash as listed: path, (device, inode), size, mtime.
 type Listed<'a> = (&'a [u8], (u64, u64), u64, Option<i64>);
+
+/// Bytes the prefix stage reads from the start of each file: one page, as
+/// jdupes reads.
+pub const PREFIX_LEN: u64 = 4096;
+/// Files up to this size skip the prefix stage: their cas digest reads them
+/// whole in about the time of a prefix read, and a prefix read of a file
+/// that turns out to have a copy is a second open.
+pub const PREFIX_FROM: u64 = 2 * PREFIX_LEN;
+
+fn prefix_of(digest: &Digest) -> u128 {
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&digest[..16]);
+    u128::from_le_bytes(first)
+}
 
 /// The duplicate pipeline over a fixed set of files.
 pub struct Finder {
@@ -125,6 +155,7 @@ impl Finder {
                     mtime_ns: file.mtime_ns,
                     paths: Vec::new(),
                     entry_ids: Vec::new(),
+                    prefix: None,
                     cas: None,
                     full: None,
                     failed: false,
@@ -192,6 +223,7 @@ impl Finder {
                 continue;
             }
             match k.stage {
+                Stage::Prefix => inode.prefix = Some(prefix_of(&k.digest)),
                 Stage::Partial => inode.cas = Some(k.digest),
                 Stage::Full => inode.full = Some(k.digest),
                 _ => continue,
@@ -231,7 +263,11 @@ impl Finder {
             return Ok(());
         }
         self.buckets = buckets;
-        self.start(Stage::Partial);
+        self.start(if self.exact_cas {
+            Stage::Prefix
+        } else {
+            Stage::Partial
+        });
         Ok(())
     }
 
@@ -272,6 +308,7 @@ impl Finder {
                 mtime_ns,
                 paths,
                 entry_ids: Vec::new(),
+                prefix: None,
                 cas: None,
                 full: None,
                 failed: false,
@@ -297,21 +334,37 @@ impl Finder {
             .sum();
     }
 
+    /// Whether a size group is split by prefix first: its files are large
+    /// enough, and none has its cas digest yet (a search resumed past the
+    /// prefix stage has them for the groups it kept, and needs no prefix).
+    fn splits_by_prefix(&self, bucket: &[usize]) -> bool {
+        bucket
+            .first()
+            .is_some_and(|&i| self.inodes[i].size > PREFIX_FROM)
+            && bucket.iter().all(|&i| self.inodes[i].cas.is_none())
+    }
+
     /// Make the work list of `stage`: the bucketed inodes lacking its digest.
     fn start(&mut self, stage: Stage) {
         self.stage = stage;
         self.cursor = 0;
         let mut todo = Vec::new();
-        for &i in self.buckets.iter().flatten() {
-            let inode = &self.inodes[i];
-            let known = match stage {
-                Stage::Partial => inode.cas.is_some(),
-                _ => inode.full.is_some(),
-            };
-            if known {
-                self.stats.reused += 1;
-            } else {
-                todo.push(i);
+        for bucket in &self.buckets {
+            if stage == Stage::Prefix && !self.splits_by_prefix(bucket) {
+                continue;
+            }
+            for &i in bucket {
+                let inode = &self.inodes[i];
+                let known = match stage {
+                    Stage::Prefix => inode.prefix.is_some(),
+                    Stage::Partial => inode.cas.is_some(),
+                    _ => inode.full.is_some(),
+                };
+                if known {
+                    self.stats.reused += 1;
+                } else {
+                    todo.push(i);
+                }
             }
         }
         // Listing order (inodes are numbered as their first path was
@@ -325,9 +378,36 @@ impl Finder {
         }
     }
 
+    /// The prefix stage is done: split the groups it hashed by their prefix
+    /// (a file whose prefix could not be read is in no group), keep the
+    /// others as they are, and start on cas digests.
+    fn advance_from_prefix(&mut self) {
+        let mut next = Vec::with_capacity(self.buckets.len());
+        for bucket in std::mem::take(&mut self.buckets) {
+            if !self.splits_by_prefix(&bucket) {
+                next.push(bucket);
+                continue;
+            }
+            let mut by_prefix: HashMap<u128, Vec<usize>> = HashMap::new();
+            for i in bucket {
+                let inode = &self.inodes[i];
+                if let (false, Some(p)) = (inode.failed, inode.prefix) {
+                    by_prefix.entry(p).or_default().push(i);
+                }
+            }
+            next.extend(by_prefix.into_values().filter(|sub| sub.len() > 1));
+        }
+        self.buckets = next;
+        self.start(Stage::Partial);
+    }
+
     /// The current stage's work is done: split its buckets by the digest.
     fn advance(&mut self) {
         let stage = self.stage;
+        if stage == Stage::Prefix {
+            self.advance_from_prefix();
+            return;
+        }
         let mut next = Vec::new();
         for bucket in std::mem::take(&mut self.buckets) {
             let mut by_digest: HashMap<Digest, Vec<usize>> = HashMap::new();
@@ -379,7 +459,7 @@ impl Finder {
         cancel: &CancelToken,
     ) -> Result<Page> {
         let stage = self.stage;
-        if !matches!(stage, Stage::Partial | Stage::Full) {
+        if !matches!(stage, Stage::Prefix | Stage::Partial | Stage::Full) {
             return Ok(Page::default());
         }
         let mut end = self.cursor;
@@ -402,23 +482,36 @@ impl Finder {
             })
             .collect();
         let stop = || cancel.is_cancelled();
-        let results = content::map_items(&jobs, self.opts.threads, cancel, |job| {
-            digest_of(job.0, job.1, job.2, job.3, stage, exact, &stop)
-        })?;
+        let results = content::map_items(
+            &jobs,
+            self.opts.threads,
+            cancel,
+            sys::ParentCache::default,
+            |dirs, job| digest_of(dirs, job, stage, exact, &stop),
+        )?;
         drop(jobs);
         let mut page = Page::default();
         for (i, result) in picked.into_iter().zip(results) {
             let inode = &mut self.inodes[i];
             match result {
                 Ok(digest) => {
-                    if stage == Stage::Partial {
-                        inode.cas = Some(digest);
-                        self.stats.partial_hashed += 1;
-                    } else {
-                        inode.full = Some(digest);
-                        self.stats.full_hashed += 1;
+                    match stage {
+                        Stage::Prefix => {
+                            inode.prefix = Some(prefix_of(&digest));
+                            self.stats.prefix_hashed += 1;
+                            page.bytes += inode.size.min(PREFIX_LEN);
+                        }
+                        Stage::Partial => {
+                            inode.cas = Some(digest);
+                            self.stats.partial_hashed += 1;
+                            page.bytes += inode.size;
+                        }
+                        _ => {
+                            inode.full = Some(digest);
+                            self.stats.full_hashed += 1;
+                            page.bytes += inode.size;
+                        }
                     }
-                    page.bytes += inode.size;
                     page.hashed.push(Hashed {
                         device: inode.id.0,
                         inode: inode.id.1,
@@ -488,21 +581,24 @@ fn into_group(key: Vec<u8>, bucket: Vec<usize>, inodes: &mut [Inode]) -> Group {
 /// The digest of `stage` for one listed file: opened only if it is still
 /// that file (device, inode) with the listed size and mtime.
 fn digest_of(
-    path: &[u8],
-    id: (u64, u64),
-    size: u64,
-    mtime_ns: Option<i64>,
+    dirs: &mut sys::ParentCache,
+    &(path, id, size, mtime_ns): &Listed<'_>,
     stage: Stage,
     exact_cas: bool,
     stop: &dyn Fn() -> bool,
 ) -> std::result::Result<Digest, FsError> {
-    let (mut file, meta) = sys::open_listed(path, id).map_err(|e| FsError::from_io(path, &e))?;
+    let (mut file, meta) = dirs
+        .open_listed(path, id)
+        .map_err(|e| FsError::from_io(path, &e))?;
     if meta.size != size || mtime_ns.is_some_and(|m| m != meta.mtime_ns) {
         return Err(FsError::other(
             path,
             0,
             "changed since it was listed (size or modification time differs)",
         ));
+    }
+    if stage == Stage::Prefix {
+        return content::prefix_digest(&file, size.min(PREFIX_LEN), path);
     }
     let want = Want {
         cas_id: stage == Stage::Partial,

@@ -1,11 +1,13 @@
 //! Duplicate grouping: the staged pipeline of the best tools.
 //!
 //! 1. group by size (or name and size), dropping sizes seen once;
-//! 2. `content`/`full`: cas_id digest of one path per inode, only inside
-//!    size groups that still have two or more inodes;
-//! 3. `full`: for files over 100 KiB, whose cas_id only samples them, a full
+//! 2. walked trees, `content`/`full`: a digest of the first 4 KiB of files
+//!    over 8 KiB, inside size groups, dropping first pages seen once;
+//! 3. `content`/`full`: cas_id digest of one path per inode, only inside
+//!    groups that still have two or more inodes;
+//! 4. `full`: for files over 100 KiB, whose cas_id only samples them, a full
 //!    BLAKE3 inside cas_id groups that still have two or more inodes. Files up
-//!    to 100 KiB are already hashed whole by step 2 (its 256-bit digest covers
+//!    to 100 KiB are already hashed whole by step 3 (its 256-bit digest covers
 //!    every byte), so they need no second read.
 //!
 //! Hard links (paths sharing device and inode) are hashed once and reported as
@@ -109,6 +111,9 @@ pub struct Stats {
     pub files: u64,
     /// Paths in size (or name and size) groups of two or more inodes.
     pub size_candidates: u64,
+    /// Inodes whose first bytes were hashed to split size groups (walked
+    /// trees only).
+    pub prefix_hashed: u64,
     /// Inodes whose cas_id digest (full digest) was computed by this run.
     pub partial_hashed: u64,
     pub full_hashed: u64,

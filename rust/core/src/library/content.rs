@@ -50,16 +50,23 @@ pub fn hash_missing(
         checksum: checksums,
     };
     let stop = || cancel.is_cancelled();
-    let results = map_items(&todo, threads, cancel, |m| {
-        // Identity-checked open: a path now naming another file (or a
-        // symlink) is refused rather than hashed under the old entry.
-        let (mut file, meta) = sys::open_listed(&m.path, (m.device as u64, m.inode as u64))
-            .map_err(|e| FsError::from_io(&m.path, &e))?;
-        if meta.size as i64 != m.size || meta.mtime_ns != m.mtime_ns {
-            return Err(FsError::other(&m.path, 0, "changed since it was indexed"));
-        }
-        hash_file(&mut file, &meta, want, &m.path, &stop)
-    })?;
+    let results = map_items(
+        &todo,
+        threads,
+        cancel,
+        sys::ParentCache::default,
+        |dirs, m| {
+            // Identity-checked open: a path now naming another file (or a
+            // symlink) is refused rather than hashed under the old entry.
+            let (mut file, meta) = dirs
+                .open_listed(&m.path, (m.device as u64, m.inode as u64))
+                .map_err(|e| FsError::from_io(&m.path, &e))?;
+            if meta.size as i64 != m.size || meta.mtime_ns != m.mtime_ns {
+                return Err(FsError::other(&m.path, 0, "changed since it was indexed"));
+            }
+            hash_file(&mut file, &meta, want, &m.path, &stop)
+        },
+    )?;
     let mut hashed = Vec::with_capacity(todo.len());
     for (m, result) in todo.iter().zip(results) {
         match result {
