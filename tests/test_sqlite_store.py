@@ -145,7 +145,10 @@ WRITER = textwrap.dedent(
     from phasekit.jobs import JobStore
     store = JobStore(sys.argv[1])
     job_id = sys.argv[2]
-    i = 0
+    i = 1
+    store.save_checkpoint(job_id, {"i": i, "pad": b"p" * 20_000})
+    # Ready once this process has written one: a kill that comes before
+    # the loop's first write (on a loaded machine) still finds progress.
     print("ready", flush=True)
     while True:
         i += 1
