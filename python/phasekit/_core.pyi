@@ -10,11 +10,13 @@ import numpy.typing as npt
 __all__ = [
     "CancelToken",
     "CancelledError",
+    "CopyPlan",
     "DupeFinder",
     "InvalidStateError",
     "LibraryDb",
     "LibraryError",
     "PhasekitError",
+    "RemoveCounters",
     "Scan",
     "Walker",
     "__version__",
@@ -27,6 +29,8 @@ __all__ = [
     "clear_validation",
     "find_duplicates",
     "group_duplicates",
+    "remove_tree",
+    "rename_no_replace",
     "validate_page",
     "validation_counts",
     "validation_issues",
@@ -274,3 +278,49 @@ def validation_issues(
     after_category: str = "",
     limit: int = 1000,
 ) -> list[_IssueRow]: ...
+
+@final
+class CopyPlan:
+    @staticmethod
+    def make(
+        sources: Iterable[_Path],
+        targets: Iterable[_Path],
+        conflict: str = "abort",
+        cancel: CancelToken | None = None,
+    ) -> tuple[CopyPlan, list[_Error]]: ...
+    @staticmethod
+    def load(path: _Path) -> CopyPlan: ...
+    def save(self, path: _Path) -> None: ...
+    def totals(self) -> tuple[int, int, int, int, int, int, int, int]: ...
+    def conflicts(self) -> list[str]: ...
+    def targets(self) -> list[str]: ...
+    def transfer_page(
+        self,
+        start: int,
+        max_items: int,
+        max_bytes: int,
+        *,
+        tag: str,
+        verify: bool = False,
+        durable: bool = False,
+        remove_sources: bool = False,
+        resumed: bool = False,
+        threads: int | None = None,
+        cancel: CancelToken | None = None,
+    ) -> tuple[int, int, int, int, int, int, int, int, list[_Error]]: ...
+    def finish(self, *, remove_sources: bool = False) -> list[_Error]: ...
+
+@final
+class RemoveCounters:
+    def __new__(cls) -> RemoveCounters: ...
+    def snapshot(self) -> tuple[int, int]: ...
+
+def remove_tree(
+    path: _Path,
+    *,
+    cross_filesystems: bool = False,
+    threads: int | None = None,
+    counters: RemoveCounters | None = None,
+    cancel: CancelToken | None = None,
+) -> list[_Error]: ...
+def rename_no_replace(source: _Path, target: _Path) -> None: ...

@@ -3,7 +3,8 @@
 phasekit index PATH indexes a tree into the library (resumable: Ctrl-C
 pauses, phasekit resume goes on); phasekit ls PATH lists what was indexed;
 phasekit dupes PATH finds duplicate files; phasekit validate PATH checks an
-indexed tree against the disk; phasekit jobs lists and steers the library's
+indexed tree against the disk; phasekit copy, move and delete handle files
+as resumable jobs; phasekit jobs lists and steers the library's
 jobs. phasekit scan PATH [--hash] walks a tree without a library and prints
 counts (with --hash, cas_ids and a duplicate summary). --json prints
 machine-readable output.
@@ -16,7 +17,7 @@ import os
 import sys
 
 from .._layout import LIBRARY_ENV
-from . import dupes, index, jobs, ls, resume, scan, validate
+from . import copy, delete, dupes, index, jobs, ls, move, resume, scan, validate
 from ._exits import EXIT_STOPPED, EXIT_USAGE
 
 # typing.TYPE_CHECKING without importing typing: `phasekit --version` and
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 #: ``DESCRIPTION`` and ``EPILOG`` (of its own ``--help``), ``arguments(parser)``
 #: and ``run(args)``. A module's top level imports only what its parser needs;
 #: ``run`` imports the rest, so a command loads only what it uses.
-COMMANDS = (index, ls, jobs, resume, dupes, validate, scan)
+COMMANDS = (index, ls, jobs, resume, dupes, validate, copy, move, delete, scan)
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:

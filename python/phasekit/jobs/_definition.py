@@ -28,6 +28,9 @@ BUILTIN_JOBS = {
     "phasekit.index": "phasekit.indexing",
     "phasekit.dupes": "phasekit.dupes",
     "phasekit.validate": "phasekit.validation",
+    "phasekit.copy": "phasekit.fileops",
+    "phasekit.move": "phasekit.fileops",
+    "phasekit.delete": "phasekit.fileops",
 }
 
 J = TypeVar("J", bound="Job[Any]")

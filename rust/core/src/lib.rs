@@ -11,6 +11,7 @@ pub mod chunks;
 pub mod content;
 pub mod dupes;
 pub mod error;
+pub mod fileops;
 pub mod library;
 pub mod sys;
 pub mod walk;

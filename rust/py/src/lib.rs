@@ -12,6 +12,7 @@
 mod chunks;
 mod dupes;
 mod errors;
+mod fileops;
 mod finder;
 mod gil;
 mod hashing;
@@ -33,6 +34,10 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<library::LibraryDb>()?;
     m.add_class::<scan::Scan>()?;
     m.add_class::<finder::DupeFinder>()?;
+    m.add_class::<fileops::CopyPlan>()?;
+    m.add_class::<fileops::RemoveCounters>()?;
+    m.add_function(wrap_pyfunction!(fileops::remove_tree, m)?)?;
+    m.add_function(wrap_pyfunction!(fileops::rename_no_replace, m)?)?;
     m.add_function(wrap_pyfunction!(walk::walk, m)?)?;
     m.add_function(wrap_pyfunction!(hashing::cas_id, m)?)?;
     m.add_function(wrap_pyfunction!(hashing::cas_ids, m)?)?;

@@ -1,0 +1,85 @@
+"""phasekit delete PATH... [--permanent] [--force] [--cross-filesystems].
+
+Deletes files and folders as a resumable job: to the freedesktop trash of
+their filesystem by default (restorable by a file manager), for good with
+--permanent. Never follows a symlink out of its target; refuses /, the home
+folder, a location root and the library's folder unless --force.
+
+Exit status: 0 done, 1 done with per-file errors, 2 could not run, 130 paused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ._common import positive_int
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..jobs import JobStatus
+    from ..library import Library
+    from ._report import Options, StoppedJob
+
+JOB_NAME = "phasekit.delete"
+EXIT_DONE, EXIT_ERRORS, EXIT_FAILED = 0, 1, 2
+
+NAME = "delete"
+HELP = "delete files and folders: to the trash, or for good with --permanent"
+DESCRIPTION: str | None = None
+EPILOG: str | None = "exit status: 0 done, 1 done with per-file errors, 2 could not run, 130 paused"
+
+
+def arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="+", type=os.fsencode, metavar="PATH")
+    p.add_argument("--permanent", action="store_true", help="remove for good (not to the trash)")
+    p.add_argument("--force", action="store_true",
+                   help="allow /, the home folder, a location root or the library's "
+                   "folder")  # fmt: skip
+    p.add_argument("--cross-filesystems", action="store_true",
+                   help="with --permanent: also enter other mounts inside the tree")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="the summary as one JSON object")
+    p.add_argument("--threads", type=positive_int, default=None, help="worker threads")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..fileops import DeleteJob
+    from ..library import Library
+    from ._one import dispatch_and_report
+    from ._report import Options
+
+    job = DeleteJob(
+        paths=[os.fsdecode(p) for p in args.paths],
+        mode="permanent" if args.permanent else "trash",
+        force=args.force,
+        cross_filesystems=args.cross_filesystems,
+        threads=args.threads,
+    )
+    with Library.open(args.library) as library:
+        return dispatch_and_report(library, job, Options(json=args.json), {JOB_NAME: report})
+
+
+def report(library: Library, handle: StoppedJob, status: JobStatus, options: Options) -> int:
+    """What a delete did."""
+    import json
+
+    from ..fileops import DeleteSummary
+    from ._report import print_errors, report_stop
+
+    stopped = report_stop(handle, status)
+    if stopped is not None:
+        return stopped
+    summary = handle.output()
+    if not isinstance(summary, DeleteSummary):
+        print(f"phasekit: {status.value}: no result", file=sys.stderr)
+        return EXIT_FAILED
+    if options.json:
+        print(json.dumps({"job_id": handle.id, **summary.to_dict()}))
+    elif summary.mode == "trash":
+        print(f"moved {len(summary.trashed):,} items to the trash in {summary.seconds:.1f} s")
+    else:
+        print(f"removed {summary.files:,} files and {summary.dirs:,} folders "
+              f"in {summary.seconds:.1f} s")  # fmt: skip
+    print_errors(handle, summary.errors, "entries not deleted", options.max_errors)
+    return EXIT_ERRORS if summary.errors else EXIT_DONE

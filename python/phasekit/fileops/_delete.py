@@ -1,0 +1,204 @@
+"""The delete job: validate → delete → complete.
+
+- **validate** refuses, unless ``force``: ``/``, the home folder, the
+  library's own folder (or a folder holding it) and a location root of the
+  library; a missing path fails the job before anything is removed.
+- **delete** takes the paths one at a time. ``trash`` (the default) moves
+  each to the freedesktop trash of its filesystem (``_trash.py``: the home
+  trash, or ``$topdir/.Trash/$uid`` / ``$topdir/.Trash-$uid`` on other
+  mounts), with a ``.trashinfo`` a file manager restores it from.
+  ``permanent`` removes it in Rust, relative to folder handles, never
+  following a symlink and staying on one filesystem unless
+  ``cross_filesystems`` (``rust/core/src/fileops/remove.rs``); a pause or
+  cancel stops it at the next entry, and a resume removes what is left.
+- **complete** gives the summary.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any, ClassVar
+
+from .. import _core
+from ..errors import InvalidInputError
+from ..jobs import FatalError, Phase, PhaseContext, PhasedJob, PhaseResult, Phases, job
+from ..library._jobs import check_count
+from ._trash import TrashError, trash
+from ._types import DeleteProgress, DeleteSummary
+
+DELETE_MODES = ("trash", "permanent")
+ERRORS_KEPT = 1000
+#: Seconds between progress reports (and looks at pause/cancel) while a
+#: tree is removed.
+POLL_S = 0.2
+
+
+def _contains(folder: str, path: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+@job("phasekit.delete")
+class DeleteJob(PhasedJob[DeleteSummary]):
+    """Delete files and folders: to the trash (default) or, with
+    ``mode="permanent"``, for good. ``force`` allows deleting ``/``, the home
+    folder, a location root or the library's folder; ``cross_filesystems``
+    lets a permanent delete enter other mounts inside the tree."""
+
+    progress_type: ClassVar[type[Any] | None] = DeleteProgress
+    output_type: ClassVar[type[Any] | None] = DeleteSummary
+
+    paths: list[str] | None = None
+    mode: str = "trash"
+    force: bool = False
+    cross_filesystems: bool = False
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if (
+            not self.paths
+            or isinstance(self.paths, str | bytes)
+            or not all(isinstance(p, str | bytes | os.PathLike) for p in self.paths)
+        ):
+            raise InvalidInputError(f"paths must be a non-empty list of paths, not {self.paths!r}")
+        if self.mode not in DELETE_MODES:
+            raise InvalidInputError(
+                f"mode must be one of {', '.join(DELETE_MODES)}, not {self.mode!r}"
+            )
+        check_count("threads", self.threads, optional=True)
+        self.paths = [os.path.abspath(os.fsdecode(p)) for p in self.paths]
+
+    def conflict_key(self) -> str | None:
+        import hashlib
+
+        key = b"\0".join(sorted(os.fsencode(p) for p in self.paths or ()))
+        return f"delete:{hashlib.blake2b(key, digest_size=16).hexdigest()}"
+
+    def phases(self) -> Phases:
+        return [
+            Phase("validate", self.validate, weight=0.1),
+            Phase("delete", self.delete, weight=10),
+            Phase("complete", self.complete, weight=0.1),
+        ]
+
+    def _protected(self, ctx: PhaseContext) -> list[tuple[str, str]]:
+        """(path, why) pairs a delete must not touch without ``force``."""
+        out = [("/", "the root folder"), (os.path.expanduser("~"), "the home folder")]
+        library = ctx.job_ctx.library
+        if library is not None:
+            out.append((os.fsdecode(library.path), "the library's folder"))
+            out += [(loc.path, "a location root of the library") for loc in library.locations()]
+        return out
+
+    def validate(self, ctx: PhaseContext) -> PhaseResult:
+        ctx.shared.setdefault("started_at", time.time())
+        protected = [] if self.force else self._protected(ctx)
+        for path in self.paths or []:
+            if not os.path.lexists(path):
+                raise FatalError(f"{path} does not exist")
+            real = os.path.realpath(path) if not os.path.islink(path) else path
+            for folder, why in protected:
+                real_folder = os.path.realpath(folder)
+                if real == real_folder or (
+                    why == "the library's folder" and _contains(real, real_folder)
+                ):
+                    raise FatalError(
+                        f"refusing to delete {path}: it is {why}"
+                        + (" (or holds it)" if real != real_folder else "")
+                        + "; pass force=True (--force) if you mean it"
+                    )
+        return None
+
+    def _report(self, ctx: PhaseContext, files: int, dirs: int, rate: float) -> None:
+        s = ctx.shared
+        total = len(self.paths or [])
+        done = s.get("done_paths", 0)
+        ctx.progress(
+            message=f"{done:,} of {total:,} paths; {files:,} files, {dirs:,} folders removed",
+            percent=None if self.mode == "permanent" and total == 1 else 100 * done / total,
+            data=DeleteProgress(
+                phase=ctx.phase, files=files, dirs=dirs, errors=s.get("errors", 0), rate=rate
+            ),
+        )
+
+    def delete(self, ctx: PhaseContext) -> PhaseResult:
+        s = ctx.shared
+        paths = list(self.paths or [])
+        while s.get("done_paths", 0) < len(paths):
+            path = paths[s.get("done_paths", 0)]
+            if os.path.lexists(path):
+                if self.mode == "trash":
+                    self._trash(ctx, path)
+                else:
+                    self._remove(ctx, path)
+            s["done_paths"] = s.get("done_paths", 0) + 1
+            ctx.checkpoint()
+        return None
+
+    def _trash(self, ctx: PhaseContext, path: str) -> None:
+        try:
+            item = trash(path)
+        except TrashError as exc:
+            raise FatalError(str(exc)) from exc
+        trashed = ctx.shared.setdefault("trashed", [])
+        trashed.append(os.fsdecode(item.trashed))
+        ctx.add_items(1)
+        self._report(ctx, 0, 0, 0.0)
+
+    def _remove(self, ctx: PhaseContext, path: str) -> None:
+        """Remove one tree in a worker thread, reporting its counters and
+        stopping it (at the next entry) when the job is asked to stop."""
+        s = ctx.shared
+        counters = _core.RemoveCounters()
+        cancel = _core.CancelToken()
+        outcome: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                outcome["errors"] = _core.remove_tree(
+                    path,
+                    cross_filesystems=self.cross_filesystems,
+                    threads=self.threads,
+                    counters=counters,
+                    cancel=cancel,
+                )
+            except BaseException as exc:  # handed to the job's thread below
+                outcome["raised"] = exc
+
+        worker = threading.Thread(target=work, name="phasekit-remove", daemon=True)
+        began = time.monotonic()
+        base_files, base_dirs = s.get("files", 0), s.get("dirs", 0)
+        worker.start()
+        while worker.is_alive():
+            worker.join(POLL_S)
+            files, dirs = counters.snapshot()
+            rate = (files + dirs) / max(time.monotonic() - began, 1e-9)
+            self._report(ctx, base_files + files, base_dirs + dirs, rate)
+            if ctx.stop_requested:
+                cancel.cancel()
+        files, dirs = counters.snapshot()
+        s["files"], s["dirs"] = base_files + files, base_dirs + dirs
+        ctx.add_items(files + dirs)
+        raised = outcome.get("raised")
+        if isinstance(raised, _core.CancelledError):
+            ctx.checkpoint()  # counts kept; the pause or cancel is honoured here
+            ctx.check_interrupt()
+            raise FatalError(f"the removal of {path} stopped unexpectedly")
+        if raised is not None:
+            raise raised
+        ctx.file_errors(outcome.get("errors", []), keep=ERRORS_KEPT)
+
+    def complete(self, ctx: PhaseContext) -> PhaseResult:
+        return None
+
+    def output(self, shared: dict[str, Any]) -> DeleteSummary:
+        return DeleteSummary(
+            mode=self.mode,
+            paths=list(self.paths or []),
+            trashed=list(shared.get("trashed", [])),
+            files=shared.get("files", 0),
+            dirs=shared.get("dirs", 0),
+            errors=shared.get("errors", 0),
+            seconds=time.time() - shared.get("started_at", time.time()),
+        )

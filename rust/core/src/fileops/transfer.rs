@@ -1,0 +1,699 @@
+//! Carrying out a [`Plan`] a page at a time: folders, then files in
+//! parallel, then hard links.
+//!
+//! Each file is written to a temporary name in its destination folder
+//! (`.{tag}-{index}.pktmp`) and renamed to its final name only when complete
+//! (mode and mtime set, synced if asked, verified if asked): a file under its
+//! final name is always whole. The temporary name is fixed per plan entry,
+//! so a run killed mid-file leaves a stray that the resumed run truncates and
+//! reuses (or removes, if that entry now fails). A free destination name is
+//! taken with `RENAME_NOREPLACE`, so nothing that appeared since planning is
+//! ever overwritten. Data moves by reflink where the filesystem shares
+//! extents, else `copy_file_range` (in-kernel), else read/write; `verify`
+//! streams it through BLAKE3 and reads the copy back from the disk.
+
+use std::ffi::{CStr, CString};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::FileExt;
+
+use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags, Timespec, Timestamps, UTIME_OMIT};
+use rustix::io::Errno;
+
+use super::plan::{Action, Item, Plan};
+use crate::cancel::CancelToken;
+use crate::content::map_items;
+use crate::error::{Error, FsError, Result};
+use crate::sys::{self, Kind, ParentCache};
+
+/// How to carry out a plan.
+#[derive(Clone, Debug, Default)]
+pub struct TransferOptions {
+    /// Check each copy: BLAKE3 of the source as read against the copy read
+    /// back after it is synced.
+    pub verify: bool,
+    /// fsync each file before its rename, and each folder after.
+    pub durable: bool,
+    /// A move: each source file is removed once its copy is in place (and
+    /// synced); folders are removed by [`finish`].
+    pub remove_sources: bool,
+    /// Check whether a free name was taken by an earlier run of this plan
+    /// (a resumed page): a complete copy there is kept, not redone.
+    pub resumed: bool,
+    /// Part of the temporary names: unique per job.
+    pub tag: String,
+    pub threads: Option<usize>,
+}
+
+/// What one page did.
+#[derive(Debug, Default)]
+pub struct PageDone {
+    /// The index to resume from.
+    pub next: usize,
+    pub files: u64,
+    pub bytes: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    pub links: u64,
+    /// Files whose data was shared by reflink instead of copied.
+    pub reflinked: u64,
+    /// Entries found already in place from an earlier run.
+    pub already: u64,
+    pub errors: Vec<FsError>,
+}
+
+enum Done {
+    File { bytes: u64, reflinked: bool },
+    Symlink,
+    Already,
+}
+
+const STREAM: usize = 1 << 20;
+
+fn split(path: &[u8]) -> (&[u8], &[u8]) {
+    match path.iter().rposition(|&b| b == b'/') {
+        Some(0) => (&path[..1], &path[1..]),
+        Some(cut) => (&path[..cut], &path[cut + 1..]),
+        None => (b".", path),
+    }
+}
+
+fn cstr(bytes: &[u8], path: &[u8]) -> std::result::Result<CString, FsError> {
+    CString::new(bytes)
+        .map_err(|_| FsError::other(path, Errno::INVAL.raw_os_error(), "NUL in name"))
+}
+
+/// A kept handle on the destination folder of the last entry, and the
+/// device it is on.
+#[derive(Default)]
+struct DirCache {
+    path: Vec<u8>,
+    fd: Option<OwnedFd>,
+    device: u64,
+}
+
+impl DirCache {
+    fn get(&mut self, dir: &[u8]) -> std::result::Result<(BorrowedFd<'_>, u64), FsError> {
+        if self.fd.is_none() || self.path != dir {
+            self.fd = None;
+            let fd = sys::open_dir(dir, true).map_err(|e| FsError::from_io(dir, &e))?;
+            let st = rustix::fs::fstat(&fd).map_err(|e| FsError::from_errno(dir, e))?;
+            self.device = sys::Meta::from_stat(&st).device;
+            self.path = dir.to_vec();
+            self.fd = Some(fd);
+        }
+        match &self.fd {
+            Some(fd) => Ok((fd.as_fd(), self.device)),
+            None => Err(FsError::other(dir, 0, "folder handle lost")),
+        }
+    }
+}
+
+fn temp_name(tag: &str, index: usize) -> CString {
+    // Digits and the tag's ASCII only: never contains NUL.
+    CString::new(format!(".{tag}-{index}.pktmp")).unwrap_or_default()
+}
+
+fn timestamps(mtime_ns: i64) -> Timestamps {
+    Timestamps {
+        last_access: Timespec {
+            tv_sec: 0,
+            tv_nsec: UTIME_OMIT,
+        },
+        last_modification: Timespec {
+            tv_sec: mtime_ns.div_euclid(1_000_000_000),
+            tv_nsec: mtime_ns.rem_euclid(1_000_000_000) as _,
+        },
+    }
+}
+
+/// Carry out `plan.items[start..]`: at most `max_items` entries and (past
+/// the first) `max_bytes` of file data. Cancelled: the page is redone on
+/// resume.
+pub fn transfer_page(
+    plan: &Plan,
+    start: usize,
+    max_items: usize,
+    max_bytes: u64,
+    opts: &TransferOptions,
+    cancel: &CancelToken,
+) -> Result<PageDone> {
+    let mut end = start;
+    let mut bytes = 0u64;
+    while end < plan.items.len() && end - start < max_items.max(1) {
+        let item = &plan.items[end];
+        if item.kind() == Kind::File && item.link_to.is_none() {
+            if end > start && bytes.saturating_add(item.size) > max_bytes {
+                break;
+            }
+            bytes = bytes.saturating_add(item.size);
+        }
+        end += 1;
+    }
+    let mut done = PageDone {
+        next: end,
+        ..PageDone::default()
+    };
+    // Folders first, in order: each exists before anything goes in it.
+    for index in start..end {
+        let item = &plan.items[index];
+        if item.kind() == Kind::Dir {
+            match make_dir(plan, item) {
+                Ok(()) => done.dirs += 1,
+                Err(e) => done.errors.push(e),
+            }
+        }
+    }
+    let work: Vec<usize> = (start..end)
+        .filter(|&i| {
+            let item = &plan.items[i];
+            item.kind() != Kind::Dir && item.link_to.is_none()
+        })
+        .collect();
+    let results = map_items(
+        &work,
+        opts.threads,
+        cancel,
+        || (ParentCache::default(), DirCache::default()),
+        |(sources, targets), &index| copy_entry(plan, index, opts, sources, targets),
+    )?;
+    for result in results {
+        match result {
+            Ok(Done::File { bytes, reflinked }) => {
+                done.files += 1;
+                done.bytes += bytes;
+                done.reflinked += u64::from(reflinked);
+            }
+            Ok(Done::Symlink) => done.symlinks += 1,
+            Ok(Done::Already) => done.already += 1,
+            Err(e) => done.errors.push(e),
+        }
+    }
+    // Hard links last: the copy they name is in place by now (or failed).
+    let (mut sources, mut targets) = (ParentCache::default(), DirCache::default());
+    for index in start..end {
+        let item = &plan.items[index];
+        if let Some(first) = item.link_to {
+            if cancel.is_cancelled() {
+                return Err(Error::Cancelled);
+            }
+            match link_entry(plan, index, first, opts, &mut sources, &mut targets) {
+                Ok(Done::Already) => done.already += 1,
+                Ok(_) => done.links += 1,
+                Err(e) => done.errors.push(e),
+            }
+        }
+    }
+    if opts.durable {
+        sync_folders(plan, start, end, &mut done.errors);
+    }
+    Ok(done)
+}
+
+fn make_dir(plan: &Plan, item: &Item) -> std::result::Result<(), FsError> {
+    let target = plan.target(item);
+    // Writable by us until `finish` gives it its own mode.
+    let mode = Mode::from_raw_mode((item.mode | 0o700) & 0o7777);
+    let result = sys::with_parent(&target, |dir, name| {
+        Ok(rustix::fs::mkdirat(dir, name, mode)?)
+    });
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(Errno::EXIST.raw_os_error()) => {
+            match sys::stat_path(&target, false) {
+                Ok(meta) if meta.kind == Kind::Dir => Ok(()),
+                _ => Err(FsError::other(
+                    &target,
+                    Errno::EXIST.raw_os_error(),
+                    "something other than a folder is in the way: its contents are not copied",
+                )),
+            }
+        }
+        Err(e) => Err(FsError::from_io(&target, &e)),
+    }
+}
+
+/// Whether `name` in `dir` is already this entry's complete copy.
+fn already_there(dir: BorrowedFd<'_>, name: &CStr, item: &Item) -> bool {
+    let Ok(meta) = sys::stat_at(dir, name, false) else {
+        return false;
+    };
+    meta.kind == item.kind()
+        && meta.mtime_ns == item.mtime_ns
+        && (item.kind() != Kind::File || meta.size == item.size)
+}
+
+fn copy_entry(
+    plan: &Plan,
+    index: usize,
+    opts: &TransferOptions,
+    sources: &mut ParentCache,
+    targets: &mut DirCache,
+) -> std::result::Result<Done, FsError> {
+    let item = &plan.items[index];
+    let source = plan.source(item);
+    let target = plan.target(item);
+    let (dir_path, name) = split(&target);
+    let name = cstr(name, &target)?;
+    let temp = temp_name(&opts.tag, index);
+    let (dir, device) = targets.get(dir_path)?;
+    if opts.resumed && item.action != Action::Overwrite && already_there(dir, &name, item) {
+        if opts.remove_sources {
+            remove_source(&source, item)?;
+        }
+        return Ok(Done::Already);
+    }
+    if opts.remove_sources && device == item.device && item.kind() != Kind::Other {
+        // A move within one filesystem: the entry itself is renamed, its
+        // data never copied (nor can it be half there).
+        return move_by_rename(item, &source, dir, &name, &target);
+    }
+    let outcome = match item.kind() {
+        Kind::File => copy_file(item, &source, &target, dir, &temp, opts, sources),
+        Kind::Symlink => copy_symlink(item, &source, &target, dir, &temp),
+        _ => {
+            return Err(FsError::other(
+                &source,
+                0,
+                "special file (FIFO, socket or device): not copied",
+            ))
+        }
+    };
+    let outcome = outcome.and_then(|done| {
+        if opts.durable {
+            rustix::fs::fsync(dir).map_err(|e| FsError::from_errno(&target, e))?;
+        }
+        place(dir, &temp, &name, item, &target)?;
+        Ok(done)
+    });
+    match outcome {
+        Ok(done) => {
+            if opts.remove_sources {
+                if opts.durable {
+                    // The copy's name must survive a power cut before the
+                    // source goes: one folder sync per moved file.
+                    rustix::fs::fsync(dir).map_err(|e| FsError::from_errno(&target, e))?;
+                }
+                remove_source(&source, item)?;
+            }
+            Ok(done)
+        }
+        Err(e) => {
+            let _ = rustix::fs::unlinkat(dir, &temp, AtFlags::empty());
+            Err(e)
+        }
+    }
+}
+
+/// Move one entry within its filesystem: a rename that never replaces
+/// (unless the plan says overwrite), after checking it is still the entry
+/// listed.
+fn move_by_rename(
+    item: &Item,
+    source: &[u8],
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    target: &[u8],
+) -> std::result::Result<Done, FsError> {
+    let flags = if item.action == Action::Overwrite {
+        RenameFlags::empty()
+    } else {
+        RenameFlags::NOREPLACE
+    };
+    sys::with_parent(source, |from, from_name| {
+        let meta = sys::stat_at(from, from_name, false)?;
+        if meta.file_id() != (item.device, item.inode) {
+            return Err(std::io::Error::other(
+                "replaced since the move was planned: left in place",
+            ));
+        }
+        Ok(rustix::fs::renameat_with(
+            from, from_name, dir, name, flags,
+        )?)
+    })
+    .map_err(|e| {
+        if e.raw_os_error() == Some(Errno::EXIST.raw_os_error()) {
+            taken(target, Errno::EXIST)
+        } else {
+            FsError::from_io(source, &e)
+        }
+    })?;
+    Ok(match item.kind() {
+        Kind::Symlink => Done::Symlink,
+        _ => Done::File {
+            bytes: item.size,
+            reflinked: false,
+        },
+    })
+}
+
+/// Rename the finished temporary file to its final name.
+fn place(
+    dir: BorrowedFd<'_>,
+    temp: &CStr,
+    name: &CStr,
+    item: &Item,
+    target: &[u8],
+) -> std::result::Result<(), FsError> {
+    if item.action == Action::Overwrite {
+        return rustix::fs::renameat(dir, temp, dir, name)
+            .map_err(|e| FsError::from_errno(target, e));
+    }
+    match rustix::fs::renameat_with(dir, temp, dir, name, RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(()),
+        // A filesystem without RENAME_NOREPLACE: link (which never
+        // replaces), then drop the temporary name.
+        Err(Errno::INVAL) | Err(Errno::NOSYS) => {
+            rustix::fs::linkat(dir, temp, dir, name, AtFlags::empty())
+                .map_err(|e| taken(target, e))?;
+            let _ = rustix::fs::unlinkat(dir, temp, AtFlags::empty());
+            Ok(())
+        }
+        Err(e) => Err(taken(target, e)),
+    }
+}
+
+fn taken(target: &[u8], e: Errno) -> FsError {
+    if e == Errno::EXIST {
+        FsError::other(
+            target,
+            e.raw_os_error(),
+            "the name was taken after the copy was planned: left as it is",
+        )
+    } else {
+        FsError::from_errno(target, e)
+    }
+}
+
+fn remove_source(source: &[u8], item: &Item) -> std::result::Result<(), FsError> {
+    sys::with_parent(source, |dir, name| {
+        // Still the entry that was copied? (A file replaced since is left.)
+        let meta = match sys::stat_at(dir, name, false) {
+            Ok(meta) => meta,
+            // Removed already: by the run a kill stopped after this entry's
+            // copy was in place and its source gone, before its checkpoint.
+            Err(e) if e.raw_os_error() == Some(Errno::NOENT.raw_os_error()) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if meta.file_id() != (item.device, item.inode) {
+            return Err(std::io::Error::other(
+                "replaced since it was copied: the source is left in place",
+            ));
+        }
+        Ok(rustix::fs::unlinkat(dir, name, AtFlags::empty())?)
+    })
+    .map_err(|e| FsError::from_io(source, &e))
+}
+
+fn copy_file(
+    item: &Item,
+    source: &[u8],
+    target: &[u8],
+    dir: BorrowedFd<'_>,
+    temp: &CStr,
+    opts: &TransferOptions,
+    sources: &mut ParentCache,
+) -> std::result::Result<Done, FsError> {
+    let (mut input, meta) = sources
+        .open_listed(source, (item.device, item.inode))
+        .map_err(|e| FsError::from_io(source, &e))?;
+    if meta.size != item.size || meta.mtime_ns != item.mtime_ns {
+        return Err(FsError::other(
+            source,
+            0,
+            "changed since the copy was planned",
+        ));
+    }
+    // O_TRUNC without O_EXCL: a stray left by a killed run of this plan
+    // entry is reused; O_NOFOLLOW: a link planted there is not followed.
+    let flags =
+        OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat(dir, temp, flags, Mode::from_raw_mode(0o600))
+        .map_err(|e| FsError::from_errno(target, e))?;
+    let mut output = File::from(fd);
+    let mut reflinked = false;
+    let digest = if opts.verify {
+        Some(stream(&mut input, &mut output, item.size, source, target)?)
+    } else {
+        reflinked = rustix::fs::ioctl_ficlone(&output, &input).is_ok();
+        if !reflinked {
+            kernel_copy(&mut input, &mut output, item.size, source, target)?;
+        }
+        None
+    };
+    let at_end = rustix::fs::fstat(&input).map_err(|e| FsError::from_errno(source, e))?;
+    let now = sys::Meta::from_stat(&at_end);
+    if now.size != item.size || now.mtime_ns != item.mtime_ns {
+        return Err(FsError::other(source, 0, "file changed while being copied"));
+    }
+    rustix::fs::fchmod(&output, Mode::from_raw_mode(item.mode & 0o7777))
+        .map_err(|e| FsError::from_errno(target, e))?;
+    rustix::fs::futimens(&output, &timestamps(item.mtime_ns))
+        .map_err(|e| FsError::from_errno(target, e))?;
+    if opts.durable || opts.verify {
+        rustix::fs::fsync(&output).map_err(|e| FsError::from_errno(target, e))?;
+    }
+    if let Some(expected) = digest {
+        // Read back what reached the disk, not the page cache's copy.
+        let _ = rustix::fs::fadvise(&output, 0, None, rustix::fs::Advice::DontNeed);
+        let back = rustix::fs::openat(
+            dir,
+            temp,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| FsError::from_errno(target, e))?;
+        let mut back = File::from(back);
+        if hash_all(&mut back, target)? != expected {
+            return Err(FsError::other(
+                target,
+                Errno::IO.raw_os_error(),
+                "verification failed: the copy read back differs from the source; removed",
+            ));
+        }
+    }
+    Ok(Done::File {
+        bytes: item.size,
+        reflinked,
+    })
+}
+
+/// Copy `size` bytes in the kernel; read/write where it cannot.
+fn kernel_copy(
+    input: &mut File,
+    output: &mut File,
+    size: u64,
+    source: &[u8],
+    target: &[u8],
+) -> std::result::Result<(), FsError> {
+    let mut copied = 0u64;
+    while copied < size {
+        let want = (size - copied).min(1 << 30) as usize;
+        match rustix::fs::copy_file_range(&*input, None, &*output, None, want) {
+            Ok(0) => break,
+            Ok(n) => copied += n as u64,
+            Err(Errno::INTR) => continue,
+            // Not supported between these files: stream the rest.
+            Err(Errno::XDEV) | Err(Errno::INVAL) | Err(Errno::NOSYS) | Err(Errno::OPNOTSUPP)
+                if copied == 0 =>
+            {
+                stream(input, output, size, source, target)?;
+                return Ok(());
+            }
+            Err(e) => {
+                return Err(FsError::from_errno(
+                    if e == Errno::NOSPC { target } else { source },
+                    e,
+                ))
+            }
+        }
+    }
+    if copied != size {
+        return Err(FsError::other(
+            source,
+            0,
+            "file changed while being copied (shorter)",
+        ));
+    }
+    Ok(())
+}
+
+/// Copy by read/write, hashing what is read; the digest of the source.
+fn stream(
+    input: &mut File,
+    output: &mut File,
+    size: u64,
+    source: &[u8],
+    target: &[u8],
+) -> std::result::Result<[u8; 32], FsError> {
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; STREAM];
+    let mut copied = 0u64;
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(FsError::from_io(source, &e)),
+        };
+        hasher.update(&buf[..n]);
+        output
+            .write_all(&buf[..n])
+            .map_err(|e| FsError::from_io(target, &e))?;
+        copied += n as u64;
+    }
+    if copied != size {
+        return Err(FsError::other(source, 0, "file changed while being copied"));
+    }
+    Ok(*hasher.finalize().as_bytes())
+}
+
+fn hash_all(file: &mut File, path: &[u8]) -> std::result::Result<[u8; 32], FsError> {
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; STREAM];
+    let mut at = 0u64;
+    loop {
+        let n = file
+            .read_at(&mut buf, at)
+            .map_err(|e| FsError::from_io(path, &e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        at += n as u64;
+    }
+    Ok(*hasher.finalize().as_bytes())
+}
+
+fn copy_symlink(
+    item: &Item,
+    source: &[u8],
+    target: &[u8],
+    dir: BorrowedFd<'_>,
+    temp: &CStr,
+) -> std::result::Result<Done, FsError> {
+    let link = sys::with_parent(source, |d, name| {
+        Ok(rustix::fs::readlinkat(d, name, Vec::new())?)
+    })
+    .map_err(|e| FsError::from_io(source, &e))?;
+    // A stray of a killed run: symlinkat cannot reuse it.
+    let _ = rustix::fs::unlinkat(dir, temp, AtFlags::empty());
+    rustix::fs::symlinkat(link.as_c_str(), dir, temp)
+        .map_err(|e| FsError::from_errno(target, e))?;
+    rustix::fs::utimensat(
+        dir,
+        temp,
+        &timestamps(item.mtime_ns),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| FsError::from_errno(target, e))?;
+    Ok(Done::Symlink)
+}
+
+fn link_entry(
+    plan: &Plan,
+    index: usize,
+    first: u64,
+    opts: &TransferOptions,
+    sources: &mut ParentCache,
+    targets: &mut DirCache,
+) -> std::result::Result<Done, FsError> {
+    let item = &plan.items[index];
+    let target = plan.target(item);
+    let first_target = plan.target(&plan.items[first as usize]);
+    let (dir_path, name) = split(&target);
+    let name = cstr(name, &target)?;
+    let temp = temp_name(&opts.tag, index);
+    let (dir, _) = targets.get(dir_path)?;
+    if opts.resumed && already_there(dir, &name, item) {
+        if opts.remove_sources {
+            remove_source(&plan.source(item), item)?;
+        }
+        return Ok(Done::Already);
+    }
+    let _ = rustix::fs::unlinkat(dir, &temp, AtFlags::empty());
+    let linked = sys::with_parent(&first_target, |d, n| {
+        Ok(rustix::fs::linkat(d, n, dir, &temp, AtFlags::empty())?)
+    });
+    if linked.is_err() {
+        // The first copy failed (or is gone): copy this name on its own.
+        return copy_entry(
+            plan,
+            index,
+            &TransferOptions { ..opts.clone() },
+            sources,
+            targets,
+        );
+    }
+    match place(dir, &temp, &name, item, &target) {
+        Ok(()) => {
+            if opts.remove_sources {
+                remove_source(&plan.source(item), item)?;
+            }
+            Ok(Done::File {
+                bytes: 0,
+                reflinked: false,
+            })
+        }
+        Err(e) => {
+            let _ = rustix::fs::unlinkat(dir, &temp, AtFlags::empty());
+            Err(e)
+        }
+    }
+}
+
+fn sync_folders(plan: &Plan, start: usize, end: usize, errors: &mut Vec<FsError>) {
+    let mut last: Option<Vec<u8>> = None;
+    for item in &plan.items[start..end] {
+        let target = plan.target(item);
+        let dir = split(&target).0.to_vec();
+        if last.as_deref() == Some(&dir[..]) {
+            continue;
+        }
+        if let Err(e) = sys::open_dir(&dir, true).and_then(|fd| Ok(rustix::fs::fsync(fd)?)) {
+            errors.push(FsError::from_io(&dir, &e));
+        }
+        last = Some(dir);
+    }
+}
+
+/// After the last page: give folders their own mode and mtime (deepest
+/// first: filling a folder changes its mtime), and for a move remove the
+/// source folders, now empty. Returns the problems met.
+pub fn finish(plan: &Plan, opts: &TransferOptions) -> Vec<FsError> {
+    let mut errors = Vec::new();
+    for item in plan.items.iter().rev() {
+        if item.kind() != Kind::Dir {
+            continue;
+        }
+        let target = plan.target(item);
+        let result = sys::with_parent(&target, |dir, name| {
+            rustix::fs::chmodat(
+                dir,
+                name,
+                Mode::from_raw_mode(item.mode & 0o7777),
+                AtFlags::empty(),
+            )?;
+            rustix::fs::utimensat(dir, name, &timestamps(item.mtime_ns), AtFlags::empty())?;
+            Ok(())
+        });
+        if let Err(e) = result {
+            if e.raw_os_error() != Some(Errno::NOENT.raw_os_error()) {
+                errors.push(FsError::from_io(&target, &e));
+            }
+        }
+        if opts.remove_sources {
+            let source = plan.source(item);
+            let removed = sys::with_parent(&source, |dir, name| {
+                Ok(rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR)?)
+            });
+            match removed {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(Errno::NOENT.raw_os_error()) => {}
+                Err(e) => errors.push(FsError::from_io(&source, &e)),
+            }
+        }
+    }
+    errors
+}

@@ -1,0 +1,420 @@
+"""Copy, move and delete jobs, through the public API and the command line:
+exact trees (odd names, paths over PATH_MAX, links, modes, mtimes), the
+conflict policies, refusals before anything is written, kill -9 and resume
+with no half file ever under a final name, moves across filesystems, and
+deletes that never follow a symlink out of their target."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from phasekit import fs
+from phasekit.fileops import CopyJob, DeleteJob, DeleteSummary, MoveJob, TransferSummary
+from phasekit.jobs import JobStatus
+from phasekit.library import Library
+from test_indexing import cli
+
+from conftest import BAD_NAME, pattern, run_as_nobody
+
+TEMP_SUFFIX = ".pktmp"
+
+
+def snapshot(root: Path | bytes) -> dict[bytes, tuple[object, ...]]:
+    """Every entry below ``root``: kind, mode, mtime, size, content digest
+    or link target, and which other names share its inode."""
+    root_b = os.fsencode(root)
+    out: dict[bytes, tuple[object, ...]] = {}
+    inodes: dict[tuple[int, int], list[bytes]] = {}
+    for batch in fs.walk(root_b):
+        for i, path in enumerate(batch.paths):
+            raw = os.fsencode(path)
+            rel = raw[len(root_b) + 1 :]
+            kind = int(batch.kinds[i])
+            what: object = None
+            if kind == 0:
+                what = fs.checksum(raw)
+                inodes.setdefault((int(batch.devices[i]), int(batch.inodes[i])), []).append(rel)
+            elif kind == 2:
+                what = _readlink(raw)
+            mtime = int(batch.mtimes_ns[i])
+            out[rel] = (
+                kind,
+                int(batch.modes[i]) & 0o7777,
+                mtime,
+                int(batch.sizes[i]) if kind == 0 else 0,
+                what,
+            )
+    for names in inodes.values():
+        for name in names:
+            out[name] += (tuple(sorted(names)),)
+    return out
+
+
+def _readlink(path: bytes) -> bytes:
+    parent, name = path.rsplit(b"/", 1)
+    fd = os.open(parent if len(parent) < 4000 else b".", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        return os.readlink(name, dir_fd=fd)
+    finally:
+        os.close(fd)
+
+
+def odd_tree(root: Path) -> None:
+    """Non-UTF-8 names first, last and inside, a newline, long names, links,
+    a read-only folder, old mtimes, a FIFO."""
+    r = os.fsencode(root)
+    os.makedirs(r + b"/\x01first\xff/sub\nline", exist_ok=True)
+    os.makedirs(r + b"/mid/" + b"L" * 250 + b"/" + b"M" * 250, exist_ok=True)
+    files = {
+        b"/\x01first\xff/a": pattern(10, 1),
+        b"/\x01first\xff/sub\nline/" + BAD_NAME: pattern(70_000, 2),
+        b"/mid/" + b"L" * 250 + b"/" + b"M" * 250 + b"/deep.bin": pattern(300_000, 3),
+        b"/mid/caf\xe9.txt": b"",
+        b"/zz\xfe\xfflast": pattern(5000, 4),
+    }
+    for name, data in files.items():
+        with open(r + name, "wb") as f:
+            f.write(data)
+    os.link(r + b"/zz\xfe\xfflast", r + b"/mid/hard\xe9")
+    os.symlink(b"../\x01first\xff", r + b"/mid/up\xfe")
+    os.symlink(b"/etc", r + b"/outside")
+    os.mkfifo(r + b"/mid/fifo")
+    os.chmod(r + b"/mid/caf\xe9.txt", 0o640)
+    os.utime(r + b"/mid/caf\xe9.txt", ns=(0, 946_684_800_123_456_789))
+    os.chmod(r + b"/\x01first\xff/sub\nline", 0o555)
+    os.utime(r + b"/mid", ns=(0, 1_000_000_000_000_000_000))
+
+
+def without_fifo(snap: dict[bytes, tuple[object, ...]]) -> dict[bytes, tuple[object, ...]]:
+    return {k: v for k, v in snap.items() if not k.endswith(b"fifo")}
+
+
+def test_copy_is_exact_and_skips_special_files(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    odd_tree(src)
+    with Library.open(tmp_path / "lib") as library:
+        run = library.run(CopyJob(sources=[src], dest=dst))
+        assert run.status is JobStatus.COMPLETED_WITH_ERRORS
+        summary = run.output()
+        errors = run.errors()
+    assert isinstance(summary, TransferSummary)
+    assert without_fifo(snapshot(src)) == snapshot(dst)
+    assert [os.fsencode(e.path) for e in errors] == [os.fsencode(src / "mid" / "fifo")]
+    assert "special file" in errors[0].message
+    assert (summary.files, summary.links, summary.symlinks) == (5, 1, 2)
+    assert summary.targets == [str(dst)]
+    assert not [p for b in fs.walk(dst) for p in b.paths if p.endswith(TEMP_SUFFIX)]
+
+
+def test_nasty_tree_with_paths_over_path_max(nasty, tmp_path):
+    root, notable = nasty
+    dst = tmp_path / "copy"
+    with Library.open(tmp_path / "lib") as library:
+        run = library.run(CopyJob(sources=[root], dest=dst, verify=True))
+    assert run.status is JobStatus.COMPLETED_WITH_ERRORS  # the FIFO
+    assert without_fifo(snapshot(root)) == snapshot(dst)
+    deep = os.fsencode(dst) + notable["deep"][len(os.fsencode(root)) :]
+    assert fs.checksum(deep) == fs.checksum(notable["deep"])
+
+
+@pytest.mark.parametrize("policy", ["abort", "skip", "overwrite", "rename"])
+def test_conflict_policies(tmp_path, policy):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "d").mkdir(parents=True)
+    (src / "d" / "same.txt").write_bytes(b"new content")
+    (src / "d" / "fresh.txt").write_bytes(b"fresh")
+    (src / "file-vs-dir").write_bytes(b"a file")
+    (dst / "src" / "d").mkdir(parents=True)
+    (dst / "src" / "d" / "same.txt").write_bytes(b"old")
+    (dst / "src" / "file-vs-dir").mkdir()
+    before = snapshot(dst)
+    with Library.open(tmp_path / "lib") as library:
+        run = library.run(CopyJob(sources=[src], dest=dst, conflict=policy))
+        error = run.error
+    target = dst / "src" / "d"
+    if policy == "abort":
+        assert run.status is JobStatus.FAILED
+        assert "2 destination names are taken" in (error or "")
+        assert snapshot(dst) == before  # nothing written
+        return
+    assert run.status is JobStatus.COMPLETED
+    assert (target / "fresh.txt").read_bytes() == b"fresh"
+    assert (dst / "src" / "file-vs-dir").is_dir()  # a file never replaces a folder
+    same = (target / "same.txt").read_bytes()
+    if policy == "skip":
+        assert same == b"old"
+    elif policy == "overwrite":
+        assert same == b"new content"
+    else:
+        assert same == b"old"
+        assert (target / "same (1).txt").read_bytes() == b"new content"
+        assert (dst / "src" / "file-vs-dir (1)").read_bytes() == b"a file"
+
+
+def test_refused_before_anything_is_written(tmp_path):
+    src = tmp_path / "src"
+    (src / "inner").mkdir(parents=True)
+    (src / "f").write_bytes(b"x")
+    with Library.open(tmp_path / "lib") as library:
+        for job, words in [
+            (CopyJob(sources=[src], dest=src / "inner"), "inside"),
+            (CopyJob(sources=[src / "f"], dest=src / "f"), "same"),
+            (CopyJob(sources=[tmp_path / "nope"], dest=tmp_path / "x"), "does not exist"),
+            (CopyJob(sources=[src / "f", src / "inner"], dest=tmp_path / "new"), "not a folder"),
+            (MoveJob(sources=[src], dest=src / "inner" / "deeper"), "inside"),
+        ]:
+            run = library.run(job)
+            assert run.status is JobStatus.FAILED, job
+            assert words in (run.error or ""), run.error
+    assert sorted(os.listdir(src)) == ["f", "inner"]
+    assert os.listdir(src / "inner") == []
+    assert not (tmp_path / "new").exists()
+
+
+COPIER = textwrap.dedent(
+    """
+    import sys
+    from phasekit.fileops import CopyJob, MoveJob
+    from phasekit.library import Library
+    kind = MoveJob if sys.argv[4] == "move" else CopyJob
+    with Library.open(sys.argv[1]) as library:
+        print("ready", flush=True)
+        library.run(kind(sources=[sys.argv[2]], dest=sys.argv[3], page_files=3,
+                         page_bytes=1 << 20, threads=2))
+    """
+)
+
+
+def kill_copy(lib: Path, src: Path, dst: Path, delay: float, operation: str = "copy") -> None:
+    with subprocess.Popen(
+        [sys.executable, "-c", COPIER, str(lib), str(src), str(dst), operation],
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(delay)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def many_files(root: Path, count: int = 600) -> None:
+    for i in range(count):
+        folder = root / f"d{i % 13}" / ("caf\udce9" if i % 5 == 0 else "plain")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"f{i}\n.bin").write_bytes(pattern(1000 + 37 * i, i))
+    (root / "big.bin").write_bytes(pattern(48 * 1024 * 1024, 9))
+
+
+def complete_or_absent(src: Path, dst: Path) -> None:
+    """Every file under its final name in ``dst`` is whole (equals its
+    source); temporary files may be there."""
+    for batch in fs.walk(dst):
+        for i, path in enumerate(batch.paths):
+            if batch.kinds[i] != 0 or path.endswith(TEMP_SUFFIX):
+                continue
+            source = os.fsencode(src) + os.fsencode(path)[len(os.fsencode(dst)) :]
+            assert fs.checksum(path) == fs.checksum(source), path
+
+
+def job_statuses(lib: Path) -> list[str]:
+    listed = cli("jobs", "--all", "--json", library=lib).stdout
+    return [json.loads(line)["status"] for line in listed.splitlines()]
+
+
+def test_kill_during_copy_then_resume(tmp_path):
+    src, dst, lib = tmp_path / "src", tmp_path / "dst", tmp_path / "lib"
+    many_files(src, count=2000)
+    rng = random.Random(3)
+    kills = 0
+    for _ in range(10):
+        kill_copy(lib, src, dst, rng.uniform(0.05, 0.6))
+        if dst.exists():
+            complete_or_absent(src, dst)
+        statuses = job_statuses(lib)
+        if not statuses:
+            continue  # killed before its job was stored: nothing to resume
+        if "completed" in statuses:
+            # Finished before the kill: start over (a new run would copy
+            # into dst/src, dst being a folder now).
+            subprocess.run(["rm", "-rf", str(dst), str(lib)], check=True)
+            continue
+        kills += 1
+        if kills == 3:
+            break
+    assert kills >= 1, "the copy always finished before it could be killed: make the tree bigger"
+    done = cli("resume", library=lib)
+    assert done.returncode == 0, done.stderr
+    assert snapshot(src) == snapshot(dst)
+    assert job_statuses(lib) == ["completed"]
+
+
+def small_tree(root: Path) -> None:
+    for i in range(400):
+        folder = root / f"d{i % 7}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / os.fsdecode(b"f%d\xe9" % i)).write_bytes(pattern(2000 + i, i))
+
+
+def test_move_across_filesystems_killed_then_resumed(tmp_path, small_disk):
+    src, lib, dst = tmp_path / "src", tmp_path / "lib", small_disk / "moved"
+    small_tree(src)
+    expected = snapshot(src)
+    files = {k for k, v in expected.items() if v[0] == 0}
+    rng = random.Random(5)
+    for _ in range(10):
+        kill_copy(lib, src, dst, rng.uniform(0.05, 0.5), operation="move")
+        statuses = job_statuses(lib)
+        if not statuses:
+            continue  # killed before its job was stored: nothing moved yet
+        if "completed" not in statuses:
+            break
+        subprocess.run(["rm", "-rf", str(dst), str(lib)], check=True)
+        small_tree(src)
+        expected = snapshot(src)  # new files, new mtimes
+    else:
+        pytest.fail("the move always finished before it could be killed")
+    # Nothing lost: each file is in one place or the other (or, for the one
+    # whose copy was in place when the kill came, both: the resume removes
+    # its source).
+    in_src = {k for k, v in snapshot(src).items() if v[0] == 0} if src.exists() else set()
+    in_dst = set()
+    if dst.exists():
+        for name, entry in snapshot(dst).items():
+            if entry[0] == 0 and not name.endswith(TEMP_SUFFIX.encode()):
+                in_dst.add(name)
+                assert entry[4] == expected[name][4], name  # whole, never half
+    assert files <= in_src | in_dst
+    assert len(in_src & in_dst) <= 2  # at most the files in flight (2 threads)
+    done = cli("resume", library=lib)
+    assert done.returncode == 0, done.stderr
+    assert not src.exists()
+    assert snapshot(dst) == expected
+
+
+def test_same_filesystem_move_is_one_rename(tmp_path):
+    src = tmp_path / "src"
+    odd_tree(src)
+    expected = snapshot(src)
+    inode = os.stat(src).st_ino
+    with Library.open(tmp_path / "lib") as library:
+        run = library.run(MoveJob(sources=[src], dest=tmp_path / "moved"))
+        summary = run.output()
+    assert run.status is JobStatus.COMPLETED
+    assert isinstance(summary, TransferSummary)
+    assert summary.renamed == 1
+    assert os.stat(tmp_path / "moved").st_ino == inode
+    assert snapshot(tmp_path / "moved") == expected
+    assert not src.exists()
+
+
+def test_permanent_delete_never_follows_links_out(tmp_path):
+    outside = tmp_path / "outside"
+    (outside / "keep").mkdir(parents=True)
+    (outside / "keep" / "precious").write_bytes(b"precious")
+    target = tmp_path / "target"
+    odd_tree(target)
+    os.symlink(outside, target / "link-to-outside")
+    os.symlink(outside / "keep" / "precious", target / "mid" / "file-link")
+    with Library.open(tmp_path / "lib") as library:
+        run = library.run(DeleteJob(paths=[target], mode="permanent"))
+        summary = run.output()
+    assert run.status is JobStatus.COMPLETED
+    assert isinstance(summary, DeleteSummary)
+    assert summary.files >= 8
+    assert not os.path.lexists(target)
+    assert (outside / "keep" / "precious").read_bytes() == b"precious"
+
+
+def test_delete_refusals(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tmp_path / "lib").mkdir()
+    with Library.open(tmp_path / "lib") as library:
+        library.add_location(tree, mode="shallow")
+        for path, why in [
+            ("/", "the root folder"),
+            (tmp_path / "home", "the home folder"),
+            (tree, "a location root"),
+            (tmp_path / "lib", "the library's folder"),
+            (tmp_path, "the library's folder"),  # holds it
+            (tmp_path / "missing", "does not exist"),
+        ]:
+            run = library.run(DeleteJob(paths=[path], mode="permanent"))
+            assert run.status is JobStatus.FAILED
+            assert why in (run.error or ""), run.error
+    assert tree.is_dir()
+    assert (tmp_path / "home").is_dir()
+
+
+def test_delete_to_trash_and_restore_by_the_cli(tmp_path):
+    trash_home = tmp_path / "xdg"
+    env_path = tmp_path / "photos"
+    env_path.mkdir()
+    (env_path / "caf\udce9.jpg").write_bytes(b"jpeg")
+    env = {**os.environ, "XDG_DATA_HOME": str(trash_home)}
+    done = subprocess.run(
+        [sys.executable, "-m", "phasekit", "--library", str(tmp_path / "lib"), "delete",
+         str(env_path), "--json"],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert not env_path.exists()
+    info = (trash_home / "Trash" / "info" / "photos.trashinfo").read_bytes()
+    assert b"Path=" + os.fsencode(env_path).replace(b"/", b"/") in info
+    assert (trash_home / "Trash" / "files" / "photos" / "caf\udce9.jpg").read_bytes() == b"jpeg"
+
+
+def test_permission_errors_are_per_file_as_nobody(tmp_path_factory):
+    base = Path(tempfile.mkdtemp(prefix="phasekit-perm-"))
+    try:
+        base.chmod(0o777)
+        src = base / "src"
+        (src / "open").mkdir(parents=True)
+        (src / "open" / "readable").write_bytes(b"fine")
+        (src / "secret").write_bytes(b"no")
+        (src / "secret").chmod(0)
+        (src / "locked").mkdir()
+        (src / "locked" / "inside").write_bytes(b"x")
+        (src / "locked").chmod(0)
+        for folder in (src, src / "open"):
+            folder.chmod(0o755)
+        code = textwrap.dedent(
+            f"""
+            import json
+            from phasekit.fileops import CopyJob
+            from phasekit.library import Library
+            with Library.open({str(base / "lib")!r}) as library:
+                run = library.run(CopyJob(sources=[{str(src)!r}], dest={str(base / "dst")!r}))
+                print(json.dumps({{"status": run.status.value,
+                                   "errors": [[e.path, e.errno] for e in run.errors()]}}))
+            """
+        )
+        result = run_as_nobody(code)
+        assert isinstance(result, dict)
+        assert result["status"] == "completed_with_errors"
+        assert sorted(result["errors"]) == [
+            [str(src / "locked"), 13],
+            [str(src / "secret"), 13],
+        ]
+        assert (base / "dst" / "open" / "readable").read_bytes() == b"fine"
+        assert not (base / "dst" / "secret").exists()
+    finally:
+        for path in (base / "src" / "locked", base / "src" / "secret"):
+            if path.exists():
+                path.chmod(0o755)
+        shutil.rmtree(base, ignore_errors=True)
