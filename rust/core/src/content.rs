@@ -369,12 +369,25 @@ pub fn map_items<I: Sync, S, T: Send>(
     init: impl Fn() -> S + Sync + Send,
     f: impl Fn(&mut S, &I) -> std::result::Result<T, FsError> + Sync + Send,
 ) -> Result<Vec<std::result::Result<T, FsError>>> {
+    // Small files cost ~10 µs each: hand them out in runs so the
+    // scheduling overhead stays small (and a run's state is reused).
+    map_items_in_runs(items, 16, threads, cancel, init, f)
+}
+
+/// [`map_items`] with runs of at least `run` items per worker (1 for
+/// items that each take long, such as large files).
+pub fn map_items_in_runs<I: Sync, S, T: Send>(
+    items: &[I],
+    run: usize,
+    threads: Option<usize>,
+    cancel: &CancelToken,
+    init: impl Fn() -> S + Sync + Send,
+    f: impl Fn(&mut S, &I) -> std::result::Result<T, FsError> + Sync + Send,
+) -> Result<Vec<std::result::Result<T, FsError>>> {
     let results = in_pool(threads, || {
         items
             .par_iter()
-            // Small files cost ~10 µs each: hand them out in runs so the
-            // scheduling overhead stays small (and a run's state is reused).
-            .with_min_len(16)
+            .with_min_len(run.max(1))
             .map_init(&init, |state, item| {
                 if cancel.is_cancelled() {
                     return Err(FsError::other(b"", 0, "cancelled"));

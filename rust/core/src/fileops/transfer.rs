@@ -23,7 +23,7 @@ use rustix::io::Errno;
 
 use super::plan::{Action, Item, Plan};
 use crate::cancel::CancelToken;
-use crate::content::map_items;
+use crate::content::map_items_in_runs;
 use crate::error::{Error, FsError, Result};
 use crate::sys::{self, Kind, ParentCache};
 
@@ -129,7 +129,7 @@ fn timestamps(mtime_ns: i64) -> Timestamps {
 }
 
 /// Carry out `plan.items[start..]`: at most `max_items` entries and (past
-/// the first) `max_bytes` of file data. Cancelled: the page is redone on
+/// one file per worker thread) `max_bytes` of file data. Cancelled: the page is redone on
 /// resume.
 pub fn transfer_page(
     plan: &Plan,
@@ -139,15 +139,23 @@ pub fn transfer_page(
     opts: &TransferOptions,
     cancel: &CancelToken,
 ) -> Result<PageDone> {
+    // At least one file per worker before the byte cap applies: a page of
+    // one large file would copy it on one thread while the others idle.
+    let least = opts
+        .threads
+        .unwrap_or_else(rayon::current_num_threads)
+        .clamp(1, max_items.max(1));
     let mut end = start;
+    let mut files = 0usize;
     let mut bytes = 0u64;
     while end < plan.items.len() && end - start < max_items.max(1) {
         let item = &plan.items[end];
         if item.kind() == Kind::File && item.link_to.is_none() {
-            if end > start && bytes.saturating_add(item.size) > max_bytes {
+            if files >= least && bytes.saturating_add(item.size) > max_bytes {
                 break;
             }
             bytes = bytes.saturating_add(item.size);
+            files += 1;
         }
         end += 1;
     }
@@ -171,8 +179,16 @@ pub fn transfer_page(
             item.kind() != Kind::Dir && item.link_to.is_none()
         })
         .collect();
-    let results = map_items(
+    // Runs of 16 small files per worker; large files one by one, so that
+    // two of them are copied side by side.
+    let run = if bytes / (files.max(1) as u64) > 1 << 20 {
+        1
+    } else {
+        16
+    };
+    let results = map_items_in_runs(
         &work,
+        run,
         opts.threads,
         cancel,
         || (ParentCache::default(), DirCache::default()),
