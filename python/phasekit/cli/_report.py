@@ -101,6 +101,19 @@ def report_stop(handle: StoppedJob, status: JobStatus) -> int | None:
     return None
 
 
+def finished_output(handle: StoppedJob, status: JobStatus, kind: type[Any]) -> Any:
+    """The output of a job that finished, when it is a ``kind``; else the
+    exit status, the reason said (a stop, or a finish with no result)."""
+    stopped = report_stop(handle, status)
+    if stopped is not None:
+        return stopped
+    output = handle.output()
+    if not isinstance(output, kind):
+        print(f"phasekit: {status.value}: no result", file=sys.stderr)
+        return EXIT_FAILED
+    return output
+
+
 def report_generic(
     library: Library, handle: StoppedJob, status: JobStatus, options: Options
 ) -> int:

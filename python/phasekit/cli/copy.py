@@ -90,15 +90,11 @@ def report(library: Library, handle: StoppedJob, status: JobStatus, options: Opt
 
     from ..fileops import TransferSummary
     from ._common import human
-    from ._report import print_errors, report_stop
+    from ._report import finished_output, print_errors
 
-    stopped = report_stop(handle, status)
-    if stopped is not None:
-        return stopped
-    summary = handle.output()
-    if not isinstance(summary, TransferSummary):
-        print(f"phasekit: {status.value}: no result", file=sys.stderr)
-        return EXIT_FAILED
+    summary = finished_output(handle, status, TransferSummary)
+    if isinstance(summary, int):
+        return summary
     if options.json:
         print(json.dumps({"job_id": handle.id, **summary.to_dict()}))
     else:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 from ._common import positive_int
 
@@ -65,15 +64,11 @@ def report(library: Library, handle: StoppedJob, status: JobStatus, options: Opt
     import json
 
     from ..fileops import DeleteSummary
-    from ._report import print_errors, report_stop
+    from ._report import finished_output, print_errors
 
-    stopped = report_stop(handle, status)
-    if stopped is not None:
-        return stopped
-    summary = handle.output()
-    if not isinstance(summary, DeleteSummary):
-        print(f"phasekit: {status.value}: no result", file=sys.stderr)
-        return EXIT_FAILED
+    summary = finished_output(handle, status, DeleteSummary)
+    if isinstance(summary, int):
+        return summary
     if options.json:
         print(json.dumps({"job_id": handle.id, **summary.to_dict()}))
     elif summary.mode == "trash":

@@ -3,9 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Self
 
 from .._json import json_ready
+
+
+class _Record:
+    """``to_dict()`` and ``from_mapping()`` for the summaries below."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready values (paths as ``os.fsdecode`` strings)."""
+        return {f.name: json_ready(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any]) -> Self:
+        """A summary from ``to_dict()``'s keys (others are ignored)."""
+        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 @dataclass
@@ -25,7 +39,7 @@ class TransferProgress:
 
 
 @dataclass
-class TransferSummary:
+class TransferSummary(_Record):
     """What a copy or move did."""
 
     #: ``copy`` or ``move``.
@@ -51,15 +65,6 @@ class TransferSummary:
     errors: int
     seconds: float
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready values (paths as ``os.fsdecode`` strings)."""
-        return {f.name: json_ready(getattr(self, f.name)) for f in fields(self)}
-
-    @classmethod
-    def from_mapping(cls, data: dict[str, Any]) -> TransferSummary:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
-
 
 @dataclass
 class DeleteProgress:
@@ -74,7 +79,7 @@ class DeleteProgress:
 
 
 @dataclass
-class DeleteSummary:
+class DeleteSummary(_Record):
     """What a delete did."""
 
     #: ``trash`` or ``permanent``.
@@ -87,12 +92,3 @@ class DeleteSummary:
     dirs: int
     errors: int
     seconds: float
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready values."""
-        return {f.name: json_ready(getattr(self, f.name)) for f in fields(self)}
-
-    @classmethod
-    def from_mapping(cls, data: dict[str, Any]) -> DeleteSummary:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})

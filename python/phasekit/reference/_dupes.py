@@ -204,6 +204,11 @@ def _hash_listed(
         os.close(fd)
 
 
+def _listed_error(path: bytes, exc: OSError) -> FsError:
+    """A listed file's error: an OS error, or our own (errno 0) "changed"."""
+    return _error(path, exc) if exc.errno else FsError(os.fsdecode(path), 0, str(exc.strerror))
+
+
 def _prefix_buckets(
     inodes: list[list[bytes]],
     ident_of: dict[bytes, tuple[int, int]],
@@ -226,9 +231,7 @@ def _prefix_buckets(
             if len(head) < PREFIX_LEN:
                 raise OSError(0, f"file changed while being read: shorter than {PREFIX_LEN} bytes")
         except OSError as exc:
-            errors.append(
-                _error(path, exc) if exc.errno else FsError(os.fsdecode(path), 0, str(exc.strerror))
-            )
+            errors.append(_listed_error(path, exc))
             continue
         buckets.setdefault(blake3.blake3(head).digest(), []).append(inode_paths)
     return buckets
@@ -249,11 +252,7 @@ def _hash_buckets(
             cas, whole = _hash_listed(inode_paths[0], ident_of[inode_paths[0]], not full, full)
             digest = whole if full else cas
         except OSError as exc:
-            errors.append(
-                _error(inode_paths[0], exc)
-                if exc.errno
-                else FsError(os.fsdecode(inode_paths[0]), 0, str(exc.strerror))
-            )
+            errors.append(_listed_error(inode_paths[0], exc))
             continue
         if digest is None:  # empty: the digest of the size prefix alone, as in Rust
             import blake3
