@@ -136,9 +136,15 @@ def test_conflict_policies(tmp_path, policy):
     (src / "d" / "same.txt").write_bytes(b"new content")
     (src / "d" / "fresh.txt").write_bytes(b"fresh")
     (src / "file-vs-dir").write_bytes(b"a file")
+    (src / "dir-vs-file" / "deeper").mkdir(parents=True)
+    (src / "dir-vs-file" / "deeper" / "x").write_bytes(b"x")
+    (src / "f.txt").write_bytes(b"source f")
+    (src / "f (1).txt").write_bytes(b"source f (1)")
     (dst / "src" / "d").mkdir(parents=True)
     (dst / "src" / "d" / "same.txt").write_bytes(b"old")
     (dst / "src" / "file-vs-dir").mkdir()
+    (dst / "src" / "dir-vs-file").write_bytes(b"a file in the way")
+    (dst / "src" / "f.txt").write_bytes(b"old f")
     before = snapshot(dst)
     with Library.open(tmp_path / "lib") as library:
         run = library.run(CopyJob(sources=[src], dest=dst, conflict=policy))
@@ -146,21 +152,30 @@ def test_conflict_policies(tmp_path, policy):
     target = dst / "src" / "d"
     if policy == "abort":
         assert run.status is JobStatus.FAILED
-        assert "2 destination names are taken" in (error or "")
+        assert "4 destination names are taken" in (error or "")
         assert snapshot(dst) == before  # nothing written
         return
     assert run.status is JobStatus.COMPLETED
     assert (target / "fresh.txt").read_bytes() == b"fresh"
     assert (dst / "src" / "file-vs-dir").is_dir()  # a file never replaces a folder
+    assert (dst / "src" / "dir-vs-file").read_bytes() == b"a file in the way"
     same = (target / "same.txt").read_bytes()
     if policy == "skip":
         assert same == b"old"
+        assert (dst / "src" / "f.txt").read_bytes() == b"old f"
     elif policy == "overwrite":
         assert same == b"new content"
+        assert (dst / "src" / "f.txt").read_bytes() == b"source f"
     else:
         assert same == b"old"
         assert (target / "same (1).txt").read_bytes() == b"new content"
         assert (dst / "src" / "file-vs-dir (1)").read_bytes() == b"a file"
+        # A folder under a new name keeps its contents.
+        assert (dst / "src" / "dir-vs-file (1)" / "deeper" / "x").read_bytes() == b"x"
+        # "f (1).txt" is a source's own name: the renamed f.txt takes the next.
+        assert (dst / "src" / "f.txt").read_bytes() == b"old f"
+        assert (dst / "src" / "f (1).txt").read_bytes() == b"source f (1)"
+        assert (dst / "src" / "f (2).txt").read_bytes() == b"source f"
 
 
 def test_refused_before_anything_is_written(tmp_path):
@@ -341,8 +356,8 @@ def test_permanent_delete_never_follows_links_out(tmp_path):
 def test_delete_refusals(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     (tmp_path / "home").mkdir()
-    tree = tmp_path / "tree"
-    tree.mkdir()
+    tree = tmp_path / "area" / "tree"
+    tree.mkdir(parents=True)
     (tmp_path / "lib").mkdir()
     with Library.open(tmp_path / "lib") as library:
         library.add_location(tree, mode="shallow")
@@ -351,7 +366,8 @@ def test_delete_refusals(tmp_path, monkeypatch):
             (tmp_path / "home", "the home folder"),
             (tree, "a location root"),
             (tmp_path / "lib", "the library's folder"),
-            (tmp_path, "the library's folder"),  # holds it
+            (tmp_path, "a folder holding"),  # the home folder, a location, the library
+            (tmp_path / "area", "a folder holding a location root"),
             (tmp_path / "missing", "does not exist"),
         ]:
             run = library.run(DeleteJob(paths=[path], mode="permanent"))

@@ -140,7 +140,10 @@ class CopyJob(PhasedJob[TransferSummary]):
     def _tag(self) -> str:
         if self._job_ctx is None:
             raise FatalError(f"the {self.operation} job is not running")
-        return "pk" + self._job_ctx.id.replace("-", "")[:12]
+        # The whole id: its first digits are a timestamp, shared by jobs
+        # created in the same millisecond, and two jobs must never share a
+        # temporary name in one folder.
+        return "pk" + self._job_ctx.id.replace("-", "")
 
     def _plan_path(self, ctx: PhaseContext) -> Path:
         library = library_of(ctx, f"the {self.operation} job")
@@ -216,7 +219,10 @@ class CopyJob(PhasedJob[TransferSummary]):
     def plan(self, ctx: PhaseContext) -> PhaseResult:
         sources = list(self.sources or [])
         targets = list(ctx.shared["targets"])
-        if self.moving:
+        # Under ``abort``, a move renames nothing while any target is taken:
+        # the plan below lists the taken names before anything is touched.
+        taken = self.conflict == "abort" and any(os.path.lexists(t) for t in targets)
+        if self.moving and not taken:
             sources, targets = self._rename_whole(ctx, sources, targets)
         plan, errors = _core.CopyPlan.make(sources, targets, self.conflict)
         ctx.file_errors(errors, keep=ERRORS_KEPT)
@@ -247,6 +253,8 @@ class CopyJob(PhasedJob[TransferSummary]):
         left_sources, left_targets = [], []
         renamed = ctx.shared.get("renamed_targets", [])
         for source, target in zip(sources, targets, strict=True):
+            if target in renamed:
+                continue  # renamed by this job before a pause or a kill
             try:
                 _core.rename_no_replace(source, target)
             except OSError as exc:
@@ -272,7 +280,11 @@ class CopyJob(PhasedJob[TransferSummary]):
         # checkpoint: the pages of a resumed run that cover them look for
         # complete copies before writing (pages are at most page_files long).
         resumed_until = start + self.page_files if start > 0 or s.get("transferring") else 0
-        s["transferring"] = True
+        if not s.get("transferring"):
+            # Kept before the first page: a kill inside it must make the
+            # next run look for the copies it placed.
+            s["transferring"] = True
+            ctx.checkpoint()
         pager = Pager(min(self.page_files, 256), least=1, most=self.page_files)
         began = time.monotonic()
         copied_now = 0
@@ -311,9 +323,13 @@ class CopyJob(PhasedJob[TransferSummary]):
 
     def complete(self, ctx: PhaseContext) -> PhaseResult:
         s = ctx.shared
-        if s.get("entries", 0):
+        if s.get("entries", 0) and not s.get("finished"):
             errors = self._loaded(ctx).finish(remove_sources=self.moving)
             ctx.file_errors(errors, keep=ERRORS_KEPT)
+            # Kept before the plan goes: a resume after a kill from here on
+            # has nothing left to do but the summary.
+            s["finished"] = True
+            ctx.checkpoint()
         self._plan_path(ctx).unlink(missing_ok=True)
         self._summary = self._summarise(s)
         return None

@@ -100,13 +100,11 @@ class DeleteJob(PhasedJob[DeleteSummary]):
             real = os.path.realpath(path) if not os.path.islink(path) else path
             for folder, why in protected:
                 real_folder = os.path.realpath(folder)
-                if real == real_folder or (
-                    why == "the library's folder" and _contains(real, real_folder)
-                ):
+                if _contains(real, real_folder):  # it, or a folder that holds it
+                    what = why if real == real_folder else f"a folder holding {why} ({folder})"
                     raise FatalError(
-                        f"refusing to delete {path}: it is {why}"
-                        + (" (or holds it)" if real != real_folder else "")
-                        + "; pass force=True (--force) if you mean it"
+                        f"refusing to delete {path}: it is {what}; "
+                        "pass force=True (--force) if you mean it"
                     )
         return None
 

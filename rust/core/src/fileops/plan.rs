@@ -57,9 +57,12 @@ pub enum Action {
 pub struct Item {
     /// Index of its source root in [`Plan::sources`].
     pub root: u32,
-    /// Path below the root ("" for the root itself).
+    /// Path below the source root ("" for the root itself).
     #[serde(with = "serde_bytes")]
     pub rel: Vec<u8>,
+    /// Path below the target root when it differs from `rel` (the entry is
+    /// inside a folder copied under a new name by the `rename` policy).
+    pub dest_rel: Option<serde_bytes::ByteBuf>,
     /// [`Kind`] as a number.
     pub kind: u8,
     pub mode: u32,
@@ -133,10 +136,11 @@ impl Plan {
     /// decision for it or for a folder above it).
     pub fn target(&self, item: &Item) -> Vec<u8> {
         let root = &self.targets[item.root as usize];
-        let path = if item.rel.is_empty() {
+        let rel: &[u8] = item.dest_rel.as_deref().unwrap_or(&item.rel);
+        let path = if rel.is_empty() {
             root.clone()
         } else {
-            join(root, &item.rel)
+            join(root, rel)
         };
         match &item.action {
             Action::RenameTo(name) => with_name(&path, name),
@@ -274,7 +278,9 @@ struct Planner {
     /// Folders copied under another name: (root, rel, new name).
     renamed: Vec<(u32, Vec<u8>, Vec<u8>)>,
     first_of_inode: HashMap<(u64, u64), u64>,
-    /// Destination paths chosen by `rename` decisions so far.
+    /// Under `rename`: every destination path planned so far, so that two
+    /// entries never get one name (a new "f (1).txt" and a source file of
+    /// that name).
     taken: HashSet<Vec<u8>>,
 }
 
@@ -296,22 +302,25 @@ fn under(rel: &[u8], dir: &[u8]) -> bool {
 
 impl Planner {
     fn add(&mut self, root: u32, rel: Vec<u8>, meta: &sys::Meta) {
-        // Below a folder copied under a new name: the rel path keeps its
-        // old first components; rewrite them.
-        let rel = self.renamed_rel(root, rel);
+        // Below a folder copied under a new name, the destination's rel
+        // path differs from the source's: `dest` is the one that counts for
+        // everything on the destination side.
+        let dest = self.renamed_rel(root, rel.clone());
         if self
             .dropped
             .iter()
-            .any(|(r, d)| *r == root && under(&rel, d))
+            .any(|(r, d)| *r == root && under(&dest, d))
         {
             self.plan.skipped += 1;
             return;
         }
         let parent_absent =
-            parent_rel(&rel).is_some_and(|p| self.absent.contains(&(root, p.to_vec())));
+            parent_rel(&dest).is_some_and(|p| self.absent.contains(&(root, p.to_vec())));
+        let dest_rel = (dest != rel).then(|| serde_bytes::ByteBuf::from(dest.clone()));
         let item = Item {
             root,
             rel,
+            dest_rel,
             kind: meta.kind as u8,
             mode: meta.mode,
             mtime_ns: meta.mtime_ns,
@@ -322,7 +331,13 @@ impl Planner {
             action: Action::Create,
         };
         let target = self.plan.target(&item);
-        let existing = if parent_absent {
+        let existing = if self.conflict == Conflict::Rename && self.taken.contains(&target) {
+            // Planned for another entry already: taken as surely as on disk.
+            Some(sys::Meta {
+                kind: Kind::File,
+                ..*meta
+            })
+        } else if parent_absent {
             None
         } else {
             sys::stat_path(&target, false).ok()
@@ -331,7 +346,10 @@ impl Planner {
         match existing {
             None => {
                 if meta.kind == Kind::Dir {
-                    self.absent.insert((root, item.rel.clone()));
+                    self.absent.insert((root, dest.clone()));
+                }
+                if self.conflict == Conflict::Rename {
+                    self.taken.insert(target.clone());
                 }
             }
             Some(there) if meta.kind == Kind::Dir && there.kind == Kind::Dir => {
@@ -366,9 +384,10 @@ impl Planner {
                             }
                         } else {
                             if meta.kind == Kind::Dir {
-                                let new_rel = with_name(&item.rel, &name);
+                                // Keyed by the source rel: entries below it
+                                // find it before their own rel is rewritten.
                                 self.renamed.push((root, item.rel.clone(), name.clone()));
-                                self.absent.insert((root, new_rel));
+                                self.absent.insert((root, with_name(&dest, &name)));
                             }
                             item.action = Action::RenameTo(name);
                         }
@@ -394,7 +413,8 @@ impl Planner {
     fn drop_entry(&mut self, root: u32, item: &Item, kind: Kind) {
         self.plan.skipped += 1;
         if kind == Kind::Dir {
-            self.dropped.push((root, item.rel.clone()));
+            let dest: &[u8] = item.dest_rel.as_deref().unwrap_or(&item.rel);
+            self.dropped.push((root, dest.to_vec()));
         }
     }
 

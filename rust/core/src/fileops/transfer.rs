@@ -97,7 +97,10 @@ impl DirCache {
     fn get(&mut self, dir: &[u8]) -> std::result::Result<(BorrowedFd<'_>, u64), FsError> {
         if self.fd.is_none() || self.path != dir {
             self.fd = None;
-            let fd = sys::open_dir(dir, true).map_err(|e| FsError::from_io(dir, &e))?;
+            // Not followed if it is a symlink now: a folder of the copy
+            // swapped for a link (to /etc, say) after planning must not
+            // receive the entries meant for it.
+            let fd = sys::open_dir(dir, false).map_err(|e| FsError::from_io(dir, &e))?;
             let st = rustix::fs::fstat(&fd).map_err(|e| FsError::from_errno(dir, e))?;
             self.device = sys::Meta::from_stat(&st).device;
             self.path = dir.to_vec();
@@ -282,8 +285,13 @@ fn copy_entry(
     }
     if opts.remove_sources && device == item.device && item.kind() != Kind::Other {
         // A move within one filesystem: the entry itself is renamed, its
-        // data never copied (nor can it be half there).
-        return move_by_rename(item, &source, dir, &name, &target);
+        // data never copied (nor can it be half there). Two mounts of one
+        // filesystem (bind mounts) share a device yet refuse a rename with
+        // EXDEV: those entries are copied below.
+        match move_by_rename(item, &source, dir, &name, &target) {
+            Err(e) if e.errno == Errno::XDEV.raw_os_error() => {}
+            done => return done,
+        }
     }
     let outcome = match item.kind() {
         Kind::File => copy_file(item, &source, &target, dir, &temp, opts, sources),
@@ -629,7 +637,17 @@ fn link_entry(
         return Ok(Done::Already);
     }
     let _ = rustix::fs::unlinkat(dir, &temp, AtFlags::empty());
+    // Only to this plan's copy of the file: something else under that name
+    // (the copy failed because the name was taken) is never linked to.
+    let first_item = &plan.items[first as usize];
     let linked = sys::with_parent(&first_target, |d, n| {
+        let there = sys::stat_at(d, n, false)?;
+        if there.kind != Kind::File
+            || there.size != first_item.size
+            || there.mtime_ns != first_item.mtime_ns
+        {
+            return Err(std::io::Error::other("not this copy's file"));
+        }
         Ok(rustix::fs::linkat(d, n, dir, &temp, AtFlags::empty())?)
     });
     if linked.is_err() {
@@ -684,14 +702,11 @@ pub fn finish(plan: &Plan, opts: &TransferOptions) -> Vec<FsError> {
             continue;
         }
         let target = plan.target(item);
-        let result = sys::with_parent(&target, |dir, name| {
-            rustix::fs::chmodat(
-                dir,
-                name,
-                Mode::from_raw_mode(item.mode & 0o7777),
-                AtFlags::empty(),
-            )?;
-            rustix::fs::utimensat(dir, name, &timestamps(item.mtime_ns), AtFlags::empty())?;
+        // Through a handle opened without following a symlink: a folder
+        // swapped for a link since is refused, its target left alone.
+        let result = sys::open_dir(&target, false).and_then(|fd| {
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(item.mode & 0o7777))?;
+            rustix::fs::futimens(&fd, &timestamps(item.mtime_ns))?;
             Ok(())
         });
         if let Err(e) = result {
