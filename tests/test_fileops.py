@@ -434,3 +434,27 @@ def test_permission_errors_are_per_file_as_nobody(tmp_path_factory):
             if path.exists():
                 path.chmod(0o755)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_full_destination_stops_resumable_then_completes(tmp_path, small_disk):
+    """A copy onto a full disk stops with one clear error (exit 75), leaves no
+    partial file under a final name, and completes once space is freed."""
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    for i in range(6):
+        (src / "sub" / f"part{i}\xe9.bin").write_bytes(pattern(512 * 1024, i))
+    filler = small_disk / "filler"
+    filler.write_bytes(b"f" * (2 * 1024 * 1024))
+    dst = small_disk / "copy"
+    lib = tmp_path / "lib"
+    done = cli("copy", str(src), str(dst), library=lib)
+    assert done.returncode == 75, done.stderr
+    assert "no space left on the destination's disk" in done.stderr
+    assert "Traceback" not in done.stderr
+    complete_or_absent(src, dst)
+    assert job_statuses(lib) == ["paused"]
+    filler.unlink()
+    resumed = cli("resume", library=lib)
+    assert resumed.returncode == 0, resumed.stderr
+    assert snapshot(src) == snapshot(dst)
+    assert not [p for b in fs.walk(dst) for p in b.paths if p.endswith(TEMP_SUFFIX)]

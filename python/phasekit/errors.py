@@ -82,6 +82,12 @@ class LibraryFullError(LibraryError, StorageFullError):
     """library.db cannot grow: its disk is full."""
 
 
+class DestinationFullError(StorageFullError):
+    """The disk a copy or move writes to is full. No partial file is left
+    under a final name and a move's source of that file is intact: free some
+    space, then resume the job (``phasekit resume``)."""
+
+
 class JobStoreError(PhasekitError):
     """jobs.db cannot be used: corrupt, written by a newer phasekit, or busy
     for too long. The message says what to do; a corrupt jobs.db can be moved
@@ -113,6 +119,7 @@ __all__ = [
     "CancelledError",
     "ClosedError",
     "CorruptStateError",
+    "DestinationFullError",
     "InvalidInputError",
     "InvalidStateError",
     "JobDefinitionError",

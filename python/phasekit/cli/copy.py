@@ -107,6 +107,8 @@ def report(library: Library, handle: StoppedJob, status: JobStatus, options: Opt
             parts.append(f"{summary.renamed:,} renamed whole")
         if summary.skipped:
             parts.append(f"{summary.skipped:,} skipped")
+        if summary.already:
+            parts.append(f"{summary.already:,} found done by the interrupted run")
         print(f"{verb} {', '.join(parts)} in {summary.seconds:.1f} s")
         print_errors(handle, summary.errors, "entries not copied", options.max_errors)
     return EXIT_ERRORS if summary.errors else EXIT_DONE

@@ -23,6 +23,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from pathlib import Path
@@ -32,7 +33,7 @@ from .. import _core
 from .._defaults import PAGE_BYTES, PAGE_FILES
 from .._pacing import Pager
 from .._private import make_private_dir
-from ..errors import InvalidInputError
+from ..errors import DestinationFullError, InvalidInputError
 from ..jobs import (
     FatalError,
     JobContext,
@@ -258,8 +259,6 @@ class CopyJob(PhasedJob[TransferSummary]):
             try:
                 _core.rename_no_replace(source, target)
             except OSError as exc:
-                import errno
-
                 if exc.errno not in (errno.EXDEV, errno.EEXIST, errno.ENOTEMPTY):
                     raise FatalError(f"cannot move {source}: {exc.strerror}") from exc
                 left_sources.append(source)
@@ -298,6 +297,18 @@ class CopyJob(PhasedJob[TransferSummary]):
                 )
             )  # fmt: skip
             pager.measured(next_index - start, time.monotonic() - t0)
+            full = [e for e in errors if e[1] in (errno.ENOSPC, errno.EDQUOT)]
+            if full:
+                # Not this file's problem but the disk's: stop resumable,
+                # before the page counts as done (it is redone on resume;
+                # what it placed is found in place then).
+                path = full[0][0]
+                kept = "; its source is intact" if self.moving else ""
+                raise DestinationFullError(
+                    f"{path}: no space left on the destination's disk; nothing is "
+                    f"half-written under a final name{kept}. Free some space, then "
+                    f"go on with: phasekit resume {ctx.id}"
+                )
             ctx.file_errors(errors, keep=ERRORS_KEPT)
             for key, value in (
                 ("files", files), ("dirs", dirs), ("symlinks", symlinks), ("links", links),
@@ -354,6 +365,7 @@ class CopyJob(PhasedJob[TransferSummary]):
             verified=self._verify,
             errors=s.get("errors", 0),
             seconds=time.time() - s.get("started_at", time.time()),
+            already=s.get("already", 0),
         )
 
     def output(self, shared: dict[str, Any]) -> TransferSummary:

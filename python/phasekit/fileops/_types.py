@@ -64,6 +64,9 @@ class TransferSummary(_Record):
     verified: bool
     errors: int
     seconds: float
+    #: Entries a resumed run found already in place (copied by the run a
+    #: kill stopped after its last checkpoint); not counted above.
+    already: int = 0
 
 
 @dataclass
