@@ -18,6 +18,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import anyio
 import pytest
 
 from phasekit import fs
@@ -458,3 +459,39 @@ def test_full_destination_stops_resumable_then_completes(tmp_path, small_disk):
     assert resumed.returncode == 0, resumed.stderr
     assert snapshot(src) == snapshot(dst)
     assert not [p for b in fs.walk(dst) for p in b.paths if p.endswith(TEMP_SUFFIX)]
+
+
+def test_pause_lands_inside_a_large_file_then_resume(tmp_path):
+    """A pause asked while one large file is copied stops inside it (no
+    temporary file left, no final name), and the resume completes it."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    (src / "small.txt").write_bytes(b"small")
+    with open(src / "large\xe9.bin", "wb") as f:
+        for i in range(192):
+            f.write(pattern(1024 * 1024, i))
+
+    async def main(library: Library) -> tuple[JobStatus, bool, JobStatus]:
+        async with library.jobs() as manager:
+            handle = await manager.dispatch(
+                CopyJob(sources=[src], dest=dst, verify=True, page_files=1, threads=1)
+            )
+            # Until the large file is being written (its temporary name shows).
+            while not (dst.exists() and any(p.name.endswith(TEMP_SUFFIX) for p in dst.iterdir())):
+                if handle.status.finished:
+                    pytest.fail("the copy ended before the large file was started")
+                await anyio.sleep(0.005)
+            await handle.pause()
+            paused = await handle.wait()
+            inside = not (dst / "large\xe9.bin").exists() and not [
+                p for p in dst.iterdir() if p.name.endswith(TEMP_SUFFIX)
+            ]
+            await handle.resume()
+            return paused, inside, await handle.wait()
+
+    with Library.open(tmp_path / "lib") as library:
+        paused, inside, finished = anyio.run(main, library)
+    assert paused is JobStatus.PAUSED
+    assert inside, "the pause waited for the large file"
+    assert finished is JobStatus.COMPLETED
+    assert snapshot(src) == snapshot(dst)

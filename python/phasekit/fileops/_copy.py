@@ -24,10 +24,12 @@
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from .. import _core
 from .._defaults import PAGE_BYTES, PAGE_FILES
@@ -46,7 +48,10 @@ from ..jobs import (
     transient,
 )
 from ..library._jobs import check_count, library_of
+from ._stoppable import run_stoppable
 from ._types import TransferProgress, TransferSummary
+
+T = TypeVar("T")
 
 CONFLICT_POLICIES = ("abort", "skip", "overwrite", "rename")
 #: Non-critical errors kept in the job's record (all are counted).
@@ -54,6 +59,11 @@ ERRORS_KEPT = 1000
 #: Taken names listed in the error of an ``abort``.
 CONFLICTS_SHOWN = 10
 SCRATCH_DIR = "scratch"
+
+
+def _with_token(call: Callable[..., T], token: _core.CancelToken) -> T:
+    """``call(cancel=token)``: a page of the transfer, stoppable."""
+    return call(cancel=token)
 
 
 def _inside(path: str, folder: str) -> bool:
@@ -225,7 +235,9 @@ class CopyJob(PhasedJob[TransferSummary]):
         taken = self.conflict == "abort" and any(os.path.lexists(t) for t in targets)
         if self.moving and not taken:
             sources, targets = self._rename_whole(ctx, sources, targets)
-        plan, errors = _core.CopyPlan.make(sources, targets, self.conflict)
+        plan, errors = run_stoppable(
+            ctx, lambda token: _core.CopyPlan.make(sources, targets, self.conflict, token)
+        )
         ctx.file_errors(errors, keep=ERRORS_KEPT)
         conflicts = plan.conflicts()
         if conflicts and self.conflict == "abort":
@@ -289,13 +301,16 @@ class CopyJob(PhasedJob[TransferSummary]):
         copied_now = 0
         while start < total_entries:
             t0 = time.monotonic()
-            next_index, files, nbytes, dirs, symlinks, links, reflinked, already, errors = (
-                plan.transfer_page(
-                    start, pager.size, self.page_bytes, tag=self._tag, verify=self._verify,
-                    durable=self._durable, remove_sources=self.moving,
-                    resumed=start < resumed_until, threads=self.threads,
-                )
+            page = functools.partial(
+                plan.transfer_page, start, pager.size, self.page_bytes, tag=self._tag,
+                verify=self._verify, durable=self._durable, remove_sources=self.moving,
+                resumed=start < resumed_until, threads=self.threads,
             )  # fmt: skip
+            # A pause lands inside the page (even inside one large file):
+            # the page is then redone on resume, from its start.
+            next_index, files, nbytes, dirs, symlinks, links, reflinked, already, errors = (
+                run_stoppable(ctx, functools.partial(_with_token, page))
+            )
             pager.measured(next_index - start, time.monotonic() - t0)
             full = [e for e in errors if e[1] in (errno.ENOSPC, errno.EDQUOT)]
             if full:

@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import os
-import threading
 import time
 from typing import Any, ClassVar
 
@@ -25,14 +24,12 @@ from .. import _core
 from ..errors import InvalidInputError
 from ..jobs import FatalError, Phase, PhaseContext, PhasedJob, PhaseResult, Phases, job
 from ..library._jobs import check_count
+from ._stoppable import run_stoppable
 from ._trash import TrashError, trash
 from ._types import DeleteProgress, DeleteSummary
 
 DELETE_MODES = ("trash", "permanent")
 ERRORS_KEPT = 1000
-#: Seconds between progress reports (and looks at pause/cancel) while a
-#: tree is removed.
-POLL_S = 0.2
 
 
 def _contains(folder: str, path: str) -> bool:
@@ -145,47 +142,35 @@ class DeleteJob(PhasedJob[DeleteSummary]):
         self._report(ctx, 0, 0, 0.0)
 
     def _remove(self, ctx: PhaseContext, path: str) -> None:
-        """Remove one tree in a worker thread, reporting its counters and
-        stopping it (at the next entry) when the job is asked to stop."""
+        """Remove one tree, reporting its counters; a pause or cancel stops
+        it at the next entry (a resume removes what is left)."""
         s = ctx.shared
         counters = _core.RemoveCounters()
-        cancel = _core.CancelToken()
-        outcome: dict[str, Any] = {}
+        began = time.monotonic()
+        base_files, base_dirs = s.get("files", 0), s.get("dirs", 0)
 
-        def work() -> None:
-            try:
-                outcome["errors"] = _core.remove_tree(
+        def tick() -> None:
+            files, dirs = counters.snapshot()
+            rate = (files + dirs) / max(time.monotonic() - began, 1e-9)
+            self._report(ctx, base_files + files, base_dirs + dirs, rate)
+
+        try:
+            errors = run_stoppable(
+                ctx,
+                lambda token: _core.remove_tree(
                     path,
                     cross_filesystems=self.cross_filesystems,
                     threads=self.threads,
                     counters=counters,
-                    cancel=cancel,
-                )
-            except BaseException as exc:  # handed to the job's thread below
-                outcome["raised"] = exc
-
-        worker = threading.Thread(target=work, name="phasekit-remove", daemon=True)
-        began = time.monotonic()
-        base_files, base_dirs = s.get("files", 0), s.get("dirs", 0)
-        worker.start()
-        while worker.is_alive():
-            worker.join(POLL_S)
+                    cancel=token,
+                ),
+                on_tick=tick,
+            )
+        finally:
             files, dirs = counters.snapshot()
-            rate = (files + dirs) / max(time.monotonic() - began, 1e-9)
-            self._report(ctx, base_files + files, base_dirs + dirs, rate)
-            if ctx.stop_requested:
-                cancel.cancel()
-        files, dirs = counters.snapshot()
-        s["files"], s["dirs"] = base_files + files, base_dirs + dirs
-        ctx.add_items(files + dirs)
-        raised = outcome.get("raised")
-        if isinstance(raised, _core.CancelledError):
-            ctx.checkpoint()  # counts kept; the pause or cancel is honoured here
-            ctx.check_interrupt()
-            raise FatalError(f"the removal of {path} stopped unexpectedly")
-        if raised is not None:
-            raise raised
-        ctx.file_errors(outcome.get("errors", []), keep=ERRORS_KEPT)
+            s["files"], s["dirs"] = base_files + files, base_dirs + dirs
+            ctx.add_items(files + dirs)
+        ctx.file_errors(errors, keep=ERRORS_KEPT)
 
     def complete(self, ctx: PhaseContext) -> PhaseResult:
         return None

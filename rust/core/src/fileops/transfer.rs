@@ -70,6 +70,16 @@ enum Done {
 }
 
 const STREAM: usize = 1 << 20;
+/// Bytes per `copy_file_range` call: a stop request is looked at between
+/// calls, so a pause takes effect inside a large file within one of them.
+const KERNEL_CHUNK: u64 = 64 << 20;
+
+/// Polled between chunks of a file: true once the caller asked to stop.
+type Stop<'a> = &'a (dyn Fn() -> bool + Sync);
+
+fn stopped(path: &[u8]) -> FsError {
+    FsError::other(path, 0, "stopped (pause or cancel): redone on resume")
+}
 
 fn split(path: &[u8]) -> (&[u8], &[u8]) {
     match path.iter().rposition(|&b| b == b'/') {
@@ -189,13 +199,14 @@ pub fn transfer_page(
     } else {
         16
     };
+    let stop = || cancel.is_cancelled();
     let results = map_items_in_runs(
         &work,
         run,
         opts.threads,
         cancel,
         || (ParentCache::default(), DirCache::default()),
-        |(sources, targets), &index| copy_entry(plan, index, opts, sources, targets),
+        |(sources, targets), &index| copy_entry(plan, index, opts, sources, targets, &stop),
     )?;
     for result in results {
         match result {
@@ -217,7 +228,7 @@ pub fn transfer_page(
             if cancel.is_cancelled() {
                 return Err(Error::Cancelled);
             }
-            match link_entry(plan, index, first, opts, &mut sources, &mut targets) {
+            match link_entry(plan, index, first, opts, &mut sources, &mut targets, &stop) {
                 Ok(Done::Already) => done.already += 1,
                 Ok(_) => done.links += 1,
                 Err(e) => done.errors.push(e),
@@ -269,6 +280,7 @@ fn copy_entry(
     opts: &TransferOptions,
     sources: &mut ParentCache,
     targets: &mut DirCache,
+    stop: Stop<'_>,
 ) -> std::result::Result<Done, FsError> {
     let item = &plan.items[index];
     let source = plan.source(item);
@@ -294,7 +306,7 @@ fn copy_entry(
         }
     }
     let outcome = match item.kind() {
-        Kind::File => copy_file(item, &source, &target, dir, &temp, opts, sources),
+        Kind::File => copy_file(item, &source, &target, dir, &temp, opts, sources, stop),
         Kind::Symlink => copy_symlink(item, &source, &target, dir, &temp),
         _ => {
             return Err(FsError::other(
@@ -430,6 +442,7 @@ fn remove_source(source: &[u8], item: &Item) -> std::result::Result<(), FsError>
     .map_err(|e| FsError::from_io(source, &e))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn copy_file(
     item: &Item,
     source: &[u8],
@@ -438,6 +451,7 @@ fn copy_file(
     temp: &CStr,
     opts: &TransferOptions,
     sources: &mut ParentCache,
+    stop: Stop<'_>,
 ) -> std::result::Result<Done, FsError> {
     let (mut input, meta) = sources
         .open_listed(source, (item.device, item.inode))
@@ -458,11 +472,18 @@ fn copy_file(
     let mut output = File::from(fd);
     let mut reflinked = false;
     let digest = if opts.verify {
-        Some(stream(&mut input, &mut output, item.size, source, target)?)
+        Some(stream(
+            &mut input,
+            &mut output,
+            item.size,
+            source,
+            target,
+            stop,
+        )?)
     } else {
         reflinked = rustix::fs::ioctl_ficlone(&output, &input).is_ok();
         if !reflinked {
-            kernel_copy(&mut input, &mut output, item.size, source, target)?;
+            kernel_copy(&mut input, &mut output, item.size, source, target, stop)?;
         }
         None
     };
@@ -489,7 +510,7 @@ fn copy_file(
         )
         .map_err(|e| FsError::from_errno(target, e))?;
         let mut back = File::from(back);
-        if hash_all(&mut back, target)? != expected {
+        if hash_all(&mut back, target, stop)? != expected {
             return Err(FsError::other(
                 target,
                 Errno::IO.raw_os_error(),
@@ -510,10 +531,14 @@ fn kernel_copy(
     size: u64,
     source: &[u8],
     target: &[u8],
+    stop: Stop<'_>,
 ) -> std::result::Result<(), FsError> {
     let mut copied = 0u64;
     while copied < size {
-        let want = (size - copied).min(1 << 30) as usize;
+        if stop() {
+            return Err(stopped(source));
+        }
+        let want = (size - copied).min(KERNEL_CHUNK) as usize;
         match rustix::fs::copy_file_range(&*input, None, &*output, None, want) {
             Ok(0) => break,
             Ok(n) => copied += n as u64,
@@ -522,7 +547,7 @@ fn kernel_copy(
             Err(Errno::XDEV) | Err(Errno::INVAL) | Err(Errno::NOSYS) | Err(Errno::OPNOTSUPP)
                 if copied == 0 =>
             {
-                stream(input, output, size, source, target)?;
+                stream(input, output, size, source, target, stop)?;
                 return Ok(());
             }
             Err(e) => {
@@ -550,11 +575,15 @@ fn stream(
     size: u64,
     source: &[u8],
     target: &[u8],
+    stop: Stop<'_>,
 ) -> std::result::Result<[u8; 32], FsError> {
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; STREAM];
     let mut copied = 0u64;
     loop {
+        if stop() {
+            return Err(stopped(source));
+        }
         let n = match input.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
@@ -573,11 +602,18 @@ fn stream(
     Ok(*hasher.finalize().as_bytes())
 }
 
-fn hash_all(file: &mut File, path: &[u8]) -> std::result::Result<[u8; 32], FsError> {
+fn hash_all(
+    file: &mut File,
+    path: &[u8],
+    stop: Stop<'_>,
+) -> std::result::Result<[u8; 32], FsError> {
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; STREAM];
     let mut at = 0u64;
     loop {
+        if stop() {
+            return Err(stopped(path));
+        }
         let n = file
             .read_at(&mut buf, at)
             .map_err(|e| FsError::from_io(path, &e))?;
@@ -622,6 +658,7 @@ fn link_entry(
     opts: &TransferOptions,
     sources: &mut ParentCache,
     targets: &mut DirCache,
+    stop: Stop<'_>,
 ) -> std::result::Result<Done, FsError> {
     let item = &plan.items[index];
     let target = plan.target(item);
@@ -652,13 +689,7 @@ fn link_entry(
     });
     if linked.is_err() {
         // The first copy failed (or is gone): copy this name on its own.
-        return copy_entry(
-            plan,
-            index,
-            &TransferOptions { ..opts.clone() },
-            sources,
-            targets,
-        );
+        return copy_entry(plan, index, opts, sources, targets, stop);
     }
     match place(dir, &temp, &name, item, &target) {
         Ok(()) => {
