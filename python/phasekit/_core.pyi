@@ -190,6 +190,9 @@ class LibraryDb:
         threads: int | None = None,
         cancel: CancelToken | None = None,
     ) -> tuple[int, int, int, int, list[_Error]]: ...
+    def carry_content(
+        self, to_location: int, to_path: bytes, from_location: int, from_path: bytes
+    ) -> int: ...
     def link_identities(self, location_id: int, prune: bool = False) -> int: ...
 
 @final

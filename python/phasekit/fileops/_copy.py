@@ -17,8 +17,13 @@
   after syncing it and compares BLAKE3 digests. A move removes each source
   file once its copy is in place (synced when ``durable``, the default for
   moves).
-- **complete** gives folders their mode and mtime (and a move removes the
-  source folders), then removes the plan.
+- **finish** gives folders their mode and mtime (and a move removes the
+  source folders).
+- **library** (when a source or a target lies in a location of the job's
+  library) brings its entries in step: copies take their sources' content
+  identities, a moved entry keeps its identity and first-seen time, the
+  entries of moved sources go (``_follow.py``).
+- **complete** removes the plan and gives the summary.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from ..jobs import (
     transient,
 )
 from ..library._jobs import check_count, library_of
+from ._follow import follow, holds_location
 from ._stoppable import run_stoppable
 from ._types import TransferProgress, TransferSummary
 
@@ -193,7 +199,9 @@ class CopyJob(PhasedJob[TransferSummary]):
             Phase("validate", self.validate, weight=0.1),
             Phase("plan", self.plan, weight=1),
             Phase("transfer", self.transfer, weight=8),
-            Phase("complete", self.complete, weight=0.5),
+            Phase("finish", self.finish, weight=0.5),
+            Phase("library", self.follow, when=self._follows, weight=0.5),
+            Phase("complete", self.complete, weight=0.1),
         ]
 
     def run(self, ctx: JobContext) -> Any:
@@ -223,6 +231,17 @@ class CopyJob(PhasedJob[TransferSummary]):
             targets.append(target)
         if len(set(targets)) != len(targets):
             raise FatalError("two sources have the same name: they would go to one place")
+        library = ctx.job_ctx.library
+        locations = [] if library is None else library.locations()
+        if self.moving:
+            for source in sources:
+                held = holds_location(locations, source)
+                if held is not None:
+                    raise FatalError(
+                        f"refusing to move {source}: it is or holds the root of location "
+                        f"{held.id} ({held.path}); move what is inside it, or remove the "
+                        "location first"
+                    )
         ctx.shared["targets"] = targets
         ctx.shared.setdefault("started_at", time.time())
         return None
@@ -279,6 +298,7 @@ class CopyJob(PhasedJob[TransferSummary]):
             renamed.append(target)
             # Kept at once: a resume must not look for this source again.
             ctx.shared["renamed_targets"] = renamed
+            ctx.shared["renamed_sources"] = [*ctx.shared.get("renamed_sources", []), source]
             ctx.checkpoint()
         return left_sources, left_targets
 
@@ -347,15 +367,33 @@ class CopyJob(PhasedJob[TransferSummary]):
             ctx.checkpoint()
         return None
 
-    def complete(self, ctx: PhaseContext) -> PhaseResult:
+    def finish(self, ctx: PhaseContext) -> PhaseResult:
         s = ctx.shared
         if s.get("entries", 0) and not s.get("finished"):
             errors = self._loaded(ctx).finish(remove_sources=self.moving)
             ctx.file_errors(errors, keep=ERRORS_KEPT)
-            # Kept before the plan goes: a resume after a kill from here on
-            # has nothing left to do but the summary.
             s["finished"] = True
-            ctx.checkpoint()
+        return None
+
+    def _follows(self, ctx: PhaseContext) -> bool:
+        library = ctx.job_ctx.library
+        return library is not None and bool(library.locations())
+
+    def follow(self, ctx: PhaseContext) -> PhaseResult:
+        s = ctx.shared
+        library = library_of(ctx, f"the {self.operation} job")
+        moved = list(zip(s.get("planned_sources", []), s.get("planned_targets", []), strict=True))
+        moved += zip(s.get("renamed_sources", []), s.get("renamed_targets", []), strict=True)
+        s["carried"] = follow(
+            library,
+            moved,
+            removed=list(self.sources or []) if self.moving else [],
+            report=lambda message: self._report(ctx, message, 0.0, 100.0),
+        )
+        return None
+
+    def complete(self, ctx: PhaseContext) -> PhaseResult:
+        s = ctx.shared
         self._plan_path(ctx).unlink(missing_ok=True)
         self._summary = self._summarise(s)
         return None
@@ -381,6 +419,7 @@ class CopyJob(PhasedJob[TransferSummary]):
             errors=s.get("errors", 0),
             seconds=time.time() - s.get("started_at", time.time()),
             already=s.get("already", 0),
+            carried=s.get("carried", 0),
         )
 
     def output(self, shared: dict[str, Any]) -> TransferSummary:

@@ -11,6 +11,8 @@
   following a symlink and staying on one filesystem unless
   ``cross_filesystems`` (``rust/core/src/fileops/remove.rs``); a pause or
   cancel stops it at the next entry, and a resume removes what is left.
+- **library** (when a deleted path lay in a location of the job's library)
+  removes the entries of what was deleted (``_follow.py``).
 - **complete** gives the summary.
 """
 
@@ -24,6 +26,7 @@ from .. import _core
 from ..errors import InvalidInputError
 from ..jobs import FatalError, Phase, PhaseContext, PhasedJob, PhaseResult, Phases, job
 from ..library._jobs import check_count
+from ._follow import follow
 from ._stoppable import run_stoppable
 from ._trash import TrashError, trash
 from ._types import DeleteProgress, DeleteSummary
@@ -76,6 +79,7 @@ class DeleteJob(PhasedJob[DeleteSummary]):
         return [
             Phase("validate", self.validate, weight=0.1),
             Phase("delete", self.delete, weight=10),
+            Phase("library", self.follow, when=self._follows, weight=0.5),
             Phase("complete", self.complete, weight=0.1),
         ]
 
@@ -171,6 +175,16 @@ class DeleteJob(PhasedJob[DeleteSummary]):
             s["files"], s["dirs"] = base_files + files, base_dirs + dirs
             ctx.add_items(files + dirs)
         ctx.file_errors(errors, keep=ERRORS_KEPT)
+
+    def _follows(self, ctx: PhaseContext) -> bool:
+        library = ctx.job_ctx.library
+        return library is not None and bool(library.locations())
+
+    def follow(self, ctx: PhaseContext) -> PhaseResult:
+        library = ctx.job_ctx.library
+        if library is not None:
+            follow(library, [], removed=list(self.paths or []), report=lambda _message: None)
+        return None
 
     def complete(self, ctx: PhaseContext) -> PhaseResult:
         return None

@@ -67,6 +67,9 @@ class TransferSummary(_Record):
     #: Entries a resumed run found already in place (copied by the run a
     #: kill stopped after its last checkpoint); not counted above.
     already: int = 0
+    #: Files placed in a location of the library that took their source's
+    #: content identity (cas_id, checksum) instead of being hashed again.
+    carried: int = 0
 
 
 @dataclass

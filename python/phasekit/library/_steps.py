@@ -113,6 +113,19 @@ class JobSteps:
         and identities nothing uses: a repair, not needed in normal use."""
         return self._db.link_identities(self.location(location).id, prune)
 
+    def carry_content(
+        self: _Library,
+        to: tuple[int | StrPath | Location, bytes],
+        from_: tuple[int | StrPath | Location, bytes],
+    ) -> int:
+        """After a copy or a move: each file under ``to`` (a location, and a
+        path relative to its root; ``b""``: all of it) without a cas_id takes
+        the cas_id and checksum of the file at the same place under
+        ``from_``, where size and mtime agree. Returns how many did."""
+        return self._db.carry_content(
+            self.location(to[0]).id, to[1], self.location(from_[0]).id, from_[1]
+        )
+
     def mark_indexed(self: _Library, location: int | StrPath | Location, at: float) -> None:
         """Record that an index of the location finished (started at ``at``)."""
         self._db.mark_indexed(self.location(location).id, at)

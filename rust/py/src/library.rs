@@ -320,6 +320,25 @@ impl LibraryDb {
         self.with(py, move |db| db.count_missing(location_id, checksums))
     }
 
+    /// Give files a copy or move placed under `to_path` of location
+    /// `to_location` the cas_id and checksum of the files at the same places
+    /// under `from_path` of `from_location` (same size and mtime); the
+    /// number given one. Paths relative to the locations' roots.
+    fn carry_content(
+        &self,
+        py: Python<'_>,
+        to_location: i64,
+        to_path: &Bound<'_, PyAny>,
+        from_location: i64,
+        from_path: &Bound<'_, PyAny>,
+    ) -> PyResult<u64> {
+        let to_path = path_from_py(to_path)?;
+        let from_path = path_from_py(from_path)?;
+        self.with(py, move |db| {
+            db.carry_content((to_location, &to_path), (from_location, &from_path))
+        })
+    }
+
     /// Link hashed entries to content identities; the number created.
     #[pyo3(signature = (location_id, prune=false))]
     fn link_identities(&self, py: Python<'_>, location_id: i64, prune: bool) -> PyResult<u64> {

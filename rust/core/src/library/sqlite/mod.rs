@@ -48,6 +48,7 @@
 //! duplicate search, in the library folder's scratch directory.
 
 mod aggregate;
+mod carry;
 mod connection;
 mod content;
 mod dupes;
@@ -167,6 +168,10 @@ impl LibraryStore for SqliteStore {
         checksums: bool,
     ) -> Result<Vec<MissingContent>> {
         content::missing_content(&self.conn, location_id, after_id, limit, checksums)
+    }
+
+    fn carry_content(&mut self, to: (i64, &[u8]), from: (i64, &[u8])) -> Result<u64> {
+        carry::carry_content(&mut self.conn, to, from)
     }
 
     fn store_content(&mut self, hashed: &[HashedContent]) -> Result<()> {
