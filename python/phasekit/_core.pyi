@@ -323,6 +323,7 @@ def remove_tree(
     *,
     cross_filesystems: bool = False,
     threads: int | None = None,
+    overwrite_passes: int = 0,
     counters: RemoveCounters | None = None,
     cancel: CancelToken | None = None,
 ) -> list[_Error]: ...

@@ -18,6 +18,7 @@ import os
 import sys
 
 from ._common import positive_int
+from ._exits import EXIT_FAILED as EXIT_FAILED_JOB
 
 # typing.TYPE_CHECKING without importing typing (see phasekit/cli/__init__.py).
 TYPE_CHECKING = False
@@ -94,7 +95,9 @@ def report(library: Library, handle: StoppedJob, status: JobStatus, options: Opt
 
     summary = finished_output(handle, status, TransferSummary)
     if isinstance(summary, int):
-        return summary
+        # A job that failed (refused before anything was done) "could not
+        # run"; a stop (disk full, pause) keeps its own status.
+        return EXIT_FAILED if summary == EXIT_FAILED_JOB else summary
     if options.json:
         print(json.dumps({"job_id": handle.id, **summary.to_dict()}))
     else:

@@ -11,6 +11,13 @@
   following a symlink and staying on one filesystem unless
   ``cross_filesystems`` (``rust/core/src/fileops/remove.rs``); a pause or
   cancel stops it at the next entry, and a resume removes what is left.
+  ``secure`` does the same, overwriting each regular file's data first
+  (``passes`` times, each pass synced, then truncated: ``shred.rs``).
+  It cannot promise the old data is unrecoverable where the filesystem or
+  the device writes elsewhere than in place: copy-on-write filesystems
+  (btrfs, ZFS, XFS with reflinks), SSDs and flash (wear levelling),
+  snapshots, backups, and a journal that holds data. A file with other hard
+  links is only unlinked (its data stays theirs), reported as an error.
 - **library** (when a deleted path lay in a location of the job's library)
   removes the entries of what was deleted (``_follow.py``).
 - **complete** gives the summary.
@@ -31,7 +38,13 @@ from ._stoppable import run_stoppable
 from ._trash import TrashError, trash
 from ._types import DeleteProgress, DeleteSummary
 
-DELETE_MODES = ("trash", "permanent")
+DELETE_MODES = ("trash", "permanent", "secure")
+#: Said wherever a secure delete is asked for.
+SECURE_CAVEAT = (
+    "a secure delete overwrites each file in place; on copy-on-write filesystems "
+    "(btrfs, ZFS, reflinked XFS), SSDs and flash, snapshots and backups, copies of "
+    "the old data can remain where this cannot reach"
+)
 ERRORS_KEPT = 1000
 
 
@@ -42,9 +55,11 @@ def _contains(folder: str, path: str) -> bool:
 @job("phasekit.delete")
 class DeleteJob(PhasedJob[DeleteSummary]):
     """Delete files and folders: to the trash (default) or, with
-    ``mode="permanent"``, for good. ``force`` allows deleting ``/``, the home
-    folder, a location root or the library's folder; ``cross_filesystems``
-    lets a permanent delete enter other mounts inside the tree."""
+    ``mode="permanent"``, for good; ``mode="secure"`` overwrites each file's
+    data ``passes`` times before removing it (see :data:`SECURE_CAVEAT`).
+    ``force`` allows deleting ``/``, the home folder, a location root or the
+    library's folder; ``cross_filesystems`` lets a permanent or secure
+    delete enter other mounts inside the tree."""
 
     progress_type: ClassVar[type[Any] | None] = DeleteProgress
     output_type: ClassVar[type[Any] | None] = DeleteSummary
@@ -54,6 +69,8 @@ class DeleteJob(PhasedJob[DeleteSummary]):
     force: bool = False
     cross_filesystems: bool = False
     threads: int | None = None
+    #: Overwrite passes of a secure delete.
+    passes: int = 1
 
     def __post_init__(self) -> None:
         if (
@@ -67,6 +84,7 @@ class DeleteJob(PhasedJob[DeleteSummary]):
                 f"mode must be one of {', '.join(DELETE_MODES)}, not {self.mode!r}"
             )
         check_count("threads", self.threads, optional=True)
+        check_count("passes", self.passes)
         self.paths = [os.path.abspath(os.fsdecode(p)) for p in self.paths]
 
     def conflict_key(self) -> str | None:
@@ -115,7 +133,7 @@ class DeleteJob(PhasedJob[DeleteSummary]):
         done = s.get("done_paths", 0)
         ctx.progress(
             message=f"{done:,} of {total:,} paths; {files:,} files, {dirs:,} folders removed",
-            percent=None if self.mode == "permanent" and total == 1 else 100 * done / total,
+            percent=None if self.mode != "trash" and total == 1 else 100 * done / total,
             data=DeleteProgress(
                 phase=ctx.phase, files=files, dirs=dirs, errors=s.get("errors", 0), rate=rate
             ),
@@ -124,6 +142,8 @@ class DeleteJob(PhasedJob[DeleteSummary]):
     def delete(self, ctx: PhaseContext) -> PhaseResult:
         s = ctx.shared
         paths = list(self.paths or [])
+        if self.mode == "secure":
+            ctx.warn(SECURE_CAVEAT)
         while s.get("done_paths", 0) < len(paths):
             path = paths[s.get("done_paths", 0)]
             if os.path.lexists(path):
@@ -165,6 +185,7 @@ class DeleteJob(PhasedJob[DeleteSummary]):
                     path,
                     cross_filesystems=self.cross_filesystems,
                     threads=self.threads,
+                    overwrite_passes=self.passes if self.mode == "secure" else 0,
                     counters=counters,
                     cancel=token,
                 ),

@@ -88,7 +88,7 @@ class DeleteProgress:
 class DeleteSummary(_Record):
     """What a delete did."""
 
-    #: ``trash`` or ``permanent``.
+    #: ``trash``, ``permanent`` or ``secure``.
     mode: str
     paths: list[str]
     #: Paths moved to a trash (each restorable from its ``.trashinfo``).

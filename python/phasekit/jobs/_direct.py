@@ -86,9 +86,12 @@ class DirectRun(Generic[OutputT]):
         return self.record.error
 
     def errors(self) -> list[ErrorRecord]:
-
         stored = self._backend.outcome(self.id)["errors"] or []
         return [ErrorRecord.from_dict(e) for e in stored if isinstance(e, dict)]
+
+    def warnings(self) -> list[str]:
+        """The warnings of the job's last run (``ctx.warn``)."""
+        return list(self._backend.outcome(self.id)["warnings"] or [])
 
     def output(self) -> OutputT | None:
         """The job's output (None unless it completed), as its

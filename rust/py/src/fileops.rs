@@ -215,14 +215,16 @@ impl RemoveCounters {
 }
 
 /// Remove `path` (and everything beneath it) for good: the per-entry
-/// errors; a symlink is removed, never followed.
+/// errors; a symlink is removed, never followed. With `overwrite_passes`,
+/// each regular file's data is overwritten that many times first.
 #[pyfunction]
-#[pyo3(signature = (path, *, cross_filesystems=false, threads=None, counters=None, cancel=None))]
+#[pyo3(signature = (path, *, cross_filesystems=false, threads=None, overwrite_passes=0, counters=None, cancel=None))]
 pub fn remove_tree<'py>(
     py: Python<'py>,
     path: &Bound<'py, PyAny>,
     cross_filesystems: bool,
     threads: Option<usize>,
+    overwrite_passes: u32,
     counters: Option<&Bound<'_, RemoveCounters>>,
     cancel: Option<&Bound<'_, CancelToken>>,
 ) -> PyResult<Bound<'py, PyList>> {
@@ -230,6 +232,7 @@ pub fn remove_tree<'py>(
     let opts = RemoveOptions {
         cross_filesystems,
         threads,
+        overwrite_passes,
     };
     let done = counters.map_or_else(|| Arc::new(Removed::default()), |c| c.get().inner.clone());
     let token = core_token(cancel);

@@ -1,8 +1,9 @@
 //! File operations: copying and moving trees (a plan first, then pages of
-//! transfer), and removing them.
+//! transfer), and removing them (overwritten first for a secure delete).
 
 pub mod plan;
 pub mod remove;
+pub mod shred;
 pub mod transfer;
 
 pub use plan::{plan_copy, Action, Conflict, Item, Plan};

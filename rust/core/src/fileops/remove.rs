@@ -19,6 +19,7 @@ use rustix::io::Errno;
 use crate::cancel::CancelToken;
 use crate::content::in_pool;
 use crate::error::{Error, FsError, Result};
+use crate::fileops::shred::{self, Overwritten};
 use crate::sys;
 use crate::walk::join;
 
@@ -29,6 +30,9 @@ pub struct RemoveOptions {
     pub cross_filesystems: bool,
     /// Worker threads (None: rayon's default pool).
     pub threads: Option<usize>,
+    /// Overwrite each regular file's data this many times before removing
+    /// it (0: just remove; see `shred.rs`).
+    pub overwrite_passes: u32,
 }
 
 /// Counters a caller may read while a removal runs (progress).
@@ -56,6 +60,8 @@ struct Walk<'a> {
     opts: &'a RemoveOptions,
     done: &'a Removed,
     cancel: &'a CancelToken,
+    /// The overwrite stream's key, when files are overwritten.
+    key: Option<[u8; 32]>,
 }
 
 /// Remove `path` and, if it is a folder, everything beneath it. A symlink
@@ -68,7 +74,16 @@ pub fn remove_tree(
     done: &Removed,
     cancel: &CancelToken,
 ) -> Result<Vec<FsError>> {
-    let walk = Walk { opts, done, cancel };
+    let key = match opts.overwrite_passes {
+        0 => None,
+        _ => Some(shred::stream_key()?),
+    };
+    let walk = Walk {
+        opts,
+        done,
+        cancel,
+        key,
+    };
     let meta = sys::stat_path(path, false).map_err(|e| Error::Fs(FsError::from_io(path, &e)))?;
     let mut errors = Vec::new();
     in_pool(opts.threads, || {
@@ -105,6 +120,23 @@ fn remove_entry(
     walk: &Walk<'_>,
     errors: &mut Vec<FsError>,
 ) -> bool {
+    if let (false, Some(key)) = (dir, &walk.key) {
+        match shred::overwrite(
+            parent,
+            name,
+            path,
+            walk.opts.overwrite_passes,
+            key,
+            walk.cancel,
+        ) {
+            Overwritten::Done => {}
+            Overwritten::RemoveAnyway(note) => errors.push(note),
+            Overwritten::Keep(error) => {
+                errors.extend(error);
+                return false;
+            }
+        }
+    }
     let flags = if dir {
         AtFlags::REMOVEDIR
     } else {
