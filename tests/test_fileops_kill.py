@@ -1,0 +1,151 @@
+"""kill -9 at chosen moments of a copy and of a cross-filesystem move of a
+tree with small files and a 1 GiB file: inside the large file (twice: the
+resumed run redoes it), and after it is in place. At every kill point every
+file under its final name is whole, and a move has lost nothing; after
+``phasekit resume`` the destination equals the source and no temporary file
+is left."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from test_fileops import COPIER, TEMP_SUFFIX, complete_or_absent, job_statuses, snapshot
+from test_indexing import cli, subprocess_env
+
+from conftest import pattern
+
+GIB = 1 << 30
+BIG = "big\udcff.bin"  # a non-UTF-8 name, as os.fsdecode gives it
+
+
+def tree_with_a_big_file(root: Path) -> None:
+    """300 small files under odd names, and a 1 GiB file whose every MiB
+    differs (a block copied to the wrong place would show)."""
+    for i in range(300):
+        folder = root / f"d{i % 7}" / ("caf\udce9" if i % 3 == 0 else "n\nl")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"f{i}.bin").write_bytes(pattern(500 + 61 * i, i))
+    block = bytearray(pattern(1 << 20, 7))
+    with open(root / BIG, "wb") as f:
+        for mib in range(GIB >> 20):
+            block[:8] = mib.to_bytes(8, "little")
+            f.write(block)
+
+
+def temp_at_least(folder: Path, size: int) -> Callable[[], bool]:
+    """True once a temporary file of at least ``size`` bytes is in ``folder``
+    (the large file, in flight)."""
+
+    def check() -> bool:
+        try:
+            names = os.listdir(folder)
+        except FileNotFoundError:
+            return False
+        for name in names:
+            if name.endswith(TEMP_SUFFIX):
+                try:
+                    if os.stat(folder / name).st_size >= size:
+                        return True
+                except FileNotFoundError:
+                    continue
+        return False
+
+    return check
+
+
+def kill_when(lib: Path, src: Path, dst: Path, operation: str, moment: Callable[[], bool]) -> bool:
+    """Run the copy or move (joining the interrupted one) and SIGKILL it at
+    ``moment``; False if it finished first."""
+    with subprocess.Popen(
+        [sys.executable, "-c", COPIER, str(lib), str(src), str(dst), operation],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=subprocess_env(),
+    ) as proc:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        while proc.poll() is None:
+            if moment():
+                proc.kill()
+                proc.wait()
+                return True
+            time.sleep(0.002)
+        return False
+
+
+def no_temporary_files(root: Path) -> None:
+    for folder, _dirs, files in os.walk(root):
+        assert not [f for f in files if f.endswith(TEMP_SUFFIX)], folder
+
+
+def test_copy_killed_inside_a_one_gib_file_then_resumed(tmp_path):
+    src, dst, lib = tmp_path / "src", tmp_path / "dst", tmp_path / "lib"
+    tree_with_a_big_file(src)
+    expected = snapshot(src)
+    moments = [
+        temp_at_least(dst, 256 << 20),
+        temp_at_least(dst, 640 << 20),  # the resumed run starts the file over
+        lambda: (dst / BIG).exists(),  # in place; small files may be left
+    ]
+    killed = []
+    for moment in moments:
+        killed.append(kill_when(lib, src, dst, "copy", moment))
+        complete_or_absent(src, dst)  # at every kill point
+    assert killed[:2] == [True, True]
+    done = cli("resume", library=lib)
+    assert done.returncode == 0, done.stderr
+    assert snapshot(dst) == expected
+    no_temporary_files(dst)
+    assert job_statuses(lib) == ["completed"]
+
+
+@pytest.fixture
+def second_disk(tmp_path: Path) -> Iterator[Path]:
+    """A tmpfs big enough for the tree: another filesystem."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mount = tmp_path / "second"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1300m", "tmpfs", str(mount)],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        if subprocess.run(["umount", str(mount)], check=False).returncode != 0:
+            subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_move_across_filesystems_killed_inside_a_one_gib_file(tmp_path, second_disk):
+    src, lib, dst = tmp_path / "src", tmp_path / "lib", second_disk / "moved"
+    tree_with_a_big_file(src)
+    expected = snapshot(src)
+    files = {k for k, v in expected.items() if v[0] == 0}
+    moments = [temp_at_least(dst, 256 << 20), temp_at_least(dst, 768 << 20)]
+    for moment in moments:
+        assert kill_when(lib, src, dst, "move", moment)
+        # Nothing lost: each file is in one place or the other, whole under
+        # a final name (both places only for a file in flight).
+        in_src = {k for k, v in snapshot(src).items() if v[0] == 0}
+        in_dst = set()
+        if dst.exists():
+            for name, entry in snapshot(dst).items():
+                if entry[0] == 0 and not name.endswith(TEMP_SUFFIX.encode()):
+                    in_dst.add(name)
+                    assert entry[4] == expected[name][4], name
+        assert files <= in_src | in_dst
+        assert os.fsencode(BIG) in in_src - in_dst  # in flight: its source stays
+        assert len(in_src & in_dst) <= 2
+    done = cli("resume", library=lib)
+    assert done.returncode == 0, done.stderr
+    assert not src.exists()
+    assert snapshot(dst) == expected
+    no_temporary_files(dst)
