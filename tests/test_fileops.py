@@ -495,3 +495,32 @@ def test_pause_lands_inside_a_large_file_then_resume(tmp_path):
     assert inside, "the pause waited for the large file"
     assert finished is JobStatus.COMPLETED
     assert snapshot(src) == snapshot(dst)
+
+
+def test_permanent_delete_of_a_tree_deeper_than_the_soft_open_files_limit(tmp_path):
+    """A removal holds a folder handle per level; the CLI, started with the
+    common soft limit of 1024 open files, still removes 3,000 levels."""
+    import resource
+
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 4000:
+        pytest.skip(f"the hard limit on open files ({hard}) is below the depth")
+    deep = tmp_path / "deep\xff"
+    deep.mkdir()
+    fd = os.open(deep, os.O_RDONLY)
+    for _ in range(3000):
+        os.mkdir("d\n", dir_fd=fd)
+        inner = os.open("d\n", os.O_RDONLY, dir_fd=fd)
+        os.close(fd)
+        fd = inner
+    os.close(os.open(BAD_NAME, os.O_CREAT | os.O_WRONLY, dir_fd=fd))
+    os.close(fd)
+    done = subprocess.run(
+        ["prlimit", f"--nofile=1024:{hard if hard != resource.RLIM_INFINITY else 'unlimited'}",
+         sys.executable, "-m", "phasekit", "--library", str(tmp_path / "lib"), "delete",
+         "--permanent", str(deep)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "removed 1 files and 3,001 folders" in done.stdout
+    assert not os.path.lexists(deep)

@@ -399,3 +399,26 @@ impl std::fmt::Display for NotRegular {
 }
 
 impl std::error::Error for NotRegular {}
+
+/// Raise this process's soft limit on open files to its hard limit, once.
+/// A removal holds one folder handle per level of the tree it is in (so a
+/// folder swapped for a symlink is never followed), and the common soft
+/// limit of 1024 would stop it about 1000 levels down; the hard limit is
+/// what the administrator allows. Failure leaves the limit as it was.
+pub fn raise_open_files_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let limit = getrlimit(Resource::Nofile);
+        if limit.current < limit.maximum {
+            // Best effort: a refusal (a sandbox) only keeps the old limit.
+            let _ = setrlimit(
+                Resource::Nofile,
+                Rlimit {
+                    current: limit.maximum,
+                    maximum: limit.maximum,
+                },
+            );
+        }
+    });
+}

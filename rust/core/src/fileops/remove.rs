@@ -74,6 +74,7 @@ pub fn remove_tree(
     done: &Removed,
     cancel: &CancelToken,
 ) -> Result<Vec<FsError>> {
+    sys::raise_open_files_limit();
     let key = match opts.overwrite_passes {
         0 => None,
         _ => Some(shred::stream_key()?),
