@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -30,6 +31,7 @@ from test_indexing import cli
 from conftest import BAD_NAME, pattern, run_as_nobody
 
 TEMP_SUFFIX = ".pktmp"
+re_number = re.compile(rb" \(1\)(\.[a-z]+)?$")
 
 
 def snapshot(root: Path | bytes) -> dict[bytes, tuple[object, ...]]:
@@ -524,3 +526,26 @@ def test_permanent_delete_of_a_tree_deeper_than_the_soft_open_files_limit(tmp_pa
     assert done.returncode == 0, done.stdout + done.stderr
     assert "removed 1 files and 3,001 folders" in done.stdout
     assert not os.path.lexists(deep)
+
+
+def test_rename_policy_fits_names_of_255_bytes(tmp_path):
+    """'name (1).ext' of a 255-byte name is shortened to fit, never cutting
+    a character, instead of failing with "File name too long"."""
+    names = [b"x" * 251 + b".jpg", b"\xc3\xa9" * 125 + b"\xff.png", b"\xfe" * 255]
+    for side, content in (("src", b"new"), ("dst/src", b"old")):
+        (tmp_path / side).mkdir(parents=True)
+        for name in names:
+            (tmp_path / side / os.fsdecode(name)).write_bytes(content)
+    with Library.open(tmp_path / "lib") as library:
+        run = library.run(CopyJob(sources=[tmp_path / "src"], dest=tmp_path / "dst",
+                                  conflict="rename"))  # fmt: skip
+    assert run.status is JobStatus.COMPLETED, run.errors()
+    got = sorted(os.listdir(os.fsencode(tmp_path / "dst" / "src")))
+    assert len(got) == 6
+    assert all(len(name) <= 255 for name in got)
+    renamed = [n for n in got if n not in names]
+    assert [bool(re_number.search(n)) for n in renamed] == [True] * 3
+    for name in renamed:
+        assert (tmp_path / "dst" / "src" / os.fsdecode(name)).read_bytes() == b"new"
+    assert b"\xc3\xa9" * 10 in b"".join(renamed)
+    assert any(n.endswith(b" (1).jpg") for n in renamed)

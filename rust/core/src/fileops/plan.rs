@@ -175,18 +175,33 @@ fn with_name(path: &[u8], name: &[u8]) -> Vec<u8> {
     }
 }
 
+/// The longest file name Linux filesystems take, in bytes.
+const NAME_MAX: usize = 255;
+
+/// "stem (n).ext", no longer than [`NAME_MAX`]: a long stem is shortened
+/// (never inside a UTF-8 character), so a 255-byte name still gets a free
+/// name instead of a "File name too long" error.
+fn numbered(name: &[u8], n: u64) -> Vec<u8> {
+    let (stem, ext) = match name.iter().rposition(|&b| b == b'.') {
+        Some(dot) if dot > 0 && name.len() - dot < NAME_MAX / 2 => (&name[..dot], &name[dot..]),
+        _ => (name, &b""[..]),
+    };
+    let number = format!(" ({n})");
+    let room = NAME_MAX.saturating_sub(number.len() + ext.len());
+    let mut cut = stem.len().min(room);
+    // Back off continuation bytes (0b10xx_xxxx): cut before a character.
+    while cut > 0 && cut < stem.len() && stem[cut] & 0xC0 == 0x80 {
+        cut -= 1;
+    }
+    [&stem[..cut], number.as_bytes(), ext].concat()
+}
+
 /// A free name beside `path`: "name (1).ext", "name (2).ext", ...
 fn free_name(path: &[u8], taken: &HashSet<Vec<u8>>) -> Vec<u8> {
     let name = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
-    let (stem, ext) = match name.iter().rposition(|&b| b == b'.') {
-        Some(dot) if dot > 0 => (&name[..dot], &name[dot..]),
-        _ => (name, &b""[..]),
-    };
     let mut n = 1u64;
     loop {
-        let mut candidate = stem.to_vec();
-        candidate.extend_from_slice(format!(" ({n})").as_bytes());
-        candidate.extend_from_slice(ext);
+        let candidate = numbered(name, n);
         let full = with_name(path, &candidate);
         if !taken.contains(&full) && sys::stat_path(&full, false).is_err() {
             return candidate;
@@ -428,5 +443,30 @@ impl Planner {
             }
         }
         rel
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{numbered, NAME_MAX};
+
+    #[test]
+    fn numbered_names_fit_and_keep_characters_whole() {
+        assert_eq!(numbered(b"f.txt", 1), b"f (1).txt");
+        assert_eq!(numbered(b".hidden", 2), b".hidden (2)");
+        assert_eq!(numbered(b"noext", 10), b"noext (10)");
+        let long = [vec![b'x'; 251], b".jpg".to_vec()].concat();
+        let got = numbered(&long, 1);
+        assert_eq!(got.len(), NAME_MAX);
+        assert!(got.ends_with(b"x (1).jpg"));
+        // 'é' is two bytes: a cut never splits one.
+        let accents = [b"\xc3\xa9".repeat(126), b".png".to_vec()].concat();
+        let got = numbered(&accents, 7);
+        assert!(got.len() <= NAME_MAX);
+        assert!(std::str::from_utf8(&got).is_ok());
+        assert!(got.ends_with(" (7).png".as_bytes()));
+        // Not UTF-8 at all: still fits.
+        let raw = vec![0xFFu8; 255];
+        assert_eq!(numbered(&raw, 3).len(), NAME_MAX);
     }
 }
