@@ -34,6 +34,29 @@ TEMP_SUFFIX = ".pktmp"
 re_number = re.compile(rb" \(1\)(\.[a-z]+)?$")
 
 
+def in_flight(pid: int, folder: Path) -> int:
+    """The size of the largest file process ``pid`` is writing in ``folder``
+    (-1: none): an unnamed one (``O_TMPFILE``, shown by the kernel as
+    ``folder/#inode (deleted)``) or one under a temporary name."""
+    largest = -1
+    fds = f"/proc/{pid}/fd"
+    try:
+        names = os.listdir(fds)
+    except FileNotFoundError:
+        return largest
+    prefix = os.fsencode(folder) + b"/"
+    for name in names:
+        try:
+            link = os.readlink(os.fsencode(f"{fds}/{name}"))
+            if not link.startswith(prefix) or b"/" in link[len(prefix) :]:
+                continue
+            if link.endswith(b" (deleted)") or link.endswith(TEMP_SUFFIX.encode()):
+                largest = max(largest, os.stat(f"{fds}/{name}").st_size)
+        except (FileNotFoundError, PermissionError):
+            continue
+    return largest
+
+
 def snapshot(root: Path | bytes) -> dict[bytes, tuple[object, ...]]:
     """Every entry below ``root``: kind, mode, mtime, size, content digest
     or link target, and which other names share its inode."""
@@ -207,10 +230,11 @@ COPIER = textwrap.dedent(
     from phasekit.fileops import CopyJob, MoveJob
     from phasekit.library import Library
     kind = MoveJob if sys.argv[4] == "move" else CopyJob
+    conflict = sys.argv[5] if len(sys.argv) > 5 else "abort"
     with Library.open(sys.argv[1]) as library:
         print("ready", flush=True)
         library.run(kind(sources=[sys.argv[2]], dest=sys.argv[3], page_files=3,
-                         page_bytes=1 << 20, threads=2))
+                         page_bytes=1 << 20, threads=2, conflict=conflict))
     """
 )
 
@@ -478,8 +502,8 @@ def test_pause_lands_inside_a_large_file_then_resume(tmp_path):
             handle = await manager.dispatch(
                 CopyJob(sources=[src], dest=dst, verify=True, page_files=1, threads=1)
             )
-            # Until the large file is being written (its temporary name shows).
-            while not (dst.exists() and any(p.name.endswith(TEMP_SUFFIX) for p in dst.iterdir())):
+            # Until the large file is being written.
+            while in_flight(os.getpid(), dst) < 1:
                 if handle.status.finished:
                     pytest.fail("the copy ended before the large file was started")
                 await anyio.sleep(0.005)

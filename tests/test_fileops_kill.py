@@ -16,7 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from test_fileops import COPIER, TEMP_SUFFIX, complete_or_absent, job_statuses, snapshot
+from test_fileops import (
+    COPIER,
+    TEMP_SUFFIX,
+    complete_or_absent,
+    in_flight,
+    job_statuses,
+    snapshot,
+)
 from test_indexing import cli, subprocess_env
 
 from conftest import pattern
@@ -39,32 +46,24 @@ def tree_with_a_big_file(root: Path) -> None:
             f.write(block)
 
 
-def temp_at_least(folder: Path, size: int) -> Callable[[], bool]:
-    """True once a temporary file of at least ``size`` bytes is in ``folder``
-    (the large file, in flight)."""
-
-    def check() -> bool:
-        try:
-            names = os.listdir(folder)
-        except FileNotFoundError:
-            return False
-        for name in names:
-            if name.endswith(TEMP_SUFFIX):
-                try:
-                    if os.stat(folder / name).st_size >= size:
-                        return True
-                except FileNotFoundError:
-                    continue
-        return False
-
-    return check
+def writing_at_least(folder: Path, size: int) -> Callable[[int], bool]:
+    """True once the process writes a file of at least ``size`` bytes in
+    ``folder`` (the large file, in flight)."""
+    return lambda pid: in_flight(pid, folder) >= size
 
 
-def kill_when(lib: Path, src: Path, dst: Path, operation: str, moment: Callable[[], bool]) -> bool:
+def kill_when(
+    lib: Path,
+    src: Path,
+    dst: Path,
+    operation: str,
+    moment: Callable[[int], bool],
+    conflict: str = "abort",
+) -> bool:
     """Run the copy or move (joining the interrupted one) and SIGKILL it at
     ``moment``; False if it finished first."""
     with subprocess.Popen(
-        [sys.executable, "-c", COPIER, str(lib), str(src), str(dst), operation],
+        [sys.executable, "-c", COPIER, str(lib), str(src), str(dst), operation, conflict],
         stdout=subprocess.PIPE,
         text=True,
         env=subprocess_env(),
@@ -72,7 +71,7 @@ def kill_when(lib: Path, src: Path, dst: Path, operation: str, moment: Callable[
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "ready"
         while proc.poll() is None:
-            if moment():
+            if moment(proc.pid):
                 proc.kill()
                 proc.wait()
                 return True
@@ -90,9 +89,9 @@ def test_copy_killed_inside_a_one_gib_file_then_resumed(tmp_path):
     tree_with_a_big_file(src)
     expected = snapshot(src)
     moments = [
-        temp_at_least(dst, 256 << 20),
-        temp_at_least(dst, 640 << 20),  # the resumed run starts the file over
-        lambda: (dst / BIG).exists(),  # in place; small files may be left
+        writing_at_least(dst, 256 << 20),
+        writing_at_least(dst, 640 << 20),  # the resumed run starts the file over
+        lambda _pid: (dst / BIG).exists(),  # in place; small files may be left
     ]
     killed = []
     for moment in moments:
@@ -104,6 +103,34 @@ def test_copy_killed_inside_a_one_gib_file_then_resumed(tmp_path):
     assert snapshot(dst) == expected
     no_temporary_files(dst)
     assert job_statuses(lib) == ["completed"]
+
+
+def test_overwrite_killed_inside_a_one_gib_file_then_resumed(tmp_path):
+    """Replacing files goes through temporary names (an unnamed file cannot
+    replace one): a kill leaves strays, which the resume reuses or removes."""
+    src, dst, lib = tmp_path / "src", tmp_path / "dst", tmp_path / "lib"
+    tree_with_a_big_file(src)
+    expected = snapshot(src)
+    dst.mkdir()
+    copied = dst / "src"
+    subprocess.run(["cp", "-a", str(src), str(copied)], check=True)
+    for folder, _dirs, files in os.walk(copied):
+        for name in files:
+            Path(folder, name).write_bytes(b"old")  # every name taken, by old data
+    moments = [writing_at_least(copied, 256 << 20), writing_at_least(copied, 640 << 20)]
+    for moment in moments:
+        assert kill_when(lib, src, dst, "copy", moment, conflict="overwrite")
+        strays = [f for f in os.listdir(copied) if f.endswith(TEMP_SUFFIX)]
+        assert strays, "the large file was not written under a temporary name"
+        # Every final name holds the old data or the whole new file.
+        now = snapshot(copied)
+        for rel, entry in now.items():
+            if entry[0] == 0 and not rel.endswith(TEMP_SUFFIX.encode()):
+                assert entry[3] == 3 or entry[4] == expected[rel][4], rel
+    done = cli("resume", library=lib)
+    assert done.returncode == 0, done.stderr
+    assert snapshot(copied) == expected
+    no_temporary_files(copied)
 
 
 @pytest.fixture
@@ -129,7 +156,7 @@ def test_move_across_filesystems_killed_inside_a_one_gib_file(tmp_path, second_d
     tree_with_a_big_file(src)
     expected = snapshot(src)
     files = {k for k, v in expected.items() if v[0] == 0}
-    moments = [temp_at_least(dst, 256 << 20), temp_at_least(dst, 768 << 20)]
+    moments = [writing_at_least(dst, 256 << 20), writing_at_least(dst, 768 << 20)]
     for moment in moments:
         assert kill_when(lib, src, dst, "move", moment)
         # Nothing lost: each file is in one place or the other, whole under

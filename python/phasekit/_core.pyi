@@ -311,7 +311,9 @@ class CopyPlan:
         threads: int | None = None,
         cancel: CancelToken | None = None,
     ) -> tuple[int, int, int, int, int, int, int, int, list[_Error]]: ...
-    def finish(self, *, remove_sources: bool = False) -> list[_Error]: ...
+    def finish(
+        self, *, remove_sources: bool = False, cancel: CancelToken | None = None
+    ) -> list[_Error]: ...
 
 @final
 class RemoveCounters:

@@ -370,7 +370,10 @@ class CopyJob(PhasedJob[TransferSummary]):
     def finish(self, ctx: PhaseContext) -> PhaseResult:
         s = ctx.shared
         if s.get("entries", 0) and not s.get("finished"):
-            errors = self._loaded(ctx).finish(remove_sources=self.moving)
+            plan = self._loaded(ctx)
+            errors = run_stoppable(
+                ctx, lambda token: plan.finish(remove_sources=self.moving, cancel=token)
+            )
             ctx.file_errors(errors, keep=ERRORS_KEPT)
             s["finished"] = True
         return None

@@ -183,13 +183,21 @@ impl CopyPlan {
     }
 
     /// Folders get their mode and mtime; a move removes its source folders.
-    #[pyo3(signature = (*, remove_sources=false))]
-    fn finish<'py>(&self, py: Python<'py>, remove_sources: bool) -> PyResult<Bound<'py, PyList>> {
+    /// Stops at the next folder once `cancel` is set (a rerun finishes).
+    #[pyo3(signature = (*, remove_sources=false, cancel=None))]
+    fn finish<'py>(
+        &self,
+        py: Python<'py>,
+        remove_sources: bool,
+        cancel: Option<&Bound<'_, CancelToken>>,
+    ) -> PyResult<Bound<'py, PyList>> {
         let opts = TransferOptions {
             remove_sources,
             ..TransferOptions::default()
         };
-        let errors = without_gil(py, || fileops::finish(&self.lock(), &opts));
+        let token = core_token(cancel);
+        let errors =
+            without_gil(py, || fileops::finish(&self.lock(), &opts, &token)).into_py(py)?;
         errors_to_py(py, &errors)
     }
 }

@@ -1,6 +1,7 @@
 //! File operations: copying and moving trees (a plan first, then pages of
 //! transfer), and removing them (overwritten first for a secure delete).
 
+mod newfile;
 pub mod plan;
 pub mod remove;
 pub mod shred;

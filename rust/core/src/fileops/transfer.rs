@@ -1,26 +1,22 @@
 //! Carrying out a [`Plan`] a page at a time: folders, then files in
 //! parallel, then hard links.
 //!
-//! Each file is written to a temporary name in its destination folder
-//! (`.{tag}-{index}.pktmp`) and renamed to its final name only when complete
-//! (mode and mtime set, synced if asked, verified if asked): a file under its
-//! final name is always whole. The temporary name is fixed per plan entry,
-//! so a run killed mid-file leaves a stray that the resumed run truncates and
-//! reuses (or removes, if that entry now fails). A free destination name is
-//! taken with `RENAME_NOREPLACE`, so nothing that appeared since planning is
-//! ever overwritten. Data moves by reflink where the filesystem shares
-//! extents, else `copy_file_range` (in-kernel), else read/write; `verify`
-//! streams it through BLAKE3 and reads the copy back from the disk.
+//! Each file gets its final name only when complete (mode and mtime set,
+//! synced if asked, verified if asked), so a file under its final name is
+//! always whole: `newfile.rs` writes it unnamed, or under a temporary name
+//! (`.{tag}-{index}.pktmp`, fixed per plan entry: a run killed mid-file
+//! leaves a stray that the resumed run truncates and reuses, or removes if
+//! that entry now fails). A free destination name is taken with `linkat` or
+//! `RENAME_NOREPLACE`, so nothing that appeared since planning is ever
+//! overwritten. Symlinks and hard links go through temporary names too.
 
 use std::ffi::{CStr, CString};
-use std::fs::File;
-use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::FileExt;
 
-use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags, Timespec, Timestamps, UTIME_OMIT};
+use rustix::fs::{AtFlags, Mode, RenameFlags};
 use rustix::io::Errno;
 
+use super::newfile::{self, place, taken, timestamps, Caps, Dest, How, Stop};
 use super::plan::{Action, Item, Plan};
 use crate::cancel::CancelToken;
 use crate::content::map_items_in_runs;
@@ -69,18 +65,6 @@ enum Done {
     Already,
 }
 
-const STREAM: usize = 1 << 20;
-/// Bytes per `copy_file_range` call: a stop request is looked at between
-/// calls, so a pause takes effect inside a large file within one of them.
-const KERNEL_CHUNK: u64 = 64 << 20;
-
-/// Polled between chunks of a file: true once the caller asked to stop.
-type Stop<'a> = &'a (dyn Fn() -> bool + Sync);
-
-fn stopped(path: &[u8]) -> FsError {
-    FsError::other(path, 0, "stopped (pause or cancel): redone on resume")
-}
-
 fn split(path: &[u8]) -> (&[u8], &[u8]) {
     match path.iter().rposition(|&b| b == b'/') {
         Some(0) => (&path[..1], &path[1..]),
@@ -94,17 +78,25 @@ fn cstr(bytes: &[u8], path: &[u8]) -> std::result::Result<CString, FsError> {
         .map_err(|_| FsError::other(path, Errno::INVAL.raw_os_error(), "NUL in name"))
 }
 
-/// A kept handle on the destination folder of the last entry, and the
-/// device it is on.
+/// A kept handle on the destination folder of the last entry, the device
+/// it is on, and what that filesystem offers.
 #[derive(Default)]
 struct DirCache {
     path: Vec<u8>,
     fd: Option<OwnedFd>,
     device: u64,
+    caps: Caps,
 }
 
 impl DirCache {
     fn get(&mut self, dir: &[u8]) -> std::result::Result<(BorrowedFd<'_>, u64), FsError> {
+        self.get_with_caps(dir).map(|(fd, device, _)| (fd, device))
+    }
+
+    fn get_with_caps(
+        &mut self,
+        dir: &[u8],
+    ) -> std::result::Result<(BorrowedFd<'_>, u64, &mut Caps), FsError> {
         if self.fd.is_none() || self.path != dir {
             self.fd = None;
             // Not followed if it is a symlink now: a folder of the copy
@@ -112,12 +104,16 @@ impl DirCache {
             // receive the entries meant for it.
             let fd = sys::open_dir(dir, false).map_err(|e| FsError::from_io(dir, &e))?;
             let st = rustix::fs::fstat(&fd).map_err(|e| FsError::from_errno(dir, e))?;
-            self.device = sys::Meta::from_stat(&st).device;
+            let device = sys::Meta::from_stat(&st).device;
+            if device != self.device {
+                self.caps = Caps::default(); // another filesystem: learn again
+            }
+            self.device = device;
             self.path = dir.to_vec();
             self.fd = Some(fd);
         }
         match &self.fd {
-            Some(fd) => Ok((fd.as_fd(), self.device)),
+            Some(fd) => Ok((fd.as_fd(), self.device, &mut self.caps)),
             None => Err(FsError::other(dir, 0, "folder handle lost")),
         }
     }
@@ -126,19 +122,6 @@ impl DirCache {
 fn temp_name(tag: &str, index: usize) -> CString {
     // Digits and the tag's ASCII only: never contains NUL.
     CString::new(format!(".{tag}-{index}.pktmp")).unwrap_or_default()
-}
-
-fn timestamps(mtime_ns: i64) -> Timestamps {
-    Timestamps {
-        last_access: Timespec {
-            tv_sec: 0,
-            tv_nsec: UTIME_OMIT,
-        },
-        last_modification: Timespec {
-            tv_sec: mtime_ns.div_euclid(1_000_000_000),
-            tv_nsec: mtime_ns.rem_euclid(1_000_000_000) as _,
-        },
-    }
 }
 
 /// Carry out `plan.items[start..]`: at most `max_items` entries and (past
@@ -288,7 +271,7 @@ fn copy_entry(
     let (dir_path, name) = split(&target);
     let name = cstr(name, &target)?;
     let temp = temp_name(&opts.tag, index);
-    let (dir, device) = targets.get(dir_path)?;
+    let (dir, device, caps) = targets.get_with_caps(dir_path)?;
     if opts.resumed && item.action != Action::Overwrite && already_there(dir, &name, item) {
         if opts.remove_sources {
             remove_source(&source, item)?;
@@ -306,8 +289,28 @@ fn copy_entry(
         }
     }
     let outcome = match item.kind() {
-        Kind::File => copy_file(item, &source, &target, dir, &temp, opts, sources, stop),
-        Kind::Symlink => copy_symlink(item, &source, &target, dir, &temp),
+        Kind::File => {
+            let dest = Dest {
+                dir,
+                name: &name,
+                temp: &temp,
+                target: &target,
+            };
+            let how = How {
+                verify: opts.verify,
+                durable: opts.durable,
+                stop,
+            };
+            newfile::copy_file(item, &source, &dest, &how, caps, sources)
+                .map(|(bytes, reflinked)| Done::File { bytes, reflinked })
+        }
+        Kind::Symlink => copy_symlink(item, &source, &target, dir, &temp).and_then(|done| {
+            if opts.durable {
+                rustix::fs::fsync(dir).map_err(|e| FsError::from_errno(&target, e))?;
+            }
+            place(dir, &temp, &name, item, &target)?;
+            Ok(done)
+        }),
         _ => {
             return Err(FsError::other(
                 &source,
@@ -316,13 +319,6 @@ fn copy_entry(
             ))
         }
     };
-    let outcome = outcome.and_then(|done| {
-        if opts.durable {
-            rustix::fs::fsync(dir).map_err(|e| FsError::from_errno(&target, e))?;
-        }
-        place(dir, &temp, &name, item, &target)?;
-        Ok(done)
-    });
     match outcome {
         Ok(done) => {
             if opts.remove_sources {
@@ -384,44 +380,6 @@ fn move_by_rename(
     })
 }
 
-/// Rename the finished temporary file to its final name.
-fn place(
-    dir: BorrowedFd<'_>,
-    temp: &CStr,
-    name: &CStr,
-    item: &Item,
-    target: &[u8],
-) -> std::result::Result<(), FsError> {
-    if item.action == Action::Overwrite {
-        return rustix::fs::renameat(dir, temp, dir, name)
-            .map_err(|e| FsError::from_errno(target, e));
-    }
-    match rustix::fs::renameat_with(dir, temp, dir, name, RenameFlags::NOREPLACE) {
-        Ok(()) => Ok(()),
-        // A filesystem without RENAME_NOREPLACE: link (which never
-        // replaces), then drop the temporary name.
-        Err(Errno::INVAL) | Err(Errno::NOSYS) => {
-            rustix::fs::linkat(dir, temp, dir, name, AtFlags::empty())
-                .map_err(|e| taken(target, e))?;
-            let _ = rustix::fs::unlinkat(dir, temp, AtFlags::empty());
-            Ok(())
-        }
-        Err(e) => Err(taken(target, e)),
-    }
-}
-
-fn taken(target: &[u8], e: Errno) -> FsError {
-    if e == Errno::EXIST {
-        FsError::other(
-            target,
-            e.raw_os_error(),
-            "the name was taken after the copy was planned: left as it is",
-        )
-    } else {
-        FsError::from_errno(target, e)
-    }
-}
-
 fn remove_source(source: &[u8], item: &Item) -> std::result::Result<(), FsError> {
     sys::with_parent(source, |dir, name| {
         // Still the entry that was copied? (A file replaced since is left.)
@@ -440,190 +398,6 @@ fn remove_source(source: &[u8], item: &Item) -> std::result::Result<(), FsError>
         Ok(rustix::fs::unlinkat(dir, name, AtFlags::empty())?)
     })
     .map_err(|e| FsError::from_io(source, &e))
-}
-
-#[allow(clippy::too_many_arguments)]
-fn copy_file(
-    item: &Item,
-    source: &[u8],
-    target: &[u8],
-    dir: BorrowedFd<'_>,
-    temp: &CStr,
-    opts: &TransferOptions,
-    sources: &mut ParentCache,
-    stop: Stop<'_>,
-) -> std::result::Result<Done, FsError> {
-    let (mut input, meta) = sources
-        .open_listed(source, (item.device, item.inode))
-        .map_err(|e| FsError::from_io(source, &e))?;
-    if meta.size != item.size || meta.mtime_ns != item.mtime_ns {
-        return Err(FsError::other(
-            source,
-            0,
-            "changed since the copy was planned",
-        ));
-    }
-    // O_TRUNC without O_EXCL: a stray left by a killed run of this plan
-    // entry is reused; O_NOFOLLOW: a link planted there is not followed.
-    let flags =
-        OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let fd = rustix::fs::openat(dir, temp, flags, Mode::from_raw_mode(0o600))
-        .map_err(|e| FsError::from_errno(target, e))?;
-    let mut output = File::from(fd);
-    let mut reflinked = false;
-    let digest = if opts.verify {
-        Some(stream(
-            &mut input,
-            &mut output,
-            item.size,
-            source,
-            target,
-            stop,
-        )?)
-    } else {
-        reflinked = rustix::fs::ioctl_ficlone(&output, &input).is_ok();
-        if !reflinked {
-            kernel_copy(&mut input, &mut output, item.size, source, target, stop)?;
-        }
-        None
-    };
-    let at_end = rustix::fs::fstat(&input).map_err(|e| FsError::from_errno(source, e))?;
-    let now = sys::Meta::from_stat(&at_end);
-    if now.size != item.size || now.mtime_ns != item.mtime_ns {
-        return Err(FsError::other(source, 0, "file changed while being copied"));
-    }
-    rustix::fs::fchmod(&output, Mode::from_raw_mode(item.mode & 0o7777))
-        .map_err(|e| FsError::from_errno(target, e))?;
-    rustix::fs::futimens(&output, &timestamps(item.mtime_ns))
-        .map_err(|e| FsError::from_errno(target, e))?;
-    if opts.durable || opts.verify {
-        rustix::fs::fsync(&output).map_err(|e| FsError::from_errno(target, e))?;
-    }
-    if let Some(expected) = digest {
-        // Read back what reached the disk, not the page cache's copy.
-        let _ = rustix::fs::fadvise(&output, 0, None, rustix::fs::Advice::DontNeed);
-        let back = rustix::fs::openat(
-            dir,
-            temp,
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| FsError::from_errno(target, e))?;
-        let mut back = File::from(back);
-        if hash_all(&mut back, target, stop)? != expected {
-            return Err(FsError::other(
-                target,
-                Errno::IO.raw_os_error(),
-                "verification failed: the copy read back differs from the source; removed",
-            ));
-        }
-    }
-    Ok(Done::File {
-        bytes: item.size,
-        reflinked,
-    })
-}
-
-/// Copy `size` bytes in the kernel; read/write where it cannot.
-fn kernel_copy(
-    input: &mut File,
-    output: &mut File,
-    size: u64,
-    source: &[u8],
-    target: &[u8],
-    stop: Stop<'_>,
-) -> std::result::Result<(), FsError> {
-    let mut copied = 0u64;
-    while copied < size {
-        if stop() {
-            return Err(stopped(source));
-        }
-        let want = (size - copied).min(KERNEL_CHUNK) as usize;
-        match rustix::fs::copy_file_range(&*input, None, &*output, None, want) {
-            Ok(0) => break,
-            Ok(n) => copied += n as u64,
-            Err(Errno::INTR) => continue,
-            // Not supported between these files: stream the rest.
-            Err(Errno::XDEV) | Err(Errno::INVAL) | Err(Errno::NOSYS) | Err(Errno::OPNOTSUPP)
-                if copied == 0 =>
-            {
-                stream(input, output, size, source, target, stop)?;
-                return Ok(());
-            }
-            Err(e) => {
-                return Err(FsError::from_errno(
-                    if e == Errno::NOSPC { target } else { source },
-                    e,
-                ))
-            }
-        }
-    }
-    if copied != size {
-        return Err(FsError::other(
-            source,
-            0,
-            "file changed while being copied (shorter)",
-        ));
-    }
-    Ok(())
-}
-
-/// Copy by read/write, hashing what is read; the digest of the source.
-fn stream(
-    input: &mut File,
-    output: &mut File,
-    size: u64,
-    source: &[u8],
-    target: &[u8],
-    stop: Stop<'_>,
-) -> std::result::Result<[u8; 32], FsError> {
-    let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; STREAM];
-    let mut copied = 0u64;
-    loop {
-        if stop() {
-            return Err(stopped(source));
-        }
-        let n = match input.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(FsError::from_io(source, &e)),
-        };
-        hasher.update(&buf[..n]);
-        output
-            .write_all(&buf[..n])
-            .map_err(|e| FsError::from_io(target, &e))?;
-        copied += n as u64;
-    }
-    if copied != size {
-        return Err(FsError::other(source, 0, "file changed while being copied"));
-    }
-    Ok(*hasher.finalize().as_bytes())
-}
-
-fn hash_all(
-    file: &mut File,
-    path: &[u8],
-    stop: Stop<'_>,
-) -> std::result::Result<[u8; 32], FsError> {
-    let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; STREAM];
-    let mut at = 0u64;
-    loop {
-        if stop() {
-            return Err(stopped(path));
-        }
-        let n = file
-            .read_at(&mut buf, at)
-            .map_err(|e| FsError::from_io(path, &e))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        at += n as u64;
-    }
-    Ok(*hasher.finalize().as_bytes())
 }
 
 fn copy_symlink(
@@ -725,12 +499,16 @@ fn sync_folders(plan: &Plan, start: usize, end: usize, errors: &mut Vec<FsError>
 
 /// After the last page: give folders their own mode and mtime (deepest
 /// first: filling a folder changes its mtime), and for a move remove the
-/// source folders, now empty. Returns the problems met.
-pub fn finish(plan: &Plan, opts: &TransferOptions) -> Vec<FsError> {
+/// source folders, now empty. Returns the problems met. Idempotent: a
+/// cancel ([`Error::Cancelled`]) or a crash midway is finished by a rerun.
+pub fn finish(plan: &Plan, opts: &TransferOptions, cancel: &CancelToken) -> Result<Vec<FsError>> {
     let mut errors = Vec::new();
     for item in plan.items.iter().rev() {
         if item.kind() != Kind::Dir {
             continue;
+        }
+        if cancel.is_cancelled() {
+            return Err(Error::Cancelled);
         }
         let target = plan.target(item);
         // Through a handle opened without following a symlink: a folder
@@ -757,5 +535,5 @@ pub fn finish(plan: &Plan, opts: &TransferOptions) -> Vec<FsError> {
             }
         }
     }
-    errors
+    Ok(errors)
 }
