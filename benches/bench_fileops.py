@@ -11,6 +11,9 @@
 * ``delete``: that tree, copied fresh (outside the timing) before each
   contender: ``phasekit delete --permanent`` against ``rm -rf``, ``rmz`` and
   ``shutil.rmtree``.
+* ``--baseline PATH``: the ``phasekit`` executable of another build (an
+  earlier commit, installed in its own venv) runs as one more contender,
+  "baseline build", for a before/after in the same rounds.
 
 Every round runs each contender once, in a new random order, as a new
 process; the destination is removed and the removal synced before each
@@ -44,10 +47,13 @@ def _phasekit() -> str:
     return str(Path(sys.executable).with_name("phasekit"))
 
 
-def copy_contenders(lib: Path) -> dict[str, list[str] | None]:
+def copy_contenders(lib: Path, baseline: str | None) -> dict[str, list[str] | None]:
     py = sys.executable
     return {
         "phasekit copy": [_phasekit(), "--library", str(lib), "copy", "{src}", "{dst}"],
+        "baseline build": [baseline, "--library", f"{lib}-b", "copy", "{src}", "{dst}"]
+        if baseline
+        else None,
         "cp -a": ["cp", "-a", "{src}", "{dst}"],
         "xcp -r": ["xcp", "-r", "{src}", "{dst}"] if shutil.which("xcp") else None,
         "cpz": ["cpz", "{src}", "{dst}"] if shutil.which("cpz") else None,
@@ -55,9 +61,12 @@ def copy_contenders(lib: Path) -> dict[str, list[str] | None]:
     }
 
 
-def delete_contenders(lib: Path) -> dict[str, list[str] | None]:
+def delete_contenders(lib: Path, baseline: str | None) -> dict[str, list[str] | None]:
     py = sys.executable
     return {
+        "baseline build": [baseline, "--library", f"{lib}-b", "delete", "--permanent", "{dst}"]
+        if baseline
+        else None,
         "phasekit delete --permanent": [
             _phasekit(),
             "--library",
@@ -101,10 +110,12 @@ def big_tree(folder: Path) -> Path:
     return folder
 
 
-def run(kind: str, src: Path, rounds: int, work: Path) -> dict[str, object]:
+def run(
+    kind: str, src: Path, rounds: int, work: Path, baseline: str | None = None
+) -> dict[str, object]:
     lib = work / "library"
-    table = delete_contenders(lib) if kind == "delete" else copy_contenders(lib)
-    missing = [name for name, argv in table.items() if argv is None]
+    table = (delete_contenders if kind == "delete" else copy_contenders)(lib, baseline)
+    missing = [name for name, argv in table.items() if argv is None and name != "baseline build"]
     contenders = {name: argv for name, argv in table.items() if argv is not None}
     times: dict[str, list[float]] = {name: [] for name in contenders}
     dst = work / "dst"
@@ -141,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="copy,copy-big,delete")
     parser.add_argument("--tree", type=Path, default=None)
     parser.add_argument("--big-dir", type=Path, default=BENCH_DIR / "big4x1g")
+    parser.add_argument("--baseline", default=None, help="phasekit executable of another build")
     args = parser.parse_args(argv)
     tree = args.tree or ensure_tree("tree200k")
     warm(tree)
@@ -149,13 +161,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for kind in args.only.split(","):
             if kind == "copy":
-                results["copy tree200k"] = run("copy", tree, args.rounds, work)
+                results["copy tree200k"] = run("copy", tree, args.rounds, work, args.baseline)
             elif kind == "copy-big":
                 big = big_tree(args.big_dir)
                 warm(big)
-                results["copy 4 x 1 GiB"] = run("copy", big, args.rounds, work)
+                results["copy 4 x 1 GiB"] = run("copy", big, args.rounds, work, args.baseline)
             elif kind == "delete":
-                results["delete tree200k"] = run("delete", tree, args.rounds, work)
+                results["delete tree200k"] = run("delete", tree, args.rounds, work, args.baseline)
             else:
                 parser.error(f"unknown benchmark {kind!r}")
     finally:

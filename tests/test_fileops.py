@@ -429,6 +429,13 @@ def test_permission_errors_are_per_file_as_nobody(tmp_path_factory):
         src = base / "src"
         (src / "open").mkdir(parents=True)
         (src / "open" / "readable").write_bytes(b"fine")
+        # Copies are created with their final mode where they can be: a
+        # read-only one must still be written (and a group-writable one,
+        # masked by the umask, get its mode afterwards).
+        (src / "open" / "read-only").write_bytes(b"ro")
+        (src / "open" / "read-only").chmod(0o444)
+        (src / "open" / "shared").write_bytes(b"rw")
+        (src / "open" / "shared").chmod(0o664)
         (src / "secret").write_bytes(b"no")
         (src / "secret").chmod(0)
         (src / "locked").mkdir()
@@ -455,6 +462,9 @@ def test_permission_errors_are_per_file_as_nobody(tmp_path_factory):
             [str(src / "secret"), 13],
         ]
         assert (base / "dst" / "open" / "readable").read_bytes() == b"fine"
+        assert (base / "dst" / "open" / "read-only").read_bytes() == b"ro"
+        assert (base / "dst" / "open" / "read-only").stat().st_mode & 0o7777 == 0o444
+        assert (base / "dst" / "open" / "shared").stat().st_mode & 0o7777 == 0o664
         assert not (base / "dst" / "secret").exists()
     finally:
         for path in (base / "src" / "locked", base / "src" / "secret"):
