@@ -63,6 +63,8 @@ fn creation_mode(mode: u32) -> Option<u32> {
 pub(super) struct Caps {
     /// `O_TMPFILE`, and linking such a file in.
     pub tmpfile: bool,
+    /// Linking the file's own handle in (`AT_EMPTY_PATH`) is allowed.
+    pub link_fd: bool,
     /// Source devices from which a reflink failed.
     pub no_reflink_from: Vec<u64>,
 }
@@ -71,6 +73,7 @@ impl Default for Caps {
     fn default() -> Self {
         Self {
             tmpfile: true,
+            link_fd: true,
             no_reflink_from: Vec::new(),
         }
     }
@@ -196,7 +199,7 @@ fn copy_once(
     );
     let outcome = outcome.and_then(|reflinked| {
         if anonymous {
-            link_in(&output, dest)?;
+            link_in(&output, dest, &mut caps.link_fd)?;
         } else {
             if how.durable {
                 rustix::fs::fsync(dest.dir).map_err(|e| FsError::from_errno(dest.target, e))?;
@@ -273,27 +276,28 @@ fn fill(
 }
 
 /// Give the unnamed file `file` its final name; never replaces a file.
-fn link_in(file: &File, dest: &Dest<'_>) -> std::result::Result<(), Placing> {
-    // Through /proc: linking an fd itself (AT_EMPTY_PATH) needs
-    // CAP_DAC_READ_SEARCH, which a user does not have.
+fn link_in(file: &File, dest: &Dest<'_>, link_fd: &mut bool) -> std::result::Result<(), Placing> {
+    // The handle itself (AT_EMPTY_PATH) is cheapest, but needs
+    // CAP_DAC_READ_SEARCH on kernels before 6.10 (ENOENT without it); else
+    // through /proc, whose lookup costs more than the rest of the link.
+    if *link_fd {
+        match rustix::fs::linkat(file.as_fd(), c"", dest.dir, dest.name, AtFlags::EMPTY_PATH) {
+            Err(Errno::NOENT) | Err(Errno::PERM) | Err(Errno::INVAL) => *link_fd = false,
+            other => return other.map_err(|e| link_failed(dest, e)),
+        }
+    }
     let proc = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
         .map_err(|_| Placing::Unsupported)?;
-    let linked = match rustix::fs::linkat(CWD, &proc, dest.dir, dest.name, AtFlags::SYMLINK_FOLLOW)
-    {
-        // No /proc (a chroot): try the fd itself.
-        Err(Errno::NOENT) => {
-            rustix::fs::linkat(file.as_fd(), c"", dest.dir, dest.name, AtFlags::EMPTY_PATH)
+    rustix::fs::linkat(CWD, &proc, dest.dir, dest.name, AtFlags::SYMLINK_FOLLOW)
+        .map_err(|e| link_failed(dest, e))
+}
+
+fn link_failed(dest: &Dest<'_>, e: Errno) -> Placing {
+    match e {
+        Errno::NOENT | Errno::PERM | Errno::ACCESS | Errno::XDEV | Errno::OPNOTSUPP => {
+            Placing::Unsupported
         }
-        other => other,
-    };
-    match linked {
-        Ok(()) => Ok(()),
-        Err(Errno::NOENT)
-        | Err(Errno::PERM)
-        | Err(Errno::ACCESS)
-        | Err(Errno::XDEV)
-        | Err(Errno::OPNOTSUPP) => Err(Placing::Unsupported),
-        Err(e) => Err(taken(dest.target, e).into()),
+        e => Placing::Failed(taken(dest.target, e)),
     }
 }
 
