@@ -23,6 +23,7 @@ import anyio
 import pytest
 
 from phasekit import fs
+from phasekit.errors import InvalidInputError
 from phasekit.fileops import CopyJob, DeleteJob, DeleteSummary, MoveJob, TransferSummary
 from phasekit.jobs import JobStatus
 from phasekit.library import Library
@@ -583,3 +584,23 @@ def test_rename_policy_fits_names_of_255_bytes(tmp_path):
         assert (tmp_path / "dst" / "src" / os.fsdecode(name)).read_bytes() == b"new"
     assert b"\xc3\xa9" * 10 in b"".join(renamed)
     assert any(n.endswith(b" (1).jpg") for n in renamed)
+
+
+@pytest.mark.parametrize("verify", [False, True])
+def test_access_times_kept_when_asked(tmp_path, verify):
+    src = tmp_path / "src"
+    src.mkdir()
+    for i, name in enumerate(["a\xff", "b"]):
+        (src / name).write_bytes(pattern(100_000 * i + 10, i))
+        os.utime(src / name, ns=(1_000_000_000_123_456_789 + i, 1_100_000_000_000_000_000))
+    with Library.open(tmp_path / "lib") as library:
+        kept = library.run(CopyJob(sources=[src], dest=tmp_path / "kept", atime=True,
+                                   verify=verify))  # fmt: skip
+        plain = library.run(CopyJob(sources=[src], dest=tmp_path / "plain", verify=verify))
+        with pytest.raises(InvalidInputError):
+            CopyJob(sources=[src], dest=tmp_path / "x", atime="yes")  # type: ignore[arg-type]
+    assert kept.status is plain.status is JobStatus.COMPLETED
+    for i, name in enumerate(["a\xff", "b"]):
+        assert os.stat(tmp_path / "kept" / name).st_atime_ns == 1_000_000_000_123_456_789 + i
+        assert os.stat(tmp_path / "plain" / name).st_atime_ns != 1_000_000_000_123_456_789 + i
+        assert os.stat(tmp_path / "kept" / name).st_mtime_ns == 1_100_000_000_000_000_000

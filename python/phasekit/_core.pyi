@@ -306,6 +306,7 @@ class CopyPlan:
         tag: str,
         verify: bool = False,
         durable: bool = False,
+        atime: bool = False,
         remove_sources: bool = False,
         resumed: bool = False,
         threads: int | None = None,

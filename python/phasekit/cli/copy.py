@@ -52,6 +52,8 @@ def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--durable", action=argparse.BooleanOptionalAction, default=None,
                    help="fsync every file and folder (default: off for copy, on for "
                    "move)")  # fmt: skip
+    p.add_argument("--atime", action="store_true",
+                   help="keep files' access times too (default: modes and mtimes)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="the summary as one JSON object")
     p.add_argument("--threads", type=positive_int, default=None, help="worker threads")
 
@@ -78,6 +80,7 @@ def run_transfer(args: argparse.Namespace, *, move: bool) -> int:
         conflict=args.conflict,
         verify=args.verify,
         durable=args.durable,
+        atime=args.atime,
         threads=args.threads,
     )
     with Library.open(args.library) as library:

@@ -85,7 +85,8 @@ class CopyJob(PhasedJob[TransferSummary]):
     never replaces a file nor a file a folder) or ``rename`` ("name (1).ext").
     ``verify`` reads every copy back and compares BLAKE3 digests, and
     ``durable`` syncs each file and folder (both default to off for a copy,
-    on for a move). Modes and mtimes are kept, symlinks are copied as links (never
+    on for a move). Modes and mtimes are kept (``atime``: files' access
+    times too), symlinks are copied as links (never
     followed), hard links inside the copied set stay hard links, FIFOs and
     devices are skipped with a non-critical error.
     """
@@ -99,6 +100,7 @@ class CopyJob(PhasedJob[TransferSummary]):
     conflict: str = "abort"
     verify: bool | None = None
     durable: bool | None = None
+    atime: bool = False
     threads: int | None = None
     page_files: int = PAGE_FILES
     page_bytes: int = PAGE_BYTES
@@ -121,6 +123,12 @@ class CopyJob(PhasedJob[TransferSummary]):
             raise InvalidInputError(
                 f"conflict must be one of {', '.join(CONFLICT_POLICIES)}, not {self.conflict!r}"
             )
+        for name, value, optional in (
+            ("verify", self.verify, True), ("durable", self.durable, True),
+            ("atime", self.atime, False),
+        ):  # fmt: skip
+            if not (isinstance(value, bool) or (optional and value is None)):
+                raise InvalidInputError(f"{name} must be True or False, not {value!r}")
         check_count("threads", self.threads, optional=True)
         check_count("page_files", self.page_files)
         check_count("page_bytes", self.page_bytes)
@@ -323,7 +331,8 @@ class CopyJob(PhasedJob[TransferSummary]):
             t0 = time.monotonic()
             page = functools.partial(
                 plan.transfer_page, start, pager.size, self.page_bytes, tag=self._tag,
-                verify=self._verify, durable=self._durable, remove_sources=self.moving,
+                verify=self._verify, durable=self._durable, atime=self.atime,
+                remove_sources=self.moving,
                 resumed=start < resumed_until, threads=self.threads,
             )  # fmt: skip
             # A pause lands inside the page (even inside one large file):

@@ -131,7 +131,7 @@ impl CopyPlan {
 
     /// Carry out the entries from `start`: `(next, files, bytes, dirs,
     /// symlinks, links, reflinked, already, errors)`.
-    #[pyo3(signature = (start, max_items, max_bytes, *, tag, verify=false, durable=false, remove_sources=false, resumed=false, threads=None, cancel=None))]
+    #[pyo3(signature = (start, max_items, max_bytes, *, tag, verify=false, durable=false, atime=false, remove_sources=false, resumed=false, threads=None, cancel=None))]
     #[allow(clippy::too_many_arguments)]
     fn transfer_page<'py>(
         &self,
@@ -142,6 +142,7 @@ impl CopyPlan {
         tag: String,
         verify: bool,
         durable: bool,
+        atime: bool,
         remove_sources: bool,
         resumed: bool,
         threads: Option<usize>,
@@ -156,6 +157,7 @@ impl CopyPlan {
         let opts = TransferOptions {
             verify,
             durable,
+            atime,
             remove_sources,
             resumed,
             tag,

@@ -80,11 +80,16 @@ impl Default for Caps {
 }
 
 pub(super) fn timestamps(mtime_ns: i64) -> Timestamps {
+    with_atime(mtime_ns, None)
+}
+
+/// mtime, and atime when given (else left as it is).
+fn with_atime(mtime_ns: i64, atime: Option<Timespec>) -> Timestamps {
     Timestamps {
-        last_access: Timespec {
+        last_access: atime.unwrap_or(Timespec {
             tv_sec: 0,
             tv_nsec: UTIME_OMIT,
-        },
+        }),
         last_modification: Timespec {
             tv_sec: mtime_ns.div_euclid(1_000_000_000),
             tv_nsec: mtime_ns.rem_euclid(1_000_000_000) as _,
@@ -104,6 +109,8 @@ pub(super) struct Dest<'a> {
 pub(super) struct How<'a> {
     pub verify: bool,
     pub durable: bool,
+    /// Keep the source's access time.
+    pub atime: bool,
     pub stop: Stop<'a>,
 }
 
@@ -226,6 +233,17 @@ fn fill(
     caps: &mut Caps,
 ) -> std::result::Result<bool, Placing> {
     let mut reflinked = false;
+    // Before reading: reading may move it (relatime).
+    let atime = match how.atime {
+        true => {
+            let st = rustix::fs::fstat(&*input).map_err(|e| FsError::from_errno(source, e))?;
+            Some(Timespec {
+                tv_sec: st.st_atime,
+                tv_nsec: st.st_atime_nsec as _,
+            })
+        }
+        false => None,
+    };
     let digest = if how.verify {
         Some(stream(input, output, item.size, source, target, how.stop)?)
     } else {
@@ -249,13 +267,20 @@ fn fill(
     if set_mode {
         rustix::fs::fchmod(&*output, Mode::from_raw_mode(item.mode & 0o7777)).map_err(io)?;
     }
-    rustix::fs::futimens(&*output, &timestamps(item.mtime_ns)).map_err(io)?;
+    rustix::fs::futimens(&*output, &with_atime(item.mtime_ns, atime)).map_err(io)?;
     if how.durable || how.verify {
         rustix::fs::fsync(&*output).map_err(io)?;
     }
     if let Some(expected) = digest {
         // Read back what reached the disk, not the page cache's copy.
         let _ = rustix::fs::fadvise(&*output, 0, None, rustix::fs::Advice::DontNeed);
+        if atime.is_some() {
+            // Reading must not move the access time just given (relatime
+            // does when it is older than the mtime). We own the file, so
+            // O_NOATIME is allowed.
+            let flags = rustix::fs::fcntl_getfl(&*output).map_err(io)?;
+            rustix::fs::fcntl_setfl(&*output, flags | OFlags::NOATIME).map_err(io)?;
+        }
         let meta = sys::Meta::from_stat(&rustix::fs::fstat(&*output).map_err(io)?);
         output.rewind().map_err(|e| FsError::from_io(target, &e))?;
         let want = Want {

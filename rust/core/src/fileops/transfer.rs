@@ -31,6 +31,9 @@ pub struct TransferOptions {
     pub verify: bool,
     /// fsync each file before its rename, and each folder after.
     pub durable: bool,
+    /// Give each copied file its source's access time too (else the time
+    /// of the copy).
+    pub atime: bool,
     /// A move: each source file is removed once its copy is in place (and
     /// synced); folders are removed by [`finish`].
     pub remove_sources: bool,
@@ -299,6 +302,7 @@ fn copy_entry(
             let how = How {
                 verify: opts.verify,
                 durable: opts.durable,
+                atime: opts.atime,
                 stop,
             };
             newfile::copy_file(item, &source, &dest, &how, caps, sources)
