@@ -604,3 +604,19 @@ def test_access_times_kept_when_asked(tmp_path, verify):
         assert os.stat(tmp_path / "kept" / name).st_atime_ns == 1_000_000_000_123_456_789 + i
         assert os.stat(tmp_path / "plain" / name).st_atime_ns != 1_000_000_000_123_456_789 + i
         assert os.stat(tmp_path / "kept" / name).st_mtime_ns == 1_100_000_000_000_000_000
+
+
+def test_roots_longer_than_path_max_are_refused_clearly(nasty, tmp_path):
+    root, notable = nasty
+    deep = os.fsdecode(os.path.dirname(notable["deep"]))
+    assert len(os.fsencode(deep)) >= 4096
+    with Library.open(tmp_path / "lib") as library:
+        for job in (
+            CopyJob(sources=[deep], dest=tmp_path / "out"),
+            CopyJob(sources=[root], dest=deep + "/x"),
+            DeleteJob(paths=[deep], mode="permanent"),
+        ):
+            run = library.run(job)
+            assert run.status is JobStatus.FAILED
+            assert "more than the kernel takes in one path" in (run.error or "")
+    assert fs.checksum(notable["deep"])  # nothing removed (read beneath folder handles)

@@ -54,6 +54,7 @@ from ..jobs import (
 )
 from ..library._jobs import check_count, library_of
 from ._follow import follow, holds_location
+from ._paths import check_root_length, inside
 from ._stoppable import run_stoppable
 from ._types import TransferProgress, TransferSummary
 
@@ -70,10 +71,6 @@ SCRATCH_DIR = "scratch"
 def _with_token(call: Callable[..., T], token: _core.CancelToken) -> T:
     """``call(cancel=token)``: a page of the transfer, stoppable."""
     return call(cancel=token)
-
-
-def _inside(path: str, folder: str) -> bool:
-    return path == folder or path.startswith(folder.rstrip("/") + "/")
 
 
 @job("phasekit.copy")
@@ -223,14 +220,16 @@ class CopyJob(PhasedJob[TransferSummary]):
         if len(sources) > 1 and not dest_is_dir:
             raise FatalError(f"{dest} is not a folder: several sources go into a folder")
         targets = []
+        check_root_length(dest, "the destination")
         for source in sources:
+            check_root_length(source, "the source")
             if not os.path.lexists(source):
                 raise FatalError(f"{source} does not exist")
             if source == "/":
                 raise FatalError("refusing to copy or move / itself")
             target = os.path.join(dest, os.path.basename(source)) if dest_is_dir else dest
             real_source = os.path.realpath(source)
-            if _inside(os.path.realpath(target), real_source) and os.path.isdir(real_source):
+            if inside(os.path.realpath(target), real_source) and os.path.isdir(real_source):
                 raise FatalError(f"{target} is inside {source}: a folder cannot go into itself")
             if os.path.realpath(target) == real_source:
                 raise FatalError(f"{source} and {target} are the same")

@@ -34,6 +34,7 @@ from ..errors import InvalidInputError
 from ..jobs import FatalError, Phase, PhaseContext, PhasedJob, PhaseResult, Phases, job
 from ..library._jobs import check_count
 from ._follow import follow
+from ._paths import check_root_length, inside
 from ._stoppable import run_stoppable
 from ._trash import TrashError, trash
 from ._types import DeleteProgress, DeleteSummary
@@ -46,10 +47,6 @@ SECURE_CAVEAT = (
     "the old data can remain where this cannot reach"
 )
 ERRORS_KEPT = 1000
-
-
-def _contains(folder: str, path: str) -> bool:
-    return path == folder or path.startswith(folder.rstrip("/") + "/")
 
 
 @job("phasekit.delete")
@@ -114,12 +111,13 @@ class DeleteJob(PhasedJob[DeleteSummary]):
         ctx.shared.setdefault("started_at", time.time())
         protected = [] if self.force else self._protected(ctx)
         for path in self.paths or []:
+            check_root_length(path, "the path")
             if not os.path.lexists(path):
                 raise FatalError(f"{path} does not exist")
             real = os.path.realpath(path) if not os.path.islink(path) else path
             for folder, why in protected:
                 real_folder = os.path.realpath(folder)
-                if _contains(real, real_folder):  # it, or a folder that holds it
+                if inside(real_folder, real):  # it, or a folder that holds it
                     what = why if real == real_folder else f"a folder holding {why} ({folder})"
                     raise FatalError(
                         f"refusing to delete {path}: it is {what}; "
