@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -186,3 +187,72 @@ def test_a_location_root_is_not_moved(tmp_path):
             assert "root of location" in (run.error or "")
     assert (area / "photos" / "x").read_bytes() == b"x"
     assert not (tmp_path / "elsewhere").exists()
+
+
+def test_a_skipped_name_does_not_take_its_sources_identity(tmp_path):
+    """Under --conflict skip, a file already at the target (never hashed,
+    same size and mtime, other bytes) is not the copy: it keeps no cas_id."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "same\xff").write_bytes(b"A" * 5000)
+    (src / "sub" / "new").write_bytes(pattern(7000, 3))
+    (dst / "sub").mkdir(parents=True)
+    (dst / "sub" / "same\xff").write_bytes(b"B" * 5000)
+    stamp = os.stat(src / "sub" / "same\xff").st_mtime_ns
+    os.utime(dst / "sub" / "same\xff", ns=(stamp, stamp))
+    time.sleep(0.2)  # its ctime well before the job's start (CLOCK_SLACK_S)
+    with Library.open(tmp_path / "lib") as library:
+        index(library, src, mode="content")
+        target = index(library, dst, mode="shallow")
+        run = library.run(CopyJob(sources=[src / "sub"], dest=dst, conflict="skip"))
+        assert run.status is JobStatus.COMPLETED
+        after = rows(library, library.location(target.id))
+        assert after[os.fsencode("sub/same\xff")][3] is None
+        assert after[b"sub/new"][3] is not None
+
+
+def test_nested_locations_both_follow(tmp_path):
+    outer = tmp_path / "outer"
+    inner = outer / "inner"
+    odd_tree(inner / "gone")
+    (inner / "kept").write_bytes(b"kept")
+    with Library.open(tmp_path / "lib") as library:
+        outer_loc = index(library, outer)
+        inner_loc = library.add_location(inner, mode="deep", allow_nested=True)
+        library.run(IndexJob(location_id=inner_loc.id))
+        run = library.run(DeleteJob(paths=[inner / "gone"], mode="permanent"))
+        assert run.status is JobStatus.COMPLETED
+        assert set(rows(library, library.location(inner_loc.id))) == {b"kept"}
+        assert set(rows(library, library.location(outer_loc.id))) == {b"inner", b"inner/kept"}
+
+
+def test_forced_delete_of_a_location_root_completes_with_a_warning(tmp_path):
+    area = tmp_path / "area"
+    odd_tree(area)
+    with Library.open(tmp_path / "lib") as library:
+        location = index(library, area)
+        count = library.entry_count(location)
+        run = library.run(DeleteJob(paths=[area], mode="permanent", force=True))
+        assert run.status is JobStatus.COMPLETED, run.error
+        assert not area.exists()
+        assert any("is gone; its entries were left" in w for w in run.warnings())
+        assert library.entry_count(location) == count  # left for the user to decide
+
+
+def test_modes_whatever_the_umask(tmp_path):
+    """The umask at the time of the copy does not change the copies' modes."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_bytes(b"f")
+    os.chmod(src / "f", 0o644)
+    old = os.umask(0o077)
+    try:
+        with Library.open(tmp_path / "lib") as library:
+            first = library.run(CopyJob(sources=[src], dest=tmp_path / "a"))
+            os.umask(0o022)
+            second = library.run(CopyJob(sources=[src], dest=tmp_path / "b"))
+    finally:
+        os.umask(old)
+    assert first.status is second.status is JobStatus.COMPLETED
+    assert os.stat(tmp_path / "a" / "f").st_mode & 0o777 == 0o644
+    assert os.stat(tmp_path / "b" / "f").st_mode & 0o777 == 0o644

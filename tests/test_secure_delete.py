@@ -7,8 +7,10 @@ promise."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,21 +21,24 @@ from phasekit.jobs import JobStatus
 from phasekit.library import Library
 from test_indexing import subprocess_env
 
-from conftest import BAD_NAME
+from conftest import BAD_NAME, run_as_nobody
 
 
 @pytest.fixture
-def ext4(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
-    """A 32 MiB ext4 image, loop-mounted: ``(mount point, image)``."""
+def ext4() -> Iterator[tuple[Path, Path]]:
+    """A 32 MiB ext4 image, loop-mounted: ``(mount point, image)``, in a
+    folder anyone can traverse (a test runs as nobody there)."""
     if os.geteuid() != 0:
         pytest.skip("loop-mounting an image needs root")
-    image = tmp_path / "disk.img"
+    base = Path(tempfile.mkdtemp(prefix="phasekit-ext4-"))
+    base.chmod(0o755)
+    image = base / "disk.img"
     with open(image, "wb") as f:
         f.truncate(32 << 20)
     made = subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], capture_output=True, check=False)
     if made.returncode != 0:
         pytest.skip(f"mkfs.ext4 failed: {made.stderr.decode(errors='replace').strip()}")
-    mount = tmp_path / "mnt"
+    mount = base / "mnt"
     mount.mkdir()
     done = subprocess.run(["mount", "-o", "loop", str(image), str(mount)],
                           capture_output=True, check=False)  # fmt: skip
@@ -44,6 +49,7 @@ def ext4(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     finally:
         if subprocess.run(["umount", str(mount)], check=False).returncode != 0:
             subprocess.run(["umount", "-l", str(mount)], check=False)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def secret(i: int) -> bytes:
@@ -106,7 +112,7 @@ def test_hard_links_outside_keep_their_data(tmp_path, ext4):
         run = library.run(DeleteJob(paths=[mount / "tree"], mode="secure"))
         assert run.status is JobStatus.COMPLETED_WITH_ERRORS
         [error] = run.errors()
-        assert "other hard links" in error.message
+        assert "hard links outside what was deleted" in error.message
         assert error.path == str(mount / "tree" / "a")
     assert not (mount / "tree").exists()
     assert (mount / "kept").read_bytes().startswith(markers[0])
@@ -138,3 +144,61 @@ def test_cli_warns_and_checks_its_flags(tmp_path, ext4):
     assert SECURE_CAVEAT in done.stderr
     assert "overwrote and removed 4 files" in done.stdout
     assert not (mount / "tree").exists()
+
+
+def test_hard_links_inside_the_tree_are_overwritten_once_all_names_go(tmp_path, ext4):
+    """Two names of one file in sibling folders (removed side by side):
+    whoever removes the last name overwrites the data."""
+    mount, image = ext4
+    markers = plant(mount / "tree")
+    (mount / "tree" / "s1").mkdir()
+    (mount / "tree" / "s2").mkdir()
+    os.rename(mount / "tree" / "a", mount / "tree" / "s1" / "a")
+    os.link(mount / "tree" / "s1" / "a", mount / "tree" / "s2" / "b")
+    with Library.open(tmp_path / "lib") as library:
+        run = library.run(DeleteJob(paths=[mount / "tree"], mode="secure"))
+        assert run.status is JobStatus.COMPLETED, run.errors()
+    assert [m for m in markers if image_holds(image, mount, m)] == []
+
+
+def test_a_file_mounted_into_the_tree_is_left_alone(tmp_path, ext4):
+    """A bind mount over a file of the tree (as containers do for
+    /etc/hosts): its data belongs to another filesystem, never overwritten."""
+    mount, _image = ext4
+    plant(mount / "tree")
+    outside = tmp_path / "hosts"
+    outside.write_bytes(b"127.0.0.1 localhost\n")
+    (mount / "tree" / "hosts").write_bytes(b"")
+    subprocess.run(["mount", "--bind", str(outside), str(mount / "tree" / "hosts")], check=True)
+    try:
+        with Library.open(tmp_path / "lib") as library:
+            run = library.run(DeleteJob(paths=[mount / "tree"], mode="secure"))
+            assert run.status is JobStatus.COMPLETED_WITH_ERRORS
+            assert str(mount / "tree" / "hosts") in {e.path for e in run.errors()}
+    finally:
+        subprocess.run(["umount", str(mount / "tree" / "hosts")], check=False)
+    assert outside.read_bytes() == b"127.0.0.1 localhost\n"
+
+
+def test_read_only_files_of_ours_are_overwritten_as_nobody(tmp_path, ext4):
+    mount, image = ext4
+    markers = plant(mount / "tree")
+    subprocess.run(["chown", "-R", "nobody", str(mount / "tree")], check=True)
+    subprocess.run(["chown", "nobody", str(mount)], check=True)  # the tree's folder
+    for folder, _dirs, files in os.walk(mount / "tree"):
+        for name in files:
+            os.chmod(os.path.join(folder, name), 0o444)
+    lib = mount / "lib"  # where nobody can write
+    lib.mkdir()
+    subprocess.run(["chown", "nobody", str(lib)], check=True)
+    result = run_as_nobody(
+        "import json\n"
+        "from phasekit.fileops import DeleteJob\n"
+        "from phasekit.library import Library\n"
+        f"with Library.open({str(lib)!r}) as library:\n"
+        f"    run = library.run(DeleteJob(paths=[{str(mount / 'tree')!r}], mode='secure'))\n"
+        "    print(json.dumps([run.status.value, [e.message for e in run.errors()]]))\n"
+    )
+    assert result == ["completed", []]
+    assert not (mount / "tree").exists()
+    assert [m for m in markers if image_holds(image, mount, m)] == []

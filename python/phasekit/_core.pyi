@@ -191,7 +191,12 @@ class LibraryDb:
         cancel: CancelToken | None = None,
     ) -> tuple[int, int, int, int, list[_Error]]: ...
     def carry_content(
-        self, to_location: int, to_path: bytes, from_location: int, from_path: bytes
+        self,
+        to_location: int,
+        to_path: bytes,
+        from_location: int,
+        from_path: bytes,
+        placed_since_ns: int,
     ) -> int: ...
     def link_identities(self, location_id: int, prune: bool = False) -> int: ...
 

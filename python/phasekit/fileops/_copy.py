@@ -394,12 +394,15 @@ class CopyJob(PhasedJob[TransferSummary]):
         s = ctx.shared
         library = library_of(ctx, f"the {self.operation} job")
         moved = list(zip(s.get("planned_sources", []), s.get("planned_targets", []), strict=True))
-        moved += zip(s.get("renamed_sources", []), s.get("renamed_targets", []), strict=True)
+        renamed = list(zip(s.get("renamed_sources", []), s.get("renamed_targets", []), strict=True))
         s["carried"] = follow(
             library,
             moved,
             removed=list(self.sources or []) if self.moving else [],
+            renamed=renamed,
+            since=s.get("started_at", time.time()),
             report=lambda message: self._report(ctx, message, 0.0, 100.0),
+            warn=ctx.warn,
         )
         return None
 

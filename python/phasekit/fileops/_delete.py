@@ -202,7 +202,14 @@ class DeleteJob(PhasedJob[DeleteSummary]):
     def follow(self, ctx: PhaseContext) -> PhaseResult:
         library = ctx.job_ctx.library
         if library is not None:
-            follow(library, [], removed=list(self.paths or []), report=lambda _message: None)
+            follow(
+                library,
+                [],
+                removed=list(self.paths or []),
+                since=ctx.shared.get("started_at", time.time()),
+                report=lambda _message: None,
+                warn=ctx.warn,
+            )
         return None
 
     def complete(self, ctx: PhaseContext) -> PhaseResult:

@@ -42,16 +42,18 @@ def _real(path: str) -> str:
     return os.path.join(os.path.realpath(parent), name) if name else os.path.realpath(path)
 
 
-def place_of(locations: Iterable[Location], path: str) -> Place | None:
-    """The location holding ``path`` (compared by real path), if any."""
+def places_of(locations: Iterable[Location], path: str) -> list[Place]:
+    """Every location holding ``path`` (compared by real path): one, or
+    several where locations are nested (each has entries for it)."""
     real = _real(path)
+    out = []
     for location in locations:
         root = os.path.realpath(location.path).rstrip("/")
         if real == (root or "/"):
-            return Place(location, b"")
-        if real.startswith(root + "/"):
-            return Place(location, os.fsencode(real[len(root) + 1 :]))
-    return None
+            out.append(Place(location, b""))
+        elif real.startswith(root + "/"):
+            out.append(Place(location, os.fsencode(real[len(root) + 1 :])))
+    return out
 
 
 def holds_location(locations: Iterable[Location], path: str) -> Location | None:
@@ -81,51 +83,70 @@ def rescan(library: Library, location: Location, before_sweep: Callable[[], int]
     return done
 
 
+#: Seconds before the job began from which a file counts as placed by it:
+#: a filesystem's ctime comes from a coarse clock, up to a tick (4-10 ms)
+#: behind time.time().
+CLOCK_SLACK_S = 0.05
+
+
 def follow(
     library: Library,
     moved: Iterable[tuple[str, str]],
     removed: Iterable[str],
+    *,
+    renamed: Iterable[tuple[str, str]] = (),
+    since: float,
     report: Callable[[str], None],
+    warn: Callable[[str], None],
 ) -> int:
     """Bring the entries of the library in step with the disk after files
-    went from each ``(source, target)`` of ``moved`` (a copy or a move: the
-    sources may be gone) and after ``removed`` went. Returns the files whose
-    content identity was carried to a copy."""
+    went from each ``(source, target)`` of ``moved`` (a copy or a move, file
+    by file: the sources may be gone) or of ``renamed`` (a move by one
+    rename of the whole tree: nothing else is under its target), and after
+    ``removed`` went, in a job that began at ``since`` (unix seconds).
+    Returns the files whose content identity was carried to a copy. A
+    location whose root is gone (deleted with force, unmounted) keeps its
+    entries as they are, with a warning."""
     locations = library.locations()
-    carries: dict[int, list[tuple[Place, Place]]] = {}
+    carries: dict[int, list[tuple[Place, Place, float]]] = {}
     touched: dict[int, Location] = {}
-    for source, target in moved:
-        to = place_of(locations, target)
-        if to is None:
-            continue
-        touched.setdefault(to.location.id, to.location)
-        from_ = place_of(locations, source)
-        if from_ is not None:
-            carries.setdefault(to.location.id, []).append((to, from_))
+    # A file placed by the job has a ctime from after its start; a renamed
+    # tree keeps its files' ctimes, and is all from its source.
+    placed = [(s, t, since - CLOCK_SLACK_S) for s, t in moved]
+    for source, target, placed_since in [*placed, *((s, t, 0.0) for s, t in renamed)]:
+        sources = places_of(locations, source)
+        for to in places_of(locations, target):
+            touched.setdefault(to.location.id, to.location)
+            if sources:
+                carries.setdefault(to.location.id, []).append((to, sources[0], placed_since))
+    # Then where the moved and deleted paths were (their entries go).
+    gone: dict[int, Location] = {}
+    for path in removed:
+        for at in places_of(locations, path):
+            if at.location.id not in touched:
+                gone.setdefault(at.location.id, at.location)
     carried = 0
-    for location_id, location in touched.items():
+    for location_id, location in [*touched.items(), *gone.items()]:
+        if not os.path.isdir(location.path):
+            warn(
+                f"location {location_id}: its root {location.path} is gone; its entries were "
+                "left as they are (remove the location, or index it again once it is back)"
+            )
+            continue
         report(f"updating the entries of location {location_id} ({location.path})")
-
         pairs = carries.get(location_id, [])
         carried += rescan(
             library,
             location,
             # Called by rescan before this loop moves on (no late binding).
             lambda: sum(
-                library.carry_content((to.location, to.rel), (from_.location, from_.rel))
-                for to, from_ in pairs  # noqa: B023
+                library.carry_content(
+                    (to.location, to.rel), (from_.location, from_.rel), placed_since
+                )
+                for to, from_, placed_since in pairs  # noqa: B023
             ),
         )
-    # Then where the moved and deleted paths were (their entries go).
-    gone: dict[int, Location] = {}
-    for path in removed:
-        at = place_of(locations, path)
-        if at is not None and at.location.id not in touched:
-            gone.setdefault(at.location.id, at.location)
-    for location_id, location in gone.items():
-        report(f"removing the entries of location {location_id} ({location.path})")
-        rescan(library, location, lambda: 0)
     return carried
 
 
-__all__ = ["Place", "follow", "holds_location", "place_of"]
+__all__ = ["Place", "follow", "holds_location", "places_of"]

@@ -117,13 +117,19 @@ class JobSteps:
         self: _Library,
         to: tuple[int | StrPath | Location, bytes],
         from_: tuple[int | StrPath | Location, bytes],
+        placed_since: float,
     ) -> int:
         """After a copy or a move: each file under ``to`` (a location, and a
-        path relative to its root; ``b""``: all of it) without a cas_id takes
+        path relative to its root; ``b""``: all of it) without a cas_id,
+        placed (its ctime) at or after ``placed_since`` (unix seconds), takes
         the cas_id and checksum of the file at the same place under
         ``from_``, where size and mtime agree. Returns how many did."""
         return self._db.carry_content(
-            self.location(to[0]).id, to[1], self.location(from_[0]).id, from_[1]
+            self.location(to[0]).id,
+            to[1],
+            self.location(from_[0]).id,
+            from_[1],
+            int(placed_since * 1e9),
         )
 
     def mark_indexed(self: _Library, location: int | StrPath | Location, at: float) -> None:

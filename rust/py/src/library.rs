@@ -323,7 +323,8 @@ impl LibraryDb {
     /// Give files a copy or move placed under `to_path` of location
     /// `to_location` the cas_id and checksum of the files at the same places
     /// under `from_path` of `from_location` (same size and mtime); the
-    /// number given one. Paths relative to the locations' roots.
+    /// number given one. Paths relative to the locations' roots; only files
+    /// placed (ctime) at or after `placed_since_ns`.
     fn carry_content(
         &self,
         py: Python<'_>,
@@ -331,11 +332,16 @@ impl LibraryDb {
         to_path: &Bound<'_, PyAny>,
         from_location: i64,
         from_path: &Bound<'_, PyAny>,
+        placed_since_ns: i64,
     ) -> PyResult<u64> {
         let to_path = path_from_py(to_path)?;
         let from_path = path_from_py(from_path)?;
         self.with(py, move |db| {
-            db.carry_content((to_location, &to_path), (from_location, &from_path))
+            db.carry_content(
+                (to_location, &to_path),
+                (from_location, &from_path),
+                placed_since_ns,
+            )
         })
     }
 

@@ -38,25 +38,6 @@ pub(super) fn stopped(path: &[u8]) -> FsError {
     FsError::other(path, 0, "stopped (pause or cancel): redone on resume")
 }
 
-/// This process's umask, read once from /proc (setting it to read it would
-/// race with files other threads create); None if unknown.
-fn umask() -> Option<u32> {
-    static UMASK: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
-    *UMASK.get_or_init(|| {
-        let status = std::fs::read_to_string("/proc/self/status").ok()?;
-        let line = status.lines().find(|l| l.starts_with("Umask:"))?;
-        u32::from_str_radix(line.trim_start_matches("Umask:").trim(), 8).ok()
-    })
-}
-
-/// The mode to create an unnamed copy with, when creating gives it the
-/// item's mode exactly (no special bits, none masked by the umask): then
-/// no `fchmod` is needed.
-fn creation_mode(mode: u32) -> Option<u32> {
-    let mode = mode & 0o7777;
-    (mode & 0o7000 == 0 && mode & umask()? == 0).then_some(mode)
-}
-
 /// What a destination filesystem was found to offer, learnt from the first
 /// file that tried (so later files do not ask again).
 #[derive(Debug)]
@@ -163,19 +144,12 @@ fn copy_once(
     if meta.size != item.size || meta.mtime_ns != item.mtime_ns {
         return Err(FsError::other(source, 0, "changed since the copy was planned").into());
     }
-    // An unnamed file can be created with its final mode: nobody can open
-    // it before it is linked in, whatever the mode says.
-    let exact_mode = if anonymous {
-        creation_mode(item.mode)
-    } else {
-        None
-    };
     let mut output = if anonymous {
         match rustix::fs::openat(
             dest.dir,
             c".",
             OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
-            Mode::from_raw_mode(exact_mode.unwrap_or(0o600)),
+            Mode::from_raw_mode(0o600),
         ) {
             Ok(fd) => File::from(fd),
             // Not offered by this filesystem (or kernel).
@@ -195,15 +169,7 @@ fn copy_once(
         )
     };
     let files = (&mut input, &mut output);
-    let outcome = fill(
-        item,
-        source,
-        dest.target,
-        files,
-        exact_mode.is_none(),
-        how,
-        caps,
-    );
+    let outcome = fill(item, source, dest.target, files, how, caps);
     let outcome = outcome.and_then(|reflinked| {
         if anonymous {
             link_in(&output, dest, &mut caps.link_fd)?;
@@ -228,7 +194,6 @@ fn fill(
     source: &[u8],
     target: &[u8],
     (input, output): (&mut File, &mut File),
-    set_mode: bool,
     how: &How<'_>,
     caps: &mut Caps,
 ) -> std::result::Result<bool, Placing> {
@@ -264,9 +229,9 @@ fn fill(
         return Err(FsError::other(source, 0, "file changed while being copied").into());
     }
     let io = |e: Errno| Placing::Failed(FsError::from_errno(target, e));
-    if set_mode {
-        rustix::fs::fchmod(&*output, Mode::from_raw_mode(item.mode & 0o7777)).map_err(io)?;
-    }
+    // Always: the mode a file is created with depends on the umask and on
+    // the folder's default ACL, which this cannot know.
+    rustix::fs::fchmod(&*output, Mode::from_raw_mode(item.mode & 0o7777)).map_err(io)?;
     rustix::fs::futimens(&*output, &with_atime(item.mtime_ns, atime)).map_err(io)?;
     if how.durable || how.verify {
         rustix::fs::fsync(&*output).map_err(io)?;

@@ -189,9 +189,15 @@ fn numbered(name: &[u8], n: u64) -> Vec<u8> {
     let number = format!(" ({n})");
     let room = NAME_MAX.saturating_sub(number.len() + ext.len());
     let mut cut = stem.len().min(room);
-    // Back off continuation bytes (0b10xx_xxxx): cut before a character.
-    while cut > 0 && cut < stem.len() && stem[cut] & 0xC0 == 0x80 {
+    // Back off continuation bytes (0b10xx_xxxx), at most three (a UTF-8
+    // character is at most four bytes): cut before a character. A name
+    // that is not UTF-8 is cut where it must be.
+    let room_cut = cut;
+    while cut > 0 && cut < stem.len() && stem[cut] & 0xC0 == 0x80 && room_cut - cut < 3 {
         cut -= 1;
+    }
+    if cut < stem.len() && stem[cut] & 0xC0 == 0x80 {
+        cut = room_cut;
     }
     [&stem[..cut], number.as_bytes(), ext].concat()
 }
@@ -468,5 +474,8 @@ mod tests {
         // Not UTF-8 at all: still fits.
         let raw = vec![0xFFu8; 255];
         assert_eq!(numbered(&raw, 3).len(), NAME_MAX);
+        // Bytes that look like continuations only: the stem is kept.
+        let odd = vec![0x80u8; 255];
+        assert_eq!(numbered(&odd, 1).len(), NAME_MAX);
     }
 }

@@ -11,6 +11,9 @@
 use std::ffi::{CStr, CString};
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
+// The list of hard-linked files pending is pushed to by the parallel
+// workers: one short lock per such file.
+use std::sync::{Mutex, PoisonError};
 
 use rayon::prelude::*;
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
@@ -62,6 +65,9 @@ struct Walk<'a> {
     cancel: &'a CancelToken,
     /// The overwrite stream's key, when files are overwritten.
     key: Option<[u8; 32]>,
+    /// Hard-linked files whose removed name was not their last, kept open:
+    /// overwritten at the end if the removal took their other names too.
+    linked: Mutex<Vec<(Vec<u8>, OwnedFd)>>,
 }
 
 /// Remove `path` and, if it is a folder, everything beneath it. A symlink
@@ -84,6 +90,7 @@ pub fn remove_tree(
         done,
         cancel,
         key,
+        linked: Mutex::new(Vec::new()),
     };
     let meta = sys::stat_path(path, false).map_err(|e| Error::Fs(FsError::from_io(path, &e)))?;
     let mut errors = Vec::new();
@@ -110,6 +117,24 @@ pub fn remove_tree(
     if cancel.is_cancelled() {
         return Err(Error::Cancelled);
     }
+    if let Some(key) = &walk.key {
+        let linked =
+            std::mem::take(&mut *walk.linked.lock().unwrap_or_else(PoisonError::into_inner));
+        for (path, fd) in linked {
+            match shred::overwrite_if_last(&fd, &path, opts.overwrite_passes, key, cancel) {
+                Ok(0) => {}
+                Ok(names) => errors.push(FsError::other(
+                    &path,
+                    Errno::MLINK.raw_os_error(),
+                    format!(
+                        "has {names} hard links outside what was deleted: its data was not \
+                         overwritten, only this name removed"
+                    ),
+                )),
+                Err(e) => errors.push(e),
+            }
+        }
+    }
     Ok(errors)
 }
 
@@ -121,23 +146,50 @@ fn remove_entry(
     walk: &Walk<'_>,
     errors: &mut Vec<FsError>,
 ) -> bool {
+    let mut last_name = None;
     if let (false, Some(key)) = (dir, &walk.key) {
-        match shred::overwrite(
-            parent,
-            name,
-            path,
-            walk.opts.overwrite_passes,
-            key,
-            walk.cancel,
-        ) {
+        let device = match rustix::fs::fstat(parent) {
+            Ok(st) => sys::Meta::from_stat(&st).device,
+            Err(e) => {
+                errors.push(FsError::from_errno(path, e));
+                return false;
+            }
+        };
+        let passes = walk.opts.overwrite_passes;
+        match shred::overwrite(parent, name, path, device, passes, key, walk.cancel) {
             Overwritten::Done => {}
-            Overwritten::RemoveAnyway(note) => errors.push(note),
+            Overwritten::Linked(fd) => last_name = Some(fd),
             Overwritten::Keep(error) => {
                 errors.extend(error);
                 return false;
             }
         }
     }
+    let removed = unlink_entry(parent, name, dir, path, walk, errors);
+    if let (true, Some(fd), Some(key)) = (removed, last_name, &walk.key) {
+        let passes = walk.opts.overwrite_passes;
+        match shred::overwrite_if_last(&fd, path, passes, key, walk.cancel) {
+            Ok(0) => {}
+            // Its other names may be removed later in this walk: decided at the end.
+            Ok(_) => walk
+                .linked
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push((path.to_vec(), fd)),
+            Err(e) => errors.push(e),
+        }
+    }
+    removed
+}
+
+fn unlink_entry(
+    parent: BorrowedFd<'_>,
+    name: &CStr,
+    dir: bool,
+    path: &[u8],
+    walk: &Walk<'_>,
+    errors: &mut Vec<FsError>,
+) -> bool {
     let flags = if dir {
         AtFlags::REMOVEDIR
     } else {

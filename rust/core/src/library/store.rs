@@ -148,10 +148,16 @@ pub trait LibraryStore {
     /// under `to` (location id, path relative to its root; empty: the whole
     /// location) without a cas_id takes the cas_id and checksum of the file
     /// at the same relative place under `from`, where both have the same
-    /// size and mtime (a copy keeps them). Its content identity, if another
-    /// entry still has it, keeps its `first_seen`. Returns the entries given
-    /// a cas_id.
-    fn carry_content(&mut self, to: (i64, &[u8]), from: (i64, &[u8])) -> Result<u64>;
+    /// size and mtime (a copy keeps them) and the file under `to` was
+    /// placed (its ctime, in ns) at or after `placed_since_ns`. Its content
+    /// identity, if another entry still has it, keeps its `first_seen`.
+    /// Returns the entries given a cas_id.
+    fn carry_content(
+        &mut self,
+        to: (i64, &[u8]),
+        from: (i64, &[u8]),
+        placed_since_ns: i64,
+    ) -> Result<u64>;
 
     /// Link the location's entries stored with cas_ids by a batch (see
     /// `upsert_batch`) to their content identities, creating new identities

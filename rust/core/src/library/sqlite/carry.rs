@@ -15,6 +15,7 @@ struct Below {
     rest: Vec<u8>,
     size: i64,
     mtime_ns: i64,
+    ctime_ns: i64,
     id: i64,
     cas_id: Option<String>,
     checksum: Option<String>,
@@ -33,7 +34,7 @@ fn files_under(
     let below = [prefix, b"/"].concat();
     let past = [prefix, b"0"].concat();
     let mut stmt = conn.prepare_cached(
-        "SELECT path, size, mtime_ns, id, cas_id, checksum FROM entries \
+        "SELECT path, size, mtime_ns, ctime_ns, id, cas_id, checksum FROM entries \
          WHERE location_id = ?1 AND kind = 0 \
          AND (?2 = x'' OR path = ?2 OR (path >= ?3 AND path < ?4))",
     )?;
@@ -44,9 +45,10 @@ fn files_under(
             rest: path.get(prefix.len()..).unwrap_or_default().to_vec(),
             size: row.get(1)?,
             mtime_ns: row.get(2)?,
-            id: row.get(3)?,
-            cas_id: row.get(4)?,
-            checksum: row.get(5)?,
+            ctime_ns: row.get(3)?,
+            id: row.get(4)?,
+            cas_id: row.get(5)?,
+            checksum: row.get(6)?,
         });
     }
     Ok(())
@@ -57,6 +59,7 @@ pub(super) fn carry_content(
     conn: &mut Connection,
     to: (i64, &[u8]),
     from: (i64, &[u8]),
+    placed_since_ns: i64,
 ) -> Result<u64> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // What the sources had: (size, mtime, cas_id, checksum) by the path
@@ -70,7 +73,10 @@ pub(super) fn carry_content(
     let mut lacking = Vec::new();
     if !had.is_empty() {
         files_under(&tx, to.0, to.1, |file| {
-            if file.cas_id.is_none() {
+            // Only files the copy placed (their ctime is the placing's): a
+            // file that was there before (a name skipped by the conflict
+            // policy) may hold other bytes of the same size and mtime.
+            if file.cas_id.is_none() && file.ctime_ns >= placed_since_ns {
                 lacking.push(file);
             }
         })?;

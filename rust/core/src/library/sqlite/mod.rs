@@ -170,8 +170,13 @@ impl LibraryStore for SqliteStore {
         content::missing_content(&self.conn, location_id, after_id, limit, checksums)
     }
 
-    fn carry_content(&mut self, to: (i64, &[u8]), from: (i64, &[u8])) -> Result<u64> {
-        carry::carry_content(&mut self.conn, to, from)
+    fn carry_content(
+        &mut self,
+        to: (i64, &[u8]),
+        from: (i64, &[u8]),
+        placed_since_ns: i64,
+    ) -> Result<u64> {
+        carry::carry_content(&mut self.conn, to, from, placed_since_ns)
     }
 
     fn store_content(&mut self, hashed: &[HashedContent]) -> Result<()> {
