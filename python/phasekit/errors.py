@@ -22,7 +22,9 @@ branches say what went wrong and what to do::
     ├── JobStateError           the job is not in a state that allows this
     ├── JobDefinitionError      a job class or phase is malformed
     ├── UnknownJobError         no job type of that name is known here
-    └── CorruptStateError       a stored job input or checkpoint cannot be decoded
+    ├── CorruptStateError       a stored job input or checkpoint cannot be decoded
+    └── ImageError              an image cannot be decoded (damaged, truncated,
+                                not an image, too many pixels)
 
 :class:`PhasekitError`, :class:`CancelledError`, :class:`InvalidStateError` and
 :class:`LibraryError` are defined by the Rust core (which raises them too); the
@@ -115,11 +117,18 @@ class CorruptStateError(PhasekitError):
     """A stored blob (job input, checkpoint, progress) cannot be decoded."""
 
 
+class ImageError(PhasekitError):
+    """An image cannot be made into thumbnails: it is damaged, truncated,
+    not an image, or has more pixels than allowed (a decompression bomb).
+    A thumbnail job records it as a non-critical error for that file."""
+
+
 __all__ = [
     "CancelledError",
     "ClosedError",
     "CorruptStateError",
     "DestinationFullError",
+    "ImageError",
     "InvalidInputError",
     "InvalidStateError",
     "JobDefinitionError",

@@ -1,0 +1,161 @@
+"""Making an image's thumbnail variants with Pillow.
+
+One decode per image: a JPEG is decoded at the smallest DCT scale that
+still covers the largest variant (``draft``: 1/2, 1/4 or 1/8 of the pixels
+read, the rest never decoded), every other format at full size. Then the
+EXIF orientation is applied (all eight), the colours are brought to 8-bit
+sRGB (an embedded ICC profile converted with LittleCMS; CMYK, 16-bit,
+palette and grey images converted; alpha kept), and each variant is made
+from the one before, largest first, and encoded as lossy WebP. Pillow
+releases the GIL in decoding, resizing and encoding, so images can be made
+in parallel threads.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..errors import ImageError, InvalidInputError
+from ._variants import DEFAULT_VARIANTS, Variant
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from .._types import StrPath
+
+#: Images with more pixels are refused before they are decoded (a
+#: decompression bomb: a small file that decodes to gigabytes).
+MAX_PIXELS = 150_000_000
+
+_TO_RGBA = {"LA", "PA", "RGBa", "La"}
+#: EXIF orientations that swap width and height.
+_SWAPPED = {5, 6, 7, 8}
+_heif_registered = False
+
+
+def _register_heif() -> None:
+    """HEIC/HEIF (phone photos) through pillow-heif, registered with Pillow
+    on first use (importing it costs start-up time)."""
+    global _heif_registered
+    if not _heif_registered:
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+        _heif_registered = True
+
+
+@dataclass(frozen=True)
+class Made:
+    """An image's variants: its size as shown (oriented), and each variant's
+    WebP bytes with its own size, by name."""
+
+    width: int
+    height: int
+    variants: dict[str, tuple[bytes, int, int]]
+
+
+def _scaled(size: tuple[int, int], longest: int) -> tuple[int, int]:
+    """The size ``size`` shrinks to so that its longest side is at most
+    ``longest`` (never larger than it is)."""
+    w, h = size
+    scale = min(1.0, longest / max(w, h))
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
+def _to_8bit(im: Image.Image) -> Image.Image:
+    """8-bit RGB, or RGBA where the image has transparency."""
+    from PIL import Image
+
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        import numpy as np
+
+        values = np.asarray(im)
+        top = 65535.0 if im.mode != "F" else max(float(values.max()), 1.0)
+        scaled = np.clip(values.astype(np.float64) * (255.0 / top), 0, 255).astype(np.uint8)
+        return Image.fromarray(scaled, "L").convert("RGB")
+    if im.mode in _TO_RGBA or (im.mode == "P" and "transparency" in im.info):
+        return im.convert("RGBA")
+    if im.mode not in ("RGB", "RGBA"):
+        return im.convert("RGB")
+    return im
+
+
+def _to_srgb(im: Image.Image) -> Image.Image:
+    """Convert from an embedded ICC profile to sRGB (else as it is)."""
+    icc = im.info.get("icc_profile")
+    if not icc or im.mode not in ("RGB", "RGBA", "CMYK", "L"):
+        return im
+    from PIL import ImageCms
+
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        target = ImageCms.createProfile("sRGB")
+        out_mode = "RGBA" if im.mode == "RGBA" else "RGB"
+        converted = ImageCms.profileToProfile(im, source, target, outputMode=out_mode)
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return im  # a broken profile: the colours as stored
+    return converted if converted is not None else im
+
+
+def make_variants(
+    path: StrPath,
+    variants: Sequence[Variant] = DEFAULT_VARIANTS,
+    *,
+    max_pixels: int = MAX_PIXELS,
+) -> Made:
+    """Decode the image at ``path`` once and encode each of ``variants``.
+
+    Raises :class:`~phasekit.errors.ImageError` for a file that is not an
+    image Pillow reads, is truncated or corrupt, or has more than
+    ``max_pixels`` pixels; ``OSError`` if it cannot be opened at all.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    if not variants:
+        raise InvalidInputError("no variants asked for")
+    _register_heif()
+    name = os.fsdecode(path)
+    wanted = sorted(variants, key=lambda v: v.size, reverse=True)
+    try:
+        with warnings.catch_warnings():
+            # Our own limit decides (below); Pillow's warning would go to
+            # the application's warning filters.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as opened:
+                w, h = opened.size
+                oriented = (h, w) if opened.getexif().get(0x0112) in _SWAPPED else (w, h)
+                if w * h > max_pixels:
+                    raise ImageError(
+                        f"{name}: {w}x{h} is {w * h / 1e6:.0f} megapixels, more than the "
+                        f"{max_pixels / 1e6:.0f} allowed (a decompression bomb?); not decoded"
+                    )
+                if opened.format == "JPEG":
+                    # The smallest DCT scale still at least as large as the
+                    # largest variant (orientation does not matter: both sides).
+                    opened.draft(opened.mode, _scaled((w, h), wanted[0].size))
+                opened.load()
+                im = ImageOps.exif_transpose(opened)
+                im = _to_8bit(_to_srgb(im))
+    except ImageError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
+        raise ImageError(f"{name}: not an image phasekit can read ({exc})") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise  # the file itself (permission denied, gone): not the image's fault
+        raise ImageError(f"{name}: a damaged or truncated image ({exc})") from exc
+    out: dict[str, tuple[bytes, int, int]] = {}
+    current = im
+    for variant in wanted:
+        size = _scaled(im.size, variant.size)
+        if current.size != size:
+            current = current.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+        buffer = io.BytesIO()
+        current.save(buffer, "WEBP", quality=variant.quality, method=4)
+        out[variant.name] = (buffer.getvalue(), *current.size)
+    return Made(width=oriented[0], height=oriented[1], variants=out)

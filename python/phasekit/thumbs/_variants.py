@@ -1,0 +1,45 @@
+"""What a thumbnail variant is: a name, a longest side, a WebP quality."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..errors import InvalidInputError
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9@._-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One thumbnail size: ``name`` (a file name: letters, digits, ``@._-``),
+    ``size`` (the longest side in pixels; an image is never upscaled) and
+    ``quality`` (lossy WebP, 1-100)."""
+
+    name: str
+    size: int
+    quality: int = 80
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
+            raise InvalidInputError(
+                f"a variant name is 1-64 letters, digits or @._- (not starting with one of "
+                f"@._-), not {self.name!r}"
+            )
+        for field, value, low, high in (
+            ("size", self.size, 8, 16384),
+            ("quality", self.quality, 1, 100),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise InvalidInputError(
+                    f"variant {self.name}: {field} must be {low}-{high}, not {value!r}"
+                )
+
+
+#: ``grid`` for a grid of thumbnails, ``grid@2x`` for the same on a dense
+#: screen, ``detail`` for a preview pane.
+DEFAULT_VARIANTS: tuple[Variant, ...] = (
+    Variant("grid", 256, 75),
+    Variant("grid@2x", 512, 78),
+    Variant("detail", 1024, 82),
+)

@@ -1,0 +1,196 @@
+"""Thumbnail variants of generated images: the eight EXIF orientations
+(checked against the EXIF specification, not against Pillow's own table),
+sizes never upscaled, alpha, CMYK, 16-bit, HEIC, damaged and oversized
+images, and sidecar files that are whole or count as missing."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from phasekit.errors import ImageError, InvalidInputError
+from phasekit.thumbs import (
+    DEFAULT_VARIANTS,
+    Variant,
+    make_variants,
+    sidecar_path,
+    valid_sidecar,
+    write_sidecar,
+)
+
+# The image as it must be shown: four flat quadrants.
+RED, GREEN, BLUE, YELLOW = (220, 20, 20), (20, 200, 20), (20, 20, 220), (230, 220, 20)
+W, H = 96, 64
+
+
+def shown() -> np.ndarray:
+    d = np.zeros((H, W, 3), np.uint8)
+    d[: H // 2, : W // 2] = RED
+    d[: H // 2, W // 2 :] = GREEN
+    d[H // 2 :, : W // 2] = BLUE
+    d[H // 2 :, W // 2 :] = YELLOW
+    return d
+
+
+# How a camera stores the shown image under each EXIF orientation (TIFF
+# 6.0 / EXIF 2.3, tag 0x0112): showing it means undoing this.
+STORED = {
+    1: lambda d: d,
+    2: lambda d: d[:, ::-1],  # mirrored left-right
+    3: lambda d: d[::-1, ::-1],  # rotated 180
+    4: lambda d: d[::-1, :],  # mirrored top-bottom
+    5: lambda d: d.swapaxes(0, 1),  # transposed
+    6: lambda d: np.rot90(d, 1),  # shown rotated 90 clockwise
+    7: lambda d: np.rot90(d.swapaxes(0, 1), 2),  # transversed
+    8: lambda d: np.rot90(d, -1),  # shown rotated 90 counter-clockwise
+}
+
+
+def decode(data: bytes) -> Image.Image:
+    im = Image.open(io.BytesIO(data))
+    assert im.format == "WEBP"
+    im.load()
+    return im
+
+
+def corners(im: Image.Image) -> list[tuple[int, ...]]:
+    rgb = im.convert("RGB")
+    w, h = rgb.size
+    return [rgb.getpixel((x, y)) for x, y in ((2, 2), (w - 3, 2), (2, h - 3), (w - 3, h - 3))]
+
+
+def close(a: tuple[int, ...], b: tuple[int, ...], tolerance: int = 40) -> bool:
+    return all(abs(x - y) <= tolerance for x, y in zip(a, b, strict=False))
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_every_exif_orientation(tmp_path, orientation, fmt):
+    stored = Image.fromarray(np.ascontiguousarray(STORED[orientation](shown())))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / f"o{orientation}\xff.{fmt.lower()}"
+    stored.save(path, fmt, exif=exif, **({"quality": 95} if fmt == "JPEG" else {}))
+    made = make_variants(path, [Variant("t", 48)])
+    assert (made.width, made.height) == (W, H)
+    data, w, h = made.variants["t"]
+    thumb = decode(data)
+    assert thumb.size == (w, h) == (48, 32)
+    got = corners(thumb)
+    for found, wanted in zip(got, [RED, GREEN, BLUE, YELLOW], strict=True):
+        assert close(found, wanted), (orientation, got)
+
+
+def test_sizes_are_never_upscaled(tmp_path):
+    path = tmp_path / "wide.jpg"
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (500, 1000, 3), np.uint8)).save(path)
+    made = make_variants(path)
+    sizes = {name: (w, h) for name, (_data, w, h) in made.variants.items()}
+    assert sizes == {"grid": (256, 128), "grid@2x": (512, 256), "detail": (1000, 500)}
+    for name, (data, w, h) in made.variants.items():
+        assert decode(data).size == (w, h), name
+
+
+def test_large_jpeg_is_decoded_at_a_reduced_scale(tmp_path):
+    path = tmp_path / "big.jpg"
+    rng = np.random.default_rng(2)
+    Image.fromarray(rng.integers(0, 255, (3000, 4000, 3), np.uint8)).save(path, quality=85)
+    made = make_variants(path)
+    assert (made.width, made.height) == (4000, 3000)
+    assert {n: (w, h) for n, (_d, w, h) in made.variants.items()}["detail"] == (1024, 768)
+
+
+def test_png_alpha_is_kept(tmp_path):
+    rgba = np.zeros((100, 200, 4), np.uint8)
+    rgba[..., 0] = 200
+    rgba[:50, :100, 3] = 0  # top left transparent
+    rgba[50:, 100:, 3] = 255
+    path = tmp_path / "alpha.png"
+    Image.fromarray(rgba, "RGBA").save(path)
+    data, _w, _h = make_variants(path, [Variant("t", 100)]).variants["t"]
+    thumb = decode(data)
+    assert thumb.mode == "RGBA"
+    assert thumb.getpixel((2, 2))[3] < 20
+    assert thumb.getpixel((97, 47))[3] > 235
+
+
+def test_cmyk_jpeg_and_16_bit_png(tmp_path):
+    cmyk = Image.new("CMYK", (120, 80), (0, 255, 255, 0))  # red in CMYK
+    cmyk.save(tmp_path / "cmyk.jpg", quality=95)
+    data, _w, _h = make_variants(tmp_path / "cmyk.jpg", [Variant("t", 60)]).variants["t"]
+    r, g, b = decode(data).convert("RGB").getpixel((30, 20))
+    assert r > 180
+    assert max(g, b) < 80
+
+    ramp = (np.arange(256, dtype=np.uint16)[None, :].repeat(64, 0) * 257).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "deep.png")
+    with Image.open(tmp_path / "deep.png") as deep:
+        assert deep.mode.startswith("I")
+    data, _w, _h = make_variants(tmp_path / "deep.png", [Variant("t", 256)]).variants["t"]
+    row = [decode(data).convert("L").getpixel((x, 32)) for x in (5, 128, 250)]
+    assert row[0] < 30
+    assert 100 < row[1] < 160
+    assert row[2] > 225
+
+
+def test_heic(tmp_path):
+    pillow_heif = pytest.importorskip("pillow_heif")
+    pillow_heif.register_heif_opener()
+    Image.fromarray(shown()).save(tmp_path / "phone.heic", quality=90)
+    data, w, h = make_variants(tmp_path / "phone.heic", [Variant("t", 48)]).variants["t"]
+    assert (w, h) == (48, 32)
+    for found, wanted in zip(corners(decode(data)), [RED, GREEN, BLUE, YELLOW], strict=True):
+        assert close(found, wanted)
+
+
+def test_damaged_images_are_image_errors(tmp_path):
+    good = tmp_path / "good.jpg"
+    Image.fromarray(np.random.default_rng(3).integers(0, 255, (400, 600, 3), np.uint8)).save(good)
+    raw = good.read_bytes()
+    (tmp_path / "truncated.jpg").write_bytes(raw[: len(raw) // 2])
+    (tmp_path / "noise.jpg").write_bytes(os.urandom(5000))
+    (tmp_path / "empty.png").write_bytes(b"")
+    for name in ("truncated.jpg", "noise.jpg", "empty.png"):
+        with pytest.raises(ImageError, match=name):
+            make_variants(tmp_path / name)
+    with pytest.raises(FileNotFoundError):
+        make_variants(tmp_path / "missing.jpg")
+    with pytest.raises(ImageError, match="megapixels"):
+        make_variants(good, max_pixels=100_000)
+    with pytest.raises(InvalidInputError):
+        make_variants(good, [])
+
+
+def test_variant_checks():
+    for bad in (
+        lambda: Variant("a/b", 100),
+        lambda: Variant("", 100),
+        lambda: Variant("x", 4),
+        lambda: Variant("x", 100, quality=0),
+        lambda: Variant("x", True),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(InvalidInputError):
+            bad()
+    assert [v.size for v in DEFAULT_VARIANTS] == [256, 512, 1024]
+
+
+def test_sidecars_whole_or_missing(tmp_path):
+    cas = "0123456789abcdef"
+    path = sidecar_path(tmp_path, cas, "grid")
+    assert path == tmp_path / "sidecars" / "01" / cas / "grid.webp"
+    Image.fromarray(shown()).save(tmp_path / "src.png")
+    data, _w, _h = make_variants(tmp_path / "src.png", [Variant("grid", 64)]).variants["grid"]
+    write_sidecar(path, data)
+    assert valid_sidecar(path, 64)
+    assert not valid_sidecar(path, 32)  # larger than the variant asks: made for another size
+    assert [p.name for p in path.parent.iterdir()] == ["grid.webp"]  # no temporary left
+    path.write_bytes(data[: len(data) // 2])
+    assert not valid_sidecar(path, 64)
+    assert not valid_sidecar(Path(tmp_path / "none.webp"), 64)
+    with pytest.raises(InvalidInputError):
+        sidecar_path(tmp_path, "../../etc", "grid")
