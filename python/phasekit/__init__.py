@@ -44,6 +44,7 @@ _HOME = {
     "indexing": "phasekit.indexing",
     "jobs": "phasekit.jobs",
     "reference": "phasekit.reference",
+    "thumbs": "phasekit.thumbs",
     "validation": "phasekit.validation",
 }
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import copy, delete, dupes, index, move, validate
+from . import copy, delete, dupes, index, move, thumbs, validate
 
 # typing.TYPE_CHECKING without importing typing (see phasekit/cli/__init__.py).
 TYPE_CHECKING = False
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from ._report import Reporter
 
 #: The commands whose job types ``resume`` reports as they would.
-_REPORTING = (index, dupes, validate, copy, move, delete)
+_REPORTING = (index, dupes, validate, copy, move, delete, thumbs)
 
 
 #: The command's name, its line in ``phasekit --help``, and its ``--help``

@@ -31,6 +31,7 @@ BUILTIN_JOBS = {
     "phasekit.copy": "phasekit.fileops",
     "phasekit.move": "phasekit.fileops",
     "phasekit.delete": "phasekit.fileops",
+    "phasekit.thumbs": "phasekit.thumbs",
 }
 
 J = TypeVar("J", bound="Job[Any]")

@@ -386,6 +386,15 @@ class Library(JobSteps, Closing):
         row = self._db.content_identity(cas_id)
         return None if row is None else ContentIdentity(*row)
 
+    def thumbnail(self, entry_or_cas_id: Entry | str, variant: str = "grid") -> Path | None:
+        """The path of a thumbnail variant of an entry's content (or of a
+        cas_id), if the thumbnail job made it and it is whole; None
+        otherwise (not made yet, not an image, no content identity)."""
+        from ..thumbs import thumbnail
+
+        cas_id = entry_or_cas_id if isinstance(entry_or_cas_id, str) else entry_or_cas_id.cas_id
+        return None if cas_id is None else thumbnail(self, cas_id, variant)
+
     # indexing
 
     def scan(

@@ -11,17 +11,25 @@ counts as missing.
 
 from __future__ import annotations
 
+from ._job import IMAGE_EXTENSIONS, ThumbsJob, thumbnail
 from ._make import MAX_PIXELS, Made, make_variants
-from ._sidecars import sidecar_path, valid_sidecar, write_sidecar
+from ._sidecars import sidecar_ok, sidecar_path, valid_sidecar, write_sidecar
+from ._types import ThumbsProgress, ThumbsSummary
 from ._variants import DEFAULT_VARIANTS, Variant
 
 __all__ = [
     "DEFAULT_VARIANTS",
+    "IMAGE_EXTENSIONS",
     "MAX_PIXELS",
     "Made",
+    "ThumbsJob",
+    "ThumbsProgress",
+    "ThumbsSummary",
     "Variant",
     "make_variants",
+    "sidecar_ok",
     "sidecar_path",
+    "thumbnail",
     "valid_sidecar",
     "write_sidecar",
 ]

@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 from ..errors import InvalidInputError
+from ._variants import VARIANT_NAME
 
 SIDECARS_DIR = "sidecars"
 _CAS_ID = re.compile(r"^[0-9a-f]{16,64}$")
@@ -20,6 +21,8 @@ def sidecar_path(library_dir: Path, cas_id: str, variant: str) -> Path:
     """The path of one variant of the content ``cas_id``."""
     if not isinstance(cas_id, str) or not _CAS_ID.match(cas_id):
         raise InvalidInputError(f"not a cas_id: {cas_id!r}")
+    if not isinstance(variant, str) or not VARIANT_NAME.match(variant):
+        raise InvalidInputError(f"not a variant name: {variant!r}")
     return library_dir / SIDECARS_DIR / cas_id[:2] / cas_id / f"{variant}.webp"
 
 
@@ -46,3 +49,40 @@ def valid_sidecar(path: Path, longest: int) -> bool:
     except (OSError, SyntaxError, ValueError, EOFError):
         return False
     return True
+
+
+def _webp_size(head: bytes) -> tuple[int, int] | None:
+    """Width and height from a WebP file's first 30 bytes (RIFF header and
+    first chunk: VP8, VP8L or VP8X), None if it is not one."""
+    if len(head) < 30 or head[:4] != b"RIFF" or head[8:12] != b"WEBP":
+        return None
+    chunk = head[12:16]
+    if chunk == b"VP8 ":
+        return int.from_bytes(head[26:28], "little") & 0x3FFF, int.from_bytes(
+            head[28:30], "little"
+        ) & 0x3FFF
+    if chunk == b"VP8L":
+        bits = int.from_bytes(head[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8X":
+        return int.from_bytes(head[24:27], "little") + 1, int.from_bytes(head[27:30], "little") + 1
+    return None
+
+
+def sidecar_ok(path: Path, longest: int, written_since: float | None = None) -> bool:
+    """A quick check (one small read, no decode) that ``path`` is a whole
+    WebP of at most ``longest`` pixels on its longest side: its RIFF header
+    gives the length the file must have, so a truncated one is caught. With
+    ``written_since``, it must also have been written since then."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(30)
+            st = os.fstat(f.fileno())
+    except OSError:
+        return False
+    if written_since is not None and st.st_mtime < written_since:
+        return False
+    size = _webp_size(head)
+    if size is None or max(size) > longest or min(size) < 1:
+        return False
+    return int.from_bytes(head[4:8], "little") + 8 == st.st_size

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from ..errors import InvalidInputError
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9@._-]{0,63}$")
+#: What a variant name may be (it is a file name).
+VARIANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9@._-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class Variant:
     quality: int = 80
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not _NAME.match(self.name):
+        if not isinstance(self.name, str) or not VARIANT_NAME.match(self.name):
             raise InvalidInputError(
                 f"a variant name is 1-64 letters, digits or @._- (not starting with one of "
                 f"@._-), not {self.name!r}"
