@@ -194,3 +194,18 @@ def test_sidecars_whole_or_missing(tmp_path):
     assert not valid_sidecar(Path(tmp_path / "none.webp"), 64)
     with pytest.raises(InvalidInputError):
         sidecar_path(tmp_path, "../../etc", "grid")
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "TIFF", "BMP", "WEBP", "PNG"])
+def test_other_formats(tmp_path, fmt):
+    path = tmp_path / f"img\xe9.{fmt.lower()}"
+    frames = [Image.fromarray(shown())]
+    if fmt == "GIF":  # animated: the first frame is used
+        frames.append(Image.new("RGB", (W, H), (0, 0, 0)))
+        frames[0].save(path, fmt, save_all=True, append_images=frames[1:])
+    else:
+        frames[0].save(path, fmt)
+    data, w, h = make_variants(path, [Variant("t", 48)]).variants["t"]
+    assert (w, h) == (48, 32)
+    for found, wanted in zip(corners(decode(data)), [RED, GREEN, BLUE, YELLOW], strict=True):
+        assert close(found, wanted, tolerance=60), fmt
