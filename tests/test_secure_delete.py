@@ -172,6 +172,9 @@ def test_a_file_mounted_into_the_tree_is_left_alone(tmp_path, ext4):
     subprocess.run(["mount", "--bind", str(outside), str(mount / "tree" / "hosts")], check=True)
     try:
         with Library.open(tmp_path / "lib") as library:
+            alone = library.run(DeleteJob(paths=[mount / "tree" / "hosts"], mode="secure"))
+            assert alone.status is JobStatus.COMPLETED_WITH_ERRORS
+            assert "another filesystem" in alone.errors()[0].message
             run = library.run(DeleteJob(paths=[mount / "tree"], mode="secure"))
             assert run.status is JobStatus.COMPLETED_WITH_ERRORS
             assert str(mount / "tree" / "hosts") in {e.path for e in run.errors()}
@@ -202,3 +205,13 @@ def test_read_only_files_of_ours_are_overwritten_as_nobody(tmp_path, ext4):
     assert result == ["completed", []]
     assert not (mount / "tree").exists()
     assert [m for m in markers if image_holds(image, mount, m)] == []
+
+
+def test_one_file_given_alone(tmp_path, ext4):
+    mount, image = ext4
+    markers = plant(mount / "tree")
+    with Library.open(tmp_path / "lib") as library:
+        run = library.run(DeleteJob(paths=[mount / "tree" / "a"], mode="secure"))
+        assert run.status is JobStatus.COMPLETED, run.errors()
+    assert not (mount / "tree" / "a").exists()
+    assert [m for m in markers if image_holds(image, mount, m)] == markers[1:]

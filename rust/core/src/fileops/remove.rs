@@ -93,11 +93,21 @@ pub fn remove_tree(
         linked: Mutex::new(Vec::new()),
     };
     let meta = sys::stat_path(path, false).map_err(|e| Error::Fs(FsError::from_io(path, &e)))?;
+    // The filesystem of the folder holding `path`: a file mounted over it
+    // (a bind mount) is another filesystem's.
+    let folder = match path.iter().rposition(|&b| b == b'/') {
+        Some(0) => &b"/"[..],
+        Some(cut) => &path[..cut],
+        None => &b"."[..],
+    };
+    let folder_device = sys::stat_path(folder, true)
+        .map_err(|e| Error::Fs(FsError::from_io(folder, &e)))?
+        .device;
     let mut errors = Vec::new();
     in_pool(opts.threads, || {
         sys::with_parent(path, |parent, name| {
             if meta.kind != sys::Kind::Dir {
-                remove_entry(parent, name, false, path, &walk, &mut errors);
+                remove_entry(parent, name, false, path, folder_device, &walk, &mut errors);
                 return Ok(());
             }
             let fd = match rustix::fs::openat(parent, name, dir_flags(), Mode::empty()) {
@@ -108,7 +118,7 @@ pub fn remove_tree(
                 }
             };
             if empty_dir(fd, path, meta.device, &walk, &mut errors) {
-                remove_entry(parent, name, true, path, &walk, &mut errors);
+                remove_entry(parent, name, true, path, folder_device, &walk, &mut errors);
             }
             Ok(())
         })
@@ -138,23 +148,19 @@ pub fn remove_tree(
     Ok(errors)
 }
 
+/// Remove `name` beneath `parent`, a folder on `device` (overwritten first
+/// in a secure delete).
 fn remove_entry(
     parent: BorrowedFd<'_>,
     name: &CStr,
     dir: bool,
     path: &[u8],
+    device: u64,
     walk: &Walk<'_>,
     errors: &mut Vec<FsError>,
 ) -> bool {
     let mut last_name = None;
     if let (false, Some(key)) = (dir, &walk.key) {
-        let device = match rustix::fs::fstat(parent) {
-            Ok(st) => sys::Meta::from_stat(&st).device,
-            Err(e) => {
-                errors.push(FsError::from_errno(path, e));
-                return false;
-            }
-        };
         let passes = walk.opts.overwrite_passes;
         match shred::overwrite(parent, name, path, device, passes, key, walk.cancel) {
             Overwritten::Done => {}
@@ -266,7 +272,7 @@ fn empty_dir(
             subdirs.push(name);
         } else {
             let child = || join(path, name.as_bytes());
-            if !remove_entry(fd, &name, false, &child(), walk, errors) {
+            if !remove_entry(fd, &name, false, &child(), device, walk, errors) {
                 all_gone = false;
             }
         }
@@ -308,7 +314,7 @@ fn empty_subdir(
         // Swapped for a symlink since it was listed (O_NOFOLLOW refused it):
         // the link itself is removed, its target never touched.
         Err(Errno::LOOP) | Err(Errno::NOTDIR) => {
-            return remove_entry(parent, name, false, path, walk, errors);
+            return remove_entry(parent, name, false, path, device, walk, errors);
         }
         Err(e) => {
             errors.push(FsError::from_errno(path, e));
@@ -330,7 +336,8 @@ fn empty_subdir(
         ));
         return false;
     }
-    empty_dir(fd, path, here, walk, errors) && remove_entry(parent, name, true, path, walk, errors)
+    empty_dir(fd, path, here, walk, errors)
+        && remove_entry(parent, name, true, path, device, walk, errors)
 }
 
 /// The names in a folder, with their type when the filesystem says it.
