@@ -209,3 +209,56 @@ def test_other_formats(tmp_path, fmt):
     assert (w, h) == (48, 32)
     for found, wanted in zip(corners(decode(data)), [RED, GREEN, BLUE, YELLOW], strict=True):
         assert close(found, wanted, tolerance=60), fmt
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_odd_images_from_a_review(tmp_path):
+    # RGB with a tRNS colour: those pixels stay transparent.
+    rgb = Image.new("RGB", (40, 20), (10, 20, 30))
+    rgb.paste((200, 0, 0), (20, 0, 40, 20))
+    rgb.save(tmp_path / "trns.png", transparency=(10, 20, 30))
+    data, _w, _h = make_variants(tmp_path / "trns.png", [Variant("t", 40)]).variants["t"]
+    thumb = decode(data)
+    assert thumb.mode == "RGBA"
+    assert thumb.getpixel((2, 10))[3] < 20
+    assert thumb.getpixel((35, 10))[3] > 235
+    # A 32-bit integer TIFF holding 8-bit values is not black.
+    Image.fromarray(np.full((20, 30), 200, np.int32)).save(tmp_path / "i32.tif")
+    data, _w, _h = make_variants(tmp_path / "i32.tif", [Variant("t", 30)]).variants["t"]
+    assert abs(decode(data).convert("L").getpixel((15, 10)) - 200) < 10
+    # Many pixels: refused before decoding (a PNG's EXIF lookup decodes it).
+    Image.new("1", (14000, 12000)).save(tmp_path / "bomb.png")
+    with pytest.raises(ImageError, match="168 megapixels"):
+        make_variants(tmp_path / "bomb.png")
+    Image.new("1", (20000, 10000)).save(tmp_path / "bigger.png")  # Pillow's own limit
+    with pytest.raises(ImageError, match="too many pixels"):
+        make_variants(tmp_path / "bigger.png")
+    # WebP stops at 16383 pixels a side.
+    with pytest.raises(InvalidInputError):
+        Variant("huge", 16384)
+    assert Variant("huge", 16383).size == 16383
+
+
+def test_stale_temporaries(tmp_path):
+    from phasekit.thumbs._sidecars import stale_temp
+
+    ours = tmp_path / f".grid.webp.{os.getpid()}.00aa.tmp"
+    ours.write_bytes(b"x")
+    assert not stale_temp(ours)  # a write in flight in a live process
+    dead = subprocess_pid_gone()
+    gone = tmp_path / f".grid.webp.{dead}.00bb.tmp"
+    gone.write_bytes(b"x")
+    assert stale_temp(gone)
+    old = tmp_path / f".grid.webp.{os.getpid()}.00cc.tmp"
+    old.write_bytes(b"x")
+    os.utime(old, (1, 1))
+    assert stale_temp(old)
+
+
+def subprocess_pid_gone() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return int(proc.stdout)

@@ -30,7 +30,7 @@ from ..jobs import FatalError, Phase, PhaseContext, PhasedJob, PhaseResult, Phas
 from ..library import Library
 from ..library._jobs import check_count, check_id, library_of, location_of
 from ._make import make_variants
-from ._sidecars import SIDECARS_DIR, sidecar_ok, sidecar_path, write_sidecar
+from ._sidecars import CAS_ID, SIDECARS_DIR, sidecar_ok, sidecar_path, stale_temp, write_sidecar
 from ._types import ThumbsProgress, ThumbsSummary
 from ._variants import DEFAULT_VARIANTS, Variant
 
@@ -114,6 +114,8 @@ class ThumbsJob(PhasedJob[ThumbsSummary]):
         fresh_since = ctx.shared["started_at"] if self.regenerate else None
         first: dict[str, str] = {}
         unidentified = images = 0
+        # Images that failed in an earlier run of this job: not tried again.
+        failed = set(ctx.shared.get("failed", ()))
         for entry in library.entries(location):
             if entry.kind != 0 or entry.size == 0 or entry.extension not in IMAGE_EXTENSIONS:
                 continue
@@ -125,6 +127,8 @@ class ThumbsJob(PhasedJob[ThumbsSummary]):
         ctx.shared.update(images=images, contents=len(first), unidentified=unidentified)
         todo = []
         for cas_id in sorted(first):
+            if cas_id in failed:
+                continue
             lacking = tuple(
                 v
                 for v in variants
@@ -169,7 +173,8 @@ class ThumbsJob(PhasedJob[ThumbsSummary]):
         todo = self._todo if self._todo is not None else self._todo_list(ctx)
         self._todo = None
         s = ctx.shared
-        total = s.get("made", 0) + len(todo)  # a resumed run lists only what is left
+        # A resumed run lists only what is left.
+        total = s.get("made", 0) + len(s.get("failed", ())) + len(todo)
         began, made_here = time.monotonic(), 0
         with ThreadPoolExecutor(self.threads or os.cpu_count() or 1, "phasekit-thumbs") as pool:
             for start in range(0, len(todo), self.batch):
@@ -179,6 +184,7 @@ class ThumbsJob(PhasedJob[ThumbsSummary]):
                     if isinstance(outcome, tuple):
                         path, errno, message = outcome
                         ctx.file_errors([(path, errno, message)], keep=ERRORS_KEPT)
+                        s["failed"] = [*s.get("failed", ()), item.cas_id]
                         continue
                     for variant in item.variants:
                         data = outcome[variant.name]
@@ -188,7 +194,7 @@ class ThumbsJob(PhasedJob[ThumbsSummary]):
                     made_here += 1
                 ctx.add_items(len(batch))
                 rate = made_here / max(time.monotonic() - began, 1e-9)
-                self._report(ctx, s.get("made", 0) + s.get("errors", 0), total, rate)
+                self._report(ctx, s.get("made", 0) + len(s.get("failed", ())), total, rate)
                 ctx.checkpoint()
         return None
 
@@ -199,8 +205,12 @@ class ThumbsJob(PhasedJob[ThumbsSummary]):
         if root.is_dir():
             for shard in sorted(root.iterdir()):
                 for folder in sorted(shard.iterdir()) if shard.is_dir() else ():
+                    if not folder.is_dir() or not CAS_ID.match(folder.name):
+                        continue  # not ours
                     for stray in folder.glob(".*.tmp"):
-                        stray.unlink(missing_ok=True)  # left by a killed run
+                        # Left by a killed run; another job's write in flight is not.
+                        if stale_temp(stray):
+                            stray.unlink(missing_ok=True)
                     if library.content_identity(folder.name) is None:
                         shutil.rmtree(folder, ignore_errors=True)
                         removed += 1
@@ -230,14 +240,15 @@ def _make_one(item: Todo) -> dict[str, bytes] | tuple[str, int, str]:
     try:
         made = make_variants(item.path, item.variants)
     except ImageError as exc:
-        return item.path, 0, str(exc)
+        # The job records the path beside the message: not twice.
+        return item.path, 0, str(exc).removeprefix(f"{item.path}: ")
     except OSError as exc:
         return item.path, exc.errno or 0, exc.strerror or str(exc)
     return {name: data for name, (data, _w, _h) in made.variants.items()}
 
 
 def thumbnail(library: Library, cas_id: str, variant: str = "grid") -> Path | None:
-    """The path of a content's thumbnail variant, if it was made and is whole."""
-    wanted = {v.name: v for v in DEFAULT_VARIANTS}.get(variant)
+    """The path of a content's thumbnail variant, if it was made and is
+    whole (of whatever size it was made at)."""
     path = sidecar_path(library.path, cas_id, variant)
-    return path if sidecar_ok(path, wanted.size if wanted else 16384, None) else None
+    return path if sidecar_ok(path, 16383, None) else None

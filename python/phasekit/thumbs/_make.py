@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import os
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -75,11 +74,14 @@ def _to_8bit(im: Image.Image) -> Image.Image:
         import numpy as np
 
         values = np.asarray(im)
-        top = 65535.0 if im.mode != "F" else max(float(values.max()), 1.0)
+        peak = float(values.max()) if values.size else 0.0
+        # 16-bit data (PNG, TIFF) spans 0-65535; 32-bit integer or float
+        # data holds whatever its writer chose: 8-bit values stay as they are.
+        top = 255.0 if peak <= 255 else 65535.0 if peak <= 65535 else peak
         scaled = np.clip(values.astype(np.float64) * (255.0 / top), 0, 255).astype(np.uint8)
         return Image.fromarray(scaled, "L").convert("RGB")
-    if im.mode in _TO_RGBA or (im.mode == "P" and "transparency" in im.info):
-        return im.convert("RGBA")
+    if im.mode in _TO_RGBA or (im.mode in ("P", "L", "RGB") and "transparency" in im.info):
+        return im.convert("RGBA")  # a palette's or a tRNS chunk's transparency kept
     if im.mode not in ("RGB", "RGBA"):
         return im.convert("RGB")
     return im
@@ -87,11 +89,26 @@ def _to_8bit(im: Image.Image) -> Image.Image:
 
 def _to_srgb(im: Image.Image) -> Image.Image:
     """Convert from an embedded ICC profile to sRGB (else as it is)."""
-    icc = im.info.get("icc_profile")
-    if not icc or im.mode not in ("RGB", "RGBA", "CMYK", "L"):
-        return im
     from PIL import ImageCms
 
+    icc = im.info.get("icc_profile")
+    if im.mode == "LAB":
+        # No profile needed: LAB is absolute (D50); Pillow's own LAB to RGB
+        # conversion is not a colour conversion at all.
+        try:
+            converted = ImageCms.profileToProfile(
+                im, ImageCms.createProfile("LAB"), ImageCms.createProfile("sRGB"), outputMode="RGB"
+            )
+        except (ImageCms.PyCMSError, OSError, ValueError):
+            return im
+        return converted if converted is not None else im
+    if not icc:
+        return im
+    if im.mode in ("P", "PA"):
+        # The profile describes the palette's colours: convert those.
+        im = im.convert("RGBA" if "transparency" in im.info or im.mode == "PA" else "RGB")
+    if im.mode not in ("RGB", "RGBA", "CMYK", "L"):
+        return im
     try:
         source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
         target = ImageCms.createProfile("sRGB")
@@ -122,41 +139,43 @@ def make_variants(
     name = os.fsdecode(path)
     wanted = sorted(variants, key=lambda v: v.size, reverse=True)
     try:
-        with warnings.catch_warnings():
-            # Our own limit decides (below); Pillow's warning would go to
-            # the application's warning filters.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as opened:
-                w, h = opened.size
-                oriented = (h, w) if opened.getexif().get(0x0112) in _SWAPPED else (w, h)
-                if w * h > max_pixels:
-                    raise ImageError(
-                        f"{name}: {w}x{h} is {w * h / 1e6:.0f} megapixels, more than the "
-                        f"{max_pixels / 1e6:.0f} allowed (a decompression bomb?); not decoded"
-                    )
-                if opened.format == "JPEG":
-                    # The smallest DCT scale still at least as large as the
-                    # largest variant (orientation does not matter: both sides).
-                    opened.draft(opened.mode, _scaled((w, h), wanted[0].size))
-                opened.load()
-                # In place: a copy of a 100-megapixel image is 300 MB more.
-                ImageOps.exif_transpose(opened, in_place=True)
-                im = _to_8bit(_to_srgb(opened))
+        # Pillow warns (DecompressionBombWarning) above 89 megapixels, to
+        # the application's warning filters; our own limit decides below.
+        # (warnings.catch_warnings is not thread-safe: not used here.)
+        with Image.open(path) as opened:
+            w, h = opened.size
+            if w * h > max_pixels:  # before anything decodes (a PNG's EXIF may)
+                raise ImageError(
+                    f"{name}: {w}x{h} is {w * h / 1e6:.0f} megapixels, more than the "
+                    f"{max_pixels / 1e6:.0f} allowed (a decompression bomb?); not decoded"
+                )
+            if opened.format in ("JPEG", "MPO"):  # MPO: a camera's JPEG with extras
+                # The smallest DCT scale still at least as large as the
+                # largest variant (orientation does not matter: both sides).
+                opened.draft(opened.mode, _scaled((w, h), wanted[0].size))
+            opened.load()
+            oriented = (h, w) if opened.getexif().get(0x0112) in _SWAPPED else (w, h)
+            # In place: a copy of a 100-megapixel image is 300 MB more.
+            ImageOps.exif_transpose(opened, in_place=True)
+            im = _to_8bit(_to_srgb(opened))
+            out: dict[str, tuple[bytes, int, int]] = {}
+            current = im
+            for variant in wanted:
+                size = _scaled(im.size, variant.size)
+                if current.size != size:
+                    current = current.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+                buffer = io.BytesIO()
+                current.save(buffer, "WEBP", quality=variant.quality, method=4)
+                out[variant.name] = (buffer.getvalue(), *current.size)
     except ImageError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # The warning arrives as an exception where warnings are made errors.
+        raise ImageError(f"{name}: refused, too many pixels ({exc})") from exc
+    except UnidentifiedImageError as exc:
         raise ImageError(f"{name}: not an image phasekit can read ({exc})") from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except (OSError, SyntaxError, ValueError, EOFError, TypeError, KeyError, IndexError) as exc:
         if isinstance(exc, OSError) and exc.errno is not None:
             raise  # the file itself (permission denied, gone): not the image's fault
-        raise ImageError(f"{name}: a damaged or truncated image ({exc})") from exc
-    out: dict[str, tuple[bytes, int, int]] = {}
-    current = im
-    for variant in wanted:
-        size = _scaled(im.size, variant.size)
-        if current.size != size:
-            current = current.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
-        buffer = io.BytesIO()
-        current.save(buffer, "WEBP", quality=variant.quality, method=4)
-        out[variant.name] = (buffer.getvalue(), *current.size)
+        raise ImageError(f"{name}: a damaged or unsupported image ({exc})") from exc
     return Made(width=oriented[0], height=oriented[1], variants=out)

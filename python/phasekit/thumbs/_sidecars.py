@@ -8,31 +8,62 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 
 from ..errors import InvalidInputError
 from ._variants import VARIANT_NAME
 
 SIDECARS_DIR = "sidecars"
-_CAS_ID = re.compile(r"^[0-9a-f]{16,64}$")
+#: What a cas_id looks like (hex).
+CAS_ID = re.compile(r"^[0-9a-f]{16,64}$")
 
 
 def sidecar_path(library_dir: Path, cas_id: str, variant: str) -> Path:
     """The path of one variant of the content ``cas_id``."""
-    if not isinstance(cas_id, str) or not _CAS_ID.match(cas_id):
+    if not isinstance(cas_id, str) or not CAS_ID.match(cas_id):
         raise InvalidInputError(f"not a cas_id: {cas_id!r}")
     if not isinstance(variant, str) or not VARIANT_NAME.match(variant):
         raise InvalidInputError(f"not a variant name: {variant!r}")
     return library_dir / SIDECARS_DIR / cas_id[:2] / cas_id / f"{variant}.webp"
 
 
+#: A temporary file older than this is a leftover, whoever wrote it.
+STALE_TEMP_S = 3600.0
+
+
 def write_sidecar(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary name in its folder."""
+    """Write ``data`` to ``path`` through a temporary name in its folder
+    (``.<name>.<pid>.<random>.tmp``: unique to this write)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temp, "wb") as f:
-        f.write(data)
-    os.replace(temp, path)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(6).hex()}.tmp")
+    try:
+        with open(temp, "wb") as f:
+            f.write(data)
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+def stale_temp(path: Path) -> bool:
+    """Whether the temporary file ``path`` (see :func:`write_sidecar`) was
+    left behind: its process is gone from this machine, or it is old."""
+    parts = path.name.split(".")
+    try:
+        age = time.time() - path.stat().st_mtime
+        pid = int(parts[-3])
+    except (OSError, ValueError, IndexError):
+        return False
+    if age > STALE_TEMP_S:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, someone else's
+    return False
 
 
 def valid_sidecar(path: Path, longest: int) -> bool:

@@ -14,7 +14,7 @@ VARIANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9@._-]{0,63}$")
 @dataclass(frozen=True)
 class Variant:
     """One thumbnail size: ``name`` (a file name: letters, digits, ``@._-``),
-    ``size`` (the longest side in pixels; an image is never upscaled) and
+    ``size`` (the longest side in pixels, up to WebP's 16383; an image is never upscaled) and
     ``quality`` (lossy WebP, 1-100)."""
 
     name: str
@@ -28,7 +28,7 @@ class Variant:
                 f"@._-), not {self.name!r}"
             )
         for field, value, low, high in (
-            ("size", self.size, 8, 16384),
+            ("size", self.size, 8, 16383),
             ("quality", self.quality, 1, 100),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
