@@ -415,3 +415,28 @@ class PauseAtEnd(PhasedJob[str]):
 
     def output(self, shared: dict[str, Any]) -> str:
         return "done"
+
+
+_BOUNDARY = JobControl()
+
+
+@job("test.cancel_at_a_phase_boundary")
+class CancelAtBoundary(PhasedJob[None]):
+    """Its first phase asks for a cancel as it ends: the cancel lands at the
+    boundary, before the second phase begins."""
+
+    def phases(self) -> Phases:
+        return [Phase("one", self.one), Phase("two", self.two)]
+
+    def one(self, ctx: PhaseContext) -> PhaseResult:
+        _BOUNDARY.cancel()
+        return None
+
+    def two(self, ctx: PhaseContext) -> PhaseResult:
+        raise AssertionError("the second phase must not run")
+
+
+def test_a_cancel_between_phases_shows_where_the_job_stopped(store):
+    job_id = store.create_job(CancelAtBoundary.job_name, CancelAtBoundary().to_state())
+    assert execute(store, job_id, control=_BOUNDARY) is JobStatus.CANCELLED
+    assert statuses(store, job_id) == [("one", "completed"), ("two", "cancelled")]

@@ -279,7 +279,16 @@ class PhaseProcessor:
                 raise FatalError(
                     f"phase {step.name!r} returned {result!r}; expected None, SkipTo or COMPLETE"
                 )
-            self.save(ctx)  # a phase boundary is a safe point
+            try:
+                self.save(ctx)  # a phase boundary is a safe point
+            except JobInterrupted as exc:
+                # Stopped before the next phase began: that phase is where the
+                # job stopped (a cancelled job always shows where), kept too.
+                status = PhaseStatus.CANCELLED if isinstance(exc, JobCancelled) else None
+                if status is not None and self.at < len(self.steps):
+                    self._end(self._start(self.steps[self.at].name), status, None)
+                    ctx.checkpoint(self.snapshot(), interrupt=False)
+                raise
         ctx.phase_progress = None
         return self.shared
 
