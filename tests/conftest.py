@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -9,7 +10,8 @@ import stat
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -204,15 +206,15 @@ def store(tmp_path: Path) -> Iterator[JobStore]:
         yield s
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 4 MiB tmpfs of our own, unmounted afterwards whatever happened."""
+@contextlib.contextmanager
+def tmpfs(mount: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` (mount's syntax: 4m, 1300m) mounted at ``mount``
+    (made), unmounted afterwards whatever happened; skips without root."""
     if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    mount = tmp_path / "small"
+        pytest.skip("mounting a tmpfs needs root")
     mount.mkdir()
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
         capture_output=True,
         text=True,
         check=False,
@@ -224,6 +226,43 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     finally:
         if subprocess.run(["umount", str(mount)], check=False).returncode != 0:
             subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MiB tmpfs of our own."""
+    with tmpfs(tmp_path / "small", "4m") as mount:
+        yield mount
+
+
+def kill_when(
+    argv: list[str], moment: Callable[[int], bool], env: dict[str, str] | None = None
+) -> bool:
+    """Start ``argv`` (a process that prints "ready" once it is set up),
+    then SIGKILL it as soon as ``moment(pid)`` is true. False if it
+    finished first."""
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env) as proc:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        while proc.poll() is None:
+            if moment(proc.pid):
+                proc.kill()
+                proc.wait()
+                return True
+            time.sleep(0.002)
+        return False
+
+
+def after(seconds: float) -> Callable[[int], bool]:
+    """A :func:`kill_when` moment: ``seconds`` after it is first asked."""
+    deadline: list[float] = []
+
+    def due(_pid: int) -> bool:
+        if not deadline:
+            deadline.append(time.monotonic() + seconds)
+        return time.monotonic() >= deadline[0]
+
+    return due
 
 
 def make_wide_tree(root: Path, files: int) -> None:

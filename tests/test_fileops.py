@@ -11,12 +11,10 @@ import os
 import random
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from pathlib import Path
 
 import anyio
@@ -29,7 +27,7 @@ from phasekit.jobs import JobStatus
 from phasekit.library import Library
 from test_indexing import cli
 
-from conftest import BAD_NAME, pattern, run_as_nobody
+from conftest import BAD_NAME, after, kill_when, pattern, run_as_nobody
 
 TEMP_SUFFIX = ".pktmp"
 re_number = re.compile(rb" \(1\)(\.[a-z]+)?$")
@@ -241,16 +239,7 @@ COPIER = textwrap.dedent(
 
 
 def kill_copy(lib: Path, src: Path, dst: Path, delay: float, operation: str = "copy") -> None:
-    with subprocess.Popen(
-        [sys.executable, "-c", COPIER, str(lib), str(src), str(dst), operation],
-        stdout=subprocess.PIPE,
-        text=True,
-    ) as proc:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "ready"
-        time.sleep(delay)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+    kill_when([sys.executable, "-c", COPIER, str(lib), str(src), str(dst), operation], after(delay))
 
 
 def many_files(root: Path, count: int = 600) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from test_fileops import (
 )
 from test_indexing import cli, subprocess_env
 
-from conftest import pattern
+from conftest import kill_when, pattern, tmpfs
 
 GIB = 1 << 30
 BIG = "big\udcff.bin"  # a non-UTF-8 name, as os.fsdecode gives it
@@ -52,7 +51,7 @@ def writing_at_least(folder: Path, size: int) -> Callable[[int], bool]:
     return lambda pid: in_flight(pid, folder) >= size
 
 
-def kill_when(
+def copier(
     lib: Path,
     src: Path,
     dst: Path,
@@ -62,21 +61,8 @@ def kill_when(
 ) -> bool:
     """Run the copy or move (joining the interrupted one) and SIGKILL it at
     ``moment``; False if it finished first."""
-    with subprocess.Popen(
-        [sys.executable, "-c", COPIER, str(lib), str(src), str(dst), operation, conflict],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=subprocess_env(),
-    ) as proc:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "ready"
-        while proc.poll() is None:
-            if moment(proc.pid):
-                proc.kill()
-                proc.wait()
-                return True
-            time.sleep(0.002)
-        return False
+    argv = [sys.executable, "-c", COPIER, str(lib), str(src), str(dst), operation, conflict]
+    return kill_when(argv, moment, env=subprocess_env())
 
 
 def no_temporary_files(root: Path) -> None:
@@ -95,7 +81,7 @@ def test_copy_killed_inside_a_one_gib_file_then_resumed(tmp_path):
     ]
     killed = []
     for moment in moments:
-        killed.append(kill_when(lib, src, dst, "copy", moment))
+        killed.append(copier(lib, src, dst, "copy", moment))
         complete_or_absent(src, dst)  # at every kill point
     assert killed[:2] == [True, True]
     done = cli("resume", library=lib)
@@ -119,7 +105,7 @@ def test_overwrite_killed_inside_a_one_gib_file_then_resumed(tmp_path):
             Path(folder, name).write_bytes(b"old")  # every name taken, by old data
     moments = [writing_at_least(copied, 256 << 20), writing_at_least(copied, 640 << 20)]
     for moment in moments:
-        assert kill_when(lib, src, dst, "copy", moment, conflict="overwrite")
+        assert copier(lib, src, dst, "copy", moment, conflict="overwrite")
         strays = [f for f in os.listdir(copied) if f.endswith(TEMP_SUFFIX)]
         assert strays, "the large file was not written under a temporary name"
         # Every final name holds the old data or the whole new file.
@@ -136,19 +122,8 @@ def test_overwrite_killed_inside_a_one_gib_file_then_resumed(tmp_path):
 @pytest.fixture
 def second_disk(tmp_path: Path) -> Iterator[Path]:
     """A tmpfs big enough for the tree: another filesystem."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mount = tmp_path / "second"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1300m", "tmpfs", str(mount)],
-                          capture_output=True, text=True, check=False)  # fmt: skip
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
+    with tmpfs(tmp_path / "second", "1300m") as mount:
         yield mount
-    finally:
-        if subprocess.run(["umount", str(mount)], check=False).returncode != 0:
-            subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_move_across_filesystems_killed_inside_a_one_gib_file(tmp_path, second_disk):
@@ -158,7 +133,7 @@ def test_move_across_filesystems_killed_inside_a_one_gib_file(tmp_path, second_d
     files = {k for k, v in expected.items() if v[0] == 0}
     moments = [writing_at_least(dst, 256 << 20), writing_at_least(dst, 768 << 20)]
     for moment in moments:
-        assert kill_when(lib, src, dst, "move", moment)
+        assert copier(lib, src, dst, "move", moment)
         # Nothing lost: each file is in one place or the other, whole under
         # a final name (both places only for a file in flight).
         in_src = {k for k, v in snapshot(src).items() if v[0] == 0}

@@ -8,11 +8,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +21,7 @@ from phasekit.library import Library
 from phasekit.thumbs import DEFAULT_VARIANTS, ThumbsJob, ThumbsSummary, sidecar_path
 from test_indexing import cli, subprocess_env
 
-from conftest import BAD_NAME
+from conftest import BAD_NAME, after, kill_when
 
 
 def photo(path: Path, seed: int, size: tuple[int, int] = (640, 480)) -> None:
@@ -139,17 +136,8 @@ def test_kill_at_several_moments_then_resume(tmp_path):
         location_id = indexed(library, root)
     made_before = []
     for delay in (0.6, 1.2, 0.9):
-        with subprocess.Popen(
-            [sys.executable, "-c", MAKER, str(lib), str(location_id)],
-            stdout=subprocess.PIPE,
-            text=True,
-            env=subprocess_env(),
-        ) as proc:
-            assert proc.stdout is not None
-            assert proc.stdout.readline().strip() == "ready"
-            time.sleep(delay)
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
+        argv = [sys.executable, "-c", MAKER, str(lib), str(location_id)]
+        kill_when(argv, after(delay), env=subprocess_env())
         # Every sidecar under its final name is whole.
         with Library.open(lib) as library:
             for cas in sidecar_sets(lib):
