@@ -171,3 +171,43 @@ def test_kill_at_several_moments_then_resume(tmp_path):
         again = library.run(ThumbsJob(location_id)).output()
         assert isinstance(again, ThumbsSummary)
         assert again.made == 0
+
+
+def test_a_resumed_run_does_not_retry_or_recount_failed_images(tmp_path, caplog):
+    import anyio
+
+    root, lib = tmp_path / "album", tmp_path / "lib"
+    for i in range(36):
+        photo(root / f"p{i}.jpg", i, size=(1600, 1200))
+    for i in range(4):
+        (root / f"broken{i}\xff.jpg").write_bytes(b"\xff\xd8\xff\xe0 damaged %d" % i * 40)
+
+    async def main(
+        library: Library, location_id: int
+    ) -> tuple[JobStatus, JobStatus, ThumbsSummary | None]:
+        async with library.jobs() as manager:
+            handle = await manager.dispatch(ThumbsJob(location_id, batch=1, threads=1))
+            # Until 28 of the 40 are done: damaged ones among them (but for a
+            # 0.5 % chance), and 12 left for the resumed run.
+            while True:
+                progress = handle.progress
+                if handle.status.finished or (progress is not None and (progress.done or 0) >= 28):
+                    break
+                await anyio.sleep(0.01)
+            await handle.pause()
+            paused = await handle.wait()
+            await handle.resume()
+            finished = await handle.wait()
+            return paused, finished, handle.output()
+
+    with Library.open(lib) as library:
+        location_id = indexed(library, root)
+        paused, finished, summary = anyio.run(main, library, location_id)
+    assert paused is JobStatus.PAUSED
+    assert finished is JobStatus.COMPLETED_WITH_ERRORS
+    assert isinstance(summary, ThumbsSummary)
+    assert (summary.made, summary.errors) == (36, 4)
+    # Each damaged image was tried once, before or after the pause.
+    tried = [r for r in caplog.records if "damaged or unsupported image" in r.getMessage()]
+    assert len(tried) == 4
+    assert len(sidecar_sets(lib)) == 36
