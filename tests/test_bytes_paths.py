@@ -22,7 +22,7 @@ import phasekit
 from jobs_fixture import listening, subprocess_env
 from phasekit import fs
 from phasekit.dupes import DupesJob, DupesSummary
-from phasekit.indexing import IndexJob, IndexSummary
+from phasekit.indexing import IndexJob, IndexProgress, IndexSummary
 from phasekit.jobs import JobEvent, JobStatus, JobStore
 from phasekit.library import Library
 from phasekit.validation import ValidateJob, issues
@@ -156,7 +156,10 @@ def test_index_dupes_validate_round_trip_odd_names(tree, tmp_path, mode, backend
         seen = {
             e.progress.data.current_path
             for e in events
-            if e.kind == "progress" and e.progress is not None and e.progress.data is not None
+            # The index's (a deep one's thumbnail child reports too).
+            if e.kind == "progress"
+            and e.progress is not None
+            and isinstance(e.progress.data, IndexProgress)
         }
         odd_seen = {p for p in seen if odd(p)}
         assert odd_seen, "no progress carried an odd path"

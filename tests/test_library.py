@@ -368,7 +368,7 @@ def test_a_version_2_library_is_upgraded_and_its_stale_links_dropped(
         "PRAGMA user_version = 2",
     )
     with Library.open(folder) as lib:
-        assert lib._db.schema_version() == 4
+        assert lib._db.schema_version() == 5
         loc = lib.locations()[0]
         # Unknown whether a version 2 library linked everything: linking
         # again finds every identity present.

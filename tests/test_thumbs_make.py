@@ -262,3 +262,98 @@ def subprocess_pid_gone() -> int:
     proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)  # fmt: skip
     return int(proc.stdout)
+
+
+def _swapped_primaries_profile() -> bytes:
+    """An RGB matrix/TRC ICC profile (version 2.1) whose red primary is
+    sRGB's green and whose green is sRGB's red, gamma 1: a colour converted
+    through it shows plainly whether the profile was applied."""
+    import struct
+
+    def s15(x: float) -> bytes:
+        return struct.pack(">i", round(x * 65536))
+
+    def xyz(x: float, y: float, z: float) -> bytes:
+        return b"XYZ " + bytes(4) + s15(x) + s15(y) + s15(z)
+
+    curve = b"curv" + bytes(4) + struct.pack(">IH", 1, 256) + bytes(2)
+    tags = [
+        (b"wtpt", xyz(0.9642, 1.0, 0.8249)),
+        (b"rXYZ", xyz(0.3851, 0.7169, 0.0971)),  # sRGB's green (D50)
+        (b"gXYZ", xyz(0.4361, 0.2225, 0.0139)),  # sRGB's red
+        (b"bXYZ", xyz(0.1431, 0.0606, 0.7141)),
+        (b"rTRC", curve),
+        (b"gTRC", curve),
+        (b"bTRC", curve),
+    ]
+    offset = 128 + 4 + 12 * len(tags)
+    table = data = b""
+    for sig, body in tags:
+        table += sig + struct.pack(">II", offset + len(data), len(body))
+        data += body + bytes(-len(body) % 4)
+    header = (
+        struct.pack(">I", offset + len(data))
+        + bytes(4)
+        + bytes([2, 0x10, 0, 0])
+        + b"mntrRGB XYZ "
+        + bytes(12)
+        + b"acsp"
+        + bytes(28)
+        + s15(0.9642)
+        + s15(1.0)
+        + s15(0.8249)
+        + bytes(48)
+    )
+    assert len(header) == 128
+    return header + struct.pack(">I", len(tags)) + table + data
+
+
+@pytest.mark.parametrize("mode", ["RGB", "P"])
+def test_an_embedded_profile_is_converted_to_srgb(tmp_path, mode):
+    red = Image.new("RGB", (40, 20), (255, 0, 0))
+    im = red if mode == "RGB" else red.convert("P", palette=Image.Palette.ADAPTIVE, colors=4)
+    im.save(tmp_path / "swapped.png", icc_profile=_swapped_primaries_profile())
+    data, _w, _h = make_variants(tmp_path / "swapped.png", [Variant("t", 40)]).variants["t"]
+    # Its "red" is sRGB's green: shown green.
+    assert close(decode(data).convert("RGB").getpixel((20, 10)), (0, 255, 0), tolerance=30)
+
+
+def test_a_camera_mpo_is_decoded_at_a_reduced_scale(tmp_path):
+    """A camera's JPEG that Pillow reports as MPO (a JPEG with a second
+    image) is decoded at 1/8 scale like any JPEG: the process grows by far
+    less than the 144 MB of a full 8000x6000 decode."""
+    import subprocess
+    import sys
+
+    from test_indexing import subprocess_env
+
+    rng = np.random.default_rng(3)
+    small = Image.fromarray(rng.integers(0, 255, (60, 80, 3), np.uint8))
+    big = small.resize((8000, 6000), Image.Resampling.BILINEAR)
+    path = tmp_path / "camera.jpg"
+    big.save(path, "MPO", save_all=True, append_images=[small], quality=80)
+    with Image.open(path) as opened:
+        assert opened.format == "MPO"
+    # The peak from /proc (VmHWM, this process's own): ru_maxrss keeps the
+    # parent's peak across exec.
+    code = (
+        "import sys\n"
+        "from phasekit.thumbs import Variant, make_variants\n"
+        "from PIL import Image\n"
+        "def peak():\n"
+        "    status = open('/proc/self/status').read().split('VmHWM:')[1]\n"
+        "    return int(status.split()[0])\n"
+        "Image.open(sys.argv[1]).close()\n"  # Pillow's plugins loaded before the baseline
+        "before = peak()\n"
+        "made = make_variants(sys.argv[1], [Variant('t', 256)])\n"
+        "print(made.width, made.height, made.variants['t'][1:], peak() - before)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(path)],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        check=True,
+    ).stdout.split(maxsplit=4)
+    assert out[:4] == ["8000", "6000", "(256,", "192)"]
+    assert int(out[4]) < 40_000  # KiB; a full decode alone is 144,000

@@ -42,17 +42,23 @@ def dispatch_and_report(
     """Run ``job`` to its stop with a progress bar (on a terminal; it goes
     to stderr), then print its report with the reporter of its job type.
     Returns the exit status."""
+    run = run_with_progress(library, job, resumable=resumable)
+    reporter = reporters.get(job.job_name, report_generic)
+    return reporter(library, run, run.status, options)
+
+
+def run_with_progress(library: Library, job: Job[Any], *, resumable: bool = True) -> DirectRun[Any]:
+    """Run ``job`` to its stop with a progress bar (on a terminal; it goes
+    to stderr), Ctrl-C pausing it (stopping it if not ``resumable``)."""
     control = JobControl()
     previous = signal.signal(signal.SIGINT, _on_ctrl_c(control, resumable))
     try:
         with Progress(job.job_name, enabled=sys.stderr.isatty()) as bar:
             # Progress is decoded for a bar only: piped or --json, none is drawn.
             listener = (lambda p: show_progress(bar, p)) if bar.shown else None
-            run = _in_worker(lambda: library.run(job, control=control, on_progress=listener))
+            return _in_worker(lambda: library.run(job, control=control, on_progress=listener))
     finally:
         signal.signal(signal.SIGINT, previous)
-    reporter = reporters.get(job.job_name, report_generic)
-    return reporter(library, run, run.status, options)
 
 
 def _in_worker(fn: Callable[[], DirectRun[Any]]) -> DirectRun[Any]:

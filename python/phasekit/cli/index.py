@@ -14,7 +14,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from ..jobs import JobStatus
+    from ..jobs import DirectRun, JobStatus
     from ..library import Library, Location
     from ._report import Options, StoppedJob
 
@@ -53,8 +53,9 @@ def arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..errors import InvalidInputError
     from ..indexing import IndexJob
+    from ..jobs import JobStatus
     from ..library import Library
-    from ._one import dispatch_and_report
+    from ._one import run_with_progress
     from ._report import Options
 
     root = os.path.abspath(os.fsdecode(args.path))
@@ -75,8 +76,20 @@ def run(args: argparse.Namespace) -> int:
             checkpoint_every_s=args.checkpoint_every,
         )
         options = Options(json=args.json, max_errors=args.max_errors)
-        reporters = {JOB_NAME: report}
-        return dispatch_and_report(library, job, options, reporters, resumable=not args.ephemeral)
+        run = run_with_progress(library, job, resumable=not args.ephemeral)
+        thumbnails = None
+        if (
+            location.mode == "deep"
+            and not args.ephemeral
+            and run.status in (JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_ERRORS)
+        ):
+            # The thumbnail job a deep index queued as its child: run here
+            # (joined by its conflict key), so the command leaves nothing
+            # queued; made anew if the index ran elsewhere.
+            from ..thumbs import ThumbsJob
+
+            thumbnails = run_with_progress(library, ThumbsJob(location.id, threads=args.threads))
+        return report(library, run, run.status, options, thumbnails=thumbnails)
 
 
 def _add(library: Library, root: str, args: argparse.Namespace) -> Location:
@@ -98,21 +111,40 @@ def _add(library: Library, root: str, args: argparse.Namespace) -> Location:
             raise refused from None  # not added by anyone: the refusal stands
 
 
-def report(library: Library, handle: StoppedJob, status: JobStatus, options: Options) -> int:
-    """The summary of an index."""
+def report(
+    library: Library,
+    handle: StoppedJob,
+    status: JobStatus,
+    options: Options,
+    *,
+    thumbnails: DirectRun[Any] | None = None,
+) -> int:
+    """The summary of an index, and of the ``thumbnails`` job a deep index
+    ran after it (in JSON, under ``"thumbnails"``)."""
     import json
 
     from ..indexing import IndexSummary
+    from . import thumbs
     from ._report import print_errors, report_stop
 
     stopped = report_stop(handle, status)
     summary = handle.output() if status.finished else None
+    after = EXIT_OK
     if options.json:
         out: dict[str, Any] = {"job_id": handle.id, "status": status.value}
         if isinstance(summary, IndexSummary):
             out.update(summary.to_dict())
         out["error"] = handle.error
         out["error_samples"] = [e.to_dict() for e in handle.errors()[:20]]
+        if thumbnails is not None:
+            after, made = thumbs.outcome(thumbnails, thumbnails.status)
+            out["thumbnails"] = {
+                "job_id": thumbnails.id,
+                "status": thumbnails.status.value,
+                **(made.to_dict() if made is not None else {}),
+                "error": thumbnails.error,
+                "error_samples": [e.to_dict() for e in thumbnails.errors()[:20]],
+            }
         print(json.dumps(out))
     elif isinstance(summary, IndexSummary):
         s = summary
@@ -123,4 +155,8 @@ def report(library: Library, handle: StoppedJob, status: JobStatus, options: Opt
             f"in {s.seconds:.2f} s"
         )
         print_errors(handle, s.errors, "entries could not be read", options.max_errors)
-    return EXIT_OK if stopped is None else stopped
+        if thumbnails is not None:
+            after = thumbs.report(library, thumbnails, thumbnails.status, options)
+    if after == thumbs.EXIT_ERRORS:
+        after = EXIT_OK  # unreadable images, like unreadable entries: listed, not a failure
+    return after if stopped is None else stopped

@@ -61,12 +61,17 @@ async def _resume(library: Library, args: argparse.Namespace) -> int:
             targets = [manager.handle(args.job)]
         else:
             now = time.time()
+            records = manager.jobs()
+            unfinished = {r.id for r in records if not r.status.finished}
             targets = [
                 manager.handle(r.id)
-                for r in manager.jobs()
+                for r in records
                 if r.status in (JobStatus.PAUSED, JobStatus.QUEUED)
                 and (r.next_run_at is None or r.next_run_at <= now)
-                and r.parent_id is None  # children run with (and are shown by) their parent
+                # A child runs with (and is shown by) its parent while that
+                # is unfinished; the child of a finished one (a deep index's
+                # thumbnails) is a job of its own.
+                and (r.parent_id is None or r.parent_id not in unfinished)
             ]
         waiting = [h for h in targets if not default_registry.knows(h.record.name)]
         for handle in waiting:

@@ -1,4 +1,5 @@
-"""phasekit thumbs PATH [--variant NAME:SIZE[:QUALITY]]... [--regenerate] [--json].
+"""phasekit thumbs PATH [--variant NAME:SIZE[:QUALITY]]... [--save-variants] [--regenerate]
+[--json].
 
 Makes the WebP thumbnails of every image of an indexed location, one set
 per content, in the library folder (``sidecars/``), and removes those of
@@ -21,6 +22,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..jobs import JobStatus
     from ..library import Library
+    from ..thumbs import ThumbsSummary
     from ._report import Options, StoppedJob
 
 JOB_NAME = "phasekit.thumbs"
@@ -49,8 +51,11 @@ def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", type=os.fsencode, metavar="PATH", help="an indexed location")
     p.add_argument("--variant", type=_variant, action="append", default=None,
                    metavar="NAME:SIZE[:QUALITY]",
-                   help="a variant to make (repeatable; default grid:256:75, "
-                   "grid@2x:512:78, detail:1024:82)")  # fmt: skip
+                   help="a variant to make (repeatable; default: the library's, "
+                   "grid:256:75, grid@2x:512:78, detail:1024:82 unless saved)")  # fmt: skip
+    p.add_argument("--save-variants", action="store_true",
+                   help="store the --variant list as the library's (later runs and "
+                   "deep indexes make them; files of other variants are removed)")  # fmt: skip
     p.add_argument("--regenerate", action="store_true", help="make them again even if whole")
     p.add_argument("--json", action="store_true", help="the summary as one JSON object")
     p.add_argument("--threads", type=positive_int, default=None, help="images made at once")
@@ -70,9 +75,15 @@ def run(args: argparse.Namespace) -> int:
     with Library.open(args.library) as library:
         try:
             location = _location(library, root)
+            variants = args.variant
+            if args.save_variants:
+                if not variants:
+                    raise InvalidInputError("--save-variants needs the --variant list to save")
+                library.set_thumbnail_variants(variants)
+                variants = None  # the library's: other variants' files are removed
             job = ThumbsJob(
                 location.id,
-                variants=args.variant,
+                variants=variants,
                 regenerate=args.regenerate,
                 threads=args.threads,
             )
@@ -82,21 +93,37 @@ def run(args: argparse.Namespace) -> int:
         return dispatch_and_report(library, job, Options(json=args.json), {JOB_NAME: report})
 
 
+def outcome(handle: StoppedJob, status: JobStatus) -> tuple[int, ThumbsSummary | None]:
+    """A thumbnail job's exit status and summary (None unless it finished;
+    why it stopped is said on stderr)."""
+    from ..thumbs import ThumbsSummary
+    from ._report import finished_output
+
+    summary = finished_output(handle, status, ThumbsSummary)
+    if isinstance(summary, int):
+        return (EXIT_FAILED if summary == EXIT_FAILED_JOB else summary), None
+    return (EXIT_ERRORS if summary.errors else EXIT_DONE), summary
+
+
 def report(library: Library, handle: StoppedJob, status: JobStatus, options: Options) -> int:
     """What a thumbnail job did."""
     import json
 
-    from ..thumbs import ThumbsSummary
-    from ._report import finished_output, print_errors
+    from ._report import print_errors
 
-    summary = finished_output(handle, status, ThumbsSummary)
-    if isinstance(summary, int):
-        return EXIT_FAILED if summary == EXIT_FAILED_JOB else summary
+    code, summary = outcome(handle, status)
+    if summary is None:
+        return code
     if options.json:
         print(json.dumps({"job_id": handle.id, **summary.to_dict()}))
     else:
         print(f"{summary.images:,} images ({summary.contents:,} contents): made "
               f"{summary.made:,} ({summary.variants_made:,} variants), removed "
-              f"{summary.removed:,} gone, in {summary.seconds:.1f} s")  # fmt: skip
+              f"{summary.removed:,} gone{_dropped(summary.variants_removed)}, "
+              f"in {summary.seconds:.1f} s")  # fmt: skip
     print_errors(handle, summary.errors, "images not made", options.max_errors)
-    return EXIT_ERRORS if summary.errors else EXIT_DONE
+    return code
+
+
+def _dropped(count: int) -> str:
+    return f" and {count:,} files of variants no longer listed" if count else ""

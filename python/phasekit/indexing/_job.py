@@ -11,7 +11,8 @@
 - **aggregation** sums directory sizes and file counts, deepest first.
 - **content** (content and deep modes) hashes the files that still lack a
   cas_id (or checksum), a page at a time, then links content identities.
-- **complete** records when the location was indexed.
+- **complete** records when the location was indexed; in deep mode it
+  queues the thumbnail job (phasekit.thumbs) as a child.
 
 Every write is idempotent (an entry is keyed by its path), so a resumed run
 that redoes the batches after its last checkpoint changes nothing.
@@ -365,6 +366,13 @@ class IndexJob(PhasedJob[IndexSummary]):
 
     def complete(self, ctx: PhaseContext) -> PhaseResult:
         self._lib(ctx).mark_indexed(self._location(ctx), ctx.shared["started"])
+        if self._mode(ctx) == "deep":
+            # A deep index also makes the thumbnails, as a child job (queued
+            # once: a re-run of this phase finds it by its key). A manager
+            # runs it; `phasekit index` runs it after the index.
+            from ..thumbs import ThumbsJob
+
+            ctx.job_ctx.spawn_child(ThumbsJob(self.location_id, threads=self.threads))
         return None
 
     def output(self, shared: dict[str, Any]) -> IndexSummary:

@@ -35,6 +35,7 @@ from ..errors import (
     LocationNotFound,
     LocationOverlapError,
 )
+from ._settings import Settings
 from ._steps import JobSteps
 from ._types import (
     ContentIdentity,
@@ -107,7 +108,7 @@ class Scan(Closing):
         self._inner.close()
 
 
-class Library(JobSteps, Closing):
+class Library(JobSteps, Settings, Closing):
     """A library folder: ``library.db`` (locations, entries, content
     identities) and, later, ``jobs.db`` and ``sidecars/``.
 

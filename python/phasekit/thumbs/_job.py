@@ -29,10 +29,18 @@ from ..errors import ImageError, InvalidInputError
 from ..jobs import FatalError, Phase, PhaseContext, PhasedJob, PhaseResult, Phases, job, transient
 from ..library import Library
 from ..library._jobs import check_count, check_id, library_of, location_of
-from ._make import make_variants
-from ._sidecars import CAS_ID, SIDECARS_DIR, sidecar_ok, sidecar_path, stale_temp, write_sidecar
+from ._make import make_variants, source_longest
+from ._sidecars import (
+    CAS_ID,
+    SIDECARS_DIR,
+    sidecar_longest,
+    sidecar_ok,
+    sidecar_path,
+    stale_temp,
+    write_sidecar,
+)
 from ._types import ThumbsProgress, ThumbsSummary
-from ._variants import DEFAULT_VARIANTS, Variant
+from ._variants import DEFAULT_VARIANTS, Variant, variants_from
 
 #: Extensions (lower case) of the images looked at.
 IMAGE_EXTENSIONS = frozenset(
@@ -51,16 +59,11 @@ class Todo:
     variants: tuple[Variant, ...]
 
 
-def _variants(raw: list[dict[str, Any]] | None) -> tuple[Variant, ...]:
-    if raw is None:
-        return DEFAULT_VARIANTS
-    try:
-        variants = tuple(Variant(**v) for v in raw)
-    except TypeError as exc:
-        raise InvalidInputError(f"variants: {exc}") from exc
-    if not variants or len({v.name for v in variants}) != len(variants):
-        raise InvalidInputError("variants: at least one, each with its own name")
-    return variants
+def _variants(raw: list[dict[str, Any]] | None, library: Library | None) -> tuple[Variant, ...]:
+    """The job's own variants, else (None) its library's."""
+    if raw is not None:
+        return variants_from(raw)
+    return DEFAULT_VARIANTS if library is None else library.thumbnail_variants()
 
 
 @job("phasekit.thumbs")
@@ -68,9 +71,12 @@ class ThumbsJob(PhasedJob[ThumbsSummary]):
     """Make the thumbnail variants of every image of a location (one set per
     content), and remove those of contents the library no longer has.
 
-    ``variants``: ``[{"name": ..., "size": ..., "quality": ...}]`` (None:
-    ``grid`` 256, ``grid@2x`` 512, ``detail`` 1024). ``regenerate`` makes
-    them again even where they are whole. ``threads``: images made at once
+    ``variants``: ``[{"name": ..., "size": ..., "quality": ...}]``; None:
+    the library's (:meth:`Library.thumbnail_variants`), and then the files
+    of variants the library no longer lists are removed too. A variant is
+    made again when it is not whole or not of its size (the variant's, or
+    the image's where that is smaller). ``regenerate`` makes them again even
+    where they are right. ``threads``: images made at once
     (None: one per core); ``batch``: images per checkpoint.
     """
 
@@ -86,7 +92,7 @@ class ThumbsJob(PhasedJob[ThumbsSummary]):
 
     def __post_init__(self) -> None:
         check_id("location_id", self.location_id)
-        _variants(self.variants)
+        _variants(self.variants, None)
         if not isinstance(self.regenerate, bool):
             raise InvalidInputError(f"regenerate must be True or False, not {self.regenerate!r}")
         check_count("threads", self.threads, optional=True)
@@ -109,7 +115,7 @@ class ThumbsJob(PhasedJob[ThumbsSummary]):
         """The contents lacking a variant, by cas_id (a stable order)."""
         library = library_of(ctx, "the thumbnail job")
         location = location_of(library, self.location_id)
-        variants = _variants(self.variants)
+        variants = _variants(self.variants, library)
         # --regenerate: a sidecar written by this job (since it began) is done.
         fresh_since = ctx.shared["started_at"] if self.regenerate else None
         first: dict[str, str] = {}
@@ -129,11 +135,7 @@ class ThumbsJob(PhasedJob[ThumbsSummary]):
         for cas_id in sorted(first):
             if cas_id in failed:
                 continue
-            lacking = tuple(
-                v
-                for v in variants
-                if not sidecar_ok(sidecar_path(library.path, cas_id, v.name), v.size, fresh_since)
-            )
+            lacking = _lacking(library, cas_id, first[cas_id], variants, fresh_since)
             if lacking:
                 todo.append(Todo(cas_id, first[cas_id], lacking))
         return todo
@@ -201,7 +203,14 @@ class ThumbsJob(PhasedJob[ThumbsSummary]):
     def cleanup(self, ctx: PhaseContext) -> PhaseResult:
         library = library_of(ctx, "the thumbnail job")
         root = library.path / SIDECARS_DIR
-        removed = 0
+        # With the library's variants, the files of variants it no longer
+        # lists go too (a job given its own variants leaves other files).
+        keep = (
+            {f"{v.name}.webp" for v in library.thumbnail_variants()}
+            if self.variants is None
+            else None
+        )
+        removed = dropped = 0
         if root.is_dir():
             for shard in sorted(root.iterdir()):
                 for folder in sorted(shard.iterdir()) if shard.is_dir() else ():
@@ -214,7 +223,12 @@ class ThumbsJob(PhasedJob[ThumbsSummary]):
                     if library.content_identity(folder.name) is None:
                         shutil.rmtree(folder, ignore_errors=True)
                         removed += 1
-        ctx.shared["removed"] = removed
+                    elif keep is not None:
+                        for old in folder.glob("*.webp"):
+                            if old.name not in keep:
+                                old.unlink(missing_ok=True)
+                                dropped += 1
+        ctx.shared.update(removed=removed, dropped_variants=dropped)
         return None
 
     def complete(self, ctx: PhaseContext) -> PhaseResult:
@@ -231,7 +245,34 @@ class ThumbsJob(PhasedJob[ThumbsSummary]):
             removed=shared.get("removed", 0),
             errors=shared.get("errors", 0),
             seconds=time.time() - shared.get("started_at", time.time()),
+            variants_removed=shared.get("dropped_variants", 0),
         )
+
+
+def _lacking(
+    library: Library,
+    cas_id: str,
+    path: str,
+    variants: tuple[Variant, ...],
+    fresh_since: float | None,
+) -> tuple[Variant, ...]:
+    """The variants of a content that are missing or wrong: not whole, or
+    not as large as they should be, ``min(variant size, the image's longest
+    side)`` (an image is never upscaled; its own size is read, from the
+    header only, just when a thumbnail is smaller than its variant)."""
+    image_longest: int | None = None
+    lacking = []
+    for variant in variants:
+        made = sidecar_longest(sidecar_path(library.path, cas_id, variant.name), fresh_since)
+        if made is not None and made < variant.size:
+            if image_longest is None:
+                image_longest = source_longest(path)
+            right = made == image_longest
+        else:
+            right = made == variant.size
+        if not right:
+            lacking.append(variant)
+    return tuple(lacking)
 
 
 def _make_one(item: Todo) -> dict[str, bytes] | tuple[str, int, str]:

@@ -119,6 +119,19 @@ def _to_srgb(im: Image.Image) -> Image.Image:
     return converted if converted is not None else im
 
 
+def source_longest(path: StrPath) -> int | None:
+    """The longest side of the image at ``path``, read from its header (no
+    decode), or None if it cannot be read."""
+    from PIL import Image
+
+    _register_heif()
+    try:
+        with Image.open(path) as opened:
+            return max(opened.size)
+    except (OSError, SyntaxError, ValueError, EOFError, TypeError, Image.DecompressionBombError):
+        return None
+
+
 def make_variants(
     path: StrPath,
     variants: Sequence[Variant] = DEFAULT_VARIANTS,

@@ -100,20 +100,27 @@ def _webp_size(head: bytes) -> tuple[int, int] | None:
     return None
 
 
-def sidecar_ok(path: Path, longest: int, written_since: float | None = None) -> bool:
-    """A quick check (one small read, no decode) that ``path`` is a whole
-    WebP of at most ``longest`` pixels on its longest side: its RIFF header
-    gives the length the file must have, so a truncated one is caught. With
+def sidecar_longest(path: Path, written_since: float | None = None) -> int | None:
+    """The longest side of the WebP at ``path`` if it is whole, else None.
+    A quick check (one small read, no decode): its RIFF header gives the
+    length the file must have, so a truncated one is caught. With
     ``written_since``, it must also have been written since then."""
     try:
         with open(path, "rb") as f:
             head = f.read(30)
             st = os.fstat(f.fileno())
     except OSError:
-        return False
+        return None
     if written_since is not None and st.st_mtime < written_since:
-        return False
+        return None
     size = _webp_size(head)
-    if size is None or max(size) > longest or min(size) < 1:
-        return False
-    return int.from_bytes(head[4:8], "little") + 8 == st.st_size
+    if size is None or min(size) < 1 or int.from_bytes(head[4:8], "little") + 8 != st.st_size:
+        return None
+    return max(size)
+
+
+def sidecar_ok(path: Path, longest: int, written_since: float | None = None) -> bool:
+    """Whether ``path`` is a whole WebP (see :func:`sidecar_longest`) of at
+    most ``longest`` pixels on its longest side."""
+    made = sidecar_longest(path, written_since)
+    return made is not None and made <= longest

@@ -38,6 +38,8 @@ class ThumbsSummary:
     removed: int
     errors: int
     seconds: float
+    #: Files of variants the library no longer lists, removed.
+    variants_removed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: json_ready(getattr(self, f.name)) for f in fields(self)}

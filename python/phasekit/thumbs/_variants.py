@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from ..errors import InvalidInputError
 
@@ -44,3 +46,23 @@ DEFAULT_VARIANTS: tuple[Variant, ...] = (
     Variant("grid@2x", 512, 78),
     Variant("detail", 1024, 82),
 )
+
+
+def variants_from(raw: Iterable[Variant | Mapping[str, Any]]) -> tuple[Variant, ...]:
+    """Variants from :class:`Variant` objects or their mappings (``{"name":
+    ..., "size": ..., "quality": ...}``, as stored): at least one, each with
+    its own name; InvalidInputError otherwise."""
+    if isinstance(raw, str | bytes | Mapping):
+        raise InvalidInputError(f"variants: a list of variants, not {raw!r}")
+    try:
+        variants = tuple(v if isinstance(v, Variant) else Variant(**v) for v in raw)
+    except TypeError as exc:
+        raise InvalidInputError(f"variants: {exc}") from exc
+    if not variants or len({v.name for v in variants}) != len(variants):
+        raise InvalidInputError("variants: at least one, each with its own name")
+    return variants
+
+
+def variants_to_list(variants: Iterable[Variant]) -> list[dict[str, Any]]:
+    """The mappings :func:`variants_from` reads (JSON-ready)."""
+    return [asdict(v) for v in variants]

@@ -232,6 +232,17 @@ impl LibraryDb {
         self.with(py, move |db| db.remove_location(id))
     }
 
+    /// The JSON text stored under `key`, if any.
+    fn setting(&self, py: Python<'_>, key: &str) -> PyResult<Option<String>> {
+        self.with(py, move |db| db.setting(key))
+    }
+
+    /// Store a JSON text under `key` (None removes it).
+    #[pyo3(signature = (key, value))]
+    fn set_setting(&self, py: Python<'_>, key: &str, value: Option<&str>) -> PyResult<()> {
+        self.with(py, move |db| db.set_setting(key, value))
+    }
+
     #[pyo3(signature = (location_id, after_id=0, limit=1000))]
     fn entries<'py>(
         &self,

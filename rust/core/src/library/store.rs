@@ -62,6 +62,14 @@ pub trait LibraryStore {
     /// identities no other entry uses go too. Returns the entries removed.
     fn remove_location(&mut self, id: i64) -> Result<u64>;
 
+    // Settings of the library (what its jobs make, e.g. thumbnail variants).
+
+    /// The value stored under `key` (a JSON text), if any.
+    fn setting(&self, key: &str) -> Result<Option<String>>;
+
+    /// Store `value` under `key`; None removes the key.
+    fn set_setting(&mut self, key: &str, value: Option<&str>) -> Result<()>;
+
     // Entries, read.
 
     /// Up to `limit` entries of a location with id greater than `after_id`,

@@ -8,7 +8,7 @@
 //! `errors.rs` (SQLite's errors, a full disk told apart), `schema.rs`
 //! (tables, indices, triggers, migrations), `locations.rs`, `entries.rs`
 //! (reads), `scan.rs` with `fresh.rs` and `rescan.rs` (a scan's writes),
-//! `aggregate.rs`, `content.rs`, `dupes.rs` and `validate.rs`. What is not
+//! `aggregate.rs`, `content.rs`, `dupes.rs`, `validate.rs` and `settings.rs`. What is not
 //! SQL (row shaping and change detection, sums, the scan's bookkeeping)
 //! comes from the library's pure modules (`rows.rs`, `aggregate.rs`,
 //! `book.rs`). Paths are stored as bytes: a location's absolute root, and
@@ -59,6 +59,7 @@ mod locations;
 mod rescan;
 mod scan;
 mod schema;
+mod settings;
 mod validate;
 
 pub use connection::SqliteStore;
@@ -109,6 +110,14 @@ impl LibraryStore for SqliteStore {
 
     fn remove_location(&mut self, id: i64) -> Result<u64> {
         locations::remove(&mut self.conn, id)
+    }
+
+    fn setting(&self, key: &str) -> Result<Option<String>> {
+        settings::get(&self.conn, key)
+    }
+
+    fn set_setting(&mut self, key: &str, value: Option<&str>) -> Result<()> {
+        settings::set(&self.conn, key, value)
     }
 
     fn entries(&self, location_id: i64, after_id: i64, limit: usize) -> Result<Vec<EntryRow>> {

@@ -128,11 +128,17 @@ UPDATE entries SET cas_id = NULL, checksum = NULL
 WHERE kind = 0 AND size = 0 AND (cas_id IS NOT NULL OR checksum IS NOT NULL);
 ";
 
+/// The library's settings (e.g. its thumbnail variants): one row per key,
+/// each value a JSON text the Python side reads (`settings.rs`).
+const V5: &str = "
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+";
+
 /// Migrations by the version they produce. Never edit a shipped entry; add one.
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4), (5, V5)];
 
 /// The version this code writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// The schema version of the open file.
 pub(super) fn version(conn: &Connection) -> rusqlite::Result<i64> {
