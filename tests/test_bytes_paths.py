@@ -21,10 +21,12 @@ import pytest
 import phasekit
 from jobs_fixture import listening, subprocess_env
 from phasekit import fs
+from phasekit._types import Kind
 from phasekit.dupes import DupesJob, DupesSummary
+from phasekit.errors import InvalidInputError
 from phasekit.indexing import IndexJob, IndexProgress, IndexSummary
 from phasekit.jobs import JobEvent, JobStatus, JobStore
-from phasekit.library import Library
+from phasekit.library import Entry, Library
 from phasekit.validation import ValidateJob, issues
 from test_indexing import cli, kill_while_running
 
@@ -331,3 +333,43 @@ def test_ls_and_dupes_print_odd_names_as_their_bytes(tree, tmp_path):
     )
     assert dupes.returncode == 0, dupes.stderr
     assert os.fsencode(root) + b"/dup-\xe9-1.bin" in dupes.stdout
+
+
+def test_ls_lines_are_what_python_would_write(tree, tmp_path):
+    """``phasekit ls`` and ``ls --json`` (lines made in the Rust core) equal,
+    byte for byte, what Python writes for each Entry: ``json.dumps(entry.
+    to_dict())``, and kind, size and the path's bytes."""
+    root, _notable = tree
+    lib = tmp_path / "lib"
+    assert cli("index", str(root), "--mode", "content", library=lib).returncode == 0
+    with Library.open(lib) as library:
+        location = library.location(str(root))
+        entries = list(library.entries(location, page=7))
+        # Made in the core, they equal those made from the rows in Python.
+        rows = library._db.entries(location.id, 0, 10**6)
+        assert entries == [Entry._from_row(os.fsencode(location.path), r) for r in rows]
+        assert all(type(e) is Entry and type(e.kind) is Kind for e in entries)
+    assert any(odd(e.path) for e in entries)
+    want_json = b"".join(json.dumps(e.to_dict()).encode() + b"\n" for e in entries)
+    want_text = b"".join(
+        f"{e.kind.name.lower():7} "
+        f"{e.agg_size if e.agg_size is not None else e.size:>14,}  ".encode()
+        + os.fsencode(e.path)
+        + b"\n"
+        for e in entries
+    )
+    for args, want in ((["--json"], want_json), ([], want_text)):
+        proc = subprocess.run(
+            [sys.executable, "-m", "phasekit", "--library", str(lib), "ls", str(root), *args],
+            capture_output=True,
+            env=subprocess_env(),
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout == want
+    with Library.open(lib) as library:
+        pages = list(library.entries_lines(str(root), page=3))
+        assert len(pages) == -(-len(entries) // 3)
+        assert b"".join(pages) == want_json
+        with pytest.raises(InvalidInputError):
+            next(library.entries_lines(str(root), "xml"))  # type: ignore[arg-type]

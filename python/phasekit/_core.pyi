@@ -2,10 +2,12 @@
 
 import os
 from collections.abc import Iterable, Sequence
-from typing import Any, final
+from typing import Any, TypeVar, final
 
 import numpy as np
 import numpy.typing as npt
+
+_T = TypeVar("_T")
 
 __all__ = [
     "CancelToken",
@@ -176,6 +178,12 @@ class LibraryDb:
     def entries(
         self, location_id: int, after_id: int = 0, limit: int = 1000
     ) -> list[_EntryRow]: ...
+    def entry_objects(
+        self, location_id: int, after_id: int, limit: int, cls: type[_T], kinds: tuple[Any, ...]
+    ) -> list[_T]: ...
+    def entries_lines(
+        self, location_id: int, after_id: int, limit: int, json: bool
+    ) -> tuple[bytes, int, int]: ...
     def entry_at(self, location_id: int, rel_path: _Path) -> _EntryRow | None: ...
     def entries_by_cas_id(self, cas_id: str) -> list[_EntryRow]: ...
     def entry_count(self, location_id: int) -> int: ...

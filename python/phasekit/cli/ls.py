@@ -22,8 +22,6 @@ def arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-
     from ..errors import InvalidInputError
     from ..library import Library
 
@@ -36,12 +34,9 @@ def run(args: argparse.Namespace) -> int:
                 f"{root} is not a location of {library.path}; index it first "
                 f"(phasekit index {root})"
             ) from None
-        out = sys.stdout
-        for entry in library.entries(location):
-            if args.json:
-                out.write(json.dumps(entry.to_dict()) + "\n")
-            else:
-                kind = entry.kind.name.lower()
-                size = entry.agg_size if entry.agg_size is not None else entry.size
-                out.write(f"{kind:7} {size:>14,}  {entry.path}\n")
+        # Bytes straight from the core, a page at a time (text: the path's
+        # own bytes, a non-UTF-8 name as it is on disk).
+        sys.stdout.flush()
+        for lines in library.entries_lines(location, "json" if args.json else "text"):
+            sys.stdout.buffer.write(lines)
     return EXIT_OK

@@ -11,6 +11,7 @@
 
 mod chunks;
 mod dupes;
+mod entries;
 mod errors;
 mod fileops;
 mod finder;

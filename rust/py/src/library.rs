@@ -6,11 +6,11 @@
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use phasekit_core::library::{
-    self, EntryRow, IndexMode, LibraryStore, Location, ScanStats, SqliteStore,
+    self, EntryRow, IndexMode, LibraryStore, LineFormat, Location, ScanStats, SqliteStore,
 };
 use phasekit_core::Error;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyTuple};
+use pyo3::types::{PyBytes, PyList, PyTuple, PyType};
 
 use crate::errors::IntoPy;
 use crate::gil::without_gil;
@@ -253,6 +253,49 @@ impl LibraryDb {
     ) -> PyResult<Bound<'py, PyList>> {
         let rows = self.with(py, move |db| db.entries(location_id, after_id, limit))?;
         entries_to_py(py, rows)
+    }
+
+    /// A page of a location's entries as lines (`json`: what
+    /// `json.dumps(entry.to_dict())` writes; else `phasekit ls`'s text):
+    /// `(lines, last_id, count)`.
+    fn entries_lines<'py>(
+        &self,
+        py: Python<'py>,
+        location_id: i64,
+        after_id: i64,
+        limit: usize,
+        json: bool,
+    ) -> PyResult<(Bound<'py, PyBytes>, i64, usize)> {
+        let format = if json {
+            LineFormat::Json
+        } else {
+            LineFormat::Text
+        };
+        let (lines, last, count) = self.with(py, move |db| {
+            let mut out = Vec::with_capacity(limit.min(100_000) * 256);
+            let (last, count) =
+                library::entries_lines(&*db, location_id, after_id, limit, format, &mut out)?;
+            Ok((out, last, count))
+        })?;
+        Ok((PyBytes::new(py, &lines), last, count))
+    }
+
+    /// A page of a location's entries as `cls` objects (the Entry
+    /// dataclass; `kinds`: the Kind members by value), made here.
+    fn entry_objects<'py>(
+        &self,
+        py: Python<'py>,
+        location_id: i64,
+        after_id: i64,
+        limit: usize,
+        cls: &Bound<'py, PyType>,
+        kinds: &Bound<'py, PyTuple>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let (root, rows) = self.with(py, move |db| {
+            let root = db.location(location_id)?.path;
+            Ok((root, db.entries(location_id, after_id, limit)?))
+        })?;
+        crate::entries::entry_objects(py, rows, &root, cls, kinds)
     }
 
     fn entry_at<'py>(

@@ -11,12 +11,14 @@
 //! ([`validate::validate_page`]). The pure parts, without storage: the
 //! records crossing the boundary (`model.rs`), row shaping and change
 //! detection (`rows.rs`), a scan's bookkeeping (`book.rs`), directory sums
-//! (`aggregate.rs`), validation's checks (`validate/checks.rs`).
+//! (`aggregate.rs`), validation's checks (`validate/checks.rs`), entries as
+//! JSON lines (`jsonl.rs`).
 
 mod aggregate;
 mod book;
 mod content;
 mod dupes;
+mod jsonl;
 mod model;
 mod pipeline;
 mod rows;
@@ -29,6 +31,9 @@ pub use aggregate::DirSizes;
 pub use book::{Gone, ScanBook, ScanStats, Seen, Unseen};
 pub use content::{hash_missing, HashPass};
 pub use dupes::{file_records, store_digests};
+pub use jsonl::{
+    entries_lines, push_entry_line, push_entry_text_line, push_json_bytes, LineFormat,
+};
 pub use model::{
     DigestText, EntryRow, FileDigest, FoundChecksum, HashedContent, IndexMode, IssueRow, Location,
     MissingContent, NewIssue, Stored, StoredFile,
