@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
-use phasekit_core::dupes::{self, DigestCache, FileRecord, Finder, Known, Page, Stage};
+use phasekit_core::dupes::{DigestCache, FileRecord, Finder, Known, Page, Stage};
 use phasekit_core::library;
 use phasekit_core::walk::Walker;
 use phasekit_core::{Error, FsError};
@@ -24,10 +24,9 @@ use crate::paths::{path_from_py, paths_from_py};
 use crate::token::{core_token, CancelToken};
 
 struct State {
-    opts: dupes::Options,
-    exact_cas: bool,
-    /// Files collected so far (until `group`).
-    records: Vec<FileRecord>,
+    /// The files collected so far, as the finder takes them (until `group`;
+    /// no list of records is kept beside it).
+    collecting: Option<Finder>,
     walker: Option<Walker>,
     known: Vec<Known>,
     finder: Option<Finder>,
@@ -109,9 +108,7 @@ impl DupeFinder {
             .collect();
         Ok(DupeFinder {
             state: Mutex::new(State {
-                opts,
-                exact_cas,
-                records: Vec::new(),
+                collecting: Some(Finder::empty(opts, exact_cas)),
                 walker: None,
                 known: Vec::new(),
                 finder: None,
@@ -153,6 +150,10 @@ impl DupeFinder {
             let mut entries = 0usize;
             let mut errors: Vec<FsError> = Vec::new();
             let mut finished = false;
+            let collecting = s
+                .collecting
+                .as_mut()
+                .ok_or_else(|| misuse("already grouped"))?;
             while entries < min_entries.max(1) {
                 let Some(mut batch) = walker.next_batch()? else {
                     finished = true;
@@ -160,12 +161,15 @@ impl DupeFinder {
                 };
                 entries += batch.len();
                 errors.append(&mut batch.errors);
-                s.records.extend(FileRecord::files_of(&batch));
+                for record in FileRecord::files_of(&batch) {
+                    collecting.add(record);
+                }
             }
+            let files = collecting.stats().files;
             if finished {
                 s.walker = None;
             }
-            Ok((finished, entries, s.records.len(), errors))
+            Ok((finished, entries, files, errors))
         })?;
         PyTuple::new(
             py,
@@ -192,13 +196,18 @@ impl DupeFinder {
         if self.library.get().is_some() {
             return Err(misuse("a location was added already")).into_py(py);
         }
-        let records = db
-            .get()
-            .with(py, move |d| library::file_records(d, location_id, hidden))?;
-        let n = records.len();
-        self.with(py, move |s| {
-            s.records.extend(records);
-            Ok(())
+        // Each file goes straight to the finder (no list of them all): the
+        // library's lock, then this finder's, both taken without the GIL,
+        // always in that order (nothing takes them the other way round).
+        let n = db.get().with(py, |d| {
+            let mut state = self.lock();
+            let collecting = state
+                .collecting
+                .as_mut()
+                .ok_or_else(|| misuse("already grouped"))?;
+            let before = collecting.stats().files;
+            library::each_file_record(d, location_id, hidden, |record| collecting.add(record))?;
+            Ok(usize::try_from(collecting.stats().files - before).unwrap_or(usize::MAX))
         })?;
         // Cannot be set already: checked above, and one job drives a finder.
         let _ = self.library.set(db);
@@ -236,8 +245,10 @@ impl DupeFinder {
             if s.walker.is_some() {
                 return Err(misuse("the walk is not finished"));
             }
-            let records = std::mem::take(&mut s.records);
-            let mut finder = Finder::new(records, s.opts.clone(), s.exact_cas);
+            let mut finder = s
+                .collecting
+                .take()
+                .ok_or_else(|| misuse("already grouped"))?;
             finder.apply_known(&std::mem::take(&mut s.known))?;
             finder.group_by_size()?;
             let files = finder.stats().files;

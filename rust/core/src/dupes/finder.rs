@@ -38,22 +38,79 @@ pub enum Stage {
 }
 
 /// One inode: its size and every path that names it.
+///
+/// Kept small, one per file searched (a million files, a million of
+/// these): the first path inline as an exact-size box, further names (hard
+/// links, rare) beside it, the first-bytes digest without u128's 16-byte
+/// alignment, and the full digest (a few large files) boxed.
 #[derive(Debug)]
 struct Inode {
     size: u64,
     /// (device, inode) as listed: hashing verifies it is still that file.
     id: (u64, u64),
     mtime_ns: Option<i64>,
-    paths: Vec<Vec<u8>>,
-    entry_ids: Vec<i64>,
+    /// The first path listed, and its library entry (0: none).
+    path: Box<[u8]>,
+    entry_id: i64,
+    /// Further paths naming it (hard links), with their entries.
+    links: Vec<(Box<[u8]>, i64)>,
     /// The first 16 bytes of the digest of the first [`PREFIX_LEN`] bytes:
     /// it only splits groups, so 128 bits are plenty.
-    prefix: Option<u128>,
+    prefix: Option<[u8; 16]>,
     cas: Option<Digest>,
-    full: Option<Digest>,
+    full: Option<Box<Digest>>,
     /// Hashing it failed: it is in no group.
     failed: bool,
     grouped: bool,
+}
+
+impl Inode {
+    fn new(
+        size: u64,
+        id: (u64, u64),
+        mtime_ns: Option<i64>,
+        path: Box<[u8]>,
+        entry_id: i64,
+    ) -> Self {
+        Inode {
+            size,
+            id,
+            mtime_ns,
+            path,
+            entry_id,
+            links: Vec::new(),
+            prefix: None,
+            cas: None,
+            full: None,
+            failed: false,
+            grouped: false,
+        }
+    }
+
+    fn paths(&self) -> impl Iterator<Item = &[u8]> {
+        std::iter::once(&*self.path).chain(self.links.iter().map(|(p, _)| &**p))
+    }
+
+    fn path_count(&self) -> usize {
+        1 + self.links.len()
+    }
+
+    /// The library entries naming it.
+    fn entry_ids(&self) -> Vec<i64> {
+        std::iter::once(self.entry_id)
+            .chain(self.links.iter().map(|&(_, id)| id))
+            .filter(|&id| id != 0)
+            .collect()
+    }
+
+    /// Its paths, sorted, taken out (for a report).
+    fn take_paths(&mut self) -> Vec<Vec<u8>> {
+        let mut out = Vec::with_capacity(self.path_count());
+        out.push(std::mem::take(&mut self.path).into_vec());
+        out.extend(self.links.drain(..).map(|(p, _)| p.into_vec()));
+        out.sort_unstable();
+        out
+    }
 }
 
 /// A digest computed by [`Finder::hash_page`], for the caller to persist.
@@ -104,10 +161,10 @@ pub const PREFIX_LEN: u64 = 4096;
 /// that turns out to have a copy is a second open.
 pub const PREFIX_FROM: u64 = 2 * PREFIX_LEN;
 
-fn prefix_of(digest: &Digest) -> u128 {
+fn prefix_of(digest: &Digest) -> [u8; 16] {
     let mut first = [0u8; 16];
     first.copy_from_slice(&digest[..16]);
-    u128::from_le_bytes(first)
+    first
 }
 
 /// The duplicate pipeline over a fixed set of files.
@@ -135,57 +192,65 @@ pub struct Finder {
 impl Finder {
     /// Keep the files `opts` selects and collapse hard links into inodes.
     pub fn new(files: Vec<FileRecord>, opts: Options, exact_cas: bool) -> Self {
-        let mut inodes: Vec<Inode> = Vec::new();
-        let mut by_id: HashMap<(u64, u64), usize> = HashMap::new();
-        let total = files.len() as u64;
+        let mut finder = Finder::empty(opts, exact_cas);
         for file in files {
-            if file.size < opts.min_size || opts.max_size.is_some_and(|max| file.size > max) {
-                continue;
-            }
-            if !opts.extensions.is_empty()
-                && !extension_of(&file.path).is_some_and(|e| opts.extensions.contains(&e))
-            {
-                continue;
-            }
-            let id = (file.device, file.inode);
-            let at = *by_id.entry(id).or_insert_with(|| {
-                inodes.push(Inode {
-                    size: file.size,
-                    id,
-                    mtime_ns: file.mtime_ns,
-                    paths: Vec::new(),
-                    entry_ids: Vec::new(),
-                    prefix: None,
-                    cas: None,
-                    full: None,
-                    failed: false,
-                    grouped: false,
-                });
-                inodes.len() - 1
-            });
-            let inode = &mut inodes[at];
-            inode.paths.push(file.path);
-            if file.entry_id != 0 {
-                inode.entry_ids.push(file.entry_id);
-            }
-            inode.cas = inode.cas.or(file.cas);
-            inode.full = inode.full.or(file.full);
+            finder.add(file);
         }
+        finder
+    }
+
+    /// A finder with no files yet: [`Finder::add`] them one by one (a
+    /// location's or a walk's files are never all held as records at once).
+    pub fn empty(opts: Options, exact_cas: bool) -> Self {
         Finder {
             opts,
             exact_cas,
-            inodes,
-            by_id,
+            inodes: Vec::new(),
+            by_id: HashMap::new(),
             stage: Stage::Collected,
             buckets: Vec::new(),
             todo: Vec::new(),
             cursor: 0,
             groups: Vec::new(),
             errors: Vec::new(),
-            stats: Stats {
-                files: total,
-                ..Stats::default()
-            },
+            stats: Stats::default(),
+        }
+    }
+
+    /// Take one file, if the options select it (before grouping only; later
+    /// files are ignored), a hard link joining its inode.
+    pub fn add(&mut self, file: FileRecord) {
+        if self.stage != Stage::Collected {
+            return;
+        }
+        self.stats.files += 1;
+        let opts = &self.opts;
+        if file.size < opts.min_size || opts.max_size.is_some_and(|max| file.size > max) {
+            return;
+        }
+        if !opts.extensions.is_empty()
+            && !extension_of(&file.path).is_some_and(|e| opts.extensions.contains(&e))
+        {
+            return;
+        }
+        let id = (file.device, file.inode);
+        let path = file.path.into_boxed_slice();
+        match self.by_id.get(&id) {
+            Some(&at) => {
+                let inode = &mut self.inodes[at];
+                inode.links.push((path, file.entry_id));
+                inode.cas = inode.cas.or(file.cas);
+                if inode.full.is_none() {
+                    inode.full = file.full.map(Box::new);
+                }
+            }
+            None => {
+                let mut inode = Inode::new(file.size, id, file.mtime_ns, path, file.entry_id);
+                inode.cas = file.cas;
+                inode.full = file.full.map(Box::new);
+                self.by_id.insert(id, self.inodes.len());
+                self.inodes.push(inode);
+            }
         }
     }
 
@@ -225,7 +290,7 @@ impl Finder {
             match k.stage {
                 Stage::Prefix => inode.prefix = Some(prefix_of(&k.digest)),
                 Stage::Partial => inode.cas = Some(k.digest),
-                Stage::Full => inode.full = Some(k.digest),
+                Stage::Full => inode.full = Some(Box::new(k.digest)),
                 _ => continue,
             }
             applied += 1;
@@ -244,6 +309,9 @@ impl Finder {
             self.stage = Stage::Done;
             return Ok(());
         }
+        // Hard links are collapsed and known digests applied: the lookup
+        // by (device, inode) is no longer needed.
+        self.by_id = HashMap::new();
         let mut by_size: HashMap<u64, Vec<usize>> = HashMap::new();
         for (i, inode) in self.inodes.iter().enumerate() {
             by_size.entry(inode.size).or_default().push(i);
@@ -252,7 +320,7 @@ impl Finder {
         self.stats.size_candidates = buckets
             .iter()
             .flatten()
-            .map(|&i| self.inodes[i].paths.len() as u64)
+            .map(|&i| self.inodes[i].path_count() as u64)
             .sum();
         if self.opts.mode == Mode::Size {
             for bucket in buckets {
@@ -277,7 +345,7 @@ impl Finder {
         let mut by_key: HashMap<(Vec<u8>, u64), Vec<usize>> = HashMap::new();
         let mut split = Vec::new();
         for (i, inode) in self.inodes.iter().enumerate() {
-            let mut names: Vec<&[u8]> = inode.paths.iter().map(|p| name_of(p)).collect();
+            let mut names: Vec<&[u8]> = inode.paths().map(name_of).collect();
             names.sort_unstable();
             names.dedup();
             if names.len() == 1 {
@@ -287,11 +355,10 @@ impl Finder {
                     .push(i);
             } else {
                 for name in names {
-                    let paths: Vec<Vec<u8>> = inode
-                        .paths
-                        .iter()
+                    let paths: Vec<Box<[u8]>> = inode
+                        .paths()
                         .filter(|p| name_of(p) == name)
-                        .cloned()
+                        .map(Box::from)
                         .collect();
                     split.push((name.to_vec(), i, paths));
                 }
@@ -302,18 +369,13 @@ impl Finder {
                 let source = &self.inodes[of];
                 (source.size, source.id, source.mtime_ns)
             };
-            self.inodes.push(Inode {
-                size,
-                id,
-                mtime_ns,
-                paths,
-                entry_ids: Vec::new(),
-                prefix: None,
-                cas: None,
-                full: None,
-                failed: false,
-                grouped: false,
-            });
+            let mut paths = paths.into_iter();
+            let Some(first) = paths.next() else {
+                continue; // a name is taken from a path: never empty
+            };
+            let mut piece = Inode::new(size, id, mtime_ns, first, 0);
+            piece.links = paths.map(|p| (p, 0)).collect();
+            self.inodes.push(piece);
             by_key
                 .entry((name, size))
                 .or_default()
@@ -330,7 +392,7 @@ impl Finder {
             .groups
             .iter()
             .flat_map(|(_, b)| b)
-            .map(|&i| self.inodes[i].paths.len() as u64)
+            .map(|&i| self.inodes[i].path_count() as u64)
             .sum();
     }
 
@@ -388,7 +450,7 @@ impl Finder {
                 next.push(bucket);
                 continue;
             }
-            let mut by_prefix: HashMap<u128, Vec<usize>> = HashMap::new();
+            let mut by_prefix: HashMap<[u8; 16], Vec<usize>> = HashMap::new();
             for i in bucket {
                 let inode = &self.inodes[i];
                 if let (false, Some(p)) = (inode.failed, inode.prefix) {
@@ -416,7 +478,7 @@ impl Finder {
                 let digest = if stage == Stage::Partial {
                     inode.cas
                 } else {
-                    inode.full
+                    inode.full.as_deref().copied()
                 };
                 if let (false, Some(d)) = (inode.failed, digest) {
                     by_digest.entry(d).or_default().push(i);
@@ -478,7 +540,7 @@ impl Finder {
             .iter()
             .map(|&i| {
                 let n = &self.inodes[i];
-                (n.paths[0].as_slice(), n.id, n.size, n.mtime_ns)
+                (&*n.path, n.id, n.size, n.mtime_ns)
             })
             .collect();
         let stop = || cancel.is_cancelled();
@@ -507,7 +569,7 @@ impl Finder {
                             page.bytes += inode.size;
                         }
                         _ => {
-                            inode.full = Some(digest);
+                            inode.full = Some(Box::new(digest));
                             self.stats.full_hashed += 1;
                             page.bytes += inode.size;
                         }
@@ -517,7 +579,7 @@ impl Finder {
                         inode: inode.id.1,
                         size: inode.size,
                         mtime_ns: inode.mtime_ns,
-                        entry_ids: inode.entry_ids.clone(),
+                        entry_ids: inode.entry_ids(),
                         stage,
                         digest,
                     });
@@ -549,7 +611,7 @@ impl Finder {
         let mut links: Vec<Group> = Vec::new();
         for i in 0..self.inodes.len() {
             let inode = &self.inodes[i];
-            if !inode.grouped && !inode.failed && inode.paths.len() > 1 {
+            if !inode.grouped && !inode.failed && inode.path_count() > 1 {
                 let key = inode.size.to_string().into_bytes();
                 links.push(into_group(key, vec![i], &mut self.inodes));
             }
@@ -566,14 +628,8 @@ impl Finder {
 
 fn into_group(key: Vec<u8>, bucket: Vec<usize>, inodes: &mut [Inode]) -> Group {
     let size = inodes[bucket[0]].size;
-    let mut copies: Vec<Vec<Vec<u8>>> = bucket
-        .into_iter()
-        .map(|i| {
-            let mut paths = std::mem::take(&mut inodes[i].paths);
-            paths.sort_unstable();
-            paths
-        })
-        .collect();
+    let mut copies: Vec<Vec<Vec<u8>>> =
+        bucket.into_iter().map(|i| inodes[i].take_paths()).collect();
     copies.sort_unstable();
     Group { key, size, copies }
 }

@@ -40,18 +40,31 @@ pub fn file_records(
     location_id: i64,
     hidden: bool,
 ) -> Result<Vec<FileRecord>> {
+    let mut out = Vec::new();
+    each_file_record(db, location_id, hidden, |record| out.push(record))?;
+    Ok(out)
+}
+
+/// [`file_records`] one at a time, none kept here: a duplicate finder takes
+/// each as it comes ([`crate::dupes::Finder::add`]).
+pub fn each_file_record(
+    db: &impl LibraryStore,
+    location_id: i64,
+    hidden: bool,
+    mut each: impl FnMut(FileRecord),
+) -> Result<()> {
     let mut root = db.location(location_id)?.path;
     if !root.ends_with(b"/") {
         root.push(b'/');
     }
-    let mut out = Vec::new();
     db.regular_files(location_id, |f: StoredFile| {
         if !hidden && is_hidden(&f.path) {
             return;
         }
-        let mut path = root.clone();
+        let mut path = Vec::with_capacity(root.len() + f.path.len());
+        path.extend_from_slice(&root);
         path.extend_from_slice(&f.path);
-        out.push(FileRecord {
+        each(FileRecord {
             path,
             entry_id: f.id,
             size: f.size as u64,
@@ -61,8 +74,7 @@ pub fn file_records(
             cas: f.cas_id.as_deref().and_then(digest_from_hex),
             full: f.checksum.as_deref().and_then(digest_from_hex),
         });
-    })?;
-    Ok(out)
+    })
 }
 
 /// The digests of a page to store on the entries that name each file: an

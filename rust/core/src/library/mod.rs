@@ -30,7 +30,7 @@ pub mod validate;
 pub use aggregate::DirSizes;
 pub use book::{Gone, ScanBook, ScanStats, Seen, Unseen};
 pub use content::{hash_missing, HashPass};
-pub use dupes::{file_records, store_digests};
+pub use dupes::{each_file_record, file_records, store_digests};
 pub use jsonl::{
     entries_lines, push_entry_line, push_entry_text_line, push_json_bytes, LineFormat,
 };
