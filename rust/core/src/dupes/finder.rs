@@ -37,31 +37,92 @@ pub enum Stage {
     Done,
 }
 
+/// The folders of the files taken, each kept once: a file keeps its
+/// folder's number and its own name (a million files lie in a few thousand
+/// folders). Number 0 is the empty folder (a name that is a whole path).
+#[derive(Debug)]
+struct Dirs {
+    names: Vec<Box<[u8]>>,
+    ids: HashMap<Box<[u8]>, u32>,
+    /// The folder of the file taken last: a walk or a location lists a
+    /// folder's files together, so most lookups end here.
+    last: u32,
+}
+
+impl Dirs {
+    fn new() -> Self {
+        Dirs {
+            names: vec![Box::from(&b""[..])],
+            ids: HashMap::from([(Box::from(&b""[..]), 0)]),
+            last: 0,
+        }
+    }
+
+    /// `path` as its folder (through its last `/`) and its name.
+    fn intern(&mut self, mut path: Vec<u8>) -> (u32, Box<[u8]>) {
+        let cut = path.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1);
+        if *self.names[self.last as usize] == path[..cut] {
+            return (self.last, path[cut..].into());
+        }
+        let id = match self.ids.get(&path[..cut]) {
+            Some(&id) => id,
+            None => match u32::try_from(self.names.len()) {
+                Ok(id) => {
+                    self.names.push(path[..cut].into());
+                    self.ids.insert(path[..cut].into(), id);
+                    id
+                }
+                // 4 billion folders: the path kept whole, as a name.
+                Err(_) => return (0, path.into_boxed_slice()),
+            },
+        };
+        self.last = id;
+        let name = path.split_off(cut);
+        (id, name.into_boxed_slice())
+    }
+
+    fn join(&self, dir: u32, name: &[u8]) -> Vec<u8> {
+        let folder = &self.names[dir as usize];
+        let mut path = Vec::with_capacity(folder.len() + name.len());
+        path.extend_from_slice(folder);
+        path.extend_from_slice(name);
+        path
+    }
+}
+
 /// One inode: its size and every path that names it.
 ///
 /// Kept small, one per file searched (a million files, a million of
-/// these): the first path inline as an exact-size box, further names (hard
-/// links, rare) beside it, the first-bytes digest without u128's 16-byte
-/// alignment, and the full digest (a few large files) boxed.
+/// these): the first path as its folder's number and an exact-size name,
+/// further names (hard links, rare) beside it, the first-bytes digest and
+/// the full digest (a few large files) boxed.
 #[derive(Debug)]
 struct Inode {
     size: u64,
     /// (device, inode) as listed: hashing verifies it is still that file.
     id: (u64, u64),
-    mtime_ns: Option<i64>,
-    /// The first path listed, and its library entry (0: none).
-    path: Box<[u8]>,
+    /// As listed; [`NO_MTIME`]: not known.
+    mtime: i64,
+    /// The first path listed (its folder in [`Dirs`], and its name), and
+    /// its library entry (0: none).
+    dir: u32,
+    name: Box<[u8]>,
     entry_id: i64,
-    /// Further paths naming it (hard links), with their entries.
-    links: Vec<(Box<[u8]>, i64)>,
+    /// Further paths naming it (hard links), with their entries. Boxed: 8
+    /// bytes for the common file with one name, where a `Vec` takes 24.
+    #[allow(clippy::box_collection)]
+    links: Option<Box<Vec<Link>>>,
     /// The first 16 bytes of the digest of the first [`PREFIX_LEN`] bytes:
-    /// it only splits groups, so 128 bits are plenty.
-    prefix: Option<[u8; 16]>,
+    /// it only splits groups, so 128 bits are plenty (walked trees only).
+    prefix: Option<Box<[u8; 16]>>,
     cas: Option<Digest>,
     full: Option<Box<Digest>>,
     /// Hashing it failed: it is in no group.
     failed: bool,
     grouped: bool,
+    /// A hard link of an inode listed earlier, merged into it: its record
+    /// is empty and stands for nothing.
+    merged: bool,
 }
 
 impl Inode {
@@ -69,49 +130,83 @@ impl Inode {
         size: u64,
         id: (u64, u64),
         mtime_ns: Option<i64>,
-        path: Box<[u8]>,
+        (dir, name): (u32, Box<[u8]>),
         entry_id: i64,
     ) -> Self {
         Inode {
             size,
             id,
-            mtime_ns,
-            path,
+            mtime: mtime_ns.unwrap_or(NO_MTIME),
+            dir,
+            name,
             entry_id,
-            links: Vec::new(),
+            links: None,
             prefix: None,
             cas: None,
             full: None,
             failed: false,
             grouped: false,
+            merged: false,
         }
     }
 
-    fn paths(&self) -> impl Iterator<Item = &[u8]> {
-        std::iter::once(&*self.path).chain(self.links.iter().map(|(p, _)| &**p))
+    fn mtime_ns(&self) -> Option<i64> {
+        (self.mtime != NO_MTIME).then_some(self.mtime)
+    }
+
+    fn links(&self) -> &[Link] {
+        self.links.as_deref().map_or(&[], Vec::as_slice)
+    }
+
+    fn add_links(&mut self, more: impl IntoIterator<Item = Link>) {
+        self.links.get_or_insert_with(Box::default).extend(more);
+    }
+
+    /// The file names of its paths.
+    fn names(&self) -> impl Iterator<Item = &[u8]> {
+        std::iter::once(name_of(&self.name)).chain(self.links().iter().map(|(p, _)| name_of(p)))
+    }
+
+    fn first_path(&self, dirs: &Dirs) -> Vec<u8> {
+        dirs.join(self.dir, &self.name)
+    }
+
+    fn paths(&self, dirs: &Dirs) -> Vec<Vec<u8>> {
+        let mut out = Vec::with_capacity(self.path_count());
+        out.push(self.first_path(dirs));
+        out.extend(self.links().iter().map(|(p, _)| p.to_vec()));
+        out
     }
 
     fn path_count(&self) -> usize {
-        1 + self.links.len()
+        1 + self.links().len()
     }
 
     /// The library entries naming it.
     fn entry_ids(&self) -> Vec<i64> {
         std::iter::once(self.entry_id)
-            .chain(self.links.iter().map(|&(_, id)| id))
+            .chain(self.links().iter().map(|&(_, id)| id))
             .filter(|&id| id != 0)
             .collect()
     }
 
     /// Its paths, sorted, taken out (for a report).
-    fn take_paths(&mut self) -> Vec<Vec<u8>> {
+    fn take_paths(&mut self, dirs: &Dirs) -> Vec<Vec<u8>> {
         let mut out = Vec::with_capacity(self.path_count());
-        out.push(std::mem::take(&mut self.path).into_vec());
-        out.extend(self.links.drain(..).map(|(p, _)| p.into_vec()));
+        out.push(self.first_path(dirs));
+        self.name = Box::default();
+        let links = self.links.take().map(|b| *b).unwrap_or_default();
+        out.extend(links.into_iter().map(|(p, _)| p.into_vec()));
         out.sort_unstable();
         out
     }
 }
+
+/// A further path of an inode (a hard link) and its library entry (0: none).
+type Link = (Box<[u8]>, i64);
+
+/// [`Inode::mtime`] when the listing gave none.
+const NO_MTIME: i64 = i64::MIN;
 
 /// A digest computed by [`Finder::hash_page`], for the caller to persist.
 #[derive(Clone, Debug)]
@@ -176,8 +271,10 @@ pub struct Finder {
     /// false: computed digests are cut to the cas_id, and `full` mode
     /// confirms small files with a full digest too.
     exact_cas: bool,
+    /// One per file taken until grouping, when the paths of one inode
+    /// (hard links) are merged into the first listed (see `merge_links`).
     inodes: Vec<Inode>,
-    by_id: HashMap<(u64, u64), usize>,
+    dirs: Dirs,
     stage: Stage,
     /// Inode sets that may still be duplicates, at the current stage.
     buckets: Vec<Vec<usize>>,
@@ -206,7 +303,7 @@ impl Finder {
             opts,
             exact_cas,
             inodes: Vec::new(),
-            by_id: HashMap::new(),
+            dirs: Dirs::new(),
             stage: Stage::Collected,
             buckets: Vec::new(),
             todo: Vec::new(),
@@ -234,22 +331,50 @@ impl Finder {
             return;
         }
         let id = (file.device, file.inode);
-        let path = file.path.into_boxed_slice();
-        match self.by_id.get(&id) {
-            Some(&at) => {
-                let inode = &mut self.inodes[at];
-                inode.links.push((path, file.entry_id));
-                inode.cas = inode.cas.or(file.cas);
-                if inode.full.is_none() {
-                    inode.full = file.full.map(Box::new);
-                }
-            }
-            None => {
-                let mut inode = Inode::new(file.size, id, file.mtime_ns, path, file.entry_id);
-                inode.cas = file.cas;
-                inode.full = file.full.map(Box::new);
-                self.by_id.insert(id, self.inodes.len());
-                self.inodes.push(inode);
+        let mut inode = Inode::new(
+            file.size,
+            id,
+            file.mtime_ns,
+            self.dirs.intern(file.path),
+            file.entry_id,
+        );
+        inode.cas = file.cas;
+        inode.full = file.full.map(Box::new);
+        self.inodes.push(inode);
+    }
+
+    /// Merge the inodes of one (device, inode), i.e. a file's hard links,
+    /// into the first listed; the others are emptied and marked `merged`.
+    /// A sort of indices rather than a map kept while collecting: 8 bytes a
+    /// file for a moment instead of a lookup entry per file throughout.
+    fn merge_links(&mut self) {
+        let mut order: Vec<usize> = (0..self.inodes.len()).collect();
+        order.sort_unstable_by_key(|&i| (self.inodes[i].id, i));
+        let sets: Vec<Vec<usize>> = order
+            .chunk_by(|&a, &b| self.inodes[a].id == self.inodes[b].id)
+            .filter(|set| set.len() > 1)
+            .map(<[usize]>::to_vec)
+            .collect();
+        for set in sets {
+            self.merge_set(&set);
+        }
+    }
+
+    /// `set`: indices of one inode's records, the first listed first.
+    fn merge_set(&mut self, set: &[usize]) {
+        let (keep, rest) = (set[0], &set[1..]);
+        for &other in rest {
+            let taken = &mut self.inodes[other];
+            taken.merged = true;
+            let path = taken.first_path(&self.dirs).into_boxed_slice();
+            taken.name = Box::default();
+            let (entry, cas, full) = (taken.entry_id, taken.cas, taken.full.take());
+            let links = taken.links.take().map(|b| *b).unwrap_or_default();
+            let inode = &mut self.inodes[keep];
+            inode.add_links(std::iter::once((path, entry)).chain(links));
+            inode.cas = inode.cas.or(cas);
+            if inode.full.is_none() {
+                inode.full = full;
             }
         }
     }
@@ -278,22 +403,29 @@ impl Finder {
                 "known digests must be applied before grouping by size".into(),
             ));
         }
+        // Looked up from the files' side: the known digests are as many as
+        // an earlier run computed, the files can be millions.
+        let mut by_id: HashMap<(u64, u64), Vec<usize>> = HashMap::with_capacity(known.len());
+        for (at, k) in known.iter().enumerate() {
+            by_id.entry((k.device, k.inode)).or_default().push(at);
+        }
         let mut applied = 0;
-        for k in known {
-            let Some(&at) = self.by_id.get(&(k.device, k.inode)) else {
+        for inode in &mut self.inodes {
+            let Some(found) = by_id.get(&inode.id) else {
                 continue;
             };
-            let inode = &mut self.inodes[at];
-            if inode.size != k.size || inode.mtime_ns != k.mtime_ns {
-                continue;
+            for k in found.iter().map(|&at| &known[at]) {
+                if inode.size != k.size || inode.mtime_ns() != k.mtime_ns {
+                    continue;
+                }
+                match k.stage {
+                    Stage::Prefix => inode.prefix = Some(Box::new(prefix_of(&k.digest))),
+                    Stage::Partial => inode.cas = Some(k.digest),
+                    Stage::Full => inode.full = Some(Box::new(k.digest)),
+                    _ => continue,
+                }
+                applied += 1;
             }
-            match k.stage {
-                Stage::Prefix => inode.prefix = Some(prefix_of(&k.digest)),
-                Stage::Partial => inode.cas = Some(k.digest),
-                Stage::Full => inode.full = Some(Box::new(k.digest)),
-                _ => continue,
-            }
-            applied += 1;
         }
         Ok(applied)
     }
@@ -304,17 +436,17 @@ impl Finder {
         if self.stage != Stage::Collected {
             return Err(Error::InvalidArgument("already grouped by size".into()));
         }
+        self.merge_links();
         if self.opts.mode == Mode::NameSize {
             self.group_by_name_and_size();
             self.stage = Stage::Done;
             return Ok(());
         }
-        // Hard links are collapsed and known digests applied: the lookup
-        // by (device, inode) is no longer needed.
-        self.by_id = HashMap::new();
         let mut by_size: HashMap<u64, Vec<usize>> = HashMap::new();
         for (i, inode) in self.inodes.iter().enumerate() {
-            by_size.entry(inode.size).or_default().push(i);
+            if !inode.merged {
+                by_size.entry(inode.size).or_default().push(i);
+            }
         }
         let buckets: Vec<Vec<usize>> = by_size.into_values().filter(|b| b.len() > 1).collect();
         self.stats.size_candidates = buckets
@@ -345,7 +477,10 @@ impl Finder {
         let mut by_key: HashMap<(Vec<u8>, u64), Vec<usize>> = HashMap::new();
         let mut split = Vec::new();
         for (i, inode) in self.inodes.iter().enumerate() {
-            let mut names: Vec<&[u8]> = inode.paths().map(name_of).collect();
+            if inode.merged {
+                continue;
+            }
+            let mut names: Vec<&[u8]> = inode.names().collect();
             names.sort_unstable();
             names.dedup();
             if names.len() == 1 {
@@ -355,10 +490,10 @@ impl Finder {
                     .push(i);
             } else {
                 for name in names {
-                    let paths: Vec<Box<[u8]>> = inode
-                        .paths()
+                    let paths: Vec<Vec<u8>> = inode
+                        .paths(&self.dirs)
+                        .into_iter()
                         .filter(|p| name_of(p) == name)
-                        .map(Box::from)
                         .collect();
                     split.push((name.to_vec(), i, paths));
                 }
@@ -367,14 +502,17 @@ impl Finder {
         for (name, of, paths) in split {
             let (size, id, mtime_ns) = {
                 let source = &self.inodes[of];
-                (source.size, source.id, source.mtime_ns)
+                (source.size, source.id, source.mtime_ns())
             };
             let mut paths = paths.into_iter();
             let Some(first) = paths.next() else {
                 continue; // a name is taken from a path: never empty
             };
-            let mut piece = Inode::new(size, id, mtime_ns, first, 0);
-            piece.links = paths.map(|p| (p, 0)).collect();
+            let mut piece = Inode::new(size, id, mtime_ns, self.dirs.intern(first), 0);
+            let rest: Vec<Link> = paths.map(|p| (p.into_boxed_slice(), 0)).collect();
+            if !rest.is_empty() {
+                piece.add_links(rest);
+            }
             self.inodes.push(piece);
             by_key
                 .entry((name, size))
@@ -453,7 +591,7 @@ impl Finder {
             let mut by_prefix: HashMap<[u8; 16], Vec<usize>> = HashMap::new();
             for i in bucket {
                 let inode = &self.inodes[i];
-                if let (false, Some(p)) = (inode.failed, inode.prefix) {
+                if let (false, Some(p)) = (inode.failed, inode.prefix.as_deref().copied()) {
                     by_prefix.entry(p).or_default().push(i);
                 }
             }
@@ -536,11 +674,16 @@ impl Finder {
         }
         let picked: Vec<usize> = self.todo[self.cursor..end].to_vec();
         let exact = self.exact_cas;
+        let paths: Vec<Vec<u8>> = picked
+            .iter()
+            .map(|&i| self.inodes[i].first_path(&self.dirs))
+            .collect();
         let jobs: Vec<Listed<'_>> = picked
             .iter()
-            .map(|&i| {
+            .zip(&paths)
+            .map(|(&i, path)| {
                 let n = &self.inodes[i];
-                (&*n.path, n.id, n.size, n.mtime_ns)
+                (path.as_slice(), n.id, n.size, n.mtime_ns())
             })
             .collect();
         let stop = || cancel.is_cancelled();
@@ -559,7 +702,7 @@ impl Finder {
                 Ok(digest) => {
                     match stage {
                         Stage::Prefix => {
-                            inode.prefix = Some(prefix_of(&digest));
+                            inode.prefix = Some(Box::new(prefix_of(&digest)));
                             self.stats.prefix_hashed += 1;
                             page.bytes += inode.size.min(PREFIX_LEN);
                         }
@@ -578,7 +721,7 @@ impl Finder {
                         device: inode.id.0,
                         inode: inode.id.1,
                         size: inode.size,
-                        mtime_ns: inode.mtime_ns,
+                        mtime_ns: inode.mtime_ns(),
                         entry_ids: inode.entry_ids(),
                         stage,
                         digest,
@@ -605,7 +748,7 @@ impl Finder {
             for &i in &bucket {
                 self.inodes[i].grouped = true;
             }
-            groups.push(into_group(key, bucket, &mut self.inodes));
+            groups.push(into_group(key, bucket, &mut self.inodes, &self.dirs));
         }
         groups.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.copies.cmp(&b.copies)));
         let mut links: Vec<Group> = Vec::new();
@@ -613,7 +756,7 @@ impl Finder {
             let inode = &self.inodes[i];
             if !inode.grouped && !inode.failed && inode.path_count() > 1 {
                 let key = inode.size.to_string().into_bytes();
-                links.push(into_group(key, vec![i], &mut self.inodes));
+                links.push(into_group(key, vec![i], &mut self.inodes, &self.dirs));
             }
         }
         links.sort_by(|a, b| a.copies.cmp(&b.copies));
@@ -626,10 +769,12 @@ impl Finder {
     }
 }
 
-fn into_group(key: Vec<u8>, bucket: Vec<usize>, inodes: &mut [Inode]) -> Group {
+fn into_group(key: Vec<u8>, bucket: Vec<usize>, inodes: &mut [Inode], dirs: &Dirs) -> Group {
     let size = inodes[bucket[0]].size;
-    let mut copies: Vec<Vec<Vec<u8>>> =
-        bucket.into_iter().map(|i| inodes[i].take_paths()).collect();
+    let mut copies: Vec<Vec<Vec<u8>>> = bucket
+        .into_iter()
+        .map(|i| inodes[i].take_paths(dirs))
+        .collect();
     copies.sort_unstable();
     Group { key, size, copies }
 }
@@ -676,4 +821,38 @@ fn digest_of(
         digest[8..].fill(0);
     }
     Ok(digest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Dirs, Inode};
+
+    #[test]
+    fn a_path_is_its_folder_and_its_name() {
+        let mut dirs = Dirs::new();
+        for path in [
+            &b"/a/b/c\xff"[..],
+            b"/a/b/d",
+            b"/a/e",
+            b"name",
+            b"/top",
+            b"/a/b/",
+            b"",
+        ] {
+            let (dir, name) = dirs.intern(path.to_vec());
+            assert_eq!(dirs.join(dir, &name), path);
+        }
+        // One entry per folder: "", "/a/b/", "/a/", "/".
+        assert_eq!(dirs.names.len(), 4);
+    }
+
+    #[test]
+    fn an_inode_stays_small() {
+        // One per file searched: a million files, a million of these.
+        assert!(
+            std::mem::size_of::<Inode>() <= 120,
+            "{}",
+            std::mem::size_of::<Inode>()
+        );
+    }
 }

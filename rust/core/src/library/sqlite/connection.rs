@@ -87,9 +87,36 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         // 64 MiB of page cache: the indices the indexer touches stay in memory.
-        conn.pragma_update(None, "cache_size", -65536)?;
+        conn.pragma_update(None, "cache_size", CACHE_SIZE)?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         schema::migrate(conn)?;
         Ok(())
+    }
+}
+
+/// The page cache's size (`PRAGMA cache_size`: negative is KiB).
+pub(super) const CACHE_SIZE: i64 = -65536;
+
+/// A smaller page cache while a scan reads every row of a table once (a
+/// cache larger than a few pages does it no good), and the pages it held
+/// released: a duplicate search's records of a million files, not 64 MiB
+/// of pages it will not read again, are what its memory holds. The usual
+/// size is back when it is dropped.
+pub(super) struct ScanCache<'c> {
+    conn: &'c Connection,
+}
+
+impl<'c> ScanCache<'c> {
+    pub(super) fn new(conn: &'c Connection) -> Result<Self> {
+        conn.pragma_update(None, "cache_size", -2048)?;
+        conn.execute_batch("PRAGMA shrink_memory")?;
+        Ok(ScanCache { conn })
+    }
+}
+
+impl Drop for ScanCache<'_> {
+    fn drop(&mut self) {
+        // Failing only leaves the smaller cache: slower, never wrong.
+        let _ = self.conn.pragma_update(None, "cache_size", CACHE_SIZE);
     }
 }

@@ -3,6 +3,7 @@
 
 use rusqlite::{params, Connection, TransactionBehavior};
 
+use super::connection::ScanCache;
 use crate::error::Result;
 use crate::library::model::{DigestText, FileDigest, StoredFile};
 
@@ -12,6 +13,7 @@ pub(super) fn regular_files(
     location_id: i64,
     mut each: impl FnMut(StoredFile),
 ) -> Result<()> {
+    let _small = ScanCache::new(conn)?;
     let mut stmt = conn.prepare_cached(
         "SELECT id, path, size, mtime_ns, inode, device, cas_id, checksum FROM entries \
          WHERE location_id = ?1 AND kind = 0",
