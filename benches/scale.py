@@ -113,16 +113,16 @@ def run_size(root: Path, files: int, rounds: int, work: Path) -> dict[str, dict[
                        check=True, stdout=subprocess.DEVNULL)  # fmt: skip
         return [phasekit, "--library", str(lib), "index", str(root), "--mode", "content"]
 
+    def pk(lib: Path, *args: str) -> list[str]:
+        return [phasekit, "--library", str(lib), *args]
+
     contenders = {
         "index shallow": index_shallow,
         "index content": index_content,
-        "dupes location": lambda: [phasekit, "--library", str(indexed), "dupes", str(root),
-                                   "--mode", "full"],  # fmt: skip
-        "dupes --walk": lambda: [phasekit, "--library", str(fresh("walk")), "dupes", str(root),
-                                 "--walk", "--mode", "full"],  # fmt: skip
-        "validate integrity": lambda: [phasekit, "--library", str(indexed), "validate",
-                                       str(root), "--mode", "integrity"],  # fmt: skip
-        "ls --json": lambda: [phasekit, "--library", str(indexed), "ls", str(root), "--json"],
+        "dupes location": lambda: pk(indexed, "dupes", str(root), "--mode", "full"),
+        "dupes --walk": lambda: pk(fresh("walk"), "dupes", str(root), "--walk", "--mode", "full"),
+        "validate integrity": lambda: pk(indexed, "validate", str(root), "--mode", "integrity"),
+        "ls --json": lambda: pk(indexed, "ls", str(root), "--json"),
         "Library.entries": lambda: [sys.executable, "-c", ITERATE, str(indexed), str(root)],
     }
     if shutil.which("fd") or shutil.which("fdfind"):
@@ -164,8 +164,11 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="pk-scale-", dir=BENCH_DIR) as work:
             out[files] = run_size(root, files, args.rounds, Path(work))
     first, last = sizes[0], sizes[-1]
-    print(f"| contender | {' | '.join(f'{n:,} files' for n in sizes)} | per-file "
-          f"{last // 1000}k/{first // 1000}k | peak RSS {' / '.join(f'{n // 1000}k' for n in sizes)} |")  # fmt: skip
+    columns = " | ".join(f"{n:,} files" for n in sizes)
+    peaks = " / ".join(f"{n // 1000}k" for n in sizes)
+    print(
+        f"| contender | {columns} | per-file {last // 1000}k/{first // 1000}k | peak RSS {peaks} |"
+    )
     print("|---" * (3 + len(sizes)) + "|")
     for name in out[first]:
         cells = [f"{out[n][name]['seconds']:.2f} s ({out[n][name]['us_per_file']:.1f} µs)"
