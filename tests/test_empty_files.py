@@ -136,7 +136,7 @@ def test_a_version_3_library_loses_the_checksums_of_its_empty_files(tmp_path: Pa
     )
     subprocess.run([sys.executable, "-c", code, str(folder / "library.db")], check=True)
     with Library.open(folder) as lib:
-        assert lib._db.schema_version() == 5
+        assert lib._db.schema_version() == 6
         after = digests(lib, tree)
     check_rule(after)
     assert after == before

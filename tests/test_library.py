@@ -368,7 +368,7 @@ def test_a_version_2_library_is_upgraded_and_its_stale_links_dropped(
         "PRAGMA user_version = 2",
     )
     with Library.open(folder) as lib:
-        assert lib._db.schema_version() == 5
+        assert lib._db.schema_version() == 6
         loc = lib.locations()[0]
         # Unknown whether a version 2 library linked everything: linking
         # again finds every identity present.
@@ -439,4 +439,57 @@ def test_a_location_switched_to_content_mode_is_linked(tmp_path: Path) -> None:
     links, pairs, identities = _content_tables(folder / "library.db")
     assert links == pairs
     assert len(pairs) == 1500
+    assert identities == {c for c, _ in pairs}
+
+
+def test_deferred_links_of_a_large_content_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An index job that hashes many files defers their links to one sorted
+    pass at the end: the lookup then equals the entries' cas_ids, a later
+    change of content is linked at once (the trigger still handles a cas_id
+    replacing another), and a job killed in between is finished by the
+    next index's pass."""
+    from phasekit.indexing import IndexJob
+    from phasekit.indexing import _job as index_job
+
+    monkeypatch.setattr(index_job, "DEFER_LINKS_FROM", 1)
+    tree = tmp_path / "many"
+    tree.mkdir()
+    for i in range(700):
+        (tree / f"f{i:04}").write_bytes(f"file {i % 500}".encode())
+    folder = tmp_path / "lib"
+    with Library.open(folder) as lib:
+        loc = lib.add_location(tree, mode="shallow")
+        assert lib.run(IndexJob(loc.id)).status.value == "completed"
+        lib.set_mode(loc, "content")
+        # A store of cas_ids in an undeferred location links them at once.
+        first = lib.hash_missing(loc, limit=300)
+        some = lib.entry(loc, "f0001")
+        assert first.hashed == 300
+        assert some is not None
+        assert some.cas_id is not None
+        assert [e.name for e in lib.entries_by_cas_id(some.cas_id)] == ["f0001"]
+        assert lib.run(IndexJob(loc.id)).status.value == "completed"
+        assert [e.name for e in lib.entries_by_cas_id(some.cas_id)] == ["f0001", "f0501"]
+    assert _content_linked(folder / "library.db") == [1]
+    links, pairs, identities = _content_tables(folder / "library.db")
+    assert links == pairs
+    assert len(pairs) == 700
+    assert identities == {c for c, _ in pairs}
+    # Deferred, then content replaced before the pass: linked at once.
+    with Library.open(folder) as lib:
+        old = lib.entry(loc, "f0002")
+        assert old is not None
+        assert old.cas_id is not None
+        lib.defer_links(loc)
+        (tree / "f0002").write_bytes(b"something else entirely")
+        lib.index(loc)
+        new = lib.entry(loc, "f0002")
+        assert new is not None
+        assert new.cas_id not in (None, old.cas_id)
+        assert [e.name for e in lib.entries_by_cas_id(new.cas_id)] == ["f0002"]
+        assert [e.name for e in lib.entries_by_cas_id(old.cas_id)] == ["f0502"]
+    links, pairs, identities = _content_tables(folder / "library.db")
+    assert links == pairs
     assert identities == {c for c, _ in pairs}

@@ -419,7 +419,7 @@ def test_a_version_1_library_is_upgraded(tmp_path):
     )
     subprocess.run([sys.executable, "-c", code, str(folder / "library.db")], check=True)
     with Library.open(folder) as library:
-        assert library._db.schema_version() == 5
+        assert library._db.schema_version() == 6
         loc = library.locations()[0].id
         (root / "d0" / "f0.dat").unlink()
         summary = anyio.run(_validate, library, loc, "basic")

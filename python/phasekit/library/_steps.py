@@ -113,6 +113,14 @@ class JobSteps:
         and identities nothing uses: a repair, not needed in normal use."""
         return self._db.link_identities(self.location(location).id, prune)
 
+    def defer_links(self: _Library, location: int | StrPath | Location) -> None:
+        """Leave the cas_ids the location's entries get from now on to the
+        next :meth:`link_identities`, which links them in one sorted pass
+        (a cas_id replacing another is still linked at once): for hashing
+        most of a large location, where linking each page as it is stored
+        rewrites most of the lookup's pages every time."""
+        self._db.defer_links(self.location(location).id)
+
     def carry_content(
         self: _Library,
         to: tuple[int | StrPath | Location, bytes],

@@ -404,4 +404,9 @@ impl LibraryDb {
     fn link_identities(&self, py: Python<'_>, location_id: i64, prune: bool) -> PyResult<u64> {
         self.with(py, move |db| db.link_identities(location_id, prune))
     }
+
+    /// Leave the location's new cas_ids to the next `link_identities`.
+    fn defer_links(&self, py: Python<'_>, location_id: i64) -> PyResult<()> {
+        self.with(py, move |db| db.defer_links(location_id))
+    }
 }

@@ -176,6 +176,12 @@ pub trait LibraryStore {
     /// uses are also looked for in the whole library (a repair).
     fn link_identities(&mut self, location_id: i64, prune: bool) -> Result<u64>;
 
+    /// Leave the cas_ids the location's entries get from now on (first
+    /// ones: a cas_id replacing another is linked at once) to the next
+    /// [`LibraryStore::link_identities`], which links them in one sorted
+    /// pass: for hashing most of a large location.
+    fn defer_links(&mut self, location_id: i64) -> Result<()>;
+
     // Duplicates (`dupes.rs` converts to and from the finder's records).
 
     /// Call `each` with every regular file of the location (any order).

@@ -108,15 +108,28 @@ pub(super) struct ScanCache<'c> {
 
 impl<'c> ScanCache<'c> {
     pub(super) fn new(conn: &'c Connection) -> Result<Self> {
+        ScanCache::shrink(conn)?;
+        Ok(ScanCache { conn })
+    }
+
+    /// The small cache, emptied, until [`ScanCache::restore`] (for a caller
+    /// that cannot hold a `ScanCache` across a transaction).
+    pub(super) fn shrink(conn: &Connection) -> Result<()> {
         conn.pragma_update(None, "cache_size", -2048)?;
         conn.execute_batch("PRAGMA shrink_memory")?;
-        Ok(ScanCache { conn })
+        Ok(())
+    }
+
+    /// The usual size back (what dropping a `ScanCache` does), for a caller
+    /// that cannot hold one across a transaction.
+    pub(super) fn restore(conn: &Connection) {
+        // Failing only leaves the smaller cache: slower, never wrong.
+        let _ = conn.pragma_update(None, "cache_size", CACHE_SIZE);
     }
 }
 
 impl Drop for ScanCache<'_> {
     fn drop(&mut self) {
-        // Failing only leaves the smaller cache: slower, never wrong.
-        let _ = self.conn.pragma_update(None, "cache_size", CACHE_SIZE);
+        ScanCache::restore(self.conn);
     }
 }

@@ -34,8 +34,18 @@ pub(super) fn regular_files(
     Ok(())
 }
 
-/// `LibraryStore::store_digests`: one transaction.
+/// `LibraryStore::store_digests`: one transaction, with the small page
+/// cache of a search (see [`ScanCache`]): a search's pages of digests come
+/// while its records of every file are held, and the usual 64 MiB of
+/// cached index pages would come on top of them.
 pub(super) fn store_digests(conn: &mut Connection, digests: &[FileDigest]) -> Result<u64> {
+    ScanCache::shrink(conn)?;
+    let stored = write_digests(conn, digests);
+    ScanCache::restore(conn);
+    stored
+}
+
+fn write_digests(conn: &mut Connection, digests: &[FileDigest]) -> Result<u64> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut updated = 0u64;
     {

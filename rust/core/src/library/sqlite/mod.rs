@@ -196,6 +196,13 @@ impl LibraryStore for SqliteStore {
         content::link_identities(&mut self.conn, location_id, prune)
     }
 
+    fn defer_links(&mut self, location_id: i64) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        content::defer_hashed_links(&tx, location_id)?;
+        tx.commit()?;
+        Ok(())
+    }
+
     fn regular_files(&self, location_id: i64, each: impl FnMut(StoredFile)) -> Result<()> {
         dupes::regular_files(&self.conn, location_id, each)
     }
