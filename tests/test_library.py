@@ -493,3 +493,64 @@ def test_deferred_links_of_a_large_content_step(
     links, pairs, identities = _content_tables(folder / "library.db")
     assert links == pairs
     assert identities == {c for c, _ in pairs}
+
+
+def test_identities_of_a_location_waiting_for_its_links_are_kept(tmp_path: Path) -> None:
+    """While one location's hashing defers its links, another location's
+    link pass does not drop an identity the first one still uses (its
+    first_seen is kept), and an index in any mode, or a duplicate search,
+    leaves no location waiting."""
+    from phasekit.dupes import DupesJob
+    from phasekit.indexing import IndexJob
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "x.bin").write_bytes(b"shared content X" * 10)
+    (b / "y.bin").write_bytes(b"other" * 10)
+    with Library.open(tmp_path / "lib") as lib:
+        l1 = lib.add_location(a, mode="content")
+        l2 = lib.add_location(b, mode="content")
+        lib.index(l1)
+        lib.index(l2)
+        assert not lib.links_pending()
+        x = lib.entry(l1, "x.bin")
+        assert x is not None
+        assert x.cas_id is not None
+        seen = lib.content_identity(x.cas_id)
+        # Touched (same content), rescanned and hashed with links deferred.
+        st = os.stat(a / "x.bin")
+        os.utime(a / "x.bin", ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+        lib.defer_links(l1)
+        with lib.scan(l1, fresh=False) as scan:
+            for _ in scan:
+                pass
+            scan.sweep()
+        assert lib.hash_missing(l1).hashed == 1
+        assert lib.links_pending()
+        lib.index(l2)  # another location's link pass
+        assert lib.content_identity(x.cas_id) == seen
+        lib.link_identities(l1)
+        assert lib.content_identity(x.cas_id) == seen
+        assert [e.name for e in lib.entries_by_cas_id(x.cas_id)] == ["x.bin"]
+        assert not lib.links_pending()
+
+    # A content step that stopped leaves the location deferred: a shallow
+    # index, or a duplicate search, links it.
+    c = tmp_path / "c"
+    c.mkdir()
+    (c / "p").write_bytes(b"q" * 5000)
+    (c / "r").write_bytes(b"q" * 5000)
+    with Library.open(tmp_path / "lib2") as lib:
+        loc = lib.add_location(c, mode="shallow")
+        assert lib.run(IndexJob(loc.id)).status.value == "completed"
+        lib.defer_links(loc)
+        assert lib.run(IndexJob(loc.id)).status.value == "completed"
+        assert not lib.links_pending()
+        lib.defer_links(loc)
+        assert lib.run(DupesJob(location_id=loc.id, mode="content")).status.value == "completed"
+        p = lib.entry(loc, "p")
+        assert p is not None
+        assert p.cas_id is not None
+        assert sorted(e.name for e in lib.entries_by_cas_id(p.cas_id)) == ["p", "r"]
+        assert not lib.links_pending()

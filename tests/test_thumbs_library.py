@@ -181,3 +181,44 @@ def test_resume_runs_the_thumbnails_a_finished_deep_index_queued(tmp_path):
     assert resumed.returncode == 1, resumed.stderr  # broken.jpg
     assert json.loads(resumed.stdout)["made"] == 4
     assert len(sidecar_sets(lib)) == 4
+
+
+def test_cleanup_waits_while_identities_wait_for_their_links(tmp_path):
+    """Contents hashed by a content step that defers its links (stopped
+    before its link pass) have no identity yet: the thumbnail job makes
+    their thumbnails and removes none of them."""
+    root, lib = tmp_path / "album", tmp_path / "lib"
+    photo(root / "p.jpg", 1, size=(300, 200))
+    with Library.open(lib) as library:
+        location = library.add_location(root, mode="shallow")
+        library.index(location)
+        library.set_mode(location, "content")
+        library.defer_links(location)
+        assert library.hash_missing(location).hashed == 1
+        run = library.run(ThumbsJob(location.id))
+        summary = run.output()
+        assert isinstance(summary, ThumbsSummary)
+        assert (summary.made, summary.removed) == (1, 0)
+        assert any("not all linked" in w for w in run.warnings())
+        entry = library.entry(location, root / "p.jpg")
+        assert entry is not None
+        assert library.thumbnail(entry) is not None
+
+
+def test_an_image_gone_keeps_its_whole_thumbnails(tmp_path):
+    """A small image's thumbnails are checked against its own size, read
+    from the file: when the file cannot be read any more, the whole
+    thumbnails it has are kept, with no error."""
+    root, lib = tmp_path / "album", tmp_path / "lib"
+    photo(root / "small.jpg", 2, size=(300, 200))
+    with Library.open(lib) as library:
+        location_id = indexed(library, root)
+        first = library.run(ThumbsJob(location_id)).output()
+        assert isinstance(first, ThumbsSummary)
+        assert first.made == 1
+        (root / "small.jpg").rename(tmp_path / "elsewhere.jpg")
+        run = library.run(ThumbsJob(location_id))
+        again = run.output()
+        assert run.status is JobStatus.COMPLETED
+        assert isinstance(again, ThumbsSummary)
+        assert (again.made, again.errors) == (0, 0)

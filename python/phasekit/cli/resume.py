@@ -62,16 +62,17 @@ async def _resume(library: Library, args: argparse.Namespace) -> int:
         else:
             now = time.time()
             records = manager.jobs()
-            unfinished = {r.id for r in records if not r.status.finished}
+            done = (JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_ERRORS)
+            completed = {r.id for r in records if r.status in done}
             targets = [
                 manager.handle(r.id)
                 for r in records
                 if r.status in (JobStatus.PAUSED, JobStatus.QUEUED)
                 and (r.next_run_at is None or r.next_run_at <= now)
-                # A child runs with (and is shown by) its parent while that
-                # is unfinished; the child of a finished one (a deep index's
-                # thumbnails) is a job of its own.
-                and (r.parent_id is None or r.parent_id not in unfinished)
+                # A child runs with (and is shown by) its parent; the child
+                # of a completed one (a deep index's thumbnails) is a job of
+                # its own.
+                and (r.parent_id is None or r.parent_id in completed)
             ]
         waiting = [h for h in targets if not default_registry.knows(h.record.name)]
         for handle in waiting:

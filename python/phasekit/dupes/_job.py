@@ -320,7 +320,13 @@ class DupesJob(PhasedJob[DupesSummary]):
         return None
 
     def complete(self, ctx: PhaseContext) -> PhaseResult:
-        self._summary = self._summarise(self._lib(ctx), ctx.shared)
+        library = self._lib(ctx)
+        self._summary = self._summarise(library, ctx.shared)
+        if self.location_id is not None and self._hashes():
+            # The cas_ids this search stored are linked as they were written,
+            # unless the location waits for a link pass (a content step
+            # stopped before its own): run it (cheap when nothing waits).
+            library.link_identities(self.location_id)
         return None
 
     def _summarise(self, library: Library, shared: dict[str, Any]) -> DupesSummary:

@@ -20,6 +20,7 @@ that redoes the batches after its last checkpoint changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -325,6 +326,33 @@ class IndexJob(PhasedJob[IndexSummary]):
         library, location = self._lib(ctx), self._location(ctx)
         deep = self._mode(ctx) == "deep"
         pager = Pager(ctx.state.get("page", CONTENT_PAGE), least=256, most=CONTENT_PAGE_MAX)
+        deferred = bool(ctx.state.get("deferred"))
+        if deferred:
+            library.defer_links(location)  # resumed: deferred again
+        # Entries hashed in bulk (by the walk, or deferred here) are linked
+        # at the end, also when the step stops early (paused, cancelled,
+        # failed): a location is not left with links waiting for a pass no
+        # one runs. Other changes were linked as they were written.
+        try:
+            self._hash_pages(ctx, library, location, deep, pager, deferred)
+        except BaseException:
+            # The stop's own error matters more than the link's (a full
+            # disk fails both); the next index links what is left.
+            with contextlib.suppress(Exception):
+                library.link_identities(location)
+            raise
+        library.link_identities(location)
+        return None
+
+    def _hash_pages(
+        self,
+        ctx: PhaseContext,
+        library: Library,
+        location: Location,
+        deep: bool,
+        pager: Pager,
+        deferred: bool,
+    ) -> None:
         started = time.monotonic()
         hashed_here = 0
         while True:
@@ -354,10 +382,11 @@ class IndexJob(PhasedJob[IndexSummary]):
                 more = done.looked_at >= pager.size
                 rest = library.count_missing(location, checksums=deep) if more else 0
                 total = looked + max(rest - len(done.errors), 0)
-                if rest >= DEFER_LINKS_FROM:
-                    # Linked in one sorted pass at the end (below), not page
-                    # by page (see Library.defer_links).
+                if rest >= DEFER_LINKS_FROM and not deferred:
+                    # Linked in one sorted pass at the end (see content),
+                    # not page by page (see Library.defer_links).
                     library.defer_links(location)
+                    deferred = True
             self._report(
                 ctx,
                 location.path,
@@ -366,14 +395,23 @@ class IndexJob(PhasedJob[IndexSummary]):
                 total=max(total, looked),
             )
             page = pager.measured(done.looked_at, time.monotonic() - began)
-            ctx.checkpoint({"after": done.last_id, "looked": looked, "total": total, "page": page})
-        # Entries hashed in bulk (by the walk, or above) are linked here;
-        # other changes were linked by the library as they were written.
-        library.link_identities(location)
-        return None
+            ctx.checkpoint(
+                {
+                    "after": done.last_id,
+                    "looked": looked,
+                    "total": total,
+                    "page": page,
+                    "deferred": deferred,
+                }
+            )
 
     def complete(self, ctx: PhaseContext) -> PhaseResult:
-        self._lib(ctx).mark_indexed(self._location(ctx), ctx.shared["started"])
+        library, location = self._lib(ctx), self._location(ctx)
+        # Any mode: a shallow index's location has nothing to link, and is
+        # then marked linked (identities noted lost wait for every location
+        # to be; see Library.links_pending). Cheap when linked already.
+        library.link_identities(location)
+        library.mark_indexed(location, ctx.shared["started"])
         if self._mode(ctx) == "deep":
             # A deep index also makes the thumbnails, as a child job (queued
             # once: a re-run of this phase finds it by its key). A manager

@@ -508,7 +508,8 @@ class Library(JobSteps, Settings, Closing):
                 if done.looked_at == 0:
                     break
                 after = done.last_id
-            self._db.link_identities(loc.id, False)
+        # Any mode (see IndexJob.complete): cheap when linked already.
+        self._db.link_identities(loc.id, False)
         self._db.mark_indexed(loc.id, started)
         return stats, errors
 

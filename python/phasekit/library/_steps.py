@@ -113,6 +113,13 @@ class JobSteps:
         and identities nothing uses: a repair, not needed in normal use."""
         return self._db.link_identities(self.location(location).id, prune)
 
+    def links_pending(self: _Library) -> bool:
+        """Whether some location has cas_ids not linked to their content
+        identities yet (a content step, or a fresh index, before its link
+        pass): until then an identity without linked entries may still be in
+        use, and identities noted lost are kept."""
+        return self._db.links_pending()
+
     def defer_links(self: _Library, location: int | StrPath | Location) -> None:
         """Leave the cas_ids the location's entries get from now on to the
         next :meth:`link_identities`, which links them in one sorted pass

@@ -211,6 +211,15 @@ class ThumbsJob(PhasedJob[ThumbsSummary]):
             else None
         )
         removed = dropped = 0
+        # While some location's cas_ids wait for their link pass, an
+        # identity not found may still be in use: nothing is removed then.
+        keep_all = library.links_pending()
+        if keep_all:
+            ctx.warn(
+                "sidecars of contents gone were not looked for: a location's content "
+                "identities are not all linked yet (an index is under way or was stopped); "
+                "the next thumbnail job removes them"
+            )
         if root.is_dir():
             for shard in sorted(root.iterdir()):
                 for folder in sorted(shard.iterdir()) if shard.is_dir() else ():
@@ -220,7 +229,7 @@ class ThumbsJob(PhasedJob[ThumbsSummary]):
                         # Left by a killed run; another job's write in flight is not.
                         if stale_temp(stray):
                             stray.unlink(missing_ok=True)
-                    if library.content_identity(folder.name) is None:
+                    if not keep_all and library.content_identity(folder.name) is None:
                         shutil.rmtree(folder, ignore_errors=True)
                         removed += 1
                     elif keep is not None:
@@ -261,13 +270,16 @@ def _lacking(
     side)`` (an image is never upscaled; its own size is read, from the
     header only, just when a thumbnail is smaller than its variant)."""
     image_longest: int | None = None
+    looked = False
     lacking = []
     for variant in variants:
         made = sidecar_longest(sidecar_path(library.path, cas_id, variant.name), fresh_since)
         if made is not None and made < variant.size:
-            if image_longest is None:
-                image_longest = source_longest(path)
-            right = made == image_longest
+            if not looked:
+                image_longest, looked = source_longest(path), True
+            # An image that cannot be read now (moved, or gone) keeps the
+            # thumbnail it has: it is whole, and nothing better can be made.
+            right = image_longest is None or made == image_longest
         else:
             right = made == variant.size
         if not right:

@@ -405,6 +405,11 @@ impl LibraryDb {
         self.with(py, move |db| db.link_identities(location_id, prune))
     }
 
+    /// Whether some location's cas_ids wait for a link pass.
+    fn links_pending(&self, py: Python<'_>) -> PyResult<bool> {
+        self.with(py, |db| db.links_pending())
+    }
+
     /// Leave the location's new cas_ids to the next `link_identities`.
     fn defer_links(&self, py: Python<'_>, location_id: i64) -> PyResult<()> {
         self.with(py, move |db| db.defer_links(location_id))

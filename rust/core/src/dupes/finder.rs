@@ -1,8 +1,8 @@
 //! [`Finder`]: the duplicate pipeline, one page of hashing at a time.
 //!
-//! `new` (filter, collapse hard links) → `apply_known` (digests from a cache
-//! or a library) → `group_by_size` → `hash_page` until the stage is
-//! [`Stage::Done`] → `into_report`.
+//! `new`, or `empty` + `add` (filter) → `apply_known` (digests from a cache
+//! or a library) → `group_by_size` (hard links merged, then grouped) →
+//! `hash_page` until the stage is [`Stage::Done`] → `into_report`.
 //!
 //! Walked trees (exact 256-bit cas digests) start with a [`Stage::Prefix`]:
 //! in size groups of files larger than [`PREFIX_FROM`], the first
@@ -287,7 +287,8 @@ pub struct Finder {
 }
 
 impl Finder {
-    /// Keep the files `opts` selects and collapse hard links into inodes.
+    /// Keep the files `opts` selects (hard links are merged into one inode
+    /// when grouping starts).
     pub fn new(files: Vec<FileRecord>, opts: Options, exact_cas: bool) -> Self {
         let mut finder = Finder::empty(opts, exact_cas);
         for file in files {
@@ -315,7 +316,8 @@ impl Finder {
     }
 
     /// Take one file, if the options select it (before grouping only; later
-    /// files are ignored), a hard link joining its inode.
+    /// files are ignored). A hard link is merged with the first-listed name
+    /// of its inode when grouping starts.
     pub fn add(&mut self, file: FileRecord) {
         if self.stage != Stage::Collected {
             return;

@@ -182,6 +182,11 @@ pub trait LibraryStore {
     /// pass: for hashing most of a large location.
     fn defer_links(&mut self, location_id: i64) -> Result<()>;
 
+    /// Whether some location has cas_ids not linked to their identities yet
+    /// (stored by a scan or a deferred content step, before its link pass):
+    /// until then an identity without links may still be in use.
+    fn links_pending(&self) -> Result<bool>;
+
     // Duplicates (`dupes.rs` converts to and from the finder's records).
 
     /// Call `each` with every regular file of the location (any order).

@@ -60,8 +60,8 @@ pub(super) fn missing_content(
 /// instead was measured on a 200,000-file location switched to content
 /// mode: no faster, 3.10-3.18 s against 3.17-3.24 s.)
 ///
-/// Stored in cas_id order: each row also goes into three trees keyed by
-/// cas_id (the entries' cas_id index, `entry_content`, `content_identities`),
+/// Stored in cas_id order: each row also goes into two trees keyed by
+/// cas_id (`entry_content`, `content_identities`, through the trigger),
 /// and a page's keys in order touch each of their leaves once, one after
 /// another, where random order touches a random leaf per row; once those
 /// trees outgrow the page cache (about a million entries) that decides.
@@ -155,8 +155,27 @@ pub(super) fn defer_hashed_links(tx: &Transaction<'_>, location_id: i64) -> Resu
     Ok(())
 }
 
+/// `LibraryStore::links_pending`: a location whose cas_ids wait for a link
+/// pass (`content_linked` 0: inserted with them; 2: deferred hashing).
+pub(super) fn links_pending(conn: &Connection) -> Result<bool> {
+    Ok(conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM locations WHERE content_linked != 1)",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
 /// Drop the identities noted in `lost_links` that no entry is linked to.
+///
+/// Not while some location's cas_ids wait for a link pass (`content_linked`
+/// 0 or 2): an identity noted lost may be one of theirs (a touched file
+/// whose cas_id was cleared, then hashed to the same value, unlinked), and
+/// dropping it would lose its `first_seen`. The notes are kept for the
+/// first call after every location is linked.
 pub(super) fn drop_lost_identities(tx: &Transaction<'_>) -> Result<()> {
+    if links_pending(tx)? {
+        return Ok(());
+    }
     tx.execute(
         "DELETE FROM content_identities WHERE cas_id IN (SELECT cas_id FROM lost_links) \
          AND NOT EXISTS (SELECT 1 FROM entry_content ec WHERE ec.cas_id = content_identities.cas_id)",

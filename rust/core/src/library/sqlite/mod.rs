@@ -196,6 +196,10 @@ impl LibraryStore for SqliteStore {
         content::link_identities(&mut self.conn, location_id, prune)
     }
 
+    fn links_pending(&self) -> Result<bool> {
+        content::links_pending(&self.conn)
+    }
+
     fn defer_links(&mut self, location_id: i64) -> Result<()> {
         let tx = self.conn.transaction()?;
         content::defer_hashed_links(&tx, location_id)?;
