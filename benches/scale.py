@@ -158,11 +158,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     out: dict[int, dict[str, dict[str, float]]] = {}
-    for files in sizes:
-        root = tree(files, args.bytes_scale)
-        warm(root)
-        with tempfile.TemporaryDirectory(prefix="pk-scale-", dir=BENCH_DIR) as work:
-            out[files] = run_size(root, files, args.rounds, Path(work))
+    sys.path.insert(0, str(HERE))
+    from run_all import proactive_reclaim_off  # the same pause as the main benchmarks
+
+    # Warm means warm: a VM's proactive reclaim would evict the tree
+    # between runs (a content index of 1,000,000 files took 55 s, not 12).
+    with proactive_reclaim_off(True) as note:
+        print(note, file=sys.stderr)
+        for files in sizes:
+            root = tree(files, args.bytes_scale)
+            warm(root)
+            with tempfile.TemporaryDirectory(prefix="pk-scale-", dir=BENCH_DIR) as work:
+                out[files] = run_size(root, files, args.rounds, Path(work))
     first, last = sizes[0], sizes[-1]
     columns = " | ".join(f"{n:,} files" for n in sizes)
     peaks = " / ".join(f"{n // 1000}k" for n in sizes)
