@@ -118,7 +118,7 @@ def test_sigkill_at_random_moments_then_resume_equals_a_clean_index(tmp_path):
         for _ in range(2):
             args = ["index", str(root), "--mode", "content", "--batch-size", "10",
                     "--checkpoint-every", "0.001", "--threads", "1", "--json"]  # fmt: skip
-            kills += kill_while_running(args, lib, rng.uniform(0.0, 0.12))
+            kills += kill_while_running(args, lib, rng.uniform(0.0, 0.08))
         done = cli("resume", "--json", library=lib)
         assert done.returncode == 0, done.stderr
         if done.stdout.strip():
