@@ -1,24 +1,29 @@
 #!/usr/bin/env python3
 """Cold caches: every run starts with nothing of the tree in the page cache.
 
-    sudo python benches/cold.py [--files 60000] [--rounds 3]
+    sudo python benches/cold.py [--files 60000 | --tree200k] [--rounds 3]
 
 Root only: before each run, ``sync; echo 3 > /proc/sys/vm/drop_caches``
 (and the VM's proactive reclaim is paused, as in run_all.py, so runs differ
 only by what they read). The tree is benches/gen_tree.py's default profile
-at ``--files`` files (60,000: about 0.9 GB) under ``$PHASEKIT_BENCH_DIR``.
+at ``--files`` files (60,000: about 0.9 GB) under ``$PHASEKIT_BENCH_DIR``,
+or with ``--tree200k`` the 200,000-file tree of run_all.py (2.8 GB).
 Each round runs every contender once, in a new random order, each in a new
 process:
 
-* ``index content`` (a new library, the default settings) and the same
-  with ``--threads 8`` and ``--threads 16``: how much deeper reading buys;
+* ``index content`` (a new library, the default settings: 16 files read at
+  once) and the same with ``--threads 2`` (one thread per core here, the
+  default before the reading pool);
+* the floor: ``benches/reader`` (a plain Rust program, built here) reading
+  the bytes cas_id reads from every file with 16 threads, and with 2;
 * ``index shallow`` against ``find TREE -printf '%s\\n'``;
 * ``dupes --walk`` (full) against ``jdupes -r -q``;
 * ``validate integrity`` over a library indexed beforehand (warm, outside
   the timing), then the caches dropped.
 
-Prints medians and ratios. Nothing is asserted; this is the measurement the
-cold-read work starts from (docs: README, Performance).
+Prints medians and ratios (the targets: content index within 1.3x of the
+16-thread reader, shallow index no slower than find, dupes at least 2x faster
+than jdupes). Nothing is asserted (README, Performance).
 """
 
 from __future__ import annotations
@@ -43,6 +48,15 @@ def drop_caches() -> None:
     Path("/proc/sys/vm/drop_caches").write_text("3\n")
 
 
+def build_reader() -> str:
+    """benches/reader, built in release mode (once; cargo skips it after)."""
+    manifest = HERE / "reader" / "Cargo.toml"
+    subprocess.run(
+        ["cargo", "build", "--release", "--quiet", "--manifest-path", str(manifest)], check=True
+    )
+    return str(HERE / "reader" / "target" / "release" / "sample-reader")
+
+
 def timed(argv: list[str]) -> float:
     drop_caches()
     start = time.perf_counter()
@@ -57,18 +71,21 @@ def timed(argv: list[str]) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--files", type=int, default=60_000)
+    parser.add_argument("--tree200k", action="store_true", help="run_all.py's 200,000-file tree")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("cold.py drops the page cache: run it as root", file=sys.stderr)
         return 2
-    root = BENCH_DIR / f"cold-{args.files}"
-    dirs = max(2, round(args.files * 0.0235))
-    subprocess.run(
-        [sys.executable, str(HERE / "gen_tree.py"), str(root), "--files", str(args.files),
-         "--dirs", str(dirs)],
-        check=True,
-    )  # fmt: skip
+    if args.tree200k:
+        root = BENCH_DIR / "tree200k"
+        generate = [str(root)]
+    else:
+        root = BENCH_DIR / f"cold-{args.files}"
+        dirs = max(2, round(args.files * 0.0235))
+        generate = [str(root), "--files", str(args.files), "--dirs", str(dirs)]
+    subprocess.run([sys.executable, str(HERE / "gen_tree.py"), *generate], check=True)
+    reader = build_reader()
     phasekit = str(Path(sys.executable).with_name("phasekit"))
     sys.path.insert(0, str(HERE))
     from run_all import proactive_reclaim_off
@@ -96,8 +113,9 @@ def main(argv: list[str] | None = None) -> int:
 
         contenders = {
             "index content": lambda: index("content"),
-            "index content --threads 8": lambda: index("content", "--threads", "8"),
-            "index content --threads 16": lambda: index("content", "--threads", "16"),
+            "index content --threads 2": lambda: index("content", "--threads", "2"),
+            "reader 16 threads": lambda: [reader, "16", str(root)],
+            "reader 2 threads": lambda: [reader, "2", str(root)],
             "index shallow": lambda: index("shallow"),
             "find -printf": lambda: ["find", str(root), "-printf", "%s\n"],
             "dupes --walk": lambda: pk(fresh("walk"), "dupes", str(root), "--walk"),
@@ -120,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, seconds in med.items():
         print(f"| {name} | {seconds:.2f} s |")
     pairs = [
-        ("index content", "index content --threads 16"),
+        ("index content", "reader 16 threads"),
+        ("index content --threads 2", "index content"),
         ("find -printf", "index shallow"),
         ("jdupes -r", "dupes --walk"),
     ]

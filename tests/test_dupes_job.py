@@ -14,7 +14,7 @@ import anyio
 import pytest
 
 from phasekit import fs
-from phasekit.dupes import DupesJob, DupesSummary
+from phasekit.dupes import DupesJob, DupesProgress, DupesSummary
 from phasekit.jobs import JobHandle, JobStatus
 from phasekit.library import Library
 from test_dupes import build_planted, by_inode
@@ -229,8 +229,20 @@ async def until_analysed(handle: JobHandle, files: int) -> None:
             return
 
 
-@pytest.mark.parametrize("size", [2000, 9000], ids=["small", "prefixed"])
-def test_pause_during_analysis_then_resume_hashes_nothing_twice(tmp_path, size):
+async def until_hashed(handle: JobHandle, digests: int) -> None:
+    """Until the search has computed ``digests`` digests (or the job ended)."""
+    async for update in handle.updates():
+        data = update.progress.data if update.progress else None
+        if isinstance(data, DupesProgress) and data.hashed >= digests:
+            return
+
+
+@pytest.mark.parametrize(
+    ("size", "stage"),
+    [(2000, "first"), (9000, "first"), (9000, "cas")],
+    ids=["small", "prefixed", "prefixed-in-cas-stage"],
+)
+def test_pause_during_analysis_then_resume_hashes_nothing_twice(tmp_path, size, stage):
     root = tmp_path / "tree"
     many_duplicates(root, groups=1500 if size < 8192 else 400, size=size)
     expected = fs.find_duplicates(root, mode="full")
@@ -241,7 +253,13 @@ def test_pause_during_analysis_then_resume_hashes_nothing_twice(tmp_path, size):
             handle = await manager.dispatch(
                 DupesJob(paths=[str(root)], mode="full", page_files=10, threads=1)
             )
-            await until_analysed(handle, 30)
+            if stage == "first":
+                await until_analysed(handle, 30)
+            else:
+                # Paused among the cas_ids, once every first 4 KiB is hashed:
+                # the resumed search must split by those prefixes again, or
+                # it reads the files they ruled out.
+                await until_hashed(handle, expected.stats.prefix_hashed + 30)
             await handle.pause()
             assert await handle.wait() is JobStatus.PAUSED
             before = manager.store.load_checkpoint(handle.id)
@@ -253,6 +271,8 @@ def test_pause_during_analysis_then_resume_hashes_nothing_twice(tmp_path, size):
     with Library.open(tmp_path / "lib") as library:
         summary, hashed_before = anyio.run(main, library)
     assert hashed_before >= 30
+    if stage == "cas":
+        assert expected.stats.prefix_hashed < hashed_before < digests(expected.stats)
     assert summary.groups == expected.groups
     # Every file was hashed once over both runs: the resumed run took the
     # first run's digests from the digest file (for larger files, the

@@ -10,6 +10,7 @@ import numpy.typing as npt
 _T = TypeVar("_T")
 
 __all__ = [
+    "READ_THREADS",
     "CancelToken",
     "CancelledError",
     "CopyPlan",
@@ -31,6 +32,7 @@ __all__ = [
     "clear_validation",
     "find_duplicates",
     "group_duplicates",
+    "read_threads",
     "remove_tree",
     "rename_no_replace",
     "validate_page",
@@ -40,6 +42,9 @@ __all__ = [
 ]
 
 __version__: str
+READ_THREADS: int
+
+def read_threads() -> int: ...
 
 _Path = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 _Error = tuple[str, int, str]

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 #: Environment variable naming the library folder when none is given.
 LIBRARY_ENV = "PHASEKIT_LIBRARY"
+#: Files read at once by default (see :func:`phasekit.fs.read_threads`).
+READ_THREADS_ENV = "PHASEKIT_READ_THREADS"
 #: The library's index (opened only through the Rust core).
 DB_NAME = "library.db"
 #: The library's job store.

@@ -12,6 +12,7 @@ from __future__ import annotations
 from ._core import CancelToken
 from ._defaults import DuplicateMode
 from ._native import (
+    READ_THREADS,
     Walker,
     cas_id,
     cas_ids,
@@ -21,6 +22,7 @@ from ._native import (
     find_duplicates,
     group_duplicates,
     iter_chunks,
+    read_threads,
     walk,
 )
 from ._types import (
@@ -35,6 +37,7 @@ from ._types import (
 )
 
 __all__ = [
+    "READ_THREADS",
     "CancelToken",
     "DuplicateGroup",
     "DuplicateMode",
@@ -54,5 +57,6 @@ __all__ = [
     "find_duplicates",
     "group_duplicates",
     "iter_chunks",
+    "read_threads",
     "walk",
 ]

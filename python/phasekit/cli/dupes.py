@@ -54,7 +54,13 @@ def arguments(dupes: argparse.ArgumentParser) -> None:
                        help="walk PATH even if it is an indexed location")  # fmt: skip
     dupes.add_argument("--json", action="store_true",
                        help="one JSON object per duplicate group")  # fmt: skip
-    dupes.add_argument("--threads", type=positive_int, default=None, help="worker threads")
+    dupes.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="exactly N threads walk and read files (default: the walk one per core, "
+        "16 files read at once: PHASEKIT_READ_THREADS)",
+    )
     dupes.add_argument("--page-files", type=positive_int, default=PAGE_FILES, metavar="N",
                        help=f"files hashed between checkpoints (default {PAGE_FILES})")  # fmt: skip
     dupes.add_argument("--max-errors", type=count, default=20, help="errors to print (default 20)")

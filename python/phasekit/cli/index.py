@@ -41,7 +41,13 @@ def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ephemeral", action="store_true",
                    help="index without a location; nothing is written")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
-    p.add_argument("--threads", type=positive_int, default=None, help="worker threads")
+    p.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="exactly N threads walk the tree and read files (default: the walk one per "
+        "core, 16 files read at once: PHASEKIT_READ_THREADS)",
+    )
     p.add_argument("--batch-size", type=positive_int, default=1000,
                    help="entries per batch and transaction (default 1000)")  # fmt: skip
     p.add_argument("--checkpoint-every", type=seconds, default=CHECKPOINT_EVERY_S,

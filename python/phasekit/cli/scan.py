@@ -39,7 +39,11 @@ def arguments(scan: argparse.ArgumentParser) -> None:
         help="skip names matching this shell pattern (repeatable)",
     )
     scan.add_argument(
-        "--threads", type=positive_int, default=None, help="worker threads (default: cores)"
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="exactly N threads walk and hash (default: the walk one per core, 16 files "
+        "read at once with --hash: PHASEKIT_READ_THREADS)",
     )
     scan.add_argument("--max-errors", type=count, default=20, help="errors to print (default 20)")
 

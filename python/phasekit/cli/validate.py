@@ -53,7 +53,12 @@ def arguments(p: argparse.ArgumentParser) -> None:
                    help="basic: metadata (default); integrity: + cas_ids; complete: + full "
                    "checksums (stored on the first run)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="one JSON object per issue, then a summary")
-    p.add_argument("--threads", type=positive_int, default=None, help="worker threads")
+    p.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="exactly N threads check files (default: 16 at once: PHASEKIT_READ_THREADS)",
+    )
     p.add_argument("--limit", type=count, default=20, metavar="N",
                    help="paths shown per category in the report (default 20)")  # fmt: skip
 

@@ -85,7 +85,9 @@ _SERIOUS = (Severity.ERROR, Severity.CRITICAL)
 class ValidateJob(PhasedJob[ValidationSummary]):
     """Validate one indexed location of the job's library (``ctx.library``)
     against the disk: ``basic`` (metadata), ``integrity`` (+ cas_ids) or
-    ``complete`` (+ full checksums, stored where the index has none)."""
+    ``complete`` (+ full checksums, stored where the index has none).
+    ``threads``: files checked at once (None: 16, see
+    :data:`phasekit.fs.READ_THREADS`)."""
 
     progress_type: ClassVar[type[Any] | None] = ValidateProgress
     output_type: ClassVar[type[Any] | None] = ValidationSummary

@@ -335,18 +335,7 @@ pub fn checksum(path: &[u8]) -> std::result::Result<String, FsError> {
     Ok(hex(&full_digest(path)?))
 }
 
-/// Run `f` on a pool of `threads` workers (the global pool when `None`).
-pub fn in_pool<T: Send>(threads: Option<usize>, f: impl FnOnce() -> T + Send) -> Result<T> {
-    match threads {
-        None => Ok(f()),
-        Some(0) => Err(Error::InvalidArgument("threads must be at least 1".into())),
-        Some(n) => rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build()
-            .map(|pool| pool.install(f))
-            .map_err(|e| Error::InvalidArgument(format!("cannot start {n} threads: {e}"))),
-    }
-}
+pub use crate::pool::in_pool;
 
 /// Apply a per-path function to many paths in parallel, in input order.
 /// Stops early (returning [`Error::Cancelled`]) once `cancel` is set.
@@ -359,9 +348,11 @@ pub fn map_paths<T: Send>(
     map_items(paths, threads, cancel, || (), |_, path| f(path))
 }
 
-/// Apply `f` to many items in parallel, in input order (see [`map_paths`]).
-/// Each run of items handed to a worker gets one state from `init` (e.g. a
-/// [`sys::ParentCache`]), which `f` may keep things in from item to item.
+/// Apply `f` to many items in parallel, in input order (see [`map_paths`]),
+/// on the reading pool ([`crate::pool`]: `threads` workers, or the default
+/// pool sized for storage latency). Each run of items handed to a worker gets
+/// one state from `init` (e.g. a [`sys::ParentCache`]), which `f` may keep
+/// things in from item to item.
 pub fn map_items<I: Sync, S, T: Send>(
     items: &[I],
     threads: Option<usize>,
@@ -371,11 +362,14 @@ pub fn map_items<I: Sync, S, T: Send>(
 ) -> Result<Vec<std::result::Result<T, FsError>>> {
     // Small files cost ~10 µs each: hand them out in runs so the
     // scheduling overhead stays small (and a run's state is reused).
-    map_items_in_runs(items, 16, threads, cancel, init, f)
+    let results = crate::pool::in_reading_pool(threads, || map_runs(items, 16, cancel, init, f))?;
+    cancelled_or(results, cancel)
 }
 
-/// [`map_items`] with runs of at least `run` items per worker (1 for
-/// items that each take long, such as large files).
+/// [`map_items`] with runs of at least `run` items per worker (1 for items
+/// that each take long, such as large files), on `threads` workers or one per
+/// core: for work that writes (copies), where more threads than cores gain
+/// nothing.
 pub fn map_items_in_runs<I: Sync, S, T: Send>(
     items: &[I],
     run: usize,
@@ -384,18 +378,30 @@ pub fn map_items_in_runs<I: Sync, S, T: Send>(
     init: impl Fn() -> S + Sync + Send,
     f: impl Fn(&mut S, &I) -> std::result::Result<T, FsError> + Sync + Send,
 ) -> Result<Vec<std::result::Result<T, FsError>>> {
-    let results = in_pool(threads, || {
-        items
-            .par_iter()
-            .with_min_len(run.max(1))
-            .map_init(&init, |state, item| {
-                if cancel.is_cancelled() {
-                    return Err(FsError::other(b"", 0, "cancelled"));
-                }
-                f(state, item)
-            })
-            .collect::<Vec<_>>()
-    })?;
+    let results = in_pool(threads, || map_runs(items, run, cancel, init, f))?;
+    cancelled_or(results, cancel)
+}
+
+fn map_runs<I: Sync, S, T: Send>(
+    items: &[I],
+    run: usize,
+    cancel: &CancelToken,
+    init: impl Fn() -> S + Sync + Send,
+    f: impl Fn(&mut S, &I) -> std::result::Result<T, FsError> + Sync + Send,
+) -> Vec<std::result::Result<T, FsError>> {
+    items
+        .par_iter()
+        .with_min_len(run.max(1))
+        .map_init(&init, |state, item| {
+            if cancel.is_cancelled() {
+                return Err(FsError::other(b"", 0, "cancelled"));
+            }
+            f(state, item)
+        })
+        .collect()
+}
+
+fn cancelled_or<T>(results: T, cancel: &CancelToken) -> Result<T> {
     if cancel.is_cancelled() {
         return Err(Error::Cancelled);
     }

@@ -13,6 +13,7 @@ pub mod dupes;
 pub mod error;
 pub mod fileops;
 pub mod library;
+pub mod pool;
 pub mod sys;
 pub mod walk;
 

@@ -10,6 +10,13 @@ use crate::gil::without_gil;
 use crate::paths::{path_from_py, path_to_py, paths_from_py};
 use crate::token::{core_token, CancelToken};
 
+/// Files read at once by default: `PHASEKIT_READ_THREADS` when set, else
+/// `READ_THREADS`; ValueError when the variable is not a positive number.
+#[pyfunction]
+pub fn read_threads(py: Python<'_>) -> PyResult<usize> {
+    phasekit_core::pool::default_read_threads().into_py(py)
+}
+
 /// Content id of one file; None for an empty file; OSError on failure.
 #[pyfunction]
 pub fn cas_id(py: Python<'_>, path: &Bound<'_, PyAny>) -> PyResult<Option<String>> {

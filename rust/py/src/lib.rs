@@ -29,6 +29,7 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("READ_THREADS", phasekit_core::pool::READ_THREADS)?;
     errors::register(m)?;
     m.add_class::<token::CancelToken>()?;
     m.add_class::<walk::Walker>()?;
@@ -40,6 +41,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fileops::remove_tree, m)?)?;
     m.add_function(wrap_pyfunction!(fileops::rename_no_replace, m)?)?;
     m.add_function(wrap_pyfunction!(walk::walk, m)?)?;
+    m.add_function(wrap_pyfunction!(hashing::read_threads, m)?)?;
     m.add_function(wrap_pyfunction!(hashing::cas_id, m)?)?;
     m.add_function(wrap_pyfunction!(hashing::cas_ids, m)?)?;
     m.add_function(wrap_pyfunction!(hashing::checksum, m)?)?;

@@ -537,13 +537,20 @@ impl Finder {
     }
 
     /// Whether a size group is split by prefix first: its files are large
-    /// enough, and none has its cas digest yet (a search resumed past the
-    /// prefix stage has them for the groups it kept, and needs no prefix).
+    /// enough, and every file with a cas digest has its prefix too. A search
+    /// resumed in the cas stage has both for the files it hashed (its digest
+    /// file holds the prefixes first), and splitting again by those prefixes
+    /// keeps the files they ruled out from being read; cas digests taken from
+    /// an index come without prefixes, and reading prefixes for them would
+    /// only add reads.
     fn splits_by_prefix(&self, bucket: &[usize]) -> bool {
         bucket
             .first()
             .is_some_and(|&i| self.inodes[i].size > PREFIX_FROM)
-            && bucket.iter().all(|&i| self.inodes[i].cas.is_none())
+            && bucket.iter().all(|&i| {
+                let inode = &self.inodes[i];
+                inode.cas.is_none() || inode.prefix.is_some()
+            })
     }
 
     /// Make the work list of `stage`: the bucketed inodes lacking its digest.

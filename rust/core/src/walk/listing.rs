@@ -15,6 +15,7 @@ use rustix::fs::Dir;
 use super::options::WalkOptions;
 use crate::content::{self, Hashes};
 use crate::error::FsError;
+use crate::pool;
 use crate::sys::{self, Kind, Meta};
 
 /// (device, inode) of a directory, for loop detection when following symlinks.
@@ -229,7 +230,26 @@ pub fn read_listing(
         let piece: Vec<(CString, bool)> = names.by_ref().take(PIECE).collect();
         let wanted = piece.len();
         let task = &listing.task;
-        let items: Vec<Item> = if piece.len() >= PARALLEL_LISTING {
+        // Hashing reads every file: its reads go to the reading pool, many in
+        // flight, since on cold storage each one mostly waits for the device
+        // (see crate::pool). Walks refuse to start without that pool, so
+        // `ok()` only falls back if its threads vanished since.
+        let readers = if opts.hash.any() && piece.len() > 1 {
+            pool::reading_pool(opts.read_threads).ok()
+        } else {
+            None
+        };
+        let items: Vec<Item> = if let Some(readers) = readers {
+            readers.install(|| {
+                piece
+                    .into_par_iter()
+                    .take_any_while(|_| !halted())
+                    .map(|(name, regular)| {
+                        stat_item(fd, name, regular, task, opts, depth_ok, halted)
+                    })
+                    .collect()
+            })
+        } else if piece.len() >= PARALLEL_LISTING {
             // A big directory (a camera folder of 10,000 photos) would
             // otherwise be read by one thread: share its names with rayon's
             // pool. The directory handle is only read from, so sharing it is

@@ -24,6 +24,10 @@ pub struct WalkOptions {
     pub threads: usize,
     /// Digests to compute for every regular file, while its directory is open.
     pub hash: Want,
+    /// Threads reading the files to hash (`None`: the default reading pool,
+    /// sized for storage latency; see [`crate::pool`]). Unused when the walk
+    /// does not hash.
+    pub read_threads: Option<usize>,
 }
 
 impl Default for WalkOptions {
@@ -36,6 +40,7 @@ impl Default for WalkOptions {
             batch_size: 1000,
             threads: default_threads(),
             hash: Want::default(),
+            read_threads: None,
         }
     }
 }
@@ -83,6 +88,11 @@ impl WalkOptions {
         }
         if self.threads == 0 {
             return Err(Error::InvalidArgument("threads must be at least 1".into()));
+        }
+        if self.hash.any() {
+            // Built (or found) now, so a bad size or a thread that cannot
+            // start is said before the walk, not mid-listing.
+            crate::pool::reading_pool(self.read_threads)?;
         }
         if self.max_depth == Some(0) {
             return Err(Error::InvalidArgument(

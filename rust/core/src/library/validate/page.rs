@@ -4,10 +4,10 @@
 
 use super::checks::{check_rows, Checked, ValidateMode, ValidatePass};
 use crate::cancel::CancelToken;
-use crate::content::in_pool;
 use crate::error::{Error, Result};
 use crate::library::model::{FoundChecksum, NewIssue, Stored};
 use crate::library::store::LibraryStore;
+use crate::pool::in_reading_pool;
 
 /// Rows per chunk of a page (see [`validate_page`]).
 const READ_CHUNK: usize = 2048;
@@ -35,7 +35,7 @@ pub fn validate_page<S: LibraryStore + Send>(
     // Moved in as `&mut`: the store is used by this one thread only (a
     // SQLite connection may move between threads, not be shared).
     let (store, root_ref) = (&mut *db, &root);
-    let read: Result<()> = in_pool(threads, move || {
+    let read: Result<()> = in_reading_pool(threads, move || {
         rayon::scope(move |scope| {
             let mut index = 0;
             store.entries_to_validate(location_id, after_id, limit, READ_CHUNK, |rows| {
