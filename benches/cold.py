@@ -86,6 +86,14 @@ def main(argv: list[str] | None = None) -> int:
         generate = [str(root), "--files", str(args.files), "--dirs", str(dirs)]
     subprocess.run([sys.executable, str(HERE / "gen_tree.py"), *generate], check=True)
     reader = build_reader()
+    # As an installed package has them (pip writes them at install time):
+    # without bytecode every run would compile phasekit's modules again
+    # (~0.05 s), and this machine sets PYTHONDONTWRITEBYTECODE.
+    import phasekit
+
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(Path(phasekit.__file__).parent)], check=True
+    )
     phasekit = str(Path(sys.executable).with_name("phasekit"))
     sys.path.insert(0, str(HERE))
     from run_all import proactive_reclaim_off

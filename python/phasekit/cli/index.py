@@ -45,8 +45,8 @@ def arguments(p: argparse.ArgumentParser) -> None:
         "--threads",
         type=positive_int,
         default=None,
-        help="exactly N threads walk the tree and read files (default: the walk one per "
-        "core, 16 files read at once: PHASEKIT_READ_THREADS)",
+        help="exactly N threads walk the tree and read files (default: the walk 8, "
+        "16 files read at once: PHASEKIT_READ_THREADS)",
     )
     p.add_argument("--batch-size", type=positive_int, default=1000,
                    help="entries per batch and transaction (default 1000)")  # fmt: skip

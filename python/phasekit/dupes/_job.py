@@ -73,8 +73,9 @@ class DupesJob(PhasedJob[DupesSummary]):
     ``content`` (same cas_id) or ``full`` (byte-exact). Filters: ``min_size``
     (default 1: empty files skipped), ``max_size``, ``extensions`` (without
     the dot, any case), ``hidden`` (False skips names starting with a dot).
-    ``threads``: None walks with one thread per core and reads files 16 at
-    once (see :data:`phasekit.fs.READ_THREADS`); N: exactly N threads for both.
+    ``threads``: None walks with 8 threads (one per core where there are
+    more) and reads files 16 at once (see :data:`phasekit.fs.READ_THREADS`);
+    N: exactly N threads for both.
     """
 
     progress_type: ClassVar[type[Any] | None] = DupesProgress

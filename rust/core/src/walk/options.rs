@@ -45,12 +45,22 @@ impl Default for WalkOptions {
     }
 }
 
-/// One worker per core: stat-bound walks gain nothing from more on a warm cache.
+/// Directory readers by default: one per core, and at least
+/// [`WALK_THREADS`].
 pub fn default_threads() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2)
+        .max(WALK_THREADS)
 }
+
+/// The fewest directory readers a walk starts by default. A directory or
+/// inode not in the page cache is a wait on the device, so more readers than
+/// cores keep more of those reads in flight: a cold 60,000-file shallow index
+/// took 0.62 s with 8 walkers against 0.79 s with 2 (one per core here;
+/// `find` 0.75 s), while a warm 200,000-entry walk took the same 0.44-0.45 s
+/// with 2, 4 and 8 (the extra threads only take turns on the cores).
+pub const WALK_THREADS: usize = 8;
 
 /// Compile shell-style name patterns (`*`, `?`, `[seq]`, `[!seq]`); a
 /// backslash is an ordinary character, as in Python's `fnmatch`.
