@@ -259,7 +259,7 @@ def test_pause_during_analysis_then_resume_hashes_nothing_twice(tmp_path, size, 
                 # Paused among the cas_ids, once every first 4 KiB is hashed:
                 # the resumed search must split by those prefixes again, or
                 # it reads the files they ruled out.
-                await until_hashed(handle, expected.stats.prefix_hashed + 30)
+                await until_hashed(handle, expected.stats.prefix_hashed + 1)
             await handle.pause()
             assert await handle.wait() is JobStatus.PAUSED
             before = manager.store.load_checkpoint(handle.id)

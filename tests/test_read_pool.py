@@ -24,25 +24,36 @@ _COUNT = """
 import json, os, sys
 from phasekit import fs
 
-def readers():
+def named(prefix):
     names = []
     for task in os.listdir("/proc/self/task"):
-        with open(f"/proc/self/task/{task}/comm") as f:
-            names.append(f.read().strip())
-    return sum(name.startswith("phasekit-read-") for name in names)
+        try:
+            with open(f"/proc/self/task/{task}/comm") as f:
+                names.append(f.read().strip())
+        except FileNotFoundError:
+            pass  # a thread that ended meanwhile
+    return sum(name.startswith(prefix) for name in names)
 
 import time
-files = [os.fsencode(p) for p in sys.argv[2:]]
-out = {"default": fs.read_threads(), "before": readers()}
-threads = None if sys.argv[1] == "none" else int(sys.argv[1])
-result = fs.cas_ids(files, threads=threads)
+how, threads = sys.argv[1], None if sys.argv[2] == "none" else int(sys.argv[2])
+out = {"default": fs.read_threads(), "before": named("phasekit-read-")}
+if how == "cas_ids":
+    files = [os.fsencode(p) for p in sys.argv[3:]]
+    out["ids"] = fs.cas_ids(files, threads=threads).values
+else:
+    with fs.walk(sys.argv[3], cas_ids=True, threads=threads) as walker:
+        out["ids"] = [
+            [os.fsencode(b.paths[i]).hex(), b.cas_ids[i]]
+            for b in walker
+            for i in range(len(b.paths))
+            if b.cas_ids[i]
+        ]
 # A thread names itself once it runs: give the last ones a moment.
 expected, deadline = threads or out["default"], time.monotonic() + 30
-while readers() < expected and time.monotonic() < deadline:
+while named("phasekit-read-") < expected and time.monotonic() < deadline:
     time.sleep(0.01)
 time.sleep(0.05)  # and one more would show up too
-out["after"] = readers()
-out["ids"] = result.values
+out["after"] = named("phasekit-read-")
 print(json.dumps(out))
 """
 
@@ -54,13 +65,20 @@ def regular_files(root: Path) -> list[bytes]:
     return sorted(f for f in files if os.path.isfile(f) and not os.path.islink(f))
 
 
+def clean_env(**extra: str) -> dict[str, str]:
+    """The test environment without a PHASEKIT_READ_THREADS of its own."""
+    env = subprocess_env()
+    env.pop("PHASEKIT_READ_THREADS", None)
+    return {**env, **extra}
+
+
 def count_readers(
-    threads: str, files: list[bytes], env: dict[str, str] | None = None
+    threads: str, files: list[bytes], env: dict[str, str] | None = None, how: str = "cas_ids"
 ) -> dict[str, object]:
     done = subprocess.run(
-        [sys.executable, "-c", _COUNT, threads, *map(os.fsdecode, files)],
+        [sys.executable, "-c", _COUNT, how, threads, *map(os.fsdecode, files)],
         capture_output=True, text=True, timeout=120, check=False,
-        env={**subprocess_env(), **(env or {})},
+        env=clean_env(**(env or {})),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     out: dict[str, object] = json.loads(done.stdout)
@@ -90,6 +108,19 @@ def test_a_thread_count_means_exactly_that_many_readers(tree, threads):
     assert out["ids"] == [fs.cas_id(f) for f in tree]
 
 
+def test_a_hashing_walk_reads_its_files_on_the_reading_pool(tree):
+    root = os.path.commonpath(tree)
+    default = count_readers("none", [root], how="walk")
+    assert (default["before"], default["after"]) == (0, 16)
+    three = count_readers("3", [root], how="walk")
+    assert (three["before"], three["after"]) == (0, 3)
+    assert sorted(three["ids"]) == sorted(default["ids"])
+    hashed = {bytes.fromhex(path) for path, _ in default["ids"]}
+    assert set(tree) <= hashed  # every regular file, odd names included
+    for path, cas_id in default["ids"]:
+        assert fs.cas_id(bytes.fromhex(path)) == cas_id
+
+
 def test_the_environment_sets_the_default(tree):
     out = count_readers("none", tree, {"PHASEKIT_READ_THREADS": " 5 "})
     assert (out["default"], out["after"]) == (5, 5)
@@ -97,7 +128,7 @@ def test_the_environment_sets_the_default(tree):
 
 @pytest.mark.parametrize("value", ["0", "-2", "many", ""])
 def test_a_bad_value_is_said_before_anything_runs(tmp_path, tree, value):
-    env = {**subprocess_env(), "PHASEKIT_READ_THREADS": value}
+    env = clean_env(PHASEKIT_READ_THREADS=value)
     bad = subprocess.run(
         [sys.executable, "-c", "from phasekit import fs; fs.cas_ids([])"],
         capture_output=True, text=True, timeout=120, check=False, env=env,

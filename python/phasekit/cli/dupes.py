@@ -58,7 +58,7 @@ def arguments(dupes: argparse.ArgumentParser) -> None:
         "--threads",
         type=positive_int,
         default=None,
-        help="exactly N threads walk and read files (default: the walk 8, "
+        help="N threads walk and N read files (default: 8 walk, or one per core if more; "
         "16 files read at once: PHASEKIT_READ_THREADS)",
     )
     dupes.add_argument("--page-files", type=positive_int, default=PAGE_FILES, metavar="N",

@@ -45,7 +45,7 @@ def arguments(p: argparse.ArgumentParser) -> None:
         "--threads",
         type=positive_int,
         default=None,
-        help="exactly N threads walk the tree and read files (default: the walk 8, "
+        help="N threads walk the tree and N read files (default: 8 walk, or one per core if more; "
         "16 files read at once: PHASEKIT_READ_THREADS)",
     )
     p.add_argument("--batch-size", type=positive_int, default=1000,

@@ -42,7 +42,7 @@ def arguments(scan: argparse.ArgumentParser) -> None:
         "--threads",
         type=positive_int,
         default=None,
-        help="exactly N threads walk and hash (default: the walk 8, 16 files "
+        help="N threads walk and N hash (default: 8 walk, or one per core if more; 16 files "
         "read at once with --hash: PHASEKIT_READ_THREADS)",
     )
     scan.add_argument("--max-errors", type=count, default=20, help="errors to print (default 20)")

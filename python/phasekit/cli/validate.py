@@ -57,7 +57,7 @@ def arguments(p: argparse.ArgumentParser) -> None:
         "--threads",
         type=positive_int,
         default=None,
-        help="exactly N threads check files (default: 16 at once: PHASEKIT_READ_THREADS)",
+        help="N threads check files (default: 16 at once: PHASEKIT_READ_THREADS)",
     )
     p.add_argument("--limit", type=count, default=20, metavar="N",
                    help="paths shown per category in the report (default 20)")  # fmt: skip

@@ -75,7 +75,7 @@ class DupesJob(PhasedJob[DupesSummary]):
     the dot, any case), ``hidden`` (False skips names starting with a dot).
     ``threads``: None walks with 8 threads (one per core where there are
     more) and reads files 16 at once (see :data:`phasekit.fs.READ_THREADS`);
-    N: exactly N threads for both.
+    N: N threads walking and N reading.
     """
 
     progress_type: ClassVar[type[Any] | None] = DupesProgress

@@ -111,11 +111,11 @@ class IndexJob(PhasedJob[IndexSummary]):
     ``mode`` (None: the location's own) is ``shallow``, ``content`` or
     ``deep``; ``threads`` (None: the walk 8 threads, or one per core where
     there are more, and files read 16 at once, see
-    :data:`phasekit.fs.READ_THREADS`; N: exactly N threads for both), ``batch_size`` (entries per
-    transaction) and ``checkpoint_every_s`` tune it. Two indexes (or an index
-    and a validation) of one location never run at the same time, and
-    dispatching an index identical to one already queued or running returns
-    that one (see :meth:`conflict_key`).
+    :data:`phasekit.fs.READ_THREADS`; N: N threads walking and N reading),
+    ``batch_size`` (entries per transaction) and ``checkpoint_every_s`` tune
+    it. Two indexes (or an index and a validation) of one location never run
+    at the same time, and dispatching an index identical to one already queued
+    or running returns that one (see :meth:`conflict_key`).
     """
 
     progress_type: ClassVar[type[Any] | None] = IndexProgress

@@ -41,7 +41,7 @@ from ._types import (
 
 #: Entries checked per page (one transaction and one checkpoint each): ~0.1 s
 #: of work on two cores, so a pause waits about that long; fewer, larger
-#: pages keep both threads busy longer between page ends.
+#: pages keep the threads busy longer between page ends.
 VALIDATE_PAGE = 16000
 #: Issues kept in the job's output (the most severe first); all are counted.
 SAMPLES_KEPT = 100
@@ -86,8 +86,8 @@ class ValidateJob(PhasedJob[ValidationSummary]):
     """Validate one indexed location of the job's library (``ctx.library``)
     against the disk: ``basic`` (metadata), ``integrity`` (+ cas_ids) or
     ``complete`` (+ full checksums, stored where the index has none).
-    ``threads``: files checked at once (None: 16, see
-    :data:`phasekit.fs.READ_THREADS`)."""
+    ``threads``: files checked at once (None: 16, or ``PHASEKIT_READ_THREADS``;
+    see :func:`phasekit.fs.read_threads`)."""
 
     progress_type: ClassVar[type[Any] | None] = ValidateProgress
     output_type: ClassVar[type[Any] | None] = ValidationSummary

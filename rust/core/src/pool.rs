@@ -12,11 +12,13 @@
 //! Warm files do not pay for the extra threads: each one runs until its
 //! batch of work is gone, and threads that outnumber the cores only take
 //! turns (a warm 200,000-file content pass measured the same with 2, 8 and 16
-//! threads). The pools are built once and kept: building 16 threads for every
-//! page of work would cost more than a warm page takes.
+//! threads). The pools are built once and kept, one per size for the life of
+//! the process (their idle threads sleep): building 16 threads for every page
+//! of work would cost more than a warm page takes. Jobs asking for the same
+//! size share its pool.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
@@ -26,27 +28,34 @@ use crate::error::{Error, Result};
 /// queue busy, few enough that a warm run's scheduling cost stays unmeasurable.
 pub const READ_THREADS: usize = 16;
 
-/// Environment variable that sets the default reading pool's size.
+/// Environment variable that sets the default reading pool's size (read once,
+/// when a first default pool is wanted).
 pub const READ_THREADS_ENV: &str = "PHASEKIT_READ_THREADS";
-
-/// Pools kept beyond this many sizes are built per call instead (a caller
-/// cycling through sizes must not pile up idle threads).
-const KEPT_POOLS: usize = 8;
 
 // Guards the map only while a pool is looked up or built (never while work
 // runs), so callers on different threads never wait on each other's work.
 static POOLS: Mutex<Option<HashMap<usize, Arc<ThreadPool>>>> = Mutex::new(None);
 
 /// The size of the default reading pool: [`READ_THREADS_ENV`] when set to a
-/// positive whole number, else [`READ_THREADS`].
+/// positive whole number, else [`READ_THREADS`]. Read once per process: the
+/// environment is not read again on every page (Python may change it from
+/// another thread), and a walk never switches pools part-way.
 pub fn default_read_threads() -> Result<usize> {
+    static DEFAULT: OnceLock<std::result::Result<usize, String>> = OnceLock::new();
+    DEFAULT
+        .get_or_init(read_env)
+        .clone()
+        .map_err(Error::InvalidArgument)
+}
+
+fn read_env() -> std::result::Result<usize, String> {
     match std::env::var(READ_THREADS_ENV) {
         Err(_) => Ok(READ_THREADS),
         Ok(text) => match text.trim().parse::<usize>() {
             Ok(n) if n > 0 => Ok(n),
-            _ => Err(Error::InvalidArgument(format!(
+            _ => Err(format!(
                 "{READ_THREADS_ENV} must be a whole number of threads, at least 1 (got {text:?})"
-            ))),
+            )),
         },
     }
 }
@@ -72,9 +81,7 @@ fn pool_of(n: usize) -> Result<Arc<ThreadPool>> {
         return Ok(pool.clone());
     }
     let pool = Arc::new(build(n)?);
-    if pools.len() < KEPT_POOLS {
-        pools.insert(n, pool.clone());
-    }
+    pools.insert(n, pool.clone());
     Ok(pool)
 }
 

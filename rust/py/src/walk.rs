@@ -126,8 +126,9 @@ pub fn walk_options(
         include_hidden: hidden,
         skip: compile_patterns(&skip)?,
         batch_size,
-        // Directories are read by one thread per core; the files a hashing
-        // walk reads go to the reading pool, which a given count sizes too.
+        // Directories are read by `default_threads()` walkers (8, or one per
+        // core where there are more); the files a hashing walk reads go to
+        // the reading pool, which a given count sizes too.
         threads: threads.unwrap_or_else(default_threads),
         hash,
         read_threads: threads,

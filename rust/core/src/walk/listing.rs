@@ -251,14 +251,26 @@ pub fn read_listing(
             })
         } else if piece.len() >= PARALLEL_LISTING {
             // A big directory (a camera folder of 10,000 photos) would
-            // otherwise be read by one thread: share its names with rayon's
-            // pool. The directory handle is only read from, so sharing it is
-            // safe.
-            piece
-                .into_par_iter()
-                .take_any_while(|_| !halted())
-                .map(|(name, regular)| stat_item(fd, name, regular, task, opts, depth_ok, halted))
-                .collect()
+            // otherwise be read by one thread: share its names with a pool,
+            // rayon's global one (one thread per core) or the N threads a
+            // caller asked for. The directory handle is only read from, so
+            // sharing it is safe.
+            let stat_all = move || {
+                piece
+                    .into_par_iter()
+                    .take_any_while(|_| !halted())
+                    .map(|(name, regular)| {
+                        stat_item(fd, name, regular, task, opts, depth_ok, halted)
+                    })
+                    .collect()
+            };
+            match opts
+                .read_threads
+                .and_then(|n| pool::reading_pool(Some(n)).ok())
+            {
+                Some(own) => own.install(stat_all),
+                None => stat_all(),
+            }
         } else {
             piece
                 .into_iter()
