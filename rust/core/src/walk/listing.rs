@@ -230,53 +230,49 @@ pub fn read_listing(
         let piece: Vec<(CString, bool)> = names.by_ref().take(PIECE).collect();
         let wanted = piece.len();
         let task = &listing.task;
-        // Hashing reads every file: its reads go to the reading pool, many in
-        // flight, since on cold storage each one mostly waits for the device
-        // (see crate::pool). Walks refuse to start without that pool, so
-        // `ok()` only falls back if its threads vanished since.
-        let readers = if opts.hash.any() && piece.len() > 1 {
-            pool::reading_pool(opts.read_threads).ok()
-        } else {
-            None
-        };
-        let items: Vec<Item> = if let Some(readers) = readers {
-            readers.install(|| {
-                piece
-                    .into_par_iter()
-                    .take_any_while(|_| !halted())
-                    .map(|(name, regular)| {
-                        stat_item(fd, name, regular, task, opts, depth_ok, halted)
-                    })
-                    .collect()
-            })
+        // Where the piece's entries are stat'ed (and hashed): `None` on this
+        // thread, `Some(None)` on rayon's global pool (one thread per core),
+        // `Some(Some(pool))` on a reading pool.
+        let spread: Option<Option<Arc<rayon::ThreadPool>>> = if opts.hash.any() && piece.len() > 1 {
+            // Hashing reads every file: its reads go to the reading pool, many
+            // in flight, since on cold storage each one mostly waits for the
+            // device (see crate::pool). Walks refuse to start without that
+            // pool, so `ok()` only falls back if its threads vanished since.
+            pool::reading_pool(opts.read_threads).ok().map(Some)
         } else if piece.len() >= PARALLEL_LISTING {
             // A big directory (a camera folder of 10,000 photos) would
             // otherwise be read by one thread: share its names with a pool,
-            // rayon's global one (one thread per core) or the N threads a
-            // caller asked for. The directory handle is only read from, so
-            // sharing it is safe.
-            let stat_all = move || {
-                piece
-                    .into_par_iter()
-                    .take_any_while(|_| !halted())
-                    .map(|(name, regular)| {
-                        stat_item(fd, name, regular, task, opts, depth_ok, halted)
-                    })
-                    .collect()
-            };
-            match opts
-                .read_threads
-                .and_then(|n| pool::reading_pool(Some(n)).ok())
-            {
-                Some(own) => own.install(stat_all),
-                None => stat_all(),
-            }
+            // rayon's global one or the N threads a caller asked for.
+            Some(
+                opts.read_threads
+                    .and_then(|n| pool::reading_pool(Some(n)).ok()),
+            )
         } else {
-            piece
+            None
+        };
+        let items: Vec<Item> = match spread {
+            None => piece
                 .into_iter()
                 .take_while(|_| !halted())
                 .map(|(name, regular)| stat_item(fd, name, regular, task, opts, depth_ok, halted))
-                .collect()
+                .collect(),
+            Some(on) => {
+                // The directory handle is only read from, so sharing it
+                // between threads is safe.
+                let stat_all = move || {
+                    piece
+                        .into_par_iter()
+                        .take_any_while(|_| !halted())
+                        .map(|(name, regular)| {
+                            stat_item(fd, name, regular, task, opts, depth_ok, halted)
+                        })
+                        .collect()
+                };
+                match on {
+                    Some(readers) => readers.install(stat_all),
+                    None => stat_all(),
+                }
+            }
         };
         if halted() || items.len() != wanted {
             // Cut short (a stop, even one taken back since): never handed
