@@ -62,6 +62,7 @@ mod schema;
 mod settings;
 mod validate;
 
+use connection::ScanCache;
 pub use connection::SqliteStore;
 pub use schema::SCHEMA_VERSION;
 
@@ -121,6 +122,10 @@ impl LibraryStore for SqliteStore {
     }
 
     fn entries(&self, location_id: i64, after_id: i64, limit: usize) -> Result<Vec<EntryRow>> {
+        // A listing reads each page once: with the usual cache, listing a
+        // million entries grew the process by the pages it had read (62 MB at
+        // 200,000 entries, 106 MB at 1,000,000).
+        let _small = ScanCache::new(&self.conn)?;
         entries::page(&self.conn, location_id, after_id, limit)
     }
 
