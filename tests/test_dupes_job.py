@@ -15,7 +15,7 @@ import pytest
 
 from phasekit import fs
 from phasekit.dupes import DupesJob, DupesProgress, DupesSummary
-from phasekit.jobs import JobHandle, JobStatus
+from phasekit.jobs import JobControl, JobHandle, JobProgress, JobStatus, JobStore
 from phasekit.library import Library
 from test_dupes import build_planted, by_inode
 from test_indexing import cli, kill_while_running
@@ -229,20 +229,8 @@ async def until_analysed(handle: JobHandle, files: int) -> None:
             return
 
 
-async def until_hashed(handle: JobHandle, digests: int) -> None:
-    """Until the search has computed ``digests`` digests (or the job ended)."""
-    async for update in handle.updates():
-        data = update.progress.data if update.progress else None
-        if isinstance(data, DupesProgress) and data.hashed >= digests:
-            return
-
-
-@pytest.mark.parametrize(
-    ("size", "stage"),
-    [(2000, "first"), (9000, "first"), (9000, "cas")],
-    ids=["small", "prefixed", "prefixed-in-cas-stage"],
-)
-def test_pause_during_analysis_then_resume_hashes_nothing_twice(tmp_path, size, stage):
+@pytest.mark.parametrize("size", [2000, 9000], ids=["small", "prefixed"])
+def test_pause_during_analysis_then_resume_hashes_nothing_twice(tmp_path, size):
     root = tmp_path / "tree"
     many_duplicates(root, groups=1500 if size < 8192 else 400, size=size)
     expected = fs.find_duplicates(root, mode="full")
@@ -253,13 +241,7 @@ def test_pause_during_analysis_then_resume_hashes_nothing_twice(tmp_path, size, 
             handle = await manager.dispatch(
                 DupesJob(paths=[str(root)], mode="full", page_files=10, threads=1)
             )
-            if stage == "first":
-                await until_analysed(handle, 30)
-            else:
-                # Paused among the cas_ids, once every first 4 KiB is hashed:
-                # the resumed search must split by those prefixes again, or
-                # it reads the files they ruled out.
-                await until_hashed(handle, expected.stats.prefix_hashed + 1)
+            await until_analysed(handle, 30)
             await handle.pause()
             assert await handle.wait() is JobStatus.PAUSED
             before = manager.store.load_checkpoint(handle.id)
@@ -271,12 +253,44 @@ def test_pause_during_analysis_then_resume_hashes_nothing_twice(tmp_path, size, 
     with Library.open(tmp_path / "lib") as library:
         summary, hashed_before = anyio.run(main, library)
     assert hashed_before >= 30
-    if stage == "cas":
-        assert expected.stats.prefix_hashed < hashed_before < digests(expected.stats)
     assert summary.groups == expected.groups
     # Every file was hashed once over both runs: the resumed run took the
     # first run's digests from the digest file (for larger files, the
     # digests of their first 4 KiB too).
+    assert summary.hashed == digests(expected.stats)
+    assert summary.reused == hashed_before
+
+
+def test_a_search_paused_among_its_cas_ids_resumes_without_reading_ruled_out_files(tmp_path):
+    """Paused once every first 4 KiB is hashed and the first cas_ids are: the
+    resumed search must split its size groups by those stored prefixes again,
+    or it reads the files they ruled out. The pause is asked for from the
+    job's own progress report, at the checkpoint that reports it, so it lands
+    there however fast or loaded the machine is."""
+    root = tmp_path / "tree"
+    many_duplicates(root, groups=400, size=9000)
+    expected = fs.find_duplicates(root, mode="full")
+    assert expected.stats.prefix_hashed > 0
+    job = DupesJob(paths=[str(root)], mode="full", page_files=10, threads=1)
+    control = JobControl()
+
+    def pause_among_cas_ids(progress: JobProgress) -> None:
+        data = progress.data
+        if isinstance(data, DupesProgress) and data.hashed > expected.stats.prefix_hashed:
+            control.pause()
+
+    with Library.open(tmp_path / "lib") as library:
+        first = library.run(job, control=control, on_progress=pause_among_cas_ids)
+        assert first.status is JobStatus.PAUSED
+        with JobStore(tmp_path / "lib" / "jobs.db") as store:
+            before = store.load_checkpoint(first.record.id)
+        assert before is not None
+        hashed_before = before[1]["shared"]["hashed"]
+        assert expected.stats.prefix_hashed < hashed_before < digests(expected.stats)
+        again = library.run(job)  # joins the paused search and resumes it
+        assert again.status is JobStatus.COMPLETED
+        summary = again.output()
+    assert summary.groups == expected.groups
     assert summary.hashed == digests(expected.stats)
     assert summary.reused == hashed_before
 
