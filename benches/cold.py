@@ -73,6 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", type=int, default=60_000)
     parser.add_argument("--tree200k", action="store_true", help="run_all.py's 200,000-file tree")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--only",
+        help="comma-separated contender names to run (default: all), e.g. "
+        "'index content,reader 16 threads'",
+    )
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("cold.py drops the page cache: run it as root", file=sys.stderr)
@@ -133,6 +138,13 @@ def main(argv: list[str] | None = None) -> int:
         }
         if shutil.which("jdupes"):
             contenders["jdupes -r"] = lambda: ["jdupes", "-r", "-q", str(root)]
+        if args.only:
+            wanted = [name.strip() for name in args.only.split(",")]
+            unknown = [name for name in wanted if name not in contenders]
+            if unknown:
+                print(f"unknown contenders {unknown}; known: {list(contenders)}", file=sys.stderr)
+                return 2
+            contenders = {name: contenders[name] for name in wanted}
         times: dict[str, list[float]] = {name: [] for name in contenders}
         for r in range(args.rounds):
             order = list(contenders)

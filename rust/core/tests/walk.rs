@@ -6,6 +6,7 @@ use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+use phasekit_core::content::Want;
 use phasekit_core::walk::{WalkOptions, Walker};
 use phasekit_core::{CancelToken, Error};
 
@@ -41,6 +42,18 @@ fn opts(batch: usize) -> WalkOptions {
     }
 }
 
+/// A walk that hashes: it queues subdirectories before their parent's
+/// listing is sent, each behind a gate (src/walk/gate.rs).
+fn hashing(batch: usize) -> WalkOptions {
+    WalkOptions {
+        hash: Want {
+            cas_id: true,
+            checksum: false,
+        },
+        ..opts(batch)
+    }
+}
+
 fn drain(walker: &mut Walker) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     while let Some(batch) = walker.next_batch().unwrap() {
@@ -69,12 +82,13 @@ fn stop_and_resume(
     batch: usize,
     stop_after: usize,
     then: &[(usize, usize)],
+    make: fn(usize) -> WalkOptions,
 ) -> Vec<Vec<u8>> {
-    let mut walker = Walker::new(&[bytes(root)], opts(batch), CancelToken::new()).unwrap();
+    let mut walker = Walker::new(&[bytes(root)], make(batch), CancelToken::new()).unwrap();
     let (mut seen, mut state) = take(&mut walker, stop_after);
     drop(walker);
     for &(batch, n) in then {
-        let mut resumed = Walker::resume(&state, opts(batch), CancelToken::new()).unwrap();
+        let mut resumed = Walker::resume(&state, make(batch), CancelToken::new()).unwrap();
         let (more, next) = take(&mut resumed, n);
         seen.extend(more);
         state = next;
@@ -93,22 +107,37 @@ fn assert_exact(seen: Vec<Vec<u8>>, expected: &BTreeSet<Vec<u8>>, what: &str) {
 }
 
 #[test]
-fn walks_every_entry_once() {
+fn walks_every_entry_once_each_directory_before_its_entries() {
     let dir = tempfile::tempdir().unwrap();
     let expected = make_tree(dir.path());
-    let mut walker = Walker::new(&[bytes(dir.path())], opts(7), CancelToken::new()).unwrap();
-    let got = drain(&mut walker);
-    assert_eq!(got.len(), expected.len());
-    assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), expected);
+    for make in [opts, hashing] {
+        let mut walker = Walker::new(&[bytes(dir.path())], make(7), CancelToken::new()).unwrap();
+        let got = drain(&mut walker);
+        assert_eq!(got.len(), expected.len());
+        // The resume frontier relies on this order (src/walk/pool.rs).
+        let mut yielded = BTreeSet::from([bytes(dir.path())]);
+        for path in &got {
+            let parent = bytes(
+                Path::new(std::ffi::OsStr::from_bytes(path))
+                    .parent()
+                    .unwrap(),
+            );
+            assert!(yielded.contains(&parent), "{path:?} before its directory");
+            yielded.insert(path.clone());
+        }
+        assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), expected);
+    }
 }
 
 #[test]
 fn resume_from_every_batch_boundary_is_exact() {
     let dir = tempfile::tempdir().unwrap();
     let expected = make_tree(dir.path());
-    for stop_after in 0..25 {
-        let seen = stop_and_resume(dir.path(), 6, stop_after, &[(5, usize::MAX)]);
-        assert_exact(seen, &expected, &format!("stop after {stop_after} batches"));
+    for make in [opts, hashing] {
+        for stop_after in 0..25 {
+            let seen = stop_and_resume(dir.path(), 6, stop_after, &[(5, usize::MAX)], make);
+            assert_exact(seen, &expected, &format!("stop after {stop_after} batches"));
+        }
     }
 }
 
@@ -135,9 +164,12 @@ fn a_big_directory_comes_in_pieces_and_resumes_exactly() {
     let whole =
         drain(&mut Walker::new(&[bytes(dir.path())], opts(1000), CancelToken::new()).unwrap());
     assert_eq!(whole.len(), expected.len());
-    for stop_after in [1, 4, 5, 8, 9] {
-        let seen = stop_and_resume(dir.path(), 1000, stop_after, &[(700, usize::MAX)]);
-        assert_exact(seen, &expected, &format!("stop after {stop_after} batches"));
+    for make in [opts, hashing] {
+        for stop_after in [1, 4, 5, 8, 9] {
+            let then = [(700, usize::MAX)];
+            let seen = stop_and_resume(dir.path(), 1000, stop_after, &then, make);
+            assert_exact(seen, &expected, &format!("stop after {stop_after} batches"));
+        }
     }
 }
 
@@ -158,7 +190,7 @@ fn state_taken_exactly_at_piece_boundaries_resumes_exactly() {
             for stop_after in 1..=4 {
                 // Resume, stop again after one batch, resume again.
                 let then = [(4096, 1), (4096, usize::MAX)];
-                let seen = stop_and_resume(dir.path(), batch, stop_after, &then);
+                let seen = stop_and_resume(dir.path(), batch, stop_after, &then, opts);
                 assert_exact(
                     seen,
                     &expected,
