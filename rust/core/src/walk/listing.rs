@@ -12,7 +12,6 @@ use std::sync::Arc;
 use rayon::prelude::*;
 use rustix::fs::Dir;
 
-use super::gate::Gate;
 use super::options::WalkOptions;
 use crate::content::{self, Hashes};
 use crate::error::FsError;
@@ -37,9 +36,6 @@ pub struct DirTask {
     /// Directories from the root down to this one; only kept when following
     /// symlinks, where a link back to an ancestor would loop forever.
     pub ancestors: Arc<Vec<FileId>>,
-    /// Set on a subdirectory queued before its parent's listing was sent
-    /// (see gate.rs): its listings wait there before they are sent.
-    pub gate: Option<Arc<Gate>>,
 }
 
 /// One name in a directory: its metadata, an error, or both (a dangling or
@@ -54,9 +50,6 @@ pub struct Item {
     pub descend: bool,
     /// Digests of a regular file, when the walk was asked for them.
     pub hashes: Hashes,
-    /// The gate of this subdirectory's task when it was queued early (from
-    /// its name alone): opened or shut once this item is sent.
-    pub gate: Option<Arc<Gate>>,
 }
 
 /// A directory's items, sorted by name, plus an error if it could not be
@@ -96,7 +89,6 @@ impl Listing {
                 after: None,
                 ancestors: Arc::new(Vec::new()),
                 expect: None,
-                gate: None,
             },
             items: Vec::new(),
             error,
@@ -104,12 +96,11 @@ impl Listing {
         }
     }
 
-    /// Tasks for the subdirectories to walk into, in name order, but those
-    /// already queued early (which have a gate).
+    /// Tasks for the subdirectories to walk into, in name order.
     pub fn child_tasks(&self, follow: bool) -> Vec<DirTask> {
         self.items
             .iter()
-            .filter(|item| item.descend && item.gate.is_none())
+            .filter(|item| item.descend)
             .map(|item| self.child_task(item, follow))
             .collect()
     }
@@ -130,20 +121,8 @@ impl Listing {
             after: None,
             expect: None,
             ancestors,
-            gate: None,
         }
     }
-}
-
-/// A name read from a directory, before it is stat'ed.
-struct Name {
-    name: CString,
-    /// `readdir` says it is a regular file (d_type, free on most filesystems).
-    regular: bool,
-    /// `readdir` says it is a directory.
-    dir: bool,
-    /// The gate of its task, when it was queued as a subdirectory early.
-    gate: Option<Arc<Gate>>,
 }
 
 fn is_hidden(name: &[u8]) -> bool {
@@ -166,17 +145,11 @@ fn is_skipped(opts: &WalkOptions, name: &[u8]) -> bool {
 ///
 /// `halted` is polled between entries: once it says stop, the rest is
 /// skipped and the incomplete piece is not emitted.
-///
-/// A hashing walk hands the subdirectories `readdir` names as directories to
-/// `queue_early` as soon as the names are read, each task with a gate (see
-/// gate.rs), and marks their items with it; the caller opens or shuts each
-/// gate once the item is sent, and must shut the ones left when it is done.
 pub fn read_listing(
     task: DirTask,
     opts: &WalkOptions,
     halted: &(dyn Fn() -> bool + Sync),
     emit: &mut dyn FnMut(Listing) -> bool,
-    queue_early: &mut dyn FnMut(Vec<DirTask>),
 ) {
     let mut listing = Listing {
         task,
@@ -213,8 +186,7 @@ pub fn read_listing(
         }
     };
     // Names stay C strings: each is passed straight to fstatat.
-    let mut names: Vec<Name> = Vec::new();
-    let mut dirs = 0usize;
+    let mut names: Vec<(CString, bool)> = Vec::new();
     for entry in dir.by_ref() {
         match entry {
             Ok(entry) => {
@@ -235,15 +207,8 @@ pub fn read_listing(
                     continue;
                 }
                 // d_type says "regular file" for free on most filesystems.
-                let kind = entry.file_type();
-                let dir = kind == rustix::fs::FileType::Directory;
-                dirs += usize::from(dir);
-                names.push(Name {
-                    name: entry.file_name().to_owned(),
-                    regular: kind == rustix::fs::FileType::RegularFile,
-                    dir,
-                    gate: None,
-                });
+                let regular = entry.file_type() == rustix::fs::FileType::RegularFile;
+                names.push((entry.file_name().to_owned(), regular));
             }
             Err(errno) => {
                 // e.g. EIO mid-directory: keep what was read, report the rest.
@@ -252,31 +217,8 @@ pub fn read_listing(
             }
         }
     }
-    names.sort_unstable_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+    names.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     let depth_ok = opts.max_depth.is_none_or(|max| listing.task.depth < max);
-    // Only a hashing walk holds a directory long enough to starve the other
-    // walkers; when following symlinks a child's task needs its stat first
-    // (the ancestor chain), and a d_type of "unknown" says nothing: those
-    // subdirectories are queued after the listing is sent, as in plain walks.
-    if dirs > 0 && depth_ok && opts.hash.any() && !opts.follow_symlinks {
-        let tasks = names
-            .iter_mut()
-            .filter(|n| n.dir)
-            .map(|n| {
-                let gate = Gate::new();
-                n.gate = Some(gate.clone());
-                DirTask {
-                    path: join(&listing.task.path, n.name.as_bytes()),
-                    depth: listing.task.depth + 1,
-                    after: None,
-                    expect: None,
-                    ancestors: Arc::new(Vec::new()),
-                    gate: Some(gate),
-                }
-            })
-            .collect();
-        queue_early(tasks);
-    }
     let Ok(dirfd) = dir.fd() else {
         // rustix's Dir always holds an fd; this arm only keeps us panic-free.
         emit(listing);
@@ -285,7 +227,7 @@ pub fn read_listing(
     let fd = dirfd.as_fd();
     let mut names = names.into_iter();
     loop {
-        let piece: Vec<Name> = names.by_ref().take(PIECE).collect();
+        let piece: Vec<(CString, bool)> = names.by_ref().take(PIECE).collect();
         let wanted = piece.len();
         let task = &listing.task;
         // Where the piece's entries are stat'ed (and hashed): `None` on this
@@ -312,7 +254,7 @@ pub fn read_listing(
             None => piece
                 .into_iter()
                 .take_while(|_| !halted())
-                .map(|name| stat_name(fd, name, task, opts, depth_ok, halted))
+                .map(|(name, regular)| stat_item(fd, name, regular, task, opts, depth_ok, halted))
                 .collect(),
             Some(on) => {
                 // The directory handle is only read from, so sharing it
@@ -321,7 +263,9 @@ pub fn read_listing(
                     piece
                         .into_par_iter()
                         .take_any_while(|_| !halted())
-                        .map(|name| stat_name(fd, name, task, opts, depth_ok, halted))
+                        .map(|(name, regular)| {
+                            stat_item(fd, name, regular, task, opts, depth_ok, halted)
+                        })
                         .collect()
                 };
                 match on {
@@ -356,22 +300,6 @@ pub const PIECE: usize = 4096;
 /// parallel within the listing.
 const PARALLEL_LISTING: usize = 256;
 
-/// [`stat_item`] for a name read from the directory, keeping its gate.
-fn stat_name(
-    dirfd: std::os::fd::BorrowedFd<'_>,
-    name: Name,
-    task: &DirTask,
-    opts: &WalkOptions,
-    depth_ok: bool,
-    halted: &(dyn Fn() -> bool + Sync),
-) -> Item {
-    let item = stat_item(dirfd, name.name, name.regular, task, opts, depth_ok, halted);
-    Item {
-        gate: name.gate,
-        ..item
-    }
-}
-
 fn stat_item(
     dirfd: std::os::fd::BorrowedFd<'_>,
     name: CString,
@@ -401,7 +329,6 @@ fn stat_item(
                 error: Some((fs.errno, fs.message)),
                 descend: false,
                 hashes: Hashes::default(),
-                gate: None,
             };
         }
     };
@@ -411,7 +338,6 @@ fn stat_item(
         error: None,
         descend: false,
         hashes: Hashes::default(),
-        gate: None,
     };
     if opts.follow_symlinks && lmeta.kind == Kind::Symlink {
         match sys::stat_at(dirfd, cname, true) {
@@ -470,7 +396,6 @@ fn open_and_hash(
         error: None,
         descend: false,
         hashes: Hashes::default(),
-        gate: None,
     };
     if meta.kind == Kind::File {
         match content::hash_file(&mut file, &meta, opts.hash, b"", halted) {
@@ -479,75 +404,4 @@ fn open_and_hash(
         }
     }
     Some(item)
-}
-
-#[cfg(test)]
-mod tests {
-    use std::os::unix::ffi::OsStrExt;
-    use std::path::PathBuf;
-
-    use super::*;
-    use crate::content::Want;
-
-    #[test]
-    fn a_hashing_walk_queues_subdirectories_from_their_names_with_a_gate() {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        for name in ["a", "sub", "z"] {
-            std::fs::create_dir(dir.path().join(name)).expect("mkdir");
-        }
-        std::fs::write(dir.path().join("file"), b"content").expect("write");
-        let opts = WalkOptions {
-            hash: Want {
-                cas_id: true,
-                checksum: false,
-            },
-            ..WalkOptions::default()
-        };
-        let task = DirTask {
-            path: dir.path().as_os_str().as_bytes().to_vec(),
-            depth: 1,
-            after: None,
-            expect: None,
-            ancestors: Arc::new(Vec::new()),
-            gate: None,
-        };
-        let mut early: Vec<DirTask> = Vec::new();
-        let mut listings: Vec<Listing> = Vec::new();
-        read_listing(
-            task,
-            &opts,
-            &|| false,
-            &mut |listing| {
-                listings.push(listing);
-                true
-            },
-            &mut |tasks| {
-                // Between readdir and stat, "sub" becomes a file: its item
-                // must say not to enter it, so its gate gets shut.
-                let sub = tasks
-                    .iter()
-                    .find(|t| t.path.ends_with(b"/sub"))
-                    .map(|t| PathBuf::from(std::ffi::OsStr::from_bytes(&t.path)));
-                if let Some(sub) = sub {
-                    std::fs::remove_dir(&sub).expect("rmdir");
-                    std::fs::write(&sub, b"now a file").expect("write");
-                }
-                early.extend(tasks);
-            },
-        );
-        let names: Vec<&[u8]> = early
-            .iter()
-            .map(|t| &t.path[dir.path().as_os_str().len() + 1..])
-            .collect();
-        assert_eq!(names, [&b"a"[..], b"sub", b"z"]);
-        assert!(early.iter().all(|t| t.gate.is_some()));
-        assert_eq!(listings.len(), 1);
-        let items = &listings[0].items;
-        let item = |name: &[u8]| items.iter().find(|i| i.name == name).expect("item");
-        assert!(item(b"a").descend && item(b"a").gate.is_some());
-        assert!(!item(b"sub").descend && item(b"sub").gate.is_some());
-        assert!(item(b"file").gate.is_none());
-        // Queued early, so not queued again after the listing is sent.
-        assert!(listings[0].child_tasks(false).is_empty());
-    }
 }

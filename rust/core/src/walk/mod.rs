@@ -7,7 +7,6 @@
 //! got. [`Walker::state`] serialises exactly that, so a walker resumed from it
 //! yields the entries not yet yielded, each once, for an unchanged tree.
 
-mod gate;
 mod listing;
 mod options;
 mod pool;
@@ -207,7 +206,6 @@ impl Walker {
                     after: None,
                     ancestors: Arc::new(if follow { vec![meta.file_id()] } else { vec![] }),
                     expect: Some(meta.file_id()),
-                    gate: None,
                 }),
                 Ok(meta) => root_files.push_back(RootFile {
                     path: root.clone(),
@@ -238,7 +236,6 @@ impl Walker {
                 after: d.after.map(ByteBuf::into_vec),
                 ancestors: Arc::new(d.ancestors),
                 expect: d.id,
-                gate: None,
             })
             .collect();
         let root_files = state

@@ -7,10 +7,7 @@
 //! listing always arrives after its parent's: the consumer never holds a
 //! listing whose directory it has not yielded yet. The bounded channel is the
 //! backpressure that keeps memory flat when the consumer is slower.
-//! A hashing walk queues subdirectories earlier, from their names, and keeps
-//! the same order with a gate per subdirectory (see gate.rs).
 
-use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -18,7 +15,6 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::gate::{Gate, Passage};
 use super::listing::{read_listing, DirTask, Listing};
 use super::options::WalkOptions;
 use crate::cancel::CancelToken;
@@ -50,23 +46,6 @@ impl Shared {
         // A worker that panicked mid-update cannot leave the queue in a state
         // worse than "some tasks lost"; keep going rather than propagate.
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Queue `children` (in name order) and wake as many sleeping workers as
-    /// there is new work for, `own` of it being left to the caller.
-    fn push(&self, children: Vec<DirTask>, own: usize) {
-        let queued = children.len();
-        if queued == 0 {
-            return;
-        }
-        let mut queue = self.lock();
-        queue.pending += queued;
-        // Reverse so the first child by name is read first (LIFO stack).
-        queue.tasks.extend(children.into_iter().rev());
-        drop(queue);
-        for _ in own..queued.min(self.opts.threads) {
-            self.wake.notify_one();
-        }
     }
 
     fn halted(&self) -> bool {
@@ -168,90 +147,55 @@ fn work(shared: &Shared, sender: &Sender<Listing>) {
         let Some(task) = take_task(shared) else {
             return;
         };
-        // A directory queued early waits for its parent's listing to be sent
-        // before sending its own (see gate.rs); `dropped` once the parent
-        // shut the gate: nothing of this directory is ever sent.
-        let mut gate = task.gate.clone();
-        let dropped = Cell::new(false);
         // Each listing (or piece of a big directory's) is sent first and
         // its subdirectories queued second: see the module comment.
-        let mut emit = |listing: Listing| -> bool {
+        let emit = |listing: Listing| -> bool {
             if shared.halted() {
                 return false;
             }
-            if let Some(gate) = gate.take() {
-                match gate.wait(|| shared.halted(), POLL) {
-                    Passage::Open => {}
-                    Passage::Shut => {
-                        dropped.set(true);
-                        return false;
-                    }
-                    Passage::Halted => return false,
-                }
-            }
             let more = listing.more;
             let children = listing.child_tasks(follow);
-            // Subdirectories queued early pass their gates once this piece,
-            // which names them, is sent; those that turned out not to be
-            // directories to enter are dropped.
-            let gates: Vec<(Arc<Gate>, bool)> = listing
-                .items
-                .iter()
-                .filter_map(|item| item.gate.clone().map(|g| (g, item.descend)))
-                .collect();
             if sender.send(listing).is_err() {
                 shared.stop.store(true, Ordering::Relaxed);
                 shared.wake.notify_all();
                 return false;
             }
-            for (gate, descend) in gates {
-                if descend {
-                    gate.open();
-                } else {
-                    gate.shut();
+            let queued = children.len();
+            if queued > 0 {
+                let mut queue = shared.lock();
+                queue.pending += queued;
+                // Reverse so the first child by name is read first (LIFO stack).
+                queue.tasks.extend(children.into_iter().rev());
+                drop(queue);
+                // After a directory's last listing this worker takes one of
+                // the new tasks itself; wake only as many sleepers as there
+                // is other new work (no thundering herd). While more pieces
+                // follow, it is busy: wake one per task.
+                let own = usize::from(!more);
+                for _ in own..queued.min(shared.opts.threads) {
+                    shared.wake.notify_one();
                 }
             }
-            // After a directory's last listing this worker takes one of the
-            // new tasks itself; wake only as many sleepers as there is other
-            // new work (no thundering herd). While more pieces follow, it is
-            // busy: wake one per task.
-            shared.push(children, usize::from(!more));
             true
-        };
-        // The gates of the subdirectories queued early: those still closed
-        // when this directory is done are shut (their parent never sent the
-        // piece naming them), so no worker waits for them forever.
-        let mut early: Vec<Arc<Gate>> = Vec::new();
-        let mut queue_early = |children: Vec<DirTask>| {
-            early.extend(children.iter().filter_map(|c| c.gate.clone()));
-            // This worker goes on with its own directory: wake one per task.
-            shared.push(children, 0);
         };
         // A panic here (a bug, never user input) must not leave `pending` up
         // and the consumer waiting forever: it becomes the directory's error.
         let path = task.path.clone();
         let mut ended = false;
         let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let halted = || shared.halted();
-            let mut send = |listing: Listing| {
+            read_listing(task, &shared.opts, &|| shared.halted(), &mut |listing| {
                 let last = !listing.more;
                 // Ended only once the last listing is really sent: a panic
                 // or failure before that leaves the directory unfinished.
                 let sent = emit(listing);
                 ended = sent && last;
                 sent
-            };
-            read_listing(task, &shared.opts, &halted, &mut send, &mut queue_early);
+            });
         }));
-        if read.is_err() && !ended && !dropped.get() {
+        if read.is_err() && !ended {
             let failed = Listing::failed(path, "internal error while reading this directory");
             ended = emit(failed);
         }
-        for gate in early {
-            gate.shut();
-        }
-        // A dropped directory is done: its parent does not name it.
-        ended |= dropped.get();
         if !ended || shared.halted() {
             // Stopped part-way (halted, or the consumer went away): the
             // directory stays in the consumer's frontier and is read again,
@@ -283,100 +227,5 @@ fn take_task(shared: &Shared) -> Option<DirTask> {
             .wait_timeout(queue, POLL)
             .unwrap_or_else(PoisonError::into_inner)
             .0;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::os::unix::ffi::OsStrExt;
-    use std::sync::atomic::AtomicBool;
-
-    use super::*;
-
-    fn gated_task(path: &std::path::Path, gate: &Arc<Gate>) -> DirTask {
-        DirTask {
-            path: path.as_os_str().as_bytes().to_vec(),
-            depth: 1,
-            after: None,
-            expect: None,
-            ancestors: Arc::new(Vec::new()),
-            gate: Some(gate.clone()),
-        }
-    }
-
-    fn opts() -> Arc<WalkOptions> {
-        Arc::new(WalkOptions {
-            threads: 2,
-            ..WalkOptions::default()
-        })
-    }
-
-    fn tree() -> tempfile::TempDir {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        std::fs::write(dir.path().join("f"), b"x").expect("write");
-        dir
-    }
-
-    #[test]
-    fn a_directory_whose_gate_is_shut_is_done_without_a_listing() {
-        let dir = tree();
-        let gate = Gate::new();
-        gate.shut();
-        let pool = Pool::start(
-            vec![gated_task(dir.path(), &gate)],
-            opts(),
-            CancelToken::new(),
-        );
-        assert!(matches!(pool.next(|| false), Next::Done));
-        assert!(pool.completed(), "a dropped directory still counts as done");
-    }
-
-    #[test]
-    fn a_listing_is_sent_only_once_its_gate_opens() {
-        let dir = tree();
-        let gate = Gate::new();
-        let pool = Pool::start(
-            vec![gated_task(dir.path(), &gate)],
-            opts(),
-            CancelToken::new(),
-        );
-        let opened = Arc::new(AtomicBool::new(false));
-        let opener = {
-            let (gate, opened) = (gate.clone(), opened.clone());
-            std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(100));
-                opened.store(true, Ordering::SeqCst);
-                gate.open();
-            })
-        };
-        let Next::Listing(listing) = pool.next(|| false) else {
-            panic!("expected the directory's listing");
-        };
-        assert!(opened.load(Ordering::SeqCst), "sent before its gate opened");
-        assert_eq!(listing.items.len(), 1);
-        assert!(matches!(pool.next(|| false), Next::Done));
-        assert!(pool.completed());
-        opener.join().ok();
-    }
-
-    #[test]
-    fn a_cancel_ends_the_wait_at_a_gate_that_never_opens() {
-        let dir = tree();
-        let gate = Gate::new();
-        let cancel = CancelToken::new();
-        let pool = Pool::start(vec![gated_task(dir.path(), &gate)], opts(), cancel.clone());
-        let canceller = {
-            let cancel = cancel.clone();
-            std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(50));
-                cancel.cancel();
-            })
-        };
-        assert!(!matches!(
-            pool.next(|| cancel.is_cancelled()),
-            Next::Listing(_)
-        ));
-        assert!(!pool.completed(), "an interrupted directory is not done");
-        canceller.join().ok();
     }
 }
