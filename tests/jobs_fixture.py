@@ -296,3 +296,49 @@ class PhasedCount(PhasedJob):
 
     def output(self, shared: dict[str, Any]) -> Any:
         return PhasedOutput(count=shared["count"], total=shared.get("total", -1))
+
+
+def effect_log(path: str) -> sqlite3.Connection:
+    """The effects of :class:`EffectJob`: ``step`` (each step of each job,
+    keyed), ``final`` (each job's end, keyed) and ``attempts`` (every run's
+    start, not keyed: a resumed job adds one)."""
+    conn = sqlite3.connect(path, timeout=120, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS step (key TEXT, step INTEGER, PRIMARY KEY (key, step))"
+    )
+    conn.execute("CREATE TABLE IF NOT EXISTS final (key TEXT PRIMARY KEY, pid INTEGER)")
+    conn.execute("CREATE TABLE IF NOT EXISTS attempts (key TEXT, at INTEGER, pid INTEGER)")
+    return conn
+
+
+@job("test.effect")
+class EffectJob(Job):
+    """``steps`` steps, each an idempotency-keyed record (``key``, step),
+    checkpointed one by one; then the job's final record, keyed by ``key``.
+    ``fail_at``: the step that raises (the job fails)."""
+
+    key: str
+    log_db: str
+    steps: int = 4
+    delay_s: float = 0.002
+    fail_at: int = -1
+
+    def run(self, ctx: JobContext) -> Any:
+        state = ctx.load_state() or {"next": 0}
+        conn = effect_log(self.log_db)
+        try:
+            conn.execute(
+                "INSERT INTO attempts VALUES (?, ?, ?)", (self.key, state["next"], os.getpid())
+            )
+            for i in range(state["next"], self.steps):
+                if i == self.fail_at:
+                    raise RuntimeError(f"{self.key} fails at step {i} on purpose")
+                time.sleep(self.delay_s)
+                conn.execute("INSERT OR IGNORE INTO step VALUES (?, ?)", (self.key, i))
+                ctx.progress(done=i + 1, total=self.steps)
+                ctx.checkpoint({"next": i + 1})
+            conn.execute("INSERT OR IGNORE INTO final VALUES (?, ?)", (self.key, os.getpid()))
+        finally:
+            conn.close()
+        return {"key": self.key, "steps": self.steps}

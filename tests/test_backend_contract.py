@@ -277,6 +277,106 @@ def test_an_owner_killed_with_its_process_is_dead(opened):
     lease.close()
 
 
+def test_each_claim_fences_the_writes_of_the_runs_before_it(backend):
+    from phasekit.errors import LeaseLostError
+
+    job_id = backend.create_job("noop", {"path": ODD})
+    [first] = backend.claim_runs([job_id], owner=None)
+    assert first.record.id == job_id
+    backend.set_progress(job_id, {"done": 1}, lease=first.lease)
+    assert backend.save_checkpoint(job_id, {"at": ODD}, lease=first.lease) == 1
+    assert backend.stop_request(job_id, lease=first.lease) is None
+    # Its worker is taken for dead: the job is queued again, then claimed by
+    # another run, which gets the next epoch.
+    assert backend.move(job_id, JobStatus.QUEUED, only_from=(JobStatus.RUNNING,))
+    with pytest.raises(LeaseLostError):  # queued: no run may write
+        backend.set_progress(job_id, {"done": 2}, lease=first.lease)
+    [second] = backend.claim_runs([job_id], owner=None)
+    assert second.lease > first.lease
+    assert second.checkpoint == (1, {"at": ODD})
+    late = [
+        lambda: backend.set_progress(job_id, {"done": 99}, lease=first.lease),
+        lambda: backend.save_checkpoint(job_id, {"at": "late"}, lease=first.lease),
+        lambda: backend.create_child(job_id, "k", "noop", {}, lease=first.lease),
+        lambda: backend.stop_request(job_id, lease=first.lease),
+        lambda: backend.finish(job_id, JobStatus.COMPLETED, output="late", lease=first.lease),
+        lambda: backend.finish_and_claim(
+            job_id, JobStatus.COMPLETED, {"output": "late", "lease": first.lease}, [], "x"
+        ),
+    ]
+    for write in late:
+        with pytest.raises(LeaseLostError, match="no longer this run's"):
+            write()
+    # Nothing of the stalled run landed; the current run writes as usual.
+    assert backend.status(job_id) is JobStatus.RUNNING
+    assert backend.load_checkpoint(job_id) == (1, {"at": ODD})
+    assert backend.children(job_id) == {}
+    assert backend.progress(job_id).to_dict()["done"] == 1
+    backend.set_progress(job_id, {"done": 3}, lease=second.lease)
+    backend.finish(job_id, JobStatus.COMPLETED, output=ODD, lease=second.lease)
+    assert backend.outcome(job_id)["output"] == ODD
+    with pytest.raises(LeaseLostError):  # finished: no run may write
+        backend.set_progress(job_id, {"done": 4}, lease=second.lease)
+
+
+def test_writes_without_a_lease_are_not_fenced(backend):
+    job_id = backend.create_job("noop", {})
+    backend.claim([job_id])
+    backend.set_progress(job_id, {"done": 1})  # a command acting from outside
+    backend.finish(job_id, JobStatus.CANCELLED)
+    assert backend.status(job_id) is JobStatus.CANCELLED
+
+
+def test_a_live_owner_whose_heartbeat_is_stale_counts_as_dead(opened):
+    backend, opener = opened
+    code = opener + textwrap.dedent("""
+        lease = backend.register_owner(stale_after_s=2.0, info={"role": "test"})
+        print(lease.id, flush=True)
+        import time
+        time.sleep(600)
+    """)
+    with subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=subprocess_env()
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            owner = proc.stdout.readline().strip()
+            watcher = backend.register_owner()
+            try:
+                assert watcher.alive(owner)
+                [listed] = [w for w in backend.workers() if w.id == owner]
+                assert (listed.pid, listed.stale_after_s, listed.info) == (
+                    proc.pid,
+                    2.0,
+                    {"role": "test"},
+                )
+                os.kill(proc.pid, signal.SIGSTOP)  # alive, lock held, silent
+                deadline = time.monotonic() + 60
+                while watcher.alive(owner) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                assert not watcher.alive(owner)
+                assert owner not in backend.live_owners()
+                os.kill(proc.pid, signal.SIGCONT)  # beats again: alive again
+                deadline = time.monotonic() + 60
+                while not watcher.alive(owner) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                assert watcher.alive(owner)
+            finally:
+                watcher.close()
+        finally:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def test_a_bad_staleness_is_refused(backend):
+    from phasekit.errors import InvalidInputError
+
+    for bad in (0, -1, float("nan"), "10", True, 10**9):
+        with pytest.raises(InvalidInputError, match="stale_after_s"):
+            backend.register_owner(stale_after_s=bad)
+    assert backend.workers() == []
+
+
 def test_a_manager_runs_jobs_over_the_backend(opened, tmp_path):
     backend, _ = opened
 

@@ -104,6 +104,14 @@ class JobStateError(PhasekitError):
     """The job's state does not allow this (pausing a finished job, say)."""
 
 
+class LeaseLostError(JobStateError):
+    """This run's claim on its job has moved on: the job was resumed by
+    another worker (this one stalled longer than the heartbeat allows, or
+    was thought dead), or left the running state from outside. Every write
+    of the run is refused; the run gives the job up without recording an
+    end (the job's current run records its own)."""
+
+
 class JobDefinitionError(PhasekitError):
     """A job class is malformed, or its name is already taken."""
 
@@ -136,6 +144,7 @@ __all__ = [
     "JobStateError",
     "JobStoreError",
     "JobStoreFullError",
+    "LeaseLostError",
     "LibraryClosed",
     "LibraryError",
     "LibraryFullError",

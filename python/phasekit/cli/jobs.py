@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from ..jobs import JobRecord, JobStore
 
-ACTIONS = ("list", "show", "pause", "resume", "cancel", "history", "repair")
+ACTIONS = ("list", "show", "pause", "resume", "cancel", "history", "workers", "repair")
 
 
 #: The command's name, its line in ``phasekit --help``, and its ``--help``
@@ -34,7 +34,8 @@ EPILOG: str | None = None
 def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", nargs="?", default="list", choices=ACTIONS,
                    help="list (default), show JOB, pause JOB, resume JOB, cancel JOB, "
-                   "history, or repair (move a damaged jobs.db aside)")  # fmt: skip
+                   "history, workers (with their heartbeats and jobs), or repair "
+                   "(move a damaged jobs.db aside)")  # fmt: skip
     p.add_argument("job", nargs="?", default=None, metavar="JOB")
     p.add_argument("--all", action="store_true", help="list finished jobs too")
     p.add_argument("--debug", action="store_true",
@@ -91,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
             return _list(store, args)
         if action == "history":
             return _history(store, args)
+        if action == "workers":
+            return _workers(store, args)
         if not args.job:
             raise InvalidInputError(f"phasekit jobs {action} needs a JOB id")
         record = store.get_job(args.job)  # JobNotFound: unknown id
@@ -124,6 +127,26 @@ def _list(store: JobStore, args: argparse.Namespace) -> int:
             phase = f" [{row['phase']}]" if row["phase"] else ""
             note = "  (interrupted: phasekit resume goes on)" if row["interrupted"] else ""
             print(f"{row['id']}  {row['name']:<20} {row['status']:<22}{pct}{phase}{note}")
+    return 0
+
+
+def _workers(store: JobStore, args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    workers = store.workers()
+    alive = set(store.live_owners())
+    if not workers:
+        print("phasekit: no workers (none runs jobs of this library now)", file=sys.stderr)
+    now = time.time()
+    for w in workers:
+        row = {**w.to_dict(), "alive": w.id in alive}
+        if args.json:
+            print(json.dumps(row))
+        else:
+            state = "alive" if row["alive"] else "stale or gone"
+            print(f"{w.id}  {w.host}:{w.pid:<8} heartbeat {now - w.heartbeat_at:5.1f} s ago"
+                  f"  {state:<13}  {len(w.jobs)} running")  # fmt: skip
     return 0
 
 

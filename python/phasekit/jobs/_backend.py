@@ -17,6 +17,14 @@ any POSIX path included. An unknown job id raises ``JobNotFound`` where a
 method returns the job's data (``get_job``, ``status``, ``load_for_run``);
 every method of a closed backend raises ``ClosedError``.
 
+A claim gives the job a new lease epoch (:attr:`RunStart.lease`, a fencing
+token): every write a run makes (progress, checkpoints, children, its end,
+and its polls for stop requests) passes it, and a backend refuses it with
+:class:`~phasekit.errors.LeaseLostError` once the job is no longer running
+under that epoch (taken over after its worker's heartbeat went stale, or
+moved out of running from outside). Writes without a lease are not fenced
+(commands acting on a job from outside a run).
+
 A job that reaches a finished status (through ``finish``, ``move``,
 ``set_status`` or ``finish_and_claim``), in the same write: gets its
 ``finished_at`` and a history entry; a cancelled one cancels its queued and
@@ -30,14 +38,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from ._model import HistoryRecord, JobRecord, JobStatus, RunStart, _Any
+    from ._model import HistoryRecord, JobRecord, JobStatus, RunStart, WorkerRecord, _Any
     from ._progress import JobProgress
 
 
 class OwnerLease(Protocol):
     """One manager's claim to be alive: its owner id stamps the jobs it
-    claims, and lasts while its process runs (it ends, however the process
-    dies, so jobs left running by a dead process can be resumed)."""
+    claims, and lasts while its process runs and its heartbeat stays fresh
+    (it ends however the process dies, and when the process stalls longer
+    than its staleness limit, so the jobs of a dead or stalled process can
+    be resumed)."""
 
     @property
     def id(self) -> str: ...
@@ -65,12 +75,18 @@ class JobBackend(Protocol):
 
     # owners: which manager runs which job
 
-    def register_owner(self) -> OwnerLease:
-        """A new lease for a manager opening now."""
+    def register_owner(self, *, stale_after_s: float = ..., info: Any = None) -> OwnerLease:
+        """A new lease for a manager opening now, which others take for dead
+        after ``stale_after_s`` seconds without a heartbeat; ``info`` is what
+        it says of itself (see :meth:`workers`)."""
         ...
 
     def live_owners(self) -> list[str]:
         """The owner ids of the managers alive now."""
+        ...
+
+    def workers(self) -> list[WorkerRecord]:
+        """The managers registered now, with their heartbeats and jobs."""
         ...
 
     def running_owners(self) -> list[tuple[str, str | None]]:
@@ -110,9 +126,11 @@ class JobBackend(Protocol):
         *,
         priority: int | None = None,
         conflict_key: str | None = None,
+        lease: int | None = None,
     ) -> tuple[str, bool]:
         """Queue a child of ``parent_id`` under ``key`` unless it has one
-        under that key: ``(id, created)``."""
+        under that key: ``(id, created)`` (fenced by the parent run's
+        ``lease`` when given)."""
         ...
 
     # reading jobs
@@ -183,8 +201,14 @@ class JobBackend(Protocol):
 
     def claim(self, job_ids: list[str], owner: str | None = None) -> list[str]:
         """Mark queued jobs running for ``owner``, atomically, setting their
-        ``started_at``; the ids claimed (one paused, cancelled, claimed
-        elsewhere, or whose conflict key was taken meanwhile is not)."""
+        ``started_at`` and a new lease epoch; the ids claimed (one paused,
+        cancelled, claimed elsewhere, or whose conflict key was taken
+        meanwhile is not)."""
+        ...
+
+    def claim_runs(self, job_ids: list[str], owner: str | None = None) -> list[RunStart]:
+        """:meth:`claim`, returning what each claimed job starts from (its
+        lease epoch that of this claim)."""
         ...
 
     def load_for_run(self, job_id: str) -> RunStart:
@@ -203,15 +227,18 @@ class JobBackend(Protocol):
         metrics: dict[str, Any] | None = None,
         progress: Any = None,
         traceback: str | None = None,
+        lease: int | None = None,
     ) -> None:
-        """Record how a run ended (paused and cancelled runs too)."""
+        """Record how a run ended (paused and cancelled runs too); fenced by
+        the run's ``lease`` when given."""
         ...
 
     def finish_and_claim(
         self, job_id: str, status: JobStatus, end: dict[str, Any], claim: list[str], owner: str
     ) -> list[RunStart]:
         """:meth:`finish` and :meth:`claim` in one atomic write; what each
-        job claimed starts from."""
+        job claimed starts from (``end["lease"]`` fences the end; a refused
+        end claims nothing)."""
         ...
 
     def move(
@@ -247,20 +274,21 @@ class JobBackend(Protocol):
         next safe point; False if it is not running."""
         ...
 
-    def stop_request(self, job_id: str) -> str | None:
+    def stop_request(self, job_id: str, *, lease: int | None = None) -> str | None:
         """The pending stop request of a running job: ``"pause"``,
-        ``"cancel"`` or None (also for a job that is not running, or none)."""
+        ``"cancel"`` or None (also for a job that is not running, or none).
+        Given a run's ``lease``, LeaseLostError once the job is not its."""
         ...
 
     # what a running job writes
 
-    def set_progress(self, job_id: str, progress: Any) -> None:
-        """Store the job's latest progress."""
+    def set_progress(self, job_id: str, progress: Any, *, lease: int | None = None) -> None:
+        """Store the job's latest progress (fenced by ``lease`` when given)."""
         ...
 
-    def save_checkpoint(self, job_id: str, data: Any) -> int:
+    def save_checkpoint(self, job_id: str, data: Any, *, lease: int | None = None) -> int:
         """Store a checkpoint atomically (the previous one stays until this
-        one is whole); its sequence number."""
+        one is whole); its sequence number (fenced by ``lease`` when given)."""
         ...
 
     def load_checkpoint(self, job_id: str) -> tuple[int, Any] | None:

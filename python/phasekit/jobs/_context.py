@@ -120,8 +120,13 @@ class JobContext:
         on_progress: ProgressListener | None = None,
         on_spawn: SpawnListener | None = None,
         children_run: bool = True,
+        lease: int | None = None,
     ) -> None:
         self.id = job_id
+        #: The lease epoch of this run's claim: passed with every write, so
+        #: the store refuses them once the job was resumed elsewhere (they
+        #: raise :class:`~phasekit.errors.LeaseLostError`, which ends the run).
+        self.lease = lease
         self.name = name
         #: The library the job works on (what its manager was opened with;
         #: None for a bare job store).
@@ -238,7 +243,7 @@ class JobContext:
         """Write the latest report now, if it is not written yet."""
         if self._pending_progress is not None:
             stored = self._stored_form(self._pending_progress)
-            self._store.set_progress(self.id, stored)
+            self._store.set_progress(self.id, stored, lease=self.lease)
             self._pending_progress = None
             self._last_progress_write = time.monotonic()
             if self._on_progress is not None:
@@ -276,7 +281,7 @@ class JobContext:
         now = time.monotonic()
         if now - self._last_request_poll >= REQUEST_POLL_S:
             self._last_request_poll = now
-            request = self._store.stop_request(self.id)
+            request = self._store.stop_request(self.id, lease=self.lease)
             if request == "cancel":
                 self._control.cancel()
             elif request == "pause":
@@ -298,7 +303,7 @@ class JobContext:
         then honour a pending pause or cancel (unless ``interrupt`` is
         False: the work is done, stopping now would only leave it to redo).
         Returns the sequence number."""
-        seq = self._store.save_checkpoint(self.id, state)
+        seq = self._store.save_checkpoint(self.id, state, lease=self.lease)
         self._checkpoint = (seq, state)
         self.flush_progress()
         if interrupt:
@@ -347,7 +352,13 @@ class JobContext:
 
             key = f"{name}:{hashlib.sha256(encode(state)).hexdigest()[:32]}"
         child_id, created = self._store.create_child(
-            self.id, key, name, state, priority=priority, conflict_key=job.conflict_key()
+            self.id,
+            key,
+            name,
+            state,
+            priority=priority,
+            conflict_key=job.conflict_key(),
+            lease=self.lease,
         )
         if created and self._on_spawn is not None:
             self._on_spawn(child_id, name)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Generic
 from ..errors import InvalidInputError, UnknownJobError
 from ._context import JobControl
 from ._definition import Job, JobRegistry, OutputT, default_registry
-from ._model import ErrorRecord, JobRecord, JobStatus
+from ._model import ErrorRecord, JobRecord, JobStatus, RunStart
 from ._progress import JobProgress
 from ._recovery import RECOVER_EVERY_S, recover_dead
 
@@ -161,9 +161,13 @@ def run_direct(
                     heard_error.append(exc)
                     control.pause()
 
-        if not backend.claim([job_id], owner=lease.id):
+        claims = backend.claim_runs([job_id], owner=lease.id)
+        start = claims[0] if claims else None
+        if start is None:
             stopped = _wait_turn(backend, lease, job_id, control, on_progress, data_type)
-            if stopped is not None:
+            if isinstance(stopped, RunStart):
+                start = stopped
+            else:
                 # Run (and stopped) elsewhere, or stopped before its turn.
                 final_seen = backend.progress(job_id, data_type)
                 if on_progress is not None and final_seen is not None:
@@ -177,6 +181,7 @@ def run_direct(
                 control=control,
                 claimed=True,
                 library=library,
+                loaded=start,
                 on_progress=listener,
                 children_run=False,
             )
@@ -186,7 +191,12 @@ def run_direct(
                 # The end cannot be stored (an output msgpack refuses): the
                 # job fails, as in a manager.
                 status = JobStatus.FAILED
-                backend.finish(job_id, status, error=f"cannot store the job's end: {exc}")
+                backend.finish(
+                    job_id,
+                    status,
+                    error=f"cannot store the job's end: {exc}",
+                    lease=end.get("lease"),
+                )
                 end = {}
         except BaseException:
             # Interrupted here (KeyboardInterrupt, a storage error): back to
@@ -234,10 +244,11 @@ def _wait_turn(
     control: JobControl,
     on_progress: ProgressCallback | None,
     data_type: type[Any] | None,
-) -> JobStatus | None:
+) -> JobStatus | RunStart:
     """Wait while the job cannot be claimed: it runs in another process
     (followed until it stops), or a job with its conflict key runs. Returns
-    None once this run claimed it, else the status it stopped in. A
+    what the run starts from once this run claimed it, else the status it
+    stopped in. A
     pause or cancel asked through ``control`` meanwhile is passed on; jobs of
     processes that die meanwhile are queued again (as a manager does)."""
     asked: str | None = None
@@ -263,8 +274,9 @@ def _wait_turn(
                 # queued again (that process died): stop it here, unrun.
                 asked = None
                 continue
-            if backend.claim([job_id], owner=lease.id):
-                return None
+            claims = backend.claim_runs([job_id], owner=lease.id)
+            if claims:
+                return claims[0]
             # Blocked by a job with its conflict key: claiming is a write,
             # so the tries thin out while that job runs on.
             pause_s = min(pause_s * 2, MAX_WAIT_POLL_S)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import math
 import sys
 import time
@@ -35,6 +36,7 @@ from .._defaults import HISTORY_RETENTION_S
 from ..errors import (
     InvalidInputError,
     JobStateError,
+    LeaseLostError,
     ManagerClosed,
     PhasekitError,
     UnknownJobError,
@@ -44,7 +46,7 @@ from ._events import EventHub, EventKind, EventStream
 from ._handle import POLL_S, JobHandle
 from ._model import JobRecord, JobStatus
 from ._progress import JobProgress
-from ._recovery import RECOVER_EVERY_S, recover_dead
+from ._recovery import RECOVER_EVERY_S, STALE_AFTER_S, check_stale_after, recover_dead
 from ._runner import run_job
 from ._schedule import check_every
 from ._slots import Claimed, Slots
@@ -55,6 +57,8 @@ if TYPE_CHECKING:
     from ._backend import JobBackend, OwnerLease
 
 OutputT = TypeVar("OutputT")
+
+log = logging.getLogger("phasekit.jobs")
 
 #: How often the scheduler looks for jobs whose dependency failed elsewhere.
 BLOCKED_CHECK_S = 1.0
@@ -76,7 +80,11 @@ class JobManager:
     Leaving the block stops the jobs running here at their next safe point
     and queues them again: the next manager of the library (in this process
     or another) resumes them from their last checkpoint. While open, the
-    manager also resumes the jobs of processes that died (killed) since.
+    manager also resumes the jobs of processes that died (killed) since,
+    and those of managers whose heartbeat is older than the staleness they
+    declared (``stale_after_s``: stopped or cut off; their late writes are
+    refused, see :class:`~phasekit.jobs.JobBackend`). ``worker_info`` is
+    listed with this manager among the library's workers.
 
     ``max_concurrency`` and ``limits`` (per job name) bound the jobs running
     at once; a parent blocked in ``ctx.wait_for_children()`` does not count
@@ -96,6 +104,9 @@ class JobManager:
         limits: dict[str, int] | None = None,
         history_retention_s: float | None = HISTORY_RETENTION_S,
         library: Library | None = None,
+        stale_after_s: float = STALE_AFTER_S,
+        worker_info: dict[str, Any] | None = None,
+        types: list[str] | None = None,
     ) -> None:
         if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):
             raise InvalidInputError(f"max_concurrency must be an int, got {max_concurrency!r}")
@@ -104,6 +115,8 @@ class JobManager:
         for name, limit in (limits or {}).items():
             if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
                 raise InvalidInputError(f"limit of {name!r} must be an int >= 1, got {limit!r}")
+        self.stale_after_s = check_stale_after(stale_after_s)
+        self._worker_info = dict(worker_info or {})
         if history_retention_s is not None and not history_retention_s >= 0:
             raise InvalidInputError(
                 f"history_retention_s must be >= 0 or None, got {history_retention_s!r}"
@@ -122,7 +135,13 @@ class JobManager:
         self.max_concurrency = max_concurrency
         self.limits = dict(limits or {})
         self._owner: OwnerLease | None = None
-        self._slots = Slots(self.store, max_concurrency, self.limits, self.registry)
+        if types is not None and (
+            isinstance(types, str) or not all(isinstance(t, str) and t for t in types)
+        ):
+            raise InvalidInputError(f"types must be a list of job type names, got {types!r}")
+        #: The job types this manager runs (None: every type it knows).
+        self.types = None if types is None else sorted(set(types))
+        self._slots = Slots(self.store, max_concurrency, self.limits, self.registry, self.types)
         if library is not None:
             # A closed library runs nothing more: its jobs wait, queued.
             self._slots.stopped = lambda: bool(getattr(library, "closed", False))
@@ -166,6 +185,11 @@ class JobManager:
         return f"JobManager({self.store.location!r}, {state})"
 
     @property
+    def worker_id(self) -> str | None:
+        """This manager's id among the library's workers (None until open)."""
+        return self._owner.id if self._owner is not None else None
+
+    @property
     def closed(self) -> bool:
         """True once the ``async with`` block has ended."""
         return self._closed
@@ -174,7 +198,12 @@ class JobManager:
         if self._closed:
             raise ManagerClosed("this manager was closed: make a new one")
         try:
-            self._owner = self.store.register_owner()
+            info = {
+                "max_concurrency": self.max_concurrency,
+                "limits": self.limits,
+                **self._worker_info,
+            }
+            self._owner = self.store.register_owner(stale_after_s=self.stale_after_s, info=info)
             self._slots.owner = self._owner.id
             self._recover()
             self._prune()
@@ -237,12 +266,15 @@ class JobManager:
     def _close_store(self) -> None:
         self._outputs.clear()  # a closed manager's handles read nothing more
         try:
-            self.store.close()
-        except PhasekitError:
-            pass  # the history rows wait for the next flush; nothing is lost
-        finally:
+            # The owner first, while the store is open: its row in the
+            # workers table goes with it (its jobs were handed back).
             if self._owner is not None:
                 self._owner.close()
+        finally:
+            try:
+                self.store.close()
+            except PhasekitError:
+                pass  # the history rows wait for the next flush; nothing is lost
 
     def _check_open(self) -> None:
         if self._closed:
@@ -625,6 +657,14 @@ class JobManager:
                     on_spawn=self._spawned,
                 )
                 nxt = self._end(job_id, name, status, end)
+            except LeaseLostError as exc:
+                # This run stalled past its heartbeat and the job was resumed
+                # elsewhere (or stopped from outside): its writes, its end
+                # included, were refused. Give it up; the job's current run
+                # records its own end.
+                self._slots.release(job_id)
+                log.warning("gave up job %s (%s): %s", job_id, name, exc)
+                return
             except UnknownJobError:
                 # Its type was known when it was claimed (see Slots): only a
                 # registry changed meanwhile gets here. Leave it for others.
@@ -672,7 +712,12 @@ class JobManager:
             # The end cannot be stored (an output msgpack refuses): that job
             # fails; the manager and the other jobs go on.
             self._slots.release(job_id)
-            self.store.finish(job_id, JobStatus.FAILED, error=f"cannot store the job's end: {exc}")
+            self.store.finish(
+                job_id,
+                JobStatus.FAILED,
+                error=f"cannot store the job's end: {exc}",
+                lease=end.get("lease"),
+            )
             status = JobStatus.FAILED
             nxt = self._slots.pick(most=1)
         if status in (JobStatus.FAILED, JobStatus.CANCELLED):

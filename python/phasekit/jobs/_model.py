@@ -92,6 +92,36 @@ class JobRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkerRecord:
+    """A worker (a process running a JobManager) as jobs.db knows it."""
+
+    id: str
+    host: str
+    pid: int
+    started_at: float
+    #: When it last said it was alive; past ``stale_after_s`` others take it
+    #: for dead and resume its jobs.
+    heartbeat_at: float
+    stale_after_s: float
+    #: What the worker said of itself when it started (concurrency, types...).
+    info: Any
+    #: The jobs marked running by it.
+    jobs: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "host": self.host,
+            "pid": self.pid,
+            "started_at": self.started_at,
+            "heartbeat_at": self.heartbeat_at,
+            "stale_after_s": self.stale_after_s,
+            "info": self.info,
+            "jobs": list(self.jobs),
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class RunStart:
     """What a run starts from: the job's record, its newest checkpoint and
     the percent its progress had reached (a resumed run goes on from it).
@@ -104,6 +134,10 @@ class RunStart:
     checkpoint_seq: int | None
     checkpoint_blob: bytes | None = field(repr=False)
     percent: float | None
+    #: The claim's lease epoch (a fencing token): every write of this run
+    #: passes it, and the store refuses it once the job was claimed again
+    #: (see :class:`~phasekit.errors.LeaseLostError`).
+    lease: int = 0
 
     @property
     def checkpoint(self) -> tuple[int, Any] | None:

@@ -2,15 +2,18 @@
 
 One rule for every runner of a jobs.db (a manager opening and then every
 RECOVER_EVERY_S, a direct run before and while it waits): a job marked
-running by an owner whose lease is gone is queued again, only if it is
+running by an owner whose lease is gone (its process died, or its heartbeat
+is older than the staleness it declared) is queued again, only if it is
 still that owner's (another runner may have taken it meanwhile); jobs of
-live owners are left alone.
+live owners are left alone. A stalled owner that goes on later finds its
+writes to those jobs refused (lease epochs: see JobBackend).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..errors import InvalidInputError
 from ._model import JobStatus
 
 if TYPE_CHECKING:
@@ -18,6 +21,21 @@ if TYPE_CHECKING:
 
 #: How often a runner looks for jobs of processes that died (seconds).
 RECOVER_EVERY_S = 1.0
+#: How long a live runner may go without a heartbeat before the others take
+#: it for dead (seconds), by default: long enough that a loaded machine never
+#: loses a worker by accident; a process that died is known at once.
+STALE_AFTER_S = 30.0
+
+
+def check_stale_after(stale_after_s: float) -> float:
+    """``stale_after_s`` as a float, or InvalidInputError."""
+    if isinstance(stale_after_s, bool) or not isinstance(stale_after_s, int | float):
+        raise InvalidInputError(f"stale_after_s must be a number, got {stale_after_s!r}")
+    if not 0.1 <= stale_after_s <= 86_400:
+        raise InvalidInputError(
+            f"stale_after_s must be between 0.1 and 86400 seconds, got {stale_after_s!r}"
+        )
+    return float(stale_after_s)
 
 
 def recover_dead(backend: JobBackend, lease: OwnerLease) -> list[str]:

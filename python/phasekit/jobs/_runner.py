@@ -17,7 +17,7 @@ import logging
 import traceback
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ClosedError, CorruptStateError, StorageFullError
+from ..errors import ClosedError, CorruptStateError, LeaseLostError, StorageFullError
 from ._context import (
     JobCancelled,
     JobContext,
@@ -94,6 +94,10 @@ def run_job(
         job = cls.from_state(record.input())
     except CorruptStateError as exc:
         return JobStatus.FAILED, {"error": f"cannot start: {exc}"}
+    if not claimed:
+        # This run's claim: read again for the lease epoch it gave.
+        store.set_status(job_id, JobStatus.RUNNING)
+        start = store.load_for_run(job_id)
     ctx = JobContext(
         job_id,
         record.name,
@@ -106,9 +110,8 @@ def run_job(
         on_progress=on_progress,
         on_spawn=on_spawn,
         children_run=children_run,
+        lease=start.lease,
     )
-    if not claimed:
-        store.set_status(job_id, JobStatus.RUNNING)
     status, output, error, trace = _run(job.run, ctx)
     if status is JobStatus.COMPLETED and ctx.errors:
         status = JobStatus.COMPLETED_WITH_ERRORS
@@ -121,6 +124,7 @@ def run_job(
         "warnings": ctx.warnings,
         "errors": ctx.errors,
         "metrics": ctx.metrics.as_dict(phases=ctx.phase_history),
+        "lease": start.lease,
     }
 
 
@@ -128,6 +132,8 @@ def _run(run: Any, ctx: JobContext) -> tuple[JobStatus, Any, str | None, str | N
     """Status, output, error message and traceback of one run."""
     try:
         output = run(ctx)
+    except LeaseLostError:
+        raise  # not this run's job any more: nothing of it is recorded
     except JobPaused:
         return JobStatus.PAUSED, None, None, None
     except JobCancelled:

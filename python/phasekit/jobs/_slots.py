@@ -35,8 +35,8 @@ class Claimed(NamedTuple):
     job_id: str
     name: str
     control: JobControl
-    #: What its run starts from, when the claim read it (see
-    #: JobStore.finish_and_claim); None: the run reads it.
+    #: What its run starts from, as the claim read it (its lease epoch
+    #: that claim's: see JobStore.claim_runs and finish_and_claim).
     start: RunStart | None
 
 
@@ -49,9 +49,14 @@ class Slots:
         max_concurrency: int,
         limits: dict[str, int],
         registry: JobRegistry,
+        types: list[str] | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
+        #: The job types this manager runs (None: every type it knows); the
+        #: others are left out of the pages read, like unknown types.
+        self._types = None if types is None else frozenset(types)
+        self._unwanted: set[str] = set()
         #: Job types found in the queue that no module of this process knows
         #: (as of the registry's version): left queued for a process that
         #: knows them, and left out of the pages read.
@@ -194,6 +199,9 @@ class Slots:
                     rest += page[i:]  # every slot is taken: the rest waits as it is
                     break
                 job_id, name, _ = candidate
+                if self._types is not None and name not in self._types:
+                    self._unwanted.add(name)  # for another manager: not read again
+                    continue
                 if name not in self.registry and not self._known(name):
                     continue  # never failed here: it waits for a process that knows it
                 limit = self.limits.get(name)
@@ -216,7 +224,8 @@ class Slots:
                 claimed = [(start.record.id, start) for start in starts]
                 finishing = None
             else:
-                claimed = [(job_id, None) for job_id in self.store.claim(ids, self.owner)]
+                starts = self.store.claim_runs(ids, self.owner)
+                claimed = [(start.record.id, start) for start in starts]
             for job_id, start in claimed:
                 control = JobControl()
                 self._running[job_id] = (names[job_id], control)
@@ -265,6 +274,7 @@ class Slots:
         if self.registry.version != self._unknown_version:
             self._unknown.clear()
             self._unknown_version = self.registry.version
-        page = self.store.ready(limit=READY_PAGE, offset=offset, exclude=sorted(self._unknown))
+        excluded = sorted(self._unknown | self._unwanted)
+        page = self.store.ready(limit=READY_PAGE, offset=offset, exclude=excluded)
         self._read_at = time.monotonic()
         return page, len(page) == READY_PAGE

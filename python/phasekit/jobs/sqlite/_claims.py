@@ -68,14 +68,15 @@ def claim(
     owner: str | None,
     returning: str = "id",
 ) -> list[Any]:
-    """Mark the given queued jobs running by ``owner``; returns a row of
+    """Mark the given queued jobs running by ``owner``, each with a new lease
+    epoch (see the schema's version 10); returns a row of
     ``returning`` (SQL) for each job claimed (a job paused or cancelled
     meanwhile, claimed by another process, or whose conflict key another
     running job holds, is not)."""
     claimed = []
     for job_id in job_ids:
         rows = db.execute(
-            "UPDATE jobs SET status = 'running', updated_at = ?, owner = ?,"
+            "UPDATE jobs SET status = 'running', updated_at = ?, owner = ?, lease = lease + 1,"
             " started_at = COALESCE(started_at, ?) WHERE id = ? AND status = 'queued'"
             f" AND {KEY_FREE} RETURNING {returning}",
             (now, owner, now, job_id),

@@ -1,86 +1,167 @@
-"""Which process runs a job: one owner per JobManager, alive while it holds
-a lock.
+"""Which process runs a job: one owner per JobManager (a worker), alive while
+it holds a lock and keeps its heartbeat fresh.
 
 Every manager takes an exclusive ``flock`` on its own file in
-``<jobs.db>.owners/`` for its lifetime and stamps the jobs it claims with its
-id. The kernel drops the lock when the process dies, however it dies
-(SIGKILL included), so a manager opening the library can tell a job left
-running by a dead process (resume it) from one another live process is
-running (leave it alone): several processes can share a library without
-running any job twice.
+``<jobs.db>.owners/`` for its lifetime, stamps the jobs it claims with its
+id, and refreshes its row of the ``workers`` table every heartbeat. Another
+runner of the library takes it for dead when
+
+* the lock is free: the kernel drops it when the process dies, however it
+  dies (SIGKILL included), so this is known at once; or
+* its heartbeat is older than the staleness it declared: the process lives
+  but makes no progress (stopped with SIGSTOP, swapped out, its host cut
+  off), and its jobs must not wait for it for ever.
+
+Either way its jobs are queued again and resumed from their checkpoints
+elsewhere (see jobs/_recovery.py). A stale owner that goes on later finds
+its claims moved on: each claim's lease epoch fences its writes (see the
+schema's version 10), so it gives those jobs up instead of running them
+twice.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
+import socket
+import threading
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..._private import FILE_MODE, make_private_dir
-from .._codec import new_id
+from ...errors import PhasekitError
+from .._codec import encode, new_id
+from .._recovery import STALE_AFTER_S, check_stale_after
+
+if TYPE_CHECKING:
+    from ._store import JobStore
+
+log = logging.getLogger("phasekit.jobs")
+
+#: Heartbeats per staleness period: a few missed beats are not yet stale.
+BEATS_PER_PERIOD = 6
 
 
-def live_owners(jobs_db: Path) -> list[str]:
-    """The ids of the managers that hold ``jobs_db`` now (their process lives)."""
-    folder = jobs_db.with_name(jobs_db.name + ".owners")
+def _owners_dir(jobs_db: Path) -> Path:
+    return jobs_db.with_name(jobs_db.name + ".owners")
+
+
+def _lock_held(folder: Path, owner: str) -> bool:
+    """Whether ``owner``'s process holds its lock (lives); a dead owner's
+    file is removed."""
+    path = folder / f"{owner}.lock"
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True  # its process holds the lock: alive
+    finally:
+        os.close(fd)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()  # a dead owner's file: tidy up
+    return False
+
+
+def locked_owners(jobs_db: Path) -> list[str]:
+    """The ids of the managers whose process holds its lock (lives, stalled
+    or not): read from the lock files alone, so it works on a jobs.db too
+    damaged to open."""
+    folder = _owners_dir(jobs_db)
     try:
         names = sorted(os.listdir(folder))
     except FileNotFoundError:
         return []
-    alive = []
-    for name in names:
-        if not name.endswith(".lock"):
-            continue
-        try:
-            fd = os.open(folder / name, os.O_RDWR)
-        except FileNotFoundError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            alive.append(name.removesuffix(".lock"))
-        finally:
-            os.close(fd)
-    return alive
+    owners = (name.removesuffix(".lock") for name in names if name.endswith(".lock"))
+    return [owner for owner in owners if _lock_held(folder, owner)]
+
+
+def live_owners(store: JobStore) -> list[str]:
+    """The ids of the managers whose process holds its lock and whose
+    heartbeat is fresh."""
+    beats = store.heartbeats()
+    now = time.time()
+    return [o for o in locked_owners(store.path) if _fresh(beats.get(o), now)]
+
+
+def _fresh(beat: tuple[float, float] | None, now: float) -> bool:
+    """Whether a heartbeat ``(at, stale_after_s)`` is recent enough; an owner
+    without a row (a process of an older phasekit) counts as fresh: its
+    lock alone tells."""
+    if beat is None:
+        return True
+    at, stale_after_s = beat
+    return now - at <= stale_after_s
 
 
 class Ownership:
-    """This manager's owner id and the lock that proves it alive."""
+    """This manager's owner id, the lock that proves it alive and the thread
+    that keeps its heartbeat fresh."""
 
-    def __init__(self, jobs_db: Path) -> None:
-        self.folder = jobs_db.with_name(jobs_db.name + ".owners")
+    def __init__(
+        self, store: JobStore, stale_after_s: float = STALE_AFTER_S, info: Any = None
+    ) -> None:
+        self._store = store
+        self.stale_after_s = check_stale_after(stale_after_s)
+        self.folder = _owners_dir(store.path)
         make_private_dir(self.folder)
         self.id = new_id()
         self._fd: int | None = os.open(
             self.folder / f"{self.id}.lock", os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, FILE_MODE
         )
         fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        now = time.time()
+        store.add_worker(
+            self.id, socket.gethostname(), os.getpid(), now, self.stale_after_s, encode(info)
+        )
+        for other in store.heartbeats():
+            if other != self.id and not _lock_held(self.folder, other):
+                store.remove_worker(other)  # its process died: forget it
+        self._stop = threading.Event()
+        self._beating = threading.Thread(
+            target=self._beat, name=f"phasekit-heartbeat-{self.id[:8]}", daemon=True
+        )
+        self._beating.start()
+
+    def _beat(self) -> None:
+        period = self.stale_after_s / BEATS_PER_PERIOD
+        while not self._stop.wait(period):
+            try:
+                self._store.heartbeat(self.id, time.time())
+            except PhasekitError as exc:
+                # jobs.db cannot be written now (full, busy for too long):
+                # try again at the next beat; if this goes on past the
+                # staleness period, others resume our jobs, and the lease
+                # epochs keep our late writes out.
+                log.warning("heartbeat of worker %s not written: %s", self.id, exc)
 
     def alive(self, owner: str | None) -> bool:
-        """True if ``owner`` is a manager that still runs (this one included)."""
+        """True if ``owner`` is a manager that still runs (this one included)
+        and whose heartbeat is fresh."""
         if owner is None:
             return False  # claimed outside any manager (a bare execute())
         if owner == self.id:
             return self._fd is not None
-        path = self.folder / f"{owner}.lock"
-        try:
-            fd = os.open(path, os.O_RDWR)
-        except FileNotFoundError:
+        if not _lock_held(self.folder, owner):
+            with contextlib.suppress(PhasekitError):
+                self._store.remove_worker(owner)  # its process died: forget it
             return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True  # its process holds the lock: alive
-        finally:
-            os.close(fd)
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()  # a dead owner's file: tidy up
-        return False
+        return _fresh(self._store.heartbeats().get(owner), time.time())
 
     def close(self) -> None:
-        if self._fd is not None:
-            with contextlib.suppress(FileNotFoundError):
-                (self.folder / f"{self.id}.lock").unlink()
-            os.close(self._fd)  # releases the lock
-            self._fd = None
+        """Stop beating, drop the row and the lock (idempotent)."""
+        if self._fd is None:
+            return
+        self._stop.set()
+        self._beating.join()
+        with contextlib.suppress(PhasekitError):
+            self._store.remove_worker(self.id)  # a closed or failing store: the lock tells
+        with contextlib.suppress(FileNotFoundError):
+            (self.folder / f"{self.id}.lock").unlink()
+        os.close(self._fd)  # releases the lock
+        self._fd = None

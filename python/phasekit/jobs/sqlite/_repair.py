@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...errors import JobStoreError
-from ._owners import live_owners
+from ._owners import locked_owners
 from ._store import JobStore
 
 #: Companion files SQLite keeps beside a database in WAL mode.
@@ -61,7 +61,7 @@ def repair(path: Path, *, force: bool = False) -> RepairReport:
     report = RepairReport(path)
     if not path.exists():
         return report
-    if live_owners(path):
+    if locked_owners(path):
         raise JobStoreError(
             f"{path} is in use by a running job manager (another phasekit process): "
             "stop it before repairing"

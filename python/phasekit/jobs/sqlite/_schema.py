@@ -115,6 +115,27 @@ BEGIN
 END;
 """
 
+#: Workers and leases. Each manager (a ``phasekit worker``, or any process
+#: running jobs) has a row it refreshes every heartbeat (see _owners): a
+#: process that stops refreshing it, although alive (stopped, swapped out),
+#: is taken for dead once its heartbeat is stale, and its jobs are resumed
+#: elsewhere. ``lease`` counts the claims of a job: a run writes with the
+#: number its claim gave it, and a write whose number is no longer the job's
+#: is refused (a fencing token), so the stalled run, when it goes on, cannot
+#: overwrite the run that took its job over.
+_V10 = """
+ALTER TABLE jobs ADD COLUMN lease INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE workers (
+    id TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started_at REAL NOT NULL,
+    heartbeat_at REAL NOT NULL,
+    stale_after_s REAL NOT NULL,
+    info BLOB
+);
+"""
+
 #: Migrations by the version they produce. Version 1 is the first layout;
 #: version 2 added dependencies and interval schedules; version 3 added child
 #: keys, schedule ids and a fuller history; version 4 an index for the next
@@ -132,7 +153,8 @@ END;
 #: version 9 stores a finished job's output once, in its row (the history
 #: row's output stays NULL; the trigger above keeps it when the row changes).
 #: An earlier phasekit refuses a version 9 file rather than list its history
-#: without outputs. Never edit a shipped entry: add a new one.
+#: without outputs. Version 10 adds the workers table and each job's lease
+#: epoch (see above). Never edit a shipped entry: add a new one.
 MIGRATIONS: dict[int, str] = {
     1: _SCHEMA_V1,
     2: _V2,
@@ -143,5 +165,6 @@ MIGRATIONS: dict[int, str] = {
     7: _V7,
     8: _V8,
     9: _V9,
+    10: _V10,
 }
 SCHEMA_VERSION = max(MIGRATIONS)

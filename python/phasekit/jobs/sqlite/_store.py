@@ -15,15 +15,16 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ...errors import CorruptStateError, InvalidInputError, JobNotFound
+from ...errors import CorruptStateError, InvalidInputError, JobNotFound, LeaseLostError
 from . import _children, _claims, _history, _schedule
 
 if TYPE_CHECKING:
     from .._backend import JobBackend
 
 from .._codec import decode, encode, new_id, text_in, text_out
-from .._model import ANY, HistoryRecord, JobRecord, JobStatus, RunStart, _Any
+from .._model import ANY, HistoryRecord, JobRecord, JobStatus, RunStart, WorkerRecord, _Any
 from .._progress import JobProgress
+from .._recovery import STALE_AFTER_S
 from .._schedule import check_every
 from ._connect import Transaction, connect, is_busy, retry_busy, translate
 from ._owners import Ownership, live_owners
@@ -54,14 +55,69 @@ class JobStore:
         """The path of jobs.db."""
         return str(self.path)
 
-    def register_owner(self) -> Ownership:
+    def register_owner(
+        self, *, stale_after_s: float = STALE_AFTER_S, info: Any = None
+    ) -> Ownership:
         """A new owner lease: a lock file in ``<jobs.db>.owners/`` that the
-        kernel releases when the process dies (see _owners)."""
-        return Ownership(self.path)
+        kernel releases when the process dies, and a row in ``workers`` that
+        its heartbeat keeps fresh (see _owners). ``info``: what the worker
+        says of itself (listed by :meth:`workers`)."""
+        return Ownership(self, stale_after_s, info)
 
     def live_owners(self) -> list[str]:
-        """The owner ids whose process holds its lock now."""
-        return live_owners(self.path)
+        """The owner ids whose process holds its lock and beats now."""
+        return live_owners(self)
+
+    # workers: their heartbeats (see _owners)
+
+    def add_worker(
+        self, worker_id: str, host: str, pid: int, now: float, stale_after_s: float, info: bytes
+    ) -> None:
+        """Record a worker starting now."""
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO workers (id, host, pid, started_at, heartbeat_at, stale_after_s,"
+                " info) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (worker_id, host, pid, now, now, stale_after_s, info),
+            )
+
+    def heartbeat(self, worker_id: str, now: float) -> None:
+        """A worker's heartbeat."""
+        self._write_one("UPDATE workers SET heartbeat_at = ? WHERE id = ?", (now, worker_id))
+
+    def remove_worker(self, worker_id: str) -> None:
+        """A worker stopped (or was found dead)."""
+        self._write_one("DELETE FROM workers WHERE id = ?", (worker_id,))
+
+    def heartbeats(self) -> dict[str, tuple[float, float]]:
+        """``{worker id: (last heartbeat, its staleness limit)}``."""
+        rows = self._read("SELECT id, heartbeat_at, stale_after_s FROM workers")
+        return {r[0]: (float(r[1]), float(r[2])) for r in rows}
+
+    def workers(self) -> list[WorkerRecord]:
+        """The workers registered now, oldest first, with the jobs each runs
+        (a worker whose heartbeat is stale is listed until another runner
+        finds it dead)."""
+        running: dict[str, list[str]] = {}
+        for job_id, owner in self._read("SELECT id, owner FROM jobs WHERE status = 'running'"):
+            running.setdefault(owner, []).append(job_id)
+        rows = self._read(
+            "SELECT id, host, pid, started_at, heartbeat_at, stale_after_s, info FROM workers"
+            " ORDER BY started_at, id"
+        )
+        return [
+            WorkerRecord(
+                id=r[0],
+                host=r[1],
+                pid=int(r[2]),
+                started_at=float(r[3]),
+                heartbeat_at=float(r[4]),
+                stale_after_s=float(r[5]),
+                info=None if r[6] is None else decode(r[6]),
+                jobs=sorted(running.get(r[0], [])),
+            )
+            for r in rows
+        ]
 
     def close(self) -> None:
         """Close jobs.db (idempotent), writing the history rows still pending."""
@@ -267,6 +323,15 @@ class JobStore:
         with self._write() as db:
             return [row[0] for row in _claims.claim(db, job_ids, time.time(), owner)]
 
+    def claim_runs(self, job_ids: list[str], owner: str | None = None) -> list[RunStart]:
+        """:meth:`claim`, returning what each job claimed starts from (read
+        in the claim's transaction, so its lease epoch is this claim's)."""
+        if not job_ids:
+            return []
+        with self._write() as db:
+            rows = _claims.claim(db, job_ids, time.time(), owner, returning=_RUN_START)
+        return [_run_start(row) for row in rows]
+
     def running_owners(self) -> list[tuple[str, str | None]]:
         """``(id, owner)`` of the jobs marked running."""
         rows = self._read("SELECT id, owner FROM jobs WHERE status = 'running'")
@@ -300,9 +365,13 @@ class JobStore:
         )
         return cur.rowcount == 1
 
-    def stop_request(self, job_id: str) -> str | None:
-        """The pending stop request of a running job: "pause", "cancel" or None."""
-        rows = self._read("SELECT request FROM jobs WHERE id = ?", (job_id,))
+    def stop_request(self, job_id: str, *, lease: int | None = None) -> str | None:
+        """The pending stop request of a running job: "pause", "cancel" or
+        None. Given the ``lease`` of a run, raises LeaseLostError once the
+        job is no longer that run's (how a run that never writes learns it)."""
+        rows = self._read("SELECT request, lease, status FROM jobs WHERE id = ?", (job_id,))
+        if lease is not None:
+            _check_lease(job_id, lease, rows[0][1:] if rows else None)
         return None if not rows else rows[0][0]
 
     def status(self, job_id: str) -> JobStatus:
@@ -352,6 +421,7 @@ class JobStore:
         now = time.time()
         where = "id = ?"
         args: list[object] = [job_id]
+        # Into running from another status: a new claim, with a new lease.
         if only_from is not None:
             where += f" AND status IN ({', '.join('?' * len(only_from))})"
             args += [s.value for s in only_from]
@@ -364,7 +434,7 @@ class JobStore:
                 _history.flush_job(db, job_id)  # before its row changes
             cur = db.execute(
                 "UPDATE jobs SET status = ?, error = ?, traceback = NULL, updated_at = ?,"
-                " request = NULL,"
+                " request = NULL, lease = lease + (? = 'running' AND status != 'running'),"
                 " started_at = CASE WHEN ? = 'running' AND started_at IS NULL THEN ?"
                 " ELSE started_at END,"
                 f" finished_at = CASE WHEN ? THEN ? ELSE finished_at END WHERE {where}",
@@ -372,6 +442,7 @@ class JobStore:
                     status.value,
                     text_in(error),
                     now,
+                    status.value,
                     status.value,
                     now,
                     status.finished,
@@ -398,6 +469,7 @@ class JobStore:
         metrics: dict[str, Any] | None = None,
         progress: Any = None,
         traceback: str | None = None,
+        lease: int | None = None,
     ) -> None:
         """Record how a run ended (paused and cancelled runs too), in one write;
         ``progress``, if not None, replaces the stored progress; ``traceback``
@@ -407,9 +479,12 @@ class JobStore:
         (with those other finished jobs' that wait for theirs); when a job
         first finishes, a scheduled one that completed or failed gets its next
         occurrence queued, and a cancelled one has its queued and paused
-        descendants cancelled too.
+        descendants cancelled too. Given the run's ``lease``, the end is
+        refused (LeaseLostError) once the job is no longer that run's.
         """
         with self._write() as db:
+            if lease is not None:
+                _fence(db, job_id, lease)
             _finish(
                 db,
                 job_id,
@@ -434,8 +509,12 @@ class JobStore:
         to the next job writes once, and reads nothing more to start it:
         returns what each job claimed starts from (:meth:`load_for_run`). The
         finished job's history row is written with the next
-        :data:`HISTORY_BATCH` ones' (listings see it meanwhile; see _history)."""
+        :data:`HISTORY_BATCH` ones' (listings see it meanwhile; see _history).
+        ``end["lease"]``, if there, fences the end as in :meth:`finish`: a
+        refused end claims nothing either."""
         with self._write() as db:
+            if end.get("lease") is not None:
+                _fence(db, job_id, end["lease"])
             _finish(
                 db,
                 job_id,
@@ -479,12 +558,23 @@ class JobStore:
             raise JobNotFound(f"no job with id {job_id!r}")
         return text_out(rows[0][0])
 
-    def set_progress(self, job_id: str, progress: Any) -> None:
-        """Store the latest progress (callers throttle how often)."""
-        self._write_one(
-            "UPDATE jobs SET progress = ?, updated_at = ? WHERE id = ?",
-            (encode(progress), time.time(), job_id),
+    def set_progress(self, job_id: str, progress: Any, *, lease: int | None = None) -> None:
+        """Store the latest progress (callers throttle how often). Given the
+        run's ``lease``: LeaseLostError once the job is no longer that run's."""
+        if lease is None:
+            self._write_one(
+                "UPDATE jobs SET progress = ?, updated_at = ? WHERE id = ?",
+                (encode(progress), time.time(), job_id),
+            )
+            return
+        cur = self._write_one(
+            "UPDATE jobs SET progress = ?, updated_at = ? WHERE id = ? AND lease = ?"
+            " AND status = 'running'",
+            (encode(progress), time.time(), job_id, lease),
         )
+        if cur.rowcount != 1:
+            rows = self._read("SELECT lease, status FROM jobs WHERE id = ?", (job_id,))
+            _check_lease(job_id, lease, rows[0] if rows else None)
 
     def progress(self, job_id: str, data_type: type[Any] | None = None) -> JobProgress | None:
         """The latest stored progress (None before the first report);
@@ -496,14 +586,19 @@ class JobStore:
 
     # checkpoints
 
-    def save_checkpoint(self, job_id: str, data: Any) -> int:
+    def save_checkpoint(self, job_id: str, data: Any, *, lease: int | None = None) -> int:
         """Store a checkpoint atomically; returns its sequence number.
 
         The new row, the pruning of old ones and the job's timestamp commit
         together: after a crash, the newest complete checkpoint is there.
+        Given the run's ``lease``, refused (LeaseLostError) once the job is
+        no longer that run's: a stalled run never replaces the checkpoint of
+        the run that took its job over.
         """
         blob = encode(data)
         with self._write() as db:
+            if lease is not None:
+                _fence(db, job_id, lease)
             row = db.execute(
                 "SELECT COALESCE(MAX(seq), 0) FROM job_checkpoints WHERE job_id = ?", (job_id,)
             ).fetchone()
@@ -544,9 +639,11 @@ class JobStore:
         *,
         priority: int | None = None,
         conflict_key: str | None = None,
+        lease: int | None = None,
     ) -> tuple[str, bool]:
         """Queue a child of ``parent_id`` under ``key``, unless the parent
         already has a child with that key; returns ``(child_id, created)``.
+        ``lease``: the parent's run's, fenced as in :meth:`save_checkpoint`.
 
         ``priority`` None takes the parent's. Raises JobNotFound if the
         parent does not exist, InvalidInputError if the key is taken by a job
@@ -555,6 +652,8 @@ class JobStore:
         """
         blob = encode(state)
         with self._write() as db:
+            if lease is not None:
+                _fence(db, parent_id, lease)
             return _children.create(
                 db, parent_id, key, name, blob, priority, time.time(), conflict_key
             )
@@ -640,21 +739,43 @@ _INSERT = (
 _RUN_START = (
     f"{_COLUMNS}, (SELECT data FROM job_checkpoints c WHERE c.job_id = jobs.id"
     " ORDER BY seq DESC LIMIT 1), (SELECT MAX(seq) FROM job_checkpoints c"
-    " WHERE c.job_id = jobs.id), progress"
+    " WHERE c.job_id = jobs.id), progress, lease"
 )
 
 
 def _run_start(row: tuple[Any, ...]) -> RunStart:
     """A RunStart from a row of _RUN_START (nothing decoded that could fail:
     the checkpoint is decoded by the run that uses it)."""
-    *record, blob, seq, progress = row
+    *record, blob, seq, progress, lease = row
     percent = None
     if progress is not None:
         try:
             percent = JobProgress.from_dict(decode(progress)).percent
         except CorruptStateError:
             percent = None  # unreadable progress only loses the floor
-    return RunStart(_record(tuple(record)), None if seq is None else int(seq), blob, percent)
+    return RunStart(
+        _record(tuple(record)), None if seq is None else int(seq), blob, percent, int(lease)
+    )
+
+
+def _fence(db: sqlite3.Connection, job_id: str, lease: int) -> None:
+    """Inside a write transaction: LeaseLostError unless ``job_id`` is still
+    running under ``lease`` (the transaction is then rolled back)."""
+    row = db.execute("SELECT lease, status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    _check_lease(job_id, lease, row)
+
+
+def _check_lease(job_id: str, lease: int, row: tuple[Any, ...] | None) -> None:
+    """LeaseLostError unless ``row`` (the job's lease and status) is running
+    under ``lease``."""
+    if row is None:
+        raise LeaseLostError(f"job {job_id} is gone: this run's writes are refused")
+    current, status = int(row[0]), row[1]
+    if current != lease or status != "running":
+        raise LeaseLostError(
+            f"job {job_id} is no longer this run's (its claim {lease}; now claim {current},"
+            f" {status}): resumed elsewhere or stopped from outside; this run gives it up"
+        )
 
 
 def _record(row: tuple[Any, ...]) -> JobRecord:

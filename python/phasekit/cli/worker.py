@@ -1,0 +1,110 @@
+"""``phasekit worker``: run the library's queued jobs until told to stop.
+
+Any number of workers, in any number of processes, share one library: each
+claims the next runnable job atomically (priority, then age), within its
+concurrency and per-type limits and the jobs' conflict keys, and keeps a
+heartbeat in jobs.db. A worker that dies (killed) has its jobs resumed from
+their checkpoints by the others at once; one that stalls (stopped, cut off)
+once its heartbeat is older than ``--stale-after``, and when it goes on its
+late writes to those jobs are refused (lease epochs). SIGTERM or Ctrl-C
+stops a worker gracefully: its running jobs pause at their next safe point
+and go back to the queue for the other workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ._common import positive_int, seconds
+
+# typing.TYPE_CHECKING without importing typing (see phasekit/cli/__init__.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..library import Library
+
+#: The command's name, its line in ``phasekit --help``, and its ``--help``
+#: text (see phasekit/cli/__init__.py).
+NAME = "worker"
+HELP = "run queued jobs until stopped (several workers may share a library)"
+DESCRIPTION = __doc__.splitlines()[0] if __doc__ else None
+EPILOG = (
+    "Job types of other packages are known through their entry points "
+    "(group 'phasekit.jobs') or --import. A job whose type this worker does "
+    "not know, or that --types leaves out, stays queued for another worker."
+)
+
+
+def _type_limit(text: str) -> tuple[str, int]:
+    name, sep, number = text.rpartition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected TYPE=N, not {text!r}")
+    return name, positive_int(number)
+
+
+def arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--concurrency", type=positive_int, default=2,
+                   help="jobs run at once (default 2)")  # fmt: skip
+    p.add_argument("--types", nargs="+", metavar="TYPE", default=None,
+                   help="run only jobs of these types (default: every type known)")  # fmt: skip
+    p.add_argument("--limit", action="append", type=_type_limit, default=[],
+                   metavar="TYPE=N", help="at most N jobs of TYPE at once (repeats)")  # fmt: skip
+    p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                   help="import MODULE first (it registers job types; repeatable)")  # fmt: skip
+    p.add_argument("--stale-after", type=seconds, default=None, metavar="SECONDS",
+                   help="others take this worker for dead after this long without a "
+                   "heartbeat (default 30)")  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
+    import importlib
+
+    import anyio
+
+    from ..library import Library
+
+    from ..errors import InvalidInputError
+
+    for module in args.imports:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise InvalidInputError(f"--import {module}: {exc}") from exc
+    with Library.open(args.library) as library:
+        return anyio.run(_work, library, args)
+
+
+async def _work(library: Library, args: argparse.Namespace) -> int:
+    import logging
+    import signal
+
+    import anyio
+
+    # A worker is a service: what the job system logs (a job given up, a
+    # failure with its traceback) is its output, on stderr.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("phasekit: %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger("phasekit").addHandler(handler)
+    logging.getLogger("phasekit").setLevel(logging.WARNING)
+
+    from ..jobs import default_registry
+    from ..jobs._recovery import STALE_AFTER_S
+
+    default_registry.load_entry_points()
+    options = {
+        "max_concurrency": args.concurrency,
+        "limits": dict(args.limit),
+        "types": args.types,
+        "stale_after_s": args.stale_after or STALE_AFTER_S,
+        "worker_info": {"command": "worker", "types": args.types},
+    }
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with library.jobs(**options) as manager:
+            print(f"phasekit: worker {manager.worker_id} running jobs of {library.path}",
+                  file=sys.stderr)  # fmt: skip
+            async for signum in signals:
+                name = signal.Signals(signum).name
+                print(f"phasekit: worker {manager.worker_id}: {name}, handing its jobs back",
+                      file=sys.stderr)  # fmt: skip
+                break
+    return 0

@@ -1,0 +1,418 @@
+"""Workers: `phasekit worker` processes sharing one library.
+
+Each worker here is a separate process running the command line, as a
+server would start them; the test queues jobs through jobs.db and watches.
+A killed worker's job is resumed by another at once (its lock is free); a
+stopped one (SIGSTOP) once its heartbeat is stale, and when it is continued
+its late writes are refused by the lease epoch, so the job ends once.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from jobs_fixture import CountJob, RecordJob, effects, subprocess_env
+from phasekit.jobs import JobStatus, JobStore
+from phasekit.library import Library
+
+#: Generous waits: the suite must pass on a loaded machine.
+WAIT_S = 120.0
+
+
+def wait_for(what: str, check: Callable[[], object], timeout: float = WAIT_S) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.02)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+class Worker:
+    """A `phasekit worker` process; its stderr lines are collected."""
+
+    def __init__(self, library: Path, *extra: str) -> None:
+        argv = [sys.executable, "-m", "phasekit", "--library", str(library), "worker",
+                "--import", "jobs_fixture", *extra]  # fmt: skip
+        self.proc = subprocess.Popen(
+            argv, env=subprocess_env(), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+            text=True, errors="replace",
+        )  # fmt: skip
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._collect, daemon=True)
+        self._reader.start()
+        found = wait_for("the worker to start", self._started)
+        self.id = str(found)
+
+    def _collect(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line)
+
+    def _started(self) -> str | None:
+        for line in self.lines:
+            match = re.search(r"worker (\w+) running jobs", line)
+            if match:
+                return match.group(1)
+        if self.proc.poll() is not None:
+            pytest.fail(f"the worker exited: {''.join(self.lines)}")
+        return None
+
+    def said(self, text: str) -> bool:
+        return any(text in line for line in self.lines)
+
+    def signal(self, signum: int) -> None:
+        self.proc.send_signal(signum)
+
+    def stop(self) -> int:
+        """SIGTERM, and its exit status (SIGCONT first: a stopped process
+        would not handle it)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=WAIT_S)
+        self.close()
+        return code
+
+    def close(self) -> None:
+        """Kill it if it still runs; its pipe is read to the end and closed."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.kill()
+            self.proc.wait()
+        self._reader.join()
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> Path:
+    folder = tmp_path / "lib"
+    with Library.open(folder):
+        pass
+    return folder
+
+
+@pytest.fixture
+def workers() -> Iterator[list[Worker]]:
+    started: list[Worker] = []
+    yield started
+    for worker in started:
+        worker.close()
+
+
+def owner_of(store: JobStore, job_id: str) -> str | None:
+    return dict(store.running_owners()).get(job_id)
+
+
+def started_at(path: Path) -> list[int]:
+    """The item each run of a CountJob started from, in order."""
+    conn = effects(str(path))
+    try:
+        return [int(row[0]) for row in conn.execute("SELECT at FROM starts ORDER BY rowid")]
+    finally:
+        conn.close()
+
+
+def done_items(path: Path) -> int:
+    conn = effects(str(path))
+    try:
+        return int(conn.execute("SELECT COUNT(*) FROM done").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_a_killed_workers_job_is_resumed_by_another_at_once(
+    library: Path, tmp_path: Path, workers: list[Worker]
+) -> None:
+    fx = tmp_path / "effects.db"
+    with JobStore(library / "jobs.db") as store:
+        job_id = store.create_job(
+            "test.count", CountJob(600, str(fx), every=20, delay_s=0.005).to_state()
+        )
+        first = Worker(library, "--concurrency", "1")
+        workers.append(first)
+        wait_for("the first worker to run the job", lambda: owner_of(store, job_id) == first.id)
+        wait_for("some items done", lambda: done_items(fx) >= 40)
+        second = Worker(library, "--concurrency", "1")
+        workers.append(second)
+        first.proc.kill()
+        first.proc.wait()
+        # Its lock died with it: the second takes the job over without
+        # waiting for a heartbeat to go stale (30 s by default).
+        wait_for("the job to complete", lambda: store.status(job_id) is JobStatus.COMPLETED, 60)
+        assert done_items(fx) == 600
+        starts = started_at(fx)
+        assert len(starts) == 2
+        assert starts[1] > starts[0] == 0  # resumed, not restarted
+        assert second.stop() == 0
+
+
+def writable(path: Path) -> bool:
+    """Whether a write transaction on the SQLite file can start now (no
+    process holds its write lock)."""
+    conn = sqlite3.connect(path, timeout=0.5)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.rollback()
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        conn.close()
+
+
+def stop_between_writes(worker: Worker, *databases: Path) -> None:
+    """SIGSTOP ``worker`` at a moment it holds no write lock on these SQLite
+    files: a process stopped inside a write would block every other writer
+    of the file until it is continued (SQLite's locks are the file's)."""
+    for _ in range(100):
+        worker.signal(signal.SIGSTOP)
+        if all(writable(path) for path in databases):
+            return
+        worker.signal(signal.SIGCONT)
+        time.sleep(0.01)
+    pytest.fail("the worker always held a write lock")
+
+
+def test_a_stalled_worker_is_taken_over_and_its_late_writes_are_refused(
+    library: Path, tmp_path: Path, workers: list[Worker]
+) -> None:
+    fx = tmp_path / "effects.db"
+    hold = tmp_path / "hold"
+    hold.touch()
+    with JobStore(library / "jobs.db") as store:
+        job = CountJob(1500, str(fx), every=25, delay_s=0.004, hold_at=100, hold_path=str(hold))
+        job_id = store.create_job("test.count", job.to_state())
+        slow = Worker(library, "--concurrency", "1", "--stale-after", "1")
+        workers.append(slow)
+        wait_for("the worker to run the job", lambda: owner_of(store, job_id) == slow.id)
+        wait_for("the job to hold at item 100", lambda: done_items(fx) == 100)
+        lease_before = store.load_for_run(job_id).lease
+        stop_between_writes(slow, library / "jobs.db", fx)
+        other = Worker(library, "--concurrency", "1", "--stale-after", "1")
+        workers.append(other)
+        # Alive (its lock is held) but silent: taken for dead once its
+        # heartbeat is a second old, and the job claimed again.
+        wait_for("the other worker to take the job over",
+                 lambda: owner_of(store, job_id) == other.id)  # fmt: skip
+        assert store.load_for_run(job_id).lease == lease_before + 1
+        hold.unlink()  # both runs may go on
+        wait_for("the job to go on", lambda: done_items(fx) >= 300)
+        slow.signal(signal.SIGCONT)
+        # Its run goes on until its next write or poll, which is refused:
+        # it gives the job up, and the worker itself goes on.
+        gave_up = f"gave up job {job_id}"
+        wait_for("the stalled worker to give the job up", lambda: slow.said(gave_up))
+        wait_for("the job to complete", lambda: store.status(job_id) is JobStatus.COMPLETED)
+        assert slow.proc.poll() is None
+        assert store.outcome(job_id)["output"] == {"count": 1500}
+        assert done_items(fx) == 1500
+        # Resumed from the checkpoint at item 100 by the other worker, once.
+        assert started_at(fx) == [0, 100]
+        history = store.history()
+        assert [h.status for h in history if h.id == job_id] == [JobStatus.COMPLETED]
+        assert slow.stop() == 0
+        assert other.stop() == 0
+
+
+def test_sigterm_hands_the_running_job_back_and_another_worker_finishes_it(
+    library: Path, tmp_path: Path, workers: list[Worker]
+) -> None:
+    fx = tmp_path / "effects.db"
+    with JobStore(library / "jobs.db") as store:
+        job_id = store.create_job(
+            "test.count", CountJob(800, str(fx), every=20, delay_s=0.004).to_state()
+        )
+        first = Worker(library, "--concurrency", "1")
+        workers.append(first)
+        wait_for("the worker to run the job", lambda: owner_of(store, job_id) == first.id)
+        wait_for("some items done", lambda: done_items(fx) >= 40)
+        assert first.stop() == 0
+        assert first.said("SIGTERM, handing its jobs back")
+        assert store.status(job_id) is JobStatus.QUEUED
+        assert owner_of(store, job_id) is None
+        assert store.workers() == []  # it said goodbye
+        second = Worker(library, "--concurrency", "1")
+        workers.append(second)
+        wait_for("the job to complete", lambda: store.status(job_id) is JobStatus.COMPLETED)
+        assert done_items(fx) == 800
+        starts = started_at(fx)
+        assert len(starts) == 2
+        assert starts[1] > starts[0] == 0
+        assert second.stop() == 0
+
+
+def test_a_worker_runs_only_its_types_within_its_limits(
+    library: Path, tmp_path: Path, workers: list[Worker]
+) -> None:
+    log = str(tmp_path / "log.db")
+    fx = str(tmp_path / "effects.db")
+    with JobStore(library / "jobs.db") as store:
+        count_id = store.create_job("test.count", CountJob(10, fx).to_state())
+        records = [
+            store.create_job("test.record", RecordJob(f"r{i}", log, duration_s=0.2).to_state())
+            for i in range(4)
+        ]
+        worker = Worker(library, "--concurrency", "3", "--types", "test.record",
+                        "--limit", "test.record=1")  # fmt: skip
+        workers.append(worker)
+        most = 0
+
+        def all_done() -> bool:
+            nonlocal most
+            running = [j for j, _ in store.running_owners() if j in records]
+            most = max(most, len(running))
+            return all(store.status(r) is JobStatus.COMPLETED for r in records)
+
+        wait_for("the records to complete", all_done)
+        assert most == 1  # the per-type limit, though the worker could run 3
+        assert store.status(count_id) is JobStatus.QUEUED  # not its type: left for another
+        [listed] = store.workers()
+        assert (listed.id, listed.pid) == (worker.id, worker.proc.pid)
+        assert (listed.info["types"], listed.info["max_concurrency"]) == (["test.record"], 3)
+        assert worker.stop() == 0
+
+
+def test_jobs_workers_lists_the_workers_with_their_heartbeats(
+    library: Path, workers: list[Worker]
+) -> None:
+    import json
+
+    worker = Worker(library, "--stale-after", "5")
+    workers.append(worker)
+    out = subprocess.run(
+        [sys.executable, "-m", "phasekit", "--library", str(library), "jobs", "workers", "--json"],
+        env=subprocess_env(), capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    [row] = [json.loads(line) for line in out.stdout.splitlines()]
+    assert (row["id"], row["alive"], row["stale_after_s"]) == (worker.id, True, 5.0)
+    assert (row["host"], row["pid"]) == (os.uname().nodename, worker.proc.pid)
+    assert time.time() - row["heartbeat_at"] < 60
+    worker.signal(signal.SIGSTOP)
+    try:
+        wait_for("the stopped worker to be listed stale", lambda: _listed_dead(library), 30)
+    finally:
+        worker.signal(signal.SIGCONT)
+    assert worker.stop() == 0
+
+
+def _listed_dead(library: Path) -> bool:
+    import json
+
+    out = subprocess.run(
+        [sys.executable, "-m", "phasekit", "--library", str(library), "jobs", "workers", "--json"],
+        env=subprocess_env(), capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    return bool(rows) and rows[0]["alive"] is False
+
+
+def test_bad_worker_options_are_refused(library: Path) -> None:
+    for bad in (["--concurrency", "0"], ["--limit", "nolimit"], ["--stale-after", "-1"],
+                ["--import", "no_such_module_here"]):  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-m", "phasekit", "--library", str(library), "worker", *bad],
+            env=subprocess_env(), capture_output=True, text=True, timeout=WAIT_S,
+        )  # fmt: skip
+        assert done.returncode == 2, (bad, done.stderr)
+        assert "error" in done.stderr
+
+
+def test_four_workers_run_every_job_once_through_kills_and_stalls(
+    library: Path, tmp_path: Path, workers: list[Worker]
+) -> None:
+    """500 jobs (450 checkpointing in steps, 30 of which fail; 50 parents of
+    two children each) through 4 workers, while workers are killed (and
+    replaced) and stopped for up to 1.5 s at random: every job ends, once,
+    and every effect is there, once."""
+    from collections import Counter
+
+    from jobs_fixture import EffectJob, ParentJob, effect_log, read_log
+
+    rng = random.Random(16)
+    effects_db, records_db = str(tmp_path / "effects.db"), str(tmp_path / "records.db")
+    effect_log(effects_db).close()
+    with JobStore(library / "jobs.db") as store:
+        expected: dict[str, JobStatus] = {}
+        for i in range(500):
+            if i % 10 == 9:
+                parent = ParentJob(2, records_db, child_duration_s=0.01, prefix=f"p{i}.")
+                expected[store.create_job("test.parent", parent.to_state())] = JobStatus.COMPLETED
+                continue
+            fails = i % 15 == 0
+            job = EffectJob(
+                f"k{i}", effects_db, steps=rng.randint(2, 6), fail_at=1 if fails else -1
+            )
+            status = JobStatus.FAILED if fails else JobStatus.COMPLETED
+            expected[store.create_job("test.effect", job.to_state())] = status
+        options = ("--concurrency", "2", "--stale-after", "1")
+        workers.extend(Worker(library, *options) for _ in range(4))
+        live = list(workers)
+        kills = stalls = 0
+
+        def unfinished() -> int:
+            return sum(1 for r in store.list_jobs() if not r.status.finished)
+
+        deadline = time.monotonic() + 600
+        while unfinished() and time.monotonic() < deadline:
+            time.sleep(rng.uniform(0.2, 0.6))
+            if kills + stalls >= 40:
+                continue  # enough chaos: let the rest finish
+            victim = rng.choice(live)
+            if rng.random() < 0.3:
+                victim.proc.kill()
+                victim.proc.wait()
+                live.remove(victim)
+                replacement = Worker(library, *options)
+                workers.append(replacement)
+                live.append(replacement)
+                kills += 1
+            else:
+                victim.signal(signal.SIGSTOP)
+                time.sleep(rng.uniform(0.3, 1.5))
+                victim.signal(signal.SIGCONT)
+                stalls += 1
+        assert unfinished() == 0, "jobs left unfinished"
+        assert kills > 0
+        assert stalls > 0
+        for worker in live:
+            assert worker.stop() == 0
+        statuses = {r.id: r.status for r in store.list_jobs() if r.parent_id is None}
+        assert statuses == expected
+        children = [r for r in store.list_jobs() if r.parent_id is not None]
+        assert len(children) == 100  # spawned once each, across resumes
+        assert {r.status for r in children} == {JobStatus.COMPLETED}
+        # Every job ended once: one history entry each, none finished twice.
+        ends = Counter(h.id for h in store.history(limit=None))
+        assert set(ends) == set(expected) | {r.id for r in children}
+        assert set(ends.values()) == {1}
+        for job_id, status in expected.items():
+            output = store.outcome(job_id)["output"]
+            if status is JobStatus.COMPLETED and store.get_job(job_id).name == "test.parent":
+                assert set(output.values()) == {"completed"}
+    conn = effect_log(effects_db)
+    try:
+        steps = dict(conn.execute("SELECT key, COUNT(*) FROM step GROUP BY key").fetchall())
+        finals = [row[0] for row in conn.execute("SELECT key FROM final")]
+    finally:
+        conn.close()
+    completed_keys = {f"k{i}" for i in range(500) if i % 10 != 9 and i % 15 != 0}
+    assert sorted(finals) == sorted(completed_keys)  # each effect once (keyed), none lost
+    assert all(steps[key] >= 2 for key in completed_keys)
+    assert {tag for tag, _, _ in read_log(records_db)} == {
+        f"p{i}.{c}" for i in range(9, 500, 10) for c in range(2)
+    }
