@@ -341,4 +341,5 @@ class EffectJob(Job):
             conn.execute("INSERT OR IGNORE INTO final VALUES (?, ?)", (self.key, os.getpid()))
         finally:
             conn.close()
-        return {"key": self.key, "steps": self.steps}
+        # The run's lease epoch: the recorded end must be the last claim's.
+        return {"key": self.key, "steps": self.steps, "lease": ctx.lease}

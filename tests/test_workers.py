@@ -197,16 +197,16 @@ def test_a_stalled_worker_is_taken_over_and_its_late_writes_are_refused(
     with JobStore(library / "jobs.db") as store:
         job = CountJob(1500, str(fx), every=25, delay_s=0.004, hold_at=100, hold_path=str(hold))
         job_id = store.create_job("test.count", job.to_state())
-        slow = Worker(library, "--concurrency", "1", "--stale-after", "1")
+        slow = Worker(library, "--concurrency", "1", "--stale-after", "2")
         workers.append(slow)
         wait_for("the worker to run the job", lambda: owner_of(store, job_id) == slow.id)
         wait_for("the job to hold at item 100", lambda: done_items(fx) == 100)
         lease_before = store.load_for_run(job_id).lease
         stop_between_writes(slow, library / "jobs.db", fx)
-        other = Worker(library, "--concurrency", "1", "--stale-after", "1")
+        other = Worker(library, "--concurrency", "1", "--stale-after", "2")
         workers.append(other)
         # Alive (its lock is held) but silent: taken for dead once its
-        # heartbeat is a second old, and the job claimed again.
+        # heartbeat is two seconds old, and the job claimed again.
         wait_for("the other worker to take the job over",
                  lambda: owner_of(store, job_id) == other.id)  # fmt: skip
         assert store.load_for_run(job_id).lease == lease_before + 1
@@ -221,8 +221,12 @@ def test_a_stalled_worker_is_taken_over_and_its_late_writes_are_refused(
         assert slow.proc.poll() is None
         assert store.outcome(job_id)["output"] == {"count": 1500}
         assert done_items(fx) == 1500
-        # Resumed from the checkpoint at item 100 by the other worker, once.
-        assert started_at(fx) == [0, 100]
+        # Resumed from the checkpoint at item 100 by the other worker (and
+        # only ever from a checkpoint: on a loaded machine a heartbeat may
+        # come late and the job change hands again).
+        starts = started_at(fx)
+        assert starts[:2] == [0, 100]
+        assert all(at >= 100 for at in starts[1:])
         history = store.history()
         assert [h.status for h in history if h.id == job_id] == [JobStatus.COMPLETED]
         assert slow.stop() == 0
@@ -354,9 +358,9 @@ def test_four_workers_run_every_job_once_through_kills_and_stalls(
                 expected[store.create_job("test.parent", parent.to_state())] = JobStatus.COMPLETED
                 continue
             fails = i % 15 == 0
-            job = EffectJob(
-                f"k{i}", effects_db, steps=rng.randint(2, 6), fail_at=1 if fails else -1
-            )
+            steps = rng.randint(2, 6)
+            fail_at = 1 if fails else -1
+            job = EffectJob(f"k{i}", effects_db, steps=steps, delay_s=0.05, fail_at=fail_at)
             status = JobStatus.FAILED if fails else JobStatus.COMPLETED
             expected[store.create_job("test.effect", job.to_state())] = status
         options = ("--concurrency", "2", "--stale-after", "1")
@@ -400,10 +404,20 @@ def test_four_workers_run_every_job_once_through_kills_and_stalls(
         ends = Counter(h.id for h in store.history(limit=None))
         assert set(ends) == set(expected) | {r.id for r in children}
         assert set(ends.values()) == {1}
+        taken_over = 0
         for job_id, status in expected.items():
             output = store.outcome(job_id)["output"]
-            if status is JobStatus.COMPLETED and store.get_job(job_id).name == "test.parent":
+            if status is not JobStatus.COMPLETED:
+                continue
+            if store.get_job(job_id).name == "test.parent":
                 assert set(output.values()) == {"completed"}
+                continue
+            # The end recorded is the last claim's run's: a run whose job was
+            # taken over (killed or stalled) never recorded one after it.
+            last_claim = store.load_for_run(job_id).lease
+            assert output["lease"] == last_claim, job_id
+            taken_over += last_claim > 1
+        assert taken_over > 0
     conn = effect_log(effects_db)
     try:
         steps = dict(conn.execute("SELECT key, COUNT(*) FROM step GROUP BY key").fetchall())
