@@ -21,7 +21,7 @@ import anyio
 import pytest
 
 from jobs_fixture import CountJob, subprocess_env
-from phasekit.errors import ClosedError, JobNotFound
+from phasekit.errors import ClosedError, JobNotFound, LeaseLostError
 from phasekit.jobs import JobBackend, JobManager, JobProgress, JobStatus, JobStore
 
 ODD = os.fsdecode(b"caf\xe9\nnew-line.jpg")
@@ -375,6 +375,79 @@ def test_a_bad_staleness_is_refused(backend):
         with pytest.raises(InvalidInputError, match="stale_after_s"):
             backend.register_owner(stale_after_s=bad)
     assert backend.workers() == []
+
+
+def test_every_change_is_logged_in_the_order_it_committed(backend):
+    start = backend.last_event_id()
+    job_id = backend.create_job("noop", {"path": ODD})
+    [run] = backend.claim_runs([job_id], owner=None)
+    backend.set_progress(job_id, {"done": 1, "total": 2, "message": ODD}, lease=run.lease)
+    backend.set_progress(job_id, {"done": 1, "total": 2, "message": ODD}, lease=run.lease)
+    child, _ = backend.create_child(job_id, "c", "noop", {}, lease=run.lease)
+    backend.finish(job_id, JobStatus.COMPLETED, progress={"done": 2, "total": 2}, lease=run.lease)
+    assert backend.move(child, JobStatus.CANCELLED, only_from=(JobStatus.QUEUED,))
+    events = backend.events(after=start)
+    assert [e.seq for e in events] == list(range(start + 1, start + 7))
+    assert [(e.job_id, e.kind, e.status) for e in events] == [
+        (job_id, "status", JobStatus.QUEUED),
+        (job_id, "status", JobStatus.RUNNING),
+        (job_id, "progress", JobStatus.RUNNING),  # the same value again: not logged twice
+        (child, "status", JobStatus.QUEUED),
+        (job_id, "status", JobStatus.COMPLETED),
+        (child, "status", JobStatus.CANCELLED),
+    ]
+    assert events[2].progress is not None
+    assert events[2].progress.message == ODD
+    assert events[3].parent_id == job_id
+    assert events[4].progress is not None
+    assert events[4].progress.percent == 100.0
+    assert backend.last_event_id() == start + 6
+    assert backend.events(after=start + 4) == events[4:]
+    assert backend.events(after=start, limit=2) == events[:2]
+    # A refused write logs nothing.
+    with pytest.raises(LeaseLostError):
+        backend.set_progress(job_id, {"done": 9}, lease=run.lease)
+    assert backend.last_event_id() == start + 6
+
+
+def test_the_event_log_keeps_the_newest_and_a_follower_is_told_of_a_gap(backend):
+    from phasekit.errors import JobStateError
+    from phasekit.jobs import follow_events
+
+    for i in range(5):
+        backend.create_job("noop", {"i": i})
+    last = backend.last_event_id()
+    assert backend.prune_events(keep=2) == last - 2
+    assert [e.seq for e in backend.events(after=0)] == [last - 1, last]
+
+    async def follow(after: int | None, n: int) -> list[int]:
+        seen: list[int] = []
+        async for event in follow_events(backend, after=after, poll_s=0.01):
+            seen.append(event.seq)
+            if len(seen) == n:
+                break
+        return seen
+
+    assert anyio.run(follow, last - 2, 2) == [last - 1, last]
+    with pytest.raises(JobStateError, match="pruned"):
+        anyio.run(follow, 1, 1)
+
+    async def from_now() -> list[int]:
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                seen: list[int] = []
+
+                async def reader() -> None:
+                    async for event in follow_events(backend, poll_s=0.01):
+                        seen.append(event.seq)
+                        tg.cancel_scope.cancel()
+
+                tg.start_soon(reader)
+                await anyio.sleep(0.1)
+                backend.create_job("noop", {"late": True})
+            return seen
+
+    assert anyio.run(from_now) == [last + 1]
 
 
 def test_a_manager_runs_jobs_over_the_backend(opened, tmp_path):

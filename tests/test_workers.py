@@ -430,3 +430,74 @@ def test_four_workers_run_every_job_once_through_kills_and_stalls(
     assert {tag for tag, _, _ in read_log(records_db)} == {
         f"p{i}.{c}" for i in range(9, 500, 10) for c in range(2)
     }
+
+
+class Lines:
+    """The lines a process prints, read by a thread (a stalled process never
+    blocks the test: ``next`` waits at most ``WAIT_S``)."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        import queue
+
+        self.queue: queue.Queue[str | None] = queue.Queue()
+        self.proc = proc
+        self.thread = threading.Thread(target=self._pump, daemon=True)
+        self.thread.start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.queue.put(line)
+        self.queue.put(None)
+
+    def next(self) -> str:
+        line = self.queue.get(timeout=WAIT_S)
+        if line is None:
+            pytest.fail(f"the process ended (status {self.proc.wait()})")
+        return line
+
+    def close(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=WAIT_S)
+        self.thread.join()
+        assert self.proc.stdout is not None
+        self.proc.stdout.close()
+        return code
+
+
+def test_a_follower_in_another_process_sees_every_change_once_across_a_reconnect(
+    library: Path, tmp_path: Path, workers: list[Worker]
+) -> None:
+    import json
+
+    def follower(after: int) -> Lines:
+        argv = [sys.executable, "-m", "phasekit", "--library", str(library), "events",
+                "--follow", "--json", "--after", str(after)]  # fmt: skip
+        proc = subprocess.Popen(argv, env=subprocess_env(), stdout=subprocess.PIPE, text=True)
+        return Lines(proc)
+
+    fx = str(tmp_path / "effects.db")
+    with JobStore(library / "jobs.db") as store:
+        start = store.last_event_id()
+        first = follower(start)
+        ids = [
+            store.create_job("test.count", CountJob(80, fx, every=10, delay_s=0.004).to_state())
+            for _ in range(10)
+        ]
+        workers.append(Worker(library, "--concurrency", "2"))
+        seen = [json.loads(first.next()) for _ in range(15)]
+        first.proc.kill()  # gone mid-stream, lines still in its pipe lost
+        first.close()
+        second = follower(seen[-1]["seq"])
+        wait_for("the jobs", lambda: all(store.status(i) is JobStatus.COMPLETED for i in ids))
+        end = store.last_event_id()
+        while seen[-1]["seq"] < end:
+            seen.append(json.loads(second.next()))
+        assert second.close() == 0
+    assert [e["seq"] for e in seen] == list(range(start + 1, end + 1))  # no gap, no repeat
+    for job_id in ids:
+        statuses = [e["status"] for e in seen if e["job_id"] == job_id and e["kind"] == "status"]
+        assert statuses == ["queued", "running", "completed"]
+        percents = [e["percent"] for e in seen if e["job_id"] == job_id and e["percent"]]
+        assert percents == sorted(percents)
+        assert percents[-1] == 100.0

@@ -17,7 +17,21 @@ import os
 import sys
 
 from .._layout import LIBRARY_ENV, READ_THREADS_ENV
-from . import copy, delete, dupes, index, jobs, ls, move, resume, scan, thumbs, validate, worker
+from . import (
+    copy,
+    delete,
+    dupes,
+    events,
+    index,
+    jobs,
+    ls,
+    move,
+    resume,
+    scan,
+    thumbs,
+    validate,
+    worker,
+)
 from ._exits import EXIT_STOPPED, EXIT_USAGE
 
 # typing.TYPE_CHECKING without importing typing: `phasekit --version` and
@@ -32,7 +46,21 @@ if TYPE_CHECKING:
 #: ``DESCRIPTION`` and ``EPILOG`` (of its own ``--help``), ``arguments(parser)``
 #: and ``run(args)``. A module's top level imports only what its parser needs;
 #: ``run`` imports the rest, so a command loads only what it uses.
-COMMANDS = (index, ls, jobs, resume, worker, dupes, validate, copy, move, delete, thumbs, scan)
+COMMANDS = (
+    index,
+    ls,
+    jobs,
+    resume,
+    worker,
+    events,
+    dupes,
+    validate,
+    copy,
+    move,
+    delete,
+    thumbs,
+    scan,
+)
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:

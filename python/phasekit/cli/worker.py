@@ -61,9 +61,8 @@ def run(args: argparse.Namespace) -> int:
 
     import anyio
 
-    from ..library import Library
-
     from ..errors import InvalidInputError
+    from ..library import Library
 
     for module in args.imports:
         try:

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from ._direct import DirectRun as DirectRun
     from ._direct import run_direct as run_direct
     from ._events import JobEvent as JobEvent
+    from ._events import follow_events as follow_events
     from ._handle import JobHandle as JobHandle
     from ._handle import JobUpdate as JobUpdate
     from ._manager import JobManager as JobManager
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from ._model import HistoryRecord as HistoryRecord
     from ._model import JobRecord as JobRecord
     from ._model import JobStatus as JobStatus
+    from ._model import WorkerRecord as WorkerRecord
     from ._phase_model import COMPLETE as COMPLETE
     from ._phase_model import FatalError as FatalError
     from ._phase_model import NonFatalError as NonFatalError
@@ -89,6 +91,7 @@ _HOME = {
     "JobControl": "._context",
     "JobDefinitionError": "..errors",
     "JobEvent": "._events",
+    "follow_events": "._events",
     "JobHandle": "._handle",
     "JobInterrupted": "._context",
     "JobManager": "._manager",
@@ -97,6 +100,7 @@ _HOME = {
     "JobRecord": "._model",
     "JobRegistry": "._definition",
     "JobStatus": "._model",
+    "WorkerRecord": "._model",
     "JobStore": ".sqlite",
     "JobUpdate": "._handle",
     "NonFatalError": "._phase_model",
@@ -165,8 +169,10 @@ __all__ = [
     "Recovery",
     "SkipTo",
     "UnknownJobError",
+    "WorkerRecord",
     "default_registry",
     "execute",
+    "follow_events",
     "job",
     "phase_history",
     "run_direct",

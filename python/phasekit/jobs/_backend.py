@@ -38,6 +38,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from ._events import JobEvent
     from ._model import HistoryRecord, JobRecord, JobStatus, RunStart, WorkerRecord, _Any
     from ._progress import JobProgress
 
@@ -293,6 +294,22 @@ class JobBackend(Protocol):
 
     def load_checkpoint(self, job_id: str) -> tuple[int, Any] | None:
         """The newest checkpoint as ``(seq, data)``, or None."""
+        ...
+
+    # the event log: every status and progress change, by any process
+
+    def events(self, *, after: int = 0, limit: int = 1000) -> list[JobEvent]:
+        """The changes logged after event ``after`` (its ``seq``), oldest
+        first, at most ``limit``: numbered in the order they committed, with
+        no number skipped but those pruned."""
+        ...
+
+    def last_event_id(self) -> int:
+        """The ``seq`` of the newest logged change (0: none)."""
+        ...
+
+    def prune_events(self, keep: int = ...) -> int:
+        """Drop all but the newest ``keep`` events; how many were dropped."""
         ...
 
     # history

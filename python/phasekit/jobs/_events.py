@@ -12,15 +12,25 @@ and a job's progress never overtakes its later status change).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
+import anyio.to_thread
 
+from ..errors import JobStateError
 from ._model import JobStatus
 from ._progress import JobProgress
+
+if TYPE_CHECKING:
+    from ._backend import JobBackend
+
+#: How often a follower looks for new events when it has seen them all (s).
+FOLLOW_POLL_S = 0.1
 
 EventKind = Literal["status", "progress"]
 
@@ -42,6 +52,10 @@ class JobEvent:
     progress: JobProgress | None
     #: When it happened (unix seconds).
     at: float
+    #: The job's parent, if it is a child job (events read from the store).
+    parent_id: str | None = None
+    #: The worker running the job, when it runs (events read from the store).
+    worker: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -53,6 +67,8 @@ class JobEvent:
             "progress": None if self.progress is None else self.progress.to_dict(),
             "percent": None if self.progress is None else self.progress.percent,
             "at": self.at,
+            "parent_id": self.parent_id,
+            "worker": self.worker,
         }
 
 
@@ -203,3 +219,40 @@ class EventStream:
         # A stream dropped without aclose() stops collecting events.
         if self._queue is not None:
             self._hub._queues.discard(self._queue)
+
+
+async def follow_events(
+    backend: JobBackend,
+    *,
+    after: int | None = None,
+    poll_s: float = FOLLOW_POLL_S,
+    page: int = 1000,
+) -> AsyncIterator[JobEvent]:
+    """Every status and progress change of every job of ``backend``, made by
+    any process, in the order they committed: the event log, followed.
+
+    Starts after the event numbered ``after`` (its ``seq``; None: from now,
+    0: from the oldest kept), so a reader that reconnects with the last
+    ``seq`` it saw misses nothing; raises :class:`~phasekit.errors.JobStateError`
+    if the events after it were pruned meanwhile (the log keeps the newest
+    :data:`~phasekit.jobs.sqlite.EVENTS_KEPT`). Unlike a manager's
+    :meth:`~phasekit.jobs.JobManager.events`, no progress is coalesced: a
+    slow reader reads the log at its own pace. Runs until cancelled.
+    """
+    last = backend.last_event_id() if after is None else after
+    checked = after is None  # from now: nothing before can have been pruned
+    while True:
+        read = functools.partial(backend.events, after=last, limit=page)
+        events = await anyio.to_thread.run_sync(read)
+        if events and not checked:
+            checked = True
+            if events[0].seq > last + 1:
+                raise JobStateError(
+                    f"events {last + 1} to {events[0].seq - 1} were pruned from the log: "
+                    "start again from a job listing and follow from the newest event"
+                )
+        for event in events:
+            last = event.seq
+            yield event
+        if len(events) < page:
+            await anyio.sleep(poll_s)

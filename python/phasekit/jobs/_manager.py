@@ -17,6 +17,7 @@ to open the library resumes them from their last checkpoint.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import math
@@ -271,10 +272,9 @@ class JobManager:
             if self._owner is not None:
                 self._owner.close()
         finally:
-            try:
+            # On failure the history rows wait for the next flush; nothing is lost.
+            with contextlib.suppress(PhasekitError):
                 self.store.close()
-            except PhasekitError:
-                pass  # the history rows wait for the next flush; nothing is lost
 
     def _check_open(self) -> None:
         if self._closed:

@@ -5,7 +5,7 @@ SQL of the job system lives outside this package."""
 from __future__ import annotations
 
 from ._schema import SCHEMA_VERSION
-from ._store import JobStore
+from ._store import EVENTS_KEPT, JobStore
 
 # typing.TYPE_CHECKING without importing typing (type checkers honour the name).
 TYPE_CHECKING = False
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from ._repair import RepairReport as RepairReport
     from ._repair import repair as repair
 
-__all__ = ["SCHEMA_VERSION", "JobStore", "RepairReport", "repair"]
+__all__ = ["EVENTS_KEPT", "SCHEMA_VERSION", "JobStore", "RepairReport", "repair"]
 
 
 def __getattr__(name: str) -> object:

@@ -43,6 +43,8 @@ log = logging.getLogger("phasekit.jobs")
 
 #: Heartbeats per staleness period: a few missed beats are not yet stale.
 BEATS_PER_PERIOD = 6
+#: How often a live owner trims the event log to its newest events (s).
+PRUNE_EVENTS_EVERY_S = 60.0
 
 
 def _owners_dir(jobs_db: Path) -> Path:
@@ -130,9 +132,13 @@ class Ownership:
 
     def _beat(self) -> None:
         period = self.stale_after_s / BEATS_PER_PERIOD
+        pruned = time.monotonic()
         while not self._stop.wait(period):
             try:
                 self._store.heartbeat(self.id, time.time())
+                if time.monotonic() - pruned >= PRUNE_EVENTS_EVERY_S:
+                    pruned = time.monotonic()
+                    self._store.prune_events()
             except PhasekitError as exc:
                 # jobs.db cannot be written now (full, busy for too long):
                 # try again at the next beat; if this goes on past the

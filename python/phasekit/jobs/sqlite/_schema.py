@@ -136,6 +136,48 @@ CREATE TABLE workers (
 );
 """
 
+#: The event log: every status and progress change of every job, whichever
+#: process made it, in the order the changes committed (ids only grow: the
+#: writes of all processes are serialised by SQLite's write lock, and an id
+#: is taken inside the transaction that makes the change, so a reader never
+#: sees an id before the ones below it). Written by triggers, so every path
+#: that changes a job (a claim, a finish, a compare-and-set move, a progress
+#: write, a new job) logs it in the same transaction. AUTOINCREMENT: ids are
+#: never reused, even once the oldest events are pruned.
+_V11 = """
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    kind TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    progress BLOB,
+    parent_id TEXT,
+    owner TEXT
+);
+CREATE TRIGGER events_new_job AFTER INSERT ON jobs
+BEGIN
+    INSERT INTO events (at, kind, job_id, name, status, progress, parent_id, owner)
+    VALUES (new.updated_at, 'status', new.id, new.name, new.status, NULL, new.parent_id,
+            new.owner);
+END;
+CREATE TRIGGER events_status AFTER UPDATE OF status ON jobs
+WHEN new.status IS NOT old.status
+BEGIN
+    INSERT INTO events (at, kind, job_id, name, status, progress, parent_id, owner)
+    VALUES (new.updated_at, 'status', new.id, new.name, new.status, new.progress,
+            new.parent_id, new.owner);
+END;
+CREATE TRIGGER events_progress AFTER UPDATE OF progress ON jobs
+WHEN new.status IS old.status AND new.progress IS NOT old.progress
+BEGIN
+    INSERT INTO events (at, kind, job_id, name, status, progress, parent_id, owner)
+    VALUES (new.updated_at, 'progress', new.id, new.name, new.status, new.progress,
+            new.parent_id, new.owner);
+END;
+"""
+
 #: Migrations by the version they produce. Version 1 is the first layout;
 #: version 2 added dependencies and interval schedules; version 3 added child
 #: keys, schedule ids and a fuller history; version 4 an index for the next
@@ -154,7 +196,8 @@ CREATE TABLE workers (
 #: row's output stays NULL; the trigger above keeps it when the row changes).
 #: An earlier phasekit refuses a version 9 file rather than list its history
 #: without outputs. Version 10 adds the workers table and each job's lease
-#: epoch (see above). Never edit a shipped entry: add a new one.
+#: epoch (see above); version 11 the event log (see above). Never edit a
+#: shipped entry: add a new one.
 MIGRATIONS: dict[int, str] = {
     1: _SCHEMA_V1,
     2: _V2,
@@ -166,5 +209,6 @@ MIGRATIONS: dict[int, str] = {
     8: _V8,
     9: _V9,
     10: _V10,
+    11: _V11,
 }
 SCHEMA_VERSION = max(MIGRATIONS)

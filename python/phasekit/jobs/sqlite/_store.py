@@ -20,6 +20,7 @@ from . import _children, _claims, _history, _schedule
 
 if TYPE_CHECKING:
     from .._backend import JobBackend
+    from .._events import JobEvent
 
 from .._codec import decode, encode, new_id, text_in, text_out
 from .._model import ANY, HistoryRecord, JobRecord, JobStatus, RunStart, WorkerRecord, _Any
@@ -29,6 +30,9 @@ from .._schedule import check_every
 from ._connect import Transaction, connect, is_busy, retry_busy, translate
 from ._owners import Ownership, live_owners
 
+#: Events kept in the log (see JobStore.events): the newest; older ones are
+#: pruned when history is, and by each worker's heartbeat thread now and then.
+EVENTS_KEPT = 100_000
 #: Checkpoints kept per job: the newest and the one before it.
 CHECKPOINTS_KEPT = 2
 #: A busy worker's finished jobs get their history rows written together,
@@ -709,6 +713,28 @@ class JobStore:
                 raise translate(exc, self.path) from exc
         return [_history_record(r) for r in rows]
 
+    # events (written by the schema's triggers: see version 11)
+
+    def events(self, *, after: int = 0, limit: int = 1000) -> list[JobEvent]:
+        """The logged changes numbered above ``after``, oldest first."""
+        rows = self._read(
+            "SELECT id, kind, job_id, name, status, progress, at, parent_id, owner FROM events"
+            " WHERE id > ? ORDER BY id LIMIT ?",
+            (after, limit),
+        )
+        return [_event(r) for r in rows]
+
+    def last_event_id(self) -> int:
+        """The number of the newest logged change (0: none yet)."""
+        return int(self._read("SELECT COALESCE(MAX(id), 0) FROM events")[0][0])
+
+    def prune_events(self, keep: int = EVENTS_KEPT) -> int:
+        """Drop all but the newest ``keep`` events; how many were dropped."""
+        cur = self._write_one(
+            "DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?", (keep,)
+        )
+        return max(cur.rowcount, 0)
+
     def prune_history(self, older_than_s: float) -> tuple[int, int]:
         """Remove what finished more than ``older_than_s`` seconds ago: history
         rows, and finished jobs with their checkpoints (a job still pointed at
@@ -718,7 +744,8 @@ class JobStore:
         with self._write() as db:
             pruned = _history.prune(db, time.time() - older_than_s)
             self._history_pending = 0
-            return pruned
+        self.prune_events()
+        return pruned
 
 
 _COLUMNS = (
@@ -755,6 +782,32 @@ def _run_start(row: tuple[Any, ...]) -> RunStart:
             percent = None  # unreadable progress only loses the floor
     return RunStart(
         _record(tuple(record)), None if seq is None else int(seq), blob, percent, int(lease)
+    )
+
+
+def _event(row: tuple[Any, ...]) -> JobEvent:
+    """A JobEvent from a row of the events table (an unreadable progress
+    blob is left out rather than failing the reader)."""
+    # Here, not at the top: the event module loads anyio, which the commands
+    # that never follow events do not need at start-up.
+    from .._events import JobEvent
+
+    progress = None
+    if row[5] is not None:
+        try:
+            progress = JobProgress.from_dict(decode(row[5]))
+        except CorruptStateError:
+            progress = None
+    return JobEvent(
+        int(row[0]),
+        row[1],
+        row[2],
+        row[3],
+        JobStatus(row[4]),
+        progress,
+        float(row[6]),
+        parent_id=row[7],
+        worker=row[8],
     )
 
 
