@@ -377,6 +377,39 @@ def test_a_bad_staleness_is_refused(backend):
     assert backend.workers() == []
 
 
+def test_recovery_honours_a_stop_asked_while_the_owner_was_gone(backend):
+    from phasekit.jobs._recovery import recover_dead
+
+    gone = backend.register_owner()
+    jobs = {how: backend.create_job("noop", {"how": how}) for how in ("pause", "cancel", "none")}
+    assert backend.claim(list(jobs.values()), owner=gone.id) == list(jobs.values())
+    backend.request_stop(jobs["pause"], "pause")
+    backend.request_stop(jobs["cancel"], "cancel")
+    gone.close()  # as if its process died: the requests were never seen
+    watcher = backend.register_owner()
+    try:
+        assert recover_dead(backend, watcher) == [jobs["none"]]
+    finally:
+        watcher.close()
+    assert backend.status(jobs["pause"]) is JobStatus.PAUSED
+    assert backend.status(jobs["cancel"]) is JobStatus.CANCELLED
+    assert backend.status(jobs["none"]) is JobStatus.QUEUED
+    # Out of running, a job is nobody's: the dead owner's id matches no move.
+    assert not backend.move(jobs["pause"], JobStatus.QUEUED, owner=gone.id)
+    assert backend.running_owners() == []
+
+
+def test_an_owner_that_cannot_register_holds_nothing(backend):
+    from pathlib import Path
+
+    from phasekit.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="worker info"):
+        backend.register_owner(info={"path": Path("/x")})
+    assert backend.live_owners() == []
+    assert backend.workers() == []
+
+
 def test_every_change_is_logged_in_the_order_it_committed(backend):
     start = backend.last_event_id()
     job_id = backend.create_job("noop", {"path": ODD})

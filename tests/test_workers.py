@@ -175,17 +175,17 @@ def writable(path: Path) -> bool:
         conn.close()
 
 
-def stop_between_writes(worker: Worker, *databases: Path) -> None:
-    """SIGSTOP ``worker`` at a moment it holds no write lock on these SQLite
+def stop_between_writes(proc: subprocess.Popen[str], *databases: Path) -> None:
+    """SIGSTOP ``proc`` at a moment it holds no write lock on these SQLite
     files: a process stopped inside a write would block every other writer
     of the file until it is continued (SQLite's locks are the file's)."""
     for _ in range(100):
-        worker.signal(signal.SIGSTOP)
+        proc.send_signal(signal.SIGSTOP)
         if all(writable(path) for path in databases):
             return
-        worker.signal(signal.SIGCONT)
+        proc.send_signal(signal.SIGCONT)
         time.sleep(0.01)
-    pytest.fail("the worker always held a write lock")
+    pytest.fail("the process always held a write lock")
 
 
 def test_a_stalled_worker_is_taken_over_and_its_late_writes_are_refused(
@@ -202,7 +202,7 @@ def test_a_stalled_worker_is_taken_over_and_its_late_writes_are_refused(
         wait_for("the worker to run the job", lambda: owner_of(store, job_id) == slow.id)
         wait_for("the job to hold at item 100", lambda: done_items(fx) == 100)
         lease_before = store.load_for_run(job_id).lease
-        stop_between_writes(slow, library / "jobs.db", fx)
+        stop_between_writes(slow.proc, library / "jobs.db", fx)
         other = Worker(library, "--concurrency", "1", "--stale-after", "2")
         workers.append(other)
         # Alive (its lock is held) but silent: taken for dead once its
@@ -501,3 +501,53 @@ def test_a_follower_in_another_process_sees_every_change_once_across_a_reconnect
         percents = [e["percent"] for e in seen if e["job_id"] == job_id and e["percent"]]
         assert percents == sorted(percents)
         assert percents[-1] == 100.0
+
+
+DIRECT_RUN = """
+import sys
+from jobs_fixture import CountJob
+from phasekit.library import Library
+
+with Library.open(sys.argv[1]) as library:
+    job = CountJob(600, sys.argv[2], every=25, delay_s=0.004, hold_at=100, hold_path=sys.argv[3])
+    run = library.run(job)
+    print(run.status.value, run.ran_here, flush=True)
+"""
+
+
+def test_a_direct_run_stopped_past_its_heartbeat_follows_its_job_to_the_worker(
+    library: Path, tmp_path: Path, workers: list[Worker]
+) -> None:
+    """`library.run` (what each command that starts a job uses) stopped with
+    SIGSTOP (Ctrl-Z) past its staleness: a worker takes the job over, and
+    the run, continued, follows it there to its end instead of failing."""
+    fx, hold = tmp_path / "effects.db", tmp_path / "hold"
+    hold.touch()
+    env = {**subprocess_env(), "PHASEKIT_STALE_AFTER_S": "1"}
+    direct = subprocess.Popen(
+        [sys.executable, "-c", DIRECT_RUN, str(library), str(fx), str(hold)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_for("the run to hold at item 100", lambda: done_items(fx) == 100)
+        with JobStore(library / "jobs.db") as store:
+            [job_id] = [j for j, _ in store.running_owners()]
+            stop_between_writes(direct, library / "jobs.db", fx)
+            worker = Worker(library, "--concurrency", "1")
+            workers.append(worker)
+            wait_for(
+                "the worker to take the job over", lambda: owner_of(store, job_id) == worker.id
+            )
+            hold.unlink()
+            direct.send_signal(signal.SIGCONT)
+            out, err = direct.communicate(timeout=WAIT_S)
+            assert direct.returncode == 0, err
+            assert out.split() == ["completed", "False"]  # followed, not run twice
+            assert store.status(job_id) is JobStatus.COMPLETED
+            assert done_items(fx) == 600
+            assert worker.stop() == 0
+    finally:
+        if direct.poll() is None:
+            direct.send_signal(signal.SIGCONT)
+            direct.kill()
+            direct.communicate()

@@ -18,6 +18,10 @@ if TYPE_CHECKING:
 LIBRARY_ENV = "PHASEKIT_LIBRARY"
 #: Files read at once by default (see :func:`phasekit.fs.read_threads`).
 READ_THREADS_ENV = "PHASEKIT_READ_THREADS"
+#: Sets the default staleness of the job runners of this process (seconds
+#: without a heartbeat before the others take one for dead): see
+#: phasekit/jobs/_recovery.py.
+STALE_AFTER_ENV = "PHASEKIT_STALE_AFTER_S"
 #: The library's index (opened only through the Rust core).
 DB_NAME = "library.db"
 #: The library's job store.

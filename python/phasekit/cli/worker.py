@@ -8,7 +8,8 @@ their checkpoints by the others at once; one that stalls (stopped, cut off)
 once its heartbeat is older than ``--stale-after``, and when it goes on its
 late writes to those jobs are refused (lease epochs). SIGTERM or Ctrl-C
 stops a worker gracefully: its running jobs pause at their next safe point
-and go back to the queue for the other workers.
+and go back to the queue for the other workers; a second one stops it at
+once (the others resume its jobs from their checkpoints).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import sys
 
 from ._common import positive_int, seconds
+from ._exits import EXIT_STOPPED
 
 # typing.TYPE_CHECKING without importing typing (see phasekit/cli/__init__.py).
 TYPE_CHECKING = False
@@ -53,7 +55,7 @@ def arguments(p: argparse.ArgumentParser) -> None:
                    help="import MODULE first (it registers job types; repeatable)")  # fmt: skip
     p.add_argument("--stale-after", type=seconds, default=None, metavar="SECONDS",
                    help="others take this worker for dead after this long without a "
-                   "heartbeat (default 30)")  # fmt: skip
+                   "heartbeat (default $PHASEKIT_STALE_AFTER_S, else 30)")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
 
 async def _work(library: Library, args: argparse.Namespace) -> int:
     import logging
+    import os
     import signal
 
     import anyio
@@ -87,23 +90,36 @@ async def _work(library: Library, args: argparse.Namespace) -> int:
     logging.getLogger("phasekit").setLevel(logging.WARNING)
 
     from ..jobs import default_registry
-    from ..jobs._recovery import STALE_AFTER_S
 
     default_registry.load_entry_points()
     options = {
         "max_concurrency": args.concurrency,
         "limits": dict(args.limit),
         "types": args.types,
-        "stale_after_s": args.stale_after or STALE_AFTER_S,
+        "stale_after_s": args.stale_after,
         "worker_info": {"command": "worker", "types": args.types},
     }
-    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async with library.jobs(**options) as manager:
-            print(f"phasekit: worker {manager.worker_id} running jobs of {library.path}",
+    async with library.jobs(**options) as manager:
+        worker = manager.worker_id
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            print(f"phasekit: worker {worker} running jobs of {library.path}",
                   file=sys.stderr)  # fmt: skip
             async for signum in signals:
                 name = signal.Signals(signum).name
-                print(f"phasekit: worker {manager.worker_id}: {name}, handing its jobs back",
+                print(f"phasekit: worker {worker}: {name}, handing its jobs back",
                       file=sys.stderr)  # fmt: skip
                 break
+
+        def at_once(signum: int, _frame: object) -> None:
+            # A second signal while the jobs stop: leave now. What runs is
+            # left marked running by this process, and the other workers
+            # resume it from its checkpoint as soon as the process is gone.
+            name = signal.Signals(signum).name
+            print(f"phasekit: worker {worker}: {name} again, stopping now", file=sys.stderr)
+            os._exit(EXIT_STOPPED)
+
+        signal.signal(signal.SIGTERM, at_once)
+        signal.signal(signal.SIGINT, at_once)
+        # Leaving the block pauses the running jobs at their next safe point
+        # and queues them again for the other workers.
     return 0

@@ -28,7 +28,7 @@ from .._defaults import DUPLICATE_MODES, PAGE_BYTES, PAGE_FILES, DuplicateMode
 from .._native import duplicate_report
 from .._pacing import Pager
 from .._private import create_private_file, make_private_dir
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, LeaseLostError
 from ..jobs import (
     FatalError,
     JobContext,
@@ -265,8 +265,10 @@ class DupesJob(PhasedJob[DupesSummary]):
         self._job_ctx = ctx
         try:
             return super().run(ctx)
-        except JobPaused:
-            raise  # the digest file is what the resume starts from
+        except (JobPaused, LeaseLostError):
+            # The digest file is what the resume (or the run that took the
+            # job over, which writes the same file) starts from.
+            raise
         except BaseException:
             # Cancelled or failed: nothing will resume from the digest file.
             library = ctx.library

@@ -37,12 +37,21 @@ def run_stoppable(
 
     worker = threading.Thread(target=run, name="phasekit-fileops", daemon=True)
     worker.start()
-    while worker.is_alive():
-        worker.join(POLL_S)
-        if on_tick is not None:
-            on_tick()
-        if not token.cancelled and ctx.stop_requested:
-            token.cancel()
+    try:
+        while worker.is_alive():
+            worker.join(POLL_S)
+            if on_tick is not None:
+                on_tick()
+            if not token.cancelled and ctx.stop_requested:
+                token.cancel()
+    except BaseException:
+        # A tick or a look at the requests raised (the job's lease moved on
+        # to another worker, jobs.db failed): the Rust call must not go on
+        # copying or deleting in the background while the job is redone
+        # elsewhere. Stop it at its next file and wait for it.
+        token.cancel()
+        worker.join()
+        raise
     raised = outcome.get("raised")
     if isinstance(raised, _core.CancelledError):
         ctx.check_interrupt()

@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 from .._defaults import CHECKPOINT_EVERY_S
 from .._json import json_ready
 from .._pacing import Pager
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, LeaseLostError
 from ..jobs import (
     FatalError,
     Phase,
@@ -337,6 +337,8 @@ class IndexJob(PhasedJob[IndexSummary]):
         # one runs. Other changes were linked as they were written.
         try:
             self._hash_pages(ctx, library, location, deep, pager, deferred)
+        except LeaseLostError:
+            raise  # the run that took the job over links what it hashes
         except BaseException:
             # The stop's own error matters more than the link's (a full
             # disk fails both); the next index links what is left.

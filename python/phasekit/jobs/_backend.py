@@ -76,10 +76,11 @@ class JobBackend(Protocol):
 
     # owners: which manager runs which job
 
-    def register_owner(self, *, stale_after_s: float = ..., info: Any = None) -> OwnerLease:
+    def register_owner(self, *, stale_after_s: float | None = None, info: Any = None) -> OwnerLease:
         """A new lease for a manager opening now, which others take for dead
-        after ``stale_after_s`` seconds without a heartbeat; ``info`` is what
-        it says of itself (see :meth:`workers`)."""
+        after ``stale_after_s`` seconds without a heartbeat (None: the
+        process's default, ``$PHASEKIT_STALE_AFTER_S`` or 30); ``info`` is
+        what it says of itself (see :meth:`workers`)."""
         ...
 
     def live_owners(self) -> list[str]:

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic
 
-from ..errors import InvalidInputError, UnknownJobError
+from ..errors import InvalidInputError, LeaseLostError, UnknownJobError
 from ._context import JobControl
 from ._definition import Job, JobRegistry, OutputT, default_registry
 from ._model import ErrorRecord, JobRecord, JobStatus, RunStart
@@ -129,7 +129,6 @@ def run_direct(
     completed job); if it raises, the job is paused at its next safe point
     (resumable) and the error raised here. ``history_retention_s`` prunes
     old history first, as a manager opening does."""
-    from ._runner import run_job
 
     registry = registry or default_registry
     if not isinstance(job, Job):
@@ -163,50 +162,36 @@ def run_direct(
 
         claims = backend.claim_runs([job_id], owner=lease.id)
         start = claims[0] if claims else None
-        if start is None:
-            stopped = _wait_turn(backend, lease, job_id, control, on_progress, data_type)
-            if isinstance(stopped, RunStart):
+        while True:
+            if start is None:
+                stopped = _wait_turn(backend, lease, job_id, control, on_progress, data_type)
+                if not isinstance(stopped, RunStart):
+                    # Run (and stopped) elsewhere, or stopped before its turn.
+                    final_seen = backend.progress(job_id, data_type)
+                    if on_progress is not None and final_seen is not None:
+                        on_progress(final_seen)
+                    return DirectRun(backend, job_id, stopped, cls, ran_here=False)
                 start = stopped
-            else:
-                # Run (and stopped) elsewhere, or stopped before its turn.
-                final_seen = backend.progress(job_id, data_type)
-                if on_progress is not None and final_seen is not None:
-                    on_progress(final_seen)
-                return DirectRun(backend, job_id, stopped, cls, ran_here=False)
-        try:
-            status, end = run_job(
-                backend,
-                job_id,
-                registry=registry,
-                control=control,
-                claimed=True,
-                library=library,
-                loaded=start,
-                on_progress=listener,
-                children_run=False,
-            )
             try:
-                backend.finish(job_id, status, **end)
-            except TypeError as exc:
-                # The end cannot be stored (an output msgpack refuses): the
-                # job fails, as in a manager.
-                status = JobStatus.FAILED
-                backend.finish(
-                    job_id,
-                    status,
-                    error=f"cannot store the job's end: {exc}",
-                    lease=end.get("lease"),
+                status, end = _run_here(
+                    backend, job_id, registry, control, library, start, listener
                 )
-                end = {}
-        except BaseException:
-            # Interrupted here (KeyboardInterrupt, a storage error): back to
-            # the queue for the next run; if even that fails, the job stays
-            # running under this lease, which dies with the process.
-            with contextlib.suppress(Exception):  # the original error matters more
-                backend.move(
-                    job_id, JobStatus.QUEUED, only_from=(JobStatus.RUNNING,), owner=lease.id
-                )
-            raise
+                break
+            except LeaseLostError:
+                # This process stood still (stopped, suspended) for longer
+                # than its heartbeat allows, and a manager or worker took the
+                # job over: follow it there (and take it back if it is
+                # queued again), as when it ran elsewhere from the start.
+                start = None
+            except BaseException:
+                # Interrupted here (KeyboardInterrupt, a storage error): back to
+                # the queue for the next run; if even that fails, the job stays
+                # running under this lease, which dies with the process.
+                with contextlib.suppress(Exception):  # the original error matters more
+                    backend.move(
+                        job_id, JobStatus.QUEUED, only_from=(JobStatus.RUNNING,), owner=lease.id
+                    )
+                raise
         if heard_error:
             raise heard_error[0]
         final = end.get("progress")
@@ -217,6 +202,43 @@ def run_direct(
         return DirectRun(backend, job_id, status, cls, ran_here=True, output=end.get("output"))
     finally:
         lease.close()
+
+
+def _run_here(
+    backend: JobBackend,
+    job_id: str,
+    registry: JobRegistry,
+    control: JobControl,
+    library: Library | None,
+    start: RunStart,
+    listener: Callable[[str, dict[str, Any]], None] | None,
+) -> tuple[JobStatus, dict[str, Any]]:
+    """Run the claimed job to its stop here and record its end (fenced by
+    its lease): its status and the end's fields."""
+    from ._runner import run_job
+
+    status, end = run_job(
+        backend,
+        job_id,
+        registry=registry,
+        control=control,
+        claimed=True,
+        library=library,
+        loaded=start,
+        on_progress=listener,
+        children_run=False,
+    )
+    try:
+        backend.finish(job_id, status, **end)
+    except TypeError as exc:
+        # The end cannot be stored (an output msgpack refuses): the job
+        # fails, as in a manager.
+        status = JobStatus.FAILED
+        backend.finish(
+            job_id, status, error=f"cannot store the job's end: {exc}", lease=end.get("lease")
+        )
+        end = {}
+    return status, end
 
 
 def _create(backend: JobBackend, job: Job[Any], priority: int) -> str:

@@ -47,7 +47,7 @@ from ._events import EventHub, EventKind, EventStream
 from ._handle import POLL_S, JobHandle
 from ._model import JobRecord, JobStatus
 from ._progress import JobProgress
-from ._recovery import RECOVER_EVERY_S, STALE_AFTER_S, check_stale_after, recover_dead
+from ._recovery import RECOVER_EVERY_S, check_stale_after, default_stale_after, recover_dead
 from ._runner import run_job
 from ._schedule import check_every
 from ._slots import Claimed, Slots
@@ -83,7 +83,8 @@ class JobManager:
     or another) resumes them from their last checkpoint. While open, the
     manager also resumes the jobs of processes that died (killed) since,
     and those of managers whose heartbeat is older than the staleness they
-    declared (``stale_after_s``: stopped or cut off; their late writes are
+    declared (``stale_after_s``, default ``$PHASEKIT_STALE_AFTER_S`` or 30:
+    stopped or cut off; their late writes are
     refused, see :class:`~phasekit.jobs.JobBackend`). ``worker_info`` is
     listed with this manager among the library's workers.
 
@@ -105,7 +106,7 @@ class JobManager:
         limits: dict[str, int] | None = None,
         history_retention_s: float | None = HISTORY_RETENTION_S,
         library: Library | None = None,
-        stale_after_s: float = STALE_AFTER_S,
+        stale_after_s: float | None = None,
         worker_info: dict[str, Any] | None = None,
         types: list[str] | None = None,
     ) -> None:
@@ -116,8 +117,14 @@ class JobManager:
         for name, limit in (limits or {}).items():
             if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
                 raise InvalidInputError(f"limit of {name!r} must be an int >= 1, got {limit!r}")
-        self.stale_after_s = check_stale_after(stale_after_s)
+        self.stale_after_s = (
+            default_stale_after() if stale_after_s is None else check_stale_after(stale_after_s)
+        )
         self._worker_info = dict(worker_info or {})
+        if types is not None and (
+            isinstance(types, str) or not all(isinstance(t, str) and t for t in types)
+        ):
+            raise InvalidInputError(f"types must be a list of job type names, got {types!r}")
         if history_retention_s is not None and not history_retention_s >= 0:
             raise InvalidInputError(
                 f"history_retention_s must be >= 0 or None, got {history_retention_s!r}"
@@ -136,10 +143,6 @@ class JobManager:
         self.max_concurrency = max_concurrency
         self.limits = dict(limits or {})
         self._owner: OwnerLease | None = None
-        if types is not None and (
-            isinstance(types, str) or not all(isinstance(t, str) and t for t in types)
-        ):
-            raise InvalidInputError(f"types must be a list of job type names, got {types!r}")
         #: The job types this manager runs (None: every type it knows).
         self.types = None if types is None else sorted(set(types))
         self._slots = Slots(self.store, max_concurrency, self.limits, self.registry, self.types)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from ..errors import CorruptStateError, StorageFullError
+from ..errors import CorruptStateError, LeaseLostError, StorageFullError
 from ._codec import decode, encode
 from ._context import JobCancelled, JobContext, JobInterrupted
 from ._definition import Job, OutputT
@@ -308,6 +308,10 @@ class PhaseProcessor:
             except JobInterrupted as exc:
                 cancelled = isinstance(exc, JobCancelled)
                 self._end(entry, PhaseStatus.CANCELLED if cancelled else PhaseStatus.PAUSED, None)
+                raise
+            except LeaseLostError:
+                # Not this run's job any more: no hook, no retry; the run that
+                # took it over does the phase.
                 raise
             except StorageFullError as exc:
                 # No recovery strategy helps until space is freed: stop here,

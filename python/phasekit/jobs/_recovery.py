@@ -11,6 +11,7 @@ writes to those jobs refused (lease epochs: see JobBackend).
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from ..errors import InvalidInputError
@@ -38,15 +39,40 @@ def check_stale_after(stale_after_s: float) -> float:
     return float(stale_after_s)
 
 
+def default_stale_after() -> float:
+    """The staleness of this process's runners when none is given:
+    ``$PHASEKIT_STALE_AFTER_S`` if set (InvalidInputError if it is not a
+    number of seconds within the limits), else :data:`STALE_AFTER_S`."""
+    from .._layout import STALE_AFTER_ENV
+
+    text = os.environ.get(STALE_AFTER_ENV)
+    if text is None:
+        return STALE_AFTER_S
+    try:
+        value = float(text)
+    except ValueError:
+        raise InvalidInputError(f"{STALE_AFTER_ENV}={text!r}: not a number of seconds") from None
+    return check_stale_after(value)
+
+
 def recover_dead(backend: JobBackend, lease: OwnerLease) -> list[str]:
-    """Queue again the jobs of dead owners; the ids queued again."""
+    """Queue again the jobs of dead owners; the ids queued again. A job
+    someone asked to pause or cancel while its owner was dead or stalled
+    (the request it never saw) is paused or cancelled instead."""
     alive: dict[str | None, bool] = {}
     recovered = []
     for job_id, owner in backend.running_owners():
         if owner not in alive:
             alive[owner] = lease.alive(owner)
-        if not alive[owner] and backend.move(
-            job_id, JobStatus.QUEUED, only_from=(JobStatus.RUNNING,), owner=owner
+        if alive[owner]:
+            continue
+        request = backend.stop_request(job_id)
+        target = {"pause": JobStatus.PAUSED, "cancel": JobStatus.CANCELLED}.get(
+            request or "", JobStatus.QUEUED
+        )
+        if (
+            backend.move(job_id, target, only_from=(JobStatus.RUNNING,), owner=owner)
+            and target is JobStatus.QUEUED
         ):
             recovered.append(job_id)
     return recovered

@@ -53,6 +53,12 @@ def execute(
     for a process that knows it. ``claimed`` says the caller (the manager)
     has already marked the job running; ``library`` is handed to the job as
     ``ctx.library``.
+
+    A bare run has no owner lease: a manager or worker open on the same
+    jobs.db takes the job for one left by a dead process and resumes it, and
+    this run then stops with :class:`~phasekit.errors.LeaseLostError` at its
+    next write (the job is not run twice). Use ``Library.run`` or a manager
+    where others may be running jobs.
     """
     status, end = run_job(
         store, job_id, registry=registry, control=control, claimed=claimed, library=library

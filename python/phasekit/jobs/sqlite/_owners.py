@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..._private import FILE_MODE, make_private_dir
-from ...errors import PhasekitError
+from ...errors import InvalidInputError, PhasekitError
 from .._codec import encode, new_id
-from .._recovery import STALE_AFTER_S, check_stale_after
+from .._recovery import check_stale_after, default_stale_after
 
 if TYPE_CHECKING:
     from ._store import JobStore
@@ -49,6 +49,24 @@ PRUNE_EVENTS_EVERY_S = 60.0
 
 def _owners_dir(jobs_db: Path) -> Path:
     return jobs_db.with_name(jobs_db.name + ".owners")
+
+
+def _locked_file(folder: Path, owner: str) -> int:
+    """``<owner>.lock`` in ``folder``, created already locked: it is locked
+    under a temporary name and then renamed, so a file under a ``.lock`` name
+    is always held by its creator, and a prober (which removes the files it
+    can lock: dead owners') never mistakes a starting owner's for one."""
+    staging = folder / f"{owner}.new"
+    fd = os.open(staging, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_CLOEXEC, FILE_MODE)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.rename(staging, folder / f"{owner}.lock")
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            staging.unlink()
+        raise
+    return fd
 
 
 def _lock_held(folder: Path, owner: str) -> bool:
@@ -106,44 +124,54 @@ class Ownership:
     that keeps its heartbeat fresh."""
 
     def __init__(
-        self, store: JobStore, stale_after_s: float = STALE_AFTER_S, info: Any = None
+        self, store: JobStore, stale_after_s: float | None = None, info: Any = None
     ) -> None:
         self._store = store
-        self.stale_after_s = check_stale_after(stale_after_s)
+        self.stale_after_s = (
+            default_stale_after() if stale_after_s is None else check_stale_after(stale_after_s)
+        )
+        try:
+            self._info = encode(info)
+        except TypeError as exc:
+            raise InvalidInputError(f"worker info cannot be stored: {exc}") from exc
         self.folder = _owners_dir(store.path)
         make_private_dir(self.folder)
         self.id = new_id()
-        self._fd: int | None = os.open(
-            self.folder / f"{self.id}.lock", os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, FILE_MODE
-        )
-        fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        now = time.time()
-        store.add_worker(
-            self.id, socket.gethostname(), os.getpid(), now, self.stale_after_s, encode(info)
-        )
-        for other in store.heartbeats():
-            if other != self.id and not _lock_held(self.folder, other):
-                store.remove_worker(other)  # its process died: forget it
+        self._fd: int | None = _locked_file(self.folder, self.id)
+        try:
+            self._register()
+            for other in store.heartbeats():
+                if other != self.id and not _lock_held(self.folder, other):
+                    store.remove_worker(other)  # its process died: forget it
+        except BaseException:
+            self._release()  # a failed open holds nothing
+            raise
         self._stop = threading.Event()
         self._beating = threading.Thread(
             target=self._beat, name=f"phasekit-heartbeat-{self.id[:8]}", daemon=True
         )
         self._beating.start()
 
+    def _register(self) -> None:
+        self._store.add_worker(
+            self.id, socket.gethostname(), os.getpid(), time.time(), self.stale_after_s, self._info
+        )
+
     def _beat(self) -> None:
         period = self.stale_after_s / BEATS_PER_PERIOD
         pruned = time.monotonic()
         while not self._stop.wait(period):
             try:
-                self._store.heartbeat(self.id, time.time())
+                if not self._store.heartbeat(self.id, time.time()) and not self._stop.is_set():
+                    self._register()  # its row was taken for a dead owner's: back
                 if time.monotonic() - pruned >= PRUNE_EVENTS_EVERY_S:
                     pruned = time.monotonic()
                     self._store.prune_events()
-            except PhasekitError as exc:
-                # jobs.db cannot be written now (full, busy for too long):
-                # try again at the next beat; if this goes on past the
-                # staleness period, others resume our jobs, and the lease
-                # epochs keep our late writes out.
+            except Exception as exc:  # the beat must go on, whatever failed
+                # jobs.db cannot be written now (full, busy for too long,
+                # closed under us): try again at the next beat; if this goes
+                # on past the staleness period, others resume our jobs, and
+                # the lease epochs keep our late writes out.
                 log.warning("heartbeat of worker %s not written: %s", self.id, exc)
 
     def alive(self, owner: str | None) -> bool:
@@ -164,9 +192,17 @@ class Ownership:
         if self._fd is None:
             return
         self._stop.set()
-        self._beating.join()
+        # Bounded: a beat stuck behind a busy jobs.db must not hold up a
+        # closing manager (it re-adds no row once stopped).
+        self._beating.join(self.stale_after_s)
         with contextlib.suppress(PhasekitError):
             self._store.remove_worker(self.id)  # a closed or failing store: the lock tells
+        self._release()
+
+    def _release(self) -> None:
+        """Remove the lock file and release the lock."""
+        if self._fd is None:
+            return
         with contextlib.suppress(FileNotFoundError):
             (self.folder / f"{self.id}.lock").unlink()
         os.close(self._fd)  # releases the lock

@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 from .._codec import decode, encode, new_id, text_in, text_out
 from .._model import ANY, HistoryRecord, JobRecord, JobStatus, RunStart, WorkerRecord, _Any
 from .._progress import JobProgress
-from .._recovery import STALE_AFTER_S
 from .._schedule import check_every
 from ._connect import Transaction, connect, is_busy, retry_busy, translate
 from ._owners import Ownership, live_owners
@@ -59,9 +58,7 @@ class JobStore:
         """The path of jobs.db."""
         return str(self.path)
 
-    def register_owner(
-        self, *, stale_after_s: float = STALE_AFTER_S, info: Any = None
-    ) -> Ownership:
+    def register_owner(self, *, stale_after_s: float | None = None, info: Any = None) -> Ownership:
         """A new owner lease: a lock file in ``<jobs.db>.owners/`` that the
         kernel releases when the process dies, and a row in ``workers`` that
         its heartbeat keeps fresh (see _owners). ``info``: what the worker
@@ -85,9 +82,10 @@ class JobStore:
                 (worker_id, host, pid, now, now, stale_after_s, info),
             )
 
-    def heartbeat(self, worker_id: str, now: float) -> None:
-        """A worker's heartbeat."""
-        self._write_one("UPDATE workers SET heartbeat_at = ? WHERE id = ?", (now, worker_id))
+    def heartbeat(self, worker_id: str, now: float) -> bool:
+        """A worker's heartbeat; False if it has no row (taken for dead)."""
+        cur = self._write_one("UPDATE workers SET heartbeat_at = ? WHERE id = ?", (now, worker_id))
+        return cur.rowcount == 1
 
     def remove_worker(self, worker_id: str) -> None:
         """A worker stopped (or was found dead)."""
@@ -425,7 +423,9 @@ class JobStore:
         now = time.time()
         where = "id = ?"
         args: list[object] = [job_id]
-        # Into running from another status: a new claim, with a new lease.
+        # Into running from another status: a new claim, with a new lease;
+        # out of running, the job is nobody's (a manager closing later must
+        # not take a job paused or queued since for one of its own).
         if only_from is not None:
             where += f" AND status IN ({', '.join('?' * len(only_from))})"
             args += [s.value for s in only_from]
@@ -439,6 +439,7 @@ class JobStore:
             cur = db.execute(
                 "UPDATE jobs SET status = ?, error = ?, traceback = NULL, updated_at = ?,"
                 " request = NULL, lease = lease + (? = 'running' AND status != 'running'),"
+                " owner = CASE WHEN ? = 'running' THEN owner ELSE NULL END,"
                 " started_at = CASE WHEN ? = 'running' AND started_at IS NULL THEN ?"
                 " ELSE started_at END,"
                 f" finished_at = CASE WHEN ? THEN ? ELSE finished_at END WHERE {where}",
@@ -446,6 +447,7 @@ class JobStore:
                     status.value,
                     text_in(error),
                     now,
+                    status.value,
                     status.value,
                     status.value,
                     now,
