@@ -12,6 +12,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import anyio
 import pytest
 
 from backend_damage import corrupt_checkpoint
@@ -291,3 +292,21 @@ async def test_a_busy_worker_starts_each_job_from_its_claim(tmp_path):
     starts = sorted(r[0] for r in conn.execute("SELECT at FROM starts"))
     conn.close()
     assert starts == [0, 0, 0, 7]  # the resumed job started from its checkpoint
+
+
+@pytest.mark.anyio
+async def test_a_manager_of_some_types_starts_the_oldest_of_them_first(tmp_path: Path) -> None:
+    """A full page of jobs of other types at the head of the queue is left
+    for other managers without skipping the oldest jobs of this one's types."""
+    log = str(tmp_path / "log.db")
+    fx = str(tmp_path / "fx.db")
+    with JobStore(tmp_path / "jobs.db") as store:
+        others = [store.create_job("test.count", CountJob(5, fx).to_state()) for _ in range(40)]
+        for i in range(40):
+            store.create_job("test.record", RecordJob(f"r{i:02}", log, duration_s=0).to_state())
+    async with JobManager(tmp_path / "jobs.db", types=["test.record"], max_concurrency=1) as m:
+        while len(read_log(log)) < 40:
+            await anyio.sleep(0.02)
+        assert {m.store.status(job_id) for job_id in others} == {JobStatus.QUEUED}
+    started = [tag for tag, _, _ in read_log(log)]
+    assert started == [f"r{i:02}" for i in range(40)]  # one at a time: in age order

@@ -191,6 +191,7 @@ class Slots:
         started: list[Claimed] = []
         offset = 0
         while len(active) < goal:
+            excluded = len(self._unknown) + len(self._unwanted)
             page, full = self._page(offset)
             picked: list[tuple[str, str]] = []
             rest: list[tuple[str, str, int]] = []
@@ -237,6 +238,12 @@ class Slots:
                 self._candidates = None
             if picked and len(active) < goal:
                 continue  # some were claimed elsewhere meanwhile: look again
+            if len(self._unknown) + len(self._unwanted) > excluded:
+                # Types this manager leaves to others were met: the next read
+                # leaves them out, so it starts again from the head of the
+                # queue (an offset past them would skip the oldest jobs).
+                offset = 0
+                continue
             if not full:
                 break
             offset += READY_PAGE
