@@ -551,3 +551,32 @@ def test_a_direct_run_stopped_past_its_heartbeat_follows_its_job_to_the_worker(
             direct.send_signal(signal.SIGCONT)
             direct.kill()
             direct.communicate()
+
+
+def test_a_job_enqueued_through_the_library_is_run_by_a_worker(
+    library: Path, tmp_path: Path, workers: list[Worker]
+) -> None:
+    from phasekit.errors import InvalidInputError
+    from phasekit.indexing import IndexJob
+
+    from conftest import BAD_NAME, NEWLINE_NAME
+
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    for name in (os.fsdecode(BAD_NAME), NEWLINE_NAME, "plain.txt"):
+        (tree / name).write_bytes(b"x" * 10)
+        (tree / "sub" / name).write_bytes(b"y" * 20)
+    with Library.open(library) as lib:
+        location = lib.add_location(tree, mode="content")
+        job_id = lib.enqueue(IndexJob(location.id))
+        # Asking again joins the unfinished job (its conflict key).
+        assert lib.enqueue(IndexJob(location.id)) == job_id
+        with pytest.raises(InvalidInputError, match=r"Library\.enqueue\(\) takes a job"):
+            lib.enqueue("index")  # type: ignore[arg-type]
+        with JobStore(library / "jobs.db") as store:
+            assert store.status(job_id) is JobStatus.QUEUED  # nothing ran it here
+            workers.append(Worker(library))
+            wait_for("the index", lambda: store.status(job_id) is JobStatus.COMPLETED)
+        paths = {os.fsencode(e.path) for e in lib.entries(location)}
+    assert os.fsencode(tree / "sub" / os.fsdecode(BAD_NAME)) in paths
+    assert len(paths) == 7  # sub and six files

@@ -216,7 +216,9 @@ def _control(store: JobStore, record: JobRecord, action: str) -> int:
             status = store.get_job(record.id).status
             print(f"{record.id} is {status.value}, not paused", file=sys.stderr)
             return 1
-        print(f"{record.id}: queued; `phasekit resume` runs it")
+        alive = store.live_owners()
+        runner = "a running worker takes it" if alive else "`phasekit resume` runs it"
+        print(f"{record.id}: queued; {runner}")
     elif action == "cancel":
         for job_id in [record.id, *store.descendants(record.id)]:
             idle = (JobStatus.QUEUED, JobStatus.PAUSED)

@@ -131,10 +131,7 @@ def run_direct(
     old history first, as a manager opening does."""
 
     registry = registry or default_registry
-    if not isinstance(job, Job):
-        raise InvalidInputError(f"run_direct() takes a job (a Job instance), not {job!r}")
-    if not job.job_name or job.job_name not in registry:
-        raise UnknownJobError(f"{type(job).__qualname__} is not registered in this registry")
+    check_runnable(job, "run_direct()", registry)
     cls = registry.get(job.job_name)
     control = control or JobControl()
     lease = backend.register_owner()
@@ -142,7 +139,7 @@ def run_direct(
         recover_dead(backend, lease)
         if history_retention_s is not None:
             backend.prune_history(history_retention_s)
-        job_id = _create(backend, job, priority)
+        job_id = create_or_join(backend, job, priority)
         data_type = cls.progress_type
         listener = None
         #: An error of ``on_progress``: the job is paused (resumable), and the
@@ -241,7 +238,18 @@ def _run_here(
     return status, end
 
 
-def _create(backend: JobBackend, job: Job[Any], priority: int) -> str:
+def check_runnable(job: object, what: str, registry: JobRegistry | None = None) -> None:
+    """InvalidInputError unless ``job`` is a Job, UnknownJobError unless its
+    type is registered (a job no process could run is never queued);
+    ``what`` names the caller in the message."""
+    registry = registry or default_registry
+    if not isinstance(job, Job):
+        raise InvalidInputError(f"{what} takes a job (a Job instance), not {job!r}")
+    if not job.job_name or job.job_name not in registry:
+        raise UnknownJobError(f"{type(job).__qualname__} is not registered in this registry")
+
+
+def create_or_join(backend: JobBackend, job: Job[Any], priority: int) -> str:
     """The job's id: a new one, or the identical unfinished job it joins
     (resumed if paused: asking again for it means wanting it done)."""
     key = job.conflict_key()

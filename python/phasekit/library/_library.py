@@ -189,6 +189,25 @@ class Library(JobSteps, Settings, Closing):
             history_retention_s=HISTORY_RETENTION_S,
         )
 
+    def enqueue(self, job: Job[Any], *, priority: int = 0) -> str:
+        """Queue ``job`` for the library's workers (``phasekit worker``, or
+        any manager open on it) without running it here: what a server's
+        request handler does. A job with a conflict key joins an identical
+        unfinished one (resumed if it was paused). Returns the job's id;
+        follow it with ``phasekit jobs show``, :func:`~phasekit.jobs.follow_events`
+        or a manager's :meth:`~phasekit.jobs.JobManager.handle`."""
+        from ..jobs import JobStore
+        from ..jobs._direct import check_runnable, create_or_join
+
+        with self._job_store_lock:
+            if self.closed:
+                raise LibraryClosed("this library is closed: open it again to queue jobs")
+            if self._job_store is None:
+                self._job_store = JobStore(self.path / JOBS_DB_NAME)
+            store = self._job_store
+        check_runnable(job, "Library.enqueue()")
+        return create_or_join(store, job, priority)
+
     @classmethod
     def open(cls, path: StrPath | None = None) -> Library:
         """Open (creating it if needed) the library folder ``path`` (``~`` is
