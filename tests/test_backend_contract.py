@@ -253,17 +253,23 @@ def test_an_owner_lives_as_long_as_its_lease(backend):
     other.close()
 
 
-def test_an_owner_killed_with_its_process_is_dead(opened):
-    backend, opener = opened
-    code = opener + textwrap.dedent("""
-        lease = backend.register_owner()
+def owner_process(opener: str, options: str = "") -> subprocess.Popen[str]:
+    """A process that registers an owner (``register_owner(options)``) on the
+    backend ``opener`` opens, prints its id, and sleeps."""
+    code = opener + textwrap.dedent(f"""
+        lease = backend.register_owner({options})
         print(lease.id, flush=True)
         import time
         time.sleep(600)
     """)
-    with subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=subprocess_env()
-    ) as proc:
+    )
+
+
+def test_an_owner_killed_with_its_process_is_dead(opened):
+    backend, opener = opened
+    with owner_process(opener) as proc:
         try:
             assert proc.stdout is not None
             owner = proc.stdout.readline().strip()
@@ -329,15 +335,7 @@ def test_writes_without_a_lease_are_not_fenced(backend):
 
 def test_a_live_owner_whose_heartbeat_is_stale_counts_as_dead(opened):
     backend, opener = opened
-    code = opener + textwrap.dedent("""
-        lease = backend.register_owner(stale_after_s=2.0, info={"role": "test"})
-        print(lease.id, flush=True)
-        import time
-        time.sleep(600)
-    """)
-    with subprocess.Popen(
-        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=subprocess_env()
-    ) as proc:
+    with owner_process(opener, 'stale_after_s=2.0, info={"role": "test"}') as proc:
         try:
             assert proc.stdout is not None
             owner = proc.stdout.readline().strip()

@@ -135,18 +135,25 @@ def done_items(path: Path) -> int:
         conn.close()
 
 
+def count_job_under_way(
+    store: JobStore, library: Path, fx: Path, n: int, workers: list[Worker]
+) -> tuple[str, Worker]:
+    """A CountJob of ``n`` items queued, and a worker that has run 40 of them."""
+    job = CountJob(n, str(fx), every=20, delay_s=0.004)
+    job_id = store.create_job("test.count", job.to_state())
+    first = Worker(library, "--concurrency", "1")
+    workers.append(first)
+    wait_for("the worker to run the job", lambda: owner_of(store, job_id) == first.id)
+    wait_for("some items done", lambda: done_items(fx) >= 40)
+    return job_id, first
+
+
 def test_a_killed_workers_job_is_resumed_by_another_at_once(
     library: Path, tmp_path: Path, workers: list[Worker]
 ) -> None:
     fx = tmp_path / "effects.db"
     with JobStore(library / "jobs.db") as store:
-        job_id = store.create_job(
-            "test.count", CountJob(600, str(fx), every=20, delay_s=0.005).to_state()
-        )
-        first = Worker(library, "--concurrency", "1")
-        workers.append(first)
-        wait_for("the first worker to run the job", lambda: owner_of(store, job_id) == first.id)
-        wait_for("some items done", lambda: done_items(fx) >= 40)
+        job_id, first = count_job_under_way(store, library, fx, 600, workers)
         second = Worker(library, "--concurrency", "1")
         workers.append(second)
         first.proc.kill()
@@ -238,13 +245,7 @@ def test_sigterm_hands_the_running_job_back_and_another_worker_finishes_it(
 ) -> None:
     fx = tmp_path / "effects.db"
     with JobStore(library / "jobs.db") as store:
-        job_id = store.create_job(
-            "test.count", CountJob(800, str(fx), every=20, delay_s=0.004).to_state()
-        )
-        first = Worker(library, "--concurrency", "1")
-        workers.append(first)
-        wait_for("the worker to run the job", lambda: owner_of(store, job_id) == first.id)
-        wait_for("some items done", lambda: done_items(fx) >= 40)
+        job_id, first = count_job_under_way(store, library, fx, 800, workers)
         assert first.stop() == 0
         assert first.said("SIGTERM, handing its jobs back")
         assert store.status(job_id) is JobStatus.QUEUED

@@ -170,17 +170,10 @@ class Library(JobSteps, Settings, Closing):
         hears the progress as it is stored and the end's (see run_direct). The
         returned run reads jobs.db while this library is open."""
         from .._defaults import HISTORY_RETENTION_S
-        from ..jobs import JobStore, run_direct
+        from ..jobs import run_direct
 
-        with self._job_store_lock:
-            # Under the lock: a close() in between would leave a store open.
-            if self.closed:
-                raise LibraryClosed("this library is closed: open it again to run its jobs")
-            if self._job_store is None:
-                self._job_store = JobStore(self.path / JOBS_DB_NAME)
-            store = self._job_store
         return run_direct(
-            store,
+            self._jobs_db("run its jobs"),
             job,
             library=self,
             control=control,
@@ -196,17 +189,24 @@ class Library(JobSteps, Settings, Closing):
         unfinished one (resumed if it was paused). Returns the job's id;
         follow it with ``phasekit jobs show``, :func:`~phasekit.jobs.follow_events`
         or a manager's :meth:`~phasekit.jobs.JobManager.handle`."""
-        from ..jobs import JobStore
         from ..jobs._direct import check_runnable, create_or_join
 
-        with self._job_store_lock:
-            if self.closed:
-                raise LibraryClosed("this library is closed: open it again to queue jobs")
-            if self._job_store is None:
-                self._job_store = JobStore(self.path / JOBS_DB_NAME)
-            store = self._job_store
+        store = self._jobs_db("queue jobs")
         check_runnable(job, "Library.enqueue()")
         return create_or_join(store, job, priority)
+
+    def _jobs_db(self, to: str) -> JobStore:
+        """The library's jobs.db, opened once (LibraryClosed once closed:
+        ``to`` says for what)."""
+        from ..jobs import JobStore
+
+        with self._job_store_lock:
+            # Under the lock: a close() in between would leave a store open.
+            if self.closed:
+                raise LibraryClosed(f"this library is closed: open it again to {to}")
+            if self._job_store is None:
+                self._job_store = JobStore(self.path / JOBS_DB_NAME)
+            return self._job_store
 
     @classmethod
     def open(cls, path: StrPath | None = None) -> Library:
