@@ -208,6 +208,10 @@ def test_a_stalled_worker_is_taken_over_and_its_late_writes_are_refused(
         workers.append(slow)
         wait_for("the worker to run the job", lambda: owner_of(store, job_id) == slow.id)
         wait_for("the job to hold at item 100", lambda: done_items(fx) == 100)
+        # Its checkpoint at item 100 stored too (a loaded machine may stop it
+        # between the two otherwise, and the job be resumed from item 75).
+        saved = lambda: (store.load_checkpoint(job_id) or (0, None))[1] == {"next": 100}  # noqa: E731
+        wait_for("the checkpoint at item 100", saved)
         lease_before = store.load_for_run(job_id).lease
         stop_between_writes(slow.proc, library / "jobs.db", fx)
         other = Worker(library, "--concurrency", "1", "--stale-after", "2")
