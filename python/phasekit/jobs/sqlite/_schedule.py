@@ -22,17 +22,19 @@ def schedule_next(db: sqlite3.Connection, job_id: str, now: float) -> str | None
     """
     row = db.execute(
         "SELECT name, state, priority, depends_on, run_every_s, next_run_at, created_at,"
-        " schedule_id FROM jobs WHERE id = ?",
+        " schedule_id, conflict_key FROM jobs WHERE id = ?",
         (job_id,),
     ).fetchone()
     if row is None or row[4] is None:
         return None
-    name, state, priority, depends_on, every, planned, created_at, schedule_id = row
+    name, state, priority, depends_on, every, planned, created_at, schedule_id, key = row
     occurrence_id = new_id()
+    # The conflict key goes on with the schedule: every occurrence keeps
+    # out of the way of the jobs it must not overlap.
     db.execute(
         "INSERT INTO jobs (id, name, state, status, priority, depends_on, run_every_s,"
-        " next_run_at, schedule_id, created_at, updated_at)"
-        " VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
+        " next_run_at, schedule_id, created_at, updated_at, conflict_key)"
+        " VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             occurrence_id,
             name,
@@ -44,6 +46,40 @@ def schedule_next(db: sqlite3.Connection, job_id: str, now: float) -> str | None
             schedule_id or job_id,
             now,
             now,
+            key,
         ),
     )
     return occurrence_id
+
+
+def create_once(
+    db: sqlite3.Connection,
+    name: str,
+    state: bytes,
+    conflict_key: str,
+    every: float,
+    first_at: float,
+    priority: int,
+    now: float,
+) -> tuple[str, bool]:
+    """Inside a write transaction (``BEGIN IMMEDIATE``): the unfinished
+    occurrence of an interval schedule of job type ``name`` with
+    ``conflict_key``, whatever its input and interval, else a new schedule
+    whose first occurrence runs at ``first_at``. ``(job id, created)``:
+    processes asking at once serialise on the write lock, so one creates it
+    and the others find it."""
+    row = db.execute(
+        "SELECT id FROM jobs WHERE conflict_key = ? AND name = ? AND run_every_s IS NOT NULL"
+        " AND status IN ('queued', 'running', 'paused') ORDER BY created_at, id LIMIT 1",
+        (conflict_key, name),
+    ).fetchone()
+    if row is not None:
+        return str(row[0]), False
+    job_id = new_id()
+    db.execute(
+        "INSERT INTO jobs (id, name, state, status, priority, run_every_s, next_run_at,"
+        " schedule_id, created_at, updated_at, conflict_key)"
+        " VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
+        (job_id, name, state, priority, every, first_at, job_id, now, now, conflict_key),
+    )
+    return job_id, True

@@ -749,6 +749,45 @@ class JobStore:
         self.prune_events()
         return pruned
 
+    # maintenance (see phasekit/maintenance)
+
+    def create_schedule_once(
+        self,
+        name: str,
+        state: Any,
+        conflict_key: str,
+        every_s: float,
+        *,
+        first_at: float | None = None,
+        priority: int = 0,
+    ) -> tuple[str, bool]:
+        """Queue an interval schedule of job type ``name`` (every ``every_s``
+        seconds, first at ``first_at``, default now) unless one with
+        ``conflict_key`` is unfinished (an occurrence queued, running or
+        paused, whatever its input and interval): then return that one.
+        ``(job_id, created)``; one transaction, so however many processes
+        ask at once, one schedule exists afterwards."""
+        check_every(every_s)
+        blob = encode(state)
+        now = time.time()
+        first = now if first_at is None else first_at
+        with self._write() as db:
+            return _schedule.create_once(
+                db, name, blob, conflict_key, every_s, first, priority, now
+            )
+
+    def optimize(self, *, free_fraction: float, max_bytes: int) -> dict[str, Any]:
+        """``PRAGMA optimize`` on jobs.db, and a VACUUM when at least
+        ``free_fraction`` of its pages are free and it is at most
+        ``max_bytes`` (see phasekit/_sqlite_tune.py): what was found and done."""
+        from ..._sqlite_tune import tune
+
+        with self._lock:
+            try:
+                return tune(self._conn, free_fraction=free_fraction, max_bytes=max_bytes)
+            except sqlite3.Error as exc:
+                raise translate(exc, self.path) from exc
+
 
 _COLUMNS = (
     "id, name, status, priority, parent_id, depends_on, created_at, updated_at, error, state,"
