@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,12 +30,12 @@ from ..library import Library
 from ..library._jobs import check_count, check_id, library_of, location_of
 from ._make import make_variants, source_longest
 from ._sidecars import (
-    CAS_ID,
-    SIDECARS_DIR,
+    shards,
     sidecar_longest,
     sidecar_ok,
     sidecar_path,
     stale_temp,
+    sweep_shard,
     write_sidecar,
 )
 from ._types import ThumbsProgress, ThumbsSummary
@@ -202,7 +201,6 @@ class ThumbsJob(PhasedJob[ThumbsSummary]):
 
     def cleanup(self, ctx: PhaseContext) -> PhaseResult:
         library = library_of(ctx, "the thumbnail job")
-        root = library.path / SIDECARS_DIR
         # With the library's variants, the files of variants it no longer
         # lists go too (a job given its own variants leaves other files).
         keep = (
@@ -220,23 +218,18 @@ class ThumbsJob(PhasedJob[ThumbsSummary]):
                 "identities are not all linked yet (an index is under way or was stopped); "
                 "the next thumbnail job removes them"
             )
-        if root.is_dir():
-            for shard in sorted(root.iterdir()):
-                for folder in sorted(shard.iterdir()) if shard.is_dir() else ():
-                    if not folder.is_dir() or not CAS_ID.match(folder.name):
-                        continue  # not ours
-                    for stray in folder.glob(".*.tmp"):
-                        # Left by a killed run; another job's write in flight is not.
-                        if stale_temp(stray):
-                            stray.unlink(missing_ok=True)
-                    if not keep_all and library.content_identity(folder.name) is None:
-                        shutil.rmtree(folder, ignore_errors=True)
-                        removed += 1
-                    elif keep is not None:
-                        for old in folder.glob("*.webp"):
-                            if old.name not in keep:
-                                old.unlink(missing_ok=True)
-                                dropped += 1
+
+        def gone(cas_id: str) -> bool:
+            return library.content_identity(cas_id) is None
+
+        for shard in shards(library.path):
+            # Temporary files left by a killed run go; another job's write
+            # in flight does not (see stale_temp).
+            folders, variants, _temps = sweep_shard(
+                shard, gone=None if keep_all else gone, keep=keep, stale=stale_temp
+            )
+            removed += folders
+            dropped += variants
         ctx.shared.update(removed=removed, dropped_variants=dropped)
         return None
 

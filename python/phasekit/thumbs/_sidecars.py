@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import InvalidInputError
@@ -64,6 +66,46 @@ def stale_temp(path: Path) -> bool:
     except PermissionError:
         return False  # alive, someone else's
     return False
+
+
+def shards(library_dir: Path) -> list[Path]:
+    """The shard folders of a library's sidecars (``sidecars/<2 hex>``), by name."""
+    root = library_dir / SIDECARS_DIR
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir())
+
+
+def sweep_shard(
+    shard: Path,
+    *,
+    gone: Callable[[str], bool] | None,
+    keep: set[str] | None,
+    stale: Callable[[Path], bool],
+) -> tuple[int, int, int]:
+    """Tidy one shard folder of sidecars: remove the temporary files that
+    ``stale`` says were left behind (a write in flight is not), the folders
+    of contents that ``gone`` says the library no longer has (None: none are
+    looked for), and, with ``keep`` (file names), the files of variants not
+    in it. Returns ``(folders removed, variant files removed, temporary
+    files removed)``. Names that are not a cas_id's are not ours: left."""
+    removed = dropped = temps = 0
+    for folder in sorted(shard.iterdir()) if shard.is_dir() else ():
+        if not folder.is_dir() or not CAS_ID.match(folder.name):
+            continue
+        for stray in folder.glob(".*.tmp"):
+            if stale(stray):
+                stray.unlink(missing_ok=True)
+                temps += 1
+        if gone is not None and gone(folder.name):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+        elif keep is not None:
+            for old in folder.glob("*.webp"):
+                if old.name not in keep:
+                    old.unlink(missing_ok=True)
+                    dropped += 1
+    return removed, dropped, temps
 
 
 def valid_sidecar(path: Path, longest: int) -> bool:

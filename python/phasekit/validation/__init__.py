@@ -21,7 +21,15 @@ the index has none), the only mode that sees a byte cas_id does not sample.
 from __future__ import annotations
 
 from .._defaults import VALIDATION_MODES, ValidationMode
-from ._job import SAMPLES_KEPT, VALIDATE_PAGE, ValidateJob, issues, severity_counts
+from ._job import (
+    SAMPLES_KEPT,
+    VALIDATE_PAGE,
+    ValidateJob,
+    issues,
+    most_severe,
+    run_issues,
+    severity_counts,
+)
 from ._types import (
     DEPTH_MAX,
     NAME_MAX_PORTABLE,
@@ -50,5 +58,7 @@ __all__ = [
     "ValidationMode",
     "ValidationSummary",
     "issues",
+    "most_severe",
+    "run_issues",
     "severity_counts",
 ]

@@ -20,7 +20,7 @@ import contextlib
 import heapq
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 
 from .._defaults import ValidationMode
@@ -57,10 +57,13 @@ def _root(location: Location) -> bytes:
 def issues(library: Library, summary: ValidationSummary) -> Iterator[Issue]:
     """Every issue a validation run recorded, in entry order (available until
     the location is validated again or removed)."""
-    return _issues(library, summary.location_id, summary.run_id)
+    return run_issues(library, summary.location_id, summary.run_id)
 
 
-def _issues(library: Library, location_id: int, run_id: str) -> Iterator[Issue]:
+def run_issues(library: Library, location_id: int, run_id: str) -> Iterator[Issue]:
+    """Every issue that validation run ``run_id`` recorded for a location's
+    entries, in entry order (a run id names the issues of a
+    :class:`ValidateJob`, or of a maintenance job's re-validation)."""
     root = _root(library.location(location_id))
     after: tuple[int, str] = (0, "")
     while rows := library.validation_issues(run_id, after=after, limit=_READ_PAGE):
@@ -76,6 +79,20 @@ def severity_counts(by_category: dict[str, int]) -> dict[str, int]:
     for category, n in by_category.items():
         out[SEVERITY[Category(category)].value] += n
     return out
+
+
+def most_severe(found: Iterable[Issue], keep: int) -> list[Issue]:
+    """The ``keep`` most severe issues, then in entry order, most severe
+    first: a bounded heap over the stream, so memory does not grow with the
+    issues found."""
+    worst: list[tuple[int, int, str, Issue]] = []
+    for issue in found:
+        key = (issue.severity.rank, -issue.entry_id, issue.category.value, issue)
+        if len(worst) < keep:
+            heapq.heappush(worst, key)
+        elif key[:3] > worst[0][:3]:
+            heapq.heapreplace(worst, key)
+    return [k[3] for k in sorted(worst, key=lambda k: k[:3], reverse=True)]
 
 
 _SERIOUS = (Severity.ERROR, Severity.CRITICAL)
@@ -218,16 +235,7 @@ class ValidateJob(PhasedJob[ValidationSummary]):
     def complete(self, ctx: PhaseContext) -> PhaseResult:
         library = self._lib(ctx)
         by_category = library.validation_counts(ctx.id)
-        # The most severe issues first, then in entry order; a bounded heap
-        # over the stream, so memory does not grow with the issues found.
-        worst: list[tuple[int, int, str, Issue]] = []
-        for issue in _issues(library, self.location_id, ctx.id):
-            key = (issue.severity.rank, -issue.entry_id, issue.category.value, issue)
-            if len(worst) < SAMPLES_KEPT:
-                heapq.heappush(worst, key)
-            elif key[:3] > worst[0][:3]:
-                heapq.heapreplace(worst, key)
-        samples = [k[3] for k in sorted(worst, key=lambda k: k[:3], reverse=True)]
+        samples = most_severe(run_issues(library, self.location_id, ctx.id), SAMPLES_KEPT)
         ctx.shared.update(
             run_id=ctx.id,
             by_category=by_category,
