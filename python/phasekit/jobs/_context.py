@@ -156,6 +156,13 @@ class JobContext:
         self.errors: list[dict[str, Any]] = []
         self.metrics = Metrics()
 
+    @property
+    def backend(self) -> JobBackend:
+        """Where this job is kept (its manager's or direct run's job
+        storage): what a job that looks after that storage works on
+        (``phasekit.maintenance`` prunes its history and optimizes it)."""
+        return self._store
+
     @functools.cached_property
     def log(self) -> logging.Logger:
         """The job's logger (``phasekit.job.<name>``); looked up on first use,

@@ -32,6 +32,7 @@ BUILTIN_JOBS = {
     "phasekit.move": "phasekit.fileops",
     "phasekit.delete": "phasekit.fileops",
     "phasekit.thumbs": "phasekit.thumbs",
+    "phasekit.maintenance": "phasekit.maintenance",
 }
 
 J = TypeVar("J", bound="Job[Any]")

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from ..jobs import DirectRun, Job, JobControl, JobManager, JobProgress, JobStore
     from ..jobs._definition import OutputT
+    from ..maintenance import MaintenanceJob
 from .._core import CancelToken
 from .._types import FsError, Kind, StrPath
 from ..errors import (
@@ -194,6 +195,46 @@ class Library(JobSteps, Settings, Closing):
         store = self._jobs_db("queue jobs")
         check_runnable(job, "Library.enqueue()")
         return create_or_join(store, job, priority)
+
+    def schedule_maintenance(
+        self,
+        every_s: float = 86400.0,
+        *,
+        first_at: float | None = None,
+        job: MaintenanceJob | None = None,
+        priority: int = 0,
+    ) -> str:
+        """Make sure the library's maintenance runs every ``every_s`` seconds
+        (default daily): optimize its databases, prune job history, remove
+        orphaned sidecars and leftover temporary files, re-validate its
+        stalest entries (see :class:`~phasekit.maintenance.MaintenanceJob`;
+        ``job`` gives other settings). Queued as an interval schedule for
+        the library's workers, first at ``first_at`` (unix time; default one
+        interval from now), unless the library has one already: however
+        many processes call this at once (every ``phasekit worker`` does as
+        it starts), one schedule exists afterwards, and the one there is
+        kept whatever its interval and settings (cancel it to change them).
+        Returns the id of its unfinished occurrence."""
+        import time
+
+        from ..jobs._schedule import check_every
+        from ..maintenance import MaintenanceJob
+
+        check_every(every_s)
+        job = MaintenanceJob() if job is None else job
+        if not isinstance(job, MaintenanceJob):
+            raise InvalidInputError(f"job must be a MaintenanceJob, not {job!r}")
+        store = self._jobs_db("schedule its maintenance")
+        first = time.time() + every_s if first_at is None else first_at
+        job_id, _created = store.create_schedule_once(
+            job.job_name,
+            job.to_state(),
+            job.conflict_key(),
+            every_s,
+            first_at=first,
+            priority=priority,
+        )
+        return job_id
 
     def _jobs_db(self, to: str) -> JobStore:
         """The library's jobs.db, opened once (LibraryClosed once closed:

@@ -7,13 +7,17 @@ the library's own types; library.db's SQL stays in the Rust core
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+import os
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from .. import _core
 from .._types import FsError
+from ..errors import LibraryError
 from ._types import HashPass, Location
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from .._core import CancelToken
     from .._defaults import ValidationMode
     from .._types import StrPath
@@ -23,6 +27,9 @@ class _Library(Protocol):
     """What these methods use of the Library they are part of."""
 
     _db: _core.LibraryDb
+
+    @property
+    def path(self) -> Path: ...
 
     def location(self, location: int | StrPath | Location) -> Location: ...
 
@@ -190,6 +197,43 @@ class JobSteps:
         rows = _core.validation_issues(self._db, run_id, after[0], after[1], limit)
         return [IssueRow(*row) for row in rows]
 
+    # upkeep (what MaintenanceJob runs)
+
+    def tune_db(
+        self: _Library, *, free_fraction: float, max_bytes: int, timeout_s: float = 900.0
+    ) -> dict[str, Any] | None:
+        """``PRAGMA optimize`` on library.db, and a VACUUM when at least
+        ``free_fraction`` of its pages are free and it is at most
+        ``max_bytes`` (phasekit/_sqlite_tune.py says why those bounds): what
+        was found and done; None for a library in memory. It runs in a
+        child process: library.db belongs to the Rust core here, and a
+        second SQLite in this process would not share its locks
+        (docs/ARCHITECTURE.md, invariant 7). :class:`LibraryError` if it
+        could not be done (the message says why)."""
+        import json
+        import subprocess
+        import sys
+
+        from .. import _sqlite_tune
+        from .._layout import DB_NAME
+
+        db = self.path / DB_NAME
+        if not db.exists():
+            return None  # in memory: nothing on disk to tune
+        options = json.dumps({"free_fraction": free_fraction, "max_bytes": max_bytes})
+        # -I: the child imports nothing but the standard library, whatever
+        # the environment says (PYTHONPATH, user site).
+        argv: list[str | bytes] = [sys.executable, "-I", _sqlite_tune.__file__, bytes(db), options]
+        try:
+            done = subprocess.run(argv, capture_output=True, timeout=timeout_s, check=False)
+            result = json.loads(done.stdout) if done.returncode == 0 else None
+        except (OSError, subprocess.TimeoutExpired, ValueError) as exc:
+            raise LibraryError(f"cannot optimize {db}: {exc}") from exc
+        if not isinstance(result, dict) or "error" in result:
+            why = result["error"] if isinstance(result, dict) else _last_line(done.stderr)
+            raise LibraryError(f"cannot optimize {db}: {why}")
+        return result
+
     # duplicate search (what DupesJob runs)
 
     def add_to_finder(
@@ -202,3 +246,9 @@ class JobSteps:
         """Give a duplicate finder the location's regular files, with the
         sizes and digests stored for them; returns how many."""
         return finder.add_location(self._db, self.location(location).id, hidden=hidden)
+
+
+def _last_line(stderr: bytes) -> str:
+    """What a failed child process said last (its error, after a traceback)."""
+    lines = os.fsdecode(stderr).strip().splitlines()
+    return lines[-1] if lines else "the child process failed"
