@@ -141,7 +141,8 @@ def _stop_all(children: list[Child], notes: list[str], quiet: tuple[str, ...]) -
 
 
 def phasekit_argv(folder: Path, concurrency: int) -> list[str]:
-    worker = f"worker --import noop_jobs --concurrency {concurrency}".split()
+    # --maintenance-every 0: no maintenance schedule (huey runs with --no-periodic).
+    worker = f"worker --import noop_jobs --concurrency {concurrency} --maintenance-every 0".split()
     return [sys.executable, "-m", "phasekit", "--library", str(folder), *worker]
 
 

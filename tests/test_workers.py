@@ -45,8 +45,10 @@ class Worker:
     """A `phasekit worker` process; its stderr lines are collected."""
 
     def __init__(self, library: Path, *extra: str) -> None:
+        # No maintenance schedule unless a test asks (``extra`` comes last):
+        # its queued occurrence would be one more job in every listing.
         argv = [sys.executable, "-m", "phasekit", "--library", str(library), "worker",
-                "--import", "jobs_fixture", *extra]  # fmt: skip
+                "--import", "jobs_fixture", "--maintenance-every", "0", *extra]  # fmt: skip
         self.proc = subprocess.Popen(
             argv, env=subprocess_env(), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
             text=True, errors="replace",

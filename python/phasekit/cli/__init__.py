@@ -25,6 +25,7 @@ from . import (
     index,
     jobs,
     ls,
+    maintenance,
     move,
     resume,
     scan,
@@ -59,6 +60,7 @@ COMMANDS = (
     move,
     delete,
     thumbs,
+    maintenance,
     scan,
 )
 

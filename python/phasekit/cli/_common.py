@@ -42,6 +42,13 @@ def seconds(text: str) -> float:
     return value
 
 
+def seconds_or_zero(text: str) -> float:
+    """A finite number of seconds >= 0 (0: never, or at once)."""
+    if text.strip() in ("0", "0.0"):
+        return 0.0
+    return seconds(text)
+
+
 def _int(text: str) -> int:
     try:
         return int(text)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import positive_int, seconds
+from ._common import positive_int, seconds, seconds_or_zero
 from ._exits import EXIT_STOPPED
 
 # typing.TYPE_CHECKING without importing typing (see phasekit/cli/__init__.py).
@@ -56,6 +56,10 @@ def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stale-after", type=seconds, default=None, metavar="SECONDS",
                    help="others take this worker for dead after this long without a "
                    "heartbeat (default $PHASEKIT_STALE_AFTER_S, else 30)")  # fmt: skip
+    p.add_argument("--maintenance-every", type=seconds_or_zero, default=86400.0,
+                   metavar="SECONDS", help="make sure the library's maintenance is "
+                   "scheduled this often (default daily; 0: leave it unscheduled); "
+                   "scheduled once however many workers start")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,6 +76,10 @@ def run(args: argparse.Namespace) -> int:
         except ImportError as exc:
             raise InvalidInputError(f"--import {module}: {exc}") from exc
     with Library.open(args.library) as library:
+        if args.maintenance_every:
+            # Every worker asks; the library keeps one schedule (an existing
+            # one is kept as it is).
+            library.schedule_maintenance(every_s=args.maintenance_every)
         return anyio.run(_work, library, args)
 
 
