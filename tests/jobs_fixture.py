@@ -343,3 +343,42 @@ class EffectJob(Job):
             conn.close()
         # The run's lease epoch: the recorded end must be the last claim's.
         return {"key": self.key, "steps": self.steps, "lease": ctx.lease}
+
+
+@job("test.items")
+class ItemsJob(Job):
+    """Records each of its items (keyed by item and tag) in an
+    :func:`effect_log`, one by one, checkpointed; fails on ``fail_on``.
+    Submitted with more than ``item_limit`` items it is split."""
+
+    items_field: ClassVar[str | None] = "items"
+
+    items: list[str]
+    log_db: str
+    tag: str = ""
+    fail_on: str | None = None
+    delay_s: float = 0.0
+
+    def run(self, ctx: JobContext) -> Any:
+        state = ctx.load_state() or {"next": 0}
+        conn = effect_log(self.log_db)
+        try:
+            conn.execute(
+                "INSERT INTO attempts VALUES (?, ?, ?)", (self.tag, state["next"], os.getpid())
+            )
+            for i in range(state["next"], len(self.items)):
+                item = self.items[i]
+                if item == self.fail_on:
+                    raise RuntimeError(f"{self.tag} fails on {item!r} on purpose")
+                if self.delay_s:
+                    time.sleep(self.delay_s)
+                # Keyed by the item's bytes (a name need not be UTF-8).
+                key = f"{self.tag}:{os.fsencode(item).hex()}"
+                conn.execute("INSERT OR IGNORE INTO step VALUES (?, ?)", (key, i))
+                if i % 100 == 99 or i == len(self.items) - 1:
+                    ctx.progress(done=i + 1, total=len(self.items))
+                    ctx.checkpoint({"next": i + 1})
+            conn.execute("INSERT OR IGNORE INTO final VALUES (?, ?)", (ctx.id, os.getpid()))
+        finally:
+            conn.close()
+        return {"items": len(self.items), "first": self.items[0] if self.items else None}

@@ -103,7 +103,7 @@ def test_old_jobs_db_is_upgraded_in_place(tmp_path):
         assert (record.status, record.priority, record.input()) == (JobStatus.PAUSED, 3, {"n": 7})
         assert record.depends_on is None
         version = store._read("PRAGMA user_version")[0][0]
-        assert version == SCHEMA_VERSION == 11
+        assert version == SCHEMA_VERSION == 12
         new = store.create_job("noop", {}, depends_on="old", run_every_s=60.0)
         assert store.get_job(new).depends_on == "old"
         # v3: child keys, schedule ids, fuller history

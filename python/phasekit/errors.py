@@ -10,7 +10,8 @@ branches say what went wrong and what to do::
     │   └── LocationOverlapError   a location inside (or around) another one
     ├── NotFoundError           (also a KeyError)
     │   ├── LocationNotFound
-    │   └── JobNotFound
+    │   ├── JobNotFound
+    │   └── TaskNotFound
     ├── ClosedError             the object was closed
     │   ├── LibraryClosed
     │   └── ManagerClosed
@@ -59,7 +60,12 @@ class LocationNotFound(NotFoundError):
 
 
 class JobNotFound(NotFoundError):
-    """No job with that id in this jobs.db."""
+    """No job with that id in this jobs.db (or none of this manager's tenant:
+    another tenant's job is reported exactly as a missing one)."""
+
+
+class TaskNotFound(NotFoundError):
+    """No task with that id in this jobs.db (or none of this manager's tenant)."""
 
 
 class ClosedError(PhasekitError):
@@ -154,5 +160,6 @@ __all__ = [
     "NotFoundError",
     "PhasekitError",
     "StorageFullError",
+    "TaskNotFound",
     "UnknownJobError",
 ]

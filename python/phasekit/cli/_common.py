@@ -80,3 +80,33 @@ def human(n: int) -> str:
             return f"{value:.{digits}f} {unit}"
         value /= 1000
     raise AssertionError("unreachable: TB ends the loop")
+
+
+#: The environment variable naming the tenant the commands act for.
+TENANT_ENV = "PHASEKIT_TENANT"
+
+
+def tenant_name(text: str) -> str:
+    """A tenant name (see phasekit/jobs/_scope.py: checked here with the
+    same rule, without importing the job system into the parser)."""
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.@:-]{0,127}", text):
+        raise argparse.ArgumentTypeError(
+            f"not a tenant name (letters, digits and '_.@:-'): {text!r}"
+        )
+    return text
+
+
+def tenant_argument(
+    p: argparse.ArgumentParser,
+    help: str = "act for this tenant (default: $PHASEKIT_TENANT, else 'default'); "
+    "another tenant's jobs are as if they did not exist",
+    default: str | None = "default",
+) -> None:
+    """``--tenant NAME``: whose jobs a command sees."""
+    import os
+
+    env = os.environ.get(TENANT_ENV)
+    p.add_argument("--tenant", type=tenant_name, metavar="NAME",
+                   default=env if env else default, help=help)  # fmt: skip

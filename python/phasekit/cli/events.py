@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import count, jobs_db
+from ._common import count, jobs_db, tenant_argument
 
 # typing.TYPE_CHECKING without importing typing (see phasekit/cli/__init__.py).
 TYPE_CHECKING = False
@@ -34,6 +34,7 @@ def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--after", type=count, default=None, metavar="ID",
                    help="start after event ID (default: the oldest kept; "
                    "with --follow, from now)")  # fmt: skip
+    tenant_argument(p, "only this tenant's jobs' events (default: every tenant's)", None)
     p.add_argument("--json", action="store_true", help="one JSON object per line")
 
 
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.follow:
             after = args.after or 0
             while True:
-                events = store.events(after=after, limit=1000)
+                events = store.events(after=after, limit=1000, tenant=args.tenant)
                 for event in events:
                     _print(event, args.json)
                     after = event.seq
@@ -75,7 +76,7 @@ async def _follow(store: JobStore, args: argparse.Namespace) -> int:
                     return
 
         tg.start_soon(stop_on_signal)
-        async for event in follow_events(store, after=args.after):
+        async for event in follow_events(store, after=args.after, tenant=args.tenant):
             _print(event, args.json)
     return 0
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import count, jobs_db
+from ._common import count, jobs_db, tenant_argument
 
 # typing.TYPE_CHECKING without importing typing (see phasekit/cli/__init__.py).
 TYPE_CHECKING = False
@@ -41,6 +41,10 @@ def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--debug", action="store_true",
                    help="show: the traceback of a failure too")  # fmt: skip
     p.add_argument("--limit", type=count, default=100, help="history entries (default 100)")
+    tenant_argument(p)
+    p.add_argument("--scope", default=None, metavar="SCOPE",
+                   help="list: only jobs of this scope (global, entries, location:ID)")  # fmt: skip
+    p.add_argument("--task", default=None, metavar="TASK", help="list: only this task's jobs")
     p.add_argument("--json", action="store_true", help="JSON output")
 
 
@@ -97,6 +101,11 @@ def run(args: argparse.Namespace) -> int:
         if not args.job:
             raise InvalidInputError(f"phasekit jobs {action} needs a JOB id")
         record = store.get_job(args.job)  # JobNotFound: unknown id
+        if record.tenant != args.tenant:
+            from ..errors import JobNotFound
+
+            # Worded as for a missing job: a tenant learns nothing of another's.
+            raise JobNotFound(f"no job with id {args.job!r}")
         if action == "show":
             return _show(store, record, args)
         return _control(store, record, action)
@@ -106,8 +115,11 @@ def _list(store: JobStore, args: argparse.Namespace) -> int:
     import json
 
     from ..jobs import JobStatus
+    from ..jobs._scope import check_scope
 
-    rows = [_row(store, r) for r in store.list_jobs()]
+    scope = None if args.scope is None else check_scope(args.scope)
+    listed = store.list_jobs(tenant=args.tenant, scope=scope, task_id=args.task)
+    rows = [_row(store, r) for r in listed]
     if not args.all:
         rows = [r for r in rows if not JobStatus(r["status"]).finished]
     # A job marked running whose process is gone (killed) is interrupted:
@@ -138,9 +150,15 @@ def _workers(store: JobStore, args: argparse.Namespace) -> int:
     alive = set(store.live_owners())
     if not workers:
         print("phasekit: no workers (none runs jobs of this library now)", file=sys.stderr)
+    from ..jobs import JobStatus
+
+    # The workers are the library's, whoever's jobs they run; of their jobs,
+    # only the tenant's are named.
+    mine = {r.id for r in store.list_jobs(JobStatus.RUNNING, tenant=args.tenant)}
     now = time.time()
     for w in workers:
         row = {**w.to_dict(), "alive": w.id in alive}
+        row["jobs"] = [job_id for job_id in w.jobs if job_id in mine]
         if args.json:
             print(json.dumps(row))
         else:
@@ -154,7 +172,7 @@ def _history(store: JobStore, args: argparse.Namespace) -> int:
     import json
     import time
 
-    entries = store.history(limit=args.limit)
+    entries = store.history(limit=args.limit, tenant=args.tenant)
     if not entries:
         print("phasekit: no finished jobs in the history", file=sys.stderr)
     for h in entries:

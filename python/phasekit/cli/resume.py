@@ -7,6 +7,7 @@ import argparse
 import sys
 
 from . import copy, delete, dupes, index, move, thumbs, validate
+from ._common import tenant_argument
 
 # typing.TYPE_CHECKING without importing typing (see phasekit/cli/__init__.py).
 TYPE_CHECKING = False
@@ -28,6 +29,7 @@ EPILOG: str | None = None
 
 def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("job", nargs="?", default=None, metavar="JOB")
+    tenant_argument(p)
     p.add_argument("--json", action="store_true", help="JSON output")
 
 
@@ -55,7 +57,7 @@ async def _resume(library: Library, args: argparse.Namespace) -> int:
     # Jobs other packages declare are known before the manager looks at the
     # queue: a job this process could run is never left waiting.
     default_registry.load_entry_points()
-    async with library.jobs(max_concurrency=1) as manager:
+    async with library.jobs(max_concurrency=1, tenant=args.tenant) as manager:
         # Opening the manager already queued the jobs a dead process left running.
         if args.job:
             targets = [manager.handle(args.job)]

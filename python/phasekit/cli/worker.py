@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import positive_int, seconds, seconds_or_zero
+from ._common import positive_int, seconds, seconds_or_zero, tenant_name
 from ._exits import EXIT_STOPPED
 
 # typing.TYPE_CHECKING without importing typing (see phasekit/cli/__init__.py).
@@ -44,6 +44,13 @@ def _type_limit(text: str) -> tuple[str, int]:
     return name, positive_int(number)
 
 
+def _tenant_limit(text: str) -> tuple[str, int]:
+    name, sep, number = text.rpartition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=N, not {text!r}")
+    return tenant_name(name), positive_int(number)
+
+
 def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--concurrency", type=positive_int, default=2,
                    help="jobs run at once (default 2)")  # fmt: skip
@@ -53,6 +60,12 @@ def arguments(p: argparse.ArgumentParser) -> None:
                    metavar="TYPE=N", help="at most N jobs of TYPE at once (repeats)")  # fmt: skip
     p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                    help="import MODULE first (it registers job types; repeatable)")  # fmt: skip
+    p.add_argument("--tenant", dest="tenants", action="append", type=tenant_name, default=None,
+                   metavar="NAME", help="run only this tenant's jobs (repeatable; default: "
+                   "every tenant's)")  # fmt: skip
+    p.add_argument("--tenant-limit", action="append", type=_tenant_limit, default=[],
+                   metavar="NAME=N", help="at most N jobs of tenant NAME at once "
+                   "(repeats)")  # fmt: skip
     p.add_argument("--stale-after", type=seconds, default=None, metavar="SECONDS",
                    help="others take this worker for dead after this long without a "
                    "heartbeat (default $PHASEKIT_STALE_AFTER_S, else 30)")  # fmt: skip
@@ -105,7 +118,10 @@ async def _work(library: Library, args: argparse.Namespace) -> int:
         "limits": dict(args.limit),
         "types": args.types,
         "stale_after_s": args.stale_after,
-        "worker_info": {"command": "worker", "types": args.types},
+        "worker_info": {"command": "worker", "types": args.types, "tenants": args.tenants},
+        # A shared worker runs every tenant's jobs unless told whose.
+        "tenants": "*" if args.tenants is None else args.tenants,
+        "tenant_limits": dict(args.tenant_limit),
     }
     async with library.jobs(**options) as manager:
         worker = manager.worker_id

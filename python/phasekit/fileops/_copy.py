@@ -89,6 +89,9 @@ class CopyJob(PhasedJob[TransferSummary]):
     """
 
     operation: ClassVar[str] = "copy"
+    #: Submitted with more than Job.item_limit sources, the work is split
+    #: into several jobs under one task (see JobManager.submit).
+    items_field: ClassVar[str | None] = "sources"
     progress_type: ClassVar[type[Any] | None] = TransferProgress
     output_type: ClassVar[type[Any] | None] = TransferSummary
 

@@ -59,6 +59,9 @@ class DeleteJob(PhasedJob[DeleteSummary]):
     delete enter other mounts inside the tree."""
 
     progress_type: ClassVar[type[Any] | None] = DeleteProgress
+    #: Submitted with more than Job.item_limit paths, the work is split
+    #: into several jobs under one task (see JobManager.submit).
+    items_field: ClassVar[str | None] = "paths"
     output_type: ClassVar[type[Any] | None] = DeleteSummary
 
     paths: list[str] | None = None

@@ -20,6 +20,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..errors import CorruptStateError as CorruptStateError
     from ..errors import JobDefinitionError as JobDefinitionError
+    from ..errors import TaskNotFound as TaskNotFound
     from ..errors import UnknownJobError as UnknownJobError
     from ._backend import JobBackend as JobBackend
     from ._backend import OwnerLease as OwnerLease
@@ -41,10 +42,13 @@ if TYPE_CHECKING:
     from ._handle import JobHandle as JobHandle
     from ._handle import JobUpdate as JobUpdate
     from ._manager import JobManager as JobManager
+    from ._model import DEFAULT_TENANT as DEFAULT_TENANT
     from ._model import ErrorRecord as ErrorRecord
     from ._model import HistoryRecord as HistoryRecord
     from ._model import JobRecord as JobRecord
     from ._model import JobStatus as JobStatus
+    from ._model import TaskJob as TaskJob
+    from ._model import TaskRecord as TaskRecord
     from ._model import WorkerRecord as WorkerRecord
     from ._phase_model import COMPLETE as COMPLETE
     from ._phase_model import FatalError as FatalError
@@ -64,6 +68,13 @@ if TYPE_CHECKING:
     from ._progress import JobProgress as JobProgress
     from ._progress import PhaseProgress as PhaseProgress
     from ._runner import execute as execute
+    from ._scope import DEFAULT_ITEM_LIMIT as DEFAULT_ITEM_LIMIT
+    from ._scope import ENTRIES as ENTRIES
+    from ._scope import GLOBAL as GLOBAL
+    from ._scope import location_scope as location_scope
+    from ._tasks import Submission as Submission
+    from ._tasks import TaskDefinition as TaskDefinition
+    from ._tasks import TaskStep as TaskStep
     from .sqlite import SCHEMA_VERSION as SCHEMA_VERSION
     from .sqlite import JobStore as JobStore
 
@@ -126,11 +137,26 @@ _HOME = {
     "transient": "._definition",
     "DirectRun": "._direct",
     "run_direct": "._direct",
+    "TaskDefinition": "._tasks",
+    "TaskStep": "._tasks",
+    "Submission": "._tasks",
+    "TaskRecord": "._model",
+    "TaskJob": "._model",
+    "DEFAULT_TENANT": "._model",
+    "GLOBAL": "._scope",
+    "ENTRIES": "._scope",
+    "DEFAULT_ITEM_LIMIT": "._scope",
+    "location_scope": "._scope",
+    "TaskNotFound": "..errors",
 }
 
 __all__ = [
     "COMPLETE",
+    "DEFAULT_ITEM_LIMIT",
+    "DEFAULT_TENANT",
+    "ENTRIES",
     "ENTRY_POINT_GROUP",
+    "GLOBAL",
     "SCHEMA_VERSION",
     "CorruptStateError",
     "DirectRun",
@@ -168,12 +194,19 @@ __all__ = [
     "Phases",
     "Recovery",
     "SkipTo",
+    "Submission",
+    "TaskDefinition",
+    "TaskJob",
+    "TaskNotFound",
+    "TaskRecord",
+    "TaskStep",
     "UnknownJobError",
     "WorkerRecord",
     "default_registry",
     "execute",
     "follow_events",
     "job",
+    "location_scope",
     "phase_history",
     "run_direct",
     "transient",

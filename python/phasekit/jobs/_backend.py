@@ -39,7 +39,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from ._events import JobEvent
-    from ._model import HistoryRecord, JobRecord, JobStatus, RunStart, WorkerRecord, _Any
+    from ._model import (
+        HistoryRecord,
+        JobRecord,
+        JobStatus,
+        RunStart,
+        TaskRecord,
+        WorkerRecord,
+        _Any,
+    )
     from ._progress import JobProgress
 
 
@@ -108,15 +116,25 @@ class JobBackend(Protocol):
         run_every_s: float | None = None,
         next_run_at: float | None = None,
         conflict_key: str | None = None,
+        tenant: str = ...,
+        scope: str | None = None,
     ) -> str:
-        """Queue a job (its type's name and persisted fields); its id."""
+        """Queue a job (its type's name and persisted fields) of ``tenant``
+        (default ``"default"``) acting on ``scope``; its id."""
         ...
 
     def create_or_join(
-        self, name: str, state: Any, conflict_key: str, *, priority: int = 0
+        self,
+        name: str,
+        state: Any,
+        conflict_key: str,
+        *,
+        priority: int = 0,
+        tenant: str = ...,
+        scope: str | None = None,
     ) -> tuple[str, bool]:
         """Queue a job with ``conflict_key`` unless an identical unfinished
-        one exists: ``(id, created)``."""
+        one of the same tenant exists: ``(id, created)``."""
         ...
 
     def create_child(
@@ -129,10 +147,37 @@ class JobBackend(Protocol):
         priority: int | None = None,
         conflict_key: str | None = None,
         lease: int | None = None,
+        scope: str | None = None,
     ) -> tuple[str, bool]:
         """Queue a child of ``parent_id`` under ``key`` unless it has one
         under that key: ``(id, created)`` (fenced by the parent run's
-        ``lease`` when given)."""
+        ``lease`` when given). The child is the parent's tenant's."""
+        ...
+
+    def create_task(
+        self,
+        name: str,
+        definition: Any,
+        steps: list[list[tuple[str, Any, str | None, str | None]]],
+        *,
+        tenant: str = ...,
+        scope: str | None = None,
+        priority: int = 0,
+    ) -> tuple[str, list[list[str]]]:
+        """Store a task and every job of its steps (each ``(name, state,
+        conflict_key, scope)``) at once: ``(task id, job ids by step)``. A
+        job of a step is ready only once every job of the task's earlier
+        steps completed; the first job of the task that fails or is
+        cancelled ends the task (failed or cancelled, with the reason) and
+        cancels its waiting jobs, in the write that ends that job."""
+        ...
+
+    def task(self, task_id: str) -> TaskRecord:
+        """A task and its jobs (``TaskNotFound`` if there is none)."""
+        ...
+
+    def tasks(self, *, tenant: str | None = None, limit: int | None = 100) -> list[TaskRecord]:
+        """Tasks, newest first (only ``tenant``'s if given)."""
         ...
 
     # reading jobs
@@ -148,8 +193,12 @@ class JobBackend(Protocol):
         name: str | None = None,
         parent_id: str | None = None,
         limit: int | None = None,
+        tenant: str | None = None,
+        scope: str | None = None,
+        task_id: str | None = None,
     ) -> list[JobRecord]:
-        """Jobs in dispatch order (higher priority, then older, first)."""
+        """Jobs in dispatch order (higher priority, then older, first), of
+        the given status, type, parent, tenant, scope and task."""
         ...
 
     def status(self, job_id: str) -> JobStatus:
@@ -195,10 +244,13 @@ class JobBackend(Protocol):
         offset: int = 0,
         now: float | None = None,
         exclude: list[str] | None = None,
-    ) -> list[tuple[str, str, int]]:
-        """``(id, name, priority)`` of up to ``limit`` queued jobs that may
-        start now (due, their dependency completed, no running job with
-        their conflict key), in dispatch order (``exclude``: job type names)."""
+        tenants: list[str] | None = None,
+    ) -> list[tuple[str, str, int, str]]:
+        """``(id, name, priority, tenant)`` of up to ``limit`` queued jobs
+        that may start now (due, their dependency completed, no running job
+        with their conflict key, their task's earlier steps completed), in
+        dispatch order (``exclude``: job type names; ``tenants``: only
+        theirs)."""
         ...
 
     def claim(self, job_ids: list[str], owner: str | None = None) -> list[str]:
@@ -299,10 +351,13 @@ class JobBackend(Protocol):
 
     # the event log: every status and progress change, by any process
 
-    def events(self, *, after: int = 0, limit: int = 1000) -> list[JobEvent]:
+    def events(
+        self, *, after: int = 0, limit: int = 1000, tenant: str | None = None
+    ) -> list[JobEvent]:
         """The changes logged after event ``after`` (its ``seq``), oldest
         first, at most ``limit``: numbered in the order they committed, with
-        no number skipped but those pruned."""
+        no number skipped but those pruned (and, given ``tenant``, those of
+        other tenants' jobs). Each carries its job's tenant, scope and task."""
         ...
 
     def last_event_id(self) -> int:
@@ -316,9 +371,14 @@ class JobBackend(Protocol):
     # history
 
     def history(
-        self, *, limit: int | None = 100, since: float | None = None, name: str | None = None
+        self,
+        *,
+        limit: int | None = 100,
+        since: float | None = None,
+        name: str | None = None,
+        tenant: str | None = None,
     ) -> list[HistoryRecord]:
-        """Finished jobs, newest first."""
+        """Finished jobs, newest first (only ``tenant``'s if given)."""
         ...
 
     def prune_history(self, older_than_s: float) -> tuple[int, int]:

@@ -366,6 +366,7 @@ class JobContext:
             priority=priority,
             conflict_key=job.conflict_key(),
             lease=self.lease,
+            scope=job.scope(),
         )
         if created and self._on_spawn is not None:
             self._on_spawn(child_id, name)

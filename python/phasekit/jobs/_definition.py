@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, dataclass_transform
 
 from ..errors import CorruptStateError, JobDefinitionError, UnknownJobError
+from ._scope import DEFAULT_ITEM_LIMIT, derived_scope
 
 if TYPE_CHECKING:
     from ._context import JobContext
@@ -68,6 +69,22 @@ class Job(Generic[OutputT]):
         work, and start from ``ctx.load_state()`` when it is not None.
         """
         raise NotImplementedError(f"{type(self).__qualname__} must implement run(ctx)")
+
+    #: The field holding the job's items (a list: paths, entry ids...), if
+    #: it has one: a job holding more than :attr:`item_limit` of them is
+    #: split into several jobs under one task when submitted (see
+    #: :meth:`JobManager.submit`).
+    items_field: ClassVar[str | None] = None
+    #: The most items one job of this type holds (2,000 unless a type says).
+    item_limit: ClassVar[int] = DEFAULT_ITEM_LIMIT
+
+    def scope(self) -> str:
+        """What the job acts on: ``location:<id>``, ``entries`` or
+        ``global``, stored with it (jobs are listed by scope). The default
+        derives it from the fields: ``location_id`` set means that location,
+        items (``items_field``, ``paths`` or ``sources``) mean entries, and
+        anything else the whole library. Override to say otherwise."""
+        return derived_scope(self)
 
     def conflict_key(self) -> str | None:
         """Jobs with the same key never run at the same time, in one process

@@ -31,9 +31,10 @@ from typing import TYPE_CHECKING, Any, Generic
 from ..errors import InvalidInputError, LeaseLostError, UnknownJobError
 from ._context import JobControl
 from ._definition import Job, JobRegistry, OutputT, default_registry
-from ._model import ErrorRecord, JobRecord, JobStatus, RunStart
+from ._model import DEFAULT_TENANT, ErrorRecord, JobRecord, JobStatus, RunStart
 from ._progress import JobProgress
 from ._recovery import RECOVER_EVERY_S, recover_dead
+from ._scope import check_tenant
 
 if TYPE_CHECKING:
     from ..library import Library
@@ -120,6 +121,7 @@ def run_direct(
     on_progress: ProgressCallback | None = None,
     priority: int = 0,
     history_retention_s: float | None = None,
+    tenant: str = DEFAULT_TENANT,
 ) -> DirectRun[OutputT]:
     """Queue ``job`` (or join an identical unfinished one) and run it in
     this thread to its stop: completed, failed, paused or cancelled. See the
@@ -128,7 +130,7 @@ def run_direct(
     as it is stored (a few times a second), then the end's (100 % for a
     completed job); if it raises, the job is paused at its next safe point
     (resumable) and the error raised here. ``history_retention_s`` prunes
-    old history first, as a manager opening does."""
+    old history first, as a manager opening does. The job is ``tenant``'s."""
 
     registry = registry or default_registry
     check_runnable(job, "run_direct()", registry)
@@ -139,7 +141,7 @@ def run_direct(
         recover_dead(backend, lease)
         if history_retention_s is not None:
             backend.prune_history(history_retention_s)
-        job_id = create_or_join(backend, job, priority)
+        job_id = create_or_join(backend, job, priority, tenant)
         data_type = cls.progress_type
         listener = None
         #: An error of ``on_progress``: the job is paused (resumable), and the
@@ -249,15 +251,22 @@ def check_runnable(job: object, what: str, registry: JobRegistry | None = None) 
         raise UnknownJobError(f"{type(job).__qualname__} is not registered in this registry")
 
 
-def create_or_join(backend: JobBackend, job: Job[Any], priority: int) -> str:
-    """The job's id: a new one, or the identical unfinished job it joins
-    (resumed if paused: asking again for it means wanting it done)."""
+def create_or_join(
+    backend: JobBackend, job: Job[Any], priority: int, tenant: str = DEFAULT_TENANT
+) -> str:
+    """The job's id: a new one of ``tenant``, or the identical unfinished
+    job of that tenant it joins (resumed if paused: asking again for it
+    means wanting it done)."""
+    check_tenant(tenant)
+    scope = job.scope()
     key = job.conflict_key()
     if key is None:
-        return backend.create_job(job.job_name, job.to_state(), priority=priority)
+        return backend.create_job(
+            job.job_name, job.to_state(), priority=priority, tenant=tenant, scope=scope
+        )
     while True:
         job_id, created = backend.create_or_join(
-            job.job_name, job.to_state(), key, priority=priority
+            job.job_name, job.to_state(), key, priority=priority, tenant=tenant, scope=scope
         )
         if created:
             return job_id

@@ -56,6 +56,10 @@ class JobEvent:
     parent_id: str | None = None
     #: The worker running the job, when it runs (events read from the store).
     worker: str | None = None
+    #: The job's tenant, scope and task (events read from the store).
+    tenant: str | None = None
+    scope: str | None = None
+    task_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -69,6 +73,9 @@ class JobEvent:
             "at": self.at,
             "parent_id": self.parent_id,
             "worker": self.worker,
+            "tenant": self.tenant,
+            "scope": self.scope,
+            "task_id": self.task_id,
         }
 
 
@@ -225,6 +232,7 @@ async def follow_events(
     backend: JobBackend,
     *,
     after: int | None = None,
+    tenant: str | None = None,
     poll_s: float = FOLLOW_POLL_S,
     page: int = 1000,
 ) -> AsyncIterator[JobEvent]:
@@ -237,20 +245,28 @@ async def follow_events(
     if the events after it were pruned meanwhile (the log keeps the newest
     :data:`~phasekit.jobs.sqlite.EVENTS_KEPT`). Unlike a manager's
     :meth:`~phasekit.jobs.JobManager.events`, no progress is coalesced: a
-    slow reader reads the log at its own pace. Runs until cancelled.
+    slow reader reads the log at its own pace. ``tenant``: only the changes
+    of that tenant's jobs (their ``seq`` then skips the others'). Runs until
+    cancelled.
     """
     last = backend.last_event_id() if after is None else after
     checked = after is None  # from now: nothing before can have been pruned
     while True:
-        read = functools.partial(backend.events, after=last, limit=page)
+        if not checked:
+            # Whatever the tenant: the log's first event after ``last``
+            # says whether any was pruned.
+            first = await anyio.to_thread.run_sync(
+                functools.partial(backend.events, after=last, limit=1)
+            )
+            if first:
+                checked = True
+                if first[0].seq > last + 1:
+                    raise JobStateError(
+                        f"events {last + 1} to {first[0].seq - 1} were pruned from the log: "
+                        "start again from a job listing and follow from the newest event"
+                    )
+        read = functools.partial(backend.events, after=last, limit=page, tenant=tenant)
         events = await anyio.to_thread.run_sync(read)
-        if events and not checked:
-            checked = True
-            if events[0].seq > last + 1:
-                raise JobStateError(
-                    f"events {last + 1} to {events[0].seq - 1} were pruned from the log: "
-                    "start again from a job listing and follow from the newest event"
-                )
         for event in events:
             last = event.seq
             yield event

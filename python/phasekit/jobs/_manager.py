@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
 
 import anyio
 import anyio.abc
@@ -36,21 +36,33 @@ import anyio.lowlevel
 from .._defaults import HISTORY_RETENTION_S
 from ..errors import (
     InvalidInputError,
+    JobNotFound,
     JobStateError,
     LeaseLostError,
     ManagerClosed,
     PhasekitError,
+    TaskNotFound,
     UnknownJobError,
 )
 from ._definition import Job, JobRegistry, default_registry
 from ._events import EventHub, EventKind, EventStream
 from ._handle import POLL_S, JobHandle
-from ._model import JobRecord, JobStatus
+from ._model import DEFAULT_TENANT, JobRecord, JobStatus, TaskRecord
 from ._progress import JobProgress
 from ._recovery import RECOVER_EVERY_S, check_stale_after, default_stale_after, recover_dead
 from ._runner import run_job
 from ._schedule import check_every
+from ._scope import check_scope, check_tenant, split_items
 from ._slots import Claimed, Slots
+from ._tasks import (
+    PlannedJob,
+    Submission,
+    TaskDefinition,
+    plan_split,
+    plan_task,
+    split_definition,
+    store_task,
+)
 from .sqlite import JobStore
 
 if TYPE_CHECKING:
@@ -88,6 +100,13 @@ class JobManager:
     refused, see :class:`~phasekit.jobs.JobBackend`). ``worker_info`` is
     listed with this manager among the library's workers.
 
+    Every manager is bound to a ``tenant`` (``"default"`` unless named):
+    what it dispatches is that tenant's, and it lists, reads and controls
+    only that tenant's jobs and tasks (another tenant's job is
+    :class:`~phasekit.errors.JobNotFound`). It runs the jobs of ``tenants``
+    (default: its own tenant's; ``"*"``: every tenant's, as a shared
+    worker does), at most ``tenant_limits[t]`` of tenant ``t`` at once.
+
     ``max_concurrency`` and ``limits`` (per job name) bound the jobs running
     at once; a parent blocked in ``ctx.wait_for_children()`` does not count
     (when its children are done it goes on, so a limit can be exceeded by
@@ -109,6 +128,9 @@ class JobManager:
         stale_after_s: float | None = None,
         worker_info: dict[str, Any] | None = None,
         types: list[str] | None = None,
+        tenant: str = DEFAULT_TENANT,
+        tenants: list[str] | Literal["*"] | None = None,
+        tenant_limits: dict[str, int] | None = None,
     ) -> None:
         if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):
             raise InvalidInputError(f"max_concurrency must be an int, got {max_concurrency!r}")
@@ -117,6 +139,25 @@ class JobManager:
         for name, limit in (limits or {}).items():
             if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
                 raise InvalidInputError(f"limit of {name!r} must be an int >= 1, got {limit!r}")
+        #: The tenant this manager acts for (see the class's docstring).
+        self.tenant = check_tenant(tenant)
+        runs: list[str] | None
+        if tenants == "*":
+            runs = None
+        elif tenants is None:
+            runs = [self.tenant]
+        elif isinstance(tenants, str) or not isinstance(tenants, list | tuple) or not tenants:
+            raise InvalidInputError(
+                f"tenants must be a list of tenant names or '*', got {tenants!r}"
+            )
+        else:
+            runs = [check_tenant(t) for t in tenants]
+        for name, limit in (tenant_limits or {}).items():
+            check_tenant(name)
+            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+                raise InvalidInputError(
+                    f"limit of tenant {name!r} must be an int >= 1, got {limit!r}"
+                )
         self.stale_after_s = (
             default_stale_after() if stale_after_s is None else check_stale_after(stale_after_s)
         )
@@ -145,7 +186,15 @@ class JobManager:
         self._owner: OwnerLease | None = None
         #: The job types this manager runs (None: every type it knows).
         self.types = None if types is None else sorted(set(types))
-        self._slots = Slots(self.store, max_concurrency, self.limits, self.registry, self.types)
+        self._slots = Slots(
+            self.store,
+            max_concurrency,
+            self.limits,
+            self.registry,
+            self.types,
+            tenants=runs,
+            tenant_limits=tenant_limits,
+        )
         if library is not None:
             # A closed library runs nothing more: its jobs wait, queued.
             self._slots.stopped = lambda: bool(getattr(library, "closed", False))
@@ -291,6 +340,15 @@ class JobManager:
             raise ManagerClosed("this job manager is closed")
         return self.store
 
+    def _own(self, job_id: str) -> JobRecord:
+        """The job's record if it is this manager's tenant's; JobNotFound
+        otherwise, worded as for a missing job (a tenant learns nothing of
+        another's jobs, not even that the id exists)."""
+        record = self._store_for_handles().get_job(job_id)
+        if record.tenant != self.tenant:
+            raise JobNotFound(f"no job with id {job_id!r}")
+        return record
+
     def _raise_if_lost(self, job_id: str) -> None:
         lost = self._lost.get(job_id) or self._failure
         if lost is not None:
@@ -337,6 +395,7 @@ class JobManager:
         after: JobHandle[Any] | str | None = None,
         every: float | None = None,
         first_at: float | None = None,
+        scope: str | None = None,
     ) -> JobHandle[OutputT]:
         """Queue ``job``; with ``after``, it runs once that job completes (and
         fails if that job fails or is cancelled).
@@ -353,6 +412,10 @@ class JobManager:
         while another job with that key runs; dispatching one identical to a
         job already queued or running (same type, input and key) returns
         that job's handle.
+
+        The job is this manager's tenant's; its ``scope`` is the one given,
+        else :meth:`Job.scope`. A job holding more items than its type's
+        :attr:`~Job.item_limit` is refused (:meth:`submit` splits it).
         """
         self._check_open()
         if not isinstance(job, Job):
@@ -366,12 +429,24 @@ class JobManager:
             raise InvalidInputError(f"priority must be an int, got {priority!r}")
         depends_on = after.id if isinstance(after, JobHandle) else after
         if depends_on is not None:
-            self.store.get_job(depends_on)  # JobNotFound if there is no such job
+            self._own(depends_on)  # JobNotFound if there is no such job
+        if len(split_items(job)) > 1:
+            raise InvalidInputError(
+                f"this {job.job_name} job holds more than {type(job).item_limit} items: "
+                "submit() splits it into several jobs under one task"
+            )
+        scope = job.scope() if scope is None else scope
+        check_scope(scope)
         key = job.conflict_key()
         cls = self.registry.get(job.job_name)
         if key is not None and depends_on is None and every is None and first_at is None:
             job_id, created = self.store.create_or_join(
-                job.job_name, job.to_state(), key, priority=priority
+                job.job_name,
+                job.to_state(),
+                key,
+                priority=priority,
+                tenant=self.tenant,
+                scope=scope,
             )
             if not created:
                 # The same job is there already: go on with it (a paused one
@@ -387,6 +462,8 @@ class JobManager:
                 run_every_s=every,
                 next_run_at=first_at,
                 conflict_key=key,
+                tenant=self.tenant,
+                scope=scope,
             )
         self._publish("status", job_id, job.job_name, JobStatus.QUEUED)
         self._slots.invalidate(priority)  # the new job may come first
@@ -402,6 +479,101 @@ class JobManager:
         await anyio.lowlevel.checkpoint()
         return JobHandle(self, job_id, cls)
 
+    async def submit(
+        self, job: Job[Any], *, priority: int = 0, scope: str | None = None
+    ) -> Submission:
+        """Queue ``job``, split into jobs of at most its type's
+        :attr:`~Job.item_limit` items under one task when it holds more
+        (every part with this tenant, the same scope and priority): the
+        result says how many jobs, and whether it split. A job that fits is
+        dispatched as :meth:`dispatch` does (no task)."""
+        self._check_open()
+        if not isinstance(job, Job):
+            raise InvalidInputError(f"submit() takes a job (a Job instance), not {job!r}")
+        if scope is not None:
+            check_scope(scope)
+        parts = plan_split(job, scope)
+        if parts is None:
+            handle = await self.dispatch(job, priority=priority, scope=scope)
+            return Submission([handle.id], None, False)
+        definition = split_definition(job, len(parts))
+        return await self._start(job.job_name, definition, [parts], scope or job.scope(), priority)
+
+    async def start_task(
+        self,
+        definition: TaskDefinition,
+        *,
+        scope: str | None = None,
+        items: list[Any] | None = None,
+        priority: int = 0,
+    ) -> Submission:
+        """Start a task: its steps run one after the other, each once every
+        job of the one before completed, all with this tenant and ``scope``
+        (``location:<id>`` fills the steps' ``location_id``; ``items`` fills
+        each step's items field and makes the scope ``entries``). A step
+        whose job holds more than its type's item limit is split. The first
+        job that fails or is cancelled stops the task. Every step is checked
+        before anything is stored; the result holds every job, by step."""
+        self._check_open()
+        if not isinstance(definition, TaskDefinition):
+            raise InvalidInputError(f"start_task() takes a TaskDefinition, not {definition!r}")
+        task_scope, steps = plan_task(definition, self.registry, scope=scope, items=items)
+        return await self._start(definition.name, definition.to_dict(), steps, task_scope, priority)
+
+    async def _start(
+        self,
+        name: str,
+        definition: dict[str, Any],
+        steps: list[list[PlannedJob]],
+        scope: str,
+        priority: int,
+    ) -> Submission:
+        submission = store_task(
+            self.store, name, definition, steps, tenant=self.tenant, scope=scope, priority=priority
+        )
+        if self._events.active:
+            planned = [job for jobs in steps for job in jobs]
+            for (job_name, *_), job_id in zip(planned, submission.job_ids, strict=True):
+                self._publish("status", job_id, job_name, JobStatus.QUEUED)
+        self._slots.invalidate(priority)
+        self._wake.set()
+        await anyio.lowlevel.checkpoint()
+        return submission
+
+    def task(self, task_id: str) -> TaskRecord:
+        """A task of this tenant: its status, step, progress and jobs
+        (:class:`~phasekit.errors.TaskNotFound` if there is none)."""
+        record = self._store_for_handles().task(task_id)
+        if record.tenant != self.tenant:
+            raise TaskNotFound(f"no task with id {task_id!r}")
+        return record
+
+    def tasks(self, *, limit: int | None = 100) -> list[TaskRecord]:
+        """This tenant's tasks, newest first."""
+        return self._store_for_handles().tasks(tenant=self.tenant, limit=limit)
+
+    async def wait_task(self, task_id: str, *, timeout: float | None = None) -> TaskRecord:
+        """Wait until the task ends (completed, failed or cancelled, by
+        whichever process runs its jobs); its record then. TimeoutError
+        after ``timeout`` seconds."""
+        with anyio.fail_after(timeout):
+            while True:
+                record = self.task(task_id)
+                if record.finished:
+                    return record
+                await anyio.sleep(POLL_S)
+
+    async def cancel_task(self, task_id: str) -> None:
+        """Cancel a task: its waiting jobs at once, its running ones at
+        their next safe point. JobStateError if it has ended."""
+        record = self.task(task_id)
+        if record.finished:
+            raise JobStateError(f"task {task_id} is {record.status}: nothing to cancel")
+        for job in record.jobs:
+            if not job.status.finished:
+                with contextlib.suppress(JobStateError):
+                    await self.cancel(job.id)
+
     def jobs(
         self,
         status: JobStatus | None = None,
@@ -409,8 +581,11 @@ class JobManager:
         name: str | None = None,
         parent: JobHandle[Any] | str | None = None,
         limit: int | None = None,
+        scope: str | None = None,
+        task: str | None = None,
     ) -> list[JobRecord]:
-        """List and query the jobs of this library, in dispatch order."""
+        """List and query this tenant's jobs of this library, in dispatch
+        order (of one ``scope``, of one ``task``, if given)."""
         parent_id = parent.id if isinstance(parent, JobHandle) else parent
         if status is not None:
             try:
@@ -418,13 +593,21 @@ class JobManager:
             except ValueError:
                 known = ", ".join(s.value for s in JobStatus)
                 raise InvalidInputError(f"status must be one of {known}, not {status!r}") from None
+        if scope is not None:
+            check_scope(scope)
         return self._store_for_handles().list_jobs(
-            status, name=name, parent_id=parent_id, limit=limit
+            status,
+            name=name,
+            parent_id=parent_id,
+            limit=limit,
+            tenant=self.tenant,
+            scope=scope,
+            task_id=task,
         )
 
     def handle(self, job_id: str) -> JobHandle[Any]:
-        """A handle on any job of this library (JobNotFound if there is none)."""
-        record = self._store_for_handles().get_job(job_id)
+        """A handle on any job of this tenant (JobNotFound if there is none)."""
+        record = self._own(job_id)
         try:
             cls: type[Job[Any]] | None = self.registry.get(record.name)
         except UnknownJobError:
@@ -437,7 +620,7 @@ class JobManager:
         is; :class:`~phasekit.errors.JobNotFound` for an unknown id,
         :class:`~phasekit.errors.JobStateError` for a finished job."""
         self._check_open()
-        record = self.store.get_job(job_id)
+        record = self._own(job_id)
         if record.status.finished:
             raise JobStateError(f"job {job_id} is {record.status.value}: nothing to pause")
         if record.status is JobStatus.PAUSED:
@@ -452,7 +635,7 @@ class JobManager:
         queued or running job is left as it is. JobNotFound for an unknown
         id, JobStateError for a finished job."""
         self._check_open()
-        record = self.store.get_job(job_id)
+        record = self._own(job_id)
         if record.status.finished:
             raise JobStateError(f"job {job_id} is {record.status.value}: nothing to resume")
         self._user_paused.discard(job_id)
@@ -468,7 +651,7 @@ class JobManager:
         cancels the pending one, which ends the schedule. JobNotFound for an
         unknown id, JobStateError when there is nothing left to cancel."""
         self._check_open()
-        record = self.store.get_job(job_id)
+        record = self._own(job_id)
         targets = [job_id]
         if record.schedule_id is not None:
             targets += [
@@ -511,7 +694,20 @@ class JobManager:
         status: JobStatus,
         progress: JobProgress | None = None,
     ) -> None:
-        """On the event loop's thread: an event for the listeners."""
+        """On the event loop's thread: an event for the listeners (none for
+        another tenant's job this manager runs)."""
+        if not self._events.active:
+            return
+        tenant = self._slots.tenant_of(job_id)
+        if tenant is None and self._slots.tenants != [self.tenant]:
+            # This manager runs other tenants' jobs too, and this one is not
+            # running here (any more): its record says whose it is.
+            try:
+                tenant = self.store.get_job(job_id).tenant
+            except JobNotFound:
+                return
+        if tenant is not None and tenant != self.tenant:
+            return
         self._events.publish(kind, job_id, name, status, progress)
 
     def _publish_from_thread(
@@ -527,9 +723,7 @@ class JobManager:
         that starts right now, which then misses that one event)."""
         if not self._events.active:
             return
-        self._run_on_loop(
-            functools.partial(self._events.publish, kind, job_id, name, status, progress)
-        )
+        self._run_on_loop(functools.partial(self._publish, kind, job_id, name, status, progress))
 
     def _progress_listener(self, name: str) -> Callable[[str, dict[str, Any]], None]:
         def heard(job_id: str, stored: dict[str, Any]) -> None:

@@ -34,6 +34,11 @@ _FINISHED = frozenset(
 )
 
 
+#: The tenant of embedded use: every job belongs to one tenant, and a
+#: manager opened without naming one sees only this one's.
+DEFAULT_TENANT = "default"
+
+
 class _Any:
     """The type of :data:`ANY`."""
 
@@ -66,6 +71,15 @@ class JobRecord:
     child_key: str | None = None
     #: Jobs with the same key never run at the same time (see Job.conflict_key).
     conflict_key: str | None = None
+    #: Whose job it is (see :data:`DEFAULT_TENANT`); another tenant's
+    #: manager behaves as if the job did not exist.
+    tenant: str = DEFAULT_TENANT
+    #: What it acts on: ``location:<id>``, ``entries`` or ``global`` (None
+    #: for a job stored by a phasekit that did not record scopes).
+    scope: str | None = None
+    #: The task it is a step of, and which step (0 first), if any.
+    task_id: str | None = None
+    task_step: int | None = None
 
     def input(self) -> Any:
         """The job's persisted fields (raises CorruptStateError if unreadable)."""
@@ -88,6 +102,10 @@ class JobRecord:
             "schedule_id": self.schedule_id,
             "child_key": self.child_key,
             "conflict_key": self.conflict_key,
+            "tenant": self.tenant,
+            "scope": self.scope,
+            "task_id": self.task_id,
+            "task_step": self.task_step,
         }
 
 
@@ -166,6 +184,9 @@ class HistoryRecord:
     error_count: int
     output_blob: bytes | None = field(repr=False)
     metrics_blob: bytes | None = field(repr=False)
+    tenant: str = DEFAULT_TENANT
+    scope: str | None = None
+    task_id: str | None = None
 
     def output(self) -> Any:
         """The job's output (None if it had none)."""
@@ -190,6 +211,9 @@ class HistoryRecord:
             "error": self.error,
             "errors": self.error_count,
             "warnings": self.warning_count,
+            "tenant": self.tenant,
+            "scope": self.scope,
+            "task_id": self.task_id,
         }
 
 
@@ -209,3 +233,78 @@ class ErrorRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return {"message": self.message, "path": self.path, "errno": self.errno}
+
+
+@dataclass(frozen=True, slots=True)
+class TaskJob:
+    """One job of a task: its id, type, status and step (1 first)."""
+
+    id: str
+    name: str
+    status: JobStatus
+    step: int
+    #: Its latest progress percent (100 once finished; None if unknown).
+    percent: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "status": self.status.value,
+            "step": self.step,
+            "percent": self.percent,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRecord:
+    """A task as jobs.db knows it: its steps' jobs and where it stands.
+
+    ``status`` is ``queued`` (no job started yet), ``running``, ``paused``
+    (a job of its current step is paused and none runs), ``completed``,
+    ``failed`` or ``cancelled`` (a job of the task failed or was cancelled:
+    ``error`` says which, and the task's waiting jobs were cancelled)."""
+
+    id: str
+    tenant: str
+    name: str
+    scope: str | None
+    status: str
+    #: The step under way (1 first; the last step once the task ended).
+    step: int
+    steps: int
+    jobs: list[TaskJob]
+    #: The mean of its jobs' percents (a finished job counts 100).
+    percent: float
+    error: str | None
+    created_at: float
+    updated_at: float
+    finished_at: float | None
+    #: The definition it was started from (see phasekit.jobs.TaskDefinition).
+    definition: Any
+
+    @property
+    def finished(self) -> bool:
+        """Ended (completed, failed or cancelled) with none of its jobs
+        still running (a job under way when its task stopped finishes what
+        it does, or stops at its next safe point when cancelled)."""
+        return self.status in ("completed", "failed", "cancelled") and all(
+            job.status.finished for job in self.jobs
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "tenant": self.tenant,
+            "name": self.name,
+            "scope": self.scope,
+            "status": self.status,
+            "step": self.step,
+            "steps": self.steps,
+            "percent": self.percent,
+            "error": self.error,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "finished_at": self.finished_at,
+            "jobs": [job.to_dict() for job in self.jobs],
+        }

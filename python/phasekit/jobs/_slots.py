@@ -50,9 +50,17 @@ class Slots:
         limits: dict[str, int],
         registry: JobRegistry,
         types: list[str] | None = None,
+        tenants: list[str] | None = None,
+        tenant_limits: dict[str, int] | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
+        #: The tenants whose jobs this manager runs (None: every tenant's),
+        #: and the most jobs of one tenant it runs at once.
+        self.tenants = None if tenants is None else sorted(set(tenants))
+        self.tenant_limits = dict(tenant_limits or {})
+        #: The tenant of each job running here.
+        self._tenant_of: dict[str, str] = {}
         #: The job types this manager runs (None: every type it knows); the
         #: others are left out of the pages read, like unknown types.
         self._types = None if types is None else frozenset(types)
@@ -71,7 +79,7 @@ class Slots:
         self._lock = threading.Lock()
         self._running: dict[str, tuple[str, JobControl]] = {}
         #: Ready jobs read but not started yet, in dispatch order.
-        self._candidates: list[tuple[str, str, int]] | None = None
+        self._candidates: list[tuple[str, str, int, str]] | None = None
         self._read_at = -math.inf
         self._closing = False
         #: Says whether to start nothing (the manager's library was closed):
@@ -117,6 +125,12 @@ class Slots:
     def release(self, job_id: str) -> None:
         with self._lock:
             self._running.pop(job_id, None)
+            self._tenant_of.pop(job_id, None)
+
+    def tenant_of(self, job_id: str) -> str | None:
+        """The tenant of a job running here (None: not running here). A
+        single dict read: atomic under the GIL, no lock needed."""
+        return self._tenant_of.get(job_id)
 
     def invalidate(self, priority: int | None = None) -> None:
         """Something was queued here (a new job of ``priority``, or None for
@@ -168,6 +182,7 @@ class Slots:
                 return self._pick(1, (job_id, status, end))
             finally:
                 self._running.pop(job_id, None)
+                self._tenant_of.pop(job_id, None)
 
     def _pick(
         self, most: int | None, finishing: tuple[str, JobStatus, dict[str, Any]] | None
@@ -187,6 +202,11 @@ class Slots:
             for job_id, (name, control) in self._running.items()
             if not control.waiting and job_id != finishing_id
         ]
+        active_tenants = [
+            self._tenant_of.get(job_id, "")
+            for job_id, (_, control) in self._running.items()
+            if not control.waiting and job_id != finishing_id
+        ]
         goal = min(self.max_concurrency, len(active) + (most or self.max_concurrency))
         started: list[Claimed] = []
         offset = 0
@@ -194,29 +214,41 @@ class Slots:
             excluded = len(self._unknown) + len(self._unwanted)
             page, full = self._page(offset)
             picked: list[tuple[str, str]] = []
-            rest: list[tuple[str, str, int]] = []
+            picked_tenants: list[str] = []
+            rest: list[tuple[str, str, int, str]] = []
             for i, candidate in enumerate(page):
                 if len(active) + len(picked) >= goal:
                     rest += page[i:]  # every slot is taken: the rest waits as it is
                     break
-                job_id, name, _ = candidate
+                job_id, name, _, tenant = candidate
                 if self._types is not None and name not in self._types:
                     self._unwanted.add(name)  # for another manager: not read again
                     continue
                 if name not in self.registry and not self._known(name):
                     continue  # never failed here: it waits for a process that knows it
                 limit = self.limits.get(name)
-                if job_id in self._running or (
-                    limit is not None
-                    and active.count(name) + sum(1 for _, n in picked if n == name) >= limit
+                tenant_limit = self.tenant_limits.get(tenant)
+                if (
+                    job_id in self._running
+                    or (
+                        limit is not None
+                        and active.count(name) + sum(1 for _, n in picked if n == name) >= limit
+                    )
+                    or (
+                        tenant_limit is not None
+                        and active_tenants.count(tenant) + picked_tenants.count(tenant)
+                        >= tenant_limit
+                    )
                 ):
                     rest.append(candidate)
                 else:
                     picked.append((job_id, name))
+                    picked_tenants.append(tenant)
             # Kept only from the first page: a later page's rest would be
             # served as the head of the queue.
             self._candidates = (rest or None) if offset == 0 else None
             names = dict(picked)
+            tenants_of = {job_id: t for (job_id, _), t in zip(picked, picked_tenants, strict=True)}
             ids = [job_id for job_id, _ in picked]
             claimed: list[tuple[str, RunStart | None]]
             if finishing is not None:
@@ -230,8 +262,10 @@ class Slots:
             for job_id, start in claimed:
                 control = JobControl()
                 self._running[job_id] = (names[job_id], control)
+                self._tenant_of[job_id] = tenants_of[job_id]
                 started.append(Claimed(job_id, names[job_id], control, start))
                 active.append(names[job_id])
+                active_tenants.append(tenants_of[job_id])
             if len(claimed) < len(picked):
                 # Some were claimed elsewhere, stopped, or their conflict key
                 # was taken meanwhile: the kept page is stale.
@@ -267,7 +301,7 @@ class Slots:
         self._candidates = None  # read again without it
         return False
 
-    def _page(self, offset: int) -> tuple[list[tuple[str, str, int]], bool]:
+    def _page(self, offset: int) -> tuple[list[tuple[str, str, int, str]], bool]:
         """Candidates: the kept page if fresh, else a page read from jobs.db."""
         kept = self._candidates
         if kept is not None and not offset and time.monotonic() - self._read_at <= CANDIDATES_TTL_S:
@@ -282,6 +316,8 @@ class Slots:
             self._unknown.clear()
             self._unknown_version = self.registry.version
         excluded = sorted(self._unknown | self._unwanted)
-        page = self.store.ready(limit=READY_PAGE, offset=offset, exclude=excluded)
+        page = self.store.ready(
+            limit=READY_PAGE, offset=offset, exclude=excluded, tenants=self.tenants
+        )
         self._read_at = time.monotonic()
         return page, len(page) == READY_PAGE

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
     from ..jobs import DirectRun, Job, JobControl, JobManager, JobProgress, JobStore
     from ..jobs._definition import OutputT
+    from ..jobs._model import TaskRecord
+    from ..jobs._tasks import Submission, TaskDefinition
     from ..maintenance import MaintenanceJob
 from .._core import CancelToken
 from .._types import FsError, Kind, StrPath
@@ -35,6 +37,7 @@ from ..errors import (
     LibraryFullError,
     LocationNotFound,
     LocationOverlapError,
+    TaskNotFound,
 )
 from ._settings import Settings
 from ._steps import JobSteps
@@ -160,6 +163,7 @@ class Library(JobSteps, Settings, Closing):
         control: JobControl | None = None,
         on_progress: Callable[[JobProgress], None] | None = None,
         priority: int = 0,
+        tenant: str = "default",
     ) -> DirectRun[OutputT]:
         """Run ``job`` now, in this thread, to its stop (completed, failed,
         paused or cancelled), without a manager or an event loop: for a
@@ -169,7 +173,8 @@ class Library(JobSteps, Settings, Closing):
         a job with a conflict key, resumes the job). ``control`` pauses or
         cancels it from another thread or a signal handler; ``on_progress``
         hears the progress as it is stored and the end's (see run_direct). The
-        returned run reads jobs.db while this library is open."""
+        job is ``tenant``'s. The returned run reads jobs.db while this library
+        is open."""
         from .._defaults import HISTORY_RETENTION_S
         from ..jobs import run_direct
 
@@ -181,20 +186,98 @@ class Library(JobSteps, Settings, Closing):
             on_progress=on_progress,
             priority=priority,
             history_retention_s=HISTORY_RETENTION_S,
+            tenant=tenant,
         )
 
-    def enqueue(self, job: Job[Any], *, priority: int = 0) -> str:
+    def enqueue(self, job: Job[Any], *, priority: int = 0, tenant: str = "default") -> str:
         """Queue ``job`` for the library's workers (``phasekit worker``, or
         any manager open on it) without running it here: what a server's
-        request handler does. A job with a conflict key joins an identical
-        unfinished one (resumed if it was paused). Returns the job's id;
-        follow it with ``phasekit jobs show``, :func:`~phasekit.jobs.follow_events`
-        or a manager's :meth:`~phasekit.jobs.JobManager.handle`."""
+        request handler does. The job is ``tenant``'s. A job with a conflict
+        key joins an identical unfinished one (resumed if it was paused).
+        Returns the job's id; follow it with ``phasekit jobs show``,
+        :func:`~phasekit.jobs.follow_events` or a manager's
+        :meth:`~phasekit.jobs.JobManager.handle`. A job holding more items
+        than its type's limit is refused: :meth:`submit` splits it."""
         from ..jobs._direct import check_runnable, create_or_join
+        from ..jobs._scope import split_items
 
         store = self._jobs_db("queue jobs")
         check_runnable(job, "Library.enqueue()")
-        return create_or_join(store, job, priority)
+        if len(split_items(job)) > 1:
+            raise InvalidInputError(
+                f"this {job.job_name} job holds more than {type(job).item_limit} items: "
+                "submit() splits it into several jobs under one task"
+            )
+        return create_or_join(store, job, priority, tenant)
+
+    def submit(self, job: Job[Any], *, priority: int = 0, tenant: str = "default") -> Submission:
+        """:meth:`enqueue`, splitting a job that holds more items than its
+        type's :attr:`~phasekit.jobs.Job.item_limit` (2,000 unless the type
+        says) into several jobs under one task; the result says how many
+        jobs, and whether it split."""
+        from ..jobs._direct import check_runnable, create_or_join
+        from ..jobs._scope import check_tenant
+        from ..jobs._tasks import Submission, plan_split, split_definition, store_task
+
+        store = self._jobs_db("queue jobs")
+        check_runnable(job, "Library.submit()")
+        check_tenant(tenant)
+        parts = plan_split(job, None)
+        if parts is None:
+            return Submission([create_or_join(store, job, priority, tenant)], None, False)
+        definition = split_definition(job, len(parts))
+        return store_task(
+            store,
+            job.job_name,
+            definition,
+            [parts],
+            tenant=tenant,
+            scope=job.scope(),
+            priority=priority,
+        )
+
+    def start_task(
+        self,
+        definition: TaskDefinition,
+        *,
+        location: int | StrPath | Location | None = None,
+        items: list[Any] | None = None,
+        priority: int = 0,
+        tenant: str = "default",
+    ) -> Submission:
+        """Queue a task for the library's workers: its steps run one after
+        the other, each once every job of the one before completed, with
+        ``tenant`` and a scope: ``location`` (each step's ``location_id``),
+        ``items`` (each step's items field: the ``entries`` scope) or, with
+        neither, what the steps' jobs say. See
+        :meth:`~phasekit.jobs.JobManager.start_task`."""
+        from ..jobs._definition import default_registry
+        from ..jobs._scope import check_tenant, location_scope
+        from ..jobs._tasks import TaskDefinition, plan_task, store_task
+
+        store = self._jobs_db("queue jobs")
+        check_tenant(tenant)
+        if not isinstance(definition, TaskDefinition):
+            raise InvalidInputError(f"start_task() takes a TaskDefinition, not {definition!r}")
+        scope = None if location is None else location_scope(self.location(location).id)
+        task_scope, steps = plan_task(definition, default_registry, scope=scope, items=items)
+        return store_task(
+            store,
+            definition.name,
+            definition.to_dict(),
+            steps,
+            tenant=tenant,
+            scope=task_scope,
+            priority=priority,
+        )
+
+    def task(self, task_id: str, *, tenant: str = "default") -> TaskRecord:
+        """A task of ``tenant``: its status, step, progress and jobs
+        (:class:`~phasekit.errors.TaskNotFound` if there is none)."""
+        record = self._jobs_db("read its tasks").task(task_id)
+        if record.tenant != tenant:
+            raise TaskNotFound(f"no task with id {task_id!r}")
+        return record
 
     def schedule_maintenance(
         self,
@@ -233,6 +316,7 @@ class Library(JobSteps, Settings, Closing):
             every_s,
             first_at=first,
             priority=priority,
+            scope=job.scope(),
         )
         return job_id
 

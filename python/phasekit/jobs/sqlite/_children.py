@@ -30,9 +30,11 @@ def create(
     priority: int | None,
     now: float,
     conflict_key: str | None = None,
+    scope: str | None = None,
 ) -> tuple[str, bool]:
     """Insert a queued child unless ``parent_id`` has one under ``key``;
-    returns ``(child_id, created)``. See :meth:`JobStore.create_child`."""
+    returns ``(child_id, created)``. The child is its parent's tenant's (and
+    of the parent's scope unless given). See :meth:`JobStore.create_child`."""
     row = db.execute(
         "SELECT id, name FROM jobs WHERE parent_id = ? AND child_key = ?", (parent_id, key)
     ).fetchone()
@@ -42,15 +44,30 @@ def create(
                 f"child key {key!r} of job {parent_id} is already used by a {row[1]!r} job"
             )
         return str(row[0]), False
-    parent = db.execute("SELECT priority FROM jobs WHERE id = ?", (parent_id,)).fetchone()
+    parent = db.execute(
+        "SELECT priority, tenant, scope FROM jobs WHERE id = ?", (parent_id,)
+    ).fetchone()
     if parent is None:
         raise JobNotFound(f"no job with id {parent_id!r}")
     child_id = new_id()
     prio = parent[0] if priority is None else priority
     db.execute(
         "INSERT INTO jobs (id, name, state, status, priority, parent_id, child_key,"
-        " created_at, updated_at, conflict_key) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
-        (child_id, name, blob, prio, parent_id, key, now, now, conflict_key),
+        " created_at, updated_at, conflict_key, tenant, scope)"
+        " VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            child_id,
+            name,
+            blob,
+            prio,
+            parent_id,
+            key,
+            now,
+            now,
+            conflict_key,
+            parent[1],
+            parent[2] if scope is None else scope,
+        ),
     )
     return child_id, True
 

@@ -13,6 +13,8 @@ import functools
 import sqlite3
 from typing import Any
 
+from ._tasks import STEP_OPEN
+
 #: A queued job whose conflict key is free: no job with that key is running
 #: (see Job.conflict_key), but for its own parent (a parent waiting for its
 #: children would otherwise wait for ever). Checked when the page is read and
@@ -26,20 +28,25 @@ KEY_FREE = (
 
 
 @functools.cache
-def ready_page(excluded: int) -> str:
-    """SQL of ``(id, name, priority)`` of queued jobs that can start now, in
-    dispatch order, but for jobs of ``excluded`` types (names bound after
-    the time): a manager leaves a job whose type it does not know queued for
-    one that does. Arguments: now, the excluded names, limit, offset."""
+def ready_page(excluded: int, tenants: int = 0) -> str:
+    """SQL of ``(id, name, priority, tenant)`` of queued jobs that can start
+    now, in dispatch order, but for jobs of ``excluded`` types: a manager
+    leaves a job whose type it does not know queued for one that does; with
+    ``tenants`` > 0, only the jobs of that many tenants (a worker serving
+    some tenants). Arguments: now, the excluded names, the tenants, limit,
+    offset."""
     only = f"AND name NOT IN ({', '.join('?' * excluded)})" if excluded else ""
+    if tenants:
+        only += f" AND tenant IN ({', '.join('?' * tenants)})"
     return f"""
-SELECT id, name, priority FROM jobs
+SELECT id, name, priority, tenant FROM jobs
 WHERE status = 'queued'
   AND (next_run_at IS NULL OR next_run_at <= ?)
   {only}
   AND (depends_on IS NULL OR (SELECT d.status FROM jobs d WHERE d.id = jobs.depends_on)
        IN ('completed', 'completed_with_errors'))
   AND {KEY_FREE}
+  AND {STEP_OPEN}
 ORDER BY priority DESC, created_at, id
 LIMIT ? OFFSET ?
 """
@@ -78,7 +85,7 @@ def claim(
         rows = db.execute(
             "UPDATE jobs SET status = 'running', updated_at = ?, owner = ?, lease = lease + 1,"
             " started_at = COALESCE(started_at, ?) WHERE id = ? AND status = 'queued'"
-            f" AND {KEY_FREE} RETURNING {returning}",
+            f" AND {KEY_FREE} AND {STEP_OPEN} RETURNING {returning}",
             (now, owner, now, job_id),
         ).fetchall()
         claimed += rows

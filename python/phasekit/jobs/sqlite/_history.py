@@ -25,14 +25,15 @@ FINISHED_SQL = "(" + ", ".join(f"'{s.value}'" for s in JobStatus if s.finished) 
 
 HISTORY_COLUMNS = (
     "id, name, status, parent_id, schedule_id, created_at, started_at, finished_at, error,"
-    " warning_count, error_count, output, metrics"
+    " warning_count, error_count, output, metrics, tenant, scope, task_id"
 )
 
 
 #: The summary of a job, from its row in ``jobs`` (in HISTORY_COLUMNS' order).
 _SUMMARY = (
     "id, name, status, parent_id, schedule_id, created_at, started_at, finished_at, error,"
-    " COALESCE(warning_count, 0), COALESCE(error_count, 0), output, metrics"
+    " COALESCE(warning_count, 0), COALESCE(error_count, 0), output, metrics, tenant, scope,"
+    " task_id"
 )
 
 #: What a history row keeps of a job's row: the summary without the output.
@@ -48,7 +49,7 @@ _COPIED = _SUMMARY.replace(" output,", " NULL,")
 _LISTED = (
     "h.id, h.name, h.status, h.parent_id, h.schedule_id, h.created_at, h.started_at,"
     " h.finished_at, h.error, h.warning_count, h.error_count, COALESCE(h.output, j.output),"
-    " h.metrics"
+    " h.metrics, h.tenant, h.scope, h.task_id"
 )
 
 #: Finished jobs whose summary is not copied yet: the end of the index of
@@ -64,7 +65,7 @@ def record(db: sqlite3.Connection, job_id: str, warning_count: int, error_count:
     db.execute(
         f"INSERT OR REPLACE INTO job_history ({HISTORY_COLUMNS})"
         " SELECT id, name, status, parent_id, schedule_id, created_at, started_at,"
-        " finished_at, error, ?, ?, NULL, metrics FROM jobs WHERE id = ?",
+        " finished_at, error, ?, ?, NULL, metrics, tenant, scope, task_id FROM jobs WHERE id = ?",
         (warning_count, error_count, job_id),
     )
 
@@ -90,10 +91,10 @@ def flush_job(db: sqlite3.Connection, job_id: str) -> None:
 
 
 def query(
-    *, limit: int | None, since: float | None, name: str | None
+    *, limit: int | None, since: float | None, name: str | None, tenant: str | None = None
 ) -> tuple[str, tuple[Any, ...]]:
     """SQL and arguments selecting history rows, newest first."""
-    where, args = _filters(since, name, "h.")
+    where, args = _filters(since, name, tenant, "h.")
     sql = f"SELECT {_LISTED} FROM job_history AS h LEFT JOIN jobs AS j ON j.id = h.id"
     if where:
         sql += " WHERE " + " AND ".join(where)
@@ -104,10 +105,12 @@ def query(
     return sql, tuple(args)
 
 
-def pending_query(*, since: float | None, name: str | None) -> tuple[str, tuple[Any, ...]]:
+def pending_query(
+    *, since: float | None, name: str | None, tenant: str | None = None
+) -> tuple[str, tuple[Any, ...]]:
     """SQL and arguments selecting the summaries of the marked jobs (not yet
     in job_history), in HISTORY_COLUMNS' order; few, in no particular order."""
-    where, args = _filters(since, name)
+    where, args = _filters(since, name, tenant)
     sql = f"SELECT {_SUMMARY} {_PENDING}"
     if where:
         sql += " AND " + " AND ".join(where)
@@ -128,9 +131,14 @@ def merge(
     return merged[:limit]
 
 
-def _filters(since: float | None, name: str | None, table: str = "") -> tuple[list[str], list[Any]]:
+def _filters(
+    since: float | None, name: str | None, tenant: str | None, table: str = ""
+) -> tuple[list[str], list[Any]]:
     where: list[str] = []
     args: list[Any] = []
+    if tenant is not None:
+        where.append(f"{table}tenant = ?")
+        args.append(tenant)
     if since is not None:
         where.append(f"{table}finished_at >= ?")
         args.append(since)
@@ -162,5 +170,11 @@ def prune(db: sqlite3.Connection, cutoff: float) -> tuple[int, int]:
         db.execute(f"DELETE FROM job_checkpoints WHERE job_id IN ({prunable})", (cutoff,))
         removed = db.execute(f"DELETE FROM jobs WHERE id IN ({prunable})", (cutoff,)).rowcount
         if removed == 0:
+            # A finished task goes with the last of its jobs.
+            db.execute(
+                "DELETE FROM tasks WHERE finished_at < ?"
+                " AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.task_id = tasks.id)",
+                (cutoff,),
+            )
             return history, jobs
         jobs += removed

@@ -22,19 +22,20 @@ def schedule_next(db: sqlite3.Connection, job_id: str, now: float) -> str | None
     """
     row = db.execute(
         "SELECT name, state, priority, depends_on, run_every_s, next_run_at, created_at,"
-        " schedule_id, conflict_key FROM jobs WHERE id = ?",
+        " schedule_id, conflict_key, tenant, scope FROM jobs WHERE id = ?",
         (job_id,),
     ).fetchone()
     if row is None or row[4] is None:
         return None
-    name, state, priority, depends_on, every, planned, created_at, schedule_id, key = row
+    name, state, priority, depends_on, every, planned, created_at, schedule_id, key = row[:9]
+    tenant, scope = row[9:]
     occurrence_id = new_id()
     # The conflict key goes on with the schedule: every occurrence keeps
-    # out of the way of the jobs it must not overlap.
+    # out of the way of the jobs it must not overlap; so do its tenant and scope.
     db.execute(
         "INSERT INTO jobs (id, name, state, status, priority, depends_on, run_every_s,"
-        " next_run_at, schedule_id, created_at, updated_at, conflict_key)"
-        " VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
+        " next_run_at, schedule_id, created_at, updated_at, conflict_key, tenant, scope)"
+        " VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             occurrence_id,
             name,
@@ -47,6 +48,8 @@ def schedule_next(db: sqlite3.Connection, job_id: str, now: float) -> str | None
             now,
             now,
             key,
+            tenant,
+            scope,
         ),
     )
     return occurrence_id
@@ -61,6 +64,7 @@ def create_once(
     first_at: float,
     priority: int,
     now: float,
+    scope: str | None = None,
 ) -> tuple[str, bool]:
     """Inside a write transaction (``BEGIN IMMEDIATE``): the unfinished
     occurrence of an interval schedule of job type ``name`` with
@@ -78,8 +82,8 @@ def create_once(
     job_id = new_id()
     db.execute(
         "INSERT INTO jobs (id, name, state, status, priority, run_every_s, next_run_at,"
-        " schedule_id, created_at, updated_at, conflict_key)"
-        " VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
-        (job_id, name, state, priority, every, first_at, job_id, now, now, conflict_key),
+        " schedule_id, created_at, updated_at, conflict_key, scope)"
+        " VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
+        (job_id, name, state, priority, every, first_at, job_id, now, now, conflict_key, scope),
     )
     return job_id, True

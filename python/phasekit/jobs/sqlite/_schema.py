@@ -178,6 +178,72 @@ BEGIN
 END;
 """
 
+#: Tenants, scopes and tasks. Every job belongs to a tenant (``default`` for
+#: embedded use: the rows of earlier versions get it) and has a scope
+#: (``location:<id>``, ``entries`` or ``global``; NULL in rows of earlier
+#: versions, which did not record one). A task is an ordered list of steps,
+#: each one or more jobs: every job of every step is stored when the task
+#: starts (``task_id``, ``task_step``), and a job of step k is ready only
+#: once every job of the task's earlier steps completed (see _claims), so no
+#: process has to be alive when a step ends for the next one to start. The
+#: task's row holds what the jobs do not: its definition, and how it ended.
+#: The event log carries the tenant, scope and task of each change (its
+#: triggers are replaced to write them).
+_V12 = """
+ALTER TABLE jobs ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default';
+ALTER TABLE jobs ADD COLUMN scope TEXT;
+ALTER TABLE jobs ADD COLUMN task_id TEXT;
+ALTER TABLE jobs ADD COLUMN task_step INTEGER;
+CREATE INDEX jobs_task ON jobs(task_id, task_step) WHERE task_id IS NOT NULL;
+CREATE INDEX jobs_tenant ON jobs(tenant, created_at);
+ALTER TABLE job_history ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default';
+ALTER TABLE job_history ADD COLUMN scope TEXT;
+ALTER TABLE job_history ADD COLUMN task_id TEXT;
+CREATE TABLE tasks (
+    id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    name TEXT NOT NULL,
+    scope TEXT,
+    definition BLOB NOT NULL,
+    steps INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    error TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    finished_at REAL
+);
+CREATE INDEX tasks_tenant ON tasks(tenant, created_at);
+ALTER TABLE events ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default';
+ALTER TABLE events ADD COLUMN scope TEXT;
+ALTER TABLE events ADD COLUMN task_id TEXT;
+DROP TRIGGER events_new_job;
+DROP TRIGGER events_status;
+DROP TRIGGER events_progress;
+CREATE TRIGGER events_new_job AFTER INSERT ON jobs
+BEGIN
+    INSERT INTO events (at, kind, job_id, name, status, progress, parent_id, owner,
+                        tenant, scope, task_id)
+    VALUES (new.updated_at, 'status', new.id, new.name, new.status, NULL, new.parent_id,
+            new.owner, new.tenant, new.scope, new.task_id);
+END;
+CREATE TRIGGER events_status AFTER UPDATE OF status ON jobs
+WHEN new.status IS NOT old.status
+BEGIN
+    INSERT INTO events (at, kind, job_id, name, status, progress, parent_id, owner,
+                        tenant, scope, task_id)
+    VALUES (new.updated_at, 'status', new.id, new.name, new.status, new.progress,
+            new.parent_id, new.owner, new.tenant, new.scope, new.task_id);
+END;
+CREATE TRIGGER events_progress AFTER UPDATE OF progress ON jobs
+WHEN new.status IS old.status AND new.progress IS NOT old.progress
+BEGIN
+    INSERT INTO events (at, kind, job_id, name, status, progress, parent_id, owner,
+                        tenant, scope, task_id)
+    VALUES (new.updated_at, 'progress', new.id, new.name, new.status, new.progress,
+            new.parent_id, new.owner, new.tenant, new.scope, new.task_id);
+END;
+"""
+
 #: Migrations by the version they produce. Version 1 is the first layout;
 #: version 2 added dependencies and interval schedules; version 3 added child
 #: keys, schedule ids and a fuller history; version 4 an index for the next
@@ -196,8 +262,9 @@ END;
 #: row's output stays NULL; the trigger above keeps it when the row changes).
 #: An earlier phasekit refuses a version 9 file rather than list its history
 #: without outputs. Version 10 adds the workers table and each job's lease
-#: epoch (see above); version 11 the event log (see above). Never edit a
-#: shipped entry: add a new one.
+#: epoch (see above); version 11 the event log (see above); version 12
+#: tenants, scopes and tasks (see above). Never edit a shipped entry: add a
+#: new one.
 MIGRATIONS: dict[int, str] = {
     1: _SCHEMA_V1,
     2: _V2,
@@ -210,5 +277,6 @@ MIGRATIONS: dict[int, str] = {
     9: _V9,
     10: _V10,
     11: _V11,
+    12: _V12,
 }
 SCHEMA_VERSION = max(MIGRATIONS)

@@ -15,15 +15,31 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ...errors import CorruptStateError, InvalidInputError, JobNotFound, LeaseLostError
-from . import _children, _claims, _history, _schedule
+from ...errors import (
+    CorruptStateError,
+    InvalidInputError,
+    JobNotFound,
+    LeaseLostError,
+    TaskNotFound,
+)
+from . import _children, _claims, _history, _schedule, _tasks
 
 if TYPE_CHECKING:
     from .._backend import JobBackend
     from .._events import JobEvent
 
 from .._codec import decode, encode, new_id, text_in, text_out
-from .._model import ANY, HistoryRecord, JobRecord, JobStatus, RunStart, WorkerRecord, _Any
+from .._model import (
+    ANY,
+    DEFAULT_TENANT,
+    HistoryRecord,
+    JobRecord,
+    JobStatus,
+    RunStart,
+    TaskRecord,
+    WorkerRecord,
+    _Any,
+)
 from .._progress import JobProgress
 from .._schedule import check_every
 from ._connect import Transaction, connect, is_busy, retry_busy, translate
@@ -196,8 +212,10 @@ class JobStore:
         run_every_s: float | None = None,
         next_run_at: float | None = None,
         conflict_key: str | None = None,
+        tenant: str = DEFAULT_TENANT,
+        scope: str | None = None,
     ) -> str:
-        """Insert a queued job; returns its id.
+        """Insert a queued job of ``tenant`` acting on ``scope``; returns its id.
 
         With ``run_every_s`` the job is the first occurrence of an interval
         schedule (it runs at ``next_run_at``, default now); ``next_run_at``
@@ -206,18 +224,36 @@ class JobStore:
         ``conflict_key`` never runs while another job with that key runs.
         """
         return self._insert(
-            name, state, priority, parent_id, depends_on, run_every_s, next_run_at, conflict_key
+            name,
+            state,
+            priority,
+            parent_id,
+            depends_on,
+            run_every_s,
+            next_run_at,
+            conflict_key,
+            tenant,
+            scope,
         )[0]
 
     def create_or_join(
-        self, name: str, state: Any, conflict_key: str, *, priority: int = 0
+        self,
+        name: str,
+        state: Any,
+        conflict_key: str,
+        *,
+        priority: int = 0,
+        tenant: str = DEFAULT_TENANT,
+        scope: str | None = None,
     ) -> tuple[str, bool]:
         """Queue a job with ``conflict_key`` unless an identical one (same
-        name and input) is already queued, running or paused: then return
-        that one.
+        tenant, name and input) is already queued, running or paused: then
+        return that one.
         Returns ``(job_id, created)``; one transaction, so two processes
         asking at once create one job."""
-        return self._insert(name, state, priority, None, None, None, None, conflict_key, join=True)
+        return self._insert(
+            name, state, priority, None, None, None, None, conflict_key, tenant, scope, join=True
+        )
 
     def _insert(
         self,
@@ -229,6 +265,8 @@ class JobStore:
         run_every_s: float | None,
         next_run_at: float | None,
         conflict_key: str | None,
+        tenant: str,
+        scope: str | None,
         *,
         join: bool = False,
     ) -> tuple[str, bool]:
@@ -251,6 +289,8 @@ class JobStore:
             now,
             now,
             conflict_key,
+            tenant,
+            scope,
         )
         if not join:
             self._write_one(_INSERT, args)
@@ -260,8 +300,8 @@ class JobStore:
                 "SELECT id FROM jobs WHERE conflict_key = ?"
                 " AND status IN ('queued', 'running', 'paused')"
                 " AND name = ? AND state = ? AND next_run_at IS NULL AND depends_on IS NULL"
-                " ORDER BY created_at LIMIT 1",
-                (conflict_key, name, blob),
+                " AND tenant = ? AND task_id IS NULL ORDER BY created_at LIMIT 1",
+                (conflict_key, name, blob, tenant),
             ).fetchone()
             if row is not None:
                 return str(row[0]), False
@@ -281,11 +321,23 @@ class JobStore:
         name: str | None = None,
         parent_id: str | None = None,
         limit: int | None = None,
+        tenant: str | None = None,
+        scope: str | None = None,
+        task_id: str | None = None,
     ) -> list[JobRecord]:
         """Jobs in dispatch order (higher priority first, then oldest first),
-        optionally only those with ``status``, job type ``name`` or parent."""
+        optionally only those with ``status``, job type ``name``, parent,
+        ``tenant``, ``scope`` or task."""
         where, args = [], []
-        for column, value in (("status", status), ("name", name), ("parent_id", parent_id)):
+        filters = (
+            ("status", status),
+            ("name", name),
+            ("parent_id", parent_id),
+            ("tenant", tenant),
+            ("scope", scope),
+            ("task_id", task_id),
+        )
+        for column, value in filters:
             if value is not None:
                 where.append(f"{column} = ?")
                 args.append(value.value if isinstance(value, JobStatus) else value)
@@ -306,15 +358,17 @@ class JobStore:
         offset: int = 0,
         now: float | None = None,
         exclude: list[str] | None = None,
-    ) -> list[tuple[str, str, int]]:
-        """``(id, name, priority)`` of up to ``limit`` queued jobs that can
-        start now (due, dependency completed, no job with the same conflict
-        key running), in dispatch order: higher priority first, then oldest
-        first; none of the job types named in ``exclude``."""
+        tenants: list[str] | None = None,
+    ) -> list[tuple[str, str, int, str]]:
+        """``(id, name, priority, tenant)`` of up to ``limit`` queued jobs
+        that can start now (due, dependency completed, no job with the same
+        conflict key running, the earlier steps of their task completed), in
+        dispatch order: higher priority first, then oldest first; none of
+        the job types named in ``exclude``; only ``tenants``' if given."""
         when = time.time() if now is None else now
-        sql = _claims.ready_page(len(exclude or ()))
-        rows = self._read(sql, (when, *(exclude or ()), limit, offset))
-        return [(r[0], r[1], r[2]) for r in rows]
+        sql = _claims.ready_page(len(exclude or ()), len(tenants or ()))
+        rows = self._read(sql, (when, *(exclude or ()), *(tenants or ()), limit, offset))
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
 
     def claim(self, job_ids: list[str], owner: str | None = None) -> list[str]:
         """Mark queued jobs running (by ``owner``), in one transaction; returns
@@ -433,7 +487,7 @@ class JobStore:
             where += " AND owner IS ?"
             args.append(owner)
         with self._write() as db:
-            before, scheduled, pending = _state_of(db, job_id)
+            before, scheduled, pending, task_id = _state_of(db, job_id)
             if pending:
                 _history.flush_job(db, job_id)  # before its row changes
             cur = db.execute(
@@ -442,7 +496,11 @@ class JobStore:
                 " owner = CASE WHEN ? = 'running' THEN owner ELSE NULL END,"
                 " started_at = CASE WHEN ? = 'running' AND started_at IS NULL THEN ?"
                 " ELSE started_at END,"
-                f" finished_at = CASE WHEN ? THEN ? ELSE finished_at END WHERE {where}",
+                f" finished_at = CASE WHEN ? THEN ? ELSE finished_at END WHERE {where}"
+                # Into running from elsewhere: as a claim, never while a job
+                # with its conflict key runs or an earlier step of its task
+                # is unfinished.
+                f" AND (? != 'running' OR status = 'running' OR ({_INTO_RUNNING}))",
                 (
                     status.value,
                     text_in(error),
@@ -454,13 +512,16 @@ class JobStore:
                     status.finished,
                     now,
                     *args,
+                    status.value,
                 ),
             )
             if cur.rowcount == 0:
                 return False
             if status.finished:
                 _history.record(db, job_id, 0, 0)
-            _ended(db, job_id, before is not None and before.finished, scheduled, status, now)
+            _ended(
+                db, job_id, before is not None and before.finished, scheduled, status, now, task_id
+            )
             return True
 
     def finish(
@@ -646,6 +707,7 @@ class JobStore:
         priority: int | None = None,
         conflict_key: str | None = None,
         lease: int | None = None,
+        scope: str | None = None,
     ) -> tuple[str, bool]:
         """Queue a child of ``parent_id`` under ``key``, unless the parent
         already has a child with that key; returns ``(child_id, created)``.
@@ -661,7 +723,7 @@ class JobStore:
             if lease is not None:
                 _fence(db, parent_id, lease)
             return _children.create(
-                db, parent_id, key, name, blob, priority, time.time(), conflict_key
+                db, parent_id, key, name, blob, priority, time.time(), conflict_key, scope
             )
 
     def children(self, parent_id: str) -> dict[str, JobStatus]:
@@ -687,10 +749,16 @@ class JobStore:
         return [_record(r) for r in rows]
 
     def history(
-        self, *, limit: int | None = 100, since: float | None = None, name: str | None = None
+        self,
+        *,
+        limit: int | None = 100,
+        since: float | None = None,
+        name: str | None = None,
+        tenant: str | None = None,
     ) -> list[HistoryRecord]:
         """Finished jobs, newest first: at most ``limit`` (None: all), those
-        finished at or after ``since`` (unix time), of job type ``name``."""
+        finished at or after ``since`` (unix time), of job type ``name``, of
+        ``tenant``."""
         if limit is not None and limit < 0:
             raise InvalidInputError(f"limit must be >= 0, got {limit}")
 
@@ -699,10 +767,10 @@ class JobStore:
             self._conn.execute("BEGIN")
             try:
                 pending = self._conn.execute(
-                    *_history.pending_query(since=since, name=name)
+                    *_history.pending_query(since=since, name=name, tenant=tenant)
                 ).fetchall()
                 more = None if limit is None else limit + len(pending)
-                sql, args = _history.query(limit=more, since=since, name=name)
+                sql, args = _history.query(limit=more, since=since, name=name, tenant=tenant)
                 rows = self._conn.execute(sql, args).fetchall()
             finally:
                 self._conn.execute("COMMIT")
@@ -715,14 +783,91 @@ class JobStore:
                 raise translate(exc, self.path) from exc
         return [_history_record(r) for r in rows]
 
+    # tasks (see the schema's version 12 and _tasks)
+
+    def create_task(
+        self,
+        name: str,
+        definition: Any,
+        steps: list[list[tuple[str, Any, str | None, str | None]]],
+        *,
+        tenant: str = DEFAULT_TENANT,
+        scope: str | None = None,
+        priority: int = 0,
+    ) -> tuple[str, list[list[str]]]:
+        """Store a task and every job of its steps (each ``(name, state,
+        conflict_key, scope)``) in one transaction: ``(task id, job ids by
+        step)``. A step's jobs become ready once the steps before completed."""
+        if not steps or any(not jobs for jobs in steps):
+            raise InvalidInputError("a task needs at least one step, and one job per step")
+        encoded = [
+            [(job, encode(state), key, job_scope) for job, state, key, job_scope in jobs]
+            for jobs in steps
+        ]
+        with self._write() as db:
+            return _tasks.create(
+                db,
+                tenant=tenant,
+                name=name,
+                scope=scope,
+                definition=encode(definition),
+                steps=encoded,
+                priority=priority,
+                now=time.time(),
+            )
+
+    def task(self, task_id: str) -> TaskRecord:
+        """A task and its jobs (``TaskNotFound`` if there is none)."""
+
+        def read() -> tuple[Any, list[Any]]:
+            self._conn.execute("BEGIN")  # the row and its jobs as of one moment
+            try:
+                row = self._conn.execute(
+                    f"SELECT {_tasks.TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,)
+                ).fetchone()
+                jobs = _tasks.jobs_of(self._conn, task_id) if row is not None else []
+            finally:
+                self._conn.execute("COMMIT")
+            return row, jobs
+
+        with self._lock:
+            try:
+                row, jobs = retry_busy(read)
+            except sqlite3.Error as exc:
+                raise translate(exc, self.path) from exc
+        if row is None:
+            raise TaskNotFound(f"no task with id {task_id!r}")
+        return _tasks.task_record(row, jobs)
+
+    def tasks(self, *, tenant: str | None = None, limit: int | None = 100) -> list[TaskRecord]:
+        """Tasks, newest first (only ``tenant``'s if given)."""
+        sql = f"SELECT id FROM tasks{' WHERE tenant = ?' if tenant is not None else ''}"
+        sql += " ORDER BY created_at DESC, id DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        ids = [r[0] for r in self._read(sql, () if tenant is None else (tenant,))]
+        found = []
+        for task_id in ids:
+            try:
+                found.append(self.task(task_id))
+            except TaskNotFound:
+                continue  # pruned meanwhile
+        return found
+
     # events (written by the schema's triggers: see version 11)
 
-    def events(self, *, after: int = 0, limit: int = 1000) -> list[JobEvent]:
-        """The logged changes numbered above ``after``, oldest first."""
+    def events(
+        self, *, after: int = 0, limit: int = 1000, tenant: str | None = None
+    ) -> list[JobEvent]:
+        """The logged changes numbered above ``after``, oldest first (only
+        ``tenant``'s jobs' if given)."""
+        only, args = (
+            ("", (after, limit)) if tenant is None else (" AND tenant = ?", (after, tenant, limit))
+        )
         rows = self._read(
-            "SELECT id, kind, job_id, name, status, progress, at, parent_id, owner FROM events"
-            " WHERE id > ? ORDER BY id LIMIT ?",
-            (after, limit),
+            "SELECT id, kind, job_id, name, status, progress, at, parent_id, owner, tenant, scope,"
+            f" task_id FROM events WHERE id > ?{only} ORDER BY id LIMIT ?",
+            args,
         )
         return [_event(r) for r in rows]
 
@@ -760,8 +905,9 @@ class JobStore:
         *,
         first_at: float | None = None,
         priority: int = 0,
+        scope: str | None = None,
     ) -> tuple[str, bool]:
-        """Queue an interval schedule of job type ``name`` (every ``every_s``
+        """Queue an interval schedule of job type ``name`` (of ``scope``) (every ``every_s``
         seconds, first at ``first_at``, default now) unless one with
         ``conflict_key`` is unfinished (an occurrence queued, running or
         paused, whatever its input and interval): then return that one.
@@ -773,7 +919,7 @@ class JobStore:
         first = now if first_at is None else first_at
         with self._write() as db:
             return _schedule.create_once(
-                db, name, blob, conflict_key, every_s, first, priority, now
+                db, name, blob, conflict_key, every_s, first, priority, now, scope
             )
 
     def optimize(self, *, free_fraction: float, max_bytes: int) -> dict[str, Any]:
@@ -789,15 +935,19 @@ class JobStore:
                 raise translate(exc, self.path) from exc
 
 
+#: What a job moved into running must satisfy, as a claim does (see _claims).
+_INTO_RUNNING = f"{_claims.KEY_FREE} AND {_tasks.STEP_OPEN}"
+
 _COLUMNS = (
     "id, name, status, priority, parent_id, depends_on, created_at, updated_at, error, state,"
-    " run_every_s, next_run_at, schedule_id, child_key, conflict_key"
+    " run_every_s, next_run_at, schedule_id, child_key, conflict_key, tenant, scope, task_id,"
+    " task_step"
 )
 
 _INSERT = (
     "INSERT INTO jobs (id, name, state, status, priority, parent_id, depends_on,"
-    " run_every_s, next_run_at, schedule_id, created_at, updated_at, conflict_key)"
-    " VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " run_every_s, next_run_at, schedule_id, created_at, updated_at, conflict_key, tenant,"
+    " scope) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -849,6 +999,9 @@ def _event(row: tuple[Any, ...]) -> JobEvent:
         float(row[6]),
         parent_id=row[7],
         worker=row[8],
+        tenant=row[9],
+        scope=row[10],
+        task_id=row[11],
     )
 
 
@@ -902,6 +1055,9 @@ def _history_record(r: tuple[Any, ...]) -> HistoryRecord:
         error_count=r[10],
         output_blob=r[11],
         metrics_blob=r[12],
+        tenant=r[13],
+        scope=r[14],
+        task_id=r[15],
     )
 
 
@@ -945,9 +1101,9 @@ def _finish(
     # and whose history row is written (RETURNING says whether it repeats).
     rows = db.execute(_FINISH_UNFINISHED, values).fetchall()
     if rows:
-        was_finished, scheduled = False, bool(rows[0][0])
+        was_finished, scheduled, task_id = False, bool(rows[0][0]), rows[0][1]
     else:
-        before, scheduled, pending = _state_of(db, job_id)
+        before, scheduled, pending, task_id = _state_of(db, job_id)
         if before is None:
             raise JobNotFound(f"no job with id {job_id!r}")
         if pending:
@@ -956,7 +1112,7 @@ def _finish(
         was_finished = before.finished
     if status.finished and mark is None:
         _history.record(db, job_id, warning_count, error_count)
-    _ended(db, job_id, was_finished, scheduled, status, now)
+    _ended(db, job_id, was_finished, scheduled, status, now, task_id)
 
 
 #: The update of a job's row by :func:`_finish` (its arguments: ``values`` there).
@@ -970,25 +1126,27 @@ _FINISH = (
 
 _FINISH_UNFINISHED = (
     f"{_FINISH} AND status NOT IN {_history.FINISHED_SQL} AND history_pending IS NULL"
-    " RETURNING run_every_s IS NOT NULL"
+    " RETURNING run_every_s IS NOT NULL, task_id"
 )
 
 #: Blobs of the usual empty ends, packed once.
 _NONE, _EMPTY_LIST, _EMPTY_DICT = encode(None), encode([]), encode({})
 
 
-def _state_of(db: sqlite3.Connection, job_id: str) -> tuple[JobStatus | None, bool, bool]:
+def _state_of(
+    db: sqlite3.Connection, job_id: str
+) -> tuple[JobStatus | None, bool, bool, str | None]:
     """A job's status before a change (None if there is no such job),
-    whether it repeats on a schedule, and whether its history row is still
-    to be written."""
+    whether it repeats on a schedule, whether its history row is still to be
+    written, and its task."""
     row = db.execute(
-        "SELECT status, run_every_s IS NOT NULL, history_pending IS NOT NULL"
+        "SELECT status, run_every_s IS NOT NULL, history_pending IS NOT NULL, task_id"
         " FROM jobs WHERE id = ?",
         (job_id,),
     ).fetchone()
     if row is None:
-        return None, False, False
-    return JobStatus(row[0]), bool(row[1]), bool(row[2])
+        return None, False, False, None
+    return JobStatus(row[0]), bool(row[1]), bool(row[2]), row[3]
 
 
 def _ended(
@@ -998,6 +1156,7 @@ def _ended(
     scheduled: bool,
     status: JobStatus,
     now: float,
+    task_id: str | None = None,
 ) -> None:
     """What finishing a job entails, inside the transaction that finishes it
     (its history row is written, or marked, by the caller)."""
@@ -1009,6 +1168,8 @@ def _ended(
         _children.cancel_waiting(db, job_id, now)
     elif scheduled:
         _schedule.schedule_next(db, job_id, now)
+    if task_id is not None:
+        _tasks.job_ended(db, task_id, job_id, status.value, now)
 
 
 if TYPE_CHECKING:
