@@ -382,3 +382,44 @@ class ItemsJob(Job):
         finally:
             conn.close()
         return {"items": len(self.items), "first": self.items[0] if self.items else None}
+
+
+@job("test.tick")
+class TickJob(Job):
+    """A short job (well under a millisecond): appends its key to a file
+    (one ``write`` with O_APPEND: lines never interleave) and returns its
+    run's lease. Short runs' ends are written in groups (see Slots)."""
+
+    key: str
+    path: str
+
+    def run(self, ctx: JobContext) -> Any:
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, f"{self.key}\n".encode())
+        finally:
+            os.close(fd)
+        return {"lease": ctx.lease}
+
+
+@job("test.gate")
+class GateJob(Job):
+    """Waits until ``path`` holds ``lines`` lines (written by TickJobs run
+    meanwhile by others), then completes; fails after ``timeout_s``."""
+
+    path: str
+    lines: int
+    timeout_s: float = 120.0
+
+    def run(self, ctx: JobContext) -> Any:
+        deadline = time.monotonic() + self.timeout_s
+        while time.monotonic() < deadline:
+            try:
+                with open(self.path, "rb") as f:
+                    if f.read().count(b"\n") >= self.lines:
+                        return "open"
+            except FileNotFoundError:
+                pass
+            ctx.check_interrupt()
+            time.sleep(0.01)
+        raise RuntimeError(f"{self.path} never had {self.lines} lines")

@@ -251,7 +251,7 @@ params = {{ log_db = "{fx}", tag = "two" }}
         shown = cli(library, "tasks", "show", task_id, "--json", "--tenant", "acme")
         assert shown.returncode == 0, shown.stderr
         record = json.loads(shown.stdout)
-        assert record["status"] == "completed"
+        assert record["status"] == "completed", record
         assert [j["step"] for j in record["jobs"]] == [1, 1, 1, 2, 2, 2]
         hidden = cli(library, "tasks", "show", task_id, "--tenant", "zeta")
         assert hidden.returncode != 0

@@ -439,6 +439,87 @@ def test_four_workers_run_every_job_once_through_kills_and_stalls(
     }
 
 
+def test_short_jobs_ended_in_groups_end_once_through_kills_and_stalls(
+    library: Path, tmp_path: Path, workers: list[Worker]
+) -> None:
+    """3,000 jobs short enough that workers claim them eight at a time and
+    write their ends in groups, while workers are killed and stopped: every
+    job ends once, with the end of its last claim's run; a job whose end was
+    kept for a group write when its worker died is run again (its key
+    appears twice), never lost."""
+    from collections import Counter
+
+    from jobs_fixture import TickJob
+
+    rng = random.Random(61)
+    ticks = tmp_path / "ticks"
+    with JobStore(library / "jobs.db") as store:
+        keys = {
+            store.create_job("test.tick", TickJob(f"t{i}", str(ticks)).to_state()): f"t{i}"
+            for i in range(3000)
+        }
+        options = ("--concurrency", "1", "--stale-after", "1")
+        workers.extend(Worker(library, *options) for _ in range(3))
+        live = list(workers)
+        for round_ in range(8):
+            time.sleep(rng.uniform(0.05, 0.3))
+            victim = rng.choice(live)
+            if round_ % 2 == 0:
+                victim.proc.kill()
+                victim.proc.wait()
+                live.remove(victim)
+                workers.append(Worker(library, *options))
+                live.append(workers[-1])
+            else:
+                victim.signal(signal.SIGSTOP)
+                time.sleep(rng.uniform(0.2, 1.5))
+                victim.signal(signal.SIGCONT)
+
+        def unfinished() -> int:
+            return sum(1 for r in store.list_jobs() if not r.status.finished)
+
+        wait_for("every job", lambda: unfinished() == 0, timeout=600)
+        for worker in live:
+            assert worker.stop() == 0
+        assert {r.status for r in store.list_jobs()} == {JobStatus.COMPLETED}
+        ends = Counter(h.id for h in store.history(limit=None))
+        assert set(ends) == set(keys)
+        assert set(ends.values()) == {1}
+        for job_id in keys:
+            last_claim = store.load_for_run(job_id).lease
+            assert store.outcome(job_id)["output"] == {"lease": last_claim}, job_id
+    ran = Counter(ticks.read_text().split())
+    assert set(ran) == set(keys.values())  # none lost
+
+
+def test_jobs_claimed_ahead_of_a_long_run_go_back_to_the_queue(
+    library: Path, tmp_path: Path, workers: list[Worker]
+) -> None:
+    """After a short job a worker claims the next jobs ahead of time; when
+    the next of them turns out long, the others go back to the queue for
+    another worker (here the long job waits for them: were they held back,
+    it would fail)."""
+    from jobs_fixture import GateJob, TickJob
+
+    ticks = tmp_path / "ticks"
+    with JobStore(library / "jobs.db") as store:
+        store.create_job("test.tick", TickJob("first", str(ticks)).to_state())
+        gate = store.create_job("test.gate", GateJob(str(ticks), lines=41).to_state())
+        later = [
+            store.create_job("test.tick", TickJob(f"t{i}", str(ticks)).to_state())
+            for i in range(40)
+        ]
+        workers.append(Worker(library, "--concurrency", "1"))
+        wait_for("the first job", lambda: ticks.exists())
+        wait_for("the gate to run", lambda: store.progress(gate) is not None or store.status(
+            gate) is JobStatus.RUNNING)  # fmt: skip
+        workers.append(Worker(library, "--concurrency", "1"))
+        wait_for("the gate", lambda: store.status(gate).finished)
+        assert store.status(gate) is JobStatus.COMPLETED
+        wait_for("the ticks", lambda: all(store.status(j).finished for j in later))
+        assert {store.status(j) for j in later} == {JobStatus.COMPLETED}
+
+
 class Lines:
     """The lines a process prints, read by a thread (a stalled process never
     blocks the test: ``next`` waits at most ``WAIT_S``)."""

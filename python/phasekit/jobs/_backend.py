@@ -295,6 +295,18 @@ class JobBackend(Protocol):
         end claims nothing)."""
         ...
 
+    def finish_many_and_claim(
+        self,
+        ends: list[tuple[str, JobStatus, dict[str, Any]]],
+        claim: list[str],
+        owner: str,
+    ) -> tuple[list[RunStart], list[str]]:
+        """The ends of several runs (``(job_id, status, end)`` each) and a
+        claim, in one atomic write: ``(what each job claimed starts from,
+        the ids of the ends refused for a lost lease)``; the other ends are
+        recorded."""
+        ...
+
     def move(
         self,
         job_id: str,

@@ -22,6 +22,7 @@ import functools
 import logging
 import math
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -53,7 +54,7 @@ from ._recovery import RECOVER_EVERY_S, check_stale_after, default_stale_after, 
 from ._runner import run_job
 from ._schedule import check_every
 from ._scope import check_scope, check_tenant, split_items
-from ._slots import Claimed, Slots
+from ._slots import SHORT_RUN_S, Claimed, Ended, Slots
 from ._tasks import (
     PlannedJob,
     Submission,
@@ -232,6 +233,7 @@ class JobManager:
         self._open = False
         self._closed = False
         self._last_recover = time.monotonic()
+        self._flusher: threading.Thread | None = None
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open" if self._open else "not started"
@@ -267,6 +269,13 @@ class JobManager:
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self._tg.start_soon(self._schedule)
+        self._slots.on_recorded = self._recorded
+        # Writes the ends of short runs kept for a group write when no run
+        # writes them in time (see Slots.finish_and_pick); ends with the slots.
+        self._flusher = threading.Thread(
+            target=self._slots.flush_loop, name="phasekit-ends", daemon=True
+        )
+        self._flusher.start()
         self._open = True
         return self
 
@@ -294,6 +303,8 @@ class JobManager:
             else:
                 await self._tg.__aexit__(exc_type, exc, tb)
         finally:
+            if self._flusher is not None:
+                self._flusher.join()
             self._open = False
             self._closed = True
             self._events.close()
@@ -841,6 +852,7 @@ class JobManager:
         the next run starts from."""
         while True:
             job_id, name = claimed.job_id, claimed.name
+            began = time.perf_counter()
             try:
                 status, end = run_job(
                     self.store,
@@ -853,13 +865,15 @@ class JobManager:
                     on_progress=self._progress_listener(name),
                     on_spawn=self._spawned,
                 )
-                nxt = self._end(job_id, name, status, end)
+                short = time.perf_counter() - began < SHORT_RUN_S
+                nxt = self._end(job_id, name, status, end, short=short)
             except LeaseLostError as exc:
                 # This run stalled past its heartbeat and the job was resumed
                 # elsewhere (or stopped from outside): its writes, its end
                 # included, were refused. Give it up; the job's current run
                 # records its own end.
                 self._slots.release(job_id)
+                self._hand_back()
                 log.warning("gave up job %s (%s): %s", job_id, name, exc)
                 return
             except UnknownJobError:
@@ -872,6 +886,7 @@ class JobManager:
                     only_from=(JobStatus.RUNNING,),
                     owner=self._owner.id if self._owner is not None else None,
                 )
+                self._hand_back()
                 return
             except PhasekitError as exc:
                 # jobs.db failed while starting or ending the job: it stays
@@ -879,18 +894,32 @@ class JobManager:
                 self._slots.release(job_id)
                 self._lost[job_id] = exc
                 self._notify_from_thread()
+                self._hand_back()
                 return
             except BaseException:
                 self._slots.release(job_id)
                 self._check_blocked = True  # read by the scheduler's next pass
+                self._hand_back()
                 raise
             if not nxt:
                 return
             claimed = nxt[0]
             self._publish_from_thread("status", claimed.job_id, claimed.name, JobStatus.RUNNING)
 
-    def _end(self, job_id: str, name: str, status: JobStatus, end: dict[str, Any]) -> list[Claimed]:
-        """Record a run's end and claim the next job (see _chain)."""
+    def _hand_back(self) -> None:
+        """A worker thread stops early: what it claimed ahead goes back to
+        the queue (jobs.db failing too leaves them to the next manager)."""
+        with contextlib.suppress(PhasekitError):
+            self._slots.hand_back()
+        self._slots.invalidate()
+        self._run_on_loop(self._wake.set)
+
+    def _end(
+        self, job_id: str, name: str, status: JobStatus, end: dict[str, Any], *, short: bool
+    ) -> list[Claimed]:
+        """Record a run's end and claim the next job (see _chain); the ends
+        recorded (this one, unless kept for a group write, and others kept
+        before) are published."""
         handed = job_id in self._watched and status in (
             JobStatus.COMPLETED,
             JobStatus.COMPLETED_WITH_ERRORS,
@@ -900,7 +929,7 @@ class JobManager:
             # completed finds its output here.
             self._keep_output(job_id, end.get("output"))
         try:
-            nxt = self._slots.finish_and_pick(job_id, status, end)
+            nxt, recorded = self._slots.finish_and_pick(job_id, name, status, end, short=short)
         except BaseException as exc:
             if handed:
                 self._outputs.pop(job_id, None)
@@ -915,22 +944,39 @@ class JobManager:
                 error=f"cannot store the job's end: {exc}",
                 lease=end.get("lease"),
             )
-            status = JobStatus.FAILED
+            end = {**end, "output": None}
+            recorded = [(job_id, name, JobStatus.FAILED, end)]
             nxt = self._slots.pick(most=1)
-        if status in (JobStatus.FAILED, JobStatus.CANCELLED):
-            self._check_blocked = True  # the jobs that depend on it fail
-        if self._events.active:
-            # The end's event carries the progress stored with it (100 % for
-            # a completed job).
-            stored = end.get("progress")
-            progress = None
-            if isinstance(stored, dict) and status is not JobStatus.FAILED:
-                cls = self.registry.get(name) if name in self.registry else None
-                progress = JobProgress.from_dict(stored, cls.progress_type if cls else None)
-            self._publish_from_thread("status", job_id, name, status, progress)
-        if job_id in self._watched:
-            self._notify_from_thread()
+        self._recorded(recorded)
         return nxt
+
+    def _recorded(self, ends: list[Ended], failure: PhasekitError | None = None) -> None:
+        """From a worker or the flusher thread: runs' ends now stored (see
+        Slots.finish_and_pick) are published and their waiters woken; with
+        ``failure``, ends jobs.db could not store: those jobs stay recorded
+        as running, their waits raise it, and they are queued again when
+        this manager closes (or resumed by the next)."""
+        if failure is not None:
+            for job_id, *_ in ends:
+                self._lost[job_id] = failure
+            self._notify_from_thread()
+            return
+        watched = False
+        for job_id, name, status, end in ends:
+            if status in (JobStatus.FAILED, JobStatus.CANCELLED):
+                self._check_blocked = True  # the jobs that depend on it fail
+            if self._events.active:
+                # The end's event carries the progress stored with it (100 %
+                # for a completed job).
+                stored = end.get("progress")
+                progress = None
+                if isinstance(stored, dict) and status is not JobStatus.FAILED:
+                    cls = self.registry.get(name) if name in self.registry else None
+                    progress = JobProgress.from_dict(stored, cls.progress_type if cls else None)
+                self._publish_from_thread("status", job_id, name, status, progress)
+            watched = watched or job_id in self._watched
+        if watched:
+            self._notify_from_thread()
 
     def _keep_output(self, job_id: str, output: Any) -> None:
         outputs = self._outputs

@@ -605,6 +605,54 @@ class JobStore:
             rows = _claims.claim(db, claim, time.time(), owner, returning=_RUN_START)
         return [_run_start(row) for row in rows]
 
+    def finish_many_and_claim(
+        self,
+        ends: list[tuple[str, JobStatus, dict[str, Any]]],
+        claim: list[str],
+        owner: str,
+    ) -> tuple[list[RunStart], list[str]]:
+        """The ends of several runs (each ``(job_id, status, end)`` as in
+        :meth:`finish_and_claim`) and the claim of the next jobs, in one
+        transaction: a worker running many short jobs writes once for
+        several. An end whose lease was lost is left out (that run's job is
+        another run's now); the others are recorded. ``(what each claimed
+        job starts from, the ids of the ends left out)``."""
+        lost: list[str] = []
+        with self._write() as db:
+            for job_id, status, end in ends:
+                lease = end.get("lease")
+                if lease is not None:
+                    row = db.execute(
+                        "SELECT lease, status FROM jobs WHERE id = ?", (job_id,)
+                    ).fetchone()
+                    try:
+                        _check_lease(job_id, lease, row)
+                    except LeaseLostError:
+                        lost.append(job_id)
+                        continue
+                _finish(
+                    db,
+                    job_id,
+                    status,
+                    end.get("output"),
+                    end.get("error"),
+                    end.get("warnings"),
+                    end.get("errors"),
+                    end.get("metrics"),
+                    end.get("progress"),
+                    traceback=end.get("traceback"),
+                    defer_history=True,
+                )
+                if status.finished:
+                    self._history_pending += 1
+            if self._history_pending >= HISTORY_BATCH:
+                _history.flush(db)
+                self._history_pending = 0
+            if not claim:
+                return [], lost
+            rows = _claims.claim(db, claim, time.time(), owner, returning=_RUN_START)
+        return [_run_start(row) for row in rows], lost
+
     def outcome(self, job_id: str) -> dict[str, Any]:
         """Output, warnings, non-critical errors and metrics of the last run."""
         rows = self._read(
