@@ -70,9 +70,25 @@ def subprocess_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
 
 
+def wal(conn: sqlite3.Connection) -> None:
+    """Switch a connection's file to WAL. On a new file, jobs of several
+    threads or processes may do it at the same moment, and SQLite answers
+    that switch with "database is locked" at once instead of waiting (the
+    job would fail): tried again for a while."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def effects(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=30, isolation_level=None)
-    conn.execute("PRAGMA journal_mode = WAL")
+    wal(conn)
     conn.execute("CREATE TABLE IF NOT EXISTS done (i INTEGER PRIMARY KEY, square INTEGER)")
     conn.execute("CREATE TABLE IF NOT EXISTS starts (at INTEGER)")
     return conn
@@ -303,7 +319,7 @@ def effect_log(path: str) -> sqlite3.Connection:
     keyed), ``final`` (each job's end, keyed) and ``attempts`` (every run's
     start, not keyed: a resumed job adds one)."""
     conn = sqlite3.connect(path, timeout=120, isolation_level=None)
-    conn.execute("PRAGMA journal_mode = WAL")
+    wal(conn)
     conn.execute(
         "CREATE TABLE IF NOT EXISTS step (key TEXT, step INTEGER, PRIMARY KEY (key, step))"
     )

@@ -73,6 +73,9 @@ async def test_steps_run_in_order_each_after_the_one_before_completed(tmp_path: 
 async def test_a_failed_step_stops_the_task_and_cancels_what_waits(tmp_path: Path) -> None:
     log = tmp_path / "log.db"
     fx = tmp_path / "fx.db"
+    # Made (WAL) before any job opens it: jobs switching a new file to WAL
+    # at the same moment would find it busy.
+    effect_log(str(fx)).close()
     items = ODD + [f"i{i}" for i in range(2100)]
     definition = TaskDefinition(
         "breaks",
@@ -206,6 +209,9 @@ def test_a_task_started_from_the_cli_is_run_by_workers_through_a_kill(tmp_path: 
     with Library.open(library):
         pass
     fx = tmp_path / "fx.db"
+    # Made (WAL) before any job opens it: jobs switching a new file to WAL
+    # at the same moment would find it busy.
+    effect_log(str(fx)).close()
     items = [ODD[0], *[f"photo-{i}" for i in range(4099)], ODD[1]]
     (tmp_path / "items").write_bytes(b"\0".join(os.fsencode(i) for i in items))
     (tmp_path / "task.toml").write_text(
@@ -251,7 +257,7 @@ params = {{ log_db = "{fx}", tag = "two" }}
         shown = cli(library, "tasks", "show", task_id, "--json", "--tenant", "acme")
         assert shown.returncode == 0, shown.stderr
         record = json.loads(shown.stdout)
-        assert record["status"] == "completed", record
+        assert record["status"] == "completed", record["error"]
         assert [j["step"] for j in record["jobs"]] == [1, 1, 1, 2, 2, 2]
         hidden = cli(library, "tasks", "show", task_id, "--tenant", "zeta")
         assert hidden.returncode != 0

@@ -19,7 +19,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from jobs_fixture import ItemsJob, RecordJob, subprocess_env
+from jobs_fixture import ItemsJob, RecordJob, effect_log, subprocess_env
 from phasekit.dupes import DupesJob
 from phasekit.errors import InvalidInputError, JobNotFound, TaskNotFound
 from phasekit.indexing import IndexJob
@@ -231,6 +231,9 @@ async def test_a_tenants_limit_bounds_its_running_jobs(tmp_path: Path) -> None:
 async def test_split_items_keep_every_item_once_in_order(tmp_path: Path) -> None:
     db = tmp_path / "jobs.db"
     log = str(tmp_path / "fx.db")
+    # Made (WAL) before any job opens it: jobs switching a new file to WAL
+    # at the same moment would find it busy.
+    effect_log(log).close()
     limit = ItemsJob.item_limit
     assert limit == 2000
     async with JobManager(db, max_concurrency=2) as manager:
@@ -261,7 +264,6 @@ async def test_split_items_keep_every_item_once_in_order(tmp_path: Path) -> None
                 }
             else:
                 await finished(manager.handle(submission.job_ids[0]))
-    from jobs_fixture import effect_log
 
     conn = effect_log(log)
     for n in (limit, limit + 1, 2 * limit + 1):
@@ -273,6 +275,9 @@ async def test_split_items_keep_every_item_once_in_order(tmp_path: Path) -> None
 
 def test_the_library_splits_what_it_submits(tmp_path: Path) -> None:
     log = str(tmp_path / "fx.db")
+    # Made (WAL) before any job opens it: jobs switching a new file to WAL
+    # at the same moment would find it busy.
+    effect_log(log).close()
     with Library.open(tmp_path / "lib") as library:
         items = [f"i{i}" for i in range(2001)]
         with pytest.raises(InvalidInputError, match="submit"):

@@ -582,24 +582,7 @@ class JobStore:
         with self._write() as db:
             if end.get("lease") is not None:
                 _fence(db, job_id, end["lease"])
-            _finish(
-                db,
-                job_id,
-                status,
-                end.get("output"),
-                end.get("error"),
-                end.get("warnings"),
-                end.get("errors"),
-                end.get("metrics"),
-                end.get("progress"),
-                traceback=end.get("traceback"),
-                defer_history=True,
-            )
-            if status.finished:
-                self._history_pending += 1
-                if self._history_pending >= HISTORY_BATCH:
-                    _history.flush(db)
-                    self._history_pending = 0
+            self._end_run(db, job_id, status, end)
             if not claim:
                 return []
             rows = _claims.claim(db, claim, time.time(), owner, returning=_RUN_START)
@@ -630,28 +613,35 @@ class JobStore:
                     except LeaseLostError:
                         lost.append(job_id)
                         continue
-                _finish(
-                    db,
-                    job_id,
-                    status,
-                    end.get("output"),
-                    end.get("error"),
-                    end.get("warnings"),
-                    end.get("errors"),
-                    end.get("metrics"),
-                    end.get("progress"),
-                    traceback=end.get("traceback"),
-                    defer_history=True,
-                )
-                if status.finished:
-                    self._history_pending += 1
-            if self._history_pending >= HISTORY_BATCH:
-                _history.flush(db)
-                self._history_pending = 0
+                self._end_run(db, job_id, status, end)
             if not claim:
                 return [], lost
             rows = _claims.claim(db, claim, time.time(), owner, returning=_RUN_START)
         return [_run_start(row) for row in rows], lost
+
+    def _end_run(
+        self, db: sqlite3.Connection, job_id: str, status: JobStatus, end: dict[str, Any]
+    ) -> None:
+        """Inside a write: a run's end (``end``: finish's keyword arguments),
+        its history row left for the next batch (see _history)."""
+        _finish(
+            db,
+            job_id,
+            status,
+            end.get("output"),
+            end.get("error"),
+            end.get("warnings"),
+            end.get("errors"),
+            end.get("metrics"),
+            end.get("progress"),
+            traceback=end.get("traceback"),
+            defer_history=True,
+        )
+        if status.finished:
+            self._history_pending += 1
+            if self._history_pending >= HISTORY_BATCH:
+                _history.flush(db)
+                self._history_pending = 0
 
     def outcome(self, job_id: str) -> dict[str, Any]:
         """Output, warnings, non-critical errors and metrics of the last run."""
