@@ -439,3 +439,13 @@ class GateJob(Job):
             ctx.check_interrupt()
             time.sleep(0.01)
         raise RuntimeError(f"{self.path} never had {self.lines} lines")
+
+
+@job("test.odd_error")
+class OddErrorJob(Job):
+    """Records a non-critical error whose path is not text (a Path object,
+    which jobs.db cannot store): its end cannot be stored, and it fails."""
+
+    def run(self, ctx: JobContext) -> Any:
+        ctx.error("odd", path=Path("/x"))  # type: ignore[arg-type]
+        return None

@@ -310,3 +310,50 @@ async def test_a_manager_of_some_types_starts_the_oldest_of_them_first(tmp_path:
         assert {m.store.status(job_id) for job_id in others} == {JobStatus.QUEUED}
     started = [tag for tag, _, _ in read_log(log)]
     assert started == [f"r{i:02}" for i in range(40)]  # one at a time: in age order
+
+
+async def test_an_end_that_cannot_be_stored_among_short_jobs_fails_alone(tmp_path):
+    """Short jobs' ends are written in groups: one end jobs.db refuses fails
+    its own job, and every other end is stored."""
+    from jobs_fixture import OddErrorJob, TickJob
+
+    ticks = str(tmp_path / "ticks")
+    async with JobManager(tmp_path / "jobs.db", max_concurrency=1) as manager:
+        handles = [await manager.dispatch(TickJob(f"t{i}", ticks)) for i in range(8)]
+        odd = await manager.dispatch(OddErrorJob())
+        handles += [await manager.dispatch(TickJob(f"u{i}", ticks)) for i in range(8)]
+        slow = await manager.dispatch(RecordJob(tag="slow", log_db=str(tmp_path / "l.db")))
+        with anyio.fail_after(120):
+            assert await odd.wait() is JobStatus.FAILED
+            assert [await h.wait() for h in handles] == [JobStatus.COMPLETED] * 16
+            assert await slow.wait() is JobStatus.COMPLETED
+    with JobStore(tmp_path / "jobs.db") as store:
+        assert store.get_job(odd.id).error.startswith("cannot store the job's end")
+        assert {r.status for r in store.list_jobs()} == {JobStatus.COMPLETED, JobStatus.FAILED}
+
+
+async def test_a_job_claimed_ahead_is_cancelled_and_paused_at_once(tmp_path):
+    """Jobs claimed ahead of time (after a short one) are not running yet:
+    cancel and pause stop them at once, and they never start."""
+    from jobs_fixture import TickJob
+
+    ticks = tmp_path / "ticks"
+    log = str(tmp_path / "l.db")
+    async with JobManager(tmp_path / "jobs.db", max_concurrency=1) as manager:
+        first = await manager.dispatch(TickJob("first", str(ticks)))
+        long = await manager.dispatch(RecordJob(tag="long", log_db=log, duration_s=1.0))
+        cancelled = await manager.dispatch(TickJob("cancelled", str(ticks)))
+        paused = await manager.dispatch(TickJob("paused", str(ticks)))
+        with anyio.fail_after(60):
+            await first.wait()
+            while long.status is not JobStatus.RUNNING:
+                await anyio.sleep(0.005)
+        await manager.cancel(cancelled.id)
+        await manager.pause(paused.id)
+        assert cancelled.status is JobStatus.CANCELLED
+        assert paused.status is JobStatus.PAUSED
+        with anyio.fail_after(60):
+            assert await long.wait() is JobStatus.COMPLETED
+        await anyio.sleep(0.1)
+        assert paused.status is JobStatus.PAUSED
+    assert ticks.read_text().split() == ["first"]

@@ -39,6 +39,7 @@ from ..errors import (
     InvalidInputError,
     JobNotFound,
     JobStateError,
+    JobStoreError,
     LeaseLostError,
     ManagerClosed,
     PhasekitError,
@@ -270,6 +271,7 @@ class JobManager:
         await self._tg.__aenter__()
         self._tg.start_soon(self._schedule)
         self._slots.on_recorded = self._recorded
+        self._slots.on_handed_back = self._look_again
         # Writes the ends of short runs kept for a group write when no run
         # writes them in time (see Slots.finish_and_pick); ends with the slots.
         self._flusher = threading.Thread(
@@ -289,7 +291,10 @@ class JobManager:
         # Running jobs stop at their next safe point; they were interrupted,
         # not paused by anyone, so they go back to the queue and the next
         # manager of this library resumes them from their checkpoint.
-        self._slots.close()
+        try:
+            self._slots.close()
+        except Exception:  # its own failures are logged; the close goes on
+            log.exception("while closing the manager's slots")
         running = self._slots.running()
         interrupted = (set(running) - self._user_paused) | set(self._lost)
         for control in running.values():
@@ -906,6 +911,16 @@ class JobManager:
             claimed = nxt[0]
             self._publish_from_thread("status", claimed.job_id, claimed.name, JobStatus.RUNNING)
 
+    def _look_again(self) -> None:
+        """Jobs claimed ahead went back to the queue: the scheduler looks
+        again. Called under the slots' lock, so it only schedules (never
+        waits for the event loop)."""
+        self._slots.invalidate()
+        call_soon = self._call_soon
+        if call_soon is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is gone
+                call_soon(self._wake.set)
+
     def _hand_back(self) -> None:
         """A worker thread stops early: what it claimed ahead goes back to
         the queue (jobs.db failing too leaves them to the next manager)."""
@@ -946,19 +961,25 @@ class JobManager:
             )
             end = {**end, "output": None}
             recorded = [(job_id, name, JobStatus.FAILED, end)]
-            nxt = self._slots.pick(most=1)
+            nxt = self._slots.take_next()
         self._recorded(recorded)
         return nxt
 
-    def _recorded(self, ends: list[Ended], failure: PhasekitError | None = None) -> None:
+    def _recorded(self, ends: list[Ended], failure: Exception | None = None) -> None:
         """From a worker or the flusher thread: runs' ends now stored (see
         Slots.finish_and_pick) are published and their waiters woken; with
         ``failure``, ends jobs.db could not store: those jobs stay recorded
         as running, their waits raise it, and they are queued again when
         this manager closes (or resumed by the next)."""
         if failure is not None:
+            lost = (
+                failure
+                if isinstance(failure, PhasekitError)
+                else JobStoreError(f"the end of a run could not be stored: {failure!r}")
+            )
             for job_id, *_ in ends:
-                self._lost[job_id] = failure
+                self._lost[job_id] = lost
+                self._outputs.pop(job_id, None)
             self._notify_from_thread()
             return
         watched = False

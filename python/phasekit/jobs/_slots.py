@@ -17,7 +17,6 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ..errors import PhasekitError
 from ._codec import encode
 from ._context import JobControl
 from ._definition import JobRegistry
@@ -37,6 +36,8 @@ CANDIDATES_TTL_S = 0.05
 
 #: A run's end kept for a group write: ``(job_id, name, status, end)``.
 Ended = tuple[str, str, JobStatus, dict[str, Any]]
+#: Ends written apart from a run's own call, or not written and why.
+Report = tuple[list[Ended], Exception | None]
 
 #: A run shorter than this (seconds) is short: after it, a worker claims
 #: PREFETCH jobs at once, and the ends of short runs are written together,
@@ -64,8 +65,16 @@ def _storable(end: dict[str, Any]) -> bool:
     the manager turns into the job's failure: never kept for a group
     write, where it would fail the others' ends)."""
     try:
-        encode([end.get("output"), end.get("progress"), end.get("metrics")])
-    except TypeError:
+        encode(
+            [
+                end.get("output"),
+                end.get("progress"),
+                end.get("metrics"),
+                end.get("warnings"),
+                end.get("errors"),
+            ]
+        )
+    except (TypeError, ValueError):
         return False
     return True
 
@@ -145,7 +154,10 @@ class Slots:
         self._flush_wake = threading.Condition(self._lock)
         #: Told of ends written by the flusher or by close (the manager
         #: publishes and wakes their waiters), and of a failure to write them.
-        self.on_recorded: Callable[[list[Ended], PhasekitError | None], None] | None = None
+        self.on_recorded: Callable[[list[Ended], Exception | None], None] | None = None
+        #: Told when jobs claimed ahead went back to the queue (the manager's
+        #: scheduler looks again).
+        self.on_handed_back: Callable[[], None] | None = None
 
     def running(self) -> dict[str, JobControl]:
         with self._lock:
@@ -158,6 +170,18 @@ class Slots:
         the lock, so a worker cannot claim the job in between. True if the
         job was queued or paused and is stopped now."""
         with self._lock:
+            ahead = next((c for c in self._prefetched if c.job_id == job_id), None)
+            if ahead is not None:
+                # Claimed ahead, not started: stopped now, as a queued job is.
+                target = JobStatus.CANCELLED if how == "cancel" else JobStatus.PAUSED
+                moved = self.store.move(
+                    job_id, target, only_from=(JobStatus.RUNNING,), owner=self.owner
+                )
+                self._prefetched.remove(ahead)
+                self._running.pop(job_id, None)
+                self._tenant_of.pop(job_id, None)
+                if moved:
+                    return True
             entry = self._running.get(job_id)
             if entry is not None:
                 control = entry[1]
@@ -213,18 +237,28 @@ class Slots:
         """Start nothing more (the manager is shutting down); the ends still
         kept for a group write are written now, and the jobs claimed ahead
         go back to the queue."""
+        reports: list[Report] = []
         with self._lock:
             self._closing = True
             self._flush_wake.notify_all()
-            ends = self._take_deferred()
+            self._flush_deferred(reports)
             try:
-                recorded, failure = self._record(ends), None
                 self._hand_back_prefetched()
-            except PhasekitError as exc:
+            except Exception:
                 # jobs.db fails: those jobs stay marked running by this
                 # manager; the next one resumes them.
-                recorded, failure = ends, exc
-        self._heard(recorded, failure)
+                log.exception("could not hand jobs claimed ahead back")
+        for recorded, failure in reports:
+            self._heard(recorded, failure)
+
+    def take_next(self) -> list[Claimed]:
+        """A job to run next for a worker thread whose own end was written
+        apart: one claimed ahead, else a new claim."""
+        with self._lock:
+            if self._prefetched:
+                self._popped_at = time.monotonic()
+                return [self._prefetched.popleft()]
+            return self._pick(1, None)
 
     def pick(self, most: int | None = None) -> list[Claimed]:
         """Claim up to ``most`` ready jobs (default: every free slot) within
@@ -252,49 +286,81 @@ class Slots:
         GROUP_ENDS, none later than GROUP_WAIT_S after it ended: a flusher
         thread writes them if no run does)."""
         ended: Ended = (job_id, name, status, end)
-        recorded: list[Ended] = []
-        with self._lock:
-            # The job keeps its slot until the next one is claimed: the
-            # scheduler, seeing no free slot meanwhile, does not wait for
-            # this lock only to find none.
-            try:
-                if self._closing or (self.stopped is not None and self.stopped()):
-                    recorded = self._record([*self._take_deferred(), ended])
-                    self._hand_back_prefetched()
-                    return [], recorded
-                if self._prefetched:
-                    if short and status in _GROUPED and _storable(end):
-                        if not self._deferred:
-                            self._deferred_at = time.monotonic()
-                            self._flush_wake.notify()
-                        self._deferred.append(ended)
-                        if len(self._deferred) >= GROUP_ENDS:
-                            recorded = self._record(self._take_deferred())
-                    else:
-                        recorded = self._record([*self._take_deferred(), ended])
-                    self._popped_at = time.monotonic()
-                    return [self._prefetched.popleft()], recorded
-                if not short and not self._deferred:
-                    return self._pick(1, (job_id, status, end)), [ended]
-                deferred = self._take_deferred()
+        # Ends written (or failed) besides this run's own, told to the
+        # manager once the lock is released.
+        reports: list[Report] = []
+        try:
+            with self._lock:
+                # The job keeps its slot until the next one is claimed: the
+                # scheduler, seeing no free slot meanwhile, does not wait for
+                # this lock only to find none.
                 try:
-                    if not _storable(end):
-                        # This end will fail (the manager fails the job):
-                        # the kept ones are written first, on their own.
-                        self._heard(self._record(deferred))
-                        deferred = []
-                        return self._pick(1, (job_id, status, end)), [ended]
-                    return self._pick_after([*deferred, ended], PREFETCH if short else 1)
-                except PhasekitError as exc:
-                    self._heard(deferred, exc)  # the run's own end fails with it
-                    raise
-            finally:
-                self._running.pop(job_id, None)
-                self._tenant_of.pop(job_id, None)
+                    return self._finish_and_pick(ended, short, reports)
+                finally:
+                    self._running.pop(job_id, None)
+                    self._tenant_of.pop(job_id, None)
+        finally:
+            for recorded, failure in reports:
+                self._heard(recorded, failure)
+
+    def _finish_and_pick(
+        self, ended: Ended, short: bool, reports: list[Report]
+    ) -> tuple[list[Claimed], list[Ended]]:
+        """Under the lock: see finish_and_pick. This run's own end is
+        written by the call that returns it, and a failure to write it
+        raises (the manager handles it as before); the kept ends written
+        along the way are added to ``reports``, never lost."""
+        job_id, _, status, end = ended
+        if self._closing or (self.stopped is not None and self.stopped()):
+            self._flush_deferred(reports)
+            self._hand_back_prefetched()
+            self.store.finish(job_id, status, **end)
+            return [], [ended]
+        if self._prefetched:
+            if short and status in _GROUPED and _storable(end):
+                if not self._deferred:
+                    self._deferred_at = time.monotonic()
+                    self._flush_wake.notify()
+                self._deferred.append(ended)
+                if len(self._deferred) >= GROUP_ENDS:
+                    self._flush_deferred(reports)
+                mine: list[Ended] = []
+            else:
+                self._flush_deferred(reports)
+                self.store.finish(job_id, status, **end)
+                mine = [ended]
+            self._popped_at = time.monotonic()
+            return [self._prefetched.popleft()], mine
+        if (not short and not self._deferred) or not _storable(end):
+            # One write for this end and the next claim, as for any run (an
+            # end that cannot be stored fails alone: the kept ones first).
+            self._flush_deferred(reports)
+            return self._pick(1, (job_id, status, end)), [ended]
+        deferred = self._take_deferred()
+        try:
+            return self._pick_after([*deferred, ended], PREFETCH if short else 1)
+        except Exception as exc:
+            # Rolled back as a whole: the kept ends are not stored (their
+            # jobs stay this manager's, queued again when it closes); this
+            # run's own end fails as its write's error says.
+            reports.append((deferred, exc))
+            raise
 
     def _take_deferred(self) -> list[Ended]:
         deferred, self._deferred = self._deferred, []
         return deferred
+
+    def _flush_deferred(self, reports: list[Report]) -> None:
+        """Under the lock: write the kept ends now; what was written, or the
+        ends with the error that kept them from being written, go to
+        ``reports`` (never raises: a kept end is never lost)."""
+        ends = self._take_deferred()
+        if not ends:
+            return
+        try:
+            reports.append((self._record(ends), None))
+        except Exception as exc:
+            reports.append((ends, exc))
 
     def _record(self, ends: list[Ended]) -> list[Ended]:
         """Under the lock: write ``ends`` (one transaction); those recorded
@@ -334,14 +400,32 @@ class Slots:
 
     def _hand_back_prefetched(self) -> None:
         """Under the lock: the jobs claimed ahead and not started go back
-        to the queue (for this manager, when it opens again, or another)."""
+        to the queue (for this manager, when it opens again, or another),
+        or stop as asked meanwhile (here, or by a request in jobs.db from
+        another process). A job leaves the list only once moved: if jobs.db
+        fails, the rest stay this manager's (queued again when it closes)."""
         while self._prefetched:
-            claimed = self._prefetched.popleft()
+            claimed = self._prefetched[0]
+            self._release_prefetched(claimed)
+            self._prefetched.popleft()
             self._running.pop(claimed.job_id, None)
             self._tenant_of.pop(claimed.job_id, None)
-            self.store.move(
-                claimed.job_id, JobStatus.QUEUED, only_from=(JobStatus.RUNNING,), owner=self.owner
-            )
+        if self.on_handed_back is not None:
+            self.on_handed_back()
+
+    def _release_prefetched(self, claimed: Claimed) -> None:
+        control = claimed.control
+        asked = (
+            "cancel"
+            if control.cancel_requested
+            else "pause"
+            if control.pause_requested
+            else self.store.stop_request(claimed.job_id)
+        )
+        target = {"cancel": JobStatus.CANCELLED, "pause": JobStatus.PAUSED}.get(
+            asked or "", JobStatus.QUEUED
+        )
+        self.store.move(claimed.job_id, target, only_from=(JobStatus.RUNNING,), owner=self.owner)
 
     def flush_loop(self) -> None:
         """The flusher thread: writes the kept ends GROUP_WAIT_S after the
@@ -351,7 +435,7 @@ class Slots:
         them); returns once the slots are closed."""
         while True:
             recorded: list[Ended] = []
-            failure: PhasekitError | None = None
+            failure: Exception | None = None
             with self._lock:
                 while not self._deferred and not self._prefetched and not self._closing:
                     self._flush_wake.wait()
@@ -363,23 +447,27 @@ class Slots:
                 if ends_due > 0 and hold_due > 0:
                     self._flush_wake.wait(min(ends_due, hold_due))
                     continue
-                try:
-                    if ends_due <= 0:
-                        ends = self._take_deferred()
-                        try:
-                            recorded = self._record(ends)
-                        except PhasekitError as exc:  # the manager learns of it
-                            recorded, failure = ends, exc
-                    if hold_due <= 0:
+                if ends_due <= 0:
+                    ends = self._take_deferred()
+                    try:
+                        recorded = self._record(ends)
+                    except Exception as exc:  # the manager learns of it
+                        recorded, failure = ends, exc
+                if hold_due <= 0:
+                    try:
                         self._hand_back_prefetched()
-                except PhasekitError:
-                    # jobs.db fails: what was claimed ahead stays this
-                    # manager's, handed back when it closes (or resumed by
-                    # the next manager if this one dies).
-                    self._popped_at = time.monotonic()
-            self._heard(recorded, failure)
+                    except Exception:
+                        # jobs.db fails: what was claimed ahead stays this
+                        # manager's, handed back when it closes (or resumed
+                        # by the next manager if this one dies).
+                        log.exception("could not hand jobs claimed ahead back")
+                        self._popped_at = time.monotonic()
+            try:
+                self._heard(recorded, failure)
+            except Exception:  # the flusher goes on whatever a listener does
+                log.exception("while reporting job ends")
 
-    def _heard(self, recorded: list[Ended], failure: PhasekitError | None = None) -> None:
+    def _heard(self, recorded: list[Ended], failure: Exception | None = None) -> None:
         """Tell the manager of ends written outside a run's own call (or,
         with ``failure``, of the ends that could not be written)."""
         if (recorded or failure is not None) and self.on_recorded is not None:
