@@ -565,23 +565,32 @@ def test_a_follower_in_another_process_sees_every_change_once_across_a_reconnect
         return Lines(proc)
 
     fx = str(tmp_path / "effects.db")
+    followers: list[Lines] = []
     with JobStore(library / "jobs.db") as store:
-        start = store.last_event_id()
-        first = follower(start)
-        ids = [
-            store.create_job("test.count", CountJob(80, fx, every=10, delay_s=0.004).to_state())
-            for _ in range(10)
-        ]
-        workers.append(Worker(library, "--concurrency", "2"))
-        seen = [json.loads(first.next()) for _ in range(15)]
-        first.proc.kill()  # gone mid-stream, lines still in its pipe lost
-        first.close()
-        second = follower(seen[-1]["seq"])
-        wait_for("the jobs", lambda: all(store.status(i) is JobStatus.COMPLETED for i in ids))
-        end = store.last_event_id()
-        while seen[-1]["seq"] < end:
-            seen.append(json.loads(second.next()))
-        assert second.close() == 0
+        try:
+            start = store.last_event_id()
+            first = follower(start)
+            followers.append(first)
+            ids = [
+                store.create_job("test.count", CountJob(80, fx, every=10, delay_s=0.004).to_state())
+                for _ in range(10)
+            ]
+            workers.append(Worker(library, "--concurrency", "2"))
+            seen = [json.loads(first.next()) for _ in range(15)]
+            first.proc.kill()  # gone mid-stream, lines still in its pipe lost
+            first.close()
+            second = follower(seen[-1]["seq"])
+            followers.append(second)
+            wait_for("the jobs", lambda: all(store.status(i) is JobStatus.COMPLETED for i in ids))
+            end = store.last_event_id()
+            while seen[-1]["seq"] < end:
+                seen.append(json.loads(second.next()))
+            assert second.close() == 0
+        finally:
+            for proc in (f.proc for f in followers):
+                if proc.poll() is None:  # the test failed with it running
+                    proc.kill()
+                    proc.wait()
     assert [e["seq"] for e in seen] == list(range(start + 1, end + 1))  # no gap, no repeat
     for job_id in ids:
         statuses = [e["status"] for e in seen if e["job_id"] == job_id and e["kind"] == "status"]
