@@ -381,17 +381,36 @@ class Slots:
         return [e for e in ends if e[0] not in gone]
 
     def _pick_after(self, ends: list[Ended], most: int) -> tuple[list[Claimed], list[Ended]]:
-        """Under the lock: record ``ends`` and claim up to ``most`` jobs in
-        one transaction (the first is returned to run, the others kept as
-        claimed ahead); ``(claimed, ends recorded)``."""
-        holder: list[list[Ended]] = []
-        started = self._pick(1, None, ends=ends, extra=most - 1, recorded=holder)
-        recorded = holder[0] if holder else self._record(ends)
+        """Under the lock: record ``ends`` and claim up to ``most`` jobs from
+        one page of the queue, in one write (the first is returned to run,
+        the others kept as claimed ahead); ``(claimed, ends recorded)``."""
+        active, active_tenants = self._active({job_id for job_id, *_ in ends})
+        goal = min(self.max_concurrency, len(active) + 1) + most - 1
+        excluded = len(self._unknown) + len(self._unwanted)
+        page, _ = self._page(0)
+        picked, picked_tenants, rest = self._choose(page, active, active_tenants, goal)
+        self._candidates = rest or None
+        names = dict(picked)
+        tenants = {job_id: t for (job_id, _), t in zip(picked, picked_tenants, strict=True)}
+        batch = [(job_id, status, end) for job_id, _, status, end in ends]
+        starts, lost = self.store.finish_many_and_claim(batch, list(names), self.owner or "")
+        if len(starts) < len(picked):
+            self._candidates = None  # some were claimed elsewhere: the page is stale
+        started = [
+            self._started(s.record.id, names[s.record.id], tenants[s.record.id], s) for s in starts
+        ]
+        if not started and len(self._unknown) + len(self._unwanted) > excluded:
+            # The page held only types left to others: look further, as a
+            # claim of its own (the ends are stored: their slots are free).
+            for job_id, *_ in ends:
+                self._running.pop(job_id, None)
+                self._tenant_of.pop(job_id, None)
+            started = self._pick(1, None)
         if len(started) > 1:
             self._prefetched.extend(started[1:])
             self._popped_at = time.monotonic()
             self._flush_wake.notify()  # it watches how long they are held
-        return started[:1], recorded
+        return started[:1], self._kept(ends, lost)
 
     def hand_back(self) -> None:
         """A worker thread stops early (its run's lease was lost, jobs.db
@@ -476,38 +495,19 @@ class Slots:
             self.on_recorded(recorded, failure)
 
     def _pick(
-        self,
-        most: int | None,
-        finishing: tuple[str, JobStatus, dict[str, Any]] | None,
-        *,
-        ends: list[Ended] | None = None,
-        extra: int = 0,
-        recorded: list[list[Ended]] | None = None,
+        self, most: int | None, finishing: tuple[str, JobStatus, dict[str, Any]] | None
     ) -> list[Claimed]:
-        """Under the lock: choose and claim (with ``finishing``, or the
-        several ``ends``, recorded in the first claim's transaction; recorded
-        alone if nothing is chosen: then ``recorded`` is left empty for the
-        caller to write them). ``extra``: more jobs claimed ahead, beyond
-        the free slots."""
+        """Under the lock: choose and claim (with ``finishing`` recorded in
+        the first claim's transaction; recorded alone if nothing is chosen)."""
         if self._closing or (self.stopped is not None and self.stopped()):
             if finishing is not None:
                 done_id, status, end = finishing
                 self.store.finish(done_id, status, **end)
             return []
-        # A parent waiting for its children holds no slot, nor do the jobs
+        # A parent waiting for its children holds no slot, nor does the job
         # being finished.
-        done = {finishing[0]} if finishing is not None else {e[0] for e in ends or ()}
-        active = [
-            name
-            for job_id, (name, control) in self._running.items()
-            if not control.waiting and job_id not in done
-        ]
-        active_tenants = [
-            self._tenant_of.get(job_id, "")
-            for job_id, (_, control) in self._running.items()
-            if not control.waiting and job_id not in done
-        ]
-        goal = min(self.max_concurrency, len(active) + (most or self.max_concurrency)) + extra
+        active, active_tenants = self._active({finishing[0]} if finishing else set())
+        goal = min(self.max_concurrency, len(active) + (most or self.max_concurrency))
         started: list[Claimed] = []
         offset = 0
         while len(active) < goal:
@@ -526,19 +526,11 @@ class Slots:
                 starts = self.store.finish_and_claim(done_id, status, end, ids, self.owner or "")
                 claimed = [(start.record.id, start) for start in starts]
                 finishing = None
-            elif ends is not None and recorded is not None and not recorded:
-                batch = [(job_id, status, end) for job_id, _, status, end in ends]
-                starts, lost = self.store.finish_many_and_claim(batch, ids, self.owner or "")
-                claimed = [(start.record.id, start) for start in starts]
-                recorded.append(self._kept(ends, lost))
             else:
                 starts = self.store.claim_runs(ids, self.owner)
                 claimed = [(start.record.id, start) for start in starts]
             for job_id, start in claimed:
-                control = JobControl()
-                self._running[job_id] = (names[job_id], control)
-                self._tenant_of[job_id] = tenants_of[job_id]
-                started.append(Claimed(job_id, names[job_id], control, start))
+                started.append(self._started(job_id, names[job_id], tenants_of[job_id], start))
                 active.append(names[job_id])
                 active_tenants.append(tenants_of[job_id])
             if len(claimed) < len(picked):
@@ -560,6 +552,24 @@ class Slots:
             done_id, status, end = finishing
             self.store.finish(done_id, status, **end)
         return started
+
+    def _active(self, done: set[str]) -> tuple[list[str], list[str]]:
+        """Under the lock: the type and the tenant of each job holding a
+        slot (a parent waiting for its children holds none, nor do the jobs
+        in ``done``, being finished)."""
+        holding = [
+            (job_id, name)
+            for job_id, (name, control) in self._running.items()
+            if not control.waiting and job_id not in done
+        ]
+        return [name for _, name in holding], [self._tenant_of.get(j, "") for j, _ in holding]
+
+    def _started(self, job_id: str, name: str, tenant: str, start: RunStart | None) -> Claimed:
+        """Under the lock: a job just claimed counts as running here."""
+        control = JobControl()
+        self._running[job_id] = (name, control)
+        self._tenant_of[job_id] = tenant
+        return Claimed(job_id, name, control, start)
 
     def _choose(
         self,
