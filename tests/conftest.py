@@ -273,3 +273,28 @@ def make_wide_tree(root: Path, files: int) -> None:
             sub.mkdir(parents=True)
         name = f"{i:06d}-" + "a-rather-long-file-name-that-takes-room-in-library-db-" * 3
         (sub / name).write_bytes(b"%d" % i)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """The URL of a PostgreSQL server the tests may create databases on: a
+    cluster of their own (tests/pg_server.py), or ``$PHASEKIT_TEST_PG``."""
+    given = os.environ.get("PHASEKIT_TEST_PG")
+    if given:
+        yield given
+        return
+    from pg_server import PgServer
+
+    server = PgServer(Path(tempfile.mkdtemp(prefix="phasekit-pg-")))
+    try:
+        yield server.url()
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> str:
+    """A new, empty PostgreSQL database for one test; its URL."""
+    from pg_server import new_database
+
+    return new_database(pg_server)

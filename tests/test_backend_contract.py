@@ -34,13 +34,26 @@ def _sqlite(folder: Path) -> tuple[JobBackend, str]:
     return JobStore(path), f"from phasekit.jobs import JobStore\nbackend = JobStore({str(path)!r})"
 
 
-#: Every implementation of JobBackend, by name: a function of a folder.
-BACKENDS: dict[str, Callable[[Path], tuple[JobBackend, str]]] = {"sqlite": _sqlite}
+def _postgres(url: str) -> tuple[JobBackend, str]:
+    """A PostgreSQL backend on a new database, and the code opening it."""
+    from phasekit.jobs.postgres import PostgresJobStore
+
+    return PostgresJobStore(url), (
+        f"from phasekit.jobs.postgres import PostgresJobStore\nbackend = PostgresJobStore({url!r})"
+    )
+
+
+#: Every implementation of JobBackend, by name: a function of a test's folder
+#: (SQLite) or of a new database's URL (PostgreSQL).
+BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], tuple[JobBackend, str]]] = {
+    "sqlite": lambda request, folder: _sqlite(folder),
+    "postgresql": lambda request, folder: _postgres(request.getfixturevalue("pg_url")),
+}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
 def opened(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[JobBackend, str]]:
-    backend, opener = BACKENDS[request.param](tmp_path)
+    backend, opener = BACKENDS[request.param](request, tmp_path)
     try:
         yield backend, opener
     finally:

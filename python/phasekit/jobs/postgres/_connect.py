@@ -1,0 +1,234 @@
+"""The PostgreSQL job store's connection: opening (migrated), transactions
+retried when PostgreSQL asks for it or the server went away, and the one
+place where psycopg's errors become phasekit's (:func:`translate`), so no
+``psycopg`` exception reaches a caller.
+
+One connection per store, shared by a process's threads and serialised by a
+lock (a psycopg connection runs one command at a time). Writes are explicit
+transactions (``BEGIN`` ... ``COMMIT``) so that a failure is known to have
+happened before the commit (then the transaction is rolled back and tried
+again, on a new connection if the old one broke: a restarted server costs a
+wait, not a job) or during it (then its outcome is unknown, and the store
+says so rather than guess).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ...errors import ClosedError, JobStoreError, JobStoreFullError, PhasekitError
+from ._schema import LOCK_NAMESPACE, MIGRATE_LOCK, MIGRATIONS, SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    import psycopg
+
+T = TypeVar("T")
+
+#: How long a store tries to reach a server that went away before failing (s).
+RECONNECT_S = 30.0
+#: Transactions tried at most this many times when PostgreSQL aborts them
+#: for a conflict (a serialization failure or a deadlock it broke).
+CONFLICT_TRIES = 50
+
+#: Connection settings unless the URL sets them: keepalives and a TCP user
+#: timeout, so a link that was cut is noticed in seconds, not in the
+#: kernel's minutes (a worker cut off must give its jobs up, and a store
+#: blocked on a dead socket would hold its lock meanwhile).
+DEFAULT_OPTIONS = {
+    "connect_timeout": "10",
+    "keepalives": "1",
+    "keepalives_idle": "5",
+    "keepalives_interval": "2",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "10000",
+    "application_name": "phasekit",
+}
+
+
+def _psycopg() -> Any:
+    """psycopg, or a clear error saying how to get it."""
+    try:
+        import psycopg
+    except ImportError as exc:  # an optional dependency
+        raise JobStoreError(
+            "a PostgreSQL job store needs psycopg: pip install 'phasekit[postgres]'"
+        ) from exc
+    return psycopg
+
+
+def redact(url: str) -> str:
+    """``url`` without its password, for messages."""
+    psycopg = _psycopg()
+    try:
+        params = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "<unparsable PostgreSQL URL>"
+    params.pop("password", None)
+    host = params.get("host", "localhost")
+    port = params.get("port", "5432")
+    return f"postgresql://{params.get('user', '')}@{host}:{port}/{params.get('dbname', '')}"
+
+
+def translate(exc: BaseException, where: str) -> PhasekitError:
+    """A phasekit error for a psycopg one."""
+    psycopg = _psycopg()
+    if isinstance(exc, psycopg.errors.DiskFull):
+        return JobStoreFullError(f"the job store at {where} is full: {exc}")
+    if isinstance(exc, psycopg.OperationalError):
+        return JobStoreError(f"cannot reach the job store at {where}: {exc}")
+    return JobStoreError(f"the job store at {where} failed: {exc}")
+
+
+class Connection:
+    """The store's connection, with its lock, its retries and its reconnects."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.where = redact(url)
+        self._psycopg = _psycopg()
+        self._lock = threading.RLock()
+        self._conn: psycopg.Connection[Any] | None = None
+        self.closed = False
+        self._conn = self._connect()
+        try:
+            migrate(self._conn, self.where)
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        pg = self._psycopg
+        try:
+            given = pg.conninfo.conninfo_to_dict(self.url)
+        except pg.ProgrammingError as exc:
+            from ...errors import InvalidInputError
+
+            raise InvalidInputError(f"not a PostgreSQL URL: {exc}") from exc
+        options = {k: v for k, v in DEFAULT_OPTIONS.items() if k not in given}
+        try:
+            conn: psycopg.Connection[Any] = pg.connect(self.url, autocommit=True, **options)
+        except pg.Error as exc:
+            raise translate(exc, self.where) from exc
+        return conn
+
+    def connection(self) -> psycopg.Connection[Any]:
+        """The open connection (a new one if the last broke, waiting up to
+        RECONNECT_S for a server that restarts). Call with the lock held."""
+        if self.closed:
+            raise ClosedError(f"the job store at {self.where} is closed")
+        if self._conn is not None and not self._conn.broken and not self._conn.closed:
+            return self._conn
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
+        deadline = time.monotonic() + RECONNECT_S
+        pause = 0.05
+        while True:
+            try:
+                self._conn = self._connect()
+                return self._conn
+            except JobStoreError:
+                if time.monotonic() + pause >= deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
+
+    def run(self, body: Callable[[psycopg.Cursor[Any]], T], *, write: bool = True) -> T:
+        """``body(cursor)`` in one transaction (``write``) or as autocommit
+        reads, tried again while PostgreSQL aborts it for a conflict or the
+        connection broke before the commit. PhasekitErrors raised by ``body``
+        roll it back and pass through."""
+        psycopg = self._psycopg
+        conflicts = 0
+        deadline: float | None = None
+        with self._lock:
+            while True:
+                conn = self.connection()
+                committing = False
+                try:
+                    with conn.cursor() as cur:
+                        if not write:
+                            return body(cur)
+                        cur.execute("BEGIN")
+                        try:
+                            result = body(cur)
+                        except BaseException:
+                            if not conn.broken:
+                                cur.execute("ROLLBACK")
+                            raise
+                        committing = True
+                        cur.execute("COMMIT")
+                        return result
+                except (
+                    psycopg.errors.SerializationFailure,
+                    psycopg.errors.DeadlockDetected,
+                ) as exc:
+                    # Another transaction moved the row first (a job finishing
+                    # moves partitions) or PostgreSQL broke a deadlock: all of
+                    # this one was rolled back; again, with fresh snapshots.
+                    conflicts += 1
+                    if conflicts >= CONFLICT_TRIES:
+                        raise translate(exc, self.where) from exc
+                    time.sleep(0.001 * conflicts)
+                except psycopg.OperationalError as exc:
+                    if not conn.broken and not conn.closed:
+                        raise translate(exc, self.where) from exc
+                    if committing:
+                        raise JobStoreError(
+                            f"the connection to {self.where} broke while a write committed:"
+                            " whether it was stored is unknown"
+                        ) from exc
+                    # Broken before the commit: the server rolled it back.
+                    deadline = deadline or time.monotonic() + RECONNECT_S
+                    if time.monotonic() >= deadline:
+                        raise translate(exc, self.where) from exc
+                except psycopg.Error as exc:
+                    raise translate(exc, self.where) from exc
+
+    def close(self) -> None:
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+            if self._conn is not None:
+                with contextlib.suppress(Exception):
+                    self._conn.close()
+                self._conn = None
+
+
+def migrate(conn: psycopg.Connection[Any], where: str) -> None:
+    """Bring the database's phasekit tables to SCHEMA_VERSION, one version
+    per transaction, under an advisory lock (processes opening a new
+    database at once migrate it once). JobStoreError for a newer layout."""
+    psycopg = _psycopg()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(%s, %s)", (LOCK_NAMESPACE, MIGRATE_LOCK))
+            try:
+                cur.execute("CREATE TABLE IF NOT EXISTS phasekit_jobs_schema (version INTEGER)")
+                cur.execute("SELECT version FROM phasekit_jobs_schema")
+                row = cur.fetchone()
+                version = 0 if row is None else int(row[0])
+                if version > SCHEMA_VERSION:
+                    raise JobStoreError(
+                        f"the job store at {where} has layout version {version}; this phasekit"
+                        f" knows up to {SCHEMA_VERSION}: upgrade phasekit"
+                    )
+                for target in range(version + 1, SCHEMA_VERSION + 1):
+                    cur.execute("BEGIN")
+                    cur.execute(MIGRATIONS[target])
+                    cur.execute("DELETE FROM phasekit_jobs_schema")
+                    cur.execute("INSERT INTO phasekit_jobs_schema VALUES (%s)", (target,))
+                    cur.execute("COMMIT")
+            finally:
+                if not conn.broken:
+                    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                        cur.execute("ROLLBACK")
+                    cur.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_NAMESPACE, MIGRATE_LOCK))
+    except psycopg.Error as exc:
+        raise translate(exc, where) from exc

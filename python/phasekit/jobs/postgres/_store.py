@@ -1,0 +1,881 @@
+"""The job store in PostgreSQL: :class:`PostgresJobStore` implements
+:class:`~phasekit.jobs.JobBackend` for workers on several hosts sharing one
+library's jobs. The layout and why it differs from jobs.db: _schema; the
+writes inside transactions: _sql; the connection, retries and errors:
+_connect; owners and heartbeats: _owners.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ...errors import InvalidInputError, JobNotFound, TaskNotFound
+from .._codec import decode, encode, new_id
+from .._model import (
+    ANY,
+    DEFAULT_TENANT,
+    HistoryRecord,
+    JobRecord,
+    JobStatus,
+    RunStart,
+    TaskRecord,
+    WorkerRecord,
+    _Any,
+)
+from .._progress import JobProgress
+from .._schedule import check_every
+from . import _sql
+from ._connect import Connection
+from ._owners import PostgresOwnership, live_owners, owner_states
+from ._sql import COLUMNS, FINISHED_SQL, KEY_FREE, RUN_START, STEP_OPEN, b, check_text, s
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from .._backend import JobBackend
+    from .._events import JobEvent
+
+    Cursor = psycopg.Cursor[Any]
+
+T = TypeVar("T")
+
+#: Events kept in the log, as jobs.db keeps (see JobBackend.events).
+EVENTS_KEPT = 100_000
+#: Checkpoints kept per job: the newest and the one before it.
+CHECKPOINTS_KEPT = 2
+
+_INSERT = (
+    "INSERT INTO jobs (id, name, state, status, priority, parent_id, depends_on, run_every_s,"
+    " next_run_at, schedule_id, created_at, updated_at, conflict_key, tenant, scope)"
+    " VALUES (%s, %s, %s, 'queued', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
+
+_HISTORY_COLUMNS = (
+    "h.id, h.name, h.status, h.parent_id, h.schedule_id, h.created_at, h.started_at,"
+    " h.finished_at, h.error, h.warning_count, h.error_count, COALESCE(h.output, j.output),"
+    " h.metrics, h.tenant, h.scope, h.task_id"
+)
+
+
+class PostgresJobStore:
+    """The jobs of a library in a PostgreSQL database (``url``: a
+    ``postgresql://`` URL or libpq connection string). Thread-safe; any
+    number of processes on any number of hosts may share it."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.connection = Connection(url)
+        self._closing = threading.Lock()
+        self.closed = False
+
+    @property
+    def location(self) -> str:
+        """The database, without its password."""
+        return self.connection.where
+
+    def close(self) -> None:
+        """Close the connection (idempotent; nothing is pending)."""
+        with self._closing:
+            self.closed = True
+            self.connection.close()
+
+    def __enter__(self) -> PostgresJobStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _write(self, body: Callable[[Cursor], T]) -> T:
+        return self.connection.run(body)
+
+    def _read(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> list[Any]:
+        return self.connection.run(lambda cur: cur.execute(sql, args).fetchall(), write=False)
+
+    def _one(self, sql: str, args: tuple[Any, ...]) -> Any:
+        """The first row of ``sql``, or JobNotFound (``args[0]``: the job id)."""
+        rows = self._read(sql, args)
+        if not rows:
+            raise JobNotFound(f"no job with id {args[0]!r}")
+        return rows[0]
+
+    # owners and workers (see _owners)
+
+    def register_owner(
+        self, *, stale_after_s: float | None = None, info: Any = None
+    ) -> PostgresOwnership:
+        """A new owner lease: a session holding an advisory lock, and a row
+        in ``workers`` that its heartbeat keeps fresh."""
+        return PostgresOwnership(self, stale_after_s, info)
+
+    def live_owners(self) -> list[str]:
+        return live_owners(self.connection)
+
+    def remove_worker(self, worker_id: str) -> None:
+        self._write(lambda cur: cur.execute("DELETE FROM workers WHERE id = %s", (worker_id,)))
+
+    def heartbeats(self) -> dict[str, tuple[float, float]]:
+        """``{worker id: (last heartbeat, its staleness limit)}``."""
+        return {o: (at, stale) for o, (at, stale, _) in owner_states(self.connection).items()}
+
+    def workers(self) -> list[WorkerRecord]:
+        running: dict[str, list[str]] = {}
+        for job_id, owner in self.running_owners():
+            if owner is not None:
+                running.setdefault(owner, []).append(job_id)
+        rows = self._read(
+            "SELECT id, host, pid, started_at, heartbeat_at, stale_after_s, info FROM workers"
+            " ORDER BY started_at, id"
+        )
+        return [
+            WorkerRecord(
+                id=r[0],
+                host=r[1],
+                pid=int(r[2]),
+                started_at=float(r[3]),
+                heartbeat_at=float(r[4]),
+                stale_after_s=float(r[5]),
+                info=None if r[6] is None else decode(r[6]),
+                jobs=sorted(running.get(r[0], [])),
+            )
+            for r in rows
+        ]
+
+    def running_owners(self) -> list[tuple[str, str | None]]:
+        rows = self._read("SELECT id, owner FROM jobs WHERE status = 'running'")
+        return [(r[0], r[1]) for r in rows]
+
+    # creating jobs
+
+    def create_job(
+        self,
+        name: str,
+        state: Any,
+        *,
+        priority: int = 0,
+        parent_id: str | None = None,
+        depends_on: str | None = None,
+        run_every_s: float | None = None,
+        next_run_at: float | None = None,
+        conflict_key: str | None = None,
+        tenant: str = DEFAULT_TENANT,
+        scope: str | None = None,
+    ) -> str:
+        check_every(run_every_s)
+        job_id, now = new_id(), time.time()
+        if run_every_s is not None and next_run_at is None:
+            next_run_at = now
+        args = self._insert_args(job_id, name, state, priority, tenant, scope, conflict_key, now)
+        args[4:9] = [
+            parent_id,
+            depends_on,
+            run_every_s,
+            next_run_at,
+            job_id if run_every_s is not None else None,
+        ]
+        self._write(lambda cur: cur.execute(_INSERT, args))
+        return job_id
+
+    @staticmethod
+    def _insert_args(
+        job_id: str,
+        name: str,
+        state: Any,
+        priority: int,
+        tenant: str,
+        scope: str | None,
+        conflict_key: str | None,
+        now: float,
+    ) -> list[Any]:
+        return [
+            job_id,
+            check_text(name, "a job type's name"),
+            encode(state),
+            priority,
+            None,
+            None,
+            None,
+            None,
+            None,
+            now,
+            now,
+            b(conflict_key),
+            check_text(tenant, "a tenant"),
+            check_text(scope, "a scope"),
+        ]
+
+    def create_or_join(
+        self,
+        name: str,
+        state: Any,
+        conflict_key: str,
+        *,
+        priority: int = 0,
+        tenant: str = DEFAULT_TENANT,
+        scope: str | None = None,
+    ) -> tuple[str, bool]:
+        """Queue a job unless an identical unfinished one (same tenant, type,
+        input and conflict key) exists: ``(id, created)``. Creators of one key
+        queue on its advisory lock, so two asking at once create one job."""
+        job_id = new_id()
+        args = self._insert_args(
+            job_id, name, state, priority, tenant, scope, conflict_key, time.time()
+        )
+
+        def join(cur: Cursor) -> tuple[str, bool]:
+            _sql.lock_key(cur, _sql.KEY_LOCKS, conflict_key)
+            cur.execute(
+                "SELECT id FROM jobs WHERE conflict_key = %s"
+                " AND status IN ('queued', 'running', 'paused') AND name = %s AND state = %s"
+                " AND next_run_at IS NULL AND depends_on IS NULL AND tenant = %s"
+                " AND task_id IS NULL ORDER BY created_at LIMIT 1",
+                (args[11], args[1], args[2], args[12]),
+            )
+            row = cur.fetchone()
+            if row is not None:
+                return str(row[0]), False
+            cur.execute(_INSERT, args)
+            return job_id, True
+
+        return self._write(join)
+
+    def create_child(
+        self,
+        parent_id: str,
+        key: str,
+        name: str,
+        state: Any,
+        *,
+        priority: int | None = None,
+        conflict_key: str | None = None,
+        lease: int | None = None,
+        scope: str | None = None,
+    ) -> tuple[str, bool]:
+        blob = encode(state)
+        check_text(name, "a job type's name")
+        check_text(scope, "a scope")
+
+        def create(cur: Cursor) -> tuple[str, bool]:
+            if lease is not None:
+                _sql.fence(cur, parent_id, lease)
+            return _sql.create_child(cur, parent_id, key, name, blob, priority, conflict_key, scope)
+
+        return self._write(create)
+
+    def create_task(
+        self,
+        name: str,
+        definition: Any,
+        steps: list[list[tuple[str, Any, str | None, str | None]]],
+        *,
+        tenant: str = DEFAULT_TENANT,
+        scope: str | None = None,
+        priority: int = 0,
+    ) -> tuple[str, list[list[str]]]:
+        if not steps or any(not jobs for jobs in steps):
+            raise InvalidInputError("a task needs at least one step, and one job per step")
+        encoded = [
+            [
+                (check_text(job, "a job type's name") or "", encode(state), key, job_scope)
+                for job, state, key, job_scope in jobs
+            ]
+            for jobs in steps
+        ]
+        blob, now = encode(definition), time.time()
+        return self._write(
+            lambda cur: _sql.create_task(
+                cur,
+                tenant=check_text(tenant, "a tenant") or DEFAULT_TENANT,
+                name=check_text(name, "a task's name") or "",
+                scope=check_text(scope, "a scope"),
+                definition=blob,
+                steps=encoded,
+                priority=priority,
+                now=now,
+            )
+        )
+
+    def task(self, task_id: str) -> TaskRecord:
+        def read(cur: Cursor) -> tuple[Any, list[Any]]:
+            # The row and its jobs as of one moment.
+            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            row = cur.execute(
+                f"SELECT {_sql.TASK_COLUMNS} FROM tasks WHERE id = %s", (task_id,)
+            ).fetchone()
+            jobs = cur.execute(
+                "SELECT id, name, status, task_step, progress FROM jobs WHERE task_id = %s"
+                " ORDER BY task_step, created_at, id",
+                (task_id,),
+            ).fetchall()
+            return row, jobs
+
+        row, jobs = self._write(read)
+        if row is None:
+            raise TaskNotFound(f"no task with id {task_id!r}")
+        return _sql.task_record(row, jobs)
+
+    def tasks(self, *, tenant: str | None = None, limit: int | None = 100) -> list[TaskRecord]:
+        sql = f"SELECT id FROM tasks{' WHERE tenant = %s' if tenant is not None else ''}"
+        sql += " ORDER BY created_at DESC, id DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        found = []
+        for (task_id,) in self._read(sql, () if tenant is None else (tenant,)):
+            try:
+                found.append(self.task(task_id))
+            except TaskNotFound:
+                continue  # pruned meanwhile
+        return found
+
+    # reading jobs
+
+    def get_job(self, job_id: str) -> JobRecord:
+        return _sql.record(self._one(f"SELECT {COLUMNS} FROM jobs WHERE id = %s", (job_id,)))
+
+    def list_jobs(
+        self,
+        status: JobStatus | None = None,
+        *,
+        name: str | None = None,
+        parent_id: str | None = None,
+        limit: int | None = None,
+        tenant: str | None = None,
+        scope: str | None = None,
+        task_id: str | None = None,
+    ) -> list[JobRecord]:
+        where, args = [], []
+        filters = (
+            ("status", status),
+            ("name", name),
+            ("parent_id", parent_id),
+            ("tenant", tenant),
+            ("scope", scope),
+            ("task_id", task_id),
+        )
+        for column, value in filters:
+            if value is not None:
+                where.append(f"{column} = %s")
+                args.append(value.value if isinstance(value, JobStatus) else value)
+        sql = f"SELECT {COLUMNS} FROM jobs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY priority DESC, created_at, id"
+        if limit is not None:
+            if limit < 0:
+                raise InvalidInputError(f"limit must be >= 0, got {limit}")
+            sql += f" LIMIT {int(limit)}"
+        return [_sql.record(r) for r in self._read(sql, args)]
+
+    def status(self, job_id: str) -> JobStatus:
+        return JobStatus(self._one("SELECT status FROM jobs WHERE id = %s", (job_id,))[0])
+
+    def status_and_progress(
+        self, job_id: str, data_type: type[Any] | None = None
+    ) -> tuple[JobStatus, JobProgress | None]:
+        status, blob = self._one("SELECT status, progress FROM jobs WHERE id = %s", (job_id,))
+        progress = None if blob is None else JobProgress.from_dict(decode(blob), data_type)
+        return JobStatus(status), progress
+
+    def progress(self, job_id: str, data_type: type[Any] | None = None) -> JobProgress | None:
+        rows = self._read("SELECT progress FROM jobs WHERE id = %s", (job_id,))
+        if not rows or rows[0][0] is None:
+            return None
+        return JobProgress.from_dict(decode(rows[0][0]), data_type)
+
+    def outcome(self, job_id: str) -> dict[str, Any]:
+        row = self._one(
+            "SELECT output, warnings, errors, metrics FROM jobs WHERE id = %s", (job_id,)
+        )
+        names = ("output", "warnings", "errors", "metrics")
+        return {n: (decode(v) if v is not None else None) for n, v in zip(names, row, strict=True)}
+
+    def traceback(self, job_id: str) -> str | None:
+        return s(self._one("SELECT traceback FROM jobs WHERE id = %s", (job_id,))[0])
+
+    def children(self, parent_id: str) -> dict[str, JobStatus]:
+        rows = self._read(
+            "SELECT id, status FROM jobs WHERE parent_id = %s ORDER BY created_at, id",
+            (parent_id,),
+        )
+        return {r[0]: JobStatus(r[1]) for r in rows}
+
+    def descendants(self, job_id: str) -> list[str]:
+        rows = self._read(
+            f"{_sql.DESCENDANTS} SELECT d.id FROM d JOIN jobs USING (id)"
+            f" WHERE jobs.status NOT IN {FINISHED_SQL}",
+            (job_id,),
+        )
+        return [r[0] for r in rows]
+
+    def occurrences(self, schedule_id: str) -> list[JobRecord]:
+        rows = self._read(
+            f"SELECT {COLUMNS} FROM jobs WHERE schedule_id = %s ORDER BY created_at, id",
+            (schedule_id,),
+        )
+        return [_sql.record(r) for r in rows]
+
+    # scheduling and running
+
+    def ready(
+        self,
+        *,
+        limit: int,
+        offset: int = 0,
+        now: float | None = None,
+        exclude: list[str] | None = None,
+        tenants: list[str] | None = None,
+    ) -> list[tuple[str, str, int, str]]:
+        args: list[Any] = [time.time() if now is None else now]
+        if exclude:
+            args.append(list(exclude))
+        if tenants:
+            args.append(list(tenants))
+        rows = self._read(_sql.ready_page(bool(exclude), bool(tenants)), [*args, limit, offset])
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    def claim(self, job_ids: list[str], owner: str | None = None) -> list[str]:
+        if not job_ids:
+            return []
+        rows = self._write(lambda cur: _sql.claim(cur, job_ids, time.time(), owner))
+        return [r[0] for r in rows]
+
+    def claim_runs(self, job_ids: list[str], owner: str | None = None) -> list[RunStart]:
+        if not job_ids:
+            return []
+        rows = self._write(
+            lambda cur: _sql.claim(cur, job_ids, time.time(), owner, returning=RUN_START)
+        )
+        return [_sql.run_start(row) for row in rows]
+
+    def load_for_run(self, job_id: str) -> RunStart:
+        return _sql.run_start(self._one(f"SELECT {RUN_START} FROM jobs WHERE id = %s", (job_id,)))
+
+    def finish(
+        self,
+        job_id: str,
+        status: JobStatus,
+        *,
+        output: Any = None,
+        error: str | None = None,
+        warnings: list[str] | None = None,
+        errors: list[dict[str, Any]] | None = None,
+        metrics: dict[str, Any] | None = None,
+        progress: Any = None,
+        traceback: str | None = None,
+        lease: int | None = None,
+    ) -> None:
+        end = {
+            "output": output,
+            "error": error,
+            "warnings": warnings,
+            "errors": errors,
+            "metrics": metrics,
+            "progress": progress,
+            "traceback": traceback,
+        }
+        self._write(lambda cur: _sql.finish(cur, job_id, status, end, lease))
+
+    def finish_and_claim(
+        self, job_id: str, status: JobStatus, end: dict[str, Any], claim: list[str], owner: str
+    ) -> list[RunStart]:
+        def write(cur: Cursor) -> list[Any]:
+            _sql.finish(cur, job_id, status, end, end.get("lease"))
+            return _sql.claim(cur, claim, time.time(), owner, RUN_START) if claim else []
+
+        return [_sql.run_start(row) for row in self._write(write)]
+
+    def finish_many_and_claim(
+        self,
+        ends: list[tuple[str, JobStatus, dict[str, Any]]],
+        claim: list[str],
+        owner: str,
+    ) -> tuple[list[RunStart], list[str]]:
+        from ...errors import LeaseLostError
+
+        def write(cur: Cursor) -> tuple[list[Any], list[str]]:
+            lost: list[str] = []
+            for job_id, status, end in ends:
+                cur.execute("SAVEPOINT an_end")
+                try:
+                    _sql.finish(cur, job_id, status, end, end.get("lease"))
+                except LeaseLostError:
+                    cur.execute("ROLLBACK TO SAVEPOINT an_end")
+                    lost.append(job_id)
+                    continue
+                cur.execute("RELEASE SAVEPOINT an_end")
+            rows = _sql.claim(cur, claim, time.time(), owner, RUN_START) if claim else []
+            return rows, lost
+
+        rows, lost = self._write(write)
+        return [_sql.run_start(row) for row in rows], lost
+
+    def move(
+        self,
+        job_id: str,
+        status: JobStatus,
+        *,
+        only_from: tuple[JobStatus, ...] | None = None,
+        owner: str | _Any | None = ANY,
+        error: str | None = None,
+    ) -> bool:
+        """A compare-and-set of the job's status (see JobBackend.move)."""
+
+        def write(cur: Cursor) -> bool:
+            cur.execute(
+                "SELECT status, run_every_s IS NOT NULL, task_id, conflict_key FROM jobs"
+                " WHERE id = %s FOR UPDATE",
+                (job_id,),
+            )
+            row = cur.fetchone()
+            if row is None:
+                return False
+            before = JobStatus(row[0])
+            into_running = status is JobStatus.RUNNING and before is not JobStatus.RUNNING
+            if into_running and row[3] is not None:
+                _sql.lock_key(cur, _sql.KEY_LOCKS, bytes(row[3]))
+            now = time.time()
+            where = "id = %s"
+            args: list[Any] = [job_id]
+            if only_from is not None:
+                where += " AND status = ANY(%s)"
+                args.append([st.value for st in only_from])
+            if not isinstance(owner, _Any):
+                where += " AND owner IS NOT DISTINCT FROM %s"
+                args.append(owner)
+            if into_running:
+                # As a claim: never while a job with its conflict key runs or
+                # an earlier step of its task is unfinished.
+                where += f" AND {KEY_FREE} AND {STEP_OPEN}"
+            cur.execute(
+                "UPDATE jobs SET status = %s, error = %s, traceback = NULL, updated_at = %s,"
+                " request = NULL, lease = lease + %s,"
+                " owner = CASE WHEN %s THEN owner ELSE NULL END,"
+                " started_at = CASE WHEN %s AND started_at IS NULL THEN %s ELSE started_at END,"
+                " finished_at = CASE WHEN %s THEN %s ELSE finished_at END,"
+                " warning_count = CASE WHEN %s THEN NULL ELSE warning_count END,"
+                " error_count = CASE WHEN %s THEN NULL ELSE error_count END"
+                f" WHERE {where}",
+                (
+                    status.value,
+                    b(error),
+                    now,
+                    1 if into_running else 0,
+                    status is JobStatus.RUNNING,
+                    status is JobStatus.RUNNING,
+                    now,
+                    status.finished,
+                    now,
+                    status.finished,
+                    status.finished,
+                    *args,
+                ),
+            )
+            if cur.rowcount == 0:
+                return False
+            _sql.ended(cur, job_id, before.finished, bool(row[1]), status, now, row[2])
+            return True
+
+        return self._write(write)
+
+    def set_status(self, job_id: str, status: JobStatus, *, error: str | None = None) -> None:
+        if not self.move(job_id, status, error=error):
+            raise JobNotFound(f"no job with id {job_id!r}")
+
+    def fail_blocked(self) -> list[str]:
+        failed = []
+        rows = self._read(
+            "SELECT j.id, j.depends_on, d.status FROM jobs j LEFT JOIN jobs d"
+            " ON d.id = j.depends_on WHERE j.status = 'queued' AND j.depends_on IS NOT NULL"
+            " AND (d.id IS NULL OR d.status IN ('failed', 'cancelled'))"
+        )
+        for job_id, depends_on, status in rows:
+            reason = "not found" if status is None else status
+            self.finish(job_id, JobStatus.FAILED, error=f"dependency {depends_on} {reason}")
+            failed.append(job_id)
+        return failed
+
+    def next_due(self, after: float) -> float | None:
+        rows = self._read(
+            "SELECT MIN(next_run_at) FROM jobs WHERE next_run_at IS NOT NULL"
+            " AND next_run_at > %s AND status = 'queued'",
+            (after,),
+        )
+        return None if rows[0][0] is None else float(rows[0][0])
+
+    def request_stop(self, job_id: str, what: str) -> bool:
+        if what not in ("pause", "cancel"):
+            raise InvalidInputError(f"a stop request is 'pause' or 'cancel', not {what!r}")
+        return bool(
+            self._write(
+                lambda cur: (
+                    cur.execute(
+                        "UPDATE jobs SET request = %s WHERE id = %s AND status = 'running'"
+                        " AND (request IS NULL OR request = 'pause')",
+                        (what, job_id),
+                    ).rowcount
+                )
+            )
+        )
+
+    def stop_request(self, job_id: str, *, lease: int | None = None) -> str | None:
+        rows = self._read("SELECT request, lease, status FROM jobs WHERE id = %s", (job_id,))
+        if lease is not None:
+            _sql.check_lease(job_id, lease, rows[0][1:] if rows else None)
+        return None if not rows else rows[0][0]
+
+    # what a running job writes
+
+    def set_progress(self, job_id: str, progress: Any, *, lease: int | None = None) -> None:
+        blob, now = encode(progress), time.time()
+        if lease is None:
+            self._write(
+                lambda cur: cur.execute(
+                    "UPDATE jobs SET progress = %s, updated_at = %s WHERE id = %s",
+                    (blob, now, job_id),
+                )
+            )
+            return
+
+        def write(cur: Cursor) -> None:
+            cur.execute(
+                "UPDATE jobs SET progress = %s, updated_at = %s WHERE id = %s AND lease = %s"
+                " AND status = 'running'",
+                (blob, now, job_id, lease),
+            )
+            if cur.rowcount != 1:
+                row = cur.execute(
+                    "SELECT lease, status FROM jobs WHERE id = %s", (job_id,)
+                ).fetchone()
+                _sql.check_lease(job_id, lease, row)
+
+        self._write(write)
+
+    def save_checkpoint(self, job_id: str, data: Any, *, lease: int | None = None) -> int:
+        blob = encode(data)
+
+        def write(cur: Cursor) -> int:
+            if lease is not None:
+                _sql.fence(cur, job_id, lease)
+            seq = 1 + int(
+                _sql.scalar(
+                    cur,
+                    "SELECT COALESCE(MAX(seq), 0) FROM job_checkpoints WHERE job_id = %s",
+                    (job_id,),
+                )
+            )
+            now = time.time()
+            cur.execute(
+                "INSERT INTO job_checkpoints (job_id, seq, version, data, created_at)"
+                " VALUES (%s, %s, 1, %s, %s)",
+                (job_id, seq, blob, now),
+            )
+            cur.execute(
+                "DELETE FROM job_checkpoints WHERE job_id = %s AND seq <= %s",
+                (job_id, seq - CHECKPOINTS_KEPT),
+            )
+            cur.execute("UPDATE jobs SET updated_at = %s WHERE id = %s", (now, job_id))
+            return seq
+
+        return self._write(write)
+
+    def load_checkpoint(self, job_id: str) -> tuple[int, Any] | None:
+        rows = self._read(
+            "SELECT seq, data FROM job_checkpoints WHERE job_id = %s ORDER BY seq DESC LIMIT 1",
+            (job_id,),
+        )
+        if not rows:
+            return None
+        return int(rows[0][0]), decode(rows[0][1])
+
+    # the event log (see the schema: numbered after commit)
+
+    def events(
+        self, *, after: int = 0, limit: int = 1000, tenant: str | None = None
+    ) -> list[JobEvent]:
+        from ..sqlite._store import _event
+
+        only, args = (
+            ("", (after, limit)) if tenant is None else (" AND tenant = %s", (after, tenant, limit))
+        )
+
+        def read(cur: Cursor) -> list[Any]:
+            cur.execute("SELECT phasekit_number_events()")
+            return cur.execute(
+                "SELECT id, kind, job_id, name, status, progress, at, parent_id, owner, tenant,"
+                f" scope, task_id FROM events WHERE id > %s{only} ORDER BY id LIMIT %s",
+                args,
+            ).fetchall()
+
+        return [_event(r) for r in self.connection.run(read, write=False)]
+
+    def last_event_id(self) -> int:
+        rows = self._read("SELECT phasekit_number_events()")
+        return int(rows[0][0])
+
+    def prune_events(self, keep: int = EVENTS_KEPT) -> int:
+        def prune(cur: Cursor) -> int:
+            last = _sql.scalar(cur, "SELECT phasekit_number_events()")
+            return int(
+                cur.execute("DELETE FROM events WHERE id <= %s", (int(last) - keep,)).rowcount
+            )
+
+        return max(self.connection.run(prune, write=False), 0)
+
+    # history
+
+    def history(
+        self,
+        *,
+        limit: int | None = 100,
+        since: float | None = None,
+        name: str | None = None,
+        tenant: str | None = None,
+    ) -> list[HistoryRecord]:
+        if limit is not None and limit < 0:
+            raise InvalidInputError(f"limit must be >= 0, got {limit}")
+        where: list[str] = []
+        args: list[Any] = []
+        for column, value in (("tenant", tenant), ("finished_at", since), ("name", name)):
+            if value is not None:
+                where.append(f"h.{column} {'>=' if column == 'finished_at' else '='} %s")
+                args.append(value)
+        sql = f"SELECT {_HISTORY_COLUMNS} FROM job_history h LEFT JOIN jobs j ON j.id = h.id"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY h.finished_at DESC, h.id DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [_history_record(r) for r in self._read(sql, args)]
+
+    def flush_history(self) -> None:
+        """Nothing to write: a finished job's history row is written with its end."""
+
+    def prune_history(self, older_than_s: float) -> tuple[int, int]:
+        if not older_than_s >= 0:
+            raise InvalidInputError(f"older_than_s must be >= 0, got {older_than_s!r}")
+        cutoff = time.time() - older_than_s
+        prunable = (
+            "SELECT id FROM jobs AS j WHERE j.finished_at < %s"
+            f" AND j.status IN {FINISHED_SQL}"
+            " AND NOT EXISTS (SELECT 1 FROM jobs AS c WHERE c.parent_id = j.id)"
+            " AND NOT EXISTS (SELECT 1 FROM jobs AS d WHERE d.depends_on = j.id)"
+        )
+
+        def prune(cur: Cursor) -> tuple[int, int]:
+            history = cur.execute(
+                "DELETE FROM job_history WHERE finished_at < %s", (cutoff,)
+            ).rowcount
+            jobs = 0
+            while True:
+                cur.execute(f"DELETE FROM job_checkpoints WHERE job_id IN ({prunable})", (cutoff,))
+                removed = cur.execute(
+                    f"DELETE FROM jobs WHERE id IN ({prunable})", (cutoff,)
+                ).rowcount
+                if removed == 0:
+                    cur.execute(
+                        "DELETE FROM tasks WHERE finished_at < %s AND NOT EXISTS"
+                        " (SELECT 1 FROM jobs WHERE jobs.task_id = tasks.id)",
+                        (cutoff,),
+                    )
+                    return history, jobs
+                jobs += removed
+
+        pruned = self._write(prune)
+        self.prune_events()
+        return pruned
+
+    # maintenance (see phasekit/maintenance)
+
+    def create_schedule_once(
+        self,
+        name: str,
+        state: Any,
+        conflict_key: str,
+        every_s: float,
+        *,
+        first_at: float | None = None,
+        priority: int = 0,
+        scope: str | None = None,
+    ) -> tuple[str, bool]:
+        """Queue an interval schedule unless one with ``conflict_key`` is
+        unfinished (see JobStore.create_schedule_once): ``(job id, created)``."""
+        check_every(every_s)
+        blob, now = encode(state), time.time()
+        first = now if first_at is None else first_at
+
+        def create(cur: Cursor) -> tuple[str, bool]:
+            _sql.lock_key(cur, _sql.KEY_LOCKS, conflict_key)
+            row = cur.execute(
+                "SELECT id FROM jobs WHERE conflict_key = %s AND name = %s"
+                " AND run_every_s IS NOT NULL AND status IN ('queued', 'running', 'paused')"
+                " ORDER BY created_at, id LIMIT 1",
+                (b(conflict_key), name),
+            ).fetchone()
+            if row is not None:
+                return str(row[0]), False
+            job_id = new_id()
+            cur.execute(
+                "INSERT INTO jobs (id, name, state, status, priority, run_every_s, next_run_at,"
+                " schedule_id, created_at, updated_at, conflict_key, scope)"
+                " VALUES (%s, %s, %s, 'queued', %s, %s, %s, %s, %s, %s, %s, %s)",
+                (
+                    job_id,
+                    name,
+                    blob,
+                    priority,
+                    every_s,
+                    first,
+                    job_id,
+                    now,
+                    now,
+                    b(conflict_key),
+                    scope,
+                ),
+            )
+            return job_id, True
+
+        return self._write(create)
+
+    def optimize(self, *, free_fraction: float, max_bytes: int) -> dict[str, Any]:
+        """``VACUUM (ANALYZE)`` of the hot table and the event log (the rest is
+        autovacuum's): what was done. The SQLite store's arguments (when to
+        rewrite the file) do not apply."""
+        done = []
+        for table in ("jobs_active", "events", "events_pending", "workers"):
+
+            def vacuum(cur: Cursor, table: str = table) -> None:
+                cur.execute(f"VACUUM (ANALYZE) {table}")
+
+            self.connection.run(vacuum, write=False)
+            done.append(table)
+        return {"vacuumed": done}
+
+
+def _history_record(r: tuple[Any, ...]) -> HistoryRecord:
+    return HistoryRecord(
+        id=r[0],
+        name=r[1],
+        status=JobStatus(r[2]),
+        parent_id=r[3],
+        schedule_id=r[4],
+        created_at=r[5],
+        started_at=r[6],
+        finished_at=r[7],
+        error=s(r[8]),
+        warning_count=r[9],
+        error_count=r[10],
+        output_blob=None if r[11] is None else bytes(r[11]),
+        metrics_blob=None if r[12] is None else bytes(r[12]),
+        tenant=r[13],
+        scope=r[14],
+        task_id=r[15],
+    )
+
+
+if TYPE_CHECKING:
+
+    def _is_a_job_backend(store: PostgresJobStore) -> JobBackend:
+        """mypy checks here that PostgresJobStore implements the whole protocol."""
+        return store

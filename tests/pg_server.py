@@ -1,0 +1,137 @@
+"""A real PostgreSQL server for the tests, from Debian's packages: a cluster
+created in a temporary folder, started on a loopback port as a non-root user
+(``nobody`` when the tests run as root, since PostgreSQL refuses root), and
+stopped at the end of the session. Each test gets a database of its own.
+
+``$PHASEKIT_TEST_PG`` (a ``postgresql://`` URL of a server the tests may
+create databases on) uses that server instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import itertools
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+#: The user the server runs as when the tests run as root.
+SERVER_USER = "nobody"
+_databases = itertools.count(1)
+
+
+def bindir() -> Path:
+    """The newest installed PostgreSQL's programs (``.ci/run`` installs them)."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=_version)
+    if not found:
+        raise RuntimeError(
+            "PostgreSQL is not installed (apt-get install postgresql): the PostgreSQL job"
+            " store's tests need a real server"
+        )
+    return Path(found[-1]).parent
+
+
+def _version(path: str) -> int:
+    return int(Path(path).parent.parent.name.split(".")[0])
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class PgServer:
+    """One cluster in ``root``, running on ``127.0.0.1:port``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.data = root / "data"
+        self.port = _free_port()
+        self.bin = bindir()
+        self._as: list[str] = []
+        if os.geteuid() == 0:
+            user = pwd.getpwnam(SERVER_USER)
+            os.chown(root, user.pw_uid, user.pw_gid)
+            self._as = [
+                "setpriv",
+                f"--reuid={user.pw_uid}",
+                f"--regid={user.pw_gid}",
+                "--clear-groups",
+            ]
+        self._run(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            "phasekit",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+        )
+        with (self.data / "postgresql.conf").open("a") as conf:
+            conf.write(
+                f"port = {self.port}\nlisten_addresses = '127.0.0.1'\n"
+                f"unix_socket_directories = '{root}'\nmax_connections = 300\n"
+                # A test server: durability is not what is tested here (the
+                # benchmarks run with the defaults).
+                "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+            )
+        self.start()
+
+    def _run(self, program: str, *args: str) -> None:
+        subprocess.run(
+            [*self._as, str(self.bin / program), *args],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            cwd=self.root,
+        )
+
+    def start(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "log"), "-w", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def restart(self) -> None:
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.root / "log"),
+            "-m",
+            "fast",
+            "-w",
+            "restart",
+        )
+
+    def url(self, dbname: str = "postgres", host: str = "127.0.0.1") -> str:
+        return f"postgresql://phasekit@{host}:{self.port}/{dbname}"
+
+    def create_database(self) -> str:
+        """A new empty database; its URL."""
+        return new_database(self.url())
+
+    def close(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self.stop("immediate")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def new_database(server_url: str) -> str:
+    """A new empty database on the server at ``server_url``; its URL."""
+    import psycopg
+
+    name = f"phasekit_test_{os.getpid()}_{next(_databases)}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base, _, _ = server_url.rpartition("/")
+    return f"{base}/{name}"
