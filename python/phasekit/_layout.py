@@ -26,6 +26,9 @@ STALE_AFTER_ENV = "PHASEKIT_STALE_AFTER_S"
 DB_NAME = "library.db"
 #: The library's job store.
 JOBS_DB_NAME = "jobs.db"
+#: Environment variable naming a PostgreSQL database (a ``postgresql://``
+#: URL) that keeps the library's jobs instead of its jobs.db.
+JOBS_ENV = "PHASEKIT_JOBS"
 
 
 def default_library_path() -> Path:

@@ -16,7 +16,7 @@ import argparse
 import os
 import sys
 
-from .._layout import LIBRARY_ENV, READ_THREADS_ENV
+from .._layout import JOBS_ENV, LIBRARY_ENV, READ_THREADS_ENV
 from . import (
     copy,
     delete,
@@ -82,6 +82,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         default=None,
         help=f"the library folder (default: ${LIBRARY_ENV}, else a per-user data folder)",
     )
+    parser.add_argument(
+        "--jobs",
+        metavar="URL",
+        default=None,
+        help=f"a postgresql:// URL keeping the library's jobs, shared by workers on several"
+        f" hosts (default: ${JOBS_ENV}, else the library's jobs.db)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     for module in COMMANDS:
         sub = commands.add_parser(
@@ -100,7 +107,11 @@ def _command_in(argv: Sequence[str]) -> str | None:
     command) if that word is not a command."""
     words = iter(argv)
     for word in words:
-        if len(word) > 2 and "=" not in word and "--library".startswith(word):
+        if (
+            len(word) > 2
+            and "=" not in word
+            and ("--library".startswith(word) or "--jobs".startswith(word))
+        ):
             next(words, None)
         elif not word.startswith("-"):
             return word if word in {module.NAME for module in COMMANDS} else None
@@ -140,6 +151,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(_command_in(words))
     args = parser.parse_args(words)
+    if args.jobs:
+        # Every library this command opens (and every process it starts)
+        # keeps its jobs there, as with $PHASEKIT_JOBS.
+        os.environ[JOBS_ENV] = args.jobs
     # The errors a command raises, imported here: --version and --help
     # never load them (phasekit.errors imports nothing heavy, but every
     # module counts at start-up).

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 
-from .._layout import JOBS_DB_NAME, default_library_path
+from .._layout import JOBS_DB_NAME, JOBS_ENV, default_library_path
 
 # typing.TYPE_CHECKING without importing typing (see phasekit/cli/__init__.py).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from ..jobs import JobStore, PostgresJobStore
 
 
 def positive_int(text: str) -> int:
@@ -64,8 +67,26 @@ def library_folder(args: argparse.Namespace) -> Path:
 
 
 def jobs_db(args: argparse.Namespace) -> Path:
-    """The job store of the library ``--library`` names."""
+    """The jobs.db of the library ``--library`` names."""
     return library_folder(args) / JOBS_DB_NAME
+
+
+def open_jobs(args: argparse.Namespace, what: str = "jobs") -> JobStore | PostgresJobStore | None:
+    """The job store of the library: the PostgreSQL database ``--jobs`` or
+    ``$PHASEKIT_JOBS`` names, else its jobs.db; None (after saying so) when
+    the library has no jobs.db yet (``what``: what it has none of)."""
+    import os
+
+    from ..jobs import open_backend
+
+    url = os.environ.get(JOBS_ENV)
+    if url:
+        return open_backend(url)
+    path = jobs_db(args)
+    if not path.exists():
+        print(f"phasekit: no {what} in {path.parent} (no jobs.db yet)", file=sys.stderr)
+        return None
+    return open_backend(path)
 
 
 def human(n: int) -> str:

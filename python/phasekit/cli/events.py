@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import count, jobs_db, tenant_argument
+from ._common import count, open_jobs, tenant_argument
 
 # typing.TYPE_CHECKING without importing typing (see phasekit/cli/__init__.py).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ..jobs import JobEvent, JobStore
+    from ..jobs import JobBackend, JobEvent
 
 #: The command's name, its line in ``phasekit --help``, and its ``--help``
 #: text (see phasekit/cli/__init__.py).
@@ -39,13 +39,12 @@ def arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..jobs import JobStore
+    import contextlib
 
-    path = jobs_db(args)
-    if not path.exists():
-        print(f"phasekit: no jobs in {path.parent} (no jobs.db yet)", file=sys.stderr)
+    opened = open_jobs(args, "jobs")
+    if opened is None:
         return 0
-    with JobStore(path) as store:
+    with contextlib.closing(opened) as store:
         if not args.follow:
             after = args.after or 0
             while True:
@@ -60,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         return anyio.run(_follow, store, args)
 
 
-async def _follow(store: JobStore, args: argparse.Namespace) -> int:
+async def _follow(store: JobBackend, args: argparse.Namespace) -> int:
     import signal
 
     import anyio

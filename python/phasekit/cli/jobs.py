@@ -9,16 +9,20 @@ safe point).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 
-from ._common import count, jobs_db, tenant_argument
+from .._layout import JOBS_ENV
+from ._common import count, jobs_db, open_jobs, tenant_argument
+from ._exits import EXIT_USAGE
 
 # typing.TYPE_CHECKING without importing typing (see phasekit/cli/__init__.py).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from ..jobs import JobRecord, JobStore
+    from ..jobs import JobBackend, JobRecord
 
 ACTIONS = ("list", "show", "pause", "resume", "cancel", "history", "workers", "repair")
 
@@ -48,18 +52,12 @@ def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="JSON output")
 
 
-def _store(args: argparse.Namespace) -> JobStore | None:
-    """The library's jobs.db, or None (after saying so) if it has none."""
-    from ..jobs import JobStore
-
-    path = jobs_db(args)
-    if not path.exists():
-        print(f"phasekit: no jobs in {path.parent} (no jobs.db yet)", file=sys.stderr)
-        return None
-    return JobStore(path)
+def _store(args: argparse.Namespace) -> JobBackend | None:
+    """The library's job store, or None (after saying so) if it has none."""
+    return open_jobs(args)
 
 
-def _row(store: JobStore, r: JobRecord) -> dict[str, Any]:
+def _row(store: JobBackend, r: JobRecord) -> dict[str, Any]:
     """The record's own JSON shape, with its status and progress as of now."""
     status, progress = store.status_and_progress(r.id)
     return {
@@ -90,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     store = _store(args)
     if store is None:
         return 0
-    with store:
+    with contextlib.closing(store):
         action = args.action
         if action == "list":
             return _list(store, args)
@@ -111,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         return _control(store, record, action)
 
 
-def _list(store: JobStore, args: argparse.Namespace) -> int:
+def _list(store: JobBackend, args: argparse.Namespace) -> int:
     import json
 
     from ..jobs import JobStatus
@@ -142,7 +140,7 @@ def _list(store: JobStore, args: argparse.Namespace) -> int:
     return 0
 
 
-def _workers(store: JobStore, args: argparse.Namespace) -> int:
+def _workers(store: JobBackend, args: argparse.Namespace) -> int:
     import json
     import time
 
@@ -168,7 +166,7 @@ def _workers(store: JobStore, args: argparse.Namespace) -> int:
     return 0
 
 
-def _history(store: JobStore, args: argparse.Namespace) -> int:
+def _history(store: JobBackend, args: argparse.Namespace) -> int:
     import json
     import time
 
@@ -184,7 +182,7 @@ def _history(store: JobStore, args: argparse.Namespace) -> int:
     return 0
 
 
-def _show(store: JobStore, record: JobRecord, args: argparse.Namespace) -> int:
+def _show(store: JobBackend, record: JobRecord, args: argparse.Namespace) -> int:
     import json
 
     from .._json import json_ready
@@ -212,7 +210,7 @@ def _show(store: JobStore, record: JobRecord, args: argparse.Namespace) -> int:
     return 0
 
 
-def _control(store: JobStore, record: JobRecord, action: str) -> int:
+def _control(store: JobBackend, record: JobRecord, action: str) -> int:
     from ..jobs import JobStatus
 
     if record.status.finished:
@@ -250,6 +248,13 @@ def _repair(args: argparse.Namespace) -> int:
     # Imported here: only this rarely used command needs it.
     from ..jobs.sqlite import repair
 
+    if os.environ.get(JOBS_ENV):
+        print(
+            "phasekit: repair mends a damaged jobs.db; the library's jobs are in"
+            " PostgreSQL, whose own tools check it",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     path = jobs_db(args)
     report = repair(path)
     if not path.exists() and report.problem is None:

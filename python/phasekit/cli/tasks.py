@@ -12,12 +12,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import count, jobs_db, library_folder, tenant_argument
+from ._common import count, library_folder, open_jobs, tenant_argument
 
 # typing.TYPE_CHECKING without importing typing (see phasekit/cli/__init__.py).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ..jobs import JobStore, TaskRecord
+    from ..jobs import JobBackend, TaskRecord
 
 ACTIONS = ("list", "show", "start", "cancel")
 
@@ -56,13 +56,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.action == "start":
         return _start(args)
-    from ..jobs import JobStore
+    import contextlib
 
-    path = jobs_db(args)
-    if not path.exists():
-        print(f"phasekit: no tasks in {path.parent} (no jobs.db yet)", file=sys.stderr)
+    opened = open_jobs(args, "tasks")
+    if opened is None:
         return 0
-    with JobStore(path) as store:
+    with contextlib.closing(opened) as store:
         if args.action == "list":
             return _list(store, args)
         if not args.target:
@@ -74,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         return _cancel(store, record)
 
 
-def _own(store: JobStore, task_id: str, tenant: str) -> TaskRecord:
+def _own(store: JobBackend, task_id: str, tenant: str) -> TaskRecord:
     from ..errors import TaskNotFound
 
     record = store.task(task_id)
@@ -135,7 +134,7 @@ def _start(args: argparse.Namespace) -> int:
     return 0
 
 
-def _list(store: JobStore, args: argparse.Namespace) -> int:
+def _list(store: JobBackend, args: argparse.Namespace) -> int:
     records = store.tasks(tenant=args.tenant, limit=args.limit)
     if not records:
         print("phasekit: no tasks", file=sys.stderr)
@@ -144,7 +143,7 @@ def _list(store: JobStore, args: argparse.Namespace) -> int:
     return 0
 
 
-def _cancel(store: JobStore, record: TaskRecord) -> int:
+def _cancel(store: JobBackend, record: TaskRecord) -> int:
     from ..errors import JobStateError
     from ..jobs import JobStatus
 

@@ -4,8 +4,10 @@ and the manager.
 Define a job as a dataclass registered under a stable name; its fields are
 persisted (except :func:`transient` ones), so a job can be resumed by another
 process. Jobs, atomic checkpoints and history are kept by a
-:class:`JobBackend`: :class:`JobStore` (``jobs.db``, SQLite) is the one there
-is. :class:`JobManager` runs them: priorities, limits, dependencies,
+:class:`JobBackend`: :class:`JobStore` (``jobs.db``, SQLite), the embedded
+default, or :class:`PostgresJobStore` (workers on several hosts sharing one
+database); :func:`open_backend` opens either from a path or a URL.
+:class:`JobManager` runs them: priorities, limits, dependencies,
 child jobs (``ctx.spawn_child`` / ``ctx.wait_for_children``), interval
 schedules (``dispatch(job, every=...)``) and history retention;
 :func:`run_direct` runs one job in the calling thread, without an event loop.
@@ -50,6 +52,7 @@ if TYPE_CHECKING:
     from ._model import TaskJob as TaskJob
     from ._model import TaskRecord as TaskRecord
     from ._model import WorkerRecord as WorkerRecord
+    from ._open import open_backend as open_backend
     from ._phase_model import COMPLETE as COMPLETE
     from ._phase_model import FatalError as FatalError
     from ._phase_model import NonFatalError as NonFatalError
@@ -75,6 +78,7 @@ if TYPE_CHECKING:
     from ._tasks import Submission as Submission
     from ._tasks import TaskDefinition as TaskDefinition
     from ._tasks import TaskStep as TaskStep
+    from .postgres import PostgresJobStore as PostgresJobStore
     from .sqlite import SCHEMA_VERSION as SCHEMA_VERSION
     from .sqlite import JobStore as JobStore
 
@@ -113,6 +117,8 @@ _HOME = {
     "JobStatus": "._model",
     "WorkerRecord": "._model",
     "JobStore": ".sqlite",
+    "PostgresJobStore": ".postgres",
+    "open_backend": "._open",
     "JobUpdate": "._handle",
     "NonFatalError": "._phase_model",
     "OwnerLease": "._backend",
@@ -192,6 +198,7 @@ __all__ = [
     "PhaseStatus",
     "PhasedJob",
     "Phases",
+    "PostgresJobStore",
     "Recovery",
     "SkipTo",
     "Submission",
@@ -207,6 +214,7 @@ __all__ = [
     "follow_events",
     "job",
     "location_scope",
+    "open_backend",
     "phase_history",
     "run_direct",
     "transient",

@@ -50,6 +50,7 @@ from ._definition import Job, JobRegistry, default_registry
 from ._events import EventHub, EventKind, EventStream
 from ._handle import POLL_S, JobHandle
 from ._model import DEFAULT_TENANT, JobRecord, JobStatus, TaskRecord
+from ._open import open_backend
 from ._progress import JobProgress
 from ._recovery import RECOVER_EVERY_S, check_stale_after, default_stale_after, recover_dead
 from ._runner import run_job
@@ -65,7 +66,6 @@ from ._tasks import (
     split_definition,
     store_task,
 )
-from .sqlite import JobStore
 
 if TYPE_CHECKING:
     from ..library import Library
@@ -174,8 +174,8 @@ class JobManager:
             )
         if backend is None:
             if jobs_db is None:
-                raise InvalidInputError("give jobs_db (a path) or backend")
-            backend = JobStore(jobs_db)
+                raise InvalidInputError("give jobs_db (a path or a PostgreSQL URL) or backend")
+            backend = open_backend(jobs_db)
         elif jobs_db is not None:
             raise InvalidInputError("give either jobs_db (a path) or backend, not both")
         #: Where the jobs are kept (see JobBackend).

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from .. import _core
 from .._closing import Closing
 from .._defaults import INDEX_MODES, IndexMode
-from .._layout import DB_NAME, JOBS_DB_NAME, LIBRARY_ENV, default_library_path
+from .._layout import DB_NAME, JOBS_DB_NAME, JOBS_ENV, LIBRARY_ENV, default_library_path
 from .._private import create_private_file, make_private_dir
 
 if TYPE_CHECKING:
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from ..jobs._definition import OutputT
     from ..jobs._model import TaskRecord
     from ..jobs._tasks import Submission, TaskDefinition
+    from ..jobs.postgres import PostgresJobStore
     from ..maintenance import MaintenanceJob
 from .._core import CancelToken
 from .._types import FsError, Kind, StrPath
@@ -123,15 +124,25 @@ class Library(JobSteps, Settings, Closing):
     :meth:`close`. Safe to share between threads.
     """
 
-    __slots__ = ("_db", "_job_store", "_job_store_lock", "_path", "_roots", "_scratch")
+    __slots__ = (
+        "_db",
+        "_job_store",
+        "_job_store_lock",
+        "_jobs_location",
+        "_path",
+        "_roots",
+        "_scratch",
+    )
 
-    def __init__(self, path: Path, db: _core.LibraryDb) -> None:
+    def __init__(self, path: Path, db: _core.LibraryDb, jobs: str | None = None) -> None:
         self._path = path
         self._db = db
+        #: Where its jobs are: a PostgreSQL URL, or None for the folder's jobs.db.
+        self._jobs_location = jobs
         self._roots: dict[int, bytes] = {}
         self._scratch = False
-        #: jobs.db for :meth:`run`, opened on its first use, closed with the library.
-        self._job_store: JobStore | None = None
+        #: The job store for :meth:`run`, opened on its first use, closed with the library.
+        self._job_store: JobStore | PostgresJobStore | None = None
         # Guards opening it: threads sharing this library may run jobs at once.
         self._job_store_lock = threading.Lock()
 
@@ -154,7 +165,7 @@ class Library(JobSteps, Settings, Closing):
 
         if self.closed:
             raise LibraryClosed("this library is closed: open it again to run its jobs")
-        return JobManager(self.path / JOBS_DB_NAME, library=self, **options)
+        return JobManager(self.jobs_location, library=self, **options)
 
     def run(
         self,
@@ -320,27 +331,45 @@ class Library(JobSteps, Settings, Closing):
         )
         return job_id
 
-    def _jobs_db(self, to: str) -> JobStore:
-        """The library's jobs.db, opened once (LibraryClosed once closed:
+    @property
+    def jobs_location(self) -> str | Path:
+        """Where the library's jobs are kept: its folder's jobs.db, or the
+        PostgreSQL database given to :meth:`open` (``jobs=``, or
+        ``$PHASEKIT_JOBS``), which workers on several hosts share."""
+        return self._jobs_location or self.path / JOBS_DB_NAME
+
+    def _jobs_db(self, to: str) -> JobStore | PostgresJobStore:
+        """The library's job store, opened once (LibraryClosed once closed:
         ``to`` says for what)."""
-        from ..jobs import JobStore
+        from ..jobs import open_backend
 
         with self._job_store_lock:
             # Under the lock: a close() in between would leave a store open.
             if self.closed:
                 raise LibraryClosed(f"this library is closed: open it again to {to}")
             if self._job_store is None:
-                self._job_store = JobStore(self.path / JOBS_DB_NAME)
+                self._job_store = open_backend(self.jobs_location)
             return self._job_store
 
     @classmethod
-    def open(cls, path: StrPath | None = None) -> Library:
+    def open(cls, path: StrPath | None = None, *, jobs: str | None = None) -> Library:
         """Open (creating it if needed) the library folder ``path`` (``~`` is
         expanded); None means
-        ``$PHASEKIT_LIBRARY`` or the per-user data folder. Raises
+        ``$PHASEKIT_LIBRARY`` or the per-user data folder. ``jobs``: a
+        ``postgresql://`` URL where the library's jobs are kept, shared by
+        workers on several hosts (default ``$PHASEKIT_JOBS``, else the
+        folder's jobs.db). Raises
         :class:`~phasekit.errors.LibraryError` for a library.db that cannot be
         opened, e.g. one written by a newer phasekit
-        (:class:`~phasekit.errors.LibraryFullError` if its disk is full)."""
+        (:class:`~phasekit.errors.LibraryFullError` if its disk is full),
+        InvalidInputError for a ``jobs`` that is not a PostgreSQL URL."""
+        from ..jobs._open import is_postgres_url
+
+        jobs = jobs or os.environ.get(JOBS_ENV) or None
+        if jobs is not None and not is_postgres_url(jobs):
+            raise InvalidInputError(
+                f"jobs must be a postgresql:// URL (${JOBS_ENV} too), got {jobs!r}"
+            )
         folder = Path(os.fsdecode(path)).expanduser() if path is not None else None
         folder = Path(os.path.abspath(folder or default_library_path()))
         db_path = folder / DB_NAME
@@ -358,7 +387,7 @@ class Library(JobSteps, Settings, Closing):
             raise  # names the file already, and says what to do
         except LibraryError as e:
             raise LibraryError(f"cannot open {db_path}: {e}") from e
-        return cls(folder, db)
+        return cls(folder, db, jobs)
 
     @property
     def path(self) -> Path:
