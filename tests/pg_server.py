@@ -17,6 +17,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 #: The user the server runs as when the tests run as root.
@@ -46,10 +47,18 @@ def _free_port() -> int:
 
 
 class PgServer:
-    """One cluster in ``root``, running on ``127.0.0.1:port``."""
+    """One cluster in ``root``, running on ``127.0.0.1:port``.
 
-    def __init__(self, root: Path) -> None:
+    ``listen``: the addresses it listens on (default: loopback only; they
+    must exist when it starts); ``allow``: networks (CIDR) whose clients are
+    trusted besides the loopback ones, for clients on other hosts (network
+    namespaces: tests/test_postgres_hosts.py)."""
+
+    def __init__(
+        self, root: Path, listen: Sequence[str] = ("127.0.0.1",), allow: Sequence[str] = ()
+    ) -> None:
         self.root = root
+        self.listen = tuple(listen)
         self.data = root / "data"
         self.port = _free_port()
         self.bin = bindir()
@@ -77,12 +86,15 @@ class PgServer:
         )
         with (self.data / "postgresql.conf").open("a") as conf:
             conf.write(
-                f"port = {self.port}\nlisten_addresses = '127.0.0.1'\n"
+                f"port = {self.port}\nlisten_addresses = '{', '.join(self.listen)}'\n"
                 f"unix_socket_directories = '{root}'\nmax_connections = 300\n"
                 # A test server: durability is not what is tested here (the
                 # benchmarks run with the defaults).
                 "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
             )
+        if allow:
+            with (self.data / "pg_hba.conf").open("a") as hba:
+                hba.writelines(f"host all all {network} trust\n" for network in allow)
         self.start()
 
     def _run(self, program: str, *args: str) -> None:

@@ -137,11 +137,11 @@ def test_the_job_system_has_no_sql_outside_its_backends():
     assert sql.search((jobs / "postgres" / "_store.py").read_text())
 
 
-def test_only_the_sqlite_backend_tests_reach_into_jobs_db():
+def test_only_the_backends_own_tests_reach_into_their_stores():
     """The job system's tests assert through the public API, so a second
-    backend can run them unchanged: SQL on jobs.db and the SQLite store's
-    internals appear only in the SQLite backend's own tests
-    (test_sqlite_*.py) and in backend_damage.py (the one place a test damages
+    backend can run them unchanged: SQL on the jobs and a store's internals
+    appear only in each backend's own tests (test_sqlite_*.py,
+    test_postgres_*.py) and in backend_damage.py (the one place a test damages
     stored data)."""
     import re
 
@@ -154,7 +154,7 @@ def test_only_the_sqlite_backend_tests_reach_into_jobs_db():
     outside = [
         f"{path.name}:{n}: {line.strip()}"
         for path in sorted(tests.glob("*.py"))
-        if path.name not in allowed and not path.name.startswith("test_sqlite_")
+        if path.name not in allowed and not path.name.startswith(("test_sqlite_", "test_postgres_"))
         for n, line in enumerate(path.read_text().splitlines(), 1)
         if reaching.search(line)
     ]

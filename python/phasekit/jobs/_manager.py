@@ -235,6 +235,8 @@ class JobManager:
         self._closed = False
         self._last_recover = time.monotonic()
         self._flusher: threading.Thread | None = None
+        #: Stops the store's wake-ups (see JobBackend implementations with ``watch``).
+        self._unwatch_store: Callable[[], None] | None = None
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open" if self._open else "not started"
@@ -278,6 +280,11 @@ class JobManager:
             target=self._slots.flush_loop, name="phasekit-ends", daemon=True
         )
         self._flusher.start()
+        # A backend that can tell when a job is queued (PostgreSQL's
+        # LISTEN/NOTIFY) wakes the scheduler at once; polling stays the rule.
+        watch = getattr(self.store, "watch", None)
+        if watch is not None:
+            self._unwatch_store = watch(self._look_now)
         self._open = True
         return self
 
@@ -308,6 +315,8 @@ class JobManager:
             else:
                 await self._tg.__aexit__(exc_type, exc, tb)
         finally:
+            if self._unwatch_store is not None:
+                self._unwatch_store()
             if self._flusher is not None:
                 self._flusher.join()
             self._open = False
@@ -911,15 +920,20 @@ class JobManager:
             claimed = nxt[0]
             self._publish_from_thread("status", claimed.job_id, claimed.name, JobStatus.RUNNING)
 
+    def _look_now(self) -> None:
+        """From any thread: a job was queued somewhere; the scheduler looks
+        at once instead of at its next poll."""
+        call_soon = self._call_soon
+        if call_soon is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is gone
+                call_soon(self._wake.set)
+
     def _look_again(self) -> None:
         """Jobs claimed ahead went back to the queue: the scheduler looks
         again. Called under the slots' lock, so it only schedules (never
         waits for the event loop)."""
         self._slots.invalidate()
-        call_soon = self._call_soon
-        if call_soon is not None:
-            with contextlib.suppress(RuntimeError):  # the loop is gone
-                call_soon(self._wake.set)
+        self._look_now()
 
     def _hand_back(self) -> None:
         """A worker thread stops early: what it claimed ahead goes back to

@@ -244,46 +244,85 @@ def finish(
     cur: Cursor, job_id: str, status: JobStatus, end: dict[str, Any], lease: int | None
 ) -> None:
     """Record a run's end (``end``: JobBackend.finish's keyword arguments);
-    fenced by ``lease`` when given (LeaseLostError)."""
+    fenced by ``lease`` when given (LeaseLostError), JobNotFound without one."""
+    lost = finish_many(cur, [(job_id, status, {**end, "lease": lease})], missing_ok=False)
+    if lost:
+        raise lost[0][1]
+
+
+def finish_many(
+    cur: Cursor,
+    ends: list[tuple[str, JobStatus, dict[str, Any]]],
+    *,
+    missing_ok: bool = True,
+) -> list[tuple[str, LeaseLostError]]:
+    """Record the ends of several runs (each ``(job_id, status, end)``,
+    ``end["lease"]`` fencing it when given): the ends refused for a lost
+    lease, with why; the others are recorded. A job with no row and no
+    lease raises JobNotFound unless ``missing_ok``.
+
+    Three round trips whatever the number of ends: the rows are locked and
+    their leases checked in one query (in id order, as every writer locking
+    several rows does: no deadlock), the updates go in one pipeline, and only
+    the ends that entail more (a cancel's cascade, a schedule, a task) take
+    their own statements."""
     cur.execute(
-        "SELECT status, run_every_s IS NOT NULL, task_id, lease FROM jobs WHERE id = %s FOR UPDATE",
-        (job_id,),
+        "SELECT id, status, run_every_s IS NOT NULL, task_id, lease FROM jobs"
+        " WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
+        ([job_id for job_id, _, _ in ends],),
     )
-    row = cur.fetchone()
-    if row is None:
-        if lease is not None:
-            check_lease(job_id, lease, None)
-        raise JobNotFound(f"no job with id {job_id!r}")
-    if lease is not None:
-        check_lease(job_id, lease, (row[3], row[0]))
-    before, scheduled, task_id = JobStatus(row[0]), bool(row[1]), row[2]
+    rows = {row[0]: row for row in cur.fetchall()}
+    lost: list[tuple[str, LeaseLostError]] = []
+    recorded = []
     now = time.time()
-    output, warnings, errors = end.get("output"), end.get("warnings"), end.get("errors")
-    metrics, progress = end.get("metrics"), end.get("progress")
-    cur.execute(
+    for job_id, status, end in ends:
+        row, lease = rows.get(job_id), end.get("lease")
+        try:
+            if lease is not None:
+                check_lease(job_id, lease, None if row is None else (row[4], row[1]))
+        except LeaseLostError as exc:
+            lost.append((job_id, exc))
+            continue
+        if row is None:
+            if missing_ok:
+                continue
+            raise JobNotFound(f"no job with id {job_id!r}")
+        recorded.append((job_id, status, end, row))
+    if not recorded:
+        return lost
+    cur.executemany(
         "UPDATE jobs SET status = %s, error = %s, traceback = %s, output = %s, warnings = %s,"
         " errors = %s, metrics = %s, updated_at = %s, request = NULL,"
         " progress = COALESCE(%s, progress),"
         " finished_at = CASE WHEN %s THEN %s ELSE finished_at END,"
         " warning_count = %s, error_count = %s WHERE id = %s",
-        (
-            status.value,
-            b(end.get("error")),
-            b(end.get("traceback")),
-            _NONE if output is None else encode(output),
-            encode(warnings) if warnings else _EMPTY_LIST,
-            encode(errors) if errors else _EMPTY_LIST,
-            encode(metrics) if metrics else _EMPTY_DICT,
-            now,
-            None if progress is None else encode(progress),
-            status.finished,
-            now,
-            len(warnings or ()),
-            len(errors or ()),
-            job_id,
-        ),
+        [_end_values(job_id, status, end, now) for job_id, status, end, _ in recorded],
     )
-    ended(cur, job_id, before.finished, scheduled, status, now, task_id)
+    for job_id, status, _, row in recorded:
+        before = JobStatus(row[1])
+        ended(cur, job_id, before.finished, bool(row[2]), status, now, row[3])
+    return lost
+
+
+def _end_values(job_id: str, status: JobStatus, end: dict[str, Any], now: float) -> tuple[Any, ...]:
+    output, warnings, errors = end.get("output"), end.get("warnings"), end.get("errors")
+    metrics, progress = end.get("metrics"), end.get("progress")
+    return (
+        status.value,
+        b(end.get("error")),
+        b(end.get("traceback")),
+        _NONE if output is None else encode(output),
+        encode(warnings) if warnings else _EMPTY_LIST,
+        encode(errors) if errors else _EMPTY_LIST,
+        encode(metrics) if metrics else _EMPTY_DICT,
+        now,
+        None if progress is None else encode(progress),
+        status.finished,
+        now,
+        len(warnings or ()),
+        len(errors or ()),
+        job_id,
+    )
 
 
 def ended(

@@ -147,6 +147,14 @@ class PostgresJobStore:
         rows = self._read("SELECT id, owner FROM jobs WHERE status = 'running'")
         return [(r[0], r[1]) for r in rows]
 
+    def watch(self, wake: Callable[[], None]) -> Callable[[], None]:
+        """Call ``wake()`` (from another thread) whenever a job is queued, by
+        any process: a manager starts its next look at once rather than at
+        its next poll (see _wakeups). Returns the function that stops it."""
+        from ._wakeups import Wakeups
+
+        return Wakeups(self.url, wake).close
+
     # creating jobs
 
     def create_job(
@@ -492,19 +500,8 @@ class PostgresJobStore:
         claim: list[str],
         owner: str,
     ) -> tuple[list[RunStart], list[str]]:
-        from ...errors import LeaseLostError
-
         def write(cur: Cursor) -> tuple[list[Any], list[str]]:
-            lost: list[str] = []
-            for job_id, status, end in ends:
-                cur.execute("SAVEPOINT an_end")
-                try:
-                    _sql.finish(cur, job_id, status, end, end.get("lease"))
-                except LeaseLostError:
-                    cur.execute("ROLLBACK TO SAVEPOINT an_end")
-                    lost.append(job_id)
-                    continue
-                cur.execute("RELEASE SAVEPOINT an_end")
+            lost = [job_id for job_id, _ in _sql.finish_many(cur, ends)]
             rows = _sql.claim(cur, claim, time.time(), owner, RUN_START) if claim else []
             return rows, lost
 
