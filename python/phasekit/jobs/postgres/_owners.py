@@ -93,6 +93,7 @@ class PostgresOwnership:
         try:
             self._lock_session_id = self._take_lock()
             self._register()
+            store.analyze_if_stale(hot=True)
             for other, (_at, _stale, held) in owner_states(self._session).items():
                 if other != self.id and not held:
                     store.remove_worker(other)  # its session ended: its process died
@@ -149,6 +150,7 @@ class PostgresOwnership:
         while not self._stop.wait(period):
             try:
                 self._beat_once()
+                self._store.analyze_if_stale()
                 if time.monotonic() - pruned >= PRUNE_EVENTS_EVERY_S:
                     pruned = time.monotonic()
                     self._store.prune_events()

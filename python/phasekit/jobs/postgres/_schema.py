@@ -99,13 +99,22 @@ CREATE TABLE jobs (
     tenant TEXT NOT NULL DEFAULT 'default',
     scope TEXT,
     task_id TEXT,
-    task_step INTEGER,
-    PRIMARY KEY (id, status)
+    task_step INTEGER
 ) PARTITION BY LIST (status);
 CREATE TABLE jobs_active PARTITION OF jobs FOR VALUES IN ('queued', 'running', 'paused')
-    WITH (fillfactor = 70);
+    WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 2000,
+          autovacuum_analyze_scale_factor = 0, autovacuum_analyze_threshold = 2000);
 CREATE TABLE jobs_done PARTITION OF jobs DEFAULT;
-CREATE INDEX jobs_dispatch ON jobs (status, priority DESC, created_at, id);
+-- A unique index on the id of each partition (a partitioned table's own
+-- unique index would have to include the status): the planner knows a
+-- lookup by ids returns that many rows, and takes the index even before
+-- the tables have statistics (a new database, a queue filled at once).
+CREATE UNIQUE INDEX jobs_active_id ON jobs_active (id);
+CREATE UNIQUE INDEX jobs_done_id ON jobs_done (id);
+-- The ready page: queued jobs in dispatch order, and nothing else (a claim
+-- takes its job out of this index).
+CREATE INDEX jobs_dispatch ON jobs_active (priority DESC, created_at, id)
+    WHERE status = 'queued';
 CREATE INDEX jobs_parent ON jobs (parent_id) WHERE parent_id IS NOT NULL;
 CREATE INDEX jobs_depends_on ON jobs (depends_on) WHERE depends_on IS NOT NULL;
 CREATE INDEX jobs_schedule ON jobs (schedule_id) WHERE schedule_id IS NOT NULL;

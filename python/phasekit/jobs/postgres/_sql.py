@@ -166,8 +166,13 @@ def check_lease(job_id: str, lease: int, row: tuple[Any, ...] | None) -> None:
 def fence(cur: Cursor, job_id: str, lease: int) -> None:
     """LeaseLostError unless ``job_id`` runs under ``lease``; the row stays
     locked to the transaction's end, so no claim moves it meanwhile."""
-    cur.execute("SELECT lease, status FROM jobs WHERE id = %s FOR UPDATE", (job_id,))
-    check_lease(job_id, lease, cur.fetchone())
+    # A running job is in the hot partition; elsewhere only to say why not.
+    row = cur.execute(
+        "SELECT lease, status FROM jobs_active WHERE id = %s FOR UPDATE", (job_id,)
+    ).fetchone()
+    if row is None:
+        row = cur.execute("SELECT lease, status FROM jobs WHERE id = %s", (job_id,)).fetchone()
+    check_lease(job_id, lease, row)
 
 
 # --- claims -----------------------------------------------------------------------
@@ -189,10 +194,20 @@ def ready_page(excluded: bool, tenants: bool) -> str:
     )
 
 
+#: A claim's update. Queued jobs are in the hot partition, which it names
+#: (as ``jobs``, the name the shared conditions use): no lookup in the other.
 _CLAIM = (
-    "UPDATE jobs SET status = 'running', updated_at = %s, owner = %s, lease = lease + 1,"
-    " started_at = COALESCE(started_at, %s) WHERE {where} AND status = 'queued'"
-    f" AND {STEP_OPEN} RETURNING id, {{returning}}"
+    "UPDATE jobs_active AS jobs SET status = 'running', updated_at = %s, owner = %s,"
+    " lease = lease + 1, started_at = COALESCE(started_at, %s) WHERE {where}"
+    f" AND status = 'queued' AND {STEP_OPEN} RETURNING id, {{returning}}"
+)
+
+#: The jobs among the asked ids that no other transaction holds now: a
+#: claimer skips the rows another claimer is taking (SKIP LOCKED) instead
+#: of waiting to find them taken (workers reading one ready page at once).
+_FREE_UNKEYED = (
+    "id IN (SELECT f.id FROM jobs_active f WHERE f.id = ANY(%s) AND f.status = 'queued'"
+    " AND f.conflict_key IS NULL FOR UPDATE SKIP LOCKED)"
 )
 
 
@@ -202,19 +217,20 @@ def claim(
     """Mark the queued jobs among ``job_ids`` running by ``owner`` with a new
     lease epoch; a row of ``returning`` per job claimed, in the order asked.
 
-    Jobs without a conflict key are claimed in one statement; a keyed job
-    after the advisory lock on its key, then checked free (so two
-    transactions never both start a job of one key), one at a time (so two
-    keyed jobs claimed together do not both start either)."""
+    Jobs without a conflict key are claimed in one statement, but for those
+    another transaction is claiming (skipped, as taken); a keyed job after
+    the advisory lock on its key, then checked free (so two transactions
+    never both start a job of one key), one at a time (so two keyed jobs
+    claimed together do not both start either)."""
     cur.execute(
-        _CLAIM.format(where="id = ANY(%s) AND conflict_key IS NULL", returning=returning),
+        _CLAIM.format(where=_FREE_UNKEYED, returning=returning),
         (now, owner, now, job_ids),
     )
     claimed = {row[0]: row[1:] for row in cur.fetchall()}
     rest = [job_id for job_id in job_ids if job_id not in claimed]
     if rest:
         cur.execute(
-            "SELECT id, conflict_key FROM jobs WHERE id = ANY(%s) AND status = 'queued'"
+            "SELECT id, conflict_key FROM jobs_active WHERE id = ANY(%s) AND status = 'queued'"
             " AND conflict_key IS NOT NULL",
             (rest,),
         )
@@ -266,12 +282,18 @@ def finish_many(
     several rows does: no deadlock), the updates go in one pipeline, and only
     the ends that entail more (a cancel's cascade, a schedule, a task) take
     their own statements."""
-    cur.execute(
-        "SELECT id, status, run_every_s IS NOT NULL, task_id, lease FROM jobs"
-        " WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
-        ([job_id for job_id, _, _ in ends],),
+    ids = [job_id for job_id, _, _ in ends]
+    # A run's job is running, in the hot partition: looked up there, and in
+    # the whole table only for the ids not found (a late end, a command's).
+    lookup = (
+        "SELECT id, status, run_every_s IS NOT NULL, task_id, lease FROM {table}"
+        " WHERE id = ANY(%s) ORDER BY id FOR UPDATE"
     )
+    cur.execute(lookup.format(table="jobs_active"), (ids,))
     rows = {row[0]: row for row in cur.fetchall()}
+    if len(rows) < len(set(ids)):
+        cur.execute(lookup.format(table="jobs"), ([i for i in ids if i not in rows],))
+        rows.update((row[0], row) for row in cur.fetchall())
     lost: list[tuple[str, LeaseLostError]] = []
     recorded = []
     now = time.time()
