@@ -17,6 +17,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -38,6 +39,16 @@ def bindir() -> Path:
 
 def _version(path: str) -> int:
     return int(Path(path).parent.parent.name.split(".")[0])
+
+
+def _run_as(root: Path) -> list[str]:
+    """The prefix running the server's programs: as SERVER_USER (owning
+    ``root``) when the tests run as root, since PostgreSQL refuses root."""
+    if os.geteuid() != 0:
+        return []
+    user = pwd.getpwnam(SERVER_USER)
+    os.chown(root, user.pw_uid, user.pw_gid)
+    return ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups"]
 
 
 def _free_port() -> int:
@@ -147,3 +158,35 @@ def new_database(server_url: str) -> str:
         conn.execute(f'CREATE DATABASE "{name}"')
     base, _, _ = server_url.rpartition("/")
     return f"{base}/{name}"
+
+
+def main(argv: list[str]) -> int:
+    """``python tests/pg_server.py start DIR``: start a server in the new
+    folder DIR (created) and print its URL (for ``$PHASEKIT_TEST_PG``);
+    ``python tests/pg_server.py stop DIR``: stop it and remove DIR. What
+    .ci/run does around the Rust tests and pytest."""
+    if len(argv) != 2 or argv[0] not in ("start", "stop"):
+        print("usage: pg_server.py start|stop DIR", file=sys.stderr)
+        return 2
+    root = Path(argv[1])
+    if argv[0] == "start":
+        root.mkdir(parents=True)
+        print(PgServer(root).url())
+        return 0
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        user = pwd.getpwnam(SERVER_USER)
+        prefix = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups"]
+    subprocess.run(
+        [*prefix, str(bindir() / "pg_ctl"), "-D", str(root / "data"), "-m", "immediate", "-w",
+         "stop"],
+        check=False,
+        stdout=subprocess.DEVNULL,
+        cwd=root,
+    )  # fmt: skip
+    shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
