@@ -607,20 +607,6 @@ class PostgresJobStore(Reads):
             self.connection.run(analyze, write=False)
         return stale
 
-    def optimize(self, *, free_fraction: float, max_bytes: int) -> dict[str, Any]:
-        """``VACUUM (ANALYZE)`` of the hot table and the event log (the rest is
-        autovacuum's): what was done. The SQLite store's arguments (when to
-        rewrite the file) do not apply."""
-        done = []
-        for table in ("jobs_active", "events", "events_pending", "workers"):
-
-            def vacuum(cur: Cursor, table: str = table) -> None:
-                cur.execute(f"VACUUM (ANALYZE) {table}")
-
-            self.connection.run(vacuum, write=False)
-            done.append(table)
-        return {"vacuumed": done}
-
 
 if TYPE_CHECKING:
 
