@@ -15,7 +15,9 @@ port, the socket folder and ``max_connections`` are set), stopped and removed
 at the end; ``--url`` uses an existing server instead (its user must be
 allowed to create databases). Every run gets a database of its own, created
 for it and dropped after it, so neither contender inherits the other's (or
-its own earlier rounds') dead rows. Three figures:
+its own earlier rounds') dead rows; once its queue is filled the database is
+``ANALYZE``d, untimed (``--no-analyze`` skips it: see :func:`analyze`).
+Three figures:
 
 * phasekit: ``--jobs`` no-op jobs (``bench.noop`` of benches/noop_jobs.py)
   queued beforehand through ``PostgresJobStore`` (one insert per job, on a
@@ -38,10 +40,10 @@ its own earlier rounds') dead rows. Three figures:
 * claim latency: one idle worker of each; ``--latency-jobs`` jobs dispatched
   one at a time (each after the previous finished, and after a random pause
   of one to three phasekit scheduler polls, the same pauses for both), each
-  recording ``time.time()`` at its start: latency = start - dispatch. A
-  phasekit worker learns of a job queued by another process at its
-  scheduler's next poll of the store (every ``phasekit.jobs._handle.POLL_S``);
-  procrastinate's worker is woken by a NOTIFY of the insert.
+  recording ``time.time()`` at its start: latency = start - dispatch. Both
+  workers LISTEN for the NOTIFY their schema sends when a job is queued, and
+  poll as a fallback: phasekit's scheduler every
+  ``phasekit.jobs._handle.POLL_S``, procrastinate's worker every 5 s.
 
 Contenders alternate within each round (their order flips every round); the
 table gives the median round. For each run the server's own counters are
@@ -109,6 +111,9 @@ PROCRASTINATE_QUIET = ("Launching a worker on",)
 #: The top statements of pg_stat_statements kept per run.
 TOP_STATEMENTS = 12
 _databases = itertools.count(1)
+#: Sessions still connected to a run's database when it was dropped (the
+#: drop ends them): what they were, for the notes.
+LEFTOVER_SESSIONS: list[str] = []
 
 
 # the server
@@ -180,14 +185,30 @@ class BenchServer:
     def url(self) -> str:
         return f"postgresql://bench@127.0.0.1:{self.port}/postgres"
 
-    def log_lines(self) -> list[str]:
-        """The server log's errors and warnings."""
+    def log_summary(self) -> list[str]:
+        """The server log's errors and warnings: each message once, with its
+        count and the statement it first came with."""
         try:
-            text = self.log.read_text(errors="replace")
+            lines = self.log.read_text(errors="replace").splitlines()
         except OSError:
             return []
-        words = ("ERROR:", "WARNING:", "FATAL:", "PANIC:", "DETAIL:", "STATEMENT:", "CONTEXT:")
-        return [line for line in text.splitlines() if any(w in line for w in words)]
+        counts: dict[str, int] = {}
+        statements: dict[str, str] = {}
+        last = ""
+        for line in lines:
+            for word in ("ERROR:", "WARNING:", "FATAL:", "PANIC:"):
+                if word in line:
+                    last = word + line.split(word, 1)[1]
+                    counts[last] = counts.get(last, 0) + 1
+                    break
+            else:
+                if "STATEMENT:" in line and last and last not in statements:
+                    statements[last] = " ".join(line.split("STATEMENT:", 1)[1].split())[:160]
+        return [
+            f"{count} x {message[:200]}"
+            + (f"  [{statements[message]}]" if message in statements else "")
+            for message, count in counts.items()
+        ]
 
     def close(self) -> None:
         with contextlib.suppress(subprocess.CalledProcessError):
@@ -211,6 +232,12 @@ def fresh_database(server_url: str, prefix: str) -> Iterator[str]:
         yield _with_db(server_url, name)
     finally:
         with psycopg.connect(server_url, autocommit=True) as conn:
+            left = conn.execute(
+                "SELECT application_name, state, left(query, 80) FROM pg_stat_activity"
+                " WHERE datname = %s",
+                (name,),
+            ).fetchall()
+            LEFTOVER_SESSIONS.extend(f"{name}: {' | '.join(map(str, row))}" for row in left)
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -219,6 +246,16 @@ def unsynced(url: str) -> str:
     (queueing, which is not timed)."""
     sep = "&" if "?" in url else "?"
     return f"{url}{sep}options={quote('-c synchronous_commit=off')}"
+
+
+def analyze(url: str) -> None:
+    """``ANALYZE`` the database: a queue filled at once in a new database has
+    no statistics until autovacuum's first visit (a minute or more), and a
+    plan made without them can scan the whole queue on every claim
+    (procrastinate's fetch took 3 ms a job instead of 0.5 here); a queue in
+    service has had them long since."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ANALYZE")
 
 
 class Counters:
@@ -314,6 +351,8 @@ def phasekit_round(
         with PostgresJobStore(unsynced(url)) as store:
             for i in range(n):
                 store.create_job(Noop.job_name, Noop(i).to_state())
+        if opts["analyze"]:
+            analyze(url)
         counters = Counters(server_url, url, opts["statements"])
         counters.start()
         reads = 0
@@ -409,6 +448,8 @@ def procrastinate_round(
         with procrastinate_app(unsynced(url)) as (_, noop, _):
             for first in range(0, n, DEFER_BATCH):
                 noop.batch_defer(*({"i": i} for i in range(first, min(n, first + DEFER_BATCH))))
+        if opts["analyze"]:
+            analyze(url)
         counters = Counters(server_url, url, opts["statements"])
         counters.start()
         reads = 0
@@ -567,11 +608,11 @@ def report(
                     f"{c.get('wal_records_per_job', 0):.1f} | "
                     f"{c.get('wal_bytes_per_job', 0):,.0f} |"
                 )
-    if lat:
+    if any(lat.values()):
         print(
-            "\nClaim latency, one idle worker, dispatch to job start (phasekit's scheduler "
-            f"polls the store every {SCHEDULER_POLL_S * 1e3:g} ms; procrastinate's worker "
-            "is woken by NOTIFY):\n"
+            "\nClaim latency, one idle worker, dispatch to job start (both LISTEN for a "
+            "NOTIFY of the queued job; phasekit's scheduler also polls the store every "
+            f"{SCHEDULER_POLL_S * 1e3:g} ms, procrastinate's worker every 5 s):\n"
         )
         print("| contender | jobs | median ms | p99 ms | min ms | max ms |")
         print("|---|---:|---:|---:|---:|---:|")
@@ -610,8 +651,9 @@ def server_settings(server_url: str) -> dict[str, str]:
 
 
 def repo_state() -> dict[str, Any]:
-    """The repository's commit, and its changed files under python/ and rust/
-    (what the phasekit measured was, if it was imported from there)."""
+    """The repository's commit, and its changed files under python/ and rust/,
+    as the bench starts: what the phasekit measured was if it was imported
+    from there (``phasekit_from_repo``), not if from a copy elsewhere."""
 
     def git(*args: str) -> str:
         done = subprocess.run(
@@ -620,7 +662,12 @@ def repo_state() -> dict[str, Any]:
         return done.stdout.strip()
 
     changed = git("status", "--porcelain", "--", "python", "rust").splitlines()
-    return {"repo_commit": git("rev-parse", "HEAD"), "repo_changed": changed}
+    imported = Path(phasekit.__file__).resolve().parent
+    return {
+        "phasekit_from_repo": imported.is_relative_to(HERE.parent.resolve()),
+        "repo_commit": git("rev-parse", "HEAD"),
+        "repo_changed": changed,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -648,6 +695,11 @@ def main(argv: list[str] | None = None) -> int:
         help="load pg_stat_statements in the new cluster and keep each run's top statements",
     )
     p.add_argument("--procrastinate-log-level", default="warning", help="its workers' --log-level")
+    p.add_argument(
+        "--no-analyze",
+        action="store_true",
+        help="do not ANALYZE a run's database once its queue is filled (see analyze())",
+    )
     args = p.parse_args(argv)
     import procrastinate
 
@@ -658,6 +710,7 @@ def main(argv: list[str] | None = None) -> int:
         check=True,
     )
     sys.path.insert(0, str(HERE))  # noop_jobs, procrastinate_noop, in this process too
+    repo = repo_state()
     tmp = Path(tempfile.mkdtemp(prefix="bench-pg-workers-", dir=args.tmp))
     server: BenchServer | None = None
     notes: list[str] = []
@@ -681,6 +734,7 @@ def main(argv: list[str] | None = None) -> int:
             "notes": notes,
             "statements": statements,
             "log_level": args.procrastinate_log_level,
+            "analyze": not args.no_analyze,
         }
         c = args.concurrency
         contenders: dict[str, Callable[[int, int], dict[str, Any]]] = {
@@ -701,6 +755,9 @@ def main(argv: list[str] | None = None) -> int:
             for workers in args.workers:
                 for name in order:
                     row: dict[str, Any] = {"round": rnd, "contender": name, "workers": workers}
+                    # The machine's load as the run starts (1-minute average; this
+                    # bench's own earlier runs count in it, others' work too).
+                    row["loadavg_before"] = os.getloadavg()[0]
                     row.update(contenders[name](args.jobs, workers))
                     rows.append(row)
                     per = row["server"]
@@ -725,13 +782,17 @@ def main(argv: list[str] | None = None) -> int:
                         f"{statistics.median(got) * 1e3:.1f} ms",
                         file=sys.stderr,
                     )
+        if LEFTOVER_SESSIONS:
+            notes.append(
+                f"{len(LEFTOVER_SESSIONS)} session(s) still connected when a run's database"
+                " was dropped:" + "".join(f"\n    {line}" for line in LEFTOVER_SESSIONS[:20])
+            )
         if server is not None:
-            logged = server.log_lines()
-            problems = [line for line in logged if "ERROR:" in line or "FATAL:" in line]
+            logged = server.log_summary()
             if logged:
                 notes.append(
-                    f"the server logged {len(problems)} error(s) (and warnings, details):"
-                    + "".join(f"\n    {line[:400]}" for line in logged[:40])
+                    "the server logged (count, message, first statement):"
+                    + "".join(f"\n    {line}" for line in logged)
                 )
     finally:
         if server is not None:
@@ -752,10 +813,11 @@ def main(argv: list[str] | None = None) -> int:
         "scheduler_poll_s": SCHEDULER_POLL_S,
         "procrastinate_log_level": args.procrastinate_log_level,
         "stat_statements": args.stat_statements,
+        "analyze": not args.no_analyze,
         "existing_server": bool(args.url),
         "phasekit": getattr(phasekit, "__version__", None),
         "phasekit_path": str(Path(phasekit.__file__).parent),
-        **repo_state(),
+        **repo,
         "procrastinate": procrastinate.__version__,
         "psycopg": psycopg.__version__,
         "python": platform.python_version(),
