@@ -1,5 +1,6 @@
 //! The crate's layout keeps the promises of docs/ARCHITECTURE.md ("Library
-//! storage"): SQL (rusqlite) only in `src/library/sqlite/`, and no cycle of
+//! storage"): SQL only in the stores (rusqlite in `src/library/sqlite/`, the
+//! postgres client in `src/library/postgres/`), and no cycle of
 //! module references between the library's modules, file by file and
 //! between its top-level modules (a folder counted as one), nor between the
 //! crate's own top-level modules.
@@ -219,6 +220,28 @@ fn sql_only_in_the_sqlite_store() {
     assert!(
         outside.is_empty(),
         "rusqlite outside library/sqlite/: {outside:?}"
+    );
+}
+
+#[test]
+fn the_postgres_client_only_in_the_postgres_store() {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    let store = src().join("library").join("postgres");
+    // A path into the client crate: `postgres::` not itself the end of a
+    // longer path (`self::postgres::` names the store's module).
+    let uses_client = |code: &str| {
+        code.match_indices("postgres::")
+            .any(|(at, _)| !code[..at].ends_with(':'))
+    };
+    let outside: Vec<_> = files
+        .iter()
+        .filter(|f| !f.starts_with(&store))
+        .filter(|f| uses_client(&code(&fs::read_to_string(f).expect("read"))))
+        .collect();
+    assert!(
+        outside.is_empty(),
+        "the postgres client outside library/postgres/: {outside:?}"
     );
 }
 

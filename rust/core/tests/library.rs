@@ -6,17 +6,31 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use phasekit_core::content::Want;
-use phasekit_core::library::{
-    hash_missing, IndexMode, LibraryStore, ScanStats, ScanWriter, SqliteStore,
-};
+use phasekit_core::library::{hash_missing, IndexMode, LibraryStore, ScanStats, ScanWriter};
 use phasekit_core::walk::{WalkOptions, Walker};
 use phasekit_core::CancelToken;
+
+#[macro_use]
+mod common;
+use common::Libraries;
+
+on_both_stores!(
+    super::common::Sqlite::files();
+    scan_rescan_aggregate_and_content,
+    sums_gathered_while_writing_equal_the_database_aggregate,
+);
 
 fn bytes(p: &Path) -> Vec<u8> {
     p.as_os_str().as_bytes().to_vec()
 }
 
-fn scan(db: &mut SqliteStore, location: i64, root: &Path, fresh: bool, hash: bool) -> ScanStats {
+fn scan(
+    db: &mut impl LibraryStore,
+    location: i64,
+    root: &Path,
+    fresh: bool,
+    hash: bool,
+) -> ScanStats {
     let opts = WalkOptions {
         batch_size: 5,
         threads: 2,
@@ -46,13 +60,12 @@ fn tree(root: &Path) {
     fs::write(root.join("empty"), b"").unwrap();
 }
 
-#[test]
-fn scan_rescan_aggregate_and_content() {
+fn scan_rescan_aggregate_and_content(libraries: &mut impl Libraries) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("tree");
     fs::create_dir(&root).unwrap();
     tree(&root);
-    let mut db = SqliteStore::open(&dir.path().join("library.db")).unwrap();
+    let mut db = libraries.open();
     let loc = db
         .add_location(&bytes(&root), IndexMode::Content, true)
         .unwrap();
@@ -117,17 +130,16 @@ fn scan_rescan_aggregate_and_content() {
     assert!(db.locations().unwrap().is_empty());
 }
 
-#[test]
-fn sums_gathered_while_writing_equal_the_database_aggregate() {
+fn sums_gathered_while_writing_equal_the_database_aggregate<L: Libraries>(libraries: &mut L) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("tree");
     fs::create_dir(&root).unwrap();
     tree(&root);
-    let mut db = SqliteStore::open(&dir.path().join("library.db")).unwrap();
+    let mut db = libraries.open();
     let loc = db
         .add_location(&bytes(&root), IndexMode::Shallow, true)
         .unwrap();
-    let dir_sums = |db: &SqliteStore| -> Vec<(Vec<u8>, Option<i64>, Option<i64>)> {
+    let dir_sums = |db: &L::Store| -> Vec<(Vec<u8>, Option<i64>, Option<i64>)> {
         let mut rows: Vec<_> = db
             .entries(loc.id, 0, 1000)
             .unwrap()

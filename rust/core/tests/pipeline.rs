@@ -6,9 +6,19 @@ use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use phasekit_core::library::{IndexMode, LibraryStore, ScanPipeline, SqliteStore};
+use phasekit_core::library::{IndexMode, LibraryStore, ScanPipeline};
 use phasekit_core::walk::WalkOptions;
 use phasekit_core::{CancelToken, Error};
+
+#[macro_use]
+mod common;
+use common::Libraries;
+
+on_both_stores!(
+    super::common::Sqlite::memory();
+    resume_from_every_batch_gives_every_entry_once,
+    cancel_and_close_stop_the_walker,
+);
 
 fn opts() -> WalkOptions {
     WalkOptions {
@@ -30,7 +40,7 @@ fn tree(root: &Path) {
 }
 
 /// Every (path, kind, size) of the location, sorted.
-fn rows(db: &SqliteStore, loc: i64) -> Vec<(Vec<u8>, u8, i64)> {
+fn rows(db: &impl LibraryStore, loc: i64) -> Vec<(Vec<u8>, u8, i64)> {
     let mut out: Vec<_> = db
         .entries(loc, 0, usize::MAX)
         .unwrap()
@@ -42,7 +52,7 @@ fn rows(db: &SqliteStore, loc: i64) -> Vec<(Vec<u8>, u8, i64)> {
 }
 
 /// Run a scan to its end; returns the state after every written batch.
-fn run(db: &mut SqliteStore, loc: i64, fresh: bool, resume: Option<&[u8]>) -> Vec<Vec<u8>> {
+fn run(db: &mut impl LibraryStore, loc: i64, fresh: bool, resume: Option<&[u8]>) -> Vec<Vec<u8>> {
     let mut scan = ScanPipeline::start(db, loc, fresh, opts(), resume, CancelToken::new()).unwrap();
     let mut states = Vec::new();
     while let Some(step) = scan.step(db).unwrap() {
@@ -53,19 +63,18 @@ fn run(db: &mut SqliteStore, loc: i64, fresh: bool, resume: Option<&[u8]>) -> Ve
     states
 }
 
-fn library(root: &Path) -> (SqliteStore, i64) {
-    let mut db = SqliteStore::in_memory().unwrap();
+fn library<L: Libraries>(libraries: &mut L, root: &Path) -> (L::Store, i64) {
+    let mut db = libraries.open();
     let loc = db
         .add_location(root.as_os_str().as_bytes(), IndexMode::Shallow, true)
         .unwrap();
     (db, loc.id)
 }
 
-#[test]
-fn resume_from_every_batch_gives_every_entry_once() {
+fn resume_from_every_batch_gives_every_entry_once(libraries: &mut impl Libraries) {
     let dir = tempfile::tempdir().unwrap();
     tree(dir.path());
-    let (mut db, loc) = library(dir.path());
+    let (mut db, loc) = library(libraries, dir.path());
     let states = run(&mut db, loc, true, None);
     let full = rows(&db, loc);
     assert_eq!(full.len(), 6 * (2 + 18));
@@ -74,7 +83,7 @@ fn resume_from_every_batch_gives_every_entry_once() {
     for i in 0..states.len() {
         // A scan interrupted after batch i: batches 0..=i are written, and
         // the walker thread has already produced some of the next ones.
-        let (mut db, loc) = library(dir.path());
+        let (mut db, loc) = library(libraries, dir.path());
         let mut scan =
             ScanPipeline::start(&db, loc, true, opts(), None, CancelToken::new()).unwrap();
         let mut state = Vec::new();
@@ -88,11 +97,10 @@ fn resume_from_every_batch_gives_every_entry_once() {
     }
 }
 
-#[test]
-fn cancel_and_close_stop_the_walker() {
+fn cancel_and_close_stop_the_walker(libraries: &mut impl Libraries) {
     let dir = tempfile::tempdir().unwrap();
     tree(dir.path());
-    let (mut db, loc) = library(dir.path());
+    let (mut db, loc) = library(libraries, dir.path());
     let cancel = CancelToken::new();
     let mut scan = ScanPipeline::start(&db, loc, true, opts(), None, cancel.clone()).unwrap();
     let first = scan.step(&mut db).unwrap().unwrap();
@@ -105,7 +113,7 @@ fn cancel_and_close_stop_the_walker() {
     assert_eq!(rows(&db, loc).len(), 6 * 20);
 
     // Closing a scan whose walker waits on a full channel returns promptly.
-    let (mut db, loc) = library(dir.path());
+    let (mut db, loc) = library(libraries, dir.path());
     let mut scan = ScanPipeline::start(&db, loc, true, opts(), None, CancelToken::new()).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(50));
     scan.close();

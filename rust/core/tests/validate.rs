@@ -13,15 +13,27 @@ use phasekit_core::content::Want;
 use phasekit_core::library::validate::{
     name_issues, validate_page, Category, ValidateMode, DEPTH_MAX, NAME_MAX_PORTABLE,
 };
-use phasekit_core::library::{hash_missing, IndexMode, LibraryStore, ScanWriter, SqliteStore};
+use phasekit_core::library::{hash_missing, IndexMode, LibraryStore, ScanWriter};
 use phasekit_core::walk::{WalkOptions, Walker};
 use phasekit_core::CancelToken;
+
+#[macro_use]
+mod common;
+use common::Libraries;
+
+on_both_stores!(
+    super::common::Sqlite::files();
+    planted_faults_are_found_by_the_modes_that_see_them,
+    a_rotted_small_file_is_found_by_integrity_and_kind_changes_are_reported,
+    a_shallow_index_leaves_content_unverified,
+    bad_mode_and_unknown_location_are_errors,
+);
 
 fn bytes(p: &Path) -> Vec<u8> {
     p.as_os_str().as_bytes().to_vec()
 }
 
-fn index(db: &mut SqliteStore, root: &Path, mode: IndexMode) -> i64 {
+fn index(db: &mut (impl LibraryStore + Send), root: &Path, mode: IndexMode) -> i64 {
     let loc = db.add_location(&bytes(root), mode, true).unwrap();
     let opts = WalkOptions {
         batch_size: 7,
@@ -46,7 +58,7 @@ fn index(db: &mut SqliteStore, root: &Path, mode: IndexMode) -> i64 {
 
 /// Validate the whole location in pages of 3; the (path, category) pairs found.
 fn validate(
-    db: &mut SqliteStore,
+    db: &mut (impl LibraryStore + Send),
     loc: i64,
     run: &str,
     mode: ValidateMode,
@@ -107,12 +119,11 @@ fn flip_middle(path: &Path) {
         .unwrap();
 }
 
-#[test]
-fn planted_faults_are_found_by_the_modes_that_see_them() {
+fn planted_faults_are_found_by_the_modes_that_see_them(libraries: &mut impl Libraries) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("tree");
     tree(&root);
-    let mut db = SqliteStore::open(&dir.path().join("library.db")).unwrap();
+    let mut db = libraries.open();
     let loc = index(&mut db, &root, IndexMode::Content);
 
     for mode in [
@@ -186,12 +197,13 @@ fn planted_faults_are_found_by_the_modes_that_see_them() {
     assert!(db.issue_counts("c").unwrap().is_empty());
 }
 
-#[test]
-fn a_rotted_small_file_is_found_by_integrity_and_kind_changes_are_reported() {
+fn a_rotted_small_file_is_found_by_integrity_and_kind_changes_are_reported(
+    libraries: &mut impl Libraries,
+) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("tree");
     tree(&root);
-    let mut db = SqliteStore::open(&dir.path().join("library.db")).unwrap();
+    let mut db = libraries.open();
     let loc = index(&mut db, &root, IndexMode::Content);
     let path = root.join("sub/chmod.txt");
     let mtime = fs::metadata(&path).unwrap().modified().unwrap();
@@ -217,12 +229,11 @@ fn a_rotted_small_file_is_found_by_integrity_and_kind_changes_are_reported() {
     );
 }
 
-#[test]
-fn a_shallow_index_leaves_content_unverified() {
+fn a_shallow_index_leaves_content_unverified(libraries: &mut impl Libraries) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("tree");
     tree(&root);
-    let mut db = SqliteStore::open(&dir.path().join("library.db")).unwrap();
+    let mut db = libraries.open();
     let loc = index(&mut db, &root, IndexMode::Shallow);
     let pass = validate_page(
         &mut db,
@@ -275,10 +286,9 @@ fn name_checks() {
     );
 }
 
-#[test]
-fn bad_mode_and_unknown_location_are_errors() {
+fn bad_mode_and_unknown_location_are_errors(libraries: &mut impl Libraries) {
     assert!(ValidateMode::parse("everything").is_err());
-    let mut db = SqliteStore::in_memory().unwrap();
+    let mut db = libraries.open();
     assert!(validate_page(
         &mut db,
         42,

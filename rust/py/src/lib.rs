@@ -20,6 +20,7 @@ mod hashing;
 mod library;
 mod paths;
 mod scan;
+mod store;
 mod token;
 mod validate;
 mod walk;

@@ -1,4 +1,5 @@
-//! `LibraryDb`: library.db through the Rust core (see `scan.rs` for `Scan`).
+//! `LibraryDb`: a library's store through the Rust core: library.db, or a
+//! PostgreSQL database (see `store.rs`; `scan.rs` for `Scan`).
 //!
 //! Rows cross as plain tuples, relative paths as `bytes`; the facade
 //! `phasekit.library` wraps them in dataclasses with absolute `str` paths.
@@ -6,7 +7,8 @@
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use phasekit_core::library::{
-    self, EntryRow, IndexMode, LibraryStore, LineFormat, Location, ScanStats, SqliteStore,
+    self, EntryRow, IndexMode, LibraryStore, LineFormat, Location, PostgresStore, ScanStats,
+    SqliteStore,
 };
 use phasekit_core::Error;
 use pyo3::prelude::*;
@@ -15,6 +17,7 @@ use pyo3::types::{PyBytes, PyList, PyTuple, PyType};
 use crate::errors::IntoPy;
 use crate::gil::without_gil;
 use crate::paths::{path_from_py, path_to_py};
+use crate::store::Store;
 use crate::token::{core_token, CancelToken};
 
 type LocationTuple<'py> = (
@@ -110,30 +113,36 @@ fn closed() -> Error {
     Error::Closed("this library is closed".into())
 }
 
-/// An open library.db (the core's `SqliteStore`, reached through its
-/// `LibraryStore` operations). Thread-safe: calls from several Python
-/// threads take turns on the one connection.
+/// An open library (the core's `SqliteStore` or `PostgresStore`, reached
+/// through their `LibraryStore` operations). Thread-safe: calls from
+/// several Python threads take turns on the one connection.
 #[pyclass(module = "phasekit._core", frozen)]
 pub struct LibraryDb {
-    // rusqlite's Connection is Send but not Sync, and a pyclass must be both:
-    // the mutex gives one caller at a time the connection. It is taken with
-    // the GIL released (inside `without_gil`), so a thread waiting for it
-    // never blocks the thread holding it from finishing. None once closed.
-    db: Mutex<Option<SqliteStore>>,
+    // Neither store's connection is Sync, and a pyclass must be: the mutex
+    // gives one caller at a time the connection. It is taken with the GIL
+    // released (inside `without_gil`), so a thread waiting for it never
+    // blocks the thread holding it from finishing. None once closed.
+    db: Mutex<Option<Store>>,
 }
 
 impl LibraryDb {
-    fn lock(&self) -> MutexGuard<'_, Option<SqliteStore>> {
-        // A panic inside a call rolled its transaction back (rusqlite rolls
-        // back on drop): the connection is still consistent.
+    fn lock(&self) -> MutexGuard<'_, Option<Store>> {
+        // A panic inside a call rolled its transaction back (both clients
+        // roll back on drop): the connection is still consistent.
         self.db.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn holding(store: Store) -> Self {
+        LibraryDb {
+            db: Mutex::new(Some(store)),
+        }
     }
 
     /// Run `f` on the connection with the GIL released.
     pub(crate) fn with<T: Send>(
         &self,
         py: Python<'_>,
-        f: impl FnOnce(&mut SqliteStore) -> Result<T, Error> + Send,
+        f: impl FnOnce(&mut Store) -> Result<T, Error> + Send,
     ) -> PyResult<T> {
         without_gil(py, || match self.lock().as_mut() {
             Some(db) => f(db).map_err(|err| db.explain(err)),
@@ -158,18 +167,23 @@ impl LibraryDb {
             SqliteStore::open(std::path::Path::new(std::ffi::OsStr::from_bytes(&path)))
         })
         .into_py(py)?;
-        Ok(LibraryDb {
-            db: Mutex::new(Some(db)),
-        })
+        Ok(LibraryDb::holding(Store::Sqlite(db)))
     }
 
     /// A library kept in memory only.
     #[staticmethod]
     fn in_memory(py: Python<'_>) -> PyResult<Self> {
         let db = SqliteStore::in_memory().into_py(py)?;
-        Ok(LibraryDb {
-            db: Mutex::new(Some(db)),
-        })
+        Ok(LibraryDb::holding(Store::Sqlite(db)))
+    }
+
+    /// Open (creating or migrating) the library in the PostgreSQL database
+    /// at `url` (`postgresql://user[:password]@host[:port]/dbname`), which
+    /// workers on several hosts may share.
+    #[staticmethod]
+    fn postgres(py: Python<'_>, url: String) -> PyResult<Self> {
+        let db = without_gil(py, move || PostgresStore::open(&url)).into_py(py)?;
+        Ok(LibraryDb::holding(Store::Postgres(db)))
     }
 
     /// Close the connection; later calls raise LibraryClosed.

@@ -255,17 +255,19 @@ impl ScanBook {
         self.seen.insert(id);
     }
 
-    /// The rows of a batch written into a fresh location, ids handed out
-    /// from `first_id` in walk order (a directory's id is known before its
-    /// children's rows), each entry counted and recorded. Entries outside
-    /// the root, or whose directory is not indexed, go to `problems`.
+    /// The rows of a batch written into a fresh location, ids taken from
+    /// `ids` in walk order (a directory's id is known before its children's
+    /// rows), each entry counted and recorded: SQLite's store hands out
+    /// `next..`, PostgreSQL's the ids its connection holds (increasing, with
+    /// gaps where other writers took some). Entries outside the root, or
+    /// whose directory is not indexed, go to `problems`, and so would an
+    /// entry left without an id (a store gives one per entry of the batch).
     pub(crate) fn fresh_rows<'b>(
         &mut self,
         batch: &'b Batch,
-        first_id: i64,
+        mut ids: impl Iterator<Item = i64>,
         problems: &mut Vec<FsError>,
     ) -> Vec<NewRow<'b>> {
-        let mut next_id = first_id;
         let mut rows = Vec::with_capacity(batch.len());
         for i in 0..batch.len() {
             let path = batch.path(i);
@@ -283,10 +285,12 @@ impl ScanBook {
                     }
                 },
             };
+            let Some(id) = ids.next() else {
+                problems.push(FsError::other(path, 0, "no entry id was left for it"));
+                continue;
+            };
             let entry = Walked::new(batch, i, rel);
             self.count(&entry);
-            let id = next_id;
-            next_id += 1;
             self.record(id, parent, &entry);
             rows.push(NewRow {
                 id,

@@ -3,7 +3,9 @@
 //!
 //! [`LibraryStore`] (`store.rs`) lists every operation the jobs and the
 //! bindings need of the database; [`SqliteStore`] (`sqlite/`) implements it
-//! over library.db and is the only code in this crate that uses SQL. The
+//! over library.db, [`PostgresStore`] (`postgres/`) over a PostgreSQL
+//! database shared by workers on several hosts, and they are the only code
+//! in this crate that uses SQL. The
 //! callers are generic over the trait: a scan ([`ScanWriter`] in `scan.rs`,
 //! [`ScanPipeline`] in `pipeline.rs`), content hashing ([`hash_missing`] in
 //! `content.rs`), the duplicate finder's records ([`file_records`],
@@ -21,12 +23,14 @@ mod dupes;
 mod jsonl;
 mod model;
 mod pipeline;
+mod postgres;
 mod rows;
 mod scan;
 mod sqlite;
 mod store;
 pub mod validate;
 
+pub use self::postgres::{PostgresStore, SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION};
 pub use aggregate::DirSizes;
 pub use book::{Gone, ScanBook, ScanStats, Seen, Unseen};
 pub use content::{hash_missing, HashPass};

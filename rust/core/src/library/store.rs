@@ -5,11 +5,12 @@
 //! sweep what vanished, pages of entries, store digests, record validation
 //! issues, link content identities, aggregate directory sizes, locations),
 //! not how: `sqlite/` implements it over library.db ([`super::SqliteStore`]),
-//! and a second store (PostgreSQL, shared by workers on several hosts) would
-//! implement the same set. Callers are generic over the store (`impl
+//! and `postgres/` over a PostgreSQL database shared by workers on several
+//! hosts ([`super::PostgresStore`]), with the same results
+//! (`tests/store_contract.rs` compares them). Callers are generic over the store (`impl
 //! LibraryStore`), never `dyn`: per-row loops stay monomorphic.
 //!
-//! Every write operation is atomic (one transaction in SQLite): a job that
+//! Every write operation is atomic (one transaction in either store): a job that
 //! is killed between two of them resumes from its last checkpoint and
 //! repeats at most the operation it was in (docs/ARCHITECTURE.md,
 //! invariant 1). Reads take `&self`, writes `&mut self`.

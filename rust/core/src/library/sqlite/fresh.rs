@@ -38,7 +38,7 @@ pub(super) fn write(
     let next_id: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM entries", [], |r| {
         r.get(0)
     })?;
-    let rows = book.fresh_rows(batch, next_id, problems);
+    let rows = book.fresh_rows(batch, next_id.., problems);
     let started = book.started();
     let location = book.location_id();
     // One statement per chunk size, looked up once per batch: building

@@ -1,5 +1,5 @@
 //! The SQLite library store: library.db (WAL), the only code in this crate
-//! that uses SQL (see docs/ARCHITECTURE.md, invariant 7: one SQLite library
+//! that uses SQLite (see docs/ARCHITECTURE.md, invariant 7: one SQLite library
 //! per database file in a process; `tests/layout.rs` checks that rusqlite
 //! is used nowhere else).
 //!

@@ -1,0 +1,119 @@
+//! Opening a PostgreSQL library: the connection, the schema brought up to
+//! date, and the statements a connection keeps prepared.
+
+use std::cell::{RefCell, RefMut};
+use std::str::FromStr;
+
+use postgres::config::Host;
+use postgres::{Client, Config, NoTls};
+
+use super::errors::{cannot_connect, explain};
+use super::ids::IdPool;
+use super::schema;
+use super::statements::Statements;
+use crate::error::{Error, Result};
+
+/// A library in a PostgreSQL database: the PostgreSQL implementation of
+/// [`crate::library::LibraryStore`], for workers on several hosts sharing one
+/// library.
+///
+/// The client needs `&mut` for every call, reads included, while the
+/// trait's reads take `&self`: the connection sits in a `RefCell`. A store
+/// is used by one thread at a time (it is `Send`, not `Sync`, like a SQLite
+/// connection); a read that calls back into the store from its callback
+/// gets an error, not a panic.
+pub struct PostgresStore {
+    pub(super) conn: RefCell<Conn>,
+    /// The database as `postgresql://user@host:port/dbname`, without a
+    /// password: what errors name.
+    pub(super) target: String,
+}
+
+/// The connection and its prepared statements.
+pub(super) struct Conn {
+    pub(super) client: Client,
+    pub(super) statements: Statements,
+    /// Entry ids this connection holds (see `ids.rs`).
+    pub(super) ids: IdPool,
+}
+
+impl PostgresStore {
+    /// Open (creating and migrating as needed) the library in the database
+    /// named by `url` (`postgresql://user[:password]@host[:port]/dbname`, or
+    /// the `key=value` form; plain TCP or a Unix socket, no TLS).
+    ///
+    /// Several processes may open one new database at once (workers starting
+    /// together): the schema is created under an advisory lock, once.
+    pub fn open(url: &str) -> Result<Self> {
+        let config = Config::from_str(url).map_err(|err| {
+            Error::InvalidArgument(format!("not a PostgreSQL connection URL ({err})"))
+        })?;
+        let target = describe(&config);
+        let mut config = config;
+        if config.get_application_name().is_none() {
+            config.application_name("phasekit library");
+        }
+        let mut client = config
+            .connect(NoTls)
+            .map_err(|err| cannot_connect(&target, &err))?;
+        schema::migrate(&mut client).map_err(|err| explain(&target, err))?;
+        Ok(PostgresStore {
+            conn: RefCell::new(Conn {
+                client,
+                statements: Statements::default(),
+                ids: IdPool::default(),
+            }),
+            target,
+        })
+    }
+
+    /// The connection, for a read (`&self`). A read's callback that calls
+    /// the store again finds it busy: an error, never a panic.
+    pub(super) fn conn(&self) -> Result<RefMut<'_, Conn>> {
+        self.conn.try_borrow_mut().map_err(|_| {
+            Error::database(
+                "the PostgreSQL library store is already in a call (a callback used the \
+                 store it was called from)",
+            )
+        })
+    }
+
+    /// The connection, for a write (`&mut self`).
+    pub(super) fn conn_mut(&mut self) -> &mut Conn {
+        self.conn.get_mut()
+    }
+
+    /// The database this store is connected to, as errors name it: a
+    /// `postgresql://` URL without its password.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+}
+
+/// `postgresql://user@host:port/dbname` of a configuration, without its
+/// password.
+fn describe(config: &Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(Host::Tcp(name)) => name.clone(),
+        Some(Host::Unix(dir)) => dir.to_string_lossy().into_owned(),
+        None => "localhost".into(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let user = config.get_user().unwrap_or("");
+    let at = if user.is_empty() { "" } else { "@" };
+    let dbname = config.get_dbname().unwrap_or(user);
+    format!("postgresql://{user}{at}{host}:{port}/{dbname}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_target_leaves_the_password_out() {
+        let config = Config::from_str("postgresql://u:secret@h:5433/lib").unwrap();
+        assert_eq!(describe(&config), "postgresql://u@h:5433/lib");
+        let config = Config::from_str("host=/run/pg user=me").unwrap();
+        assert_eq!(describe(&config), "postgresql://me@/run/pg:5432/me");
+    }
+}

@@ -1,0 +1,314 @@
+//! What only the PostgreSQL store has to keep: several processes opening a
+//! new database at once, workers writing several locations of one library
+//! at the same time, a connection lost, text PostgreSQL cannot hold, a
+//! newer schema. (What it shares with SQLite is tested on both stores, and
+//! compared answer by answer in `store_contract.rs`.)
+
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use phasekit_core::content::Want;
+use phasekit_core::library::{
+    IndexMode, LibraryStore, PostgresStore, ScanWriter, POSTGRES_SCHEMA_VERSION,
+};
+use phasekit_core::walk::{WalkOptions, Walker};
+use phasekit_core::{CancelToken, Error};
+
+#[allow(unused_macros)]
+mod common;
+use common::{Libraries, Postgres};
+
+fn index(db: &mut PostgresStore, root: &Path) -> i64 {
+    let loc = db
+        .add_location(root.as_os_str().as_bytes(), IndexMode::Content, true)
+        .unwrap();
+    let opts = WalkOptions {
+        batch_size: 16,
+        threads: 1,
+        hash: Want {
+            cas_id: true,
+            checksum: false,
+        },
+        ..WalkOptions::default()
+    };
+    let mut walker = Walker::new(
+        &[root.as_os_str().as_bytes().to_vec()],
+        opts,
+        CancelToken::new(),
+    )
+    .unwrap();
+    let mut writer = ScanWriter::new(db, loc.id, true).unwrap();
+    while let Some(batch) = walker.next_batch().unwrap() {
+        assert!(writer.write_batch(db, &batch).unwrap().is_empty());
+    }
+    writer.sweep(db).unwrap();
+    writer.aggregate(db).unwrap();
+    db.link_identities(loc.id, false).unwrap();
+    loc.id
+}
+
+/// `files` files in folders of 10, their contents repeating every 7 (so
+/// identities are shared within and across trees).
+fn tree(root: &Path, files: usize) {
+    for i in 0..files {
+        let dir = root.join(format!("d{}", i / 10));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(format!("f{i}")), format!("content {}", i % 7)).unwrap();
+    }
+}
+
+fn query_i64(db_url: &str, sql: &str) -> i64 {
+    let mut client = postgres::Client::connect(db_url, postgres::NoTls).unwrap();
+    client.query_one(sql, &[]).unwrap().get(0)
+}
+
+#[test]
+fn processes_opening_a_new_database_at_once_create_it_once() {
+    let mut server = Postgres::server();
+    drop(server.open());
+    // A database with nothing in it: the stores race to create the schema.
+    let url = server.last_url();
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    client
+        .batch_execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        .unwrap();
+    let opened: Vec<_> = (0..6)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || PostgresStore::open(&url).map(|db| db.schema_version()))
+        })
+        .collect();
+    for handle in opened {
+        let version = handle.join().unwrap().unwrap().unwrap();
+        assert_eq!(version, POSTGRES_SCHEMA_VERSION);
+    }
+    assert_eq!(
+        query_i64(&url, "SELECT COUNT(*) FROM phasekit_library_schema"),
+        POSTGRES_SCHEMA_VERSION
+    );
+}
+
+#[test]
+fn workers_writing_several_locations_at_once_keep_the_library_whole() {
+    let mut server = Postgres::server();
+    drop(server.open());
+    let url = server.last_url();
+    let work = tempfile::tempdir().unwrap();
+    let roots: Vec<_> = (0..3)
+        .map(|i| {
+            let root = work.path().join(format!("tree{i}"));
+            tree(&root, 400);
+            root
+        })
+        .collect();
+    let workers: Vec<_> = roots
+        .iter()
+        .cloned()
+        .map(|root| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let mut db = PostgresStore::open(&url).unwrap();
+                let loc = index(&mut db, &root);
+                let rows = db.entries(loc, 0, usize::MAX).unwrap();
+                assert_eq!(rows.len(), 440);
+                (loc, db.entry_count(loc).unwrap())
+            })
+        })
+        .collect();
+    for worker in workers {
+        assert_eq!(worker.join().unwrap().1, 440);
+    }
+    let check = |sql: &str| query_i64(&url, sql);
+    // Every cas_id linked, every link to an identity, nothing left over.
+    assert_eq!(
+        check("SELECT COUNT(*) FROM entries WHERE cas_id IS NOT NULL"),
+        1200
+    );
+    assert_eq!(check("SELECT COUNT(*) FROM entry_content"), 1200);
+    assert_eq!(check("SELECT COUNT(*) FROM content_identities"), 7);
+    assert_eq!(
+        check(
+            "SELECT COUNT(*) FROM entry_content ec WHERE NOT EXISTS \
+             (SELECT 1 FROM content_identities ci WHERE ci.cas_id = ec.cas_id)"
+        ),
+        0
+    );
+    // Two workers remove two locations while a third re-links its own.
+    let mut db = PostgresStore::open(&url).unwrap();
+    let locations = db.locations().unwrap();
+    let removers: Vec<_> = locations[..2]
+        .iter()
+        .map(|l| {
+            let (url, id) = (url.clone(), l.id);
+            std::thread::spawn(move || PostgresStore::open(&url).unwrap().remove_location(id))
+        })
+        .collect();
+    db.link_identities(locations[2].id, true).unwrap();
+    for remover in removers {
+        assert_eq!(remover.join().unwrap().unwrap(), 440);
+    }
+    db.link_identities(locations[2].id, false).unwrap();
+    assert_eq!(check("SELECT COUNT(*) FROM entry_content"), 400);
+    assert_eq!(check("SELECT COUNT(*) FROM content_identities"), 7);
+    db.remove_location(locations[2].id).unwrap();
+    assert_eq!(check("SELECT COUNT(*) FROM content_identities"), 0);
+    assert_eq!(check("SELECT COUNT(*) FROM lost_links"), 0);
+}
+
+#[test]
+fn a_lost_connection_is_an_error_that_says_so() {
+    let mut server = Postgres::server();
+    let mut db = server.open();
+    let name = server.last_database().to_string();
+    server
+        .admin()
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+            &[&name],
+        )
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let err = db.locations().unwrap_err();
+    let text = db.explain(err).to_string();
+    assert!(text.contains("connection"), "{text}");
+    // Writes fail the same way, never panic.
+    let err = db
+        .add_location(b"/somewhere", IndexMode::Shallow, true)
+        .unwrap_err();
+    assert!(matches!(err, Error::Database { .. }), "{err:?}");
+}
+
+#[test]
+fn text_postgresql_cannot_hold_is_refused_and_bytes_are_not_text() {
+    let mut server = Postgres::server();
+    let mut db = server.open();
+    let err = db.set_setting("bad\0key", Some("1")).unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+    // The store is still usable after the refused write.
+    db.set_setting("key", Some("[1]")).unwrap();
+    assert_eq!(db.setting("key").unwrap().as_deref(), Some("[1]"));
+    // A location's root is any bytes, newlines and non-UTF-8 included, and
+    // may be longer than a B-tree entry holds.
+    let odd = b"/tmp/caf\xe9\nroot".to_vec();
+    let long = [b"/".as_slice(), &vec![b'x'; 5000]].concat();
+    for path in [&odd, &long] {
+        let loc = db.add_location(path, IndexMode::Shallow, true).unwrap();
+        assert_eq!(&loc.path, path);
+        assert_eq!(
+            db.location_by_path(path).unwrap().map(|l| l.id),
+            Some(loc.id)
+        );
+        assert!(db.add_location(path, IndexMode::Shallow, true).is_err());
+    }
+}
+
+#[test]
+fn a_newer_schema_is_refused() {
+    let mut server = Postgres::server();
+    drop(server.open());
+    let url = server.last_url();
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    client
+        .execute(
+            "INSERT INTO phasekit_library_schema (version, applied_at) VALUES ($1, 0)",
+            &[&(POSTGRES_SCHEMA_VERSION + 1)],
+        )
+        .unwrap();
+    let err = PostgresStore::open(&url).err().expect("refused");
+    assert!(
+        err.to_string().contains("newer than this phasekit"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_bad_url_or_an_absent_server_is_a_clear_error() {
+    let err = PostgresStore::open("postgresql://u@h:notaport/x")
+        .err()
+        .expect("refused");
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+    // A port nothing listens on (1 is privileged and unused here).
+    let err = PostgresStore::open("postgresql://u@127.0.0.1:1/x")
+        .err()
+        .expect("refused");
+    assert!(
+        err.to_string()
+            .contains("cannot connect to postgresql://u@127.0.0.1:1/x"),
+        "{err}"
+    );
+}
+
+#[test]
+fn writing_cas_ids_while_locations_are_removed_and_linked_never_deadlocks() {
+    use phasekit_core::library::HashedContent;
+    let mut server = Postgres::server();
+    drop(server.open());
+    let url = server.last_url();
+    let work = tempfile::tempdir().unwrap();
+    for round in 0..3 {
+        let mut db = PostgresStore::open(&url).unwrap();
+        let roots: Vec<_> = (0..2)
+            .map(|i| {
+                let root = work.path().join(format!("r{round}-{i}"));
+                tree(&root, 300);
+                root
+            })
+            .collect();
+        let (doomed, kept) = (index(&mut db, &roots[0]), index(&mut db, &roots[1]));
+        // New cas_ids for every file of both locations, a page at a time,
+        // while one location is removed and the other linked again.
+        let writers: Vec<_> = [doomed, kept]
+            .into_iter()
+            .map(|loc| {
+                let url = url.clone();
+                std::thread::spawn(move || {
+                    let mut db = PostgresStore::open(&url).unwrap();
+                    let rows = db.entries(loc, 0, usize::MAX).unwrap();
+                    for (n, page) in rows.chunks(50).enumerate() {
+                        let hashed: Vec<_> = page
+                            .iter()
+                            .filter(|e| e.kind == 0)
+                            .map(|e| HashedContent {
+                                id: e.id,
+                                cas_id: Some(format!("{:016x}", (e.id + n as i64) % 13)),
+                                checksum: None,
+                            })
+                            .collect();
+                        db.store_content(&hashed).unwrap();
+                    }
+                })
+            })
+            .collect();
+        let remover = {
+            let url = url.clone();
+            std::thread::spawn(move || PostgresStore::open(&url).unwrap().remove_location(doomed))
+        };
+        for _ in 0..5 {
+            db.link_identities(kept, true).unwrap();
+        }
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        assert!(remover.join().unwrap().unwrap() > 0);
+        db.link_identities(kept, true).unwrap();
+        // Every link has its identity, every cas_id of `kept` its link.
+        let orphans = query_i64(
+            &url,
+            "SELECT COUNT(*) FROM entry_content ec WHERE NOT EXISTS \
+             (SELECT 1 FROM content_identities ci WHERE ci.cas_id = ec.cas_id)",
+        );
+        assert_eq!(orphans, 0);
+        let unlinked = query_i64(
+            &url,
+            "SELECT COUNT(*) FROM entries e WHERE cas_id IS NOT NULL AND NOT EXISTS \
+             (SELECT 1 FROM entry_content ec WHERE ec.cas_id = e.cas_id AND ec.entry_id = e.id)",
+        );
+        assert_eq!(unlinked, 0);
+        db.remove_location(kept).unwrap();
+        assert_eq!(
+            query_i64(&url, "SELECT COUNT(*) FROM content_identities"),
+            0
+        );
+    }
+}
