@@ -290,6 +290,13 @@ def test_an_owner_killed_with_its_process_is_dead(opened):
         finally:
             os.kill(proc.pid, signal.SIGKILL)  # a failure above must not wait for it
             proc.wait()
+    # Dead as soon as the store sees it: at once for SQLite's lock files; for
+    # PostgreSQL once the server has ended the killed process's session
+    # (milliseconds: it reads the closed socket), well before any heartbeat
+    # goes stale (30 s here).
+    deadline = time.monotonic() + 20
+    while owner in backend.live_owners() and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert owner not in backend.live_owners()
     lease = backend.register_owner()
     assert not lease.alive(owner)

@@ -134,7 +134,12 @@ def test_racing_claimers_never_run_two_jobs_of_one_conflict_key(pg_url: str) -> 
             barrier = threading.Barrier(3)
             claimed: list[list[str]] = [[] for _ in claimers]
 
-            def claim(n: int, ids: list[str] = ids, barrier: threading.Barrier = barrier) -> None:
+            def claim(
+                n: int,
+                ids: list[str] = ids,
+                barrier: threading.Barrier = barrier,
+                claimed: list[list[str]] = claimed,
+            ) -> None:
                 barrier.wait()
                 claimed[n] = claimers[n].claim([ids[n], ids[(n + 1) % 3]], owner=f"o{n}")
 
@@ -187,7 +192,7 @@ def test_text_postgresql_cannot_hold_is_refused(
 ) -> None:
     args = {"name": "noop", "tenant": "default", "scope": None, field: value}
     name = args.pop("name")
-    with pytest.raises(InvalidInputError, match="UTF-8|NUL"):
+    with pytest.raises(InvalidInputError, match=r"UTF-8|NUL"):
         store.create_job(name, {}, **args)
     assert store.list_jobs() == []
 

@@ -31,13 +31,44 @@ JOBS_DB_NAME = "jobs.db"
 JOBS_ENV = "PHASEKIT_JOBS"
 
 
+#: Environment variable naming the folder of a PostgreSQL library's files
+#: (thumbnails, scratch files): shared storage when workers on several hosts
+#: make thumbnails.
+LIBRARY_FILES_ENV = "PHASEKIT_LIBRARY_FILES"
+
+
+def is_database_url(location: str) -> bool:
+    """Whether a library location names a PostgreSQL database."""
+    return location.startswith(("postgresql://", "postgres://"))
+
+
 def default_library_path() -> Path:
-    """``$PHASEKIT_LIBRARY``, else the per-user data folder's ``phasekit``."""
+    """``$PHASEKIT_LIBRARY`` (a folder), else the per-user data folder's ``phasekit``."""
     from pathlib import Path  # here: a command that never opens a library never needs it
 
     env = os.environ.get(LIBRARY_ENV)
+    if env and not is_database_url(env):
+        return Path(env)
+    return _data_folder()
+
+
+def library_files_folder(url: str) -> Path:
+    """Where a PostgreSQL library keeps its files: ``$PHASEKIT_LIBRARY_FILES``,
+    else a folder of the per-user data folder named after the database."""
+    import re
+    from pathlib import Path
+
+    env = os.environ.get(LIBRARY_FILES_ENV)
     if env:
         return Path(env)
+    # The URL without its password and options, as a folder name.
+    plain = re.sub(r"^[a-z]+://(?:([^:@/]*)(?::[^@/]*)?@)?", r"\1@", url).split("?")[0]
+    return _data_folder() / "databases" / re.sub(r"[^A-Za-z0-9._@-]+", "_", plain)
+
+
+def _data_folder() -> Path:
+    from pathlib import Path
+
     home = Path.home()
     if sys.platform == "darwin":
         return home / "Library" / "Application Support" / "phasekit"

@@ -16,7 +16,7 @@ import argparse
 import os
 import sys
 
-from .._layout import JOBS_ENV, LIBRARY_ENV, READ_THREADS_ENV
+from .._layout import JOBS_ENV, LIBRARY_ENV, LIBRARY_FILES_ENV, READ_THREADS_ENV
 from . import (
     copy,
     delete,
@@ -78,9 +78,17 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action=_Version, help="show the version and exit")
     parser.add_argument(
         "--library",
+        metavar="DIR|URL",
+        default=None,
+        help=f"the library: a folder, or a postgresql:// URL shared by workers on several hosts"
+        f" (default: ${LIBRARY_ENV}, else a per-user data folder)",
+    )
+    parser.add_argument(
+        "--files",
         metavar="DIR",
         default=None,
-        help=f"the library folder (default: ${LIBRARY_ENV}, else a per-user data folder)",
+        help=f"where a library in PostgreSQL keeps its files (thumbnails, scratch files;"
+        f" default: ${LIBRARY_FILES_ENV}, else a per-user folder named after the database)",
     )
     parser.add_argument(
         "--jobs",
@@ -110,7 +118,7 @@ def _command_in(argv: Sequence[str]) -> str | None:
         if (
             len(word) > 2
             and "=" not in word
-            and ("--library".startswith(word) or "--jobs".startswith(word))
+            and any(option.startswith(word) for option in ("--library", "--jobs", "--files"))
         ):
             next(words, None)
         elif not word.startswith("-"):
@@ -151,6 +159,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(_command_in(words))
     args = parser.parse_args(words)
+    if args.files:
+        # As $PHASEKIT_LIBRARY_FILES: for every library this command opens.
+        os.environ[LIBRARY_FILES_ENV] = args.files
     if args.jobs:
         # Every library this command opens (and every process it starts)
         # keeps its jobs there, as with $PHASEKIT_JOBS.

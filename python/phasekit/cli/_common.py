@@ -8,7 +8,13 @@ import argparse
 import math
 import sys
 
-from .._layout import JOBS_DB_NAME, JOBS_ENV, default_library_path
+from .._layout import (
+    JOBS_DB_NAME,
+    JOBS_ENV,
+    LIBRARY_ENV,
+    default_library_path,
+    is_database_url,
+)
 
 # typing.TYPE_CHECKING without importing typing (see phasekit/cli/__init__.py).
 TYPE_CHECKING = False
@@ -66,6 +72,14 @@ def library_folder(args: argparse.Namespace) -> Path:
     return Path(args.library) if args.library else default_library_path()
 
 
+def library_database(args: argparse.Namespace) -> str | None:
+    """The PostgreSQL URL ``--library`` (or ``$PHASEKIT_LIBRARY``) names, if it names one."""
+    import os
+
+    location = args.library or os.environ.get(LIBRARY_ENV)
+    return location if location and is_database_url(location) else None
+
+
 def jobs_db(args: argparse.Namespace) -> Path:
     """The jobs.db of the library ``--library`` names."""
     return library_folder(args) / JOBS_DB_NAME
@@ -79,7 +93,7 @@ def open_jobs(args: argparse.Namespace, what: str = "jobs") -> JobStore | Postgr
 
     from ..jobs import open_backend
 
-    url = os.environ.get(JOBS_ENV)
+    url = os.environ.get(JOBS_ENV) or library_database(args)
     if url:
         return open_backend(url)
     path = jobs_db(args)

@@ -14,7 +14,7 @@ import os
 import sys
 
 from .._layout import JOBS_ENV
-from ._common import count, jobs_db, open_jobs, tenant_argument
+from ._common import count, jobs_db, library_database, open_jobs, tenant_argument
 from ._exits import EXIT_USAGE
 
 # typing.TYPE_CHECKING without importing typing (see phasekit/cli/__init__.py).
@@ -248,7 +248,7 @@ def _repair(args: argparse.Namespace) -> int:
     # Imported here: only this rarely used command needs it.
     from ..jobs.sqlite import repair
 
-    if os.environ.get(JOBS_ENV):
+    if os.environ.get(JOBS_ENV) or library_database(args):
         print(
             "phasekit: repair mends a damaged jobs.db; the library's jobs are in"
             " PostgreSQL, whose own tools check it",

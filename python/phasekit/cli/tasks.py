@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import count, library_folder, open_jobs, tenant_argument
+from ._common import count, open_jobs, tenant_argument
 
 # typing.TYPE_CHECKING without importing typing (see phasekit/cli/__init__.py).
 TYPE_CHECKING = False
@@ -116,7 +116,7 @@ def _start(args: argparse.Namespace) -> int:
     location: int | str | None = args.location
     if isinstance(location, str) and location.isdigit():
         location = int(location)
-    with Library.open(library_folder(args)) as library:
+    with Library.open(args.library) as library:
         submission = library.start_task(
             definition,
             location=location,

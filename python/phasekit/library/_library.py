@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING, Any, Literal
 from .. import _core
 from .._closing import Closing
 from .._defaults import INDEX_MODES, IndexMode
-from .._layout import DB_NAME, JOBS_DB_NAME, JOBS_ENV, LIBRARY_ENV, default_library_path
+from .._layout import (
+    DB_NAME,
+    JOBS_DB_NAME,
+    JOBS_ENV,
+    LIBRARY_ENV,
+    default_library_path,
+    is_database_url,
+    library_files_folder,
+)
 from .._private import create_private_file, make_private_dir
 
 if TYPE_CHECKING:
@@ -125,6 +133,7 @@ class Library(JobSteps, Settings, Closing):
     """
 
     __slots__ = (
+        "_database",
         "_db",
         "_job_store",
         "_job_store_lock",
@@ -139,6 +148,8 @@ class Library(JobSteps, Settings, Closing):
         self._db = db
         #: Where its jobs are: a PostgreSQL URL, or None for the folder's jobs.db.
         self._jobs_location = jobs
+        #: The database of a library kept in PostgreSQL (None: library.db).
+        self._database: str | None = None
         self._roots: dict[int, bytes] = {}
         self._scratch = False
         #: The job store for :meth:`run`, opened on its first use, closed with the library.
@@ -352,15 +363,26 @@ class Library(JobSteps, Settings, Closing):
             return self._job_store
 
     @classmethod
-    def open(cls, path: StrPath | None = None, *, jobs: str | None = None) -> Library:
-        """Open (creating it if needed) the library folder ``path`` (``~`` is
-        expanded); None means
-        ``$PHASEKIT_LIBRARY`` or the per-user data folder. ``jobs``: a
-        ``postgresql://`` URL where the library's jobs are kept, shared by
-        workers on several hosts (default ``$PHASEKIT_JOBS``, else the
-        folder's jobs.db). Raises
-        :class:`~phasekit.errors.LibraryError` for a library.db that cannot be
-        opened, e.g. one written by a newer phasekit
+    def open(
+        cls,
+        path: StrPath | None = None,
+        *,
+        jobs: str | None = None,
+        files: StrPath | None = None,
+    ) -> Library:
+        """Open (creating it if needed) the library at ``path``: a folder
+        (``~`` is expanded) holding library.db, jobs.db and the library's
+        files, or a ``postgresql://`` URL: a library whose index and jobs are
+        in that database, shared by workers on several hosts, its files
+        (thumbnails, scratch files) in ``files`` (default
+        ``$PHASEKIT_LIBRARY_FILES``, else a per-user folder named after the
+        database: give shared storage when several hosts make thumbnails).
+        None means ``$PHASEKIT_LIBRARY`` or the per-user data folder.
+        ``jobs``: a ``postgresql://`` URL keeping the library's jobs
+        (default ``$PHASEKIT_JOBS``, else the library's own: its jobs.db, or
+        its database). Raises :class:`~phasekit.errors.LibraryError` for an
+        index that cannot be opened, e.g. one written by a newer phasekit or
+        a database that cannot be reached
         (:class:`~phasekit.errors.LibraryFullError` if its disk is full),
         InvalidInputError for a ``jobs`` that is not a PostgreSQL URL."""
         from ..jobs._open import is_postgres_url
@@ -370,7 +392,15 @@ class Library(JobSteps, Settings, Closing):
             raise InvalidInputError(
                 f"jobs must be a postgresql:// URL (${JOBS_ENV} too), got {jobs!r}"
             )
-        folder = Path(os.fsdecode(path)).expanduser() if path is not None else None
+        location = os.fsdecode(path) if path is not None else os.environ.get(LIBRARY_ENV)
+        if location and is_database_url(location):
+            return cls._open_database(location, jobs, files)
+        if files is not None:
+            raise InvalidInputError(
+                "files= is for a library in PostgreSQL: a folder library keeps its files in"
+                " its folder"
+            )
+        folder = Path(location).expanduser() if location else None
         folder = Path(os.path.abspath(folder or default_library_path()))
         db_path = folder / DB_NAME
         try:
@@ -388,6 +418,23 @@ class Library(JobSteps, Settings, Closing):
         except LibraryError as e:
             raise LibraryError(f"cannot open {db_path}: {e}") from e
         return cls(folder, db, jobs)
+
+    @classmethod
+    def _open_database(cls, url: str, jobs: str | None, files: StrPath | None) -> Library:
+        """A library in the PostgreSQL database at ``url`` (see :meth:`open`)."""
+        if files is not None:
+            folder = Path(os.fsdecode(files)).expanduser()
+        else:
+            folder = library_files_folder(url)
+        folder = Path(os.path.abspath(folder))
+        try:
+            make_private_dir(folder)
+        except OSError as exc:
+            raise LibraryError(f"cannot create {folder}: {exc.strerror or exc}") from exc
+        db = _core.LibraryDb.postgres(url)  # LibraryError naming the database, not the password
+        library = cls(folder, db, jobs or url)
+        library._database = url
+        return library
 
     @property
     def path(self) -> Path:
@@ -416,7 +463,17 @@ class Library(JobSteps, Settings, Closing):
             shutil.rmtree(self._path, ignore_errors=True)
 
     def __repr__(self) -> str:
+        if self._database is not None:
+            from ..jobs.postgres._connect import redact
+
+            return f"Library({redact(self._database)!r}, files={os.fspath(self._path)!r})"
         return f"Library({os.fspath(self._path)!r})"
+
+    @property
+    def database(self) -> str | None:
+        """The PostgreSQL URL of a library kept in a database (None for a
+        folder library)."""
+        return self._database
 
     # locations
 

@@ -1,0 +1,116 @@
+"""A library kept in PostgreSQL (``Library.open("postgresql://...")``,
+``phasekit --library URL``): what an application sees is what it sees of a
+folder library. The same nasty tree (non-UTF-8 names first, last and in the
+middle, a newline, a 255-byte name) indexed into both lists the same, finds
+the same duplicates and validates the same, through the command line in
+separate processes; the index's jobs are in the same database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jobs_fixture import subprocess_env
+from phasekit.library import Library
+
+BAD_FIRST = b"\x80first-not-utf8.bin"
+BAD_LAST = b"zz-last-\xff.bin"
+
+
+def nasty_tree(root: Path) -> Path:
+    """Files and folders whose names are every hard case, with duplicates."""
+    tree = root / "tree"
+    (tree / "sub" / "deeper").mkdir(parents=True)
+    raw = os.fsencode(tree)
+    with open(raw + b"/" + BAD_FIRST, "wb") as f:
+        f.write(b"same content " * 400)
+    with open(raw + b"/sub/mid-\xfe\xfd.dat", "wb") as f:
+        f.write(b"same content " * 400)
+    (tree / "sub" / "new\nline.txt").write_bytes(b"other content")
+    (tree / "sub" / ("n" * 251 + ".txt")).write_bytes(b"long name " * 50)
+    for i in range(40):
+        (tree / "sub" / "deeper" / f"f{i:02}.bin").write_bytes(os.urandom(100 + i * 97))
+    (tree / "sub" / "deeper" / "copy-of-f03.bin").write_bytes(
+        (tree / "sub" / "deeper" / "f03.bin").read_bytes()
+    )
+    (tree / "empty.txt").write_bytes(b"")
+    with open(raw + b"/" + BAD_LAST, "wb") as f:
+        f.write(b"last")
+    return tree
+
+
+def phasekit(library: str, *args: str | os.PathLike[str], env: dict[str, str] | None = None) -> Any:
+    """Run the command line in another process; its stdout as bytes."""
+    done = subprocess.run(
+        [sys.executable, "-m", "phasekit", "--library", library, *map(os.fsdecode, args)],
+        env=env or subprocess_env(),
+        capture_output=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    return done.stdout
+
+
+def lines(output: bytes, drop: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    rows = [json.loads(line) for line in output.splitlines() if line.strip()]
+    return [{k: v for k, v in row.items() if k not in drop} for row in rows]
+
+
+def test_a_tree_indexed_into_postgresql_lists_finds_and_validates_as_in_sqlite(
+    tmp_path: Path, pg_url: str
+) -> None:
+    tree = nasty_tree(tmp_path)
+    folder = str(tmp_path / "sqlite-library")
+    files = ("--files", str(tmp_path / "pg-files"))  # the database library's files
+    stores = {folder: (), pg_url: files}
+    for library, extra in stores.items():
+        phasekit(library, *extra, "index", tree, "--mode", "content")
+    listed = [lines(phasekit(lib, *extra, "ls", tree, "--json")) for lib, extra in stores.items()]
+    assert listed[0] == listed[1]
+    paths = {row["path"] for row in listed[0]}
+    assert os.fsdecode(os.fsencode(tree) + b"/" + BAD_FIRST) in paths
+    assert os.fsdecode(os.fsencode(tree) + b"/" + BAD_LAST) in paths
+    assert str(tree / "sub" / "new\nline.txt") in paths
+    dupes = [lines(phasekit(lib, *extra, "dupes", tree, "--json")) for lib, extra in stores.items()]
+    assert dupes[0] == dupes[1]
+    assert len(dupes[0]) >= 2  # the two groups of the tree
+    checked = [
+        lines(
+            phasekit(lib, *extra, "validate", tree, "--json"),
+            drop=("job_id", "run_id", "seconds"),
+        )
+        for lib, extra in stores.items()
+    ]
+    assert checked[0] == checked[1]
+    history = lines(phasekit(pg_url, *files, "jobs", "history", "--json"))
+    assert {row["name"] for row in history} >= {"phasekit.index"}
+    assert (tmp_path / "pg-files").is_dir()
+    assert not (tmp_path / "pg-files" / "jobs.db").exists()
+    assert not (tmp_path / "pg-files" / "library.db").exists()
+
+
+def test_a_postgresql_library_opens_with_its_files_apart(tmp_path: Path, pg_url: str) -> None:
+    with Library.open(pg_url, files=tmp_path / "files") as library:
+        assert library.database == pg_url
+        assert library.path == tmp_path / "files"
+        location = library.add_location(tmp_path)
+        assert [loc.id for loc in library.locations()] == [location.id]
+        assert repr(library).startswith("Library('postgresql://phasekit@")
+    with Library.open(pg_url, files=tmp_path / "files") as again:
+        assert [loc.path for loc in again.locations()] == [str(tmp_path)]
+
+
+def test_an_unreachable_database_is_a_clear_error(tmp_path: Path) -> None:
+    from phasekit.errors import LibraryError
+
+    url = "postgresql://nobody:secret@127.0.0.1:1/none"
+    with pytest.raises(LibraryError) as caught:
+        Library.open(url, files=tmp_path / "files")
+    assert "secret" not in str(caught.value)
