@@ -46,6 +46,12 @@ DEFAULT_OPTIONS = {
     "keepalives_count": "3",
     "tcp_user_timeout": "10000",
     "application_name": "phasekit",
+    # The server's side of the same: a client whose link was cut holds its
+    # session's locks (a row it was writing, its owner lock) until the
+    # server notices, after the kernel's two hours by default; with these
+    # the server ends such a session in about 15 s and the locks go with it.
+    "options": "-c tcp_keepalives_idle=5 -c tcp_keepalives_interval=2"
+    " -c tcp_keepalives_count=3 -c tcp_user_timeout=10000",
 }
 
 

@@ -170,10 +170,12 @@ class PostgresOwnership:
 
         count, pid = self._session.run(beat)
         if pid != self._lock_session_id:
-            # The session was opened again (the server restarted): the lock
-            # went with the old one. Take it back (it is free unless another
-            # owner drew this key meanwhile: then this owner is dead to the
-            # others, and stops beating, as a process that died would).
+            # The session was opened again (the server restarted, or the
+            # link broke): the lock went with the old session, or goes once
+            # the server ends it (its keepalives: see _connect). Take it
+            # back; until then the others take this owner for dead (its
+            # jobs are resumed elsewhere, its late writes refused), and the
+            # next beat tries again.
             got = self._session.run(
                 lambda cur: scalar(
                     cur, "SELECT pg_try_advisory_lock(%s, %s)", (OWNER_LOCKS, self.lock_key)
@@ -181,8 +183,7 @@ class PostgresOwnership:
                 write=False,
             )
             if not got:
-                log.error("worker %s lost its lock to another owner: it stops beating", self.id)
-                self._stop.set()
+                log.warning("worker %s: its lock is still held by its old session", self.id)
                 return
             self._lock_session_id = pid
         if count == 0 and not self._stop.is_set():
