@@ -577,14 +577,7 @@ def test_four_workers_on_two_hosts_run_every_job_once_through_kills_and_stalls(
     [
         "brief",
         "long",
-        pytest.param(
-            "mid-write",
-            marks=pytest.mark.xfail(
-                strict=False,  # only when the cut lands in a COMMIT (about half the runs)
-                reason="a run whose write breaks in its COMMIT fails its job (JobStoreError:"
-                " outcome unknown) instead of being interrupted for a resume: not built yet",
-            ),
-        ),
+        "mid-write",
     ],
 )
 def test_a_host_cut_off_mid_job_is_taken_over_and_its_late_writes_are_refused(
@@ -719,14 +712,7 @@ LONG_STOP_S = 75.0
     "outage",
     [
         "restarts",
-        pytest.param(
-            "long-stop",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="a run whose store stays away longer than RECONNECT_S fails its job"
-                " (JobStoreError) instead of being interrupted for a resume: not built yet",
-            ),
-        ),
+        "long-stop",
     ],
 )
 def test_workers_on_two_hosts_go_on_through_postgresql_restarts(

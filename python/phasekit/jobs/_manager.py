@@ -396,6 +396,10 @@ class JobManager:
                 job_id, JobStatus.QUEUED, only_from=(JobStatus.RUNNING,), owner=self._owner_id
             ):
                 queued.append(job_id)
+            else:
+                # Resumed by another worker while this one could not reach
+                # the store (or its end was stored after all).
+                log.warning("gave up job %s: it is no longer this worker's", job_id)
             del self._lost[job_id]
         if queued:
             if self._events.active:
@@ -903,8 +907,16 @@ class JobManager:
                 self._hand_back()
                 return
             except PhasekitError as exc:
-                # jobs.db failed while starting or ending the job: it stays
-                # recorded as running, and is resumed by the next manager.
+                # The job store failed while the job started, ran or ended
+                # (see _runner._run): it stays recorded as running, and is
+                # queued again once the store answers (_requeue), or
+                # resumed by the next manager.
+                log.warning(
+                    "job %s (%s) interrupted, to resume once the job store answers: %s",
+                    job_id,
+                    name,
+                    exc,
+                )
                 self._slots.release(job_id)
                 self._lost[job_id] = exc
                 self._notify_from_thread()

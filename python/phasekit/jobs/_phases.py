@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from ..errors import CorruptStateError, LeaseLostError, StorageFullError
+from ..errors import CorruptStateError, JobStoreError, LeaseLostError, StorageFullError
 from ._codec import decode, encode
 from ._context import JobCancelled, JobContext, JobInterrupted
 from ._definition import Job, OutputT
@@ -317,6 +317,11 @@ class PhaseProcessor:
                 # No recovery strategy helps until space is freed: stop here,
                 # resumable from the last checkpoint (see _runner).
                 self._end(entry, PhaseStatus.PAUSED, str(exc), errors=pctx.errors)
+                raise
+            except JobStoreError:
+                # The job store failed under the phase (not the phase's own
+                # fault): no recovery strategy applies and nothing more can
+                # be recorded; the run is interrupted (see _runner._run).
                 raise
             except FatalError as exc:
                 self._fail(step, pctx, entry, exc)

@@ -17,7 +17,13 @@ import logging
 import traceback
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ClosedError, CorruptStateError, LeaseLostError, StorageFullError
+from ..errors import (
+    ClosedError,
+    CorruptStateError,
+    JobStoreError,
+    LeaseLostError,
+    StorageFullError,
+)
 from ._context import (
     JobCancelled,
     JobContext,
@@ -155,6 +161,14 @@ def _run(run: Any, ctx: JobContext) -> tuple[JobStatus, Any, str | None, str | N
         # starts nothing more once its library is closed).
         log.warning("job %s (%s) interrupted: %s", ctx.id, ctx.name, exc)
         return JobStatus.QUEUED, None, None, None
+    except JobStoreError:
+        # The job store itself failed under the job (a server away longer
+        # than its reconnect wait, a write whose COMMIT broke): the run was
+        # interrupted, not failed. Its end cannot be trusted to the store
+        # either, so it leaves as the manager's own store failure: the job
+        # stays recorded as running and is queued again, to resume from its
+        # last checkpoint, once the store answers (see JobManager._requeue).
+        raise
     except Exception as exc:  # the job failed; the store and the caller go on
         message = describe(exc)
         log.error("job %s (%s) failed: %s", ctx.id, ctx.name, message, exc_info=True)
