@@ -19,6 +19,8 @@ import pytest
 
 from phasekit.fs import FsError, WalkBatch
 from phasekit.jobs import JobStore
+from phasekit.library import Library
+from worker_procs import Worker
 
 KIB = 1024
 #: A name with bytes that are not UTF-8: must round-trip exactly.
@@ -204,6 +206,24 @@ def store(tmp_path: Path) -> Iterator[JobStore]:
     """A fresh jobs.db."""
     with JobStore(tmp_path / "jobs.db") as s:
         yield s
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> Path:
+    """A new folder library (its jobs in its jobs.db unless $PHASEKIT_JOBS says)."""
+    folder = tmp_path / "lib"
+    with Library.open(folder):
+        pass
+    return folder
+
+
+@pytest.fixture
+def workers() -> Iterator[list[Worker]]:
+    """The `phasekit worker` processes a test starts: killed at its end."""
+    started: list[Worker] = []
+    yield started
+    for worker in started:
+        worker.close()
 
 
 @contextlib.contextmanager

@@ -46,12 +46,26 @@ DEFAULT_OPTIONS = {
     "keepalives_count": "3",
     "tcp_user_timeout": "10000",
     "application_name": "phasekit",
-    # The server's side of the same: a client whose link was cut holds its
-    # session's locks (a row it was writing, its owner lock) until the
+}
+
+#: Settings of every session, sent in the connection's ``options`` (after
+#: the URL's own, for the settings those do not name).
+SESSION_SETTINGS = {
+    # The server's side of the keepalives: a client whose link was cut holds
+    # its session's locks (a row it was writing, its owner lock) until the
     # server notices, after the kernel's two hours by default; with these
     # the server ends such a session in about 15 s and the locks go with it.
-    "options": "-c tcp_keepalives_idle=5 -c tcp_keepalives_interval=2"
-    " -c tcp_keepalives_count=3 -c tcp_user_timeout=10000",
+    "tcp_keepalives_idle": "5",
+    "tcp_keepalives_interval": "2",
+    "tcp_keepalives_count": "3",
+    "tcp_user_timeout": "10000",
+    # A client stopped inside a transaction (SIGSTOP, swapped out) while its
+    # link lives holds its row locks as long as it sleeps: a worker taking
+    # its jobs over would wait on them. Our transactions never wait on
+    # anything but the server, so one idle this long belongs to a stalled
+    # client; the server ends its session (the client, if it wakes, finds
+    # the connection broken before its commit: nothing of it was stored).
+    "idle_in_transaction_session_timeout": "30s",
 }
 
 
@@ -92,8 +106,10 @@ def translate(exc: BaseException, where: str) -> PhasekitError:
 class Connection:
     """The store's connection, with its lock, its retries and its reconnects."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, settings: dict[str, str] | None = None) -> None:
+        """``settings``: more session settings (see SESSION_SETTINGS)."""
         self.url = url
+        self._settings = {**SESSION_SETTINGS, **(settings or {})}
         self.where = redact(url)
         self._psycopg = _psycopg()
         self._lock = threading.RLock()
@@ -115,6 +131,10 @@ class Connection:
 
             raise InvalidInputError(f"not a PostgreSQL URL: {exc}") from exc
         options = {k: v for k, v in DEFAULT_OPTIONS.items() if k not in given}
+        own = str(given.get("options", ""))
+        options["options"] = " ".join(
+            [own, *(f"-c {k}={v}" for k, v in self._settings.items() if k not in own)]
+        ).strip()
         try:
             conn: psycopg.Connection[Any] = pg.connect(self.url, autocommit=True, **options)
         except pg.Error as exc:
@@ -181,6 +201,17 @@ class Connection:
                     if conflicts >= CONFLICT_TRIES:
                         raise translate(exc, self.where) from exc
                     time.sleep(0.001 * conflicts)
+                except psycopg.errors.IdleInTransactionSessionTimeout as exc:
+                    # This client sat inside the transaction past the
+                    # server's limit (see SESSION_SETTINGS: it was stopped):
+                    # the server rolled it back and ended the session. Like
+                    # a connection broken before its commit: again, on a
+                    # new one (where a lease taken meanwhile refuses it).
+                    with contextlib.suppress(Exception):
+                        conn.close()
+                    deadline = deadline or time.monotonic() + RECONNECT_S
+                    if time.monotonic() >= deadline:
+                        raise translate(exc, self.where) from exc
                 except psycopg.OperationalError as exc:
                     if not conn.broken and not conn.closed:
                         raise translate(exc, self.where) from exc

@@ -47,6 +47,9 @@ log = logging.getLogger("phasekit.jobs")
 BEATS_PER_PERIOD = 6
 #: How often a live owner numbers and trims the event log (s).
 PRUNE_EVENTS_EVERY_S = 60.0
+#: How long the heartbeat's upkeep (ANALYZE, pruning the event log) waits
+#: for a lock before it gives up until a later beat (ms).
+UPKEEP_LOCK_WAIT_MS = 1000
 
 #: Whether each worker's lock is held now, from the server's lock table.
 _HELD = (
@@ -88,7 +91,10 @@ class PostgresOwnership:
             self._info = encode(info)
         except TypeError as exc:
             raise InvalidInputError(f"worker info cannot be stored: {exc}") from exc
-        self._session = Connection(store.url)
+        # The heartbeat's own session: a beat never waits for the store's
+        # shared connection (a job's write, a reconnect), and its upkeep
+        # gives up on a lock rather than wait behind it (see _beat).
+        self._session = Connection(store.url, settings={"lock_timeout": f"{UPKEEP_LOCK_WAIT_MS}"})
         self._closed = False
         try:
             self._lock_session_id = self._take_lock()
@@ -150,10 +156,14 @@ class PostgresOwnership:
         while not self._stop.wait(period):
             try:
                 self._beat_once()
-                self._store.analyze_if_stale()
+                # The upkeep goes through the heartbeat's session too: the
+                # shared one may be held for long (a write waiting on a row,
+                # its reconnect), and a beat held behind it would make this
+                # live worker look stale.
+                self._store.analyze_if_stale(via=self._session)
                 if time.monotonic() - pruned >= PRUNE_EVENTS_EVERY_S:
                     pruned = time.monotonic()
-                    self._store.prune_events()
+                    self._store.prune_events(via=self._session)
             except Exception as exc:  # the beat must go on, whatever failed
                 # The server is unreachable (restarting, link cut): try again
                 # at the next beat; past the staleness period others resume

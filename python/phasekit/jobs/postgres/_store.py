@@ -480,14 +480,17 @@ class PostgresJobStore(Reads):
 
     # the event log (see the schema: numbered after commit)
 
-    def prune_events(self, keep: int = EVENTS_KEPT) -> int:
+    def prune_events(self, keep: int = EVENTS_KEPT, *, via: Connection | None = None) -> int:
+        """Number the pending events and delete all but the last ``keep``
+        (through ``via``, else the store's connection); how many went."""
+
         def prune(cur: Cursor) -> int:
             last = _sql.scalar(cur, "SELECT phasekit_number_events()")
             return int(
                 cur.execute("DELETE FROM events WHERE id <= %s", (int(last) - keep,)).rowcount
             )
 
-        return max(self.connection.run(prune, write=False), 0)
+        return max((via or self.connection).run(prune, write=False), 0)
 
     # history
 
@@ -580,7 +583,7 @@ class PostgresJobStore(Reads):
 
         return self._write(create)
 
-    def analyze_if_stale(self, *, hot: bool = False) -> list[str]:
+    def analyze_if_stale(self, *, hot: bool = False, via: Connection | None = None) -> list[str]:
         """``ANALYZE`` the job tables whose statistics are out of date (over
         a tenth of their rows, and at least STALE_STATS_ROWS, changed since;
         with ``hot``, the hot partition whatever the count): the tables
@@ -590,13 +593,17 @@ class PostgresJobStore(Reads):
         every worker analyzes the hot partition when it opens (the server's
         counts lag by a second: jobs queued just before are not in them yet)
         and the stale tables at each heartbeat. ANALYZE blocks no reader or
-        writer."""
-        rows = self._read(
-            "SELECT relname FROM pg_stat_user_tables WHERE relid IN"
-            " ('jobs_active'::regclass, 'jobs_done'::regclass)"
-            " AND (n_mod_since_analyze > GREATEST(%s, (n_live_tup + n_dead_tup) / 10)"
-            " OR (%s AND relid = 'jobs_active'::regclass))",
-            (STALE_STATS_ROWS, hot),
+        writer. ``via``: the connection to use, else the store's."""
+        conn = via or self.connection
+        rows = conn.run(
+            lambda cur: cur.execute(
+                "SELECT relname FROM pg_stat_user_tables WHERE relid IN"
+                " ('jobs_active'::regclass, 'jobs_done'::regclass)"
+                " AND (n_mod_since_analyze > GREATEST(%s, (n_live_tup + n_dead_tup) / 10)"
+                " OR (%s AND relid = 'jobs_active'::regclass))",
+                (STALE_STATS_ROWS, hot),
+            ).fetchall(),
+            write=False,
         )
         stale = [str(r[0]) for r in rows]
         for table in stale:
@@ -604,7 +611,7 @@ class PostgresJobStore(Reads):
             def analyze(cur: Cursor, table: str = table) -> None:
                 cur.execute(f"ANALYZE {table}")
 
-            self.connection.run(analyze, write=False)
+            conn.run(analyze, write=False)
         return stale
 
 
