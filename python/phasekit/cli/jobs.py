@@ -20,8 +20,6 @@ from ._exits import EXIT_USAGE
 # typing.TYPE_CHECKING without importing typing (see phasekit/cli/__init__.py).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
-
     from ..jobs import JobBackend, JobRecord
 
 ACTIONS = ("list", "show", "pause", "resume", "cancel", "history", "workers", "repair")
@@ -57,29 +55,6 @@ def _store(args: argparse.Namespace) -> JobBackend | None:
     return open_jobs(args)
 
 
-def _row(store: JobBackend, r: JobRecord) -> dict[str, Any]:
-    """The record's own JSON shape, with its status and progress as of now."""
-    status, progress = store.status_and_progress(r.id)
-    return {
-        **r.to_dict(),
-        "status": status.value,
-        "percent": None if progress is None else progress.percent,
-        "phase": None if progress is None or progress.phase is None else progress.phase.name,
-    }
-
-
-def waiting_note(record: JobRecord) -> str | None:
-    """Why an unfinished job may not be running: its type is unknown here."""
-    from ..jobs import default_registry
-
-    if record.status.finished or default_registry.knows(record.name):
-        return None
-    return (
-        f"no module known to this program defines job type {record.name!r}: the job "
-        "waits (it is never failed for it) for a program that registers that type"
-    )
-
-
 def run(args: argparse.Namespace) -> int:
     from ..errors import InvalidInputError
 
@@ -112,20 +87,14 @@ def run(args: argparse.Namespace) -> int:
 def _list(store: JobBackend, args: argparse.Namespace) -> int:
     import json
 
-    from ..jobs import JobStatus
+    from .._shapes import job_rows
     from ..jobs._scope import check_scope
 
     scope = None if args.scope is None else check_scope(args.scope)
     listed = store.list_jobs(tenant=args.tenant, scope=scope, task_id=args.task)
-    rows = [_row(store, r) for r in listed]
-    if not args.all:
-        rows = [r for r in rows if not JobStatus(r["status"]).finished]
     # A job marked running whose process is gone (killed) is interrupted:
     # the next manager to open the library resumes it.
-    owners = dict(store.running_owners())
-    alive = set(store.live_owners())
-    for row in rows:
-        row["interrupted"] = row["status"] == "running" and owners.get(row["id"]) not in alive
+    rows = job_rows(store, listed, finished=args.all)
     if not rows:
         what = "jobs" if args.all else "unfinished jobs (--all lists finished ones too)"
         print(f"phasekit: no {what}", file=sys.stderr)
@@ -144,19 +113,13 @@ def _workers(store: JobBackend, args: argparse.Namespace) -> int:
     import json
     import time
 
+    from .._shapes import worker_rows
+
     workers = store.workers()
-    alive = set(store.live_owners())
     if not workers:
         print("phasekit: no workers (none runs jobs of this library now)", file=sys.stderr)
-    from ..jobs import JobStatus
-
-    # The workers are the library's, whoever's jobs they run; of their jobs,
-    # only the tenant's are named.
-    mine = {r.id for r in store.list_jobs(JobStatus.RUNNING, tenant=args.tenant)}
     now = time.time()
-    for w in workers:
-        row = {**w.to_dict(), "alive": w.id in alive}
-        row["jobs"] = [job_id for job_id in w.jobs if job_id in mine]
+    for w, row in zip(workers, worker_rows(store, args.tenant, workers), strict=True):
         if args.json:
             print(json.dumps(row))
         else:
@@ -185,18 +148,9 @@ def _history(store: JobBackend, args: argparse.Namespace) -> int:
 def _show(store: JobBackend, record: JobRecord, args: argparse.Namespace) -> int:
     import json
 
-    from .._json import json_ready
-    from ..jobs import phase_history
+    from .._shapes import job_detail
 
-    out = _row(store, record)
-    out["input"] = record.input()
-    out.update(json_ready(store.outcome(record.id)))
-    out["phases"] = json_ready(phase_history(store, record.id))
-    note = waiting_note(record)
-    if note is not None:
-        out["waiting"] = note
-    if args.debug:
-        out["traceback"] = store.traceback(record.id)
+    out = job_detail(store, record, debug=args.debug)
     if args.json:
         print(json.dumps(out, default=str))
         return 0

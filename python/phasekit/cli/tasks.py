@@ -163,10 +163,9 @@ def _print(record: TaskRecord, as_json: bool, *, jobs: bool) -> None:
     if as_json:
         import json
 
-        out = record.to_dict()
-        if not jobs:
-            out.pop("jobs")
-        print(json.dumps(out))
+        from .._shapes import task_dict
+
+        print(json.dumps(task_dict(record, jobs=jobs)))
         return
     print(
         f"{record.id}  {record.name:<20} {record.status:<10} step {record.step}/{record.steps}"
