@@ -29,6 +29,7 @@ from . import (
     move,
     resume,
     scan,
+    serve,
     tasks,
     thumbs,
     validate,
@@ -64,6 +65,7 @@ COMMANDS = (
     thumbs,
     maintenance,
     scan,
+    serve,
 )
 
 

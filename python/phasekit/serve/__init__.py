@@ -1,0 +1,15 @@
+"""The web dashboard (``phasekit serve``): a library's jobs, live, in a
+browser, over a JSON API under ``/api/`` whose shapes are the command
+line's ``--json`` ones (described at ``/api/openapi.json``) and an event
+stream (``/api/events``) fed by the library's cross-process event log.
+
+Needs the ``serve`` extra: ``pip install 'phasekit[serve]'`` (Starlette and
+uvicorn). :func:`create_app` builds the ASGI app for any ASGI server.
+"""
+
+from __future__ import annotations
+
+from ._app import create_app
+from ._auth import parse_tokens
+
+__all__ = ["create_app", "parse_tokens"]

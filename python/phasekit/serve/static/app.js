@@ -1,0 +1,466 @@
+// The dashboard page: reads only the JSON API under /api/ and follows one
+// event stream (/api/events) for the whole page. Every value from the server
+// is put in the page with textContent, never as HTML: a file named
+// "<script>" shows as those characters.
+"use strict";
+
+// The CSRF token every action carries; a restarted server has a new one,
+// asked for again when an action is refused for it.
+let csrf = document.querySelector('meta[name="csrf-token"]').content;
+const state = {
+  tab: "jobs",
+  detail: null,        // the id of the job shown in detail, if any
+  lastId: null,        // the id of the newest event applied
+  source: null,        // the EventSource while the page is visible
+  rows: new Map(),     // job id -> its row in the jobs table
+  timers: {},
+};
+
+// ---- helpers ---------------------------------------------------------------
+
+function el(tag, text, cls) {
+  const node = document.createElement(tag);
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  if (cls) node.className = cls;
+  return node;
+}
+
+function cell(row, text, cls) {
+  const td = el("td", text, cls);
+  row.appendChild(td);
+  return td;
+}
+
+function when(seconds) {
+  if (seconds === null || seconds === undefined) return "";
+  return new Date(seconds * 1000).toLocaleString();
+}
+
+function took(start, end) {
+  if (!start || !end) return "";
+  const s = end - start;
+  return s < 60 ? s.toFixed(2) + " s" : (s / 60).toFixed(1) + " min";
+}
+
+function bytes(n) {
+  if (n === null || n === undefined) return "";
+  const units = ["B", "KB", "MB", "GB", "TB"];
+  let v = n, i = 0;
+  while (v >= 1000 && i < units.length - 1) { v /= 1000; i += 1; }
+  return (i === 0 ? String(v) : v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0)) + " " + units[i];
+}
+
+function say(text, isError) {
+  const box = document.getElementById("message");
+  box.textContent = text;
+  box.className = isError ? "error" : "";
+  box.hidden = !text;
+  clearTimeout(state.timers.message);
+  if (text) state.timers.message = setTimeout(() => { box.hidden = true; }, 6000);
+}
+
+async function api(path) {
+  const response = await fetch(path, { credentials: "same-origin" });
+  if (response.status === 401) { location.href = "/login"; throw new Error("log in"); }
+  const body = await response.json();
+  if (!response.ok) throw new Error(body.error ? body.error.message : response.statusText);
+  return body;
+}
+
+async function post(path, body, retried) {
+  const response = await fetch(path, {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+    body: JSON.stringify(body || {}),
+  });
+  const answer = await response.json();
+  if (response.status === 403 && !retried && /csrf/i.test(answer.error.message)) {
+    csrf = (await api("/api/session")).csrf_token;
+    return post(path, body, true);
+  }
+  if (!response.ok) throw new Error(answer.error ? answer.error.message : response.statusText);
+  return answer;
+}
+
+// Coalesce reloads asked for by a burst of events: at most one per delay.
+function soon(name, fn, delay) {
+  if (state.timers[name]) return;
+  state.timers[name] = setTimeout(() => { state.timers[name] = null; fn(); }, delay || 300);
+}
+
+// ---- jobs ------------------------------------------------------------------
+
+function filters() {
+  const form = document.getElementById("filters");
+  const params = new URLSearchParams();
+  for (const name of ["type", "tenant", "scope", "q"]) {
+    const value = form.elements[name].value.trim();
+    if (value) params.set(name, value);
+  }
+  const status = form.elements.status.value;
+  if (status === "*") params.set("all", "true");
+  else if (status) params.set("status", status);
+  return params;
+}
+
+function progressBar(percent) {
+  const bar = el("div", null, "bar");
+  const fill = el("span");
+  fill.style.width = (percent === null || percent === undefined ? 0 : percent) + "%";
+  bar.appendChild(fill);
+  bar.appendChild(el("em", percent === null || percent === undefined ? "" : percent.toFixed(0) + "%"));
+  return bar;
+}
+
+function actionButtons(job) {
+  const box = el("div", null, "actions");
+  const add = (label, action) => {
+    const button = el("button", label);
+    button.type = "button";
+    button.dataset.action = action;
+    button.dataset.job = job.id;
+    button.addEventListener("click", () => act(job.id, action));
+    box.appendChild(button);
+  };
+  if (job.status === "queued" || job.status === "running") add("Pause", "pause");
+  if (job.status === "paused") add("Resume", "resume");
+  if (["queued", "running", "paused"].includes(job.status)) add("Cancel", "cancel");
+  if (job.status === "failed" || job.status === "cancelled") add("Retry", "retry");
+  return box;
+}
+
+function jobRow(job) {
+  const row = el("tr");
+  row.dataset.job = job.id;
+  row.dataset.status = job.status;
+  const link = el("a", job.id, "job");
+  link.addEventListener("click", () => showDetail(job.id));
+  cell(row, "").appendChild(link);
+  cell(row, job.name);
+  cell(row, job.tenant);
+  cell(row, job.scope || "");
+  cell(row, job.status + (job.interrupted ? " (interrupted)" : ""), "status status-" + job.status);
+  cell(row, job.phase || "", "phase");
+  cell(row, "", "progress").appendChild(progressBar(job.percent));
+  cell(row, "", "act").appendChild(actionButtons(job));
+  return row;
+}
+
+async function loadJobs() {
+  const jobs = await api("/api/jobs?" + filters().toString());
+  const body = document.querySelector("#jobs-table tbody");
+  body.replaceChildren();
+  state.rows.clear();
+  for (const job of jobs) {
+    const row = jobRow(job);
+    state.rows.set(job.id, row);
+    body.appendChild(row);
+  }
+  document.getElementById("jobs-empty").hidden = jobs.length > 0;
+}
+
+// An event changes the row in place; a job the table does not show yet, or
+// a status the filters may hide, reloads the list (coalesced).
+function applyEvent(event) {
+  const row = state.rows.get(event.job_id);
+  if (row && row.dataset.status === event.status) {
+    const phase = event.progress && event.progress.phase ? event.progress.phase.name : "";
+    row.querySelector("td.phase").textContent = phase;
+    row.querySelector("td.progress").replaceChildren(progressBar(event.percent));
+  } else if (state.tab === "jobs") {
+    soon("jobs", () => loadJobs().catch((e) => say(e.message, true)));
+  }
+  if (state.detail === event.job_id) {
+    soon("detail", () => showDetail(state.detail, true), 500);
+  }
+  if (event.kind === "status" && state.tab !== "jobs" && state.tab !== "detail") {
+    const tab = state.tab;
+    soon("tab", () => { if (state.tab === tab) loadTab(tab); }, 1000);
+  }
+}
+
+async function act(jobId, action) {
+  try {
+    const answer = await post("/api/jobs/" + encodeURIComponent(jobId) + "/" + action);
+    say(answer.job_id + ": " + answer.result);
+    soon("jobs", () => loadJobs().catch((e) => say(e.message, true)), 50);
+    if (state.detail) soon("detail", () => showDetail(state.detail, true), 50);
+  } catch (e) {
+    say(e.message, true);
+  }
+}
+
+// ---- job detail ------------------------------------------------------------
+
+async function showDetail(jobId, quiet) {
+  let job;
+  try {
+    job = await api("/api/jobs/" + encodeURIComponent(jobId));
+  } catch (e) {
+    if (!quiet) say(e.message, true);
+    return;
+  }
+  state.detail = jobId;
+  if (!quiet) switchTab("detail");
+  document.getElementById("detail-title").textContent = job.name + " " + job.id;
+  document.getElementById("detail-actions").replaceChildren(actionButtons(job));
+  const fields = document.getElementById("detail-fields");
+  fields.replaceChildren();
+  const field = (name, value) => {
+    if (value === null || value === undefined || value === "") return;
+    fields.appendChild(el("dt", name));
+    fields.appendChild(el("dd", value));
+  };
+  field("Status", job.status);
+  field("Progress", job.percent === null ? "" : job.percent.toFixed(1) + "%");
+  field("Phase", job.phase);
+  field("Tenant", job.tenant);
+  field("Scope", job.scope);
+  field("Task", job.task_id);
+  field("Parent", job.parent_id);
+  field("Created", when(job.created_at));
+  field("Updated", when(job.updated_at));
+  field("Error", job.error);
+  field("Waiting", job.waiting);
+  field("Warnings", (job.warnings || []).join("\n"));
+  const phases = document.querySelector("#detail-phases tbody");
+  phases.replaceChildren();
+  for (const p of job.phases || []) {
+    const row = el("tr");
+    cell(row, p.phase);
+    cell(row, p.status, "status-" + p.status);
+    cell(row, p.attempt, "num");
+    cell(row, when(p.started_at));
+    cell(row, took(p.started_at, p.ended_at));
+    cell(row, p.errors, "num");
+    phases.appendChild(row);
+  }
+  const errors = document.getElementById("detail-errors");
+  errors.replaceChildren();
+  for (const e of job.errors || []) {
+    errors.appendChild(el("li", (e.path ? e.path + ": " : "") + e.message));
+  }
+  document.getElementById("detail-output").textContent = JSON.stringify(job.output, null, 2);
+  document.getElementById("detail-input").textContent = JSON.stringify(job.input, null, 2);
+}
+
+// ---- the other tabs --------------------------------------------------------
+
+async function loadHistory() {
+  const entries = await api("/api/history?limit=200");
+  const body = document.querySelector("#history-table tbody");
+  body.replaceChildren();
+  for (const h of entries) {
+    const row = el("tr");
+    cell(row, when(h.finished_at));
+    const link = el("a", h.id, "job");
+    link.addEventListener("click", () => showDetail(h.id));
+    cell(row, "").appendChild(link);
+    cell(row, h.name);
+    cell(row, h.tenant);
+    cell(row, h.status, "status-" + h.status);
+    cell(row, took(h.started_at, h.finished_at));
+    cell(row, h.errors, "num");
+    cell(row, h.error || "");
+    body.appendChild(row);
+  }
+}
+
+async function loadTasks() {
+  const tasks = await api("/api/tasks");
+  const body = document.querySelector("#tasks-table tbody");
+  body.replaceChildren();
+  for (const t of tasks) {
+    const row = el("tr");
+    cell(row, t.id);
+    cell(row, t.name);
+    cell(row, t.tenant);
+    cell(row, t.status, "status-" + t.status);
+    cell(row, t.step + "/" + t.steps);
+    cell(row, "").appendChild(progressBar(t.percent));
+    cell(row, t.error || "");
+    body.appendChild(row);
+  }
+}
+
+async function loadWorkers() {
+  const workers = await api("/api/workers");
+  const body = document.querySelector("#workers-table tbody");
+  body.replaceChildren();
+  const now = Date.now() / 1000;
+  for (const w of workers) {
+    const row = el("tr");
+    cell(row, w.id);
+    cell(row, w.host);
+    cell(row, w.pid, "num");
+    cell(row, (now - w.heartbeat_at).toFixed(1) + " s ago");
+    cell(row, w.alive ? "alive" : "stale or gone", w.alive ? "status-completed" : "status-failed");
+    cell(row, w.jobs.join("\n"));
+    body.appendChild(row);
+  }
+}
+
+async function loadLocations() {
+  const locations = await api("/api/locations");
+  const body = document.querySelector("#locations-table tbody");
+  body.replaceChildren();
+  for (const l of locations) {
+    const row = el("tr");
+    cell(row, l.id, "num");
+    cell(row, l.path, "path");
+    cell(row, l.mode);
+    cell(row, l.file_count === null ? "" : l.file_count.toLocaleString(), "num");
+    cell(row, bytes(l.total_size), "num");
+    cell(row, when(l.indexed_at));
+    const button = el("button", "Index");
+    button.type = "button";
+    button.dataset.location = l.id;
+    button.addEventListener("click", async () => {
+      try {
+        const answer = await post("/api/locations/" + l.id + "/index");
+        say("queued index " + answer.job_id + " of " + l.path);
+      } catch (e) {
+        say(e.message, true);
+      }
+    });
+    cell(row, "").appendChild(button);
+    body.appendChild(row);
+  }
+}
+
+async function loadDuplicates() {
+  const summary = document.getElementById("dupes-summary");
+  const groups = document.getElementById("dupes-groups");
+  groups.replaceChildren();
+  let report;
+  try {
+    report = await api("/api/duplicates");
+  } catch (e) {
+    summary.textContent = e.message;
+    return;
+  }
+  summary.textContent = report.groups.length + " groups, " + report.duplicates +
+    " extra copies, " + bytes(report.wasted) + " wasted (" + report.mode + ", job " +
+    report.job_id + ")";
+  for (const g of report.groups) {
+    const box = el("div", null, "group");
+    box.appendChild(el("div", g.copies.length + " copies of " + bytes(g.size) + " (" + g.key + ")"));
+    const list = el("ul");
+    for (const copy of g.copies) {
+      list.appendChild(el("li", copy.join("\n  = "), "path"));
+    }
+    box.appendChild(list);
+    groups.appendChild(box);
+  }
+}
+
+const loaders = {
+  jobs: loadJobs, history: loadHistory, tasks: loadTasks, workers: loadWorkers,
+  locations: loadLocations, duplicates: loadDuplicates,
+};
+
+function loadTab(tab) {
+  const load = loaders[tab];
+  if (load) return load().catch((e) => say(e.message, true));
+  return Promise.resolve();
+}
+
+function switchTab(tab) {
+  state.tab = tab;
+  if (tab !== "detail") state.detail = null;
+  for (const section of document.querySelectorAll("main > section")) {
+    section.hidden = section.id !== "tab-" + tab;
+  }
+  for (const button of document.querySelectorAll("#tabs button")) {
+    button.classList.toggle("active", button.dataset.tab === tab);
+  }
+  return loadTab(tab);
+}
+
+// ---- the event stream ------------------------------------------------------
+
+function setLive(on, why) {
+  const live = document.getElementById("live");
+  live.className = on ? "on" : "off";
+  live.textContent = on ? "live" : why || "paused";
+}
+
+// One stream for the page. The browser reconnects a dropped stream on its
+// own, sending the last id it saw (Last-Event-ID); a stream opened anew (the
+// tab shown again) starts after the last id applied: nothing is missed.
+function openStream() {
+  if (state.source) return;
+  const query = state.lastId === null ? "" : "?after=" + encodeURIComponent(state.lastId);
+  const source = new EventSource("/api/events" + query);
+  source.addEventListener("open", () => setLive(true));
+  source.addEventListener("error", () => {
+    setLive(false, "reconnecting");
+    if (source.readyState === EventSource.CLOSED && state.source === source) {
+      // The browser gave up reconnecting (the server answered with an
+      // error, or stayed away): try again later, after the last id applied.
+      state.source = null;
+      setTimeout(() => { if (!document.hidden) openStream(); }, 3000);
+    }
+  });
+  source.addEventListener("job", (message) => {
+    state.lastId = message.lastEventId;
+    applyEvent(JSON.parse(message.data));
+  });
+  source.addEventListener("gap", async () => {
+    // The events after our last one were pruned: reload, follow from now.
+    closeStream();
+    await start();
+  });
+  state.source = source;
+}
+
+function closeStream() {
+  if (state.source) {
+    state.source.close();
+    state.source = null;
+  }
+  setLive(false);
+}
+
+// Drop the reloads events asked for and not yet made.
+function cancelReloads() {
+  for (const name of ["jobs", "detail", "tab"]) {
+    clearTimeout(state.timers[name]);
+    state.timers[name] = null;
+  }
+}
+
+// A hidden tab holds no stream and reloads nothing; shown again, it resumes
+// after the last event it applied, and those events bring it up to date.
+document.addEventListener("visibilitychange", () => {
+  if (document.hidden) {
+    closeStream();
+    cancelReloads();
+  } else {
+    openStream();
+  }
+});
+
+async function start() {
+  const session = await api("/api/session");
+  document.getElementById("who").textContent =
+    session.tenant === null ? "every tenant" : "tenant " + session.tenant;
+  // Read the data after this id, then follow from it: whatever happens in
+  // between arrives as events.
+  state.lastId = String(session.last_event_id);
+  await loadTab(state.tab === "detail" ? "jobs" : state.tab);
+  if (!document.hidden) openStream();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  for (const button of document.querySelectorAll("#tabs button")) {
+    button.addEventListener("click", () => switchTab(button.dataset.tab));
+  }
+  document.getElementById("detail-back").addEventListener("click", () => switchTab("jobs"));
+  document.getElementById("filters").addEventListener("input", () => {
+    soon("filters", () => loadJobs().catch((e) => say(e.message, true)), 250);
+  });
+  document.getElementById("filters").addEventListener("submit", (e) => e.preventDefault());
+  start().catch((e) => say(e.message, true));
+});
