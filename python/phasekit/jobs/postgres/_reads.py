@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...errors import InvalidInputError, JobNotFound, TaskNotFound
 from .._codec import decode
+from .._listing import list_jobs_query
 from .._model import HistoryRecord, JobRecord, JobStatus, RunStart, TaskRecord, WorkerRecord
 from .._progress import JobProgress
 from . import _sql
@@ -120,27 +121,17 @@ class Reads:
         scope: str | None = None,
         task_id: str | None = None,
     ) -> list[JobRecord]:
-        where, args = [], []
-        filters = (
-            ("status", status),
-            ("name", name),
-            ("parent_id", parent_id),
-            ("tenant", tenant),
-            ("scope", scope),
-            ("task_id", task_id),
+        sql, args = list_jobs_query(
+            COLUMNS,
+            "%s",
+            status=status,
+            name=name,
+            parent_id=parent_id,
+            limit=limit,
+            tenant=tenant,
+            scope=scope,
+            task_id=task_id,
         )
-        for column, value in filters:
-            if value is not None:
-                where.append(f"{column} = %s")
-                args.append(value.value if isinstance(value, JobStatus) else value)
-        sql = f"SELECT {COLUMNS} FROM jobs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY priority DESC, created_at, id"
-        if limit is not None:
-            if limit < 0:
-                raise InvalidInputError(f"limit must be >= 0, got {limit}")
-            sql += f" LIMIT {int(limit)}"
         return [_sql.record(r) for r in self._read(sql, args)]
 
     def status(self, job_id: str) -> JobStatus:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from .._events import JobEvent
 
 from .._codec import decode, encode, new_id, text_in, text_out
+from .._listing import list_jobs_query
 from .._model import (
     ANY,
     DEFAULT_TENANT,
@@ -328,27 +329,17 @@ class JobStore:
         """Jobs in dispatch order (higher priority first, then oldest first),
         optionally only those with ``status``, job type ``name``, parent,
         ``tenant``, ``scope`` or task."""
-        where, args = [], []
-        filters = (
-            ("status", status),
-            ("name", name),
-            ("parent_id", parent_id),
-            ("tenant", tenant),
-            ("scope", scope),
-            ("task_id", task_id),
+        sql, args = list_jobs_query(
+            _COLUMNS,
+            "?",
+            status=status,
+            name=name,
+            parent_id=parent_id,
+            limit=limit,
+            tenant=tenant,
+            scope=scope,
+            task_id=task_id,
         )
-        for column, value in filters:
-            if value is not None:
-                where.append(f"{column} = ?")
-                args.append(value.value if isinstance(value, JobStatus) else value)
-        sql = f"SELECT {_COLUMNS} FROM jobs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY priority DESC, created_at, id"
-        if limit is not None:
-            if limit < 0:
-                raise InvalidInputError(f"limit must be >= 0, got {limit}")
-            sql += f" LIMIT {int(limit)}"
         return [_record(r) for r in self._read(sql, tuple(args))]
 
     def ready(
