@@ -501,6 +501,97 @@ def test_the_event_log_keeps_the_newest_and_a_follower_is_told_of_a_gap(backend)
     assert anyio.run(from_now) == [last + 1]
 
 
+def _keys(record):
+    return (record.priority, record.created_at, record.id)
+
+
+def test_a_listing_reads_the_unfinished_jobs_in_pages(backend):
+    ids = [backend.create_job("noop", {"n": n}, priority=n % 3) for n in range(9)]
+    runs = backend.claim_runs(ids[:5], "owner")
+    for run in runs[:4]:
+        status = JobStatus.FAILED if run.record.id == ids[1] else JobStatus.COMPLETED
+        backend.finish(run.record.id, status, lease=run.lease)
+    assert backend.move(ids[6], JobStatus.PAUSED, only_from=(JobStatus.QUEUED,))
+    every = backend.list_jobs()
+    expected = [r for r in every if not r.status.finished]
+    assert [r.id for r in expected] == [r.id for r in every if r.id in ids[4:]]
+    assert backend.list_jobs(unfinished=True) == expected
+    assert backend.list_jobs(JobStatus.QUEUED, unfinished=True) == [
+        r for r in expected if r.status is JobStatus.QUEUED
+    ]
+    assert backend.list_jobs(JobStatus.COMPLETED, unfinished=True) == []
+    # Pages of two, each after the last job of the one before, make the
+    # whole listing, in its order, with nothing twice.
+    for unfinished, whole in ((True, expected), (False, every)):
+        pages, after = [], None
+        while True:
+            page = backend.list_jobs(unfinished=unfinished, limit=2, after=after)
+            pages += page
+            if len(page) < 2:
+                break
+            after = _keys(page[-1])
+        assert pages == whole
+    # A cursor stays good when its job has finished since (or is gone).
+    middle = expected[1]
+    backend.set_status(middle.id, JobStatus.CANCELLED)
+    assert backend.list_jobs(unfinished=True, after=_keys(middle)) == expected[2:]
+    assert backend.list_jobs(after=(99, 0.0, "")) == backend.list_jobs()  # before the first
+    assert backend.list_jobs(after=(-99, 0.0, "")) == []  # after the last
+
+
+def test_statuses_and_progress_of_a_page_of_jobs_are_read_together(backend):
+    from phasekit.jobs._listing import IDS_PER_READ
+
+    ids = [backend.create_job("noop", {"n": n}) for n in range(IDS_PER_READ + 7)]
+    runs = backend.claim_runs(ids[:3], "owner")
+    backend.set_progress(ids[0], JobProgress(done=3, total=4, message=ODD).to_dict(),
+                         lease=runs[0].lease)  # fmt: skip
+    backend.finish(ids[1], JobStatus.COMPLETED, progress=JobProgress(done=9, total=9).to_dict(),
+                   lease=runs[1].lease)  # fmt: skip
+    backend.move(ids[-1], JobStatus.PAUSED, only_from=(JobStatus.QUEUED,))
+    asked = [ids[-1], "no-such-job", *ids, ids[0]]
+    found = backend.statuses_and_progress(asked)
+    assert set(found) == set(ids)  # every id once; the unknown one left out
+    for job_id in ids:
+        assert found[job_id] == backend.status_and_progress(job_id)
+    assert found[ids[0]][0] is JobStatus.RUNNING
+    assert found[ids[0]][1] == JobProgress(done=3, total=4, message=ODD)
+    assert found[ids[1]] == (JobStatus.COMPLETED, JobProgress(done=9, total=9))
+    assert found[ids[-1]] == (JobStatus.PAUSED, None)
+    assert backend.statuses_and_progress([]) == {}
+
+
+def test_the_history_is_read_in_pages(backend):
+    ids = [backend.create_job("noop", {"n": n}, tenant="acme" if n % 2 else "zeta")
+           for n in range(7)]  # fmt: skip
+    for job_id in ids[:3]:  # one at a time
+        (run,) = backend.claim_runs([job_id], "owner")
+        backend.finish(job_id, JobStatus.COMPLETED, lease=run.lease)
+        time.sleep(0.002)
+    # A busy worker's ends, in one write with its next claim.
+    runs = backend.claim_runs(ids[3:6], "owner")
+    ends = [(r.record.id, JobStatus.COMPLETED, {"lease": r.lease}) for r in runs]
+    backend.finish_many_and_claim(ends, [ids[6]], "owner")
+    whole = backend.history(limit=None)
+    assert [h.id for h in whole] == [h.id for h in sorted(
+        whole, key=lambda h: (h.finished_at, h.id), reverse=True)]  # fmt: skip
+    assert {h.id for h in whole} == set(ids[:6])
+    for tenant in (None, "acme"):
+        expected = backend.history(limit=None, tenant=tenant)
+        pages, before = [], None
+        while True:
+            page = backend.history(limit=2, tenant=tenant, before=before)
+            pages += page
+            if len(page) < 2:
+                break
+            before = (page[-1].finished_at, page[-1].id)
+        assert [h.id for h in pages] == [h.id for h in expected]
+    last = whole[-1]
+    assert backend.history(limit=10, before=(last.finished_at, last.id)) == []
+    assert [h.id for h in backend.history(limit=10, before=(whole[0].finished_at, whole[0].id))
+            ] == [h.id for h in whole[1:]]  # fmt: skip
+
+
 def test_a_manager_runs_jobs_over_the_backend(opened, tmp_path):
     backend, _ = opened
 

@@ -14,13 +14,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .jobs import JobBackend, JobRecord, TaskRecord, WorkerRecord
+    from .jobs import JobBackend, JobProgress, JobRecord, JobStatus, TaskRecord, WorkerRecord
 
 
 def job_row(store: JobBackend, record: JobRecord) -> dict[str, Any]:
     """The record's own JSON shape, with its status and progress as of now
     (a listing's line: ``phasekit jobs --json``)."""
     status, progress = store.status_and_progress(record.id)
+    return _row(record, status, progress)
+
+
+def _row(record: JobRecord, status: JobStatus, progress: JobProgress | None) -> dict[str, Any]:
     return {
         **record.to_dict(),
         "status": status.value,
@@ -32,15 +36,19 @@ def job_row(store: JobBackend, record: JobRecord) -> dict[str, Any]:
 def job_rows(
     store: JobBackend, records: list[JobRecord], *, finished: bool
 ) -> list[dict[str, Any]]:
-    """The listing of ``records`` (:func:`job_row` each), without the
-    finished ones unless ``finished``; each says whether it is
+    """The listing of ``records`` (:func:`job_row` each, their statuses and
+    progress read together), without the finished ones unless ``finished``
+    and without those gone meanwhile; each says whether it is
     ``interrupted``: marked running while no live process runs it (killed:
     the next manager to open the library resumes it)."""
-    from .jobs import JobStatus
-
-    rows = [job_row(store, r) for r in records]
+    now = store.statuses_and_progress([r.id for r in records])
+    rows = [_row(r, *now[r.id]) for r in records if r.id in now]
     if not finished:
-        rows = [r for r in rows if not JobStatus(r["status"]).finished]
+        rows = [row for row in rows if not now[row["id"]][0].finished]
+    if not any(row["status"] == "running" for row in rows):
+        for row in rows:
+            row["interrupted"] = False
+        return rows
     owners = dict(store.running_owners())
     alive = set(store.live_owners())
     for row in rows:

@@ -91,7 +91,11 @@ def _list(store: JobBackend, args: argparse.Namespace) -> int:
     from ..jobs._scope import check_scope
 
     scope = None if args.scope is None else check_scope(args.scope)
-    listed = store.list_jobs(tenant=args.tenant, scope=scope, task_id=args.task)
+    # Without --all only the unfinished jobs are read: the cost of a listing
+    # is what it shows, not the library's whole history.
+    listed = store.list_jobs(
+        tenant=args.tenant, scope=scope, task_id=args.task, unfinished=not args.all
+    )
     # A job marked running whose process is gone (killed) is interrupted:
     # the next manager to open the library resumes it.
     rows = job_rows(store, listed, finished=args.all)

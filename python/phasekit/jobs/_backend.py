@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from ._events import JobEvent
+    from ._listing import HistoryCursor, JobCursor
     from ._model import (
         HistoryRecord,
         JobRecord,
@@ -196,9 +197,15 @@ class JobBackend(Protocol):
         tenant: str | None = None,
         scope: str | None = None,
         task_id: str | None = None,
+        unfinished: bool = False,
+        after: JobCursor | None = None,
     ) -> list[JobRecord]:
         """Jobs in dispatch order (higher priority, then older, first), of
-        the given status, type, parent, tenant, scope and task."""
+        the given status, type, parent, tenant, scope and task; only those
+        not finished if ``unfinished``; at most ``limit``. A listing read in
+        pages passes ``after``, the ``(priority, created_at, id)`` of the
+        last job of the page before: the page goes on right after it in that
+        order (whether that job still exists or not)."""
         ...
 
     def status(self, job_id: str) -> JobStatus:
@@ -209,6 +216,14 @@ class JobBackend(Protocol):
         self, job_id: str, data_type: type[Any] | None = None
     ) -> tuple[JobStatus, JobProgress | None]:
         """A job's status and latest progress, in one read."""
+        ...
+
+    def statuses_and_progress(
+        self, job_ids: list[str], data_type: type[Any] | None = None
+    ) -> dict[str, tuple[JobStatus, JobProgress | None]]:
+        """The status and latest progress of each of ``job_ids``, read
+        together (a listing's page in a read or a few, not one per job); an
+        id with no job is left out."""
         ...
 
     def progress(self, job_id: str, data_type: type[Any] | None = None) -> JobProgress | None:
@@ -389,8 +404,12 @@ class JobBackend(Protocol):
         since: float | None = None,
         name: str | None = None,
         tenant: str | None = None,
+        before: HistoryCursor | None = None,
     ) -> list[HistoryRecord]:
-        """Finished jobs, newest first (only ``tenant``'s if given)."""
+        """Finished jobs, newest first (only ``tenant``'s if given), at most
+        ``limit``. A history read in pages passes ``before``, the
+        ``(finished_at, id)`` of the last entry of the page before: the page
+        goes on right after it."""
         ...
 
     def prune_history(self, older_than_s: float) -> tuple[int, int]:

@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 from ...errors import InvalidInputError, JobNotFound, TaskNotFound
 from .._codec import decode
-from .._listing import list_jobs_query
+from .._listing import (
+    HistoryCursor,
+    JobCursor,
+    before_args,
+    history_after,
+    id_chunks,
+    list_jobs_query,
+    statuses_query,
+)
 from .._model import HistoryRecord, JobRecord, JobStatus, RunStart, TaskRecord, WorkerRecord
 from .._progress import JobProgress
 from . import _sql
@@ -120,6 +128,8 @@ class Reads:
         tenant: str | None = None,
         scope: str | None = None,
         task_id: str | None = None,
+        unfinished: bool = False,
+        after: JobCursor | None = None,
     ) -> list[JobRecord]:
         sql, args = list_jobs_query(
             COLUMNS,
@@ -131,6 +141,8 @@ class Reads:
             tenant=tenant,
             scope=scope,
             task_id=task_id,
+            unfinished=unfinished,
+            after=after,
         )
         return [_sql.record(r) for r in self._read(sql, args)]
 
@@ -143,6 +155,16 @@ class Reads:
         status, blob = self._one("SELECT status, progress FROM jobs WHERE id = %s", (job_id,))
         progress = None if blob is None else JobProgress.from_dict(decode(blob), data_type)
         return JobStatus(status), progress
+
+    def statuses_and_progress(
+        self, job_ids: list[str], data_type: type[Any] | None = None
+    ) -> dict[str, tuple[JobStatus, JobProgress | None]]:
+        found: dict[str, tuple[JobStatus, JobProgress | None]] = {}
+        for chunk in id_chunks(job_ids):
+            for job_id, status, blob in self._read(statuses_query("%s", len(chunk)), chunk):
+                progress = None if blob is None else JobProgress.from_dict(decode(blob), data_type)
+                found[job_id] = (JobStatus(status), progress)
+        return found
 
     def progress(self, job_id: str, data_type: type[Any] | None = None) -> JobProgress | None:
         rows = self._read("SELECT progress FROM jobs WHERE id = %s", (job_id,))
@@ -255,6 +277,7 @@ class Reads:
         since: float | None = None,
         name: str | None = None,
         tenant: str | None = None,
+        before: HistoryCursor | None = None,
     ) -> list[HistoryRecord]:
         if limit is not None and limit < 0:
             raise InvalidInputError(f"limit must be >= 0, got {limit}")
@@ -264,6 +287,9 @@ class Reads:
             if value is not None:
                 where.append(f"h.{column} {'>=' if column == 'finished_at' else '='} %s")
                 args.append(value)
+        if before is not None:
+            where.append(history_after("h.", "%s"))
+            args += before_args(before)
         sql = f"SELECT {_HISTORY_COLUMNS} FROM job_history h LEFT JOIN jobs j ON j.id = h.id"
         if where:
             sql += " WHERE " + " AND ".join(where)

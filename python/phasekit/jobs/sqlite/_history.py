@@ -17,6 +17,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from .._listing import HistoryCursor, before_args, history_after
 from .._model import JobStatus
 
 #: The statuses a job ends in, as SQL (from JobStatus.finished).
@@ -91,10 +92,16 @@ def flush_job(db: sqlite3.Connection, job_id: str) -> None:
 
 
 def query(
-    *, limit: int | None, since: float | None, name: str | None, tenant: str | None = None
+    *,
+    limit: int | None,
+    since: float | None,
+    name: str | None,
+    tenant: str | None = None,
+    before: HistoryCursor | None = None,
 ) -> tuple[str, tuple[Any, ...]]:
-    """SQL and arguments selecting history rows, newest first."""
-    where, args = _filters(since, name, tenant, "h.")
+    """SQL and arguments selecting history rows, newest first (those after
+    ``before`` in that order, if given)."""
+    where, args = _filters(since, name, tenant, "h.", before)
     sql = f"SELECT {_LISTED} FROM job_history AS h LEFT JOIN jobs AS j ON j.id = h.id"
     if where:
         sql += " WHERE " + " AND ".join(where)
@@ -118,21 +125,32 @@ def pending_query(
 
 
 def merge(
-    rows: list[tuple[Any, ...]], pending: list[tuple[Any, ...]], limit: int | None
+    rows: list[tuple[Any, ...]],
+    pending: list[tuple[Any, ...]],
+    limit: int | None,
+    before: HistoryCursor | None = None,
 ) -> list[tuple[Any, ...]]:
     """History rows (newest first, read with ``limit`` plus the number of
-    pending ones) and pending summaries, as one listing: a pending summary
-    replaces the job's older row, newest first, at most ``limit``."""
+    pending ones, after ``before`` if given) and pending summaries (all of
+    them), as one listing: a pending summary replaces the job's older row
+    (whichever page it falls on), newest first, after ``before``, at most
+    ``limit``."""
     if not pending:
         return rows[:limit]
     ids = {row[0] for row in pending}
+    if before is not None:
+        pending = [row for row in pending if (row[7], row[0]) < before]
     merged = [row for row in rows if row[0] not in ids] + pending
     merged.sort(key=lambda row: (row[7], row[0]), reverse=True)  # finished_at, id
     return merged[:limit]
 
 
 def _filters(
-    since: float | None, name: str | None, tenant: str | None, table: str = ""
+    since: float | None,
+    name: str | None,
+    tenant: str | None,
+    table: str = "",
+    before: HistoryCursor | None = None,
 ) -> tuple[list[str], list[Any]]:
     where: list[str] = []
     args: list[Any] = []
@@ -145,6 +163,9 @@ def _filters(
     if name is not None:
         where.append(f"{table}name = ?")
         args.append(name)
+    if before is not None:
+        where.append(history_after(table, "?"))
+        args += before_args(before)
     return where, args
 
 

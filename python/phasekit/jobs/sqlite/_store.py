@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from .._events import JobEvent
 
 from .._codec import decode, encode, new_id, text_in, text_out
-from .._listing import list_jobs_query
+from .._listing import HistoryCursor, JobCursor, id_chunks, list_jobs_query, statuses_query
 from .._model import (
     ANY,
     DEFAULT_TENANT,
@@ -325,10 +325,13 @@ class JobStore:
         tenant: str | None = None,
         scope: str | None = None,
         task_id: str | None = None,
+        unfinished: bool = False,
+        after: JobCursor | None = None,
     ) -> list[JobRecord]:
         """Jobs in dispatch order (higher priority first, then oldest first),
         optionally only those with ``status``, job type ``name``, parent,
-        ``tenant``, ``scope`` or task."""
+        ``tenant``, ``scope`` or task, only the unfinished ones, only those
+        after the cursor ``after``."""
         sql, args = list_jobs_query(
             _COLUMNS,
             "?",
@@ -339,6 +342,8 @@ class JobStore:
             tenant=tenant,
             scope=scope,
             task_id=task_id,
+            unfinished=unfinished,
+            after=after,
         )
         return [_record(r) for r in self._read(sql, tuple(args))]
 
@@ -438,6 +443,18 @@ class JobStore:
         status, blob = rows[0]
         progress = None if blob is None else JobProgress.from_dict(decode(blob), data_type)
         return JobStatus(status), progress
+
+    def statuses_and_progress(
+        self, job_ids: list[str], data_type: type[Any] | None = None
+    ) -> dict[str, tuple[JobStatus, JobProgress | None]]:
+        """The status and latest progress of each of ``job_ids`` that exists,
+        one read per :data:`~phasekit.jobs._listing.IDS_PER_READ` ids."""
+        found: dict[str, tuple[JobStatus, JobProgress | None]] = {}
+        for chunk in id_chunks(job_ids):
+            for job_id, status, blob in self._read(statuses_query("?", len(chunk)), tuple(chunk)):
+                progress = None if blob is None else JobProgress.from_dict(decode(blob), data_type)
+                found[job_id] = (JobStatus(status), progress)
+        return found
 
     def load_for_run(self, job_id: str) -> RunStart:
         """A job, its newest checkpoint and the percent it had reached, in one
@@ -784,10 +801,11 @@ class JobStore:
         since: float | None = None,
         name: str | None = None,
         tenant: str | None = None,
+        before: HistoryCursor | None = None,
     ) -> list[HistoryRecord]:
         """Finished jobs, newest first: at most ``limit`` (None: all), those
         finished at or after ``since`` (unix time), of job type ``name``, of
-        ``tenant``."""
+        ``tenant``, after the cursor ``before``."""
         if limit is not None and limit < 0:
             raise InvalidInputError(f"limit must be >= 0, got {limit}")
 
@@ -799,11 +817,13 @@ class JobStore:
                     *_history.pending_query(since=since, name=name, tenant=tenant)
                 ).fetchall()
                 more = None if limit is None else limit + len(pending)
-                sql, args = _history.query(limit=more, since=since, name=name, tenant=tenant)
+                sql, args = _history.query(
+                    limit=more, since=since, name=name, tenant=tenant, before=before
+                )
                 rows = self._conn.execute(sql, args).fetchall()
             finally:
                 self._conn.execute("COMMIT")
-            return _history.merge(rows, pending, limit)
+            return _history.merge(rows, pending, limit, before)
 
         with self._lock:
             try:
