@@ -38,6 +38,7 @@ from phasekit.indexing import IndexJob
 from phasekit.jobs import JobStatus, JobStore, TaskDefinition
 from phasekit.library import Library
 from phasekit.serve import create_app, parse_tokens
+from phasekit.serve._api import DUPES_PAGE
 from phasekit.serve._openapi import DOCUMENT
 from phasekit.serve._server import GRACE_S, Server
 
@@ -255,6 +256,31 @@ def test_locations_carry_their_totals(lib: Lib) -> None:
     assert location["file_count"] == known.file_count > 0
     assert location["total_size"] == known.total_size > 0
     assert location["indexed_at"] == known.indexed_at
+
+
+def test_a_locations_duplicates_report_is_found_behind_newer_searches(
+    lib: Lib, tmp_path: Path
+) -> None:
+    """More newer searches over paths than one page of the history holds
+    (see _api.DUPES_PAGE): the location's report is still the answer for
+    the location, and the newest search the answer without one."""
+    other = tmp_path / "other"
+    other.mkdir()
+    for name in ("a", "b"):
+        (other / name).write_bytes(b"twin")
+    with Library.open(lib.path) as library:
+        newest = ""
+        for _ in range(DUPES_PAGE + 3):
+            run = library.run(DupesJob(paths=[str(other)]))
+            assert run.status is JobStatus.COMPLETED
+            newest = run.id
+    with client(lib) as c:
+        of_location = c.get("/api/duplicates", params={"location": str(lib.location_id)})
+        latest = c.get("/api/duplicates")
+    assert of_location.status_code == 200
+    assert of_location.json()["job_id"] == lib.dupes_id
+    assert latest.json()["job_id"] == newest
+    assert latest.json()["wasted"] == len(b"twin")
 
 
 def test_the_duplicates_report_renders_every_hard_name_exactly(lib: Lib) -> None:

@@ -14,10 +14,13 @@ screenshot is saved (``$PHASEKIT_ARTIFACTS``, else the test's own folder).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,12 +28,14 @@ from typing import Any
 
 import pytest
 
-from jobs_fixture import subprocess_env
+from jobs_fixture import CountJob, subprocess_env
 from phasekit.dupes import DupesJob
 from phasekit.indexing import IndexJob
-from phasekit.jobs import JobStatus, JobStore
+from phasekit.jobs import JobStatus, JobStore, TaskDefinition
 from phasekit.library import Library
+from phasekit.thumbs import ThumbsJob
 from test_serve_api import SCRIPT_DIR, SCRIPT_FILE, add_names, free_port, wait_for
+from test_thumbs_job import photo
 
 CHROMIUM = shutil.which("chromium")
 DRIVER = shutil.which("chromedriver")
@@ -247,3 +252,338 @@ def test_index_pause_resume_complete_live_from_the_page(
             if process is not None:
                 process.terminate()
                 process.communicate(timeout=60)
+
+
+# ---- a running job paused from the page; the stream across a SIGKILL --------------
+
+#: Generous: these tests must pass on a loaded 2-core machine.
+WAIT_S = 120.0
+
+
+def test_a_running_job_is_paused_and_resumed_from_the_page(
+    library: tuple[Path, int], browser: Any, tmp_path: Path
+) -> None:
+    """A `phasekit worker` runs a job that waits at item 5 (while a file
+    exists, honouring pause): the page shows it running, its Pause button
+    pauses it in the store (at its next safe point), the detail view shows
+    its checkpoints and phases' timing, Resume queues it, the worker runs it
+    again and the page follows it to the end."""
+    folder, _ = library
+    hold = tmp_path / "hold"
+    hold.touch()
+    with Library.open(folder) as lib:
+        job_id = lib.enqueue(CountJob(n=20, effects_db=str(tmp_path / "effects.db"), every=1,
+                                      hold_at=5, hold_path=str(hold)))  # fmt: skip
+    port = free_port()
+    server = phasekit(folder, "serve", "--port", str(port))
+    worker = phasekit(folder, "worker", "--import", "jobs_fixture", "--types", "test.count",
+                      "--maintenance-every", "0")  # fmt: skip
+    driver = browser
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for(base + "/api/openapi.json", server)
+        driver.get(base + "/")
+        until(lambda: driver.find_element(By.ID, "live").text == "live", "the stream", WAIT_S)
+        until(lambda: status(folder, job_id) is JobStatus.RUNNING, "the worker's run", WAIT_S)
+        until(lambda: row_status(driver, job_id) == "running", "the running row", WAIT_S)
+        driver.find_element(
+            By.CSS_SELECTOR, f'tr[data-job="{job_id}"] button[data-action="pause"]'
+        ).click()
+        until(lambda: status(folder, job_id) is JobStatus.PAUSED, "paused in the store", WAIT_S)
+        until(lambda: row_status(driver, job_id) == "paused", "the row paused", WAIT_S)
+        with JobStore(folder / "jobs.db") as store:
+            seq, saved = store.load_checkpoint(job_id) or (0, None)
+        assert (seq, saved) == (5, {"next": 5})
+
+        # Its detail: the checkpoints it took (five, the newest small JSON).
+        driver.find_element(By.CSS_SELECTOR, f'tr[data-job="{job_id}"] a.job').click()
+        until(lambda: detail_field(driver, "detail-checkpoints", "Taken") == "5",
+              "the checkpoints shown", WAIT_S)  # fmt: skip
+        shown = driver.find_element(By.ID, "detail-checkpoint-state").text
+        assert json.loads(shown) == {"next": 5}
+        assert detail_field(driver, "detail-checkpoints", "Newest") == "#5"
+        artifacts = Path(os.environ.get("PHASEKIT_ARTIFACTS") or tmp_path)
+        artifacts.mkdir(parents=True, exist_ok=True)
+        assert driver.save_screenshot(str(artifacts / "serve-job-detail.png"))
+
+        # Resume from the detail view: queued, run again, completed.
+        hold.unlink()
+        driver.find_element(By.CSS_SELECTOR, '#detail-actions button[data-action="resume"]').click()
+        until(lambda: status(folder, job_id) is JobStatus.COMPLETED, "the job completed", WAIT_S)
+        until(lambda: detail_field(driver, "detail-fields", "Status") == "completed",
+              "the detail completed", WAIT_S)  # fmt: skip
+        assert detail_field(driver, "detail-fields", "Progress") == "100.0%"
+        driver.find_element(By.ID, "detail-back").click()
+        driver.find_element(By.CSS_SELECTOR, 'select[name="status"] option[value="*"]').click()
+        until(lambda: row_status(driver, job_id) == "completed", "the row completed", WAIT_S)
+    finally:
+        for process in (worker, server):
+            process.terminate()
+            process.communicate(timeout=60)
+
+
+def detail_field(driver: Any, list_id: str, name: str) -> str | None:
+    """The value shown for ``name`` in the ``<dl id=list_id>``."""
+    value = driver.execute_script(
+        "const dts = document.querySelectorAll('#' + arguments[0] + ' dt');"
+        "for (const dt of dts) if (dt.textContent === arguments[1])"
+        " return dt.nextElementSibling.textContent;"
+        "return null;",
+        list_id,
+        name,
+    )
+    return None if value is None else str(value)
+
+
+def test_the_stream_has_no_gap_across_a_server_killed_mid_stream(
+    library: tuple[Path, int], browser: Any
+) -> None:
+    """Jobs change all the time, from another process; the server is killed
+    (SIGKILL: no goodbye to the page) while it streams them, the changes go
+    on, and a new server starts on the same port: the page reconnects on its
+    own and applies every event after the last one it saw, in order, each
+    once."""
+    folder, location_id = library
+    with Library.open(folder) as lib:
+        jobs = [lib.enqueue(IndexJob(location_id), tenant=f"t{i}") for i in range(2)]
+    port = free_port()
+    server = phasekit(folder, "serve", "--port", str(port))
+    driver = browser
+    stop = threading.Event()
+    changes: list[int] = []
+
+    def change() -> None:
+        """Pause and resume the queued jobs, as another process would."""
+        with JobStore(folder / "jobs.db") as store:
+            while not stop.is_set():
+                for job_id in jobs:
+                    store.move(job_id, JobStatus.PAUSED, only_from=(JobStatus.QUEUED,))
+                    store.move(job_id, JobStatus.QUEUED, only_from=(JobStatus.PAUSED,))
+                changes.append(store.last_event_id())
+                time.sleep(0.05)
+
+    changer = threading.Thread(target=change, daemon=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for(base + "/api/openapi.json", server)
+        driver.get(base + "/")
+        until(lambda: driver.find_element(By.ID, "live").text == "live", "the stream", WAIT_S)
+        driver.execute_script(
+            "window.__ids = []; const apply = window.applyEvent;"
+            "window.applyEvent = (e) => { window.__ids.push(Number(state.lastId)); apply(e); };"
+        )
+        before = int(driver.execute_script("return state.lastId;"))
+        changer.start()
+        # Mid-stream: the page is receiving the changes when the server dies.
+        until(lambda: len(driver.execute_script("return window.__ids;")) >= 10,
+              "events arriving", WAIT_S)  # fmt: skip
+        server.send_signal(signal.SIGKILL)
+        server.communicate(timeout=60)
+        seen_at_kill = len(driver.execute_script("return window.__ids;"))
+        until(lambda: driver.find_element(By.ID, "live").text == "reconnecting",
+              "the page offline", WAIT_S)  # fmt: skip
+        # The changes go on while no server runs.
+        until(lambda: len(changes) >= 20, "changes while the server is down", WAIT_S)
+        time.sleep(1)
+        server = phasekit(folder, "serve", "--port", str(port))
+        wait_for(base + "/api/openapi.json", server)
+        until(lambda: driver.find_element(By.ID, "live").text == "live", "reconnected", WAIT_S)
+        # A few more after the restart, then no more.
+        mark = len(changes)
+        until(lambda: len(changes) >= mark + 5, "changes after the restart", WAIT_S)
+        stop.set()
+        changer.join(60)
+        with JobStore(folder / "jobs.db") as store:
+            expected = [e.seq for e in store.events(after=before, limit=100_000)]
+        assert expected == list(range(before + 1, before + 1 + len(expected)))
+        until(lambda: driver.execute_script("return window.__ids;") == expected,
+              "every event, in order, once", WAIT_S)  # fmt: skip
+        assert seen_at_kill < len(expected)  # some arrived only after the restart
+    finally:
+        stop.set()
+        if changer.is_alive():
+            changer.join(60)
+        server.terminate()
+        server.communicate(timeout=60)
+
+
+# ---- the thumbnail grid, bulk actions, a task's view, a read-only token ----------------
+
+
+@pytest.fixture
+def gallery_library(tmp_path: Path) -> tuple[Path, int, str, list[str]]:
+    """A library with a location of real images (more than a page of the
+    grid; names not UTF-8 and one spelling a script tag), their thumbnails,
+    a task, and three queued jobs no worker runs."""
+    root = tmp_path / "pictures"
+    root.mkdir()
+    base = os.fsencode(root)
+    names = [b"\xff\xfe-first.jpg", SCRIPT_IMAGE.encode(), b"last\xfe.jpg"]
+    names += [f"img-{i:03}.png".encode() for i in range(GRID_PAGE + 5)]
+    for seed, name in enumerate(names):
+        photo(Path(os.fsdecode(base + b"/" + name)), seed, size=(48, 32))
+    folder = tmp_path / "lib"
+    with Library.open(folder) as lib:
+        location = lib.add_location(root, mode="content")
+        assert lib.run(IndexJob(location.id)).status is JobStatus.COMPLETED
+        assert lib.run(ThumbsJob(location.id)).status is JobStatus.COMPLETED
+        definition = TaskDefinition.from_dict(
+            {"name": "refresh", "steps": [{"job": "phasekit.index"}, {"job": "phasekit.dupes"}]}
+        )
+        task = lib.start_task(definition, location=location.id)
+        assert task.task_id is not None
+        queued = [lib.enqueue(CountJob(n=5, effects_db=str(tmp_path / "e.db")), tenant=f"t{i}")
+                  for i in range(3)]  # fmt: skip
+    return folder, location.id, task.task_id, queued
+
+
+#: A picture whose name is a script tag.
+SCRIPT_IMAGE = "<script>alert(1)<.jpg"
+#: How many thumbnails the page asks for at once (app.js).
+GRID_PAGE = 60
+
+
+def click_tab(driver: Any, tab: str) -> None:
+    driver.find_element(By.CSS_SELECTOR, f'#tabs button[data-tab="{tab}"]').click()
+
+
+def click(driver: Any, selector: str) -> bool:
+    """Click what ``selector`` finds (raises while it is not there, or was
+    drawn again since it was found: :func:`until` tries again)."""
+    driver.find_element(By.CSS_SELECTOR, selector).click()
+    return True
+
+
+def tick(driver: Any, job_id: str) -> bool:
+    """Tick a job's box unless it is (the table may be drawn again between
+    finding the box and clicking it: then the next call tries again)."""
+    ticked = "return state.selected.has(arguments[0]);"
+    if not driver.execute_script(ticked, job_id):
+        driver.find_element(By.CSS_SELECTOR, f'input.select[data-job="{job_id}"]').click()
+    return bool(driver.execute_script(ticked, job_id))
+
+
+def test_the_grid_bulk_actions_and_a_tasks_view_from_the_page(
+    gallery_library: tuple[Path, int, str, list[str]], browser: Any, tmp_path: Path
+) -> None:
+    folder, location_id, task_id, queued = gallery_library
+    port = free_port()
+    server = phasekit(folder, "serve", "--port", str(port))
+    driver = browser
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for(base + "/api/openapi.json", server)
+        driver.get(base + "/")
+        until(lambda: driver.find_element(By.ID, "live").text == "live", "the stream", WAIT_S)
+
+        # The grid: a page of thumbnails, then the next; names as text.
+        click_tab(driver, "locations")
+        thumbs = f'button[data-thumbs="{location_id}"]'
+        until(lambda: click(driver, thumbs), "the Thumbnails button", WAIT_S)
+        figures = "#thumbs-grid figure"
+        until(lambda: len(driver.find_elements(By.CSS_SELECTOR, figures)) == GRID_PAGE,
+              "the first page", WAIT_S)  # fmt: skip
+        more = driver.find_element(By.ID, "thumbs-more")
+        assert more.is_displayed()
+        more.click()
+        until(lambda: len(driver.find_elements(By.CSS_SELECTOR, figures)) == GRID_PAGE + 8,
+              "the second page", WAIT_S)  # fmt: skip
+        assert not more.is_displayed()
+        captions = driver.execute_script(
+            "return Array.from(document.querySelectorAll('#thumbs-grid figcaption'),"
+            " e => e.textContent);"
+        )
+        assert SCRIPT_IMAGE in captions
+        assert "\ufffd\ufffd-first.jpg" in captions
+        assert "last\ufffd.jpg" in captions
+        assert driver.find_elements(By.CSS_SELECTOR, "#thumbs-grid script") == []
+        with pytest.raises(NoAlertPresentException):
+            driver.switch_to.alert.text  # noqa: B018 (the property raises when none is open)
+        # The images are lazy, and those in view were loaded (WebP decoded).
+        loaded = driver.execute_script(
+            "const imgs = Array.from(document.querySelectorAll('#thumbs-grid img'));"
+            "return [imgs.every(i => i.loading === 'lazy'),"
+            " imgs.slice(0, 3).map(i => i.complete && i.naturalWidth)];"
+        )
+        assert loaded[0] is True
+        first_loaded = (
+            "return Array.from(document.querySelectorAll('#thumbs-grid img')).slice(0, 3)"
+            ".every(i => i.complete && i.naturalWidth === 48);"
+        )
+        until(lambda: driver.execute_script(first_loaded), "the first images", WAIT_S)
+        artifacts = Path(os.environ.get("PHASEKIT_ARTIFACTS") or tmp_path)
+        artifacts.mkdir(parents=True, exist_ok=True)
+        assert driver.save_screenshot(str(artifacts / "serve-thumbnails.png"))
+
+        # Bulk: tick two queued jobs, cancel them; the third stays queued.
+        click_tab(driver, "jobs")
+        for job_id in queued[:2]:
+            until(lambda j=job_id: tick(driver, j), "the job ticked", WAIT_S)
+        assert driver.find_element(By.ID, "bulk-count").text == "2 selected"
+        driver.find_element(By.CSS_SELECTOR, '#bulk button[data-bulk="cancel"]').click()
+        until(lambda: driver.find_element(By.ID, "message").text.startswith("cancel: 2 done"),
+              "the bulk answer", WAIT_S)  # fmt: skip
+        assert [status(folder, j) for j in queued] == [JobStatus.CANCELLED] * 2 + [JobStatus.QUEUED]
+        until(lambda: not driver.find_elements(By.CSS_SELECTOR, f'tr[data-job="{queued[0]}"]'),
+              "the cancelled rows gone from the unfinished jobs", WAIT_S)  # fmt: skip
+
+        # A task's view: its steps' jobs, each a link to the job's detail.
+        click_tab(driver, "tasks")
+        until(lambda: click(driver, f'tr[data-task="{task_id}"] a'), "the task's link", WAIT_S)
+        rows = until(lambda: driver.find_elements(By.CSS_SELECTOR, "#task-jobs tbody tr"),
+                     "the task's jobs", WAIT_S)  # fmt: skip
+        assert len(rows) == 2
+        assert detail_field(driver, "task-fields", "Step") == "1 of 2"
+        first_job = rows[0].get_attribute("data-job")
+        rows[0].find_element(By.CSS_SELECTOR, "a.job").click()
+        until(lambda: driver.find_element(By.ID, "detail-title").text.endswith(first_job),
+              "the job's detail", WAIT_S)  # fmt: skip
+    finally:
+        server.terminate()
+        server.communicate(timeout=60)
+
+
+READ_ONLY = "readonly-browser-0123456789"
+
+
+def test_a_read_only_token_sees_the_page_without_its_actions(
+    gallery_library: tuple[Path, int, str, list[str]], browser: Any
+) -> None:
+    folder, location_id, _, queued = gallery_library
+    port = free_port()
+    server = phasekit(folder, "serve", "--port", str(port), "--token", f"ro:{READ_ONLY}")
+    driver = browser
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for(base + "/api/openapi.json", server)
+        driver.get(base + "/")
+        until(lambda: driver.current_url.endswith("/login"), "the login page", WAIT_S)
+        driver.find_element(By.NAME, "token").send_keys(READ_ONLY)
+        driver.find_element(By.CSS_SELECTOR, "form.login button").click()
+        until(lambda: driver.find_element(By.ID, "live").text == "live", "the stream", WAIT_S)
+        assert driver.find_element(By.ID, "who").text == "every tenant (read only)"
+        until(lambda: row_status(driver, queued[0]) == "queued", "the jobs", WAIT_S)
+        # Seen, with nothing to press: no action, no checkbox, no bulk bar.
+        assert driver.find_elements(By.CSS_SELECTOR, "button[data-action]") == []
+        assert not driver.find_element(By.ID, "bulk").is_displayed()
+        assert not driver.find_element(By.CSS_SELECTOR, "input.select").is_displayed()
+        driver.find_element(By.CSS_SELECTOR, f'tr[data-job="{queued[0]}"] a.job').click()
+        until(lambda: detail_field(driver, "detail-fields", "Status") == "queued", "the detail",
+              WAIT_S)  # fmt: skip
+        assert driver.find_elements(By.CSS_SELECTOR, "#detail-actions button") == []
+        click_tab(driver, "locations")
+        until(lambda: driver.find_element(By.CSS_SELECTOR, f'button[data-thumbs="{location_id}"]'),
+              "the location", WAIT_S)  # fmt: skip
+        assert driver.find_elements(By.CSS_SELECTOR, "button[data-location]") == []
+        # An action sent anyway (the page's own CSRF token) is refused.
+        answer = driver.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "post('/api/jobs/' + arguments[0] + '/cancel').then(() => done('accepted'),"
+            " (e) => done(e.message));",
+            queued[0],
+        )
+        assert "only read" in answer
+        assert status(folder, queued[0]) is JobStatus.QUEUED
+    finally:
+        server.terminate()
+        server.communicate(timeout=60)

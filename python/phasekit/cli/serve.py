@@ -1,10 +1,11 @@
 """``phasekit serve``: the library's jobs, live, in a browser.
 
-Serves a dashboard (jobs, their phases and progress, history, tasks,
-workers, locations, duplicates; pause, resume, cancel, retry, index) and the
-JSON API it uses, under /api/ (the shapes of ``--json``; described at
-/api/openapi.json). It reads and writes the library's job store only: the
-jobs run in ``phasekit worker`` processes (or any command that runs them).
+Serves a dashboard (jobs, their phases, progress, checkpoints and timing,
+history, tasks, workers, locations with their thumbnails, duplicates; pause,
+resume, cancel, retry, one job or many, index) and the JSON API it uses,
+under /api/ (the shapes of ``--json``; described at /api/openapi.json). It
+reads and writes the library's job store only: the jobs run in ``phasekit
+worker`` processes (or any command that runs them).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from ._common import positive_int
 from ._exits import EXIT_OK, EXIT_USAGE
 
 #: The environment variable holding the server's tokens (``TOKEN`` or
-#: ``TENANT=TOKEN``, several separated by commas or spaces).
+#: ``TENANT=TOKEN``, either after ``ro:`` to read only; several separated by
+#: commas or spaces).
 TOKEN_ENV = "PHASEKIT_SERVE_TOKEN"
 
 #: The command's name, its line in ``phasekit --help``, and its ``--help``
@@ -27,9 +29,12 @@ HELP = "a live web dashboard of the library's jobs"
 DESCRIPTION = __doc__.splitlines()[0] if __doc__ else None
 EPILOG = (
     "Binds to 127.0.0.1 by default. Any other address needs a token (--token or "
-    f"${TOKEN_ENV}): TOKEN sees every tenant's jobs, TENANT=TOKEN one tenant's. A browser "
-    "logs in with it at /login; a script sends 'Authorization: Bearer TOKEN'. Needs the "
-    "serve extra: pip install 'phasekit[serve]'."
+    f"${TOKEN_ENV}): TOKEN sees every tenant's jobs, TENANT=TOKEN one tenant's; "
+    "ro:TOKEN or ro:TENANT=TOKEN sees the same but may only read (every action is refused "
+    "with 403; the page shows no action buttons). Locations and their thumbnails are the "
+    "library's: every token sees them. A browser logs in with a token at /login; a script "
+    "sends 'Authorization: Bearer TOKEN'. Needs the serve extra: pip install "
+    "'phasekit[serve]'."
 )
 
 
@@ -48,9 +53,10 @@ def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only)")  # fmt: skip
     p.add_argument("--port", type=_port, default=8765, help="port (default 8765)")
-    p.add_argument("--token", action="append", default=[], metavar="[TENANT=]TOKEN",
+    p.add_argument("--token", action="append", default=[], metavar="[ro:][TENANT=]TOKEN",
                    help=f"a token the server accepts (repeatable; default ${TOKEN_ENV}); "
-                   "TENANT=TOKEN sees and acts on that tenant's jobs only")  # fmt: skip
+                   "TENANT=TOKEN sees and acts on that tenant's jobs only; with ro: it "
+                   "only reads")  # fmt: skip
 
 
 def token_specs(args: argparse.Namespace) -> list[str]:

@@ -577,13 +577,17 @@ class Library(JobSteps, Settings, Closing):
             self._roots[location_id] = root
         return root
 
-    def entries(self, location: int | StrPath | Location, *, page: int = 1000) -> Iterator[Entry]:
+    def entries(
+        self, location: int | StrPath | Location, *, page: int = 1000, after: int = 0
+    ) -> Iterator[Entry]:
         """Every entry of a location, in id order (parents before children on
-        a first index), read ``page`` rows at a time."""
+        a first index), read ``page`` rows at a time; with ``after``, those
+        whose id is greater (where a listing paged by entry id goes on)."""
         if page < 1:
             raise InvalidInputError(f"page must be at least 1, got {page}")
+        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+            raise InvalidInputError(f"after must be an entry id (0 or more), got {after!r}")
         loc = self.location(location)
-        after = 0
         # Made in the Rust core (rust/py/src/entries.rs): the dataclass's
         # own __init__, per row, cost more than reading the row.
         while entries := self._db.entry_objects(loc.id, after, page, Entry, _KINDS):

@@ -5,6 +5,8 @@ listing the command line prints one object per line is a JSON array here."""
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -27,9 +29,10 @@ MAX_LIMIT = 10_000
 
 
 async def session(request: Request) -> Response:
-    """Who the caller is, the CSRF token its actions carry, and the newest
-    event id: a page reads its data after it, then follows the events from
-    that id, so nothing happening in between is missed."""
+    """Who the caller is (its tenant; whether it may only read), the CSRF
+    token its actions carry, and the newest event id: a page reads its data
+    after it, then follows the events from that id, so nothing happening in
+    between is missed."""
     board = dashboard(request)
     principal = board.access.require(request)
     last = await blocking(board.store.last_event_id)
@@ -39,6 +42,7 @@ async def session(request: Request) -> Response:
             "csrf_token": board.access.csrf_token(principal),
             "last_event_id": last,
             "open": board.access.open,
+            "read_only": principal.read_only,
         }
     )
 
@@ -73,12 +77,62 @@ def _matches(row: dict[str, Any], needle: str) -> bool:
     return any(needle in str(row.get(f) or "").lower() for f in fields)
 
 
+#: Jobs read at once while a search (``q``) looks for its matches.
+SEARCH_PAGE = 500
+
+
+def _cursor_text(keys: list[Any]) -> str:
+    """A page's cursor as the API hands it out: opaque, URL-safe text."""
+    raw = json.dumps(keys, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _cursor_keys(request: Request, name: str, kinds: tuple[type, ...]) -> list[Any] | None:
+    """The keys of the cursor in query parameter ``name`` (None: none
+    given); 400 for text that is not a cursor of this listing (``kinds``:
+    the type of each key)."""
+    text = (request.query_params.get(name) or "").strip()
+    if not text:
+        return None
+    try:
+        keys = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    except ValueError:
+        keys = None
+
+    def fits(key: object, kind: type) -> bool:
+        # JSON writes a float with no fraction as an int.
+        wanted = (int, float) if kind is float else kind
+        return isinstance(key, wanted) and not isinstance(key, bool)
+
+    if not (
+        isinstance(keys, list)
+        and len(keys) == len(kinds)
+        and all(fits(key, kind) for key, kind in zip(keys, kinds, strict=True))
+    ):
+        raise ApiError(400, f"{name} is not a cursor this listing handed out: {text!r}")
+    return keys
+
+
+def _paged(request: Request, rows: list[Any], name: str, cursor: str | None) -> Response:
+    """``rows`` (the listing's JSON array, as the command line prints it)
+    and, when more may follow, where the next page starts: the ``Link``
+    header (``rel="next"``) and ``X-Next-Cursor`` (the value of query
+    parameter ``name`` that asks for it)."""
+    if cursor is None:
+        return JSON(rows)
+    url = request.url.include_query_params(**{name: cursor})
+    headers = {"Link": f'<{url.path}?{url.query}>; rel="next"', "X-Next-Cursor": cursor}
+    return JSON(rows, headers=headers)
+
+
 async def jobs(request: Request) -> Response:
     """The jobs (``phasekit jobs list --json``): unfinished ones unless
     ``all=true`` or a finished ``status`` is asked for; filtered by
     ``status``, ``type``, ``tenant``, ``scope``, ``task`` and ``q`` (text
     searched in id, type, status, phase, tenant, scope, task and error); at
-    most ``limit`` (default 500)."""
+    most ``limit`` (default 500), in dispatch order. A full page says where
+    the next one starts (see :func:`_paged`): ``after=CURSOR``. Only the
+    jobs listed are read (and, with ``q``, those searched)."""
     from ..errors import InvalidInputError
     from ..jobs._scope import check_scope
 
@@ -95,30 +149,41 @@ async def jobs(request: Request) -> Response:
     limit = query_int(request, "limit", 500, low=1, high=MAX_LIMIT)
     finished = query_flag(request, "all") or (status is not None and status.finished)
     needle = (request.query_params.get("q") or "").strip().lower()
+    keys = _cursor_keys(request, "after", (int, float, str))
     if not visible:
         return JSON([])
 
-    def read() -> list[dict[str, Any]]:
+    def read() -> tuple[list[dict[str, Any]], str | None]:
         store = board.store
-        listed = store.list_jobs(
-            status,
-            name=request.query_params.get("type") or None,
-            tenant=tenant,
-            scope=scope,
-            task_id=request.query_params.get("task") or None,
-        )
-        if not finished:
-            # The rows read each job's status afresh; this only spares
-            # reading the progress of jobs long finished.
-            listed = [r for r in listed if not r.status.finished]
-        if not needle:
-            listed = listed[:limit]
-        rows = job_rows(store, listed, finished=finished)
-        if needle:
-            rows = [r for r in rows if _matches(r, needle)][:limit]
-        return rows
+        out: list[dict[str, Any]] = []
+        after = None if keys is None else (int(keys[0]), float(keys[1]), str(keys[2]))
+        while True:
+            want = SEARCH_PAGE if needle else limit - len(out)
+            listed = store.list_jobs(
+                status,
+                name=request.query_params.get("type") or None,
+                tenant=tenant,
+                scope=scope,
+                task_id=request.query_params.get("task") or None,
+                unfinished=not finished,
+                after=after,
+                limit=want,
+            )
+            by_id = {r.id: r for r in listed}
+            rows = job_rows(store, listed, finished=finished)
+            if needle:
+                rows = [r for r in rows if _matches(r, needle)]
+            for row in rows:
+                out.append(row)
+                if len(out) == limit:
+                    last = by_id[row["id"]]
+                    return out, _cursor_text([last.priority, last.created_at, last.id])
+            if len(listed) < want:
+                return out, None  # the listing's end
+            after = (listed[-1].priority, listed[-1].created_at, listed[-1].id)
 
-    return JSON(await blocking(read))
+    rows, cursor = await blocking(read)
+    return _paged(request, rows, "after", cursor)
 
 
 async def job(request: Request) -> Response:
@@ -139,16 +204,24 @@ async def job(request: Request) -> Response:
 
 async def history(request: Request) -> Response:
     """Finished jobs, newest first (``phasekit jobs history --json``); ``type``
-    and ``tenant`` filter, at most ``limit`` (default 100)."""
+    and ``tenant`` filter, at most ``limit`` (default 100). A full page says
+    where the next one starts (see :func:`_paged`): ``before=CURSOR``."""
     board = dashboard(request)
     principal = board.access.require(request)
     tenant, visible = _tenant_filter(request, principal)
     limit = query_int(request, "limit", 100, low=1, high=MAX_LIMIT)
+    keys = _cursor_keys(request, "before", (float, str))
     if not visible:
         return JSON([])
     name = request.query_params.get("type") or None
-    entries = await blocking(board.store.history, limit=limit, name=name, tenant=tenant)
-    return JSON([h.to_dict() for h in entries])
+    before = None if keys is None else (float(keys[0]), str(keys[1]))
+    entries = await blocking(
+        board.store.history, limit=limit, name=name, tenant=tenant, before=before
+    )
+    cursor = None
+    if len(entries) == limit:
+        cursor = _cursor_text([entries[-1].finished_at, entries[-1].id])
+    return _paged(request, [h.to_dict() for h in entries], "before", cursor)
 
 
 async def tasks(request: Request) -> Response:
@@ -191,6 +264,10 @@ async def locations(request: Request) -> Response:
     return JSON([json_ready(location) for location in found])
 
 
+#: History entries of duplicate searches read at a time (see _latest_dupes).
+DUPES_PAGE = 20
+
+
 def _latest_dupes(
     store: JobBackend, tenant: str | None, location: int | None
 ) -> tuple[str, Any] | None:
@@ -200,10 +277,17 @@ def _latest_dupes(
 
     done = (JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_ERRORS)
     scope = None if location is None else f"location:{location}"
-    for entry in store.history(limit=None, name=DUPES_JOB, tenant=tenant):
-        if entry.status in done and (scope is None or entry.scope == scope):
-            return entry.id, entry.output()
-    return None
+    before = None
+    while True:
+        # In pages, newest first: each entry carries its output (a whole
+        # report), and the newest usually matches.
+        page = store.history(limit=DUPES_PAGE, name=DUPES_JOB, tenant=tenant, before=before)
+        for entry in page:
+            if entry.status in done and (scope is None or entry.scope == scope):
+                return entry.id, entry.output()
+        if len(page) < DUPES_PAGE:
+            return None
+        before = (page[-1].finished_at, page[-1].id)
 
 
 async def duplicates(request: Request) -> Response:

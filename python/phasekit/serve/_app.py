@@ -4,7 +4,7 @@ the page over one library, with its access rules."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
@@ -13,8 +13,8 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from . import _actions, _api, _openapi, _pages, _sse
-from ._auth import Access, is_loopback
+from . import _actions, _api, _bulk, _detail, _openapi, _pages, _sse, _thumbs
+from ._auth import Access, Tokens, is_loopback
 from ._context import Dashboard
 from ._http import ApiError, api_error, error_response
 
@@ -56,19 +56,24 @@ def create_app(
     host: str = "127.0.0.1",
     jobs: str | None = None,
     secret: bytes | None = None,
+    read_only: Collection[str] | None = None,
 ) -> Starlette:
     """The dashboard of the library at ``library`` (a folder or a
     ``postgresql://`` URL; None: ``$PHASEKIT_LIBRARY`` or the per-user one;
     ``jobs``: as :meth:`phasekit.library.Library.open`). ``tokens`` maps
     each token to its tenant (None: every tenant's; see
-    ``phasekit.serve._auth``); without tokens the app is open, and only
+    ``phasekit.serve._auth``); ``read_only``: the tokens that may only read
+    (default: those :func:`parse_tokens` read with ``ro:``, when ``tokens``
+    is what it returned); without tokens the app is open, and only
     answers requests addressed to a loopback name or ``host``. The library
     is opened now (an error says so at once) and closed with the app's
     lifespan. ``secret`` keys the CSRF tokens (default: random)."""
     from ..jobs import open_backend
     from ..library import Library
 
-    access = Access(tokens or {}, secret)
+    if read_only is None:
+        read_only = tokens.read_only if isinstance(tokens, Tokens) else ()
+    access = Access(tokens or {}, secret, read_only)
     opened = Library.open(library, jobs=jobs)
     try:
         store = open_backend(opened.jobs_location)
@@ -98,6 +103,9 @@ def create_app(
         routes=[
             *_openapi.routes(),
             *_api.routes(),
+            *_detail.routes(),
+            *_thumbs.routes(),
+            *_bulk.routes(),
             *_actions.routes(),
             *_sse.routes(),
             *_pages.routes(),

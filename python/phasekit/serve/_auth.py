@@ -3,8 +3,15 @@ passes.
 
 Tokens: ``TOKEN`` is the operator's (every tenant's jobs), ``TENANT=TOKEN``
 a tenant's (that tenant's jobs only; another's behave as if they did not
-exist). A request proves one with ``Authorization: Bearer TOKEN`` (scripts)
-or with the cookie the login page sets (the browser: an ``EventSource``
+exist). Either written after ``ro:`` (``ro:TOKEN``, ``ro:TENANT=TOKEN``) may
+only read: it sees what the same token without ``ro:`` would, and every
+action (POST) it sends is refused with 403, changing nothing; the page hides
+the action buttons from it. Locations, their thumbnails and the workers are
+the library's, not a tenant's: every token sees them (a tenant's token
+queues an index of any location, for its own tenant).
+
+A request proves a token with ``Authorization: Bearer TOKEN`` (scripts) or
+with the cookie the login page sets (the browser: an ``EventSource``
 cannot send headers). With no token at all the server is open, which
 ``phasekit serve`` allows on a loopback address only.
 
@@ -38,6 +45,19 @@ COOKIE = "phasekit_token"
 CSRF_HEADER = "x-csrf-token"
 #: Tokens shorter than this are refused: they could be guessed.
 MIN_TOKEN = 16
+#: What a token spec starts with when the token may only read.
+READ_ONLY_PREFIX = "ro:"
+
+
+class Tokens(dict[str, str | None]):
+    """The server's tokens, each mapped to its tenant (None: every tenant),
+    and which of them may only read (:attr:`read_only`)."""
+
+    def __init__(
+        self, grants: Mapping[str, str | None] | None = None, read_only: Iterable[str] = ()
+    ) -> None:
+        super().__init__(grants or {})
+        self.read_only: set[str] = set(read_only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +70,8 @@ class Principal:
     credential: str
     #: Authenticated by its Authorization header (no ambient credential).
     bearer: bool
+    #: Its token may only read: every action is refused (403).
+    read_only: bool = False
 
 
 def is_loopback(host: str) -> bool:
@@ -63,16 +85,21 @@ def is_loopback(host: str) -> bool:
         return False  # a host name: whatever it resolves to, it may be reachable
 
 
-def parse_tokens(specs: Iterable[str]) -> dict[str, str | None]:
+def parse_tokens(specs: Iterable[str]) -> Tokens:
     """Token specs (``TOKEN`` for the operator, ``TENANT=TOKEN`` for a
-    tenant) as a map from token to tenant (None: every tenant);
-    InvalidInputError for a short token or a bad tenant name."""
+    tenant, either after ``ro:`` to read only) as a map from token to tenant
+    (None: every tenant) whose :attr:`Tokens.read_only` holds the read-only
+    ones; InvalidInputError for a short token, a bad tenant name, or one
+    token given twice with different rights."""
     from ..jobs._scope import check_tenant
 
-    tokens: dict[str, str | None] = {}
+    tokens = Tokens()
     for spec in specs:
         tenant: str | None = None
         token = spec.strip()
+        read_only = token.startswith(READ_ONLY_PREFIX)
+        if read_only:
+            token = token[len(READ_ONLY_PREFIX) :].strip()
         if "=" in token:
             name, token = token.split("=", 1)
             tenant = check_tenant(name.strip())
@@ -84,7 +111,11 @@ def parse_tokens(specs: Iterable[str]) -> dict[str, str | None]:
             )
         if token in tokens and tokens[token] != tenant:
             raise InvalidInputError("one token is given for two tenants")
+        if token in tokens and (token in tokens.read_only) != read_only:
+            raise InvalidInputError("one token is given both read-only (ro:) and not")
         tokens[token] = tenant
+        if read_only:
+            tokens.read_only.add(token)
     return tokens
 
 
@@ -92,8 +123,17 @@ class Access:
     """The server's tokens and secret: authenticates requests and checks
     actions."""
 
-    def __init__(self, tokens: Mapping[str, str | None], secret: bytes | None = None) -> None:
+    def __init__(
+        self,
+        tokens: Mapping[str, str | None],
+        secret: bytes | None = None,
+        read_only: Iterable[str] = (),
+    ) -> None:
         self._tokens = dict(tokens)
+        self._read_only = frozenset(read_only)
+        unknown = self._read_only - set(self._tokens)
+        if unknown:
+            raise InvalidInputError(f"{len(unknown)} read-only token(s) not among the tokens")
         # Per server start: CSRF tokens of an earlier run stop working.
         self._secret = secret if secret is not None else secrets.token_bytes(32)
 
@@ -105,12 +145,18 @@ class Access:
     def check_token(self, token: str) -> tuple[bool, str | None]:
         """Whether ``token`` is one of the server's, and the tenant it is for
         (None: every tenant). Compared in constant time."""
-        known_token, found = False, None
+        known, tenant, _ = self._grant(token)
+        return known, tenant
+
+    def _grant(self, token: str) -> tuple[bool, str | None, bool]:
+        """Whether ``token`` is known, its tenant and whether it may only
+        read; every token compared, in constant time each."""
+        known_token, found, read_only = False, None, False
         candidate = token.encode("utf-8", "surrogateescape")
         for known, tenant in self._tokens.items():
             if hmac.compare_digest(known.encode("utf-8", "surrogateescape"), candidate):
-                known_token, found = True, tenant
-        return known_token, found
+                known_token, found, read_only = True, tenant, known in self._read_only
+        return known_token, found, read_only
 
     def authenticate(self, request: Request) -> Principal | None:
         """Who ``request`` acts for; None if it proves no token the server knows."""
@@ -119,13 +165,15 @@ class Access:
         header = request.headers.get("authorization", "")
         scheme, _, value = header.partition(" ")
         if scheme.lower() == "bearer" and value.strip():
-            known, tenant = self.check_token(value.strip())
-            return Principal(tenant, value.strip(), bearer=True) if known else None
+            known, tenant, read_only = self._grant(value.strip())
+            if not known:
+                return None
+            return Principal(tenant, value.strip(), bearer=True, read_only=read_only)
         cookie = request.cookies.get(COOKIE)
         if cookie:
-            known, tenant = self.check_token(cookie)
+            known, tenant, read_only = self._grant(cookie)
             if known:
-                return Principal(tenant, cookie, bearer=False)
+                return Principal(tenant, cookie, bearer=False, read_only=read_only)
         return None
 
     def require(self, request: Request) -> Principal:
@@ -141,9 +189,11 @@ class Access:
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
 
     def check_action(self, request: Request, principal: Principal) -> None:
-        """403 unless ``request`` may change something: not from another
-        site, and (unless it authenticated by its header) carrying its CSRF
-        token."""
+        """403 unless ``request`` may change something: its token may do
+        more than read, it does not come from another site, and (unless it
+        authenticated by its header) it carries its CSRF token."""
+        if principal.read_only:
+            raise ApiError(403, "this token may only read: actions are refused")
         refuse_cross_site(request)
         if principal.bearer:
             return

@@ -46,6 +46,24 @@ def _ok(description: str, schema: dict[str, Any], *, status: str = "200") -> dic
     }
 
 
+def _paged(description: str) -> dict[str, Any]:
+    """The answers of a listing read in pages: a full page names where the
+    next one starts (X-Next-Cursor, and a Link header with rel="next"); 400
+    for a cursor that is not one."""
+    responses = _ok(description, _ARRAY)
+    responses["200"]["headers"] = {
+        "X-Next-Cursor": {
+            "description": "after a full page: the cursor of the next one",
+            "schema": {"type": "string"},
+        },
+        "Link": {
+            "description": 'after a full page: <URL of the next page>; rel="next"',
+            "schema": {"type": "string"},
+        },
+    }
+    return responses
+
+
 def _action(
     summary: str,
     description: str,
@@ -56,7 +74,7 @@ def _action(
     op: dict[str, Any] = {
         "summary": summary,
         "description": description + " Needs the X-CSRF-Token header unless the request"
-        " authenticates with Authorization: Bearer.",
+        " authenticates with Authorization: Bearer. A read-only token gets 403.",
         "parameters": [
             *params,
             {
@@ -137,15 +155,19 @@ DOCUMENT: dict[str, Any] = {
         },
         "/api/session": {
             "get": {
-                "summary": "the caller's tenant, its CSRF token and the newest event id",
+                "summary": "the caller's tenant, whether it may only read, its CSRF token"
+                " and the newest event id",
                 "responses": _ok("the session", _OBJECT),
             }
         },
         "/api/jobs": {
             "get": {
-                "summary": "jobs (phasekit jobs list --json)",
-                "parameters": _JOB_FILTERS,
-                "responses": _ok("job rows", _ARRAY),
+                "summary": "jobs (phasekit jobs list --json), in pages",
+                "parameters": [
+                    *_JOB_FILTERS,
+                    _query("after", "the X-Next-Cursor of the page before (opaque)"),
+                ],
+                "responses": _paged("job rows"),
             }
         },
         "/api/jobs/{job_id}": {
@@ -187,8 +209,9 @@ DOCUMENT: dict[str, Any] = {
                     _query("type", "job type"),
                     _query("tenant", "tenant"),
                     _query("limit", "default 100", "integer"),
+                    _query("before", "the X-Next-Cursor of the page before (opaque)"),
                 ],
-                "responses": _ok("history entries", _ARRAY),
+                "responses": _paged("history entries"),
             }
         },
         "/api/tasks": {
@@ -233,6 +256,81 @@ DOCUMENT: dict[str, Any] = {
                 },
                 status="202",
             )
+        },
+        "/api/jobs/{job_id}/checkpoints": {
+            "get": {
+                "summary": "the checkpoints a job took: how many, and the newest (the store"
+                " keeps that one): when, its size, its phase, its contents when small JSON",
+                "parameters": [_path("job_id", "the job's id")],
+                "responses": _ok("the checkpoints", _OBJECT),
+            }
+        },
+        "/api/jobs/{job_id}/timing": {
+            "get": {
+                "summary": "a job's timing: when created and started, and per phase its"
+                " attempts, seconds and share",
+                "parameters": [_path("job_id", "the job's id")],
+                "responses": _ok("the timing", _OBJECT),
+            }
+        },
+        "/api/jobs/bulk": {
+            "post": _action(
+                "pause, resume, cancel or retry many jobs",
+                "All or report: a malformed or refused request changes nothing; otherwise"
+                " each id is tried as the single action tries it (tenant, state) and the"
+                " answer reports each: ok with what the single action answers, or its status"
+                " (404, 409) and message.",
+                [],
+                {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["action", "ids"],
+                    "properties": {
+                        "action": {
+                            "type": "string",
+                            "enum": ["pause", "resume", "cancel", "retry"],
+                        },
+                        "ids": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "minItems": 1,
+                            "maxItems": 1000,
+                        },
+                    },
+                },
+            )
+        },
+        "/api/locations/{location_id}/thumbnails": {
+            "get": {
+                "summary": "a page of a location's entries that have a thumbnail, in entry"
+                " order (every token sees locations); next: the after of the next page",
+                "parameters": [
+                    _path("location_id", "the location's id"),
+                    _query("after", "entries after this entry id (default 0)", "integer"),
+                    _query("limit", "at most this many (default 100, at most 500)", "integer"),
+                    _query("variant", "the thumbnail variant (default grid)"),
+                ],
+                "responses": _ok("a page of thumbnails", _OBJECT),
+            }
+        },
+        "/api/thumbnails/{cas_id}/{variant}": {
+            "get": {
+                "summary": "a thumbnail of a content (as phasekit thumbs makes it)",
+                "parameters": [
+                    _path("cas_id", "the content's identity"),
+                    _path("variant", "the variant (e.g. grid)"),
+                ],
+                "responses": {
+                    "200": {
+                        "description": "the image",
+                        "content": {
+                            "image/webp": {"schema": {"type": "string", "format": "binary"}}
+                        },
+                    },
+                    "401": _ERROR,
+                    "404": _ERROR,
+                },
+            }
         },
         "/api/duplicates": {
             "get": {

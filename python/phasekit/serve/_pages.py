@@ -32,7 +32,10 @@ HEADERS = {
     "img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; "
     "frame-ancestors 'none'",
     "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
+    # Not no-referrer: under it a browser sends "Origin: null" with the
+    # page's own form posts (the login), which the same-origin check must
+    # refuse. same-origin still tells other sites nothing.
+    "referrer-policy": "same-origin",
     "x-frame-options": "DENY",
 }
 

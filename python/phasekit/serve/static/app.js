@@ -13,6 +13,10 @@ const state = {
   lastId: null,        // the id of the newest event applied
   source: null,        // the EventSource while the page is visible
   rows: new Map(),     // job id -> its row in the jobs table
+  selected: new Set(), // the ids of the jobs ticked for a bulk action
+  task: null,          // the id of the task shown in detail, if any
+  thumbs: null,        // the location whose thumbnails are shown: {id, next}
+  readOnly: false,     // the token may only read: no action is offered
   timers: {},
 };
 
@@ -115,6 +119,8 @@ function progressBar(percent) {
 
 function actionButtons(job) {
   const box = el("div", null, "actions");
+  // A read-only token's actions would all be refused: none is offered.
+  if (state.readOnly) return box;
   const add = (label, action) => {
     const button = el("button", label);
     button.type = "button";
@@ -134,6 +140,7 @@ function jobRow(job) {
   const row = el("tr");
   row.dataset.job = job.id;
   row.dataset.status = job.status;
+  cell(row, "", "writer").appendChild(selectBox(job.id));
   const link = el("a", job.id, "job");
   link.addEventListener("click", () => showDetail(job.id));
   cell(row, "").appendChild(link);
@@ -157,6 +164,11 @@ async function loadJobs() {
     state.rows.set(job.id, row);
     body.appendChild(row);
   }
+  // A ticked job the filters no longer show is not acted on unseen.
+  for (const id of state.selected) if (!state.rows.has(id)) state.selected.delete(id);
+  document.getElementById("select-all").checked =
+    jobs.length > 0 && state.selected.size === jobs.length;
+  showSelected();
   document.getElementById("jobs-empty").hidden = jobs.length > 0;
 }
 
@@ -172,7 +184,10 @@ function applyEvent(event) {
     soon("jobs", () => loadJobs().catch((e) => say(e.message, true)));
   }
   if (state.detail === event.job_id) {
-    soon("detail", () => showDetail(state.detail, true), 500);
+    soon("detail", () => { if (state.detail) showDetail(state.detail, true); }, 500);
+  }
+  if (state.task !== null && state.task === event.task_id) {
+    soon("task", () => { if (state.task !== null) showTask(state.task, true); }, 500);
   }
   if (event.kind === "status" && state.tab !== "jobs" && state.tab !== "detail") {
     const tab = state.tab;
@@ -185,7 +200,8 @@ async function act(jobId, action) {
     const answer = await post("/api/jobs/" + encodeURIComponent(jobId) + "/" + action);
     say(answer.job_id + ": " + answer.result);
     soon("jobs", () => loadJobs().catch((e) => say(e.message, true)), 50);
-    if (state.detail) soon("detail", () => showDetail(state.detail, true), 50);
+    // The view may have changed by the time the reload runs.
+    if (state.detail) soon("detail", () => { if (state.detail) showDetail(state.detail, true); }, 50);
   } catch (e) {
     say(e.message, true);
   }
@@ -243,6 +259,12 @@ async function showDetail(jobId, quiet) {
   }
   document.getElementById("detail-output").textContent = JSON.stringify(job.output, null, 2);
   document.getElementById("detail-input").textContent = JSON.stringify(job.input, null, 2);
+  const id = encodeURIComponent(jobId);
+  const [timing, checkpoints] = await Promise.all([
+    api("/api/jobs/" + id + "/timing"), api("/api/jobs/" + id + "/checkpoints"),
+  ]).catch((e) => { say(e.message, true); return [null, null]; });
+  if (timing && state.detail === jobId) showTiming(timing);
+  if (checkpoints && state.detail === jobId) showCheckpoints(checkpoints);
 }
 
 // ---- the other tabs --------------------------------------------------------
@@ -273,7 +295,10 @@ async function loadTasks() {
   body.replaceChildren();
   for (const t of tasks) {
     const row = el("tr");
-    cell(row, t.id);
+    row.dataset.task = t.id;
+    const link = el("a", t.id, "job");
+    link.addEventListener("click", () => showTask(t.id));
+    cell(row, "").appendChild(link);
     cell(row, t.name);
     cell(row, t.tenant);
     cell(row, t.status, "status-" + t.status);
@@ -313,18 +338,26 @@ async function loadLocations() {
     cell(row, l.file_count === null ? "" : l.file_count.toLocaleString(), "num");
     cell(row, bytes(l.total_size), "num");
     cell(row, when(l.indexed_at));
-    const button = el("button", "Index");
-    button.type = "button";
-    button.dataset.location = l.id;
-    button.addEventListener("click", async () => {
-      try {
-        const answer = await post("/api/locations/" + l.id + "/index");
-        say("queued index " + answer.job_id + " of " + l.path);
-      } catch (e) {
-        say(e.message, true);
-      }
-    });
-    cell(row, "").appendChild(button);
+    const buttons = cell(row, "", "actions");
+    const thumbs = el("button", "Thumbnails");
+    thumbs.type = "button";
+    thumbs.dataset.thumbs = l.id;
+    thumbs.addEventListener("click", () => showThumbs(l));
+    buttons.appendChild(thumbs);
+    if (!state.readOnly) {
+      const button = el("button", "Index");
+      button.type = "button";
+      button.dataset.location = l.id;
+      button.addEventListener("click", async () => {
+        try {
+          const answer = await post("/api/locations/" + l.id + "/index");
+          say("queued index " + answer.job_id + " of " + l.path);
+        } catch (e) {
+          say(e.message, true);
+        }
+      });
+      buttons.appendChild(button);
+    }
     body.appendChild(row);
   }
 }
@@ -369,6 +402,8 @@ function loadTab(tab) {
 function switchTab(tab) {
   state.tab = tab;
   if (tab !== "detail") state.detail = null;
+  if (tab !== "task") state.task = null;
+  if (tab !== "thumbs") state.thumbs = null;
   for (const section of document.querySelectorAll("main > section")) {
     section.hidden = section.id !== "tab-" + tab;
   }
@@ -425,7 +460,7 @@ function closeStream() {
 
 // Drop the reloads events asked for and not yet made.
 function cancelReloads() {
-  for (const name of ["jobs", "detail", "tab"]) {
+  for (const name of ["jobs", "detail", "task", "tab"]) {
     clearTimeout(state.timers[name]);
     state.timers[name] = null;
   }
@@ -445,11 +480,14 @@ document.addEventListener("visibilitychange", () => {
 async function start() {
   const session = await api("/api/session");
   document.getElementById("who").textContent =
-    session.tenant === null ? "every tenant" : "tenant " + session.tenant;
+    (session.tenant === null ? "every tenant" : "tenant " + session.tenant) +
+    (session.read_only ? " (read only)" : "");
+  state.readOnly = session.read_only;
+  document.body.classList.toggle("read-only", session.read_only);
   // Read the data after this id, then follow from it: whatever happens in
   // between arrives as events.
   state.lastId = String(session.last_event_id);
-  await loadTab(state.tab === "detail" ? "jobs" : state.tab);
+  await loadTab(["detail", "task", "thumbs"].includes(state.tab) ? "jobs" : state.tab);
   if (!document.hidden) openStream();
 }
 
@@ -458,9 +496,29 @@ document.addEventListener("DOMContentLoaded", () => {
     button.addEventListener("click", () => switchTab(button.dataset.tab));
   }
   document.getElementById("detail-back").addEventListener("click", () => switchTab("jobs"));
-  document.getElementById("filters").addEventListener("input", () => {
-    soon("filters", () => loadJobs().catch((e) => say(e.message, true)), 250);
+  document.getElementById("task-back").addEventListener("click", () => switchTab("tasks"));
+  document.getElementById("thumbs-back").addEventListener("click", () => switchTab("locations"));
+  document.getElementById("thumbs-more").addEventListener("click", () => {
+    loadThumbs(true).catch((e) => say(e.message, true));
   });
+  for (const button of document.querySelectorAll("#bulk button")) {
+    button.addEventListener("click", () => bulkAct(button.dataset.bulk));
+  }
+  document.getElementById("select-all").addEventListener("change", (e) => {
+    for (const id of state.rows.keys()) {
+      if (e.target.checked) state.selected.add(id); else state.selected.delete(id);
+    }
+    for (const box of document.querySelectorAll("#jobs-table input.select")) {
+      box.checked = e.target.checked;
+    }
+    showSelected();
+  });
+  // "change" too: a choice in a list does not always send "input".
+  for (const kind of ["input", "change"]) {
+    document.getElementById("filters").addEventListener(kind, () => {
+      soon("filters", () => loadJobs().catch((e) => say(e.message, true)), 250);
+    });
+  }
   document.getElementById("filters").addEventListener("submit", (e) => e.preventDefault());
   start().catch((e) => say(e.message, true));
 });
