@@ -40,12 +40,19 @@ from test_thumbs_job import photo
 CHROMIUM = shutil.which("chromium")
 DRIVER = shutil.which("chromedriver")
 
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None or DRIVER is None,
-    reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)",
-)
 
-webdriver = pytest.importorskip("selenium.webdriver")
+@pytest.fixture(autouse=True)
+def browser_installed() -> None:
+    """The browser is a requirement of the suite, like PostgreSQL's server
+    (README, Test): missing, these tests fail saying so, never skip."""
+    if CHROMIUM is None or DRIVER is None:
+        pytest.fail(
+            "the dashboard's browser test needs Debian's chromium and chromium-driver"
+            " (apt-get install chromium chromium-driver)"
+        )
+
+
+from selenium import webdriver  # noqa: E402
 from selenium.common.exceptions import NoAlertPresentException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 
