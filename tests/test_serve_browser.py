@@ -293,6 +293,10 @@ def test_a_running_job_is_paused_and_resumed_from_the_page(
         until(lambda: driver.find_element(By.ID, "live").text == "live", "the stream", WAIT_S)
         until(lambda: status(folder, job_id) is JobStatus.RUNNING, "the worker's run", WAIT_S)
         until(lambda: row_status(driver, job_id) == "running", "the running row", WAIT_S)
+        # Its progress arrives live: 5 of 20 items done while it waits.
+        progress = f'tr[data-job="{job_id}"] td.progress'
+        until(lambda: driver.find_element(By.CSS_SELECTOR, progress).text == "25%",
+              "the running job's progress", WAIT_S)  # fmt: skip
         driver.find_element(
             By.CSS_SELECTOR, f'tr[data-job="{job_id}"] button[data-action="pause"]'
         ).click()
