@@ -540,7 +540,7 @@ def test_a_listing_reads_the_unfinished_jobs_in_pages(backend):
 
 
 def test_statuses_and_progress_of_a_page_of_jobs_are_read_together(backend):
-    from phasekit.jobs._listing import IDS_PER_READ
+    from phasekit.jobs.sql._listing import IDS_PER_READ
 
     ids = [backend.create_job("noop", {"n": n}) for n in range(IDS_PER_READ + 7)]
     runs = backend.claim_runs(ids[:3], "owner")

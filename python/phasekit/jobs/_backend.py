@@ -39,7 +39,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from ._events import JobEvent
-    from ._listing import HistoryCursor, JobCursor
     from ._model import (
         HistoryRecord,
         JobRecord,
@@ -50,6 +49,7 @@ if TYPE_CHECKING:
         _Any,
     )
     from ._progress import JobProgress
+    from .sql._listing import HistoryCursor, JobCursor
 
 
 class OwnerLease(Protocol):

@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from ...errors import InvalidInputError, JobNotFound, TaskNotFound
 from .._codec import decode
-from .._listing import (
+from .._model import HistoryRecord, JobRecord, JobStatus, RunStart, TaskRecord, WorkerRecord
+from .._progress import JobProgress
+from ..sql._listing import (
     HistoryCursor,
     JobCursor,
     before_args,
@@ -21,8 +23,6 @@ from .._listing import (
     list_jobs_query,
     statuses_query,
 )
-from .._model import HistoryRecord, JobRecord, JobStatus, RunStart, TaskRecord, WorkerRecord
-from .._progress import JobProgress
 from . import _sql
 from ._sql import COLUMNS, FINISHED_SQL, RUN_START, s
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from .._listing import HistoryCursor, before_args, history_after
 from .._model import JobStatus
+from ..sql._listing import HistoryCursor, before_args, history_after
 
 #: The statuses a job ends in, as SQL (from JobStatus.finished).
 FINISHED_SQL = "(" + ", ".join(f"'{s.value}'" for s in JobStatus if s.finished) + ")"

@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from .._events import JobEvent
 
 from .._codec import decode, encode, new_id, text_in, text_out
-from .._listing import HistoryCursor, JobCursor, id_chunks, list_jobs_query, statuses_query
 from .._model import (
     ANY,
     DEFAULT_TENANT,
@@ -43,6 +42,7 @@ from .._model import (
 )
 from .._progress import JobProgress
 from .._schedule import check_every
+from ..sql._listing import HistoryCursor, JobCursor, id_chunks, list_jobs_query, statuses_query
 from ._connect import Transaction, connect, is_busy, retry_busy, translate
 from ._owners import Ownership, live_owners
 
@@ -448,7 +448,7 @@ class JobStore:
         self, job_ids: list[str], data_type: type[Any] | None = None
     ) -> dict[str, tuple[JobStatus, JobProgress | None]]:
         """The status and latest progress of each of ``job_ids`` that exists,
-        one read per :data:`~phasekit.jobs._listing.IDS_PER_READ` ids."""
+        one read per :data:`~phasekit.jobs.sql._listing.IDS_PER_READ` ids."""
         found: dict[str, tuple[JobStatus, JobProgress | None]] = {}
         for chunk in id_chunks(job_ids):
             for job_id, status, blob in self._read(statuses_query("?", len(chunk)), tuple(chunk)):

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import InvalidInputError
-from ._model import JobStatus
+from ...errors import InvalidInputError
+from .._model import JobStatus
 
 #: The statuses of a job not finished yet, as SQL (from JobStatus.finished).
 UNFINISHED_SQL = "(" + ", ".join(f"'{s.value}'" for s in JobStatus if not s.finished) + ")"
