@@ -154,8 +154,9 @@ def test_a_worker_stopped_inside_a_write_does_not_hold_its_job(
     assert all(at % 25 == 0 for at in starts[1:])
     assert [h.status for h in store.history(limit=None) if h.id == job_id] == [JobStatus.COMPLETED]
     # Its write was undone and tried again on a new session, where the
-    # lease taken meanwhile refused it: given up, not failed, not lost.
+    # lease taken meanwhile refused it (or, the stop landing in its COMMIT,
+    # the write's outcome was unknown and the run interrupted): the job
+    # given up, not failed, not lost.
     assert not stalled.said(f"job {job_id} (test.count) failed"), "".join(stalled.lines)
-    assert not stalled.said("interrupted"), "".join(stalled.lines)
     assert stalled.stop() == 0, "".join(stalled.lines)
     assert other.stop() == 0

@@ -254,3 +254,49 @@ def test_job_definitions_and_registry():
         transient()
     with pytest.raises(JobDefinitionError, match="letters"):
         registry.register("bad name!", CopyFiles)
+
+
+@pytest.mark.parametrize("refused", ["checkpoint", "end"])
+def test_a_write_jobs_db_refuses_for_good_fails_the_job_once(tmp_path, refused):
+    """jobs.db refuses one job's checkpoints, or its end, every time (a
+    trigger here; a constraint or a value too big in life): that is not the
+    store away for now (JobStoreUnavailable), so the job fails with the
+    store's message, once, instead of being queued again and redoing its
+    work forever; the manager goes on with the other jobs."""
+    import anyio
+
+    from jobs_fixture import CountJob, effects
+    from phasekit.jobs import JobManager
+
+    db, fx = tmp_path / "jobs.db", tmp_path / "effects.db"
+    with JobStore(db) as store:
+        doomed = store.create_job("test.count", CountJob(40, str(fx), every=5).to_state())
+    conn = sqlite3.connect(db)
+    if refused == "checkpoint":
+        when = f"BEFORE INSERT ON job_checkpoints WHEN NEW.job_id = '{doomed}'"
+    else:
+        when = (
+            f"BEFORE UPDATE OF status ON jobs WHEN NEW.id = '{doomed}' AND NEW.status = 'completed'"
+        )
+    conn.execute(f"CREATE TRIGGER refuse {when} BEGIN SELECT RAISE(ABORT, 'row refused'); END")
+    conn.commit()
+    conn.close()
+
+    async def main() -> tuple[JobStatus, JobStatus]:
+        async with JobManager(db, max_concurrency=1) as manager:
+            with anyio.fail_after(120):
+                failed = await manager.handle(doomed).wait()
+                other = await manager.dispatch(CountJob(10, str(tmp_path / "other.db")))
+                return failed, await other.wait()
+
+    failed, other = anyio.run(main)
+    assert (failed, other) == (JobStatus.FAILED, JobStatus.COMPLETED)
+    with JobStore(db) as store:
+        record = store.get_job(doomed)
+        assert record.status is JobStatus.FAILED
+        assert "row refused" in (record.error or "")
+    conn = effects(str(fx))
+    try:  # ran once: a run started again would log a second start
+        assert [row[0] for row in conn.execute("SELECT at FROM starts")] == [0]
+    finally:
+        conn.close()

@@ -19,7 +19,8 @@ branches say what went wrong and what to do::
     ├── LibraryError            library.db cannot be read or written
     │   └── LibraryFullError    (also a StorageFullError)
     ├── JobStoreError           jobs.db cannot be read or written
-    │   └── JobStoreFullError   (also a StorageFullError)
+    │   ├── JobStoreFullError   (also a StorageFullError)
+    │   └── JobStoreUnavailable  for now: a server away, a lock held too long
     ├── JobStateError           the job is not in a state that allows this
     ├── JobDefinitionError      a job class or phase is malformed
     ├── UnknownJobError         no job type of that name is known here
@@ -106,6 +107,16 @@ class JobStoreFullError(JobStoreError, StorageFullError):
     """jobs.db cannot grow: its disk is full."""
 
 
+class JobStoreUnavailable(JobStoreError):
+    """The job store cannot be used for now, and may be again without anyone
+    doing anything: a PostgreSQL server away longer than the store waits for
+    it, a connection broken inside a commit (whether it was stored is
+    unknown), jobs.db locked by another process for too long. A job's run
+    that meets it is interrupted, not failed: the job is queued again and
+    resumes from its last checkpoint once the store answers. Any other
+    JobStoreError (damaged, refused, too big) fails the run."""
+
+
 class JobStateError(PhasekitError):
     """The job's state does not allow this (pausing a finished job, say)."""
 
@@ -150,6 +161,7 @@ __all__ = [
     "JobStateError",
     "JobStoreError",
     "JobStoreFullError",
+    "JobStoreUnavailable",
     "LeaseLostError",
     "LibraryClosed",
     "LibraryError",

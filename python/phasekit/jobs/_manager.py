@@ -40,6 +40,7 @@ from ..errors import (
     JobNotFound,
     JobStateError,
     JobStoreError,
+    JobStoreUnavailable,
     LeaseLostError,
     ManagerClosed,
     PhasekitError,
@@ -53,7 +54,7 @@ from ._model import DEFAULT_TENANT, JobRecord, JobStatus, TaskRecord
 from ._open import open_backend
 from ._progress import JobProgress
 from ._recovery import RECOVER_EVERY_S, check_stale_after, default_stale_after, recover_dead
-from ._runner import run_job
+from ._runner import describe, run_job
 from ._schedule import check_every
 from ._scope import check_scope, check_tenant, split_items
 from ._slots import SHORT_RUN_S, Claimed, Ended, Slots
@@ -391,16 +392,23 @@ class JobManager:
         once jobs.db works again."""
         self._last_recover = time.monotonic()
         queued = self._recover()
+        running_here = self._slots.running()
         for job_id in list(self._lost):
-            if self.store.move(
-                job_id, JobStatus.QUEUED, only_from=(JobStatus.RUNNING,), owner=self._owner_id
-            ):
+            # Taken out first: a worker thread may lose it again meanwhile.
+            lost = self._lost.pop(job_id, None)
+            if lost is None or job_id in running_here:
+                # Queued by another worker's recovery and claimed again here
+                # since: that run is the job's now.
+                continue
+            try:
+                target = self._requeue_one(job_id)
+            except PhasekitError:
+                # The store still fails for this job: again at the next pass
+                # (the other jobs go on).
+                self._lost.setdefault(job_id, lost)
+                continue
+            if target is JobStatus.QUEUED:
                 queued.append(job_id)
-            else:
-                # Resumed by another worker while this one could not reach
-                # the store (or its end was stored after all).
-                log.warning("gave up job %s: it is no longer this worker's", job_id)
-            del self._lost[job_id]
         if queued:
             if self._events.active:
                 for job_id in queued:
@@ -409,6 +417,32 @@ class JobManager:
                     )
             self._slots.invalidate()
             self._notify()
+
+    def _requeue_one(self, job_id: str) -> JobStatus | None:
+        """A job this manager lost (see _chain) back to the queue, or paused
+        or cancelled if someone asked meanwhile (as recover_dead does): the
+        status it went to; None if it was not this manager's any more."""
+        request = self.store.stop_request(job_id)
+        target = {"pause": JobStatus.PAUSED, "cancel": JobStatus.CANCELLED}.get(
+            request or "", JobStatus.QUEUED
+        )
+        if self.store.move(job_id, target, only_from=(JobStatus.RUNNING,), owner=self._owner_id):
+            if target is not JobStatus.QUEUED:
+                self._publish("status", job_id, self.store.get_job(job_id).name, target)
+                self._notify()
+            return target
+        record = self.store.get_job(job_id)
+        if record.status.finished:
+            # Its end was stored after all (a commit reported broken had
+            # gone through): said now, and its waiters woken.
+            self._check_blocked = True
+            self._publish("status", job_id, record.name, record.status)
+            self._notify()
+        else:
+            # Resumed by another worker while this one could not reach the
+            # store.
+            log.warning("gave up job %s: it is no longer this worker's", job_id)
+        return None
 
     @property
     def _owner_id(self) -> str | None:
@@ -908,16 +942,21 @@ class JobManager:
                 return
             except PhasekitError as exc:
                 # The job store failed while the job started, ran or ended
-                # (see _runner._run): it stays recorded as running, and is
-                # queued again once the store answers (_requeue), or
-                # resumed by the next manager.
+                # (see _runner._run).
+                self._slots.release(job_id)
+                if not isinstance(exc, JobStoreUnavailable) and self._fail_refused(claimed, exc):
+                    self._hand_back()
+                    return
+                # For now (a server away, a lock held too long) or its end
+                # not recorded: it stays recorded as running, and is queued
+                # again once the store answers (_requeue), or resumed by the
+                # next manager.
                 log.warning(
                     "job %s (%s) interrupted, to resume once the job store answers: %s",
                     job_id,
                     name,
                     exc,
                 )
-                self._slots.release(job_id)
                 self._lost[job_id] = exc
                 self._notify_from_thread()
                 self._hand_back()
@@ -931,6 +970,26 @@ class JobManager:
                 return
             claimed = nxt[0]
             self._publish_from_thread("status", claimed.job_id, claimed.name, JobStatus.RUNNING)
+
+    def _fail_refused(self, claimed: Claimed, exc: PhasekitError) -> bool:
+        """A job whose start or end the store refused (not for now: see
+        JobStoreUnavailable; a run would meet the same refusal again) fails
+        with the store's message; True if that end was recorded."""
+        lease = claimed.start.lease if claimed.start is not None else None
+        try:
+            self.store.finish(
+                claimed.job_id,
+                JobStatus.FAILED,
+                error=f"the job store refused the run: {describe(exc)}",
+                lease=lease,
+            )
+        except PhasekitError:
+            return False  # not even that: left to _requeue
+        log.error("job %s (%s) failed: the job store refused it: %s", *claimed[:2], exc)
+        self._check_blocked = True  # the jobs that depend on it fail
+        self._publish_from_thread("status", claimed.job_id, claimed.name, JobStatus.FAILED)
+        self._notify_from_thread()
+        return True
 
     def _look_now(self) -> None:
         """From any thread: a job was queued somewhere; the scheduler looks

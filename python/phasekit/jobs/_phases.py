@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from ..errors import CorruptStateError, JobStoreError, LeaseLostError, StorageFullError
+from ..errors import CorruptStateError, JobStoreUnavailable, LeaseLostError, StorageFullError
 from ._codec import decode, encode
 from ._context import JobCancelled, JobContext, JobInterrupted
 from ._definition import Job, OutputT
@@ -318,8 +318,8 @@ class PhaseProcessor:
                 # resumable from the last checkpoint (see _runner).
                 self._end(entry, PhaseStatus.PAUSED, str(exc), errors=pctx.errors)
                 raise
-            except JobStoreError:
-                # The job store failed under the phase (not the phase's own
+            except JobStoreUnavailable:
+                # The job store cannot be used for now (not the phase's own
                 # fault): no recovery strategy applies and nothing more can
                 # be recorded; the run is interrupted (see _runner._run).
                 raise

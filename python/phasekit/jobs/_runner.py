@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import (
     ClosedError,
     CorruptStateError,
-    JobStoreError,
+    JobStoreUnavailable,
     LeaseLostError,
     StorageFullError,
 )
@@ -161,13 +161,15 @@ def _run(run: Any, ctx: JobContext) -> tuple[JobStatus, Any, str | None, str | N
         # starts nothing more once its library is closed).
         log.warning("job %s (%s) interrupted: %s", ctx.id, ctx.name, exc)
         return JobStatus.QUEUED, None, None, None
-    except JobStoreError:
-        # The job store itself failed under the job (a server away longer
-        # than its reconnect wait, a write whose COMMIT broke): the run was
-        # interrupted, not failed. Its end cannot be trusted to the store
+    except JobStoreUnavailable:
+        # The job store cannot be used for now (a server away longer than
+        # its reconnect wait, a write whose COMMIT broke): the run was
+        # interrupted, not failed. Its end cannot be given to the store
         # either, so it leaves as the manager's own store failure: the job
         # stays recorded as running and is queued again, to resume from its
         # last checkpoint, once the store answers (see JobManager._requeue).
+        # Any other JobStoreError (a write refused, a damaged jobs.db)
+        # fails the run below: running it again would meet it again.
         raise
     except Exception as exc:  # the job failed; the store and the caller go on
         message = describe(exc)

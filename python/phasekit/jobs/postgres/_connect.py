@@ -20,7 +20,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ...errors import ClosedError, JobStoreError, JobStoreFullError, PhasekitError
+from ...errors import (
+    ClosedError,
+    JobStoreError,
+    JobStoreFullError,
+    JobStoreUnavailable,
+    PhasekitError,
+)
 from ._schema import LOCK_NAMESPACE, MIGRATE_LOCK, MIGRATIONS, SCHEMA_VERSION
 
 if TYPE_CHECKING:
@@ -93,13 +99,26 @@ def redact(url: str) -> str:
     return f"postgresql://{params.get('user', '')}@{host}:{port}/{params.get('dbname', '')}"
 
 
+#: SQLSTATEs of a server that cannot serve for now: its connection broken
+#: (class 08), shutting down or starting (57P01-57P03), a session it ended
+#: for sitting idle in a transaction (25P03, see SESSION_SETTINGS).
+_UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "25P03")
+
+
 def translate(exc: BaseException, where: str) -> PhasekitError:
-    """A phasekit error for a psycopg one."""
+    """A phasekit error for a psycopg one: JobStoreUnavailable when the
+    server cannot be reached or used for now (a run meeting it is resumed
+    later), JobStoreFullError for a full disk, else JobStoreError (a
+    statement refused: running it again would meet the same refusal)."""
     psycopg = _psycopg()
     if isinstance(exc, psycopg.errors.DiskFull):
         return JobStoreFullError(f"the job store at {where} is full: {exc}")
-    if isinstance(exc, psycopg.OperationalError):
-        return JobStoreError(f"cannot reach the job store at {where}: {exc}")
+    state = getattr(exc, "sqlstate", None)
+    if (state is None and isinstance(exc, psycopg.OperationalError)) or (
+        state is not None and state.startswith(_UNAVAILABLE_STATES)
+    ):
+        # No SQLSTATE: the client's own failure to connect or to talk.
+        return JobStoreUnavailable(f"cannot reach the job store at {where}: {exc}")
     return JobStoreError(f"the job store at {where} failed: {exc}")
 
 
@@ -216,7 +235,7 @@ class Connection:
                     if not conn.broken and not conn.closed:
                         raise translate(exc, self.where) from exc
                     if committing:
-                        raise JobStoreError(
+                        raise JobStoreUnavailable(
                             f"the connection to {self.where} broke while a write committed:"
                             " whether it was stored is unknown"
                         ) from exc

@@ -47,9 +47,10 @@ log = logging.getLogger("phasekit.jobs")
 BEATS_PER_PERIOD = 6
 #: How often a live owner numbers and trims the event log (s).
 PRUNE_EVENTS_EVERY_S = 60.0
-#: How long the heartbeat's upkeep (ANALYZE, pruning the event log) waits
-#: for a lock before it gives up until a later beat (ms).
+#: How long the upkeep (ANALYZE, pruning the event log) waits for a lock
+#: before it gives up until a later round (ms), and how often it looks (s).
 UPKEEP_LOCK_WAIT_MS = 1000
+UPKEEP_EVERY_S = 5.0
 
 #: Whether each worker's lock is held now, from the server's lock table.
 _HELD = (
@@ -92,9 +93,11 @@ class PostgresOwnership:
         except TypeError as exc:
             raise InvalidInputError(f"worker info cannot be stored: {exc}") from exc
         # The heartbeat's own session: a beat never waits for the store's
-        # shared connection (a job's write, a reconnect), and its upkeep
-        # gives up on a lock rather than wait behind it (see _beat).
-        self._session = Connection(store.url, settings={"lock_timeout": f"{UPKEEP_LOCK_WAIT_MS}"})
+        # shared connection (a job's write, a reconnect).
+        self._session = Connection(store.url)
+        # The upkeep's (see _upkeep), opened on its first round: it gives up
+        # on a lock rather than wait behind it.
+        self._upkeep_session: Connection | None = None
         self._closed = False
         try:
             self._lock_session_id = self._take_lock()
@@ -111,6 +114,10 @@ class PostgresOwnership:
             target=self._beat, name=f"phasekit-heartbeat-{self.id[:8]}", daemon=True
         )
         self._beating.start()
+        self._upkeeping = threading.Thread(
+            target=self._upkeep, name=f"phasekit-upkeep-{self.id[:8]}", daemon=True
+        )
+        self._upkeeping.start()
 
     def _take_lock(self) -> int:
         """A new owner id whose lock this session now holds; the session's
@@ -150,20 +157,32 @@ class PostgresOwnership:
             )
         )
 
+    def _upkeep(self) -> None:
+        """The job tables' statistics and the event log kept in shape, on a
+        thread and a session of their own: not through the store's shared
+        connection (it may be held for long: a write waiting on a row, a
+        reconnect), nor on the heartbeat's thread (an ANALYZE, or a lock
+        waited for, would delay the beat and make this live worker look
+        stale)."""
+        pruned = time.monotonic()
+        while not self._stop.wait(max(self.stale_after_s / BEATS_PER_PERIOD, UPKEEP_EVERY_S)):
+            try:
+                if self._upkeep_session is None:
+                    self._upkeep_session = Connection(
+                        self._store.url, settings={"lock_timeout": f"{UPKEEP_LOCK_WAIT_MS}"}
+                    )
+                self._store.analyze_if_stale(via=self._upkeep_session)
+                if time.monotonic() - pruned >= PRUNE_EVENTS_EVERY_S:
+                    pruned = time.monotonic()
+                    self._store.prune_events(via=self._upkeep_session)
+            except Exception as exc:  # later rounds try again, whatever failed
+                log.info("worker %s: job store upkeep not done this round: %s", self.id, exc)
+
     def _beat(self) -> None:
         period = self.stale_after_s / BEATS_PER_PERIOD
-        pruned = time.monotonic()
         while not self._stop.wait(period):
             try:
                 self._beat_once()
-                # The upkeep goes through the heartbeat's session too: the
-                # shared one may be held for long (a write waiting on a row,
-                # its reconnect), and a beat held behind it would make this
-                # live worker look stale.
-                self._store.analyze_if_stale(via=self._session)
-                if time.monotonic() - pruned >= PRUNE_EVENTS_EVERY_S:
-                    pruned = time.monotonic()
-                    self._store.prune_events(via=self._session)
             except Exception as exc:  # the beat must go on, whatever failed
                 # The server is unreachable (restarting, link cut): try again
                 # at the next beat; past the staleness period others resume
@@ -223,6 +242,9 @@ class PostgresOwnership:
         self._closed = True
         self._stop.set()
         self._beating.join(self.stale_after_s)
+        self._upkeeping.join(self.stale_after_s)
+        if self._upkeep_session is not None:
+            self._upkeep_session.close()
         with contextlib.suppress(PhasekitError):
             self._store.remove_worker(self.id)
         self._session.close()  # ends the session: releases the lock

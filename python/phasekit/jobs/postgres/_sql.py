@@ -256,19 +256,32 @@ def claim(
 _NONE, _EMPTY_LIST, _EMPTY_DICT = encode(None), encode([]), encode({})
 
 
-def finish(
-    cur: Cursor, job_id: str, status: JobStatus, end: dict[str, Any], lease: int | None
-) -> None:
-    """Record a run's end (``end``: JobBackend.finish's keyword arguments);
-    fenced by ``lease`` when given (LeaseLostError), JobNotFound without one."""
-    lost = finish_many(cur, [(job_id, status, {**end, "lease": lease})], missing_ok=False)
+#: A run's end ready to write: ``(job id, status, end, the UPDATE's values)``.
+Prepared = tuple[str, JobStatus, dict[str, Any], tuple[Any, ...]]
+
+
+def prepare_ends(ends: list[tuple[str, JobStatus, dict[str, Any]]]) -> list[Prepared]:
+    """Runs' ends (``end``: JobBackend.finish's keyword arguments, with its
+    ``lease``) encoded for :func:`finish_many`, before its transaction
+    opens: encoding a large output inside it would keep the rows locked
+    meanwhile, and could pass the server's idle-in-transaction limit
+    (_connect.SESSION_SETTINGS). TypeError for a value that cannot be
+    stored."""
+    now = time.time()
+    return [(j, status, end, _end_values(j, status, end, now)) for j, status, end in ends]
+
+
+def finish(cur: Cursor, prepared: Prepared) -> None:
+    """Record a run's end (see :func:`prepare_ends`); fenced by its lease
+    when given (LeaseLostError), JobNotFound without one."""
+    lost = finish_many(cur, [prepared], missing_ok=False)
     if lost:
         raise lost[0][1]
 
 
 def finish_many(
     cur: Cursor,
-    ends: list[tuple[str, JobStatus, dict[str, Any]]],
+    ends: list[Prepared],
     *,
     missing_ok: bool = True,
 ) -> list[tuple[str, LeaseLostError]]:
@@ -282,7 +295,7 @@ def finish_many(
     several rows does: no deadlock), the updates go in one pipeline, and only
     the ends that entail more (a cancel's cascade, a schedule, a task) take
     their own statements."""
-    ids = [job_id for job_id, _, _ in ends]
+    ids = [job_id for job_id, _, _, _ in ends]
     # A run's job is running, in the hot partition: looked up there, and in
     # the whole table only for the ids not found (a late end, a command's).
     lookup = (
@@ -296,8 +309,7 @@ def finish_many(
         rows.update((row[0], row) for row in cur.fetchall())
     lost: list[tuple[str, LeaseLostError]] = []
     recorded = []
-    now = time.time()
-    for job_id, status, end in ends:
+    for job_id, status, end, values in ends:
         row, lease = rows.get(job_id), end.get("lease")
         try:
             if lease is not None:
@@ -309,7 +321,7 @@ def finish_many(
             if missing_ok:
                 continue
             raise JobNotFound(f"no job with id {job_id!r}")
-        recorded.append((job_id, status, end, row))
+        recorded.append((job_id, status, values, row))
     if not recorded:
         return lost
     cur.executemany(
@@ -318,12 +330,16 @@ def finish_many(
         " progress = COALESCE(%s, progress),"
         " finished_at = CASE WHEN %s THEN %s ELSE finished_at END,"
         " warning_count = %s, error_count = %s WHERE id = %s",
-        [_end_values(job_id, status, end, now) for job_id, status, end, _ in recorded],
+        [values for _, _, values, _ in recorded],
     )
-    for job_id, status, _, row in recorded:
+    for job_id, status, values, row in recorded:
         before = JobStatus(row[1])
-        ended(cur, job_id, before.finished, bool(row[2]), status, now, row[3])
+        ended(cur, job_id, before.finished, bool(row[2]), status, values[_NOW], row[3])
     return lost
+
+
+#: Where the time of the end is in :func:`_end_values`' tuple.
+_NOW = 7
 
 
 def _end_values(job_id: str, status: JobStatus, end: dict[str, Any], now: float) -> tuple[Any, ...]:

@@ -298,13 +298,16 @@ class PostgresJobStore(Reads):
             "progress": progress,
             "traceback": traceback,
         }
-        self._write(lambda cur: _sql.finish(cur, job_id, status, end, lease))
+        (prepared,) = _sql.prepare_ends([(job_id, status, {**end, "lease": lease})])
+        self._write(lambda cur: _sql.finish(cur, prepared))
 
     def finish_and_claim(
         self, job_id: str, status: JobStatus, end: dict[str, Any], claim: list[str], owner: str
     ) -> list[RunStart]:
+        (prepared,) = _sql.prepare_ends([(job_id, status, end)])
+
         def write(cur: Cursor) -> list[Any]:
-            _sql.finish(cur, job_id, status, end, end.get("lease"))
+            _sql.finish(cur, prepared)
             return _sql.claim(cur, claim, time.time(), owner, RUN_START) if claim else []
 
         return [_sql.run_start(row) for row in self._write(write)]
@@ -315,8 +318,10 @@ class PostgresJobStore(Reads):
         claim: list[str],
         owner: str,
     ) -> tuple[list[RunStart], list[str]]:
+        prepared = _sql.prepare_ends(ends)
+
         def write(cur: Cursor) -> tuple[list[Any], list[str]]:
-            lost = [job_id for job_id, _ in _sql.finish_many(cur, ends)]
+            lost = [job_id for job_id, _ in _sql.finish_many(cur, prepared)]
             rows = _sql.claim(cur, claim, time.time(), owner, RUN_START) if claim else []
             return rows, lost
 

@@ -16,7 +16,13 @@ from types import TracebackType
 from typing import TypeVar
 
 from ..._private import create_private_file, make_private_dir
-from ...errors import ClosedError, JobStoreError, JobStoreFullError, PhasekitError
+from ...errors import (
+    ClosedError,
+    JobStoreError,
+    JobStoreFullError,
+    JobStoreUnavailable,
+    PhasekitError,
+)
 from ._schema import MIGRATIONS, SCHEMA_VERSION
 
 T = TypeVar("T")
@@ -150,7 +156,7 @@ def translate(exc: sqlite3.Error, path: Path) -> PhasekitError:
             "fresh one, and says which jobs were lost"
         )
     if _busy_name(name, text):
-        return JobStoreError(
+        return JobStoreUnavailable(
             f"{path} stayed locked by another process for more than "
             f"{BUSY_TIMEOUT_S:g} s ({text}); try again"
         )
