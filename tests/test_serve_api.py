@@ -820,3 +820,126 @@ def test_a_stream_asked_for_pruned_events_says_so(lib: Lib) -> None:
     # the stream ends (the page reloads and follows from now).
     assert "event: gap" in frames
     assert "event: job" not in frames
+
+
+# ---- numbers no store holds, deep JSON, a running job's cancel --------------
+
+
+def test_a_body_nested_too_deep_is_a_400_and_changes_nothing(lib: Lib) -> None:
+    """Arrays nested thousands deep fit in the body limit; the parser's
+    recursion must be a refusal like any other bad JSON, not a 500."""
+    before = lib.snapshot()
+    with client(lib) as c:
+        headers = {**csrf(c), "Content-Type": "application/json"}
+        for path in ("/api/jobs/bulk", f"/api/jobs/{lib.acme_id}/pause",
+                     f"/api/locations/{lib.location_id}/index"):  # fmt: skip
+            answer = c.post(path, content=b"[" * 50_000, headers=headers)
+            assert answer.status_code == 400, (path, answer.text)
+            assert "nested too deep" in answer.json()["error"]["message"]
+    assert lib.snapshot() == before
+
+
+def test_ids_past_64_bits_are_not_found_rather_than_a_500(lib: Lib) -> None:
+    """19 digits can spell more than a 64-bit id: such an id is no id (404,
+    or 400 for an event id), never a store's overflow."""
+    before = lib.snapshot()
+    too_big = str(2**63)  # 19 digits
+    with client(lib) as c:
+        headers = csrf(c)
+        index = c.post(f"/api/locations/{too_big}/index", headers=headers)
+        thumbs = c.get(f"/api/locations/{too_big}/thumbnails")
+        events = c.get("/api/events", headers={"Last-Event-ID": too_big})
+        largest = c.post(f"/api/locations/{2**63 - 1}/index", headers=headers)
+    assert index.status_code == thumbs.status_code == 404, (index.text, thumbs.text)
+    assert events.status_code == 400, events.text
+    assert largest.status_code == 404, largest.text  # the largest id: looked for
+    assert lib.snapshot() == before
+
+
+def test_a_cursor_holding_a_number_no_store_holds_is_a_400(lib: Lib) -> None:
+    import base64
+
+    def cursor(keys: list[Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(keys).encode()).decode().rstrip("=")
+
+    with client(lib) as c:
+        jobs = c.get("/api/jobs", params={"after": cursor([2**63, 1.0, "x"])})
+        history = c.get("/api/history", params={"before": cursor([-(2**70), "x"])})
+        fine = c.get("/api/jobs", params={"after": cursor([-(2**63), 1.0, "x"])})
+    assert jobs.status_code == history.status_code == 400, (jobs.text, history.text)
+    assert "cursor" in jobs.json()["error"]["message"]
+    assert fine.status_code == 200, fine.text
+
+
+def test_an_index_priority_postgresql_cannot_hold_is_a_400(lib: Lib) -> None:
+    """PostgreSQL's job store holds a 32-bit priority: the dashboard takes
+    what both stores hold, so a request means the same on either."""
+    with lib.store() as store:
+        # No index waiting to be joined: the priority would be stored.
+        for job_id in (lib.acme_id, lib.zeta_id):
+            store.move(job_id, JobStatus.CANCELLED)
+    before = lib.snapshot()
+    path = f"/api/locations/{lib.location_id}/index"
+    with client(lib) as c:
+        headers = csrf(c)
+        for priority in (2**31, -(2**31) - 1, 2**63):
+            answer = c.post(path, json={"priority": priority}, headers=headers)
+            assert answer.status_code == 400, (priority, answer.text)
+            assert "priority must be between" in answer.json()["error"]["message"]
+        assert lib.snapshot() == before
+        queued = c.post(path, json={"priority": 2**31 - 1}, headers=headers)
+    assert queued.status_code == 202, queued.text
+    with lib.store() as store:
+        assert store.get_job(queued.json()["job_id"]).priority == 2**31 - 1
+
+
+def test_cancelling_a_running_job_says_it_is_requested(lib: Lib) -> None:
+    """A running job stops at its next safe point: the answer says the
+    cancel was asked for (as a pause does), not that it is cancelled."""
+    with lib.store() as store:
+        assert store.move(lib.acme_id, JobStatus.RUNNING, only_from=(JobStatus.QUEUED,))
+    with client(lib) as c:
+        headers = csrf(c)
+        single = c.post(f"/api/jobs/{lib.acme_id}/cancel", headers=headers)
+        bulk = c.post("/api/jobs/bulk", json={"action": "cancel", "ids": [lib.acme_id]},
+                      headers=headers)  # fmt: skip
+        idle = c.post(f"/api/jobs/{lib.zeta_id}/cancel", headers=headers)
+    assert single.json() == {"job_id": lib.acme_id, "result": "cancel requested",
+                             "status": "running"}  # fmt: skip
+    assert bulk.json()["results"][0]["result"] == "cancel requested"
+    assert idle.json() == {"job_id": lib.zeta_id, "result": "cancelled", "status": "cancelled"}
+    with lib.store() as store:
+        assert store.stop_request(lib.acme_id) == "cancel"
+
+
+def test_a_stream_resuming_past_the_logs_newest_event_says_so(lib: Lib) -> None:
+    """A page that followed another event log (jobs.db moved aside by
+    ``phasekit jobs repair``, another library on this port) reconnects with
+    an id this log has not reached: it is told to reload, instead of a
+    stream that silently skips every event up to that id."""
+    newest = lib.snapshot()[1]
+    port = free_port()
+    with serving(lib, port) as base:
+        timeout = httpx2.Timeout(10, read=5)
+        headers = {"Last-Event-ID": str(newest + 100)}
+        with httpx2.stream("GET", f"{base}/api/events", headers=headers, timeout=timeout) as r:
+            frames = "\n".join(r.iter_lines())
+        # An id the log gave is still followed.
+        change_jobs(lib, lib.acme_id, 1)
+        events = read_events(f"{base}/api/events", 2, headers={"Last-Event-ID": str(newest)})
+    assert "event: gap" in frames
+    assert f"event {newest + 100} is past the newest" in frames
+    assert "event: job" not in frames
+    assert [i for i, _ in events] == [newest + 1, newest + 2]
+
+
+def test_a_login_post_with_more_fields_than_the_form_is_a_400(lib: Lib) -> None:
+    """The form has one field; a post of many (a script, a fuzzer) is
+    refused with the login page, not a 500, and sets no cookie."""
+    fields = {"token": ACME, **{f"f{i}": "x" for i in range(5)}}
+    with client(lib, TOKENS) as c:
+        answer = c.post("/login", data=fields, follow_redirects=False)
+        assert answer.status_code == 400, answer.text
+        assert "phasekit_token" not in c.cookies
+        assert "<form" in answer.text
+        assert c.post("/login", data={"token": ACME}, follow_redirects=False).status_code == 303

@@ -3,18 +3,22 @@ real library: a location's thumbnail grid (real images with names that are
 not UTF-8 and one spelling ``<script>alert(1)<``, made by the thumbnail
 job), a job's checkpoints and timing per phase, bulk actions (each id
 checked as the single action checks it; a malformed request changes
-nothing), and read-only tokens (they see, every action is refused and
-nothing changes)."""
+nothing), read-only tokens (they see, every action is refused and
+nothing changes), and the page offering Retry only where the server takes
+it (in a browser)."""
 
 from __future__ import annotations
 
 import io
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select
 from starlette.testclient import TestClient
 
 from jobs_fixture import CountJob
@@ -23,6 +27,7 @@ from phasekit.jobs import JobStatus, PhaseRecord, PhaseStatus
 from phasekit.library import Library
 from phasekit.serve import _thumbs, create_app, parse_tokens
 from phasekit.serve._detail import timing
+from phasekit.serve._server import Server
 from phasekit.thumbs import ThumbsJob, sidecar_path
 from test_serve_api import (
     ACME,
@@ -33,9 +38,15 @@ from test_serve_api import (
     bearer,
     client,
     csrf,
+    free_port,
     status_of,
+    wait_for,
 )
 from test_serve_api import lib as api_lib  # noqa: F401 (a fixture)
+from test_serve_browser import (
+    browser,  # noqa: F401 (a fixture)
+    until,
+)
 from test_thumbs_job import photo
 
 #: Image names: not UTF-8 (first, middle, last byte), a script tag, plain.
@@ -435,3 +446,47 @@ def test_an_app_is_told_its_read_only_tokens(lib: Lib) -> None:
     with pytest.raises(ValueError, match="read-only"):
         create_app(lib.path, tokens=plain, read_only={"not-a-known-token-0123"})
     assert status_of(lib, lib.acme_id) is JobStatus.QUEUED
+
+
+def test_the_page_offers_retry_only_where_the_server_takes_it(
+    lib: Lib,
+    browser: Any,  # noqa: F811 (pytest passes the fixture imported above)
+) -> None:
+    """A cancelled task step (or child job) is retried as part of its whole:
+    the server refuses its retry (409), so neither its row nor its detail
+    offers one; a cancelled job of its own is offered it."""
+    with lib.store() as store:
+        step = store.list_jobs(task_id=lib.task_id)[0].id
+        for job_id in (step, lib.acme_id):
+            assert store.move(job_id, JobStatus.CANCELLED, only_from=(JobStatus.QUEUED,))
+    with client(lib) as c:  # the server's answer the page must match
+        assert c.post(f"/api/jobs/{step}/retry", headers=csrf(c)).status_code == 409
+    port = free_port()
+    server = Server(create_app(lib.path), "127.0.0.1", port)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for(base + "/api/openapi.json")
+        browser.get(base + "/")
+        Select(browser.find_element(By.NAME, "status")).select_by_visible_text("cancelled")
+
+        def retries(job_id: str) -> list[Any] | None:
+            rows = browser.find_elements(By.CSS_SELECTOR, f'#jobs-table tr[data-job="{job_id}"]')
+            if not rows:
+                return None
+            return list(rows[0].find_elements(By.CSS_SELECTOR, 'button[data-action="retry"]'))
+
+        assert until(lambda: retries(lib.acme_id), "the cancelled job's Retry")
+        assert until(lambda: retries(step) is not None, "the cancelled step's row")
+        assert retries(step) == []
+        detail = browser.find_element(By.CSS_SELECTOR, f'#jobs-table tr[data-job="{step}"] a')
+        detail.click()
+        until(lambda: step in browser.find_element(By.ID, "detail-title").text, "its detail")
+        shown = browser.find_elements(
+            By.CSS_SELECTOR, '#detail-actions button[data-action="retry"]'
+        )
+        assert shown == []
+    finally:
+        server.stop()
+        thread.join(30)

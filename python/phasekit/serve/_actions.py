@@ -24,6 +24,11 @@ if TYPE_CHECKING:
     from ._auth import Principal
 
 ACTIONS = ("pause", "resume", "cancel", "retry")
+#: The priorities a queued index may have: a 32-bit signed integer, what
+#: PostgreSQL's job store holds (``priority INTEGER``); SQLite's holds more,
+#: but a request must mean the same on either.
+MIN_PRIORITY = -(2**31)
+MAX_PRIORITY = 2**31 - 1
 
 
 async def _authorized(request: Request) -> tuple[Dashboard, Principal, dict[str, Any]]:
@@ -71,7 +76,10 @@ def control(store: JobBackend, record: JobRecord, action: str) -> dict[str, Any]
         for job_id in [record.id, *store.descendants(record.id)]:
             if not store.move(job_id, JobStatus.CANCELLED, only_from=idle):
                 store.request_stop(job_id, "cancel")  # running (no-op if finished)
-        result = "cancelled"
+        # A running job stops at its next safe point: until then it is not
+        # cancelled, and the answer must not say it is (as for a pause).
+        cancelled = store.status(record.id) is JobStatus.CANCELLED
+        result = "cancelled" if cancelled else "cancel requested"
     return {"job_id": record.id, "result": result, "status": store.status(record.id).value}
 
 
@@ -140,6 +148,9 @@ async def index_location(request: Request) -> Response:
     priority = body.get("priority", 0)
     if not isinstance(priority, int) or isinstance(priority, bool):
         raise ApiError(400, f"priority must be an integer, not {priority!r}")
+    if not MIN_PRIORITY <= priority <= MAX_PRIORITY:
+        raise ApiError(400, f"priority must be between {MIN_PRIORITY} and {MAX_PRIORITY}, "
+                            f"not {priority}")  # fmt: skip
     tenant = body.get("tenant")
     if principal.tenant is not None:
         if tenant is not None and tenant != principal.tenant:

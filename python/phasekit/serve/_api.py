@@ -16,7 +16,7 @@ from starlette.routing import Route
 from .._json import json_ready
 from .._shapes import job_detail, job_rows, task_dict, worker_rows
 from ._context import dashboard, own_job, own_task
-from ._http import JSON, ApiError, blocking, query_flag, query_int
+from ._http import JSON, MAX_ID, ApiError, blocking, query_flag, query_int, query_text
 
 if TYPE_CHECKING:
     from ..jobs import JobBackend, JobStatus
@@ -51,7 +51,7 @@ def _tenant_filter(request: Request, principal: Principal) -> tuple[str | None, 
     """The tenant a listing is of, and False when the caller asked for a
     tenant it may not see (the listing is then empty, as for a tenant with
     no jobs)."""
-    asked = request.query_params.get("tenant") or None
+    asked = query_text(request, "tenant")
     if principal.tenant is None:
         return asked, True
     return principal.tenant, asked is None or asked == principal.tenant
@@ -102,6 +102,10 @@ def _cursor_keys(request: Request, name: str, kinds: tuple[type, ...]) -> list[A
     def fits(key: object, kind: type) -> bool:
         # JSON writes a float with no fraction as an int.
         wanted = (int, float) if kind is float else kind
+        if isinstance(key, int) and not -MAX_ID - 1 <= key <= MAX_ID:
+            return False  # no store holds it: its query would fail, not page
+        if isinstance(key, str) and "\x00" in key:
+            return False  # no id holds one (see query_text)
         return isinstance(key, wanted) and not isinstance(key, bool)
 
     if not (
@@ -140,7 +144,7 @@ async def jobs(request: Request) -> Response:
     principal = board.access.require(request)
     status = _status(request)
     tenant, visible = _tenant_filter(request, principal)
-    scope = request.query_params.get("scope") or None
+    scope = query_text(request, "scope")
     if scope is not None:
         try:
             check_scope(scope)
@@ -149,6 +153,8 @@ async def jobs(request: Request) -> Response:
     limit = query_int(request, "limit", 500, low=1, high=MAX_LIMIT)
     finished = query_flag(request, "all") or (status is not None and status.finished)
     needle = (request.query_params.get("q") or "").strip().lower()
+    name = query_text(request, "type")
+    task_id = query_text(request, "task")
     keys = _cursor_keys(request, "after", (int, float, str))
     if not visible:
         return JSON([])
@@ -161,10 +167,10 @@ async def jobs(request: Request) -> Response:
             want = SEARCH_PAGE if needle else limit - len(out)
             listed = store.list_jobs(
                 status,
-                name=request.query_params.get("type") or None,
+                name=name,
                 tenant=tenant,
                 scope=scope,
-                task_id=request.query_params.get("task") or None,
+                task_id=task_id,
                 unfinished=not finished,
                 after=after,
                 limit=want,
@@ -213,7 +219,7 @@ async def history(request: Request) -> Response:
     keys = _cursor_keys(request, "before", (float, str))
     if not visible:
         return JSON([])
-    name = request.query_params.get("type") or None
+    name = query_text(request, "type")
     before = None if keys is None else (float(keys[0]), str(keys[1]))
     entries = await blocking(
         board.store.history, limit=limit, name=name, tenant=tenant, before=before
@@ -301,7 +307,7 @@ async def duplicates(request: Request) -> Response:
     location = request.query_params.get("location")
     location_id = None
     if location:
-        location_id = query_int(request, "location", 0, low=1, high=2**63 - 1)
+        location_id = query_int(request, "location", 0, low=1, high=MAX_ID)
     found = await blocking(_latest_dupes, board.store, principal.tenant, location_id)
     if found is None:
         raise ApiError(404, "no duplicate search has completed (phasekit dupes runs one)")

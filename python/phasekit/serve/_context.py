@@ -51,6 +51,9 @@ def own_job(store: JobBackend, principal: Principal, job_id: str) -> JobRecord:
     learns nothing of another's)."""
     from ..errors import JobNotFound
 
+    if "\x00" in job_id:
+        # No id holds one, and PostgreSQL's store cannot be asked for it.
+        raise ApiError(404, f"no job with id {job_id!r}")
     try:
         record = store.get_job(job_id)
     except JobNotFound:
@@ -64,6 +67,8 @@ def own_task(store: JobBackend, principal: Principal, task_id: str) -> TaskRecor
     """The task ``task_id`` if ``principal`` may see it; 404 otherwise."""
     from ..errors import TaskNotFound
 
+    if "\x00" in task_id:  # as for a job's id (see own_job)
+        raise ApiError(404, f"no task with id {task_id!r}")
     try:
         record = store.task(task_id)
     except TaskNotFound:

@@ -16,6 +16,9 @@ T = TypeVar("T")
 
 #: The largest request body an action reads (its JSON is a few fields).
 MAX_BODY = 64 * 1024
+#: The largest id the stores hold (a signed 64-bit integer: SQLite's INTEGER,
+#: PostgreSQL's BIGINT); a larger number is no id, not a store error.
+MAX_ID = 2**63 - 1
 
 
 class ApiError(Exception):
@@ -83,18 +86,23 @@ async def json_body(request: Request) -> dict[str, Any]:
         value = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        # Arrays nested thousands deep fit in MAX_BODY; the parser recurses.
+        raise ApiError(400, "the body is not valid JSON: nested too deep") from None
     if not isinstance(value, dict):
         raise ApiError(400, f"the body must be a JSON object, not {type(value).__name__}")
     return value
 
 
 def whole_number(text: str) -> int | None:
-    """``text`` as an int >= 0 if it is one written in ASCII digits (at most
-    19: a 64-bit id), else None."""
+    """``text`` as an int >= 0 if it is one written in ASCII digits and at
+    most :data:`MAX_ID` (a 64-bit id: a larger one would fail in the
+    store, not be looked for), else None."""
     text = text.strip()
     if not (0 < len(text) <= 19 and text.isascii() and text.isdigit()):
         return None
-    return int(text)
+    number = int(text)
+    return number if number <= MAX_ID else None
 
 
 def query_int(request: Request, name: str, default: int, *, low: int = 0, high: int) -> int:
@@ -110,6 +118,17 @@ def query_int(request: Request, name: str, default: int, *, low: int = 0, high: 
     if not low <= value <= high:
         raise ApiError(400, f"{name} must be between {low} and {high}, not {value}")
     return value
+
+
+def query_text(request: Request, name: str) -> str | None:
+    """A text query parameter (None: absent or empty); 400 for one holding a
+    NUL character: no id, type, tenant or scope holds one, and PostgreSQL
+    cannot even be asked for one (its text columns refuse it: the query
+    would fail, not find nothing)."""
+    text = request.query_params.get(name) or None
+    if text is not None and "\x00" in text:
+        raise ApiError(400, f"{name} must not hold a NUL character: {text!r}")
+    return text
 
 
 def query_flag(request: Request, name: str) -> bool:

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ._actions import MAX_PRIORITY, MIN_PRIORITY
 from ._http import JSON
 
 _ERROR = {"$ref": "#/components/responses/Error"}
@@ -250,7 +251,11 @@ DOCUMENT: dict[str, Any] = {
                     "type": "object",
                     "additionalProperties": False,
                     "properties": {
-                        "priority": {"type": "integer"},
+                        "priority": {
+                            "type": "integer",
+                            "minimum": MIN_PRIORITY,
+                            "maximum": MAX_PRIORITY,
+                        },
                         "tenant": {"type": "string", "description": "the operator only"},
                     },
                 },

@@ -94,7 +94,10 @@ async def login(request: Request) -> Response:
     board = dashboard(request)
     refuse_cross_site(request)
     body = await read_body(request)
-    fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=4)
+    try:
+        fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=4)
+    except ValueError:  # more fields than the form has: not the login form
+        return _page("login.html", status=400)
     token = (fields.get("token") or [""])[0].strip()
     if board.access.open or not board.access.check_token(token)[0]:
         return _page("login.html", status=401)

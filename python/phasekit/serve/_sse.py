@@ -223,13 +223,26 @@ async def _follow(board: Dashboard, after: int | None, tenant: str | None) -> As
     only ``tenant``'s if given), as the server's :class:`Follower` reads
     them, until the server stops: then it ends, so the response ends
     cleanly and the browser reconnects to the next server from its last id.
-    JobStateError if events after ``after`` were pruned."""
+    JobStateError if events after ``after`` were pruned, or if ``after`` is
+    past the log's newest event (the log is not the one the caller saw)."""
+    from ..errors import JobStateError
+
     shared = follower(board)
     await shared.start()
     if after is None:
         at = await blocking(board.store.last_event_id)  # from now: nothing pruned
         checked = True
     else:
+        newest = await blocking(board.store.last_event_id)
+        if after > newest:
+            # An id this log never gave: the page saw another log (jobs.db
+            # moved aside by ``phasekit jobs repair``, or another library
+            # served on this port). Waiting for the log to pass it would
+            # drop every event up to it, and the page would show stale jobs.
+            raise JobStateError(
+                f"event {after} is past the newest of this event log ({newest}): "
+                "start again from a job listing and follow from the newest event"
+            )
         at = after
         checked = after >= shared.floor  # what the follower holds is whole
     while not board.stopping.is_set():

@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ._context import dashboard
-from ._http import JSON, ApiError, blocking, query_int, whole_number
+from ._http import JSON, MAX_ID, ApiError, blocking, query_int, whole_number
 
 if TYPE_CHECKING:
     from ..library import Library
@@ -101,7 +101,7 @@ async def location_thumbnails(request: Request) -> Response:
     location_id = whole_number(text)
     if location_id is None or location_id < 1:
         raise ApiError(404, f"no location with id {text!r}")
-    after = query_int(request, "after", 0, low=0, high=2**63 - 1)
+    after = query_int(request, "after", 0, low=0, high=MAX_ID)
     limit = query_int(request, "limit", 100, low=1, high=MAX_LIMIT)
     variant = await blocking(_variant, request, board.library)
     return JSON(await blocking(page, board.library, location_id, variant, after, limit))

@@ -132,7 +132,10 @@ function actionButtons(job) {
   if (job.status === "queued" || job.status === "running") add("Pause", "pause");
   if (job.status === "paused") add("Resume", "resume");
   if (["queued", "running", "paused"].includes(job.status)) add("Cancel", "cancel");
-  if (job.status === "failed" || job.status === "cancelled") add("Retry", "retry");
+  // A step of a task or a child job is retried as part of its whole: the
+  // server refuses it (409), so the page does not offer it.
+  const part = job.task_id || job.parent_id;
+  if ((job.status === "failed" || job.status === "cancelled") && !part) add("Retry", "retry");
   return box;
 }
 
