@@ -11,12 +11,14 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 
 from backend_damage import corrupt_checkpoint
 from jobs_fixture import CountJob, RecordJob, effects, read_log, subprocess_env
+from phasekit.errors import JobStoreUnavailable
 from phasekit.jobs import JobManager, JobStatus, JobStore
 
 pytestmark = pytest.mark.anyio
@@ -357,3 +359,45 @@ async def test_a_job_claimed_ahead_is_cancelled_and_paused_at_once(tmp_path):
         await anyio.sleep(0.1)
         assert paused.status is JobStatus.PAUSED
     assert ticks.read_text().split() == ["first"]
+
+
+class _CommitReportedBroken(JobStore):
+    """jobs.db whose next end-and-claim write goes through but is reported
+    broken, as a PostgreSQL COMMIT whose connection broke is (the outcome
+    unknown to the writer): the write itself is the real one."""
+
+    armed = False
+
+    def finish_and_claim(self, *args: object, **kwargs: object) -> list[Any]:
+        out = super().finish_and_claim(*args, **kwargs)  # type: ignore[arg-type]
+        if _CommitReportedBroken.armed:
+            _CommitReportedBroken.armed = False
+            raise JobStoreUnavailable(
+                "the connection broke while a write committed: whether it was stored is unknown"
+            )
+        return out
+
+
+def test_an_end_stored_though_its_commit_was_reported_broken(tmp_path):
+    """A run's end and the claim of the next job are one write; its COMMIT
+    is reported broken though it went through. The manager takes neither
+    for done: once the store answers it finds the end stored (the job's
+    waiter sees it completed, once) and the job that write claimed marked
+    running by this manager while nothing runs it here: queued again and
+    run, once, instead of waiting for this manager to close."""
+    log = str(tmp_path / "log.db")
+
+    async def main() -> tuple[JobStatus, JobStatus]:
+        store = _CommitReportedBroken(tmp_path / "jobs.db")
+        async with JobManager(backend=store, max_concurrency=1) as manager:
+            _CommitReportedBroken.armed = True
+            first = await manager.dispatch(RecordJob(tag="first", log_db=log, duration_s=0.5))
+            second = await manager.dispatch(RecordJob(tag="second", log_db=log, duration_s=0.05))
+            with anyio.fail_after(120):
+                second_status = await second.wait()
+                first_status = await first.wait()
+        return first_status, second_status
+
+    assert anyio.run(main) == (JobStatus.COMPLETED, JobStatus.COMPLETED)
+    assert not _CommitReportedBroken.armed  # the broken report did happen
+    assert sorted(tag for tag, _, _ in read_log(log)) == ["first", "second"]

@@ -130,7 +130,11 @@ def run_direct(
     as it is stored (a few times a second), then the end's (100 % for a
     completed job); if it raises, the job is paused at its next safe point
     (resumable) and the error raised here. ``history_retention_s`` prunes
-    old history first, as a manager opening does. The job is ``tenant``'s."""
+    old history first, as a manager opening does. The job is ``tenant``'s.
+    A :class:`~phasekit.errors.JobStoreUnavailable` (the job store away for
+    now) is raised here with the job queued again where the store allows,
+    to resume from its last checkpoint (by the next run or any worker);
+    any other store error fails the job."""
 
     registry = registry or default_registry
     check_runnable(job, "run_direct()", registry)

@@ -232,6 +232,9 @@ class JobManager:
         self._lost: dict[str, PhasekitError] = {}
         #: Set while jobs.db fails under the scheduler (cleared when it works).
         self._failure: PhasekitError | None = None
+        #: A write of this manager failed: jobs it claimed may be marked
+        #: running in the store without running here (see _requeue).
+        self._sweep_orphans = False
         self._open = False
         self._closed = False
         self._last_recover = time.monotonic()
@@ -409,6 +412,13 @@ class JobManager:
                 continue
             if target is JobStatus.QUEUED:
                 queued.append(job_id)
+        if self._sweep_orphans and not self._lost:
+            # Once the lost jobs are back: the jobs a write reported broken
+            # had claimed after all are queued again too.
+            for job_id in self._slots.orphans():
+                if self._requeue_one(job_id) is JobStatus.QUEUED:
+                    queued.append(job_id)
+            self._sweep_orphans = False
         if queued:
             if self._events.active:
                 for job_id in queued:
@@ -958,6 +968,8 @@ class JobManager:
                     exc,
                 )
                 self._lost[job_id] = exc
+                # A write broken in its COMMIT may have claimed jobs too.
+                self._sweep_orphans = True
                 self._notify_from_thread()
                 self._hand_back()
                 return
@@ -1065,6 +1077,7 @@ class JobManager:
             for job_id, *_ in ends:
                 self._lost[job_id] = lost
                 self._outputs.pop(job_id, None)
+            self._sweep_orphans = True
             self._notify_from_thread()
             return
         watched = False

@@ -201,6 +201,20 @@ class Slots:
                 self.store.request_stop(job_id, how)  # running in another process
             return False
 
+    def orphans(self) -> list[str]:
+        """The jobs the store says this manager runs while it does not: ones
+        claimed by a write whose COMMIT was reported broken but went through
+        (see JobManager._requeue). Under the lock, which every claim here
+        holds, so a claim under way is never taken for one."""
+        if self.owner is None:
+            return []
+        with self._lock:
+            return [
+                job_id
+                for job_id, owner in self.store.running_owners()
+                if owner == self.owner and job_id not in self._running
+            ]
+
     def release(self, job_id: str) -> None:
         with self._lock:
             self._running.pop(job_id, None)
