@@ -27,7 +27,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -36,11 +35,12 @@ from pathlib import Path
 
 import pytest
 
-from jobs_fixture import EffectJob, ParentJob, effect_log, effects, read_log, subprocess_env
+from jobs_fixture import EffectJob, ParentJob, effect_log, read_log, subprocess_env
 from pg_server import PgServer
 from phasekit.jobs import JobStatus
 from phasekit.jobs.postgres import PostgresJobStore
 from phasekit.library import Library
+from worker_procs import WorkerProcess, done_items, owner_of, started_at
 
 #: Generous waits: the suite must pass on a loaded machine.
 WAIT_S = 180.0
@@ -272,7 +272,7 @@ def library(tmp_path: Path) -> Path:
 # --- workers ------------------------------------------------------------------------
 
 
-class Worker:
+class Worker(WorkerProcess):
     """A `phasekit worker` process on ``host`` whose jobs are in PostgreSQL;
     its stderr lines are collected (and written to ``log``)."""
 
@@ -284,62 +284,10 @@ class Worker:
             "worker", "--import", "jobs_fixture", "--import", "hosts_jobs",
             "--maintenance-every", "0", *extra,
         )  # fmt: skip
-        self.log = log
-        self.proc = subprocess.Popen(
-            argv, env=subprocess_env(), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
-            text=True, errors="replace",
-        )  # fmt: skip
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._collect, daemon=True)
-        self._reader.start()
-        self.id = str(wait_for(f"a worker to start on host {host.label}", self._started))
-
-    def _collect(self) -> None:
-        assert self.proc.stderr is not None
-        with self.log.open("a") as out:
-            for line in self.proc.stderr:
-                self.lines.append(line)
-                out.write(f"{time.time():.3f} {line}")
-                out.flush()
-
-    def _started(self) -> str | None:
-        for line in self.lines:
-            match = re.search(r"worker (\w+) running jobs", line)
-            if match:
-                return match.group(1)
-        if self.proc.poll() is not None:
-            self._reader.join()
-            pytest.fail(f"the worker exited: {''.join(self.lines)}")
-        return None
-
-    def said(self, text: str) -> bool:
-        return any(text in line for line in self.lines)
+        super().__init__(argv, f"a worker to start on host {host.label}", log)
 
     def output(self) -> str:
         return f"worker {self.id} on host {self.host.label}:\n{''.join(self.lines[-40:])}"
-
-    def signal(self, signum: int) -> None:
-        self.proc.send_signal(signum)
-
-    def stop(self) -> int:
-        """SIGTERM, and its exit status (SIGCONT first: a stopped process
-        would not handle it)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)
-            self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=WAIT_S)
-        self.close()
-        return code
-
-    def close(self) -> None:
-        """Kill it if it still runs; its pipe is read to the end and closed."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)
-            self.proc.kill()
-            self.proc.wait()
-        self._reader.join()
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()
 
 
 class Workers:
@@ -380,29 +328,8 @@ def store(server: PgServer, db: str) -> Iterator[PostgresJobStore]:
         yield opened
 
 
-def owner_of(store: PostgresJobStore, job_id: str) -> str | None:
-    return dict(store.running_owners()).get(job_id)
-
-
 def unfinished(store: PostgresJobStore) -> int:
     return sum(1 for r in store.list_jobs() if not r.status.finished)
-
-
-def started_at(path: Path) -> list[int]:
-    """The item each run of a CountJob started from, in order."""
-    conn = effects(str(path))
-    try:
-        return [int(row[0]) for row in conn.execute("SELECT at FROM starts ORDER BY rowid")]
-    finally:
-        conn.close()
-
-
-def done_items(path: Path) -> int:
-    conn = effects(str(path))
-    try:
-        return int(conn.execute("SELECT COUNT(*) FROM done").fetchone()[0])
-    finally:
-        conn.close()
 
 
 def check_ended_once(store: PostgresJobStore, expected: dict[str, JobStatus]) -> int:

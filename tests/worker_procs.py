@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from jobs_fixture import effects, subprocess_env
-from phasekit.jobs import JobStore
+from phasekit.jobs import JobBackend
 
 #: Generous waits: the suite must pass on a loaded machine.
 WAIT_S = 120.0
@@ -32,14 +32,12 @@ def wait_for(what: str, check: Callable[[], object], timeout: float = WAIT_S) ->
     pytest.fail(f"timed out waiting for {what}")
 
 
-class Worker:
-    """A `phasekit worker` process; its stderr lines are collected."""
+class WorkerProcess:
+    """A `phasekit worker` process started with ``argv``; its stderr lines
+    are collected (and written to ``log`` with their times, if given)."""
 
-    def __init__(self, library: Path, *extra: str) -> None:
-        # No maintenance schedule unless a test asks (``extra`` comes last):
-        # its queued occurrence would be one more job in every listing.
-        argv = [sys.executable, "-m", "phasekit", "--library", str(library), "worker",
-                "--import", "jobs_fixture", "--maintenance-every", "0", *extra]  # fmt: skip
+    def __init__(self, argv: list[str], what: str, log: Path | None = None) -> None:
+        self.log = log
         self.proc = subprocess.Popen(
             argv, env=subprocess_env(), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
             text=True, errors="replace",
@@ -47,13 +45,20 @@ class Worker:
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._collect, daemon=True)
         self._reader.start()
-        found = wait_for("the worker to start", self._started)
-        self.id = str(found)
+        self.id = str(wait_for(what, self._started))
 
     def _collect(self) -> None:
         assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append(line)
+        out = None if self.log is None else self.log.open("a")
+        try:
+            for line in self.proc.stderr:
+                self.lines.append(line)
+                if out is not None:
+                    out.write(f"{time.time():.3f} {line}")
+                    out.flush()
+        finally:
+            if out is not None:
+                out.close()
 
     def _started(self) -> str | None:
         for line in self.lines:
@@ -61,6 +66,7 @@ class Worker:
             if match:
                 return match.group(1)
         if self.proc.poll() is not None:
+            self._reader.join()
             pytest.fail(f"the worker exited: {''.join(self.lines)}")
         return None
 
@@ -91,7 +97,18 @@ class Worker:
             self.proc.stderr.close()
 
 
-def owner_of(store: JobStore, job_id: str) -> str | None:
+class Worker(WorkerProcess):
+    """A `phasekit worker` process on ``library``."""
+
+    def __init__(self, library: Path, *extra: str) -> None:
+        # No maintenance schedule unless a test asks (``extra`` comes last):
+        # its queued occurrence would be one more job in every listing.
+        argv = [sys.executable, "-m", "phasekit", "--library", str(library), "worker",
+                "--import", "jobs_fixture", "--maintenance-every", "0", *extra]  # fmt: skip
+        super().__init__(argv, "the worker to start")
+
+
+def owner_of(store: JobBackend, job_id: str) -> str | None:
     return dict(store.running_owners()).get(job_id)
 
 
