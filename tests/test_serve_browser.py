@@ -598,3 +598,85 @@ def test_a_read_only_token_sees_the_page_without_its_actions(
     finally:
         server.terminate()
         server.communicate(timeout=60)
+
+
+#: Counts the page's reads of the whole jobs list (GET /api/jobs), not of one job.
+COUNT_LIST_READS = """
+window.listReads = 0;
+const fetchBefore = window.fetch;
+window.fetch = function (path) {
+  if (typeof path === "string" && /^\\/api\\/jobs(\\?|$)/.test(path)) window.listReads += 1;
+  return fetchBefore.apply(this, arguments);
+};
+for (const row of document.querySelectorAll("#jobs-table tbody tr")) row.dataset.kept = "1";
+"""
+
+
+def test_a_status_event_changes_its_row_without_reading_the_list_again(
+    gallery_library: tuple[Path, int, str, list[str]], browser: Any, tmp_path: Path
+) -> None:
+    """A job's status change redraws its own row only (the other rows are
+    the same elements, the list is not read again); a new job the filters
+    show appears, one they hide does not, and a job leaving the filters'
+    status goes: each from its event (and one read of the new job)."""
+    folder, _location_id, _task_id, queued = gallery_library
+    port = free_port()
+    server = phasekit(folder, "serve", "--port", str(port))
+    driver = browser
+    rows = "#jobs-table tbody tr"
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for(base + "/api/openapi.json", server)
+        driver.get(base + "/")
+        until(lambda: driver.find_element(By.ID, "live").text == "live", "the stream", WAIT_S)
+        # The three queued jobs alone (the task's are of other types).
+        first = f'tr[data-job="{queued[0]}"] td:nth-child(3)'
+        kind = until(lambda: driver.find_element(By.CSS_SELECTOR, first).text, "a row", WAIT_S)
+        driver.find_element(By.CSS_SELECTOR, '#filters input[name="type"]').send_keys(kind)
+        until(lambda: len(driver.find_elements(By.CSS_SELECTOR, rows)) == 3, "the rows", WAIT_S)
+        driver.execute_script(COUNT_LIST_READS)
+
+        # Paused in the store by another process: its row says so, in place.
+        with JobStore(folder / "jobs.db") as store:
+            store.set_status(queued[1], JobStatus.PAUSED)
+        until(lambda: row_status(driver, queued[1]) == "paused", "the row paused", WAIT_S)
+        kept = driver.execute_script(
+            "return Array.from(document.querySelectorAll(arguments[0]),"
+            " r => [r.dataset.job, r.dataset.kept || null]);",
+            rows,
+        )
+        assert kept == [[queued[0], "1"], [queued[1], "1"], [queued[2], "1"]]
+        assert driver.execute_script("return window.listReads;") == 0
+
+        # Filtered on tenant t0: a new job of t0 appears, one of t9 does not.
+        tenant = driver.find_element(By.CSS_SELECTOR, '#filters input[name="tenant"]')
+        tenant.send_keys("t0")
+        until(lambda: len(driver.find_elements(By.CSS_SELECTOR, rows)) == 1, "t0 only", WAIT_S)
+        driver.execute_script(COUNT_LIST_READS)
+        with Library.open(folder) as lib:
+            hidden = lib.enqueue(CountJob(n=5, effects_db=str(tmp_path / "e.db")), tenant="t9")
+            shown = lib.enqueue(CountJob(n=5, effects_db=str(tmp_path / "e.db")), tenant="t0")
+        until(lambda: row_status(driver, shown) == "queued", "the new t0 job", WAIT_S)
+        assert not driver.find_elements(By.CSS_SELECTOR, f'tr[data-job="{hidden}"]')
+        listed = driver.execute_script(
+            "return Array.from(document.querySelectorAll(arguments[0]), r => r.dataset.job);", rows
+        )
+        assert listed == [queued[0], shown]  # dispatch order: the older first
+
+        # Cancelled: no longer unfinished, its row goes (the other stays).
+        mark = "document.querySelector(arguments[0]).dataset.kept = '1';"
+        driver.execute_script(mark, f'tr[data-job="{shown}"]')
+        with JobStore(folder / "jobs.db") as store:
+            store.set_status(queued[0], JobStatus.CANCELLED)
+        until(lambda: not driver.find_elements(By.CSS_SELECTOR, f'tr[data-job="{queued[0]}"]'),
+              "the cancelled row gone", WAIT_S)  # fmt: skip
+        assert (
+            driver.find_element(By.CSS_SELECTOR, f'tr[data-job="{shown}"]').get_attribute(
+                "data-kept"
+            )
+            == "1"
+        )
+        assert driver.execute_script("return window.listReads;") == 0
+    finally:
+        server.terminate()
+        server.communicate(timeout=60)

@@ -157,35 +157,231 @@ function jobRow(job) {
   return row;
 }
 
+// The jobs the list asks for at once (the API's default): a list this long
+// may have more after it, in dispatch order.
+const PAGE_SIZE = 500;
+const UNFINISHED = ["queued", "running", "paused"];
+
+// The list as last read, kept up to date by events: id -> the job's row data.
+state.jobs = new Map();
+state.full = false;      // the list may go on past its last row
+state.reload = 0;        // counts the list's reloads (a fetch in flight from
+                         // before one is dropped)
+state.wanted = new Set(); // ids of jobs the list needs read (see fetchJobs)
+state.holding = false;   // events wait for a reload of the list (see holdEvents)
+state.held = [];
+state.loads = 0;         // reads of the list in flight
+
+function currentFilters() {
+  const form = document.getElementById("filters");
+  const value = (name) => form.elements[name].value.trim();
+  return {
+    status: form.elements.status.value, type: value("type"), tenant: value("tenant"),
+    scope: value("scope"), q: value("q").toLowerCase(),
+  };
+}
+
+// Whether a job belongs in the list under the filters: true, false, or null
+// when the page cannot tell from what it has (a search may match the job's
+// error, which an event does not carry).
+function belongs(job, f) {
+  if (f.status === "" && !UNFINISHED.includes(job.status)) return false;
+  if (f.status && f.status !== "*" && job.status !== f.status) return false;
+  if (f.type && job.name !== f.type) return false;
+  if (f.tenant && job.tenant !== f.tenant) return false;
+  if (f.scope && job.scope !== f.scope) return false;
+  if (!f.q) return true;
+  const fields = ["id", "name", "status", "phase", "tenant", "scope", "task_id", "error"];
+  if (fields.some((name) => String(job[name] || "").toLowerCase().includes(f.q))) return true;
+  return "error" in job ? false : null;
+}
+
+// Dispatch order, as the API lists: higher priority first, then oldest, then id.
+function before(a, b) {
+  if (a.priority !== b.priority) return a.priority > b.priority;
+  if (a.created_at !== b.created_at) return a.created_at < b.created_at;
+  return a.id < b.id;
+}
+
+function showCount() {
+  const n = state.rows.size;
+  document.getElementById("select-all").checked = n > 0 && state.selected.size === n;
+  showSelected();
+  document.getElementById("jobs-empty").hidden = n > 0;
+}
+
+// While the list is read again, the events that arrive wait, then apply to
+// the list as read (those older than a row's read are dropped then).
+function holdEvents() {
+  state.holding = true;
+}
+
+function releaseEvents() {
+  state.holding = false;
+  const held = state.held;
+  state.held = [];
+  for (const event of held) applyToList(event);
+}
+
 async function loadJobs() {
-  const jobs = await api("/api/jobs?" + filters().toString());
+  const reload = ++state.reload;
+  holdEvents();
+  state.wanted.clear();
+  // This read is of the filters as they are now: a reload asked for before
+  // it, and not made yet, would read the same again.
+  for (const name of ["more", "jobs", "filters"]) {
+    clearTimeout(state.timers[name]);
+    state.timers[name] = null;
+  }
+  let jobs;
+  state.loads += 1;
+  try {
+    jobs = await api("/api/jobs?" + filters().toString());
+  } catch (e) {
+    if (reload === state.reload && !state.timers.jobs && !state.timers.filters) releaseEvents();
+    throw e;
+  } finally {
+    state.loads -= 1;
+  }
+  if (reload !== state.reload) return; // a newer reload overtook this one
   const body = document.querySelector("#jobs-table tbody");
   body.replaceChildren();
   state.rows.clear();
+  state.jobs.clear();
   for (const job of jobs) {
     const row = jobRow(job);
     state.rows.set(job.id, row);
+    state.jobs.set(job.id, job);
     body.appendChild(row);
   }
+  state.full = jobs.length >= PAGE_SIZE;
   // A ticked job the filters no longer show is not acted on unseen.
   for (const id of state.selected) if (!state.rows.has(id)) state.selected.delete(id);
-  document.getElementById("select-all").checked =
-    jobs.length > 0 && state.selected.size === jobs.length;
-  showSelected();
-  document.getElementById("jobs-empty").hidden = jobs.length > 0;
+  showCount();
+  // Another reload asked for meanwhile holds them on till it is made.
+  if (!state.timers.jobs && !state.timers.filters) releaseEvents();
 }
 
-// An event changes the row in place; a job the table does not show yet, or
-// a status the filters may hide, reloads the list (coalesced).
-function applyEvent(event) {
-  const row = state.rows.get(event.job_id);
-  if (row && row.dataset.status === event.status) {
-    const phase = event.progress && event.progress.phase ? event.progress.phase.name : "";
-    row.querySelector("td.phase").textContent = phase;
-    row.querySelector("td.progress").replaceChildren(progressBar(event.percent));
-  } else if (state.tab === "jobs") {
-    soon("jobs", () => loadJobs().catch((e) => say(e.message, true)));
+// Read the list again after a delay (coalesced), holding events till then.
+function reloadJobs(name, delay) {
+  holdEvents();
+  soon(name, () => loadJobs().catch((e) => say(e.message, true)), delay);
+}
+
+function removeRow(id) {
+  const row = state.rows.get(id);
+  if (!row) return;
+  row.remove();
+  state.rows.delete(id);
+  state.jobs.delete(id);
+  state.selected.delete(id);
+  // A full list now lacks the job after its last row: read it.
+  if (state.full) soon("more", () => moreJobs().catch((e) => say(e.message, true)));
+}
+
+// Put a job's row where it belongs in the list, or take it out: one row.
+function placeJob(job) {
+  const fits = belongs(job, currentFilters());
+  if (fits === null) { wantJob(job.id); return; }
+  if (!fits) { removeRow(job.id); return; }
+  const old = state.rows.get(job.id);
+  if (old) {
+    // The same row, its changing cells changed (its box keeps its tick).
+    old.dataset.status = job.status;
+    const status = old.querySelector("td.status");
+    status.textContent = job.status + (job.interrupted ? " (interrupted)" : "");
+    status.className = "status status-" + job.status;
+    old.querySelector("td.phase").textContent = job.phase || "";
+    old.querySelector("td.progress").replaceChildren(progressBar(job.percent));
+    old.querySelector("td.act").replaceChildren(actionButtons(job));
+    state.jobs.set(job.id, job);
+    return;
   }
+  // A job not in the list is placed by its order, which an event lacks.
+  if (typeof job.priority !== "number") { wantJob(job.id); return; }
+  // Its place: before the first row it comes before; past the last row of a
+  // full list it is on a later page.
+  const entries = Array.from(state.jobs.entries());
+  let at = entries.findIndex(([, other]) => before(job, other));
+  if (at < 0) {
+    if (state.full) return;
+    at = entries.length;
+  }
+  const row = jobRow(job);
+  const body = document.querySelector("#jobs-table tbody");
+  body.insertBefore(row, at < entries.length ? state.rows.get(entries[at][0]) : null);
+  // state.jobs in the list's order (a Map keeps insertion order).
+  entries.splice(at, 0, [job.id, job]);
+  state.jobs = new Map(entries);
+  state.rows.set(job.id, row);
+  if (state.full && entries.length > PAGE_SIZE) {
+    // The last row went on to the next page.
+    const lastId = entries[entries.length - 1][0];
+    state.rows.get(lastId).remove();
+    state.rows.delete(lastId);
+    state.jobs.delete(lastId);
+    state.selected.delete(lastId);
+  }
+}
+
+// Jobs an event names that the list cannot place from the event alone are
+// read whole, a burst of them together (GET /api/jobs/{id} each).
+function wantJob(id) {
+  state.wanted.add(id);
+  soon("fetch", () => fetchJobs().catch((e) => say(e.message, true)), 100);
+}
+
+async function fetchJobs() {
+  const ids = Array.from(state.wanted);
+  state.wanted.clear();
+  const reload = state.reload;
+  const jobs = await Promise.all(ids.map((id) =>
+    api("/api/jobs/" + encodeURIComponent(id)).catch(() => null)));
+  if (reload !== state.reload || state.tab !== "jobs") return;
+  for (let i = 0; i < ids.length; i += 1) {
+    if (jobs[i]) placeJob(jobs[i]); else removeRow(ids[i]);
+  }
+  showCount();
+}
+
+// The rows after the last one of a full list that lost rows: one page read
+// from the last row on (its cursor, as the API writes one).
+async function moreJobs() {
+  if (!state.full || state.tab !== "jobs") return;
+  const missing = PAGE_SIZE - state.rows.size;
+  if (missing <= 0) return;
+  const reload = state.reload;
+  const params = filters();
+  const last = Array.from(state.jobs.values()).pop();
+  if (last) {
+    let cursor;
+    try {
+      cursor = btoa(JSON.stringify([last.priority, last.created_at, last.id]));
+    } catch (e) {
+      return loadJobs(); // an id btoa cannot write: read the list again
+    }
+    params.set("after", cursor.replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, ""));
+  }
+  params.set("limit", String(missing));
+  const jobs = await api("/api/jobs?" + params.toString());
+  if (reload !== state.reload) return;
+  if (jobs.length < missing) state.full = false;
+  const body = document.querySelector("#jobs-table tbody");
+  for (const job of jobs) {
+    if (state.rows.has(job.id)) continue;
+    const row = jobRow(job);
+    state.rows.set(job.id, row);
+    state.jobs.set(job.id, job);
+    body.appendChild(row);
+  }
+  showCount();
+}
+
+// An event changes its job's row in place: its progress, or its status
+// (the row then comes, goes or stays as the filters say); a job the list
+// does not hold is read (GET /api/jobs/{id}) if it may belong there.
+function applyEvent(event) {
+  if (state.tab === "jobs") applyToList(event);
   if (state.detail === event.job_id) {
     soon("detail", () => { if (state.detail) showDetail(state.detail, true); }, 500);
   }
@@ -198,11 +394,42 @@ function applyEvent(event) {
   }
 }
 
+function applyToList(event) {
+  if (state.holding) { state.held.push(event); return; }
+  const row = state.rows.get(event.job_id);
+  const known = state.jobs.get(event.job_id);
+  // An event from before the row was read (a reload overtook it) is old news.
+  if (known && typeof known.updated_at === "number" && event.at < known.updated_at) return;
+  const phase = event.progress && event.progress.phase ? event.progress.phase.name : null;
+  if (row && row.dataset.status === event.status) {
+    known.phase = phase;
+    known.percent = event.percent;
+    known.updated_at = event.at;
+    row.querySelector("td.phase").textContent = phase || "";
+    row.querySelector("td.progress").replaceChildren(progressBar(event.percent));
+    return;
+  }
+  if (state.wanted.has(event.job_id)) return; // read soon, as of then
+  const job = Object.assign({}, known || {}, {
+    id: event.job_id, name: event.name, status: event.status, tenant: event.tenant,
+    scope: event.scope, task_id: event.task_id, parent_id: event.parent_id,
+    percent: event.percent, phase: phase, interrupted: false, updated_at: event.at,
+  });
+  if (known) {
+    // The error of a job that was not failed is not the one it may have now.
+    if (job.status !== known.status) delete job.error;
+  } else if (belongs(job, currentFilters()) === false) {
+    return; // not a job the list shows: nothing to read
+  }
+  placeJob(job);
+  showCount();
+}
+
 async function act(jobId, action) {
   try {
     const answer = await post("/api/jobs/" + encodeURIComponent(jobId) + "/" + action);
     say(answer.job_id + ": " + answer.result);
-    soon("jobs", () => loadJobs().catch((e) => say(e.message, true)), 50);
+    reloadJobs("jobs", 50);
     // The view may have changed by the time the reload runs.
     if (state.detail) soon("detail", () => { if (state.detail) showDetail(state.detail, true); }, 50);
   } catch (e) {
@@ -467,6 +694,8 @@ function cancelReloads() {
     clearTimeout(state.timers[name]);
     state.timers[name] = null;
   }
+  // The events held for a reload not made apply to the list as it is.
+  if (state.holding && !state.timers.filters && state.loads === 0) releaseEvents();
 }
 
 // A hidden tab holds no stream and reloads nothing; shown again, it resumes
@@ -519,7 +748,7 @@ document.addEventListener("DOMContentLoaded", () => {
   // "change" too: a choice in a list does not always send "input".
   for (const kind of ["input", "change"]) {
     document.getElementById("filters").addEventListener(kind, () => {
-      soon("filters", () => loadJobs().catch((e) => say(e.message, true)), 250);
+      reloadJobs("filters", 250);
     });
   }
   document.getElementById("filters").addEventListener("submit", (e) => e.preventDefault());

@@ -170,7 +170,7 @@ async function bulkAct(action) {
       " refused (" + refused.map((r) => r.job_id + ": " + r.message).join("; ") + ")" : ""),
     refused.length > 0);
     state.selected.clear();
-    soon("jobs", () => loadJobs().catch((e) => say(e.message, true)), 50);
+    reloadJobs("jobs", 50);
   } catch (e) {
     say(e.message, true);
   }
