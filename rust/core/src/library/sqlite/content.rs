@@ -3,8 +3,6 @@
 //! the lookup `entry_content`), which the schema's triggers keep in step
 //! with most changes (see `schema.rs`, `V3`).
 
-use std::fmt::Write;
-
 use rusqlite::{params, Connection, Transaction, TransactionBehavior};
 
 use crate::error::Result;
@@ -198,29 +196,93 @@ fn sorted_cas_rows(tx: &Transaction<'_>, location_id: i64) -> Result<Option<Vec<
     Ok(Some(rows))
 }
 
+/// Rows per multi-row INSERT of [`insert_sorted`]: one statement per 128
+/// rows spends far less per row in SQLite's statement machinery than one
+/// per row (linking 60,000 fresh entries: 73 ms with one row per
+/// statement).
+const LINK_ROWS: usize = 128;
+
+/// `INSERT OR IGNORE INTO {table} ({columns}) VALUES (?, ...), ...` for `rows` rows.
+fn multi_insert_sql(table_columns: &str, columns: usize, rows: usize) -> String {
+    let one = format!("({})", vec!["?"; columns].join(","));
+    format!(
+        "INSERT OR IGNORE INTO {table_columns} VALUES {}",
+        vec![one.as_str(); rows].join(",")
+    )
+}
+
+/// Rows buffered for one multi-row INSERT OR IGNORE, sent [`LINK_ROWS`] at a
+/// time; counts the rows the statements inserted.
+struct MultiInsert<'t, 'c, const N: usize> {
+    tx: &'t Transaction<'c>,
+    table_columns: &'static str,
+    rows: Vec<[rusqlite::types::Value; N]>,
+    inserted: u64,
+}
+
+impl<'t, 'c, const N: usize> MultiInsert<'t, 'c, N> {
+    fn new(tx: &'t Transaction<'c>, table_columns: &'static str) -> Self {
+        Self {
+            tx,
+            table_columns,
+            rows: Vec::with_capacity(LINK_ROWS),
+            inserted: 0,
+        }
+    }
+
+    fn push(&mut self, row: [rusqlite::types::Value; N]) -> Result<()> {
+        self.rows.push(row);
+        if self.rows.len() == LINK_ROWS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        let sql = multi_insert_sql(self.table_columns, N, self.rows.len());
+        let mut stmt = self.tx.prepare_cached(&sql)?;
+        for (k, row) in self.rows.iter().enumerate() {
+            for (c, value) in row.iter().enumerate() {
+                stmt.raw_bind_parameter(k * N + c + 1, value)?;
+            }
+        }
+        self.inserted += stmt.raw_execute()? as u64;
+        self.rows.clear();
+        Ok(())
+    }
+
+    /// Send what is left; the number of rows inserted in all.
+    fn finish(mut self) -> Result<u64> {
+        self.flush()?;
+        Ok(self.inserted)
+    }
+}
+
 /// Link sorted rows (see [`sorted_cas_rows`]); returns identities created.
 fn insert_sorted(tx: &Transaction<'_>, rows: &[(u64, i64, i64)]) -> Result<u64> {
-    let mut link = tx
-        .prepare_cached("INSERT OR IGNORE INTO entry_content (cas_id, entry_id) VALUES (?1, ?2)")?;
-    let mut identity = tx.prepare_cached(
-        "INSERT OR IGNORE INTO content_identities (cas_id, size, first_seen) VALUES (?1, ?2, ?3)",
-    )?;
+    use rusqlite::types::Value;
+    let mut links = MultiInsert::<2>::new(tx, "entry_content (cas_id, entry_id)");
+    let mut identities = MultiInsert::<3>::new(tx, "content_identities (cas_id, size, first_seen)");
     let seen_at = now();
-    let mut created = 0;
-    let mut text = String::with_capacity(16);
     for group in rows.chunk_by(|a, b| a.0 == b.0) {
-        text.clear();
-        // Writing to a String cannot fail.
-        let _ = write!(text, "{:016x}", group[0].0);
+        let text = format!("{:016x}", group[0].0);
         for (_, id, _) in group {
-            link.execute(params![text, id])?;
+            links.push([Value::Text(text.clone()), Value::Integer(*id)])?;
         }
         // An identity's size is its smallest entry's (they agree unless a
         // cas_id collides across sizes).
         let size = group.iter().map(|r| r.2).min().unwrap_or(0);
-        created += identity.execute(params![text, size, seen_at])? as u64;
+        identities.push([
+            Value::Text(text),
+            Value::Integer(size),
+            Value::Real(seen_at),
+        ])?;
     }
-    Ok(created)
+    links.finish()?;
+    identities.finish()
 }
 
 /// The same as [`insert_sorted`], sorted by SQLite: for cas_ids in another form.
