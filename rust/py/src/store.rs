@@ -109,6 +109,10 @@ impl LibraryStore for Store {
         dispatch!(self, s => s.upsert_batch(scan, batch))
     }
 
+    fn rows_per_write(&self) -> usize {
+        dispatch!(self, s => s.rows_per_write())
+    }
+
     fn unseen_entries(
         &self,
         location_id: i64,

@@ -7,6 +7,12 @@
 //! the walker's *current* state would skip batches not yet written; the state
 //! that travels with batch i is exactly "everything up to batch i yielded",
 //! and a checkpoint of it after batch i is written resumes right after it.
+//!
+//! A store that writes many rows per transaction far more cheaply than few
+//! (`LibraryStore::rows_per_write`: PostgreSQL, where each transaction is
+//! several round trips and a COPY) gets the batches waiting for the writer
+//! merged into one, up to that many rows, with the state of the last: the
+//! same as a walk with larger batches, sized by how far the writer lags.
 
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -21,7 +27,8 @@ use crate::error::{Error, FsError, Result};
 use crate::walk::{Batch, WalkOptions, Walker};
 
 /// Batches that may wait for the writer; beyond this the walker blocks. Small:
-/// overlap needs only one batch in flight, and memory stays bounded.
+/// overlap needs only one batch in flight, and memory stays bounded. (A
+/// store merging batches lets enough wait to fill one write.)
 pub const CHANNEL_CAPACITY: usize = 4;
 
 /// How often a writer waiting for a batch re-checks the caller's cancel token.
@@ -71,6 +78,11 @@ pub struct ScanPipeline {
     /// the caller's token.
     stop: CancelToken,
     finished: bool,
+    /// Rows up to which batches waiting are merged into one write (0: none).
+    merge_rows: usize,
+    /// A message received while merging, after the merged batches: the
+    /// next [`ScanPipeline::receive`] returns it first.
+    held: Option<Message>,
 }
 
 impl ScanPipeline {
@@ -89,12 +101,14 @@ impl ScanPipeline {
         let root = db.location(location_id)?.path;
         let fresh = fresh && (resume.is_none() || db.entry_count(location_id)? == 0);
         let writer = ScanWriter::new(db, location_id, fresh)?;
+        let merge_rows = db.rows_per_write();
+        let capacity = CHANNEL_CAPACITY.max(merge_rows.div_ceil(opts.batch_size.max(1)) + 1);
         let stop = CancelToken::new();
         let walker = match resume {
             Some(state) => Walker::resume(state, opts, stop.clone())?,
             None => Walker::new(&[root], opts, stop.clone())?,
         };
-        let (sender, receiver) = crossbeam_channel::bounded(CHANNEL_CAPACITY);
+        let (sender, receiver) = crossbeam_channel::bounded(capacity);
         let thread = std::thread::Builder::new()
             .name("phasekit-scan-walk".into())
             .spawn(move || walk(walker, &sender))
@@ -108,6 +122,8 @@ impl ScanPipeline {
             cancel,
             stop,
             finished: false,
+            merge_rows,
+            held: None,
         })
     }
 
@@ -130,6 +146,9 @@ impl ScanPipeline {
                 self.halt();
                 return Err(Error::Cancelled);
             }
+            if let Some(message) = self.held.take() {
+                break message;
+            }
             match receiver.recv_timeout(POLL) {
                 Ok(message) => break message,
                 Err(RecvTimeoutError::Timeout) => continue,
@@ -143,7 +162,7 @@ impl ScanPipeline {
                 }
             }
         };
-        let (batch, state) = match message {
+        let (mut batch, mut state) = match message {
             Message::Batch(batch, state) => (batch, state),
             Message::End => {
                 self.finished = true;
@@ -157,6 +176,22 @@ impl ScanPipeline {
                 return Err(e);
             }
         };
+        // Batches already waiting join this one, up to the store's rows
+        // per write; whatever ends the merge waits for the next call.
+        while batch.len() < self.merge_rows {
+            match receiver.try_recv() {
+                Ok(Message::Batch(next, next_state)) => {
+                    batch.append(*next);
+                    state = next_state;
+                }
+                Ok(other) => {
+                    self.held = Some(other);
+                    break;
+                }
+                // Nothing waiting, or the walker gone (the next call says).
+                Err(_) => break,
+            }
+        }
         Ok(Some(Received { batch, state }))
     }
 

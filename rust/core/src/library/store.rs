@@ -104,6 +104,11 @@ pub trait LibraryStore {
     /// returned as problems and skipped.
     fn upsert_batch(&mut self, scan: &mut ScanBook, batch: &Batch) -> Result<Vec<FsError>>;
 
+    /// Rows up to which a scan merges the walker batches waiting for its
+    /// writer into one `upsert_batch` (0: each batch on its own). For a
+    /// store whose per-transaction cost dwarfs its per-row cost.
+    fn rows_per_write(&self) -> usize;
+
     /// Call `each` with every entry of the location whose id is not in
     /// `seen` (any order).
     fn unseen_entries(

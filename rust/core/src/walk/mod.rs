@@ -91,6 +91,27 @@ impl Batch {
         self.path_ends.is_empty() && self.errors.is_empty()
     }
 
+    /// Append `other`'s entries and errors after this batch's (batches of
+    /// one walk, in walk order: see `library::pipeline`, which writes
+    /// batches waiting together).
+    pub fn append(&mut self, mut other: Batch) {
+        let offset = self.path_bytes.len();
+        self.path_bytes.append(&mut other.path_bytes);
+        self.path_ends
+            .extend(other.path_ends.iter().map(|end| end + offset));
+        self.kinds.append(&mut other.kinds);
+        self.sizes.append(&mut other.sizes);
+        self.mtimes_ns.append(&mut other.mtimes_ns);
+        self.ctimes_ns.append(&mut other.ctimes_ns);
+        self.inodes.append(&mut other.inodes);
+        self.devices.append(&mut other.devices);
+        self.modes.append(&mut other.modes);
+        self.nlinks.append(&mut other.nlinks);
+        self.cas_ids.append(&mut other.cas_ids);
+        self.checksums.append(&mut other.checksums);
+        self.errors.append(&mut other.errors);
+    }
+
     fn push_hashes(&mut self, want: Want, hashes: &Hashes) {
         if want.cas_id {
             self.cas_ids.push(hashes.cas.as_ref().map(cas_id_hex));
@@ -458,5 +479,58 @@ impl Walker {
     /// True once every entry has been yielded.
     pub fn is_finished(&self) -> bool {
         self.finished
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(dir: &[u8], names: &[&[u8]], hashed: bool) -> Batch {
+        let mut b = Batch::default();
+        for (i, name) in names.iter().enumerate() {
+            let meta = Meta {
+                kind: Kind::File,
+                size: i as u64,
+                mtime_ns: 0,
+                ctime_ns: 0,
+                inode: i as u64,
+                device: 1,
+                mode: 0o644,
+                nlink: 1,
+            };
+            b.push(dir, name, &meta);
+            if hashed {
+                b.cas_ids.push(Some(format!("{i:016x}")));
+            }
+        }
+        b
+    }
+
+    #[test]
+    fn an_appended_batch_keeps_its_paths_and_columns_in_order() {
+        let mut a = batch(b"/r", &[b"a", b"\xff\n"], true);
+        a.errors.push(FsError {
+            path: b"/r/x".to_vec(),
+            errno: 13,
+            message: "denied".into(),
+        });
+        let mut b = batch(b"/r/d", &[b"c"], true);
+        b.errors.push(FsError {
+            path: b"/r/y".to_vec(),
+            errno: 2,
+            message: "gone".into(),
+        });
+        a.append(b);
+        let paths: Vec<&[u8]> = a.paths().collect();
+        assert_eq!(paths, [&b"/r/a"[..], b"/r/\xff\n", b"/r/d/c"]);
+        assert_eq!(a.sizes, [0, 1, 0]);
+        assert_eq!(a.kinds.len(), 3);
+        assert_eq!(a.nlinks.len(), 3);
+        assert_eq!(a.cas_ids.len(), 3);
+        assert_eq!(a.cas_ids[2].as_deref(), Some("0000000000000000"));
+        assert_eq!(a.errors.len(), 2);
+        a.append(Batch::default());
+        assert_eq!(a.len(), 3);
     }
 }

@@ -137,6 +137,10 @@ impl LibraryStore for PostgresStore {
         scan::upsert_batch(self.conn_mut(), scan, batch)
     }
 
+    fn rows_per_write(&self) -> usize {
+        scan::ROWS_PER_WRITE
+    }
+
     fn unseen_entries(
         &self,
         location_id: i64,

@@ -12,6 +12,14 @@ use crate::error::{FsError, Result};
 use crate::library::book::{Gone, ScanBook, Seen, Unseen};
 use crate::walk::Batch;
 
+/// Rows up to which a scan's waiting batches go in one transaction
+/// (`LibraryStore::rows_per_write`): each transaction is five round trips
+/// (begin, the location's lock, ids, COPY, commit) and the server's commit.
+/// A fresh shallow index of 200,000 files with the walker's batches of
+/// 1,000 each written alone took 2.2-2.6 s, with batches of 10,000
+/// 1.5-1.7 s (SQLite: 0.8 s either way).
+pub(super) const ROWS_PER_WRITE: usize = 10_000;
+
 /// Unseen entries read back per query (see [`unseen_entries`]).
 const UNSEEN_PER_QUERY: usize = 10_000;
 

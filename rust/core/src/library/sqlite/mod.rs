@@ -149,6 +149,12 @@ impl LibraryStore for SqliteStore {
         scan::upsert_batch(&mut self.conn, scan, batch)
     }
 
+    fn rows_per_write(&self) -> usize {
+        // A transaction costs little here (one writer, in-process, no
+        // round trips): a walker batch per write keeps progress smooth.
+        0
+    }
+
     fn unseen_entries(
         &self,
         location_id: i64,
