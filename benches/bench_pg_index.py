@@ -13,7 +13,11 @@ Each round, for each mode (``shallow``, ``content``), in alternating order:
   started here, at PostgreSQL's default durability, on loopback).
 
 Wall time of the whole command (start-up included), page cache warm (one
-untimed walk first). The table gives medians and the ratio PostgreSQL /
+untimed walk first). Every run starts from the same state: dirty pages
+written out (``sync``), the server checkpointed and its autovacuum idle (the
+databases of earlier runs were vacuumed and analyzed by it after each run,
+and a run that shared the machine with that work took up to twice as long;
+each run's database is now dropped after it). The table gives medians and the ratio PostgreSQL /
 SQLite; ``--json`` keeps every round. The library store alone, step by step,
 is timed by ``rust/core/examples/library_bench.rs``.
 """
@@ -52,6 +56,35 @@ class BenchServer(PgServer):
         self.restart()
 
 
+def settle(server_url: str) -> None:
+    """Dirty pages out, the server checkpointed, its autovacuum idle (up to
+    two minutes): what earlier runs left behind does not fall on this one."""
+    import psycopg
+
+    subprocess.run(["sync"], check=True)
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            busy = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
+            ).fetchone()
+            if not busy or busy[0] == 0:
+                break
+            time.sleep(0.2)
+        conn.execute("CHECKPOINT")
+    subprocess.run(["sync"], check=True)
+
+
+def drop_database(server_url: str, library: str) -> None:
+    """Drop a run's database: left there, autovacuum works through its
+    200,000 new rows while the next runs are timed."""
+    import psycopg
+
+    name = library.rpartition("/")[2]
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
 def index(library: str, tree: Path, mode: str) -> float:
     started = time.perf_counter()
     done = subprocess.run(
@@ -87,11 +120,14 @@ def main() -> int:
                         library = str(scratch / f"lib-{r}-{mode}")
                     else:
                         library = new_database(server.url())
+                    settle(server.url())
                     took = index(library, args.tree, mode)
                     times.setdefault(mode, {}).setdefault(store, []).append(took)
                     print(f"round {r} {mode:8} {store:10} {took:6.2f} s", flush=True)
                     if store == "sqlite":
                         shutil.rmtree(library, ignore_errors=True)
+                    else:
+                        drop_database(server.url(), library)
     finally:
         server.close()
         shutil.rmtree(scratch, ignore_errors=True)
