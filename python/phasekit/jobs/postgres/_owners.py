@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import socket
 import threading
 import time
 import zlib
@@ -146,7 +145,7 @@ class PostgresOwnership:
                 " ON CONFLICT (id) DO UPDATE SET heartbeat_at = EXCLUDED.heartbeat_at",
                 (
                     self.id,
-                    socket.gethostname(),
+                    os.uname().nodename,
                     os.getpid(),
                     now,
                     now,

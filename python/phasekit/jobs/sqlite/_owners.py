@@ -25,7 +25,6 @@ import contextlib
 import fcntl
 import logging
 import os
-import socket
 import threading
 import time
 from pathlib import Path
@@ -154,7 +153,7 @@ class Ownership:
 
     def _register(self) -> None:
         self._store.add_worker(
-            self.id, socket.gethostname(), os.getpid(), time.time(), self.stale_after_s, self._info
+            self.id, os.uname().nodename, os.getpid(), time.time(), self.stale_after_s, self._info
         )
 
     def _beat(self) -> None:
