@@ -54,8 +54,9 @@ pub(super) fn add(
     // the check would have said.
     let insert = statements.get(
         client,
-        "INSERT INTO locations (path, mode, recursive, created_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (sha256(path)) DO NOTHING RETURNING id",
+        // Linked from the start (see the SQLite store's add_location).
+        "INSERT INTO locations (path, mode, recursive, created_at, content_linked) \
+         VALUES ($1, $2, $3, $4, 1) ON CONFLICT (sha256(path)) DO NOTHING RETURNING id",
     )?;
     let mode = mode.as_str();
     match client.query_opt(&insert, &[&path, &mode, &recursive, &now()])? {

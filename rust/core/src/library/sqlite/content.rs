@@ -327,6 +327,13 @@ mod tests {
                 )
                 .unwrap();
         }
+        // As a scan inserting rows with cas_ids marks their location.
+        db.conn
+            .execute(
+                "UPDATE locations SET content_linked = 0 WHERE id = ?1",
+                [loc.id],
+            )
+            .unwrap();
         assert_eq!(
             db.link_identities(loc.id, false).unwrap(),
             cas.iter()

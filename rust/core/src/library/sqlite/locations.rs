@@ -46,9 +46,13 @@ pub(super) fn add(
     // may add the same path in between (two indexes of a new location at
     // once). The unique path then keeps the insert from happening, and the
     // caller hears what the check would have said.
+    // Linked (`content_linked` 1) from the start: it has no entries, and a
+    // scan writing cas_ids marks it in the same transaction; left at the
+    // column's default (0), a shallow index's link pass read every row
+    // for cas_ids that cannot be there.
     let inserted = conn.execute(
-        "INSERT INTO locations (path, mode, recursive, created_at) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT(path) DO NOTHING",
+        "INSERT INTO locations (path, mode, recursive, created_at, content_linked) \
+         VALUES (?1, ?2, ?3, ?4, 1) ON CONFLICT(path) DO NOTHING",
         params![path, mode.as_str(), recursive, now()],
     )?;
     if inserted == 0 {
