@@ -156,6 +156,54 @@ fn workers_writing_several_locations_at_once_keep_the_library_whole() {
     assert_eq!(check("SELECT COUNT(*) FROM lost_links"), 0);
 }
 
+/// A location with more hashed entries than a link pass inserts alone
+/// (20,000): its lookups go in through a second session while the first
+/// creates the identities, as another worker indexes and links a small
+/// location at the same time. Every cas_id linked once, every link to an
+/// identity, both locations marked linked.
+#[test]
+fn a_large_link_pass_in_two_sessions_links_every_entry_once() {
+    let mut server = Postgres::server();
+    drop(server.open());
+    let url = server.last_url();
+    let work = tempfile::tempdir().unwrap();
+    let (large, small) = (work.path().join("large"), work.path().join("small"));
+    tree(&large, 20_500);
+    tree(&small, 300);
+    let other = {
+        let (url, small) = (url.clone(), small.clone());
+        std::thread::spawn(move || index(&mut PostgresStore::open(&url).unwrap(), &small))
+    };
+    let mut db = PostgresStore::open(&url).unwrap();
+    index(&mut db, &large);
+    other.join().unwrap();
+    let check = |sql: &str| query_i64(&url, sql);
+    assert_eq!(
+        check("SELECT COUNT(*) FROM entries WHERE cas_id IS NOT NULL"),
+        20_800
+    );
+    assert_eq!(check("SELECT COUNT(*) FROM entry_content"), 20_800);
+    assert_eq!(
+        check(
+            "SELECT COUNT(*) FROM entries e WHERE e.cas_id IS NOT NULL AND NOT EXISTS \
+             (SELECT 1 FROM entry_content ec WHERE ec.entry_id = e.id AND ec.cas_id = e.cas_id)"
+        ),
+        0
+    );
+    assert_eq!(check("SELECT COUNT(*) FROM content_identities"), 7);
+    assert_eq!(
+        check(
+            "SELECT COUNT(*) FROM entry_content ec WHERE NOT EXISTS \
+             (SELECT 1 FROM content_identities ci WHERE ci.cas_id = ec.cas_id)"
+        ),
+        0
+    );
+    assert_eq!(
+        check("SELECT COUNT(*) FROM locations WHERE content_linked != 1"),
+        0
+    );
+}
+
 #[test]
 fn a_lost_connection_is_an_error_that_says_so() {
     let mut server = Postgres::server();

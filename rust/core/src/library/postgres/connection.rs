@@ -24,6 +24,9 @@ use crate::error::{Error, Result};
 /// gets an error, not a panic.
 pub struct PostgresStore {
     pub(super) conn: RefCell<Conn>,
+    /// How to connect again: for a second session working beside the
+    /// first (`content::link_identities`).
+    pub(super) config: Config,
     /// The database as `postgresql://user@host:port/dbname`, without a
     /// password: what errors name.
     pub(super) target: String,
@@ -54,6 +57,7 @@ impl PostgresStore {
             config.application_name("phasekit library");
         }
         let mut client = config
+            .clone()
             .connect(NoTls)
             .map_err(|err| cannot_connect(&target, &err))?;
         schema::migrate(&mut client).map_err(|err| explain(&target, err))?;
@@ -63,6 +67,7 @@ impl PostgresStore {
                 statements: Statements::default(),
                 ids: IdPool::default(),
             }),
+            config,
             target,
         })
     }

@@ -197,7 +197,8 @@ impl LibraryStore for PostgresStore {
     }
 
     fn link_identities(&mut self, location_id: i64, prune: bool) -> Result<u64> {
-        content::link_identities(self.conn_mut(), location_id, prune)
+        let config = self.config.clone();
+        content::link_identities(self.conn_mut(), &config, location_id, prune)
     }
 
     fn defer_links(&mut self, location_id: i64) -> Result<()> {
