@@ -21,6 +21,11 @@ use crate::walk::Batch;
 /// Writes the batches of one scan of one location.
 pub struct ScanWriter {
     book: ScanBook,
+    /// The sweep found every entry of the location seen by this scan (so
+    /// nothing to remove, and the aggregate need not count them again: a
+    /// count reads every row's visibility in PostgreSQL, ~17 ms for
+    /// 200,000 fresh rows).
+    whole: bool,
 }
 
 impl ScanWriter {
@@ -35,6 +40,7 @@ impl ScanWriter {
         }
         Ok(ScanWriter {
             book: ScanBook::new(location_id, location.path, fresh),
+            whole: false,
         })
     }
 
@@ -54,6 +60,7 @@ impl ScanWriter {
         db: &mut impl LibraryStore,
         batch: &Batch,
     ) -> Result<Vec<FsError>> {
+        self.whole = false; // a write after the sweep: count again
         db.upsert_batch(&mut self.book, batch)
     }
 
@@ -62,7 +69,7 @@ impl ScanWriter {
     /// saw every entry the location has, else from the store's rows.
     pub fn aggregate(&mut self, db: &mut impl LibraryStore) -> Result<(i64, i64)> {
         let location_id = self.book.location_id();
-        if self.book.seen().len() != db.entry_count(location_id)? {
+        if !self.whole && self.book.seen().len() != db.entry_count(location_id)? {
             return db.aggregate_sizes(location_id); // a resumed scan
         }
         let (dirs, sums) = self.book.take_sums();
@@ -100,6 +107,7 @@ impl ScanWriter {
         if self.book.seen().len() == db.entry_count(location_id)? {
             // The scan saw every entry the location has (always so for a
             // fresh, uninterrupted scan): nothing can be gone.
+            self.whole = true;
             return Ok(());
         }
         let mut gone = Vec::new();
