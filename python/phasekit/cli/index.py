@@ -49,7 +49,8 @@ def arguments(p: argparse.ArgumentParser) -> None:
         "16 files read at once: PHASEKIT_READ_THREADS)",
     )
     p.add_argument("--batch-size", type=positive_int, default=1000,
-                   help="entries per batch and transaction (default 1000)")  # fmt: skip
+                   help="entries per batch and transaction (default 1000; PostgreSQL "
+                   "writes the batches waiting together, up to 10,000)")  # fmt: skip
     p.add_argument("--checkpoint-every", type=seconds, default=CHECKPOINT_EVERY_S,
                    metavar="SECONDS", help="checkpoint at least this often (default "
                    f"{CHECKPOINT_EVERY_S:g})")  # fmt: skip

@@ -112,9 +112,11 @@ class IndexJob(PhasedJob[IndexSummary]):
     ``deep``; ``threads`` (None: the walk 8 threads, or one per core where
     there are more, and files read 16 at once, see
     :data:`phasekit.fs.READ_THREADS`; N: N threads walking and N reading),
-    ``batch_size`` (entries per transaction) and ``checkpoint_every_s`` tune
-    it. Two indexes (or an index and a validation) of one location never run
-    at the same time, and dispatching an index identical to one already queued
+    ``batch_size`` (entries per walker batch and transaction; a library in
+    PostgreSQL writes the batches waiting for it together, up to 10,000
+    entries per transaction) and ``checkpoint_every_s`` tune it. Two indexes
+    (or an index and a validation) of one location never run at the same
+    time, and dispatching an index identical to one already queued
     or running returns that one (see :meth:`conflict_key`).
     """
 

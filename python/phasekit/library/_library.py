@@ -679,6 +679,9 @@ class Library(JobSteps, Settings, Closing):
         ``fresh`` (default: the location has no entries yet) skips the lookup
         of existing entries. A location that is not recursive is scanned one
         level deep. ``cas_ids``/``checksums`` hash files while walking.
+        ``batch_size`` entries are walked per batch, each batch written in one
+        transaction; a library in PostgreSQL writes the batches waiting for
+        its writer together (up to 10,000 entries), one step each.
         """
         loc = self.location(location)
         if fresh is None:
