@@ -431,6 +431,8 @@ class Library(JobSteps, Settings, Closing):
             make_private_dir(folder)
         except OSError as exc:
             raise LibraryError(f"cannot create {folder}: {exc.strerror or exc}") from exc
+        if jobs is None or is_database_url(jobs):
+            _import_psycopg_meanwhile()
         db = _core.LibraryDb.postgres(url)  # LibraryError naming the database, not the password
         library = cls(folder, db, jobs or url)
         library._database = url
@@ -768,3 +770,23 @@ def _inside(path: bytes, folder: bytes) -> bool:
 
 
 __all__ = ["DB_NAME", "INDEX_MODES", "LIBRARY_ENV", "Library", "Scan", "default_library_path"]
+
+
+def _import_psycopg_meanwhile() -> None:
+    """Import psycopg (the PostgreSQL job store's client) on a thread while
+    the library's own connection is made: that connection releases the GIL
+    (it is made in Rust), and the import is most of a PostgreSQL library's
+    start-up (~0.09 s). The job store's own import then finds it done, or
+    waits for it (Python's import lock); a missing psycopg is reported there."""
+    import sys
+
+    if "psycopg" in sys.modules:
+        return
+
+    def run() -> None:
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            return
+
+    threading.Thread(target=run, name="phasekit-import-psycopg", daemon=True).start()
