@@ -20,11 +20,19 @@ mod common;
 use common::{Libraries, Postgres};
 
 fn index(db: &mut PostgresStore, root: &Path) -> i64 {
+    let loc = scan(db, root, 16);
+    db.link_identities(loc, false).unwrap();
+    loc
+}
+
+/// A fresh content scan of `root` as a new location, in batches of
+/// `batch`, its cas_ids left for a link pass.
+fn scan(db: &mut PostgresStore, root: &Path, batch: usize) -> i64 {
     let loc = db
         .add_location(root.as_os_str().as_bytes(), IndexMode::Content, true)
         .unwrap();
     let opts = WalkOptions {
-        batch_size: 16,
+        batch_size: batch,
         threads: 1,
         hash: Want {
             cas_id: true,
@@ -44,7 +52,6 @@ fn index(db: &mut PostgresStore, root: &Path) -> i64 {
     }
     writer.sweep(db).unwrap();
     writer.aggregate(db).unwrap();
-    db.link_identities(loc.id, false).unwrap();
     loc.id
 }
 
@@ -202,6 +209,128 @@ fn a_large_link_pass_in_two_sessions_links_every_entry_once() {
         check("SELECT COUNT(*) FROM locations WHERE content_linked != 1"),
         0
     );
+}
+
+/// (links, identities, links without an identity) in the database at `url`.
+fn link_counts(url: &str) -> (i64, i64, i64) {
+    (
+        query_i64(url, "SELECT COUNT(*) FROM entry_content"),
+        query_i64(url, "SELECT COUNT(*) FROM content_identities"),
+        query_i64(
+            url,
+            "SELECT COUNT(*) FROM entry_content ec WHERE NOT EXISTS \
+             (SELECT 1 FROM content_identities ci WHERE ci.cas_id = ec.cas_id)",
+        ),
+    )
+}
+
+/// A database whose transactions default to REPEATABLE READ: a large link
+/// pass (two sessions) still keeps every identity, whether it prunes
+/// afterwards or finds identities noted lost by a removed location (with one
+/// snapshot for its whole transaction, the first session did not see the
+/// second's lookups and dropped every identity: 0 left of 7).
+#[test]
+fn a_large_link_pass_keeps_its_identities_under_repeatable_read() {
+    let mut server = Postgres::server();
+    drop(server.open());
+    let url = server.last_url();
+    let name = server.last_database().to_owned();
+    server
+        .admin()
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{name}\" SET default_transaction_isolation = 'repeatable read'"
+        ))
+        .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let (small, large, other) = (
+        work.path().join("small"),
+        work.path().join("large"),
+        work.path().join("other"),
+    );
+    tree(&small, 7);
+    tree(&large, 20_500);
+    tree(&other, 20_100);
+    let mut db = PostgresStore::open(&url).unwrap();
+    // Identities noted lost (a removed location's) while a large location
+    // waits for its pass.
+    let first = index(&mut db, &small);
+    let loc = scan(&mut db, &large, 1000);
+    assert_eq!(db.remove_location(first).unwrap(), 8);
+    db.link_identities(loc, false).unwrap();
+    assert_eq!(link_counts(&url), (20_500, 7, 0));
+    // A large pass that prunes.
+    let loc = scan(&mut db, &other, 1000);
+    db.link_identities(loc, true).unwrap();
+    assert_eq!(link_counts(&url), (40_600, 7, 0));
+}
+
+/// A link pass's second session waiting behind a lock request queued
+/// after the first session's (DDL asking for `entries` whole, here LOCK
+/// TABLE): the first waits for the second where the server cannot see it.
+/// The second gives up after a moment and the first does its work; the
+/// pass completes and then the lock is granted (without the limit both
+/// waited until the lock request's own 60 s timeout).
+#[test]
+fn a_lock_request_between_the_two_sessions_of_a_link_pass_does_not_hang_it() {
+    let mut server = Postgres::server();
+    drop(server.open());
+    let url = server.last_url();
+    let work = tempfile::tempdir().unwrap();
+    tree(work.path(), 20_500);
+    let mut db = PostgresStore::open(&url).unwrap();
+    let loc = scan(&mut db, work.path(), 1000);
+    // The window (the first session reading `entries`, the second not yet
+    // connected) is a few milliseconds: try until the lock request falls in it.
+    for _attempt in 0..20 {
+        let watcher = {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+                let started = std::time::Instant::now();
+                while started.elapsed() < std::time::Duration::from_secs(20) {
+                    let window: bool = c
+                        .query_one(
+                            "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_class r \
+                             ON r.oid = l.relation WHERE r.relname = 'entries' \
+                             AND l.mode = 'AccessShareLock' AND l.granted AND l.pid IN \
+                             (SELECT pid FROM pg_locks WHERE locktype = 'advisory' \
+                             AND mode = 'ExclusiveLock' AND granted)) \
+                             AND (SELECT count(*) FROM pg_stat_activity \
+                             WHERE application_name = 'phasekit library' \
+                             AND datname = current_database()) = 1",
+                            &[],
+                        )
+                        .unwrap()
+                        .get(0);
+                    if window {
+                        let mut tx = c.transaction().unwrap();
+                        let locked = tx.batch_execute(
+                            "SET LOCAL statement_timeout = '60s'; \
+                             LOCK TABLE entries IN ACCESS EXCLUSIVE MODE",
+                        );
+                        return Some(locked.map_err(|e| format!("{e:?}")));
+                    }
+                }
+                None
+            })
+        };
+        db.link_identities(loc, false).unwrap();
+        let hit = watcher.join().unwrap();
+        assert_eq!(link_counts(&url), (20_500, 7, 0));
+        if let Some(locked) = hit {
+            assert_eq!(locked, Ok(()), "the lock request waited out its timeout");
+            return;
+        }
+        // Missed: link the location again from nothing.
+        let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        admin
+            .batch_execute(
+                "DELETE FROM entry_content; DELETE FROM content_identities; \
+                 UPDATE locations SET content_linked = 0",
+            )
+            .unwrap();
+    }
+    panic!("no lock request fell between the two sessions in 20 passes");
 }
 
 #[test]

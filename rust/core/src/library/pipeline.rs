@@ -31,6 +31,11 @@ use crate::walk::{Batch, WalkOptions, Walker};
 /// store merging batches lets enough wait to fill one write.)
 pub const CHANNEL_CAPACITY: usize = 4;
 
+/// At most this many batches wait, merging or not: each carries the walk's
+/// state, which grows with the directories still open (1 MB for a root of
+/// 20,000 folders), so tiny batches must not let thousands queue up.
+const MAX_WAITING: usize = 32;
+
 /// How often a writer waiting for a batch re-checks the caller's cancel token.
 const POLL: Duration = Duration::from_millis(20);
 
@@ -102,7 +107,9 @@ impl ScanPipeline {
         let fresh = fresh && (resume.is_none() || db.entry_count(location_id)? == 0);
         let writer = ScanWriter::new(db, location_id, fresh)?;
         let merge_rows = db.rows_per_write();
-        let capacity = CHANNEL_CAPACITY.max(merge_rows.div_ceil(opts.batch_size.max(1)) + 1);
+        let capacity = CHANNEL_CAPACITY
+            .max(merge_rows.div_ceil(opts.batch_size.max(1)) + 1)
+            .min(MAX_WAITING);
         let stop = CancelToken::new();
         let walker = match resume {
             Some(state) => Walker::resume(state, opts, stop.clone())?,

@@ -4,16 +4,17 @@
 //! with most changes (see `schema.rs`).
 
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use postgres::types::ToSql;
-use postgres::{Client, Config, GenericClient, NoTls};
+use postgres::{Client, Config, GenericClient, IsolationLevel, NoTls};
 
 use super::connection::Conn;
 use super::entries::limit;
 use super::locks;
 use super::rounds::rounds;
 use super::statements::Statements;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::library::model::{now, HashedContent, MissingContent};
 
 /// Non-empty regular files lacking a cas_id (or a checksum, with `$2`).
@@ -123,7 +124,14 @@ pub(super) fn link_identities(
     let Conn {
         client, statements, ..
     } = conn;
-    let mut tx = client.transaction()?;
+    // READ COMMITTED whatever the database's default: the statements after
+    // the second session's commit (below) must see its lookups. With one
+    // snapshot for the whole transaction (REPEATABLE READ) they would not,
+    // and the identities it linked would be dropped as lost or unused.
+    let mut tx = client
+        .build_transaction()
+        .isolation_level(IsolationLevel::ReadCommitted)
+        .start()?;
     locks::location(&mut tx, statements, location_id, false)?;
     locks::identities(&mut tx, statements)?;
     let state = statements.get(
@@ -155,26 +163,28 @@ pub(super) fn link_identities(
             .try_get(0)?;
         // A second session where the server takes one (else, as for a
         // small location, the lookups go in here).
-        let second = (rows >= LINKS_BESIDE_FROM)
-            .then(|| config.connect(NoTls).ok())
-            .flatten();
-        let beside = match second {
-            Some(client) => Some(links_beside(client, location_id)),
-            None => {
-                let links = statements.get(&mut tx, INSERT_LINKS)?;
-                tx.execute(&links, &[&location_id])?;
-                None
-            }
-        };
+        let beside = (rows >= LINKS_BESIDE_FROM)
+            .then(|| {
+                let mut second = config.clone();
+                second.connect_timeout(BESIDE_WAIT);
+                second.connect(NoTls).ok()
+            })
+            .flatten()
+            .map(|client| links_beside(client, location_id));
+        let links = statements.get(&mut tx, INSERT_LINKS)?;
+        if beside.is_none() {
+            tx.execute(&links, &[&location_id])?;
+        }
         let identities_done = tx.execute(&identities, &[&location_id, &now()]);
         // The other session commits before this one can (joined first), so
         // the location is marked linked only with its lookups in place.
-        if let Some(beside) = beside {
-            beside.join().map_err(|_| {
-                Error::database("the session linking entries stopped unexpectedly")
-            })??;
-        }
+        let beside_failed = beside.is_some_and(|b| !matches!(b.join(), Ok(Ok(()))));
         created = identities_done?;
+        if beside_failed {
+            // It failed, or gave up waiting for a lock: the lookups go in
+            // here (what it may have committed is skipped by NOT EXISTS).
+            tx.execute(&links, &[&location_id])?;
+        }
         let done = statements.get(
             &mut tx,
             "UPDATE locations SET content_linked = 1 WHERE id = $1",
@@ -207,16 +217,24 @@ const INSERT_LINKS: &str = "INSERT INTO entry_content (cas_id, entry_id) \
 /// inserts take about 0.4 s of the server's time each.
 const LINKS_BESIDE_FROM: i64 = 20_000;
 
+/// How long the second session of a link pass may take to connect, or
+/// wait for a lock, before the first does its work itself.
+const BESIDE_WAIT: Duration = Duration::from_secs(2);
+
 /// Insert the location's missing lookups ([`INSERT_LINKS`]) through `client`,
-/// a session of their own, on a thread, and commit. Started by a link pass that holds the
-/// identities lock exclusively: no other transaction writes identities or
-/// lookups until it ends, and it ends (joining this) only after this
-/// commits. Nothing here waits for a lock that pass holds (it takes none,
-/// and writes only `entry_content`, which no trigger watches). A failure
-/// fails the pass; what committed here stays, and the next pass (the
-/// location is still marked) inserts only what is missing.
+/// a session of their own, on a thread, and commit. Started by a link pass
+/// that holds the identities lock exclusively: no other transaction writes
+/// identities or lookups until it ends, and it ends (joining this) only
+/// after this commits. Nothing here waits for a lock that pass holds (it
+/// takes none, and writes only `entry_content`, which no trigger watches);
+/// but a lock request queued behind that pass (DDL asking for `entries`
+/// whole) would hold this one back while the pass waits for it here, a
+/// wait the server cannot see: so it waits [`BESIDE_WAIT`] at most, and on
+/// any failure the pass inserts the lookups itself.
 fn links_beside(mut client: Client, location_id: i64) -> JoinHandle<Result<()>> {
     std::thread::spawn(move || {
+        let timeout = format!("SET lock_timeout = {}", BESIDE_WAIT.as_millis());
+        client.batch_execute(&timeout)?;
         let mut tx = client.transaction()?;
         tx.execute(INSERT_LINKS, &[&location_id])?;
         tx.commit()?;
