@@ -114,3 +114,61 @@ def test_an_unreachable_database_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(LibraryError) as caught:
         Library.open(url, files=tmp_path / "files")
     assert "secret" not in str(caught.value)
+
+
+def test_a_library_and_its_worker_go_on_after_postgresql_restarts(tmp_path: Path) -> None:
+    """A library open in this process and a ``phasekit worker`` in another,
+    both idle while PostgreSQL restarts: the library's reads go on at once
+    (a read meeting the ended session runs again on a new one), and an
+    index queued after the restart completes on the worker (its first run
+    may be interrupted by the ended session, never failed)."""
+    import tempfile
+    import time
+
+    from pg_server import PgServer, new_database
+    from phasekit.indexing import IndexJob
+    from phasekit.jobs import JobStatus
+    from phasekit.jobs.postgres import PostgresJobStore
+
+    server = PgServer(Path(tempfile.mkdtemp(prefix="phasekit-pg-restart-")))
+    worker = None
+    try:
+        url = new_database(server.url())
+        files = tmp_path / "pg-files"
+        (tmp_path / "one").mkdir()
+        (tmp_path / "two").mkdir()
+        first, second = nasty_tree(tmp_path / "one"), nasty_tree(tmp_path / "two")
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "phasekit", "--library", url, "--files", str(files), "worker"],
+            env=subprocess_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+
+        def finish(library: Library, tree: Path) -> JobStatus:
+            location = library.add_location(tree, mode="content")
+            job_id = library.submit(IndexJob(location.id)).job_ids[0]
+            with PostgresJobStore(url) as store:
+                deadline = time.monotonic() + 120
+                while time.monotonic() < deadline:
+                    status = store.status(job_id)
+                    if status.finished:
+                        return status
+                    time.sleep(0.05)
+            raise AssertionError(f"the index of {tree} did not end: {status}")
+
+        with Library.open(url, files=files) as library:
+            assert finish(library, first) is JobStatus.COMPLETED
+            listed = [e.path for e in library.entries(library.location(first))]
+            server.restart()
+            assert [loc.path for loc in library.locations()] == [str(first)]
+            assert [e.path for e in library.entries(library.location(first))] == listed
+            assert finish(library, second) is JobStatus.COMPLETED
+            assert len(list(library.entries(library.location(second)))) == len(listed)
+        assert worker.poll() is None  # went on
+    finally:
+        if worker is not None:
+            worker.terminate()
+            _, err = worker.communicate(timeout=60)
+            assert b"failed" not in err, err
+        server.close()

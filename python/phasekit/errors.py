@@ -17,7 +17,8 @@ branches say what went wrong and what to do::
     │   └── ManagerClosed
     ├── StorageFullError        the disk under library.db or jobs.db is full
     ├── LibraryError            library.db cannot be read or written
-    │   └── LibraryFullError    (also a StorageFullError)
+    │   ├── LibraryFullError    (also a StorageFullError)
+    │   └── LibraryUnavailable  for now: the library's PostgreSQL server away
     ├── JobStoreError           jobs.db cannot be read or written
     │   ├── JobStoreFullError   (also a StorageFullError)
     │   └── JobStoreUnavailable  for now: a server away, a lock held too long
@@ -89,6 +90,14 @@ class StorageFullError(PhasekitError):
 
 class LibraryFullError(LibraryError, StorageFullError):
     """library.db cannot grow: its disk is full."""
+
+
+class LibraryUnavailable(LibraryError):
+    """The library's PostgreSQL database cannot be reached for now: its
+    server ended the connection (a restart, a shutdown) or the link broke.
+    The library connects again at its next call (waiting up to 30 s for a
+    server that is starting); a job's run that meets this is interrupted,
+    not failed, and resumes from its last checkpoint."""
 
 
 class DestinationFullError(StorageFullError):
@@ -166,6 +175,7 @@ __all__ = [
     "LibraryClosed",
     "LibraryError",
     "LibraryFullError",
+    "LibraryUnavailable",
     "LocationNotFound",
     "LocationOverlapError",
     "ManagerClosed",

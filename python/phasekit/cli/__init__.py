@@ -35,7 +35,7 @@ from . import (
     validate,
     worker,
 )
-from ._exits import EXIT_STOPPED, EXIT_USAGE
+from ._exits import EXIT_INTERRUPTED, EXIT_STOPPED, EXIT_USAGE
 
 # typing.TYPE_CHECKING without importing typing: `phasekit --version` and
 # `--help` load only argparse and this package's parsers, so they start in
@@ -171,7 +171,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The errors a command raises, imported here: --version and --help
     # never load them (phasekit.errors imports nothing heavy, but every
     # module counts at start-up).
-    from ..errors import PhasekitError, StorageFullError
+    from ..errors import (
+        JobStoreUnavailable,
+        LibraryUnavailable,
+        PhasekitError,
+        StorageFullError,
+    )
 
     try:
         code: int = args.run(args)
@@ -188,6 +193,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The job (if one ran) is left interrupted; the message says what to do.
         print(f"phasekit: error: {exc}", file=sys.stderr)
         return EXIT_STOPPED
+    except (JobStoreUnavailable, LibraryUnavailable) as exc:
+        # A server away for now (restarting): a job it cut is left to resume.
+        print(f"phasekit: error: {exc}", file=sys.stderr)
+        print("phasekit: a job this cut resumes from its last checkpoint with: phasekit resume"
+              " (once the server answers)", file=sys.stderr)  # fmt: skip
+        return EXIT_INTERRUPTED
     except (ValueError, OSError, PhasekitError) as exc:
         print(f"phasekit: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -95,6 +95,13 @@ def report_stop(handle: StoppedJob, status: JobStatus) -> int | None:
     if status is JobStatus.CANCELLED:
         print(f"phasekit: job {handle.id} was cancelled", file=sys.stderr)
         return EXIT_FAILED
+    if status is JobStatus.QUEUED:
+        # Interrupted, not failed: the library's database went away (a
+        # server restart) or the library was closed under it.
+        print(f"phasekit: job {handle.id} was interrupted and is queued again; go on"
+              f" with: phasekit resume {handle.id} (or a worker takes it)",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_INTERRUPTED
     if not status.finished:
         print(f"phasekit: job {handle.id} is {status.value}", file=sys.stderr)
         return EXIT_FAILED

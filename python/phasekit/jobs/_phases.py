@@ -13,7 +13,13 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from ..errors import CorruptStateError, JobStoreUnavailable, LeaseLostError, StorageFullError
+from ..errors import (
+    CorruptStateError,
+    JobStoreUnavailable,
+    LeaseLostError,
+    LibraryUnavailable,
+    StorageFullError,
+)
 from ._codec import decode, encode
 from ._context import JobCancelled, JobContext, JobInterrupted
 from ._definition import Job, OutputT
@@ -322,6 +328,13 @@ class PhaseProcessor:
                 # The job store cannot be used for now (not the phase's own
                 # fault): no recovery strategy applies and nothing more can
                 # be recorded; the run is interrupted (see _runner._run).
+                raise
+            except LibraryUnavailable as exc:
+                # The library's database is away for now (a server restart):
+                # not the phase's fault, so no recovery strategy applies;
+                # the run is interrupted and resumes from its last
+                # checkpoint (see _runner._run).
+                self._end(entry, PhaseStatus.PAUSED, str(exc), errors=pctx.errors)
                 raise
             except FatalError as exc:
                 self._fail(step, pctx, entry, exc)

@@ -22,6 +22,7 @@ from ..errors import (
     CorruptStateError,
     JobStoreUnavailable,
     LeaseLostError,
+    LibraryUnavailable,
     StorageFullError,
 )
 from ._context import (
@@ -155,6 +156,12 @@ def _run(run: Any, ctx: JobContext) -> tuple[JobStatus, Any, str | None, str | N
         # kept, and retrying before space is freed would fail again.
         log.warning("job %s (%s) stopped: %s", ctx.id, ctx.name, exc)
         return JobStatus.PAUSED, None, str(exc), None
+    except LibraryUnavailable as exc:
+        # The library's database is away for now (its server restarting):
+        # interrupted, not failed. Back to the queue, to resume from its
+        # last checkpoint; the library connects again at its next call.
+        log.warning("job %s (%s) interrupted: %s", ctx.id, ctx.name, exc)
+        return JobStatus.QUEUED, None, None, None
     except ClosedError as exc:
         # The library was closed under the job: interrupted, not failed. It
         # goes back to the queue, for the next manager (the one it ran in

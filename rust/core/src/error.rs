@@ -84,6 +84,11 @@ pub enum Error {
     LocationNotFound(String),
     /// The object (a library) was closed; the message says which.
     Closed(String),
+    /// The library's database cannot be reached for now: its server ended
+    /// the connection (restarting, shut down) or the link broke. The store
+    /// connects again at its next call; a job's run meeting this is
+    /// interrupted, not failed, and resumes from its last checkpoint.
+    Unavailable(String),
 }
 
 /// What [`Error::StorageFull`] knows: the database file, when known, and
@@ -128,6 +133,7 @@ impl fmt::Display for Error {
             }
             Error::LocationNotFound(msg) => f.write_str(msg),
             Error::Closed(msg) => f.write_str(msg),
+            Error::Unavailable(msg) => f.write_str(msg),
         }
     }
 }

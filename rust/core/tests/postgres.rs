@@ -334,26 +334,45 @@ fn a_lock_request_between_the_two_sessions_of_a_link_pass_does_not_hang_it() {
 }
 
 #[test]
-fn a_lost_connection_is_an_error_that_says_so() {
+fn a_session_the_server_ended_is_replaced_at_the_next_call() {
     let mut server = Postgres::server();
     let mut db = server.open();
     let name = server.last_database().to_string();
-    server
-        .admin()
-        .execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
-            &[&name],
-        )
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(100));
-    let err = db.locations().unwrap_err();
-    let text = db.explain(err).to_string();
-    assert!(text.contains("connection"), "{text}");
-    // Writes fail the same way, never panic.
+    let end_sessions = |server: &mut Postgres| {
+        server
+            .admin()
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+                &[&name],
+            )
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let dir = tempfile::tempdir().unwrap();
+    tree(dir.path(), 30);
+    let first = index(&mut db, dir.path());
+    end_sessions(&mut server);
+    // A read meets the ended session and runs again on a new one.
+    assert_eq!(db.locations().unwrap().len(), 1);
+    assert_eq!(db.entry_count(first).unwrap(), 33);
+    end_sessions(&mut server);
+    // A write is not run again: it fails, saying so, as unavailable for
+    // now (a job's run is interrupted by it, not failed), never a panic.
     let err = db
         .add_location(b"/somewhere", IndexMode::Shallow, true)
         .unwrap_err();
-    assert!(matches!(err, Error::Database { .. }), "{err:?}");
+    assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
+    assert!(db.explain(err).to_string().contains("connection"));
+    // The next call has a new session: writes go on, ids stay unique.
+    let other = tempfile::tempdir().unwrap();
+    tree(other.path(), 30);
+    let second = index(&mut db, other.path());
+    assert_eq!(db.entry_count(second).unwrap(), 33);
+    let url = server.last_url();
+    assert_eq!(
+        query_i64(&url, "SELECT count(DISTINCT id) FROM entries"),
+        66
+    );
 }
 
 #[test]

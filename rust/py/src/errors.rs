@@ -83,6 +83,7 @@ static INVALID_INPUT: PyClass = PyClass::new("InvalidInputError");
 static LOCATION_NOT_FOUND: PyClass = PyClass::new("LocationNotFound");
 static LIBRARY_CLOSED: PyClass = PyClass::new("LibraryClosed");
 static LIBRARY_FULL: PyClass = PyClass::new("LibraryFullError");
+static LIBRARY_UNAVAILABLE: PyClass = PyClass::new("LibraryUnavailable");
 
 pub fn to_py(py: Python<'_>, err: Error) -> PyErr {
     match err {
@@ -96,6 +97,7 @@ pub fn to_py(py: Python<'_>, err: Error) -> PyErr {
         }
         Error::LocationNotFound(msg) => LOCATION_NOT_FOUND.err(py, msg, PyKeyError::new_err),
         Error::Closed(msg) => LIBRARY_CLOSED.err(py, msg, PhasekitError::new_err),
+        Error::Unavailable(msg) => LIBRARY_UNAVAILABLE.err(py, msg, LibraryError::new_err),
     }
 }
 

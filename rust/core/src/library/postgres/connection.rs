@@ -3,8 +3,10 @@
 
 use std::cell::{RefCell, RefMut};
 use std::str::FromStr;
+use std::time::{Duration, Instant};
 
 use postgres::config::Host;
+use postgres::error::SqlState;
 use postgres::{Client, Config, NoTls};
 
 use super::errors::{cannot_connect, explain};
@@ -72,26 +74,93 @@ impl PostgresStore {
         })
     }
 
-    /// The connection, for a read (`&self`). A read's callback that calls
-    /// the store again finds it busy: an error, never a panic.
+    /// The connection, for a read (`&self`); a new one if the server ended
+    /// the last (see [`revive`]). A read's callback that calls the store
+    /// again finds it busy: an error, never a panic.
     pub(super) fn conn(&self) -> Result<RefMut<'_, Conn>> {
-        self.conn.try_borrow_mut().map_err(|_| {
+        let mut conn = self.conn.try_borrow_mut().map_err(|_| {
             Error::database(
                 "the PostgreSQL library store is already in a call (a callback used the \
                  store it was called from)",
             )
-        })
+        })?;
+        revive(&self.config, &self.target, &mut conn)?;
+        Ok(conn)
     }
 
-    /// The connection, for a write (`&mut self`).
-    pub(super) fn conn_mut(&mut self) -> &mut Conn {
-        self.conn.get_mut()
+    /// The connection, for a write (`&mut self`); a new one if the server
+    /// ended the last.
+    pub(super) fn conn_mut(&mut self) -> Result<&mut Conn> {
+        let conn = self.conn.get_mut();
+        revive(&self.config, &self.target, conn)?;
+        Ok(conn)
     }
 
     /// The database this store is connected to, as errors name it: a
     /// `postgresql://` URL without its password.
     pub fn target(&self) -> &str {
         &self.target
+    }
+}
+
+/// How long a call waits for a server that ended its connection to take
+/// new ones (a restart), as long as the job store waits for it
+/// (`RECONNECT_S` in `python/phasekit/jobs/postgres/_connect.py`).
+const RECONNECT_WAIT: Duration = Duration::from_secs(30);
+
+/// A new session in place of one that is closed (the server restarted or
+/// ended it, the link broke: the call that met it failed with
+/// [`Error::Unavailable`]), waiting up to [`RECONNECT_WAIT`] for a server
+/// that is starting. Its prepared statements go with the old session; so
+/// do the ids left in its blocks, which no session is ever given again
+/// (`ids.rs`). A server that refuses the connection for good (a database
+/// dropped, a password changed) is an error at once.
+fn revive(config: &Config, target: &str, conn: &mut Conn) -> Result<()> {
+    if !conn.client.is_closed() {
+        return Ok(());
+    }
+    let deadline = Instant::now() + RECONNECT_WAIT;
+    let mut pause = Duration::from_millis(50);
+    loop {
+        match config.connect(NoTls) {
+            Ok(client) => {
+                *conn = Conn {
+                    client,
+                    statements: Statements::default(),
+                    ids: IdPool::default(),
+                };
+                return Ok(());
+            }
+            Err(err) if for_now(&err) && Instant::now() + pause < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
+            Err(err) if for_now(&err) => {
+                return Err(Error::Unavailable(format!(
+                    "the PostgreSQL server at {target} is still away after {} s: {err}; an \
+                     interrupted job resumes from its last checkpoint once it is back",
+                    RECONNECT_WAIT.as_secs()
+                )))
+            }
+            Err(err) => return Err(cannot_connect(target, &err)),
+        }
+    }
+}
+
+/// A connection refused for now: no server listening (yet), or one that
+/// is starting or shutting down.
+fn for_now(err: &postgres::Error) -> bool {
+    match err.as_db_error() {
+        None => true,
+        Some(db) => {
+            [
+                SqlState::CANNOT_CONNECT_NOW,
+                SqlState::ADMIN_SHUTDOWN,
+                SqlState::CRASH_SHUTDOWN,
+            ]
+            .contains(db.code())
+                || db.code().code().starts_with("08")
+        }
     }
 }
 

@@ -8,15 +8,18 @@ use postgres::error::{DbError, SqlState};
 
 use crate::error::{Error, StorageFull};
 
+/// What a lost connection means for the caller (see [`Error::Unavailable`]).
+const AFTER_LOSS: &str = "a write in progress was rolled back (unless the connection broke \
+     as it committed: then kept, and found again by a resumed scan); the library connects \
+     again at its next call, and an interrupted job resumes from its last checkpoint";
+
 /// What went wrong talking to the server, as the crate's [`Error`].
 impl From<postgres::Error> for Error {
     fn from(err: postgres::Error) -> Self {
         match err.as_db_error() {
             Some(db) => from_server(db),
-            None if lost(&err) => Error::database(format!(
-                "the connection to the PostgreSQL server was lost ({}); the write in \
-                 progress was rolled back by the server: open the library again and resume \
-                 the interrupted job",
+            None if lost(&err) => Error::Unavailable(format!(
+                "the connection to the PostgreSQL server was lost ({}); {AFTER_LOSS}",
                 describe(&err)
             )),
             None => Error::database(format!("PostgreSQL: {}", describe(&err))),
@@ -67,10 +70,8 @@ fn from_server(db: &DbError) -> Error {
     .contains(code)
         || code.code().starts_with("08")
     {
-        return Error::database(format!(
-            "the PostgreSQL server ended the connection ({text}); the write in progress was \
-             rolled back: open the library again once the server is back, and resume the \
-             interrupted job"
+        return Error::Unavailable(format!(
+            "the PostgreSQL server ended the connection ({text}); {AFTER_LOSS}"
         ));
     }
     Error::database(format!("PostgreSQL: {text}"))

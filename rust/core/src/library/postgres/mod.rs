@@ -54,14 +54,24 @@ use crate::library::model::{
 use crate::library::store::LibraryStore;
 use crate::walk::Batch;
 
-/// Run a read on the connection: `$f(client, statements, args...)`.
+/// Run a read on the connection: `$f(client, statements, args...)`. A
+/// read that finds its session ended by the server (idle through a
+/// restart: the first call after it meets the server's goodbye) runs once
+/// more on a new one; a write is not run again (see
+/// `Error::Unavailable`).
 macro_rules! read {
     ($store:expr, $f:path $(, $arg:expr)*) => {{
-        let mut conn = $store.conn()?;
-        let connection::Conn {
-        client, statements, ..
-    } = &mut *conn;
-        $f(client, statements $(, $arg)*)
+        let mut again = true;
+        loop {
+            let mut conn = $store.conn()?;
+            let connection::Conn {
+                client, statements, ..
+            } = &mut *conn;
+            match $f(client, statements $(, $arg)*) {
+                Err(Error::Unavailable(_)) if again && client.is_closed() => again = false,
+                done => break done,
+            }
+        }
     }};
 }
 
@@ -75,7 +85,7 @@ impl LibraryStore for PostgresStore {
     }
 
     fn add_location(&mut self, path: &[u8], mode: IndexMode, recursive: bool) -> Result<Location> {
-        locations::add(self.conn_mut(), path, mode, recursive)
+        locations::add(self.conn_mut()?, path, mode, recursive)
     }
 
     fn locations(&self) -> Result<Vec<Location>> {
@@ -91,15 +101,15 @@ impl LibraryStore for PostgresStore {
     }
 
     fn set_location_mode(&mut self, id: i64, mode: IndexMode) -> Result<()> {
-        locations::set_mode(self.conn_mut(), id, mode)
+        locations::set_mode(self.conn_mut()?, id, mode)
     }
 
     fn mark_indexed(&mut self, id: i64, at: f64) -> Result<()> {
-        locations::mark_indexed(self.conn_mut(), id, at)
+        locations::mark_indexed(self.conn_mut()?, id, at)
     }
 
     fn remove_location(&mut self, id: i64) -> Result<u64> {
-        locations::remove(self.conn_mut(), id)
+        locations::remove(self.conn_mut()?, id)
     }
 
     fn setting(&self, key: &str) -> Result<Option<String>> {
@@ -109,7 +119,7 @@ impl LibraryStore for PostgresStore {
     fn set_setting(&mut self, key: &str, value: Option<&str>) -> Result<()> {
         let connection::Conn {
             client, statements, ..
-        } = self.conn_mut();
+        } = self.conn_mut()?;
         settings::set(client, statements, key, value)
     }
 
@@ -134,7 +144,7 @@ impl LibraryStore for PostgresStore {
     }
 
     fn upsert_batch(&mut self, scan: &mut ScanBook, batch: &Batch) -> Result<Vec<FsError>> {
-        scan::upsert_batch(self.conn_mut(), scan, batch)
+        scan::upsert_batch(self.conn_mut()?, scan, batch)
     }
 
     fn rows_per_write(&self) -> usize {
@@ -151,15 +161,15 @@ impl LibraryStore for PostgresStore {
     }
 
     fn remove_gone(&mut self, gone: &[Gone]) -> Result<()> {
-        scan::remove_gone(self.conn_mut(), gone)
+        scan::remove_gone(self.conn_mut()?, gone)
     }
 
     fn aggregate_sizes(&mut self, location_id: i64) -> Result<(i64, i64)> {
-        aggregate::aggregate(self.conn_mut(), location_id)
+        aggregate::aggregate(self.conn_mut()?, location_id)
     }
 
     fn store_sizes(&mut self, location_id: i64, sizes: &DirSizes) -> Result<()> {
-        aggregate::store(self.conn_mut(), location_id, sizes)
+        aggregate::store(self.conn_mut()?, location_id, sizes)
     }
 
     fn count_missing(&self, location_id: i64, checksums: bool) -> Result<u64> {
@@ -184,7 +194,7 @@ impl LibraryStore for PostgresStore {
     }
 
     fn store_content(&mut self, hashed: &[HashedContent]) -> Result<()> {
-        content::store_content(self.conn_mut(), hashed)
+        content::store_content(self.conn_mut()?, hashed)
     }
 
     fn carry_content(
@@ -193,16 +203,16 @@ impl LibraryStore for PostgresStore {
         from: (i64, &[u8]),
         placed_since_ns: i64,
     ) -> Result<u64> {
-        carry::carry_content(self.conn_mut(), to, from, placed_since_ns)
+        carry::carry_content(self.conn_mut()?, to, from, placed_since_ns)
     }
 
     fn link_identities(&mut self, location_id: i64, prune: bool) -> Result<u64> {
         let config = self.config.clone();
-        content::link_identities(self.conn_mut(), &config, location_id, prune)
+        content::link_identities(self.conn_mut()?, &config, location_id, prune)
     }
 
     fn defer_links(&mut self, location_id: i64) -> Result<()> {
-        content::defer_hashed_links(self.conn_mut(), location_id)
+        content::defer_hashed_links(self.conn_mut()?, location_id)
     }
 
     fn links_pending(&self) -> Result<bool> {
@@ -214,7 +224,7 @@ impl LibraryStore for PostgresStore {
     }
 
     fn store_digests(&mut self, digests: &[FileDigest]) -> Result<u64> {
-        dupes::store_digests(self.conn_mut(), digests)
+        dupes::store_digests(self.conn_mut()?, digests)
     }
 
     fn entries_to_validate(
@@ -242,13 +252,13 @@ impl LibraryStore for PostgresStore {
         issues: &[NewIssue<'_>],
         checksums: &[FoundChecksum<'_>],
     ) -> Result<u64> {
-        validate::record(self.conn_mut(), run_id, location_id, issues, checksums)
+        validate::record(self.conn_mut()?, run_id, location_id, issues, checksums)
     }
 
     fn clear_issues(&mut self, location_id: i64) -> Result<u64> {
         let connection::Conn {
             client, statements, ..
-        } = self.conn_mut();
+        } = self.conn_mut()?;
         validate::clear_issues(client, statements, location_id)
     }
 
