@@ -116,6 +116,154 @@ def test_an_unreachable_database_is_a_clear_error(tmp_path: Path) -> None:
     assert "secret" not in str(caught.value)
 
 
+def test_an_index_waits_for_the_disk_at_each_step_unless_its_checkpoints_flush_them(
+    tmp_path: Path, pg_server: str, pg_url: str
+) -> None:
+    """With its jobs in the library's database, an index commits its steps
+    without waiting for the server's disk (a checkpoint committed there
+    later flushes them with it); with its jobs elsewhere, and for a scan
+    through the API by default, every step waits. A statement trigger
+    records the commit mode of every insert into ``entries``."""
+    import psycopg
+
+    from pg_server import new_database
+
+    tree = nasty_tree(tmp_path)
+    files = ("--files", str(tmp_path / "pg-files"))
+    with Library.open(pg_url, files=tmp_path / "pg-files"):
+        pass  # the schema, for the trigger
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        # The tests' server waits for no disk at all (tests/pg_server.py):
+        # this database does, as a server does by default.
+        conn.execute(f'ALTER DATABASE "{pg_url.rpartition("/")[2]}" SET synchronous_commit = on')
+        conn.execute("CREATE TABLE commit_modes (mode TEXT)")
+        conn.execute(
+            "CREATE FUNCTION note_commit_mode() RETURNS trigger LANGUAGE plpgsql AS $$"
+            " BEGIN INSERT INTO commit_modes"
+            " VALUES (current_setting('synchronous_commit')); RETURN NULL; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER note_commit_mode AFTER INSERT ON entries"
+            " FOR EACH STATEMENT EXECUTE FUNCTION note_commit_mode()"
+        )
+
+    def modes() -> list[str]:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            found = [r[0] for r in conn.execute("SELECT mode FROM commit_modes").fetchall()]
+            conn.execute("DELETE FROM commit_modes")
+        return found
+
+    phasekit(pg_url, *files, "index", tree / "sub", "--mode", "shallow")
+    assert set(modes()) == {"off"}
+
+    jobs = new_database(pg_server)
+    (tmp_path / "two").mkdir()
+    second = nasty_tree(tmp_path / "two")
+    phasekit(pg_url, *files, "--jobs", jobs, "index", second, "--mode", "shallow")
+    assert set(modes()) == {"on"}
+
+    with Library.open(pg_url, files=tmp_path / "pg-files") as library:
+        (tmp_path / "three").mkdir()
+        location = library.add_location(nasty_tree(tmp_path / "three"), mode="shallow")
+        with library.scan(location) as scan:
+            for _ in scan:
+                pass
+    assert set(modes()) == {"on"}
+    listed = lines(phasekit(pg_url, *files, "ls", tree / "sub", "--json"))
+    assert str(tree / "sub" / "new\nline.txt") in {row["path"] for row in listed}
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_an_index_cut_by_a_postgresql_crash_resumes_to_the_entries_of_a_clean_one(
+    tmp_path: Path, attempt: int
+) -> None:
+    """PostgreSQL stopped at once (``-m immediate``: no shutdown, what its
+    log had not written is lost, as in a crash) while an index writes: the
+    command says the job was interrupted, not failed; once the server is
+    back, ``phasekit resume`` ends it, and the location lists exactly as a
+    clean index of the same tree into a folder library: nothing lost (a
+    step committed without waiting for the disk is never behind a kept
+    checkpoint), nothing twice. The index process is held (SIGSTOP) while
+    the server goes down and comes back, so the crash lands mid-walk.
+    Run several times: the process may be held in any of the index's
+    writes or its checkpoints'."""
+    import signal
+    import tempfile
+    import time
+
+    import psycopg
+
+    from pg_server import PgServer
+
+    tree = nasty_tree(tmp_path)
+    for d in range(40):  # enough to be cut mid-walk: 40 folders of 250 files
+        folder = tree / "bulk" / f"d{d:02}"
+        folder.mkdir(parents=True)
+        for i in range(250):
+            (folder / f"f{i:03}.bin").write_bytes(b"%d-%d" % (d, i))
+    # Its own cluster (this test stops it), where its server user can reach.
+    server = PgServer(Path(tempfile.mkdtemp(prefix="phasekit-pg-crash-")))
+    try:
+        from pg_server import new_database
+
+        url = new_database(server.url())
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'ALTER DATABASE "{url.rpartition("/")[2]}" SET synchronous_commit = on')
+        files = ("--files", str(tmp_path / "pg-files"))
+        index = subprocess.Popen(
+            [sys.executable, "-m", "phasekit", "--library", url, *files, "index", str(tree),
+             "--mode", "shallow", "--batch-size", "50", "--checkpoint-every", "0.001"],
+            env=subprocess_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
+        written = 0
+        with psycopg.connect(url, autocommit=True) as conn:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and index.poll() is None:
+                try:
+                    written = conn.execute("SELECT count(*) FROM entries").fetchone()[0]
+                except psycopg.errors.UndefinedTable:
+                    written = 0
+                if written > 0:
+                    break
+                time.sleep(0.005)
+        assert written > 0, index.communicate()
+        index.send_signal(signal.SIGSTOP)
+        server.stop("immediate")
+        server.start()
+        index.send_signal(signal.SIGCONT)
+        out, err = index.communicate(timeout=300)
+        assert index.returncode != 0, out  # interrupted, not ended
+        # Cut in a write of the library (the job queued again) or of its
+        # job store (the job left to resume): interrupted either way.
+        assert b"phasekit resume" in err, err
+        assert b"failed" not in err, err
+        phasekit(url, *files, "resume")
+        folder_lib = str(tmp_path / "folder-library")
+        phasekit(folder_lib, "index", tree, "--mode", "shallow")
+        resumed = lines(phasekit(url, *files, "ls", tree, "--json"))
+        clean = lines(phasekit(folder_lib, "ls", tree, "--json"))
+        assert len(resumed) == len({row["path"] for row in resumed})  # nothing twice
+        # Ids differ (the resumed walk gave its own): the rest is the same,
+        # and every entry's parent is the entry of its folder.
+        by_path = {row["path"]: row for row in resumed}
+        by_id = {row["id"]: row["path"] for row in resumed}
+        for row in resumed:
+            parent = os.path.dirname(row["path"])  # None: the location's root
+            assert by_id.get(row["parent_id"], str(tree)) == parent, row
+        assert {p: _without_ids(r) for p, r in by_path.items()} == {
+            r["path"]: _without_ids(r) for r in clean
+        }  # nothing lost
+        assert len(clean) > 10_000
+    finally:
+        server.close()
+
+
+def _without_ids(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k not in ("id", "parent_id")}
+
+
 def test_a_library_and_its_worker_go_on_after_postgresql_restarts(tmp_path: Path) -> None:
     """A library open in this process and a ``phasekit worker`` in another,
     both idle while PostgreSQL restarts: the library's reads go on at once

@@ -258,6 +258,9 @@ class IndexJob(PhasedJob[IndexSummary]):
             cas_ids=hash_now,
             checksums=hash_now and mode == "deep",
             resume=state["walk"],
+            # A checkpoint kept in the library's own database is committed
+            # after the steps it names, and flushes them with it.
+            durable_steps=not library._jobs_share_database,
         )
         self._scan = scan
         # Counts up to the resume point (restored with ``shared``); this

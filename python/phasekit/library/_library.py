@@ -349,6 +349,14 @@ class Library(JobSteps, Settings, Closing):
         ``$PHASEKIT_JOBS``), which workers on several hosts share."""
         return self._jobs_location or self.path / JOBS_DB_NAME
 
+    @property
+    def _jobs_share_database(self) -> bool:
+        """The jobs are kept in the library's own PostgreSQL database: a
+        job's checkpoint there (a synchronous commit) flushes the server's
+        log with every scan step committed before it, so a job's scans need
+        not wait for the disk at each step (see :meth:`scan`)."""
+        return self._database is not None and self._jobs_location == self._database
+
     def _jobs_db(self, to: str) -> JobStore | PostgresJobStore:
         """The library's job store, opened once (LibraryClosed once closed:
         ``to`` says for what)."""
@@ -675,6 +683,7 @@ class Library(JobSteps, Settings, Closing):
         skip: list[str] | None = None,
         resume: bytes | None = None,
         cancel: CancelToken | None = None,
+        durable_steps: bool = True,
     ) -> Scan:
         """Start (or, with ``resume``, continue) a scan of a location; see :class:`Scan`.
 
@@ -684,6 +693,15 @@ class Library(JobSteps, Settings, Closing):
         ``batch_size`` entries are walked per batch, each batch written in one
         transaction; a library in PostgreSQL writes the batches waiting for
         its writer together (up to 10,000 entries), one step each.
+
+        ``durable_steps=False`` lets a library in PostgreSQL commit each step
+        without waiting for the server's disk: the server writes its log
+        while the next step is walked. A crash of the server (not of this
+        process) may then lose the last steps written (whole steps, the
+        latest first), so keep a step's ``state`` only where a later
+        synchronous commit on the same server keeps it (the library's own
+        job store does: a commit flushes the log before it), never in a
+        file. A folder library ignores it.
         """
         loc = self.location(location)
         if fresh is None:
@@ -701,6 +719,7 @@ class Library(JobSteps, Settings, Closing):
             checksums=checksums,
             resume=resume,
             cancel=cancel,
+            durable_steps=durable_steps,
         )
         return Scan(inner)
 
@@ -727,6 +746,9 @@ class Library(JobSteps, Settings, Closing):
             cancel=cancel,
             cas_ids=hash_now,
             checksums=hash_now and loc.mode == "deep",
+            # Not resumable: no step's state is kept, and the aggregate's
+            # synchronous commit below flushes every step before it.
+            durable_steps=False,
         ) as scan:
             for step in scan:
                 errors.extend(step.errors)

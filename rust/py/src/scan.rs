@@ -41,7 +41,7 @@ type StepTuple<'py> = (
 #[pymethods]
 impl Scan {
     #[new]
-    #[pyo3(signature = (db, location_id, *, fresh=false, max_depth=None, hidden=true, skip=Vec::new(), batch_size=1000, threads=None, cas_ids=false, checksums=false, resume=None, cancel=None))]
+    #[pyo3(signature = (db, location_id, *, fresh=false, max_depth=None, hidden=true, skip=Vec::new(), batch_size=1000, threads=None, cas_ids=false, checksums=false, resume=None, cancel=None, durable_steps=true))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -57,6 +57,7 @@ impl Scan {
         checksums: bool,
         resume: Option<Vec<u8>>,
         cancel: Option<&Bound<'_, CancelToken>>,
+        durable_steps: bool,
     ) -> PyResult<Self> {
         let hash = Want {
             cas_id: cas_ids,
@@ -66,7 +67,10 @@ impl Scan {
             walk_options(false, max_depth, hidden, skip, batch_size, threads, hash).into_py(py)?;
         let token = core_token(cancel);
         let pipeline = db.get().with(py, move |conn| {
-            ScanPipeline::start(conn, location_id, fresh, opts, resume.as_deref(), token)
+            let mut pipeline =
+                ScanPipeline::start(conn, location_id, fresh, opts, resume.as_deref(), token)?;
+            pipeline.set_durable_steps(durable_steps);
+            Ok(pipeline)
         })?;
         Ok(Scan {
             db,

@@ -102,6 +102,9 @@ pub struct ScanBook {
     started: f64,
     /// The location had no entries: every entry is new, no lookups needed.
     fresh: bool,
+    /// Each write waits for the store's disk before it returns (see
+    /// [`ScanBook::set_durable_steps`]).
+    durable_steps: bool,
     /// Ids of directories met so far, by relative path (parents of later entries).
     dir_ids: HashMap<Vec<u8>, i64>,
     seen: Seen,
@@ -130,6 +133,7 @@ impl ScanBook {
             prefix: root,
             started: now(),
             fresh,
+            durable_steps: true,
             dir_ids: HashMap::new(),
             seen: Seen::default(),
             file_sums: Sums::new(),
@@ -153,6 +157,23 @@ impl ScanBook {
     /// the batch is new.
     pub fn is_fresh(&self) -> bool {
         self.fresh
+    }
+
+    /// Whether each write of this scan waits for the store's disk before
+    /// it returns (the default). Without: a PostgreSQL library commits a
+    /// step's rows without waiting for the server to flush its log
+    /// (`synchronous_commit = off` for that transaction), so the next step
+    /// starts while the server writes; a crash of the server (not of this
+    /// process) may then lose the last steps, whole and in order. Safe
+    /// where the steps' states are kept by synchronous commits of the same
+    /// server: flushing a commit flushes the log before it, so a state
+    /// kept there is never ahead of the rows. SQLite ignores it.
+    pub fn set_durable_steps(&mut self, durable: bool) {
+        self.durable_steps = durable;
+    }
+
+    pub fn durable_steps(&self) -> bool {
+        self.durable_steps
     }
 
     /// The location's root without its trailing `/` (empty for `/`).

@@ -261,6 +261,12 @@ impl ScanPipeline {
         self.writer.stats()
     }
 
+    /// Whether each step waits for the store's disk before it returns
+    /// (default: yes); see [`crate::library::book::ScanBook::set_durable_steps`].
+    pub fn set_durable_steps(&mut self, durable: bool) {
+        self.writer.set_durable_steps(durable);
+    }
+
     /// True once the walk ended and every batch was written.
     pub fn is_finished(&self) -> bool {
         self.finished

@@ -49,6 +49,11 @@ impl ScanWriter {
         self.book.started()
     }
 
+    /// See [`ScanBook::set_durable_steps`].
+    pub fn set_durable_steps(&mut self, durable: bool) {
+        self.book.set_durable_steps(durable);
+    }
+
     pub fn stats(&self) -> ScanStats {
         self.book.stats
     }

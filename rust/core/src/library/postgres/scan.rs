@@ -37,6 +37,17 @@ pub(super) fn upsert_batch(
         ids,
     } = conn;
     let mut tx = client.transaction()?;
+    if !book.durable_steps() {
+        // The commit returns once its record is in the server's log, not
+        // on disk (see `ScanBook::set_durable_steps`): the server flushes it
+        // while the next step is walked and copied (a fresh index of
+        // 200,000 files: 37 commits waiting 0.2 s in all for 72 MB of log).
+        let relax = statements.get(
+            &mut tx,
+            "SELECT set_config('synchronous_commit', 'off', true)",
+        )?;
+        tx.execute(&relax, &[])?;
+    }
     locks::location(&mut tx, statements, book.location_id(), false)?;
     if batch.cas_ids.iter().any(Option::is_some) {
         // Rows inserted with a cas_id are not linked to their content
