@@ -110,6 +110,16 @@ fn write(
         let ids: Vec<i64> = sizes.dirs.iter().map(|d| d.0).collect();
         let bytes: Vec<i64> = sizes.dirs.iter().map(|d| d.1).collect();
         let counts: Vec<i64> = sizes.dirs.iter().map(|d| d.2).collect();
+        // The directories are a small part of the table: each found by its
+        // id. Left to itself the planner, seeing a few thousand values,
+        // scans and hashes the whole table instead (200,000 entries, 4,700
+        // directories: 111 ms against 43 ms), and more as the table grows.
+        let by_id = st.get(
+            tx,
+            "SELECT set_config('enable_hashjoin', 'off', true), \
+             set_config('enable_mergejoin', 'off', true)",
+        )?;
+        tx.execute(&by_id, &[])?;
         let update = st.get(
             tx,
             "UPDATE entries e SET agg_size = v.size, file_count = v.count \
