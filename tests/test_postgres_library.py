@@ -320,3 +320,37 @@ def test_a_library_and_its_worker_go_on_after_postgresql_restarts(tmp_path: Path
             _, err = worker.communicate(timeout=60)
             assert b"failed" not in err, err
         server.close()
+
+
+def test_the_library_sessions_notice_a_cut_link_in_seconds(tmp_path: Path, pg_url: str) -> None:
+    """The library's sessions ask the server for TCP keepalives every few
+    seconds (as the job store's do): a host cut off inside a write would
+    otherwise hold the location's row lock in the server for the kernel's
+    two hours, and the worker that took its job over would wait as long. A
+    trigger records the settings of the session that adds a location."""
+    import psycopg
+
+    with Library.open(pg_url, files=tmp_path / "files"):
+        pass  # the schema, for the trigger
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE seen_settings (name TEXT, value TEXT)")
+        conn.execute(
+            "CREATE FUNCTION note_settings() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            " INSERT INTO seen_settings SELECT name, setting FROM pg_settings WHERE name IN"
+            " ('tcp_keepalives_idle', 'tcp_keepalives_interval', 'tcp_keepalives_count',"
+            " 'tcp_user_timeout'); RETURN NULL; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER note_settings AFTER INSERT ON locations"
+            " FOR EACH STATEMENT EXECUTE FUNCTION note_settings()"
+        )
+    with Library.open(pg_url, files=tmp_path / "files") as library:
+        library.add_location(tmp_path)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        seen = dict(conn.execute("SELECT name, value FROM seen_settings").fetchall())
+    assert seen == {
+        "tcp_keepalives_idle": "5",
+        "tcp_keepalives_interval": "2",
+        "tcp_keepalives_count": "3",
+        "tcp_user_timeout": "10000",
+    }

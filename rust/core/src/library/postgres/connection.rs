@@ -58,6 +58,7 @@ impl PostgresStore {
         if config.get_application_name().is_none() {
             config.application_name("phasekit library");
         }
+        notice_cut_links(&mut config);
         let mut client = config
             .clone()
             .connect(NoTls)
@@ -101,6 +102,47 @@ impl PostgresStore {
     pub fn target(&self) -> &str {
         &self.target
     }
+}
+
+/// The server's side of TCP keepalives, as the job store's sessions have it
+/// (`SESSION_SETTINGS` in `python/phasekit/jobs/postgres/_connect.py`).
+const SERVER_KEEPALIVES: [(&str, &str); 4] = [
+    ("tcp_keepalives_idle", "5"),
+    ("tcp_keepalives_interval", "2"),
+    ("tcp_keepalives_count", "3"),
+    ("tcp_user_timeout", "10000"),
+];
+
+/// Keepalives and a TCP user timeout on both ends, unless the URL sets
+/// them, as the job store's connections have (`DEFAULT_OPTIONS` there): a
+/// host whose link was cut inside a write holds the location's row lock in
+/// the server until the server learns the connection is gone, by default
+/// after its kernel's two hours of keepalive time; the worker that took
+/// the job over would wait as long for that lock. With these, about 11 s.
+fn notice_cut_links(config: &mut Config) {
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(10));
+    }
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(Duration::from_secs(10));
+    }
+    if config.get_keepalives_idle() == Config::new().get_keepalives_idle() {
+        config.keepalives_idle(Duration::from_secs(5));
+    }
+    if config.get_keepalives_interval().is_none() {
+        config.keepalives_interval(Duration::from_secs(2));
+    }
+    if config.get_keepalives_retries().is_none() {
+        config.keepalives_retries(3);
+    }
+    let given = config.get_options().unwrap_or("").to_owned();
+    let mut options = given.clone();
+    for (name, value) in SERVER_KEEPALIVES {
+        if !given.contains(name) {
+            options.push_str(&format!(" -c {name}={value}"));
+        }
+    }
+    config.options(options.trim_start());
 }
 
 /// How long a call waits for a server that ended its connection to take
@@ -182,6 +224,39 @@ fn describe(config: &Config) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cut_link_is_noticed_in_seconds_unless_the_url_says_otherwise() {
+        let mut config = Config::from_str("postgresql://u@h/lib").unwrap();
+        notice_cut_links(&mut config);
+        assert_eq!(
+            config.get_tcp_user_timeout(),
+            Some(&Duration::from_secs(10))
+        );
+        assert_eq!(config.get_keepalives_idle(), Duration::from_secs(5));
+        assert_eq!(config.get_keepalives_retries(), Some(3));
+        let options = config.get_options().unwrap();
+        assert!(
+            options.starts_with("-c tcp_keepalives_idle=5 "),
+            "{options}"
+        );
+        assert!(options.contains("-c tcp_user_timeout=10000"), "{options}");
+        let mut config = Config::from_str(
+            "postgresql://u@h/lib?keepalives_idle=30&connect_timeout=3\
+             &options=-c%20tcp_keepalives_idle%3D60",
+        )
+        .unwrap();
+        notice_cut_links(&mut config);
+        assert_eq!(config.get_keepalives_idle(), Duration::from_secs(30));
+        assert_eq!(config.get_connect_timeout(), Some(&Duration::from_secs(3)));
+        let options = config.get_options().unwrap();
+        assert!(
+            options.starts_with("-c tcp_keepalives_idle=60 "),
+            "{options}"
+        );
+        assert!(!options.contains("=5 "), "{options}");
+        assert!(options.contains("-c tcp_keepalives_count=3"), "{options}");
+    }
 
     #[test]
     fn the_target_leaves_the_password_out() {
