@@ -116,14 +116,15 @@ def test_an_unreachable_database_is_a_clear_error(tmp_path: Path) -> None:
     assert "secret" not in str(caught.value)
 
 
-def test_an_index_waits_for_the_disk_at_each_step_unless_its_checkpoints_flush_them(
+def test_an_index_commits_its_steps_without_waiting_for_the_disk_and_a_scan_waits_by_default(
     tmp_path: Path, pg_server: str, pg_url: str
 ) -> None:
-    """With its jobs in the library's database, an index commits its steps
-    without waiting for the server's disk (a checkpoint committed there
-    later flushes them with it); with its jobs elsewhere, and for a scan
-    through the API by default, every step waits. A statement trigger
-    records the commit mode of every insert into ``entries``."""
+    """An index commits its scan's steps without waiting for the server's
+    disk, its jobs in the library's database or elsewhere (it flushes the
+    steps before each checkpoint: rust/core/tests/postgres.rs has a flush
+    refused past a lost session); a scan through the API waits at every
+    step unless told not to, and then flushes on demand. A statement
+    trigger records the commit mode of every insert into ``entries``."""
     import psycopg
 
     from pg_server import new_database
@@ -157,18 +158,26 @@ def test_an_index_waits_for_the_disk_at_each_step_unless_its_checkpoints_flush_t
     assert set(modes()) == {"off"}
 
     jobs = new_database(pg_server)
-    (tmp_path / "two").mkdir()
-    second = nasty_tree(tmp_path / "two")
-    phasekit(pg_url, *files, "--jobs", jobs, "index", second, "--mode", "shallow")
-    assert set(modes()) == {"on"}
+    trees = []
+    for name in ("two", "three", "four"):
+        (tmp_path / name).mkdir()
+        trees.append(nasty_tree(tmp_path / name))
+    phasekit(pg_url, *files, "--jobs", jobs, "index", trees[0], "--mode", "shallow")
+    assert set(modes()) == {"off"}
 
     with Library.open(pg_url, files=tmp_path / "pg-files") as library:
-        (tmp_path / "three").mkdir()
-        location = library.add_location(nasty_tree(tmp_path / "three"), mode="shallow")
+        location = library.add_location(trees[1], mode="shallow")
         with library.scan(location) as scan:
             for _ in scan:
-                pass
-    assert set(modes()) == {"on"}
+                scan.flush()  # nothing to flush: every step waited
+        assert set(modes()) == {"on"}
+        location = library.add_location(trees[2], mode="shallow")
+        with library.scan(location, durable_steps=False, batch_size=5) as scan:
+            for _ in scan:
+                scan.flush()
+            scan.sweep()
+        assert set(modes()) == {"off"}
+        assert len(list(library.entries(location))) == len(list(library.entries(trees[1])))
     listed = lines(phasekit(pg_url, *files, "ls", tree / "sub", "--json"))
     assert str(tree / "sub" / "new\nline.txt") in {row["path"] for row in listed}
 

@@ -196,8 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (JobStoreUnavailable, LibraryUnavailable) as exc:
         # A server away for now (restarting): a job it cut is left to resume.
         print(f"phasekit: error: {exc}", file=sys.stderr)
-        print("phasekit: a job this cut resumes from its last checkpoint with: phasekit resume"
-              " (once the server answers)", file=sys.stderr)  # fmt: skip
+        print("phasekit: if a job was running, it resumes from its last checkpoint with:"
+              " phasekit resume (once the server answers)", file=sys.stderr)  # fmt: skip
         return EXIT_INTERRUPTED
     except (ValueError, OSError, PhasekitError) as exc:
         print(f"phasekit: error: {exc}", file=sys.stderr)

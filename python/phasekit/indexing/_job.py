@@ -258,9 +258,9 @@ class IndexJob(PhasedJob[IndexSummary]):
             cas_ids=hash_now,
             checksums=hash_now and mode == "deep",
             resume=state["walk"],
-            # A checkpoint kept in the library's own database is committed
-            # after the steps it names, and flushes them with it.
-            durable_steps=not library._jobs_share_database,
+            # Steps not waiting for the disk: each checkpoint below flushes
+            # the steps it names first.
+            durable_steps=False,
         )
         self._scan = scan
         # Counts up to the resume point (restored with ``shared``); this
@@ -290,8 +290,10 @@ class IndexJob(PhasedJob[IndexSummary]):
             # Checkpoint on time, and also when asked to stop, so a pause
             # keeps every batch written so far.
             if now - last_checkpoint >= self.checkpoint_every_s or ctx.stop_requested:
+                scan.flush()  # the steps this state names, on disk first
                 ctx.checkpoint(state)
                 last_checkpoint = now
+        scan.flush()  # the phase's end keeps the final state
         ctx.shared["final_walk"] = state["walk"]
         return None
 

@@ -95,6 +95,16 @@ class Scan(Closing):
         while (step := self.step()) is not None:
             yield step
 
+    def flush(self) -> None:
+        """Make every step returned so far durable: call it before keeping
+        a step's ``state`` when the scan was started with
+        ``durable_steps=False`` (for any other scan it does nothing).
+        Raises :class:`~phasekit.errors.LibraryUnavailable` when the
+        library's PostgreSQL server was restarted since those steps: they
+        may be lost, and the scan must be resumed from the last state
+        kept."""
+        self._inner.flush()
+
     def sweep(self) -> ScanStats:
         """After the last step: remove entries that are gone from disk."""
         return ScanStats(*self._inner.sweep())
@@ -348,14 +358,6 @@ class Library(JobSteps, Settings, Closing):
         PostgreSQL database given to :meth:`open` (``jobs=``, or
         ``$PHASEKIT_JOBS``), which workers on several hosts share."""
         return self._jobs_location or self.path / JOBS_DB_NAME
-
-    @property
-    def _jobs_share_database(self) -> bool:
-        """The jobs are kept in the library's own PostgreSQL database: a
-        job's checkpoint there (a synchronous commit) flushes the server's
-        log with every scan step committed before it, so a job's scans need
-        not wait for the disk at each step (see :meth:`scan`)."""
-        return self._database is not None and self._jobs_location == self._database
 
     def _jobs_db(self, to: str) -> JobStore | PostgresJobStore:
         """The library's job store, opened once (LibraryClosed once closed:
@@ -697,11 +699,12 @@ class Library(JobSteps, Settings, Closing):
         ``durable_steps=False`` lets a library in PostgreSQL commit each step
         without waiting for the server's disk: the server writes its log
         while the next step is walked. A crash of the server (not of this
-        process) may then lose the last steps written (whole steps, the
-        latest first), so keep a step's ``state`` only where a later
-        synchronous commit on the same server keeps it (the library's own
-        job store does: a commit flushes the log before it), never in a
-        file. A folder library ignores it.
+        process) may then lose the last steps written, so call
+        :meth:`Scan.flush` before keeping a step's ``state`` (a checkpoint):
+        it makes every step before it durable, or raises
+        :class:`~phasekit.errors.LibraryUnavailable` if the server lost some
+        (as does a step written after such a loss). A folder library
+        ignores it.
         """
         loc = self.location(location)
         if fresh is None:
@@ -746,12 +749,14 @@ class Library(JobSteps, Settings, Closing):
             cancel=cancel,
             cas_ids=hash_now,
             checksums=hash_now and loc.mode == "deep",
-            # Not resumable: no step's state is kept, and the aggregate's
-            # synchronous commit below flushes every step before it.
+            # Not resumable: no step's state is kept (flushed once, below).
             durable_steps=False,
         ) as scan:
             for step in scan:
                 errors.extend(step.errors)
+            # Every step on disk (or LibraryUnavailable if the server lost
+            # some) before the sweep and the sums build on them.
+            scan.flush()
             stats = scan.sweep()
             started = scan.started
         self._db.aggregate(loc.id)

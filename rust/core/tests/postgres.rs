@@ -376,6 +376,95 @@ fn a_session_the_server_ended_is_replaced_at_the_next_call() {
 }
 
 #[test]
+fn steps_not_waiting_for_the_disk_are_refused_past_a_lost_session() {
+    // A scan whose steps do not wait for the disk must not go on, nor have
+    // its steps flushed, on a session other than the one that wrote them:
+    // the server ended that one (a restart) and may have lost them.
+    let mut server = Postgres::server();
+    let mut db = server.open();
+    let name = server.last_database().to_string();
+    let end_sessions = |server: &mut Postgres| {
+        server
+            .admin()
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+                &[&name],
+            )
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let dir = tempfile::tempdir().unwrap();
+    tree(dir.path(), 60);
+    let loc = db
+        .add_location(dir.path().as_os_str().as_bytes(), IndexMode::Shallow, true)
+        .unwrap();
+    let opts = WalkOptions {
+        batch_size: 7,
+        threads: 1,
+        ..WalkOptions::default()
+    };
+    let root = dir.path().as_os_str().as_bytes().to_vec();
+    let mut walker = Walker::new(&[root], opts, CancelToken::new()).unwrap();
+    let mut writer = ScanWriter::new(&db, loc.id, true).unwrap();
+    writer.set_durable_steps(false);
+    let mut next = || walker.next_batch().unwrap().unwrap();
+    writer.write_batch(&mut db, &next()).unwrap();
+    writer.flush_steps(&mut db).unwrap();
+    // Flushed, then the session ends: the next step meets the ending, the
+    // one after goes on on a new session (nothing unflushed was lost).
+    end_sessions(&mut server);
+    let lost = writer.write_batch(&mut db, &next()).unwrap_err();
+    assert!(matches!(lost, Error::Unavailable(_)), "{lost:?}");
+    let mut writer = ScanWriter::new(&db, loc.id, false).unwrap();
+    writer.set_durable_steps(false);
+    writer.write_batch(&mut db, &next()).unwrap();
+    // Not flushed, then the session ends: neither a step nor a flush on
+    // the new session is taken for the old one's.
+    end_sessions(&mut server);
+    assert!(matches!(
+        writer.write_batch(&mut db, &next()),
+        Err(Error::Unavailable(_))
+    ));
+    let refused = writer.write_batch(&mut db, &next()).unwrap_err();
+    assert!(refused.to_string().contains("may be lost"), "{refused}");
+    let refused = writer.flush_steps(&mut db).unwrap_err();
+    assert!(matches!(refused, Error::Unavailable(_)), "{refused:?}");
+    // A scan that waits for the disk goes on whatever the session.
+    let mut durable = ScanWriter::new(&db, loc.id, false).unwrap();
+    durable.write_batch(&mut db, &next()).unwrap();
+    end_sessions(&mut server);
+    assert!(durable.write_batch(&mut db, &next()).is_err());
+    durable.write_batch(&mut db, &next()).unwrap();
+    durable.flush_steps(&mut db).unwrap();
+}
+
+#[test]
+fn a_session_ended_for_idling_is_replaced_too() {
+    // Any FATAL ends the session: an idle session's timeout (57P05) as
+    // well as a restart's 57P01.
+    let mut server = Postgres::server();
+    drop(server.open());
+    let name = server.last_database().to_string();
+    server
+        .admin()
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{name}\" SET idle_session_timeout = '300ms'"
+        ))
+        .unwrap();
+    let mut db = PostgresStore::open(&server.last_url()).unwrap();
+    let idle = || std::thread::sleep(std::time::Duration::from_millis(700));
+    idle();
+    assert!(db.locations().unwrap().is_empty()); // the read ran again
+    idle();
+    let err = db
+        .add_location(b"/somewhere", IndexMode::Shallow, true)
+        .unwrap_err();
+    assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
+    db.add_location(b"/somewhere", IndexMode::Shallow, true)
+        .unwrap();
+}
+
+#[test]
 fn text_postgresql_cannot_hold_is_refused_and_bytes_are_not_text() {
     let mut server = Postgres::server();
     let mut db = server.open();

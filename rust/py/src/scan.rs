@@ -101,6 +101,14 @@ impl Scan {
         )))
     }
 
+    /// Make the steps written so far durable before their state is kept
+    /// (a scan made with `durable_steps=False`; otherwise nothing to do).
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        let mut guard = self.inner.try_lock().map_err(|_| busy())?;
+        let pipeline = &mut *guard;
+        self.db.get().with(py, |db| pipeline.flush_steps(db))
+    }
+
     /// After the last step: remove the entries that are gone from disk.
     fn sweep(&self, py: Python<'_>) -> PyResult<StatsTuple> {
         let mut guard = self.inner.try_lock().map_err(|_| busy())?;

@@ -109,6 +109,10 @@ impl LibraryStore for Store {
         dispatch!(self, s => s.upsert_batch(scan, batch))
     }
 
+    fn flush_steps(&mut self, scan: &mut ScanBook) -> Result<()> {
+        dispatch!(self, s => s.flush_steps(scan))
+    }
+
     fn rows_per_write(&self) -> usize {
         dispatch!(self, s => s.rows_per_write())
     }

@@ -105,6 +105,10 @@ pub struct ScanBook {
     /// Each write waits for the store's disk before it returns (see
     /// [`ScanBook::set_durable_steps`]).
     durable_steps: bool,
+    /// The store session that committed this scan's steps not yet made
+    /// durable (`LibraryStore::flush_steps`), if any: a later step or flush
+    /// on another session (the server restarted meanwhile) is refused.
+    pub(crate) unflushed_session: Option<u64>,
     /// Ids of directories met so far, by relative path (parents of later entries).
     dir_ids: HashMap<Vec<u8>, i64>,
     seen: Seen,
@@ -134,6 +138,7 @@ impl ScanBook {
             started: now(),
             fresh,
             durable_steps: true,
+            unflushed_session: None,
             dir_ids: HashMap::new(),
             seen: Seen::default(),
             file_sums: Sums::new(),
@@ -164,10 +169,11 @@ impl ScanBook {
     /// step's rows without waiting for the server to flush its log
     /// (`synchronous_commit = off` for that transaction), so the next step
     /// starts while the server writes; a crash of the server (not of this
-    /// process) may then lose the last steps, whole and in order. Safe
-    /// where the steps' states are kept by synchronous commits of the same
-    /// server: flushing a commit flushes the log before it, so a state
-    /// kept there is never ahead of the rows. SQLite ignores it.
+    /// process) may then lose the last steps, whole and in order. Call
+    /// `LibraryStore::flush_steps` before keeping a step's state anywhere:
+    /// it makes them durable, or fails if the server lost some. A step
+    /// written on a session other than the one that wrote the steps not
+    /// yet flushed is refused the same way. SQLite ignores it.
     pub fn set_durable_steps(&mut self, durable: bool) {
         self.durable_steps = durable;
     }

@@ -267,6 +267,13 @@ impl ScanPipeline {
         self.writer.set_durable_steps(durable);
     }
 
+    /// Make every step returned so far durable before its state is kept:
+    /// see [`LibraryStore::flush_steps`]. Nothing to do for a scan whose
+    /// steps wait for the disk.
+    pub fn flush_steps(&mut self, db: &mut impl LibraryStore) -> Result<()> {
+        self.writer.flush_steps(db)
+    }
+
     /// True once the walk ended and every batch was written.
     pub fn is_finished(&self) -> bool {
         self.finished

@@ -54,6 +54,12 @@ impl ScanWriter {
         self.book.set_durable_steps(durable);
     }
 
+    /// Make the steps written so far durable (see
+    /// [`LibraryStore::flush_steps`]).
+    pub fn flush_steps(&mut self, db: &mut impl LibraryStore) -> Result<()> {
+        db.flush_steps(&mut self.book)
+    }
+
     pub fn stats(&self) -> ScanStats {
         self.book.stats
     }

@@ -104,6 +104,14 @@ pub trait LibraryStore {
     /// returned as problems and skipped.
     fn upsert_batch(&mut self, scan: &mut ScanBook, batch: &Batch) -> Result<Vec<FsError>>;
 
+    /// Make every step this scan wrote without waiting for the disk
+    /// (`ScanBook::set_durable_steps`) durable, before a state naming them
+    /// is kept anywhere. [`crate::Error::Unavailable`] if the store's
+    /// session changed since those steps (the server restarted: they may
+    /// be lost, and the scan must resume from the last state kept). A
+    /// store whose commits need no flush does nothing.
+    fn flush_steps(&mut self, scan: &mut ScanBook) -> Result<()>;
+
     /// Rows up to which a scan merges the walker batches waiting for its
     /// writer into one `upsert_batch` (0: each batch on its own). For a
     /// store whose per-transaction cost dwarfs its per-row cost.

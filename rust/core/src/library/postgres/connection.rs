@@ -40,6 +40,10 @@ pub(super) struct Conn {
     pub(super) statements: Statements,
     /// Entry ids this connection holds (see `ids.rs`).
     pub(super) ids: IdPool,
+    /// Which session of the store this is (0, then one more each time
+    /// [`revive`] replaces it): scan steps committed without waiting for
+    /// the disk are flushed on the session that wrote them, or not at all.
+    pub(super) session: u64,
 }
 
 impl PostgresStore {
@@ -69,6 +73,7 @@ impl PostgresStore {
                 client,
                 statements: Statements::default(),
                 ids: IdPool::default(),
+                session: 0,
             }),
             config,
             target,
@@ -170,6 +175,7 @@ fn revive(config: &Config, target: &str, conn: &mut Conn) -> Result<()> {
                     client,
                     statements: Statements::default(),
                     ids: IdPool::default(),
+                    session: conn.session + 1,
                 };
                 return Ok(());
             }

@@ -4,7 +4,7 @@
 
 use std::error::Error as _;
 
-use postgres::error::{DbError, SqlState};
+use postgres::error::{DbError, Severity, SqlState};
 
 use crate::error::{Error, StorageFull};
 
@@ -62,6 +62,8 @@ fn from_server(db: &DbError) -> Error {
              encoding lacks): {text}"
         ));
     }
+    // FATAL: the server ended the session (a restart, an idle session's
+    // timeout, a terminated backend), whatever the code says.
     if [
         SqlState::ADMIN_SHUTDOWN,
         SqlState::CRASH_SHUTDOWN,
@@ -69,6 +71,10 @@ fn from_server(db: &DbError) -> Error {
     ]
     .contains(code)
         || code.code().starts_with("08")
+        || matches!(
+            db.parsed_severity(),
+            Some(Severity::Fatal | Severity::Panic)
+        )
     {
         return Error::Unavailable(format!(
             "the PostgreSQL server ended the connection ({text}); {AFTER_LOSS}"

@@ -147,6 +147,10 @@ impl LibraryStore for PostgresStore {
         scan::upsert_batch(self.conn_mut()?, scan, batch)
     }
 
+    fn flush_steps(&mut self, scan: &mut ScanBook) -> Result<()> {
+        scan::flush_steps(self.conn_mut()?, scan)
+    }
+
     fn rows_per_write(&self) -> usize {
         scan::ROWS_PER_WRITE
     }

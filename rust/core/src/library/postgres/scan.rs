@@ -8,7 +8,7 @@ use super::connection::Conn;
 use super::content::defer_links;
 use super::entries::kind;
 use super::{fresh, locks, rescan};
-use crate::error::{FsError, Result};
+use crate::error::{Error, FsError, Result};
 use crate::library::book::{Gone, ScanBook, Seen, Unseen};
 use crate::walk::Batch;
 
@@ -35,7 +35,11 @@ pub(super) fn upsert_batch(
         client,
         statements,
         ids,
+        session,
     } = conn;
+    if !book.durable_steps() {
+        same_session(book, *session)?;
+    }
     let mut tx = client.transaction()?;
     if !book.durable_steps() {
         // The commit returns once its record is in the server's log, not
@@ -65,6 +69,50 @@ pub(super) fn upsert_batch(
     }
     tx.commit()?;
     Ok(problems)
+}
+
+/// Refuse a step or a flush on another session than the one that wrote
+/// the scan's steps not yet flushed: the server was restarted since, and
+/// may have lost them (see `ScanBook::set_durable_steps`); the scan must be
+/// resumed from the last state kept. Else this session is noted as theirs.
+fn same_session(book: &mut ScanBook, session: u64) -> Result<()> {
+    match book.unflushed_session {
+        Some(earlier) if earlier != session => Err(Error::Unavailable(
+            "the PostgreSQL server ended this scan's session since its last steps, which were \
+             not yet on disk and may be lost: resume the scan (or its job) from its last \
+             kept state"
+                .into(),
+        )),
+        _ => {
+            book.unflushed_session = Some(session);
+            Ok(())
+        }
+    }
+}
+
+/// `LibraryStore::flush_steps`: a synchronous commit on the session that
+/// wrote the scan's steps not yet on disk. The server flushes its log up to
+/// that commit, so up to every step before it; a session ended meanwhile
+/// fails here instead (see [`same_session`]).
+pub(super) fn flush_steps(conn: &mut Conn, book: &mut ScanBook) -> Result<()> {
+    if book.unflushed_session.is_none() {
+        return Ok(());
+    }
+    same_session(book, conn.session)?;
+    let Conn {
+        client, statements, ..
+    } = conn;
+    let mut tx = client.transaction()?;
+    // An id for the transaction, so that it has a commit to wait for; and
+    // that wait whatever the database's default.
+    let flush = statements.get(
+        &mut tx,
+        "SELECT set_config('synchronous_commit', 'on', true), txid_current()",
+    )?;
+    tx.query_one(&flush, &[])?;
+    tx.commit()?;
+    book.unflushed_session = None;
+    Ok(())
 }
 
 /// `LibraryStore::unseen_entries`: the location's ids streamed and checked

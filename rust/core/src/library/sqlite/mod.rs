@@ -149,6 +149,11 @@ impl LibraryStore for SqliteStore {
         scan::upsert_batch(&mut self.conn, scan, batch)
     }
 
+    fn flush_steps(&mut self, _scan: &mut ScanBook) -> Result<()> {
+        // Every step was committed as any write is: nothing is waiting.
+        Ok(())
+    }
+
     fn rows_per_write(&self) -> usize {
         // A transaction costs little here (one writer, in-process, no
         // round trips): a walker batch per write keeps progress smooth.
