@@ -93,7 +93,10 @@ fn same_session(book: &mut ScanBook, session: u64) -> Result<()> {
 /// `LibraryStore::flush_steps`: a synchronous commit on the session that
 /// wrote the scan's steps not yet on disk. The server flushes its log up to
 /// that commit, so up to every step before it; a session ended meanwhile
-/// fails here instead (see [`same_session`]).
+/// fails here instead (see [`same_session`]). The transaction must write to
+/// the log: PostgreSQL commits one that wrote nothing without waiting,
+/// whatever `synchronous_commit` says (an id alone is not enough). So it
+/// rewrites the location's row as it is.
 pub(super) fn flush_steps(conn: &mut Conn, book: &mut ScanBook) -> Result<()> {
     if book.unflushed_session.is_none() {
         return Ok(());
@@ -103,13 +106,21 @@ pub(super) fn flush_steps(conn: &mut Conn, book: &mut ScanBook) -> Result<()> {
         client, statements, ..
     } = conn;
     let mut tx = client.transaction()?;
-    // An id for the transaction, so that it has a commit to wait for; and
-    // that wait whatever the database's default.
-    let flush = statements.get(
+    let on = statements.get(
         &mut tx,
-        "SELECT set_config('synchronous_commit', 'on', true), txid_current()",
+        "SELECT set_config('synchronous_commit', 'on', true)",
     )?;
-    tx.query_one(&flush, &[])?;
+    tx.execute(&on, &[])?;
+    let rewrite = statements.get(
+        &mut tx,
+        "UPDATE locations SET indexed_at = indexed_at WHERE id = $1",
+    )?;
+    if tx.execute(&rewrite, &[&book.location_id()])? == 0 {
+        return Err(Error::LocationNotFound(format!(
+            "no location with id {}",
+            book.location_id()
+        )));
+    }
     tx.commit()?;
     book.unflushed_session = None;
     Ok(())
