@@ -363,3 +363,29 @@ def test_the_library_sessions_notice_a_cut_link_in_seconds(tmp_path: Path, pg_ur
         "tcp_keepalives_count": "3",
         "tcp_user_timeout": "10000",
     }
+
+
+def test_libpq_environment_takes_the_library_where_it_takes_the_jobs(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """A URL without a port (or host, user, database) is completed from the
+    environment as libpq completes it, for the library's entries (made in
+    Rust, without libpq) as for its jobs (psycopg, through libpq): with
+    ``PGPORT`` and ``PGDATABASE`` set, both reach the same database."""
+    import re
+
+    match = re.fullmatch(r"postgresql://([^@]+)@([^:/]+):(\d+)/(.+)", pg_url)
+    assert match, pg_url
+    user, host, port, dbname = match.groups()
+    bare = f"postgresql://{user}@{host}"
+    env = {**subprocess_env(), "PGPORT": port, "PGDATABASE": dbname}
+    tree = nasty_tree(tmp_path)
+    files = ("--files", str(tmp_path / "pg-files"))
+    phasekit(bare, *files, "index", tree, "--mode", "shallow", env=env)
+    with Library.open(pg_url, files=tmp_path / "pg-files") as library:
+        assert [loc.path for loc in library.locations()] == [str(tree)]
+    listed = lines(phasekit(bare, *files, "ls", tree, "--json", env=env))
+    assert str(tree / "sub" / "new\nline.txt") in {row["path"] for row in listed}
+    jobs = phasekit(pg_url, *files, "jobs", "--all").decode()
+    assert "phasekit.index" in jobs, jobs
+    assert "completed" in jobs, jobs

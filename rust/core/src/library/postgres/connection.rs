@@ -9,6 +9,7 @@ use postgres::config::Host;
 use postgres::error::SqlState;
 use postgres::{Client, Config, NoTls};
 
+use super::environment;
 use super::errors::{cannot_connect, explain};
 use super::ids::IdPool;
 use super::schema;
@@ -54,11 +55,14 @@ impl PostgresStore {
     /// Several processes may open one new database at once (workers starting
     /// together): the schema is created under an advisory lock, once.
     pub fn open(url: &str) -> Result<Self> {
-        let config = Config::from_str(url).map_err(|err| {
+        let env = |name: &str| std::env::var(name).ok();
+        let url = environment::url_with_port(url, &env);
+        let mut config = Config::from_str(&url).map_err(|err| {
             Error::InvalidArgument(format!("not a PostgreSQL connection URL ({err})"))
         })?;
+        let home = std::env::var("HOME").ok();
+        environment::fill(&mut config, &env, home.as_deref());
         let target = describe(&config);
-        let mut config = config;
         if config.get_application_name().is_none() {
             config.application_name("phasekit library");
         }

@@ -28,6 +28,7 @@ mod connection;
 mod content;
 mod dupes;
 mod entries;
+mod environment;
 mod errors;
 mod fresh;
 mod ids;
