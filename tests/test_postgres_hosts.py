@@ -32,6 +32,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -409,19 +410,26 @@ def sessions(server: PgServer, dbname: str) -> str:
     return "\n".join(lines)
 
 
-def stop_inside_a_write(worker: Worker, server: PgServer, dbname: str) -> None:
-    """SIGSTOP ``worker`` at a moment its job's session is inside a write
-    transaction (a checkpoint or a progress write: the job's row locked,
-    the transaction open in the server), as test_workers.stop_between_writes
-    stops one outside them; and leave it stopped until the server has
-    acknowledged all it sent (then nothing of the session is in flight)."""
+#: A worker's job session inside a write transaction (see stop_inside_a_write).
+JOB_WRITE = (
+    "SELECT pid, xact_start FROM pg_stat_activity WHERE client_addr = %s"
+    " AND state = 'idle in transaction' AND backend_xid IS NOT NULL"
+    " AND query NOT LIKE '%%workers%%' AND query NOT LIKE '%%pg_backend_pid%%'"
+)
+
+
+def stop_inside_a_write(
+    worker: Any, server: PgServer, dbname: str, inside: str = JOB_WRITE
+) -> None:
+    """SIGSTOP ``worker`` (on a host) at a moment one of its sessions is
+    inside a write transaction (``inside``: the query finding it by the
+    host's address; default: a checkpoint or a progress write, the job's
+    row locked, the transaction open in the server), as
+    test_workers.stop_between_writes stops one outside them; and leave it
+    stopped until the server has acknowledged all it sent (then nothing of
+    the session is in flight)."""
     import psycopg
 
-    inside = (
-        "SELECT pid, xact_start FROM pg_stat_activity WHERE client_addr = %s"
-        " AND state = 'idle in transaction' AND backend_xid IS NOT NULL"
-        " AND query NOT LIKE '%%workers%%' AND query NOT LIKE '%%pg_backend_pid%%'"
-    )
     rng = random.Random(5)
     with psycopg.connect(server.url(dbname), autocommit=True) as conn:
         for _ in range(2000):

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +25,14 @@ from phasekit.indexing import IndexJob
 from phasekit.jobs import JobStatus
 from phasekit.jobs.postgres import PostgresJobStore
 from phasekit.library import Library
-from test_postgres_hosts import Host, hosts, server, sessions, wait_for  # noqa: F401  (fixtures)
+from test_postgres_hosts import (  # noqa: F401  (fixtures)
+    Host,
+    hosts,
+    server,
+    sessions,
+    stop_inside_a_write,
+    wait_for,
+)
 from worker_procs import WorkerProcess, owner_of
 
 FILES = 60_000  # a walk long enough to be caught inside one of its writes
@@ -84,29 +89,12 @@ def ls(library: str, tree: Path, files: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in done.stdout.splitlines()]
 
 
-def stop_inside_a_library_write(worker: LibraryWorker, pg: PgServer, dbname: str) -> None:
-    """SIGSTOP ``worker`` at a moment its library session is inside a
-    transaction (a scan step: the location's row locked in the server),
-    and leave it stopped once the server acknowledged what it sent."""
-    import psycopg
-
-    inside = (
-        "SELECT pid FROM pg_stat_activity WHERE client_addr = %s"
-        " AND application_name = 'phasekit library' AND xact_start IS NOT NULL"
-    )
-    rng = random.Random(7)
-    with psycopg.connect(pg.url(dbname), autocommit=True) as conn:
-        for _ in range(2000):
-            worker.signal(signal.SIGSTOP)
-            time.sleep(0.05)
-            caught = conn.execute(inside, (worker.host.ip,)).fetchall()
-            if caught:
-                time.sleep(0.5)
-                if conn.execute(inside, (worker.host.ip,)).fetchall() == caught:
-                    return
-            worker.signal(signal.SIGCONT)
-            time.sleep(rng.uniform(0, 0.02))
-    pytest.fail("the worker was never caught inside a library write")
+#: The library session of a worker (by its host's address) inside a
+#: transaction: a scan step, the location's row locked in the server.
+LIBRARY_WRITE = (
+    "SELECT pid FROM pg_stat_activity WHERE client_addr = %s"
+    " AND application_name = 'phasekit library' AND xact_start IS NOT NULL"
+)
 
 
 def test_a_host_cut_off_inside_an_index_write_is_taken_over_and_the_index_ends_whole(
@@ -131,7 +119,7 @@ def test_a_host_cut_off_inside_an_index_write_is_taken_over_and_the_index_ends_w
 
     with PostgresJobStore(url) as store:
         wait_for("the worker on A to run the index", lambda: owner_of(store, job_id) == cut_off.id)
-        stop_inside_a_library_write(cut_off, server, dbname)
+        stop_inside_a_write(cut_off, server, dbname, LIBRARY_WRITE)
         other = LibraryWorker(b, server.url(dbname, host=b.server_ip), files, tmp_path / "b.log")
         workers.append(other)
         try:

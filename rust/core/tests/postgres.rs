@@ -65,6 +65,18 @@ fn tree(root: &Path, files: usize) {
     }
 }
 
+/// The server ends every session of database `name` (as a restart does).
+fn end_sessions(server: &mut Postgres, name: &str) {
+    server
+        .admin()
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+            &[&name],
+        )
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+}
+
 fn query_i64(db_url: &str, sql: &str) -> i64 {
     let mut client = postgres::Client::connect(db_url, postgres::NoTls).unwrap();
     client.query_one(sql, &[]).unwrap().get(0)
@@ -338,16 +350,7 @@ fn a_session_the_server_ended_is_replaced_at_the_next_call() {
     let mut server = Postgres::server();
     let mut db = server.open();
     let name = server.last_database().to_string();
-    let end_sessions = |server: &mut Postgres| {
-        server
-            .admin()
-            .execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
-                &[&name],
-            )
-            .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
+    let end_sessions = |server: &mut Postgres| end_sessions(server, &name);
     let dir = tempfile::tempdir().unwrap();
     tree(dir.path(), 30);
     let first = index(&mut db, dir.path());
@@ -383,16 +386,7 @@ fn steps_not_waiting_for_the_disk_are_refused_past_a_lost_session() {
     let mut server = Postgres::server();
     let mut db = server.open();
     let name = server.last_database().to_string();
-    let end_sessions = |server: &mut Postgres| {
-        server
-            .admin()
-            .execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
-                &[&name],
-            )
-            .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
+    let end_sessions = |server: &mut Postgres| end_sessions(server, &name);
     let dir = tempfile::tempdir().unwrap();
     tree(dir.path(), 60);
     let loc = db
