@@ -389,3 +389,18 @@ def test_libpq_environment_takes_the_library_where_it_takes_the_jobs(
     jobs = phasekit(pg_url, *files, "jobs", "--all").decode()
     assert "phasekit.index" in jobs, jobs
     assert "completed" in jobs, jobs
+
+
+def test_a_secure_connection_asked_for_by_the_environment_is_refused_not_skipped(
+    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``PGSSLMODE=require`` makes libpq (the jobs) refuse a connection
+    without TLS; the library's connections have no TLS, so they refuse too,
+    saying why, rather than send a password in the clear."""
+    from phasekit.errors import InvalidInputError
+
+    monkeypatch.setenv("PGSSLMODE", "require")
+    with pytest.raises(InvalidInputError, match="PGSSLMODE=require"):
+        Library.open(pg_url, files=tmp_path / "files")
+    with Library.open(pg_url + "?sslmode=disable", files=tmp_path / "files") as library:
+        assert library.locations() == []  # the URL's own word stands

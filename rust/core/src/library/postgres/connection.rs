@@ -56,6 +56,13 @@ impl PostgresStore {
     /// together): the schema is created under an advisory lock, once.
     pub fn open(url: &str) -> Result<Self> {
         let env = |name: &str| std::env::var(name).ok();
+        if let Some((name, value)) = environment::demanded_security(url, &env) {
+            return Err(Error::InvalidArgument(format!(
+                "{name}={value} asks for a secure connection, and the library's connections \
+                 to PostgreSQL are made without TLS: unset it, or reach the server over a \
+                 network you trust (a Unix socket, loopback, a VPN)"
+            )));
+        }
         let url = environment::url_with_port(url, &env);
         let mut config = Config::from_str(&url).map_err(|err| {
             Error::InvalidArgument(format!("not a PostgreSQL connection URL ({err})"))

@@ -12,9 +12,10 @@ use std::time::Duration;
 use postgres::config::Host;
 use postgres::Config;
 
-/// `url` with `PGPORT` after each of its hosts when it names hosts but no
-/// port: the URL parser gives such a host port 5432 at once, where libpq
-/// would take the port from the environment. Anything else unchanged.
+/// `url` with `PGPORT` after its host when it names one host and no port:
+/// the URL parser gives such a host port 5432 at once, where libpq takes
+/// the port from the environment. (Several hosts without ports get 5432
+/// each from libpq too.) Anything else unchanged.
 pub(super) fn url_with_port(url: &str, env: &dyn Fn(&str) -> Option<String>) -> String {
     let Some(port) = env("PGPORT").filter(|p| p.parse::<u16>().is_ok()) else {
         return url.to_owned();
@@ -38,13 +39,13 @@ pub(super) fn url_with_port(url: &str, env: &dyn Fn(&str) -> Option<String>) -> 
     };
     let query = tail.split_once('?').map_or("", |(_, q)| q);
     if hosts.is_empty()
-        || hosts.split(',').any(has_port)
+        || hosts.contains(',')
+        || has_port(hosts)
         || query.split('&').any(|pair| pair.starts_with("port="))
     {
         return url.to_owned();
     }
-    let hosts: Vec<String> = hosts.split(',').map(|h| format!("{h}:{port}")).collect();
-    format!("{scheme}{userinfo}{}{tail}", hosts.join(","))
+    format!("{scheme}{userinfo}{hosts}:{port}{tail}")
 }
 
 /// Fill what `config` (parsed from the URL) leaves out from `env` (a
@@ -93,12 +94,41 @@ pub(super) fn fill(config: &mut Config, env: &dyn Fn(&str) -> Option<String>, ho
         }
     }
     if config.get_password().is_none() {
-        if let Some(password) = env("PGPASSWORD") {
+        if let Some(password) = env("PGPASSWORD").filter(|p| !p.is_empty()) {
             config.password(password);
         } else if let Some(password) = from_password_file(config, env, home) {
             config.password(password);
         }
     }
+}
+
+/// Where libpq's builds look for the server's socket by default: Debian's,
+/// and PostgreSQL's own.
+const DEFAULT_SOCKET_DIRS: [&str; 2] = ["/var/run/postgresql", "/tmp"];
+
+/// A transport security the environment demands, which the library's
+/// connections (made without TLS) cannot give: its variable and value.
+/// Connecting anyway would send a password in the clear where the jobs'
+/// connections (libpq) refuse.
+/// A setting the URL gives itself is the URL's (as in libpq).
+pub(super) fn demanded_security(
+    url: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<(String, String)> {
+    let demands: [(&str, &str, &[&str]); 3] = [
+        (
+            "PGSSLMODE",
+            "sslmode=",
+            &["require", "verify-ca", "verify-full"],
+        ),
+        ("PGGSSENCMODE", "gssencmode=", &["require"]),
+        ("PGCHANNELBINDING", "channel_binding=", &["require"]),
+    ];
+    demands.iter().find_map(|(name, key, refused)| {
+        env(name)
+            .filter(|value| refused.contains(&value.as_str()) && !url.contains(key))
+            .map(|value| ((*name).to_owned(), value))
+    })
 }
 
 /// The password for `config`'s first host from the password file
@@ -121,7 +151,11 @@ fn from_password_file(
     let text = std::fs::read_to_string(&path).ok()?;
     let host = match config.get_hosts().first() {
         Some(Host::Tcp(name)) => name.clone(),
-        // libpq's name for a connection through a Unix socket.
+        // libpq's name for a connection through its default socket
+        // directory; another directory goes by its path.
+        Some(Host::Unix(dir)) if !DEFAULT_SOCKET_DIRS.iter().any(|d| dir.as_os_str() == *d) => {
+            dir.to_string_lossy().into_owned()
+        }
         Some(Host::Unix(_)) | None => "localhost".to_owned(),
     };
     let port = config
@@ -137,7 +171,8 @@ fn from_password_file(
         .filter(|line| !line.starts_with('#'))
         .find_map(|line| {
             let fields = split_fields(line);
-            let [h, p, d, u, password] = fields.as_slice() else {
+            // libpq takes the password up to the next unescaped `:`.
+            let [h, p, d, u, password, ..] = fields.as_slice() else {
                 return None;
             };
             let matches = [h, p, d, u]
@@ -218,16 +253,30 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_pgpassword_is_unset_and_demanded_tls_is_seen() {
+        let config = filled("postgresql://u@h/db", &[("PGPASSWORD", "")], None);
+        assert_eq!(config.get_password(), None);
+        let env = |name: &str| (name == "PGSSLMODE").then(|| "require".to_owned());
+        assert_eq!(
+            demanded_security("postgresql://h/db", &env),
+            Some(("PGSSLMODE".into(), "require".into()))
+        );
+        assert_eq!(
+            demanded_security("postgresql://h/db?sslmode=disable", &env),
+            None
+        );
+        let env = |name: &str| (name == "PGSSLMODE").then(|| "prefer".to_owned());
+        assert_eq!(demanded_security("postgresql://h/db", &env), None);
+    }
+
+    #[test]
     fn a_host_without_a_port_takes_pgport() {
         let env = |name: &str| (name == "PGPORT").then(|| "5433".to_owned());
         let none = |_: &str| None;
         let cases = [
             ("postgresql://u@h/db", "postgresql://u@h:5433/db"),
             ("postgres://h", "postgres://h:5433"),
-            (
-                "postgresql://u:p@a,b/db?x=1",
-                "postgresql://u:p@a:5433,b:5433/db?x=1",
-            ),
+            ("postgresql://u:p@a,b/db?x=1", "postgresql://u:p@a,b/db?x=1"),
             ("postgresql://u@[::1]/db", "postgresql://u@[::1]:5433/db"),
             ("postgresql://u@h:6000/db", "postgresql://u@h:6000/db"),
             (
@@ -267,6 +316,18 @@ mod tests {
         );
         assert_eq!(password("postgresql://esc@h/x"), Some(b"a:b\\c".to_vec()));
         assert_eq!(password("postgresql://you@h/lib"), None);
+        // A socket in another directory goes by its path; the default one
+        // by `localhost`. An extra field ends the password.
+        std::fs::write(
+            &file,
+            "/run/pg:*:*:*:by-path\nlocalhost:*:*:*:local:extra\n",
+        )
+        .unwrap();
+        assert_eq!(password("host=/run/pg user=me"), Some(b"by-path".to_vec()));
+        assert_eq!(
+            password("host=/var/run/postgresql user=me"),
+            Some(b"local".to_vec())
+        );
         // Readable by others: ignored, as libpq does.
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert_eq!(password("postgresql://me@h/lib"), None);
