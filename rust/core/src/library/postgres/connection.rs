@@ -6,11 +6,10 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use postgres::config::Host;
-use postgres::error::SqlState;
 use postgres::{Client, Config, NoTls};
 
 use super::environment;
-use super::errors::{cannot_connect, explain};
+use super::errors::{cannot_connect, explain, going_away};
 use super::ids::IdPool;
 use super::schema;
 use super::statements::Statements;
@@ -209,18 +208,7 @@ fn revive(config: &Config, target: &str, conn: &mut Conn) -> Result<()> {
 /// A connection refused for now: no server listening (yet), or one that
 /// is starting or shutting down.
 fn for_now(err: &postgres::Error) -> bool {
-    match err.as_db_error() {
-        None => true,
-        Some(db) => {
-            [
-                SqlState::CANNOT_CONNECT_NOW,
-                SqlState::ADMIN_SHUTDOWN,
-                SqlState::CRASH_SHUTDOWN,
-            ]
-            .contains(db.code())
-                || db.code().code().starts_with("08")
-        }
-    }
+    err.as_db_error().is_none_or(|db| going_away(db.code()))
 }
 
 /// `postgresql://user@host:port/dbname` of a configuration, without its

@@ -64,13 +64,7 @@ fn from_server(db: &DbError) -> Error {
     }
     // FATAL: the server ended the session (a restart, an idle session's
     // timeout, a terminated backend), whatever the code says.
-    if [
-        SqlState::ADMIN_SHUTDOWN,
-        SqlState::CRASH_SHUTDOWN,
-        SqlState::CANNOT_CONNECT_NOW,
-    ]
-    .contains(code)
-        || code.code().starts_with("08")
+    if going_away(code)
         || matches!(
             db.parsed_severity(),
             Some(Severity::Fatal | Severity::Panic)
@@ -81,6 +75,18 @@ fn from_server(db: &DbError) -> Error {
         ));
     }
     Error::database(format!("PostgreSQL: {text}"))
+}
+
+/// A server shutting down or starting up, or a broken connection (class
+/// 08): it may take connections again without anyone doing anything.
+pub(super) fn going_away(code: &SqlState) -> bool {
+    [
+        SqlState::ADMIN_SHUTDOWN,
+        SqlState::CRASH_SHUTDOWN,
+        SqlState::CANNOT_CONNECT_NOW,
+    ]
+    .contains(code)
+        || code.code().starts_with("08")
 }
 
 /// "ERROR 23505: message (detail) hint", as the server put it.

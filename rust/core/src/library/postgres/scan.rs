@@ -37,11 +37,9 @@ pub(super) fn upsert_batch(
         ids,
         session,
     } = conn;
-    if !book.durable_steps() {
-        same_session(book, *session)?;
-    }
     let mut tx = client.transaction()?;
     if !book.durable_steps() {
+        same_session(book, *session)?;
         // The commit returns once its record is in the server's log, not
         // on disk (see `ScanBook::set_durable_steps`): the server flushes it
         // while the next step is walked and copied (a fresh index of
