@@ -53,7 +53,10 @@ def browser_installed() -> None:
 
 
 from selenium import webdriver  # noqa: E402
-from selenium.common.exceptions import NoAlertPresentException  # noqa: E402
+from selenium.common.exceptions import (  # noqa: E402
+    NoAlertPresentException,
+    StaleElementReferenceException,
+)
 from selenium.webdriver.common.by import By  # noqa: E402
 
 
@@ -116,6 +119,20 @@ def status(folder: Path, job_id: str) -> JobStatus:
         return store.status(job_id)
 
 
+def click_in_row(driver: Any, job_id: str, action: str) -> None:
+    """Click the job row's ``action`` button. The live stream redraws a row
+    when its job changes: a button found just before a redraw is gone by the
+    click (stale), and the new row's button is clicked instead."""
+    selector = f'tr[data-job="{job_id}"] button[data-action="{action}"]'
+    for _ in range(50):
+        try:
+            driver.find_element(By.CSS_SELECTOR, selector).click()
+            return
+        except StaleElementReferenceException:
+            time.sleep(0.05)
+    raise AssertionError(f"the {action} button of {job_id} kept being redrawn")
+
+
 def row_status(driver: Any, job_id: str) -> str:
     row = driver.find_element(By.CSS_SELECTOR, f'#jobs-table tr[data-job="{job_id}"]')
     return str(row.find_element(By.CSS_SELECTOR, "td.status").text)
@@ -166,9 +183,7 @@ def test_index_pause_resume_complete_live_from_the_page(
         # Jobs: it shows up (the stream brought its event), then pause it.
         driver.find_element(By.CSS_SELECTOR, '#tabs button[data-tab="jobs"]').click()
         until(lambda: row_status(driver, job_id) == "queued", "the queued row")
-        driver.find_element(
-            By.CSS_SELECTOR, f'tr[data-job="{job_id}"] button[data-action="pause"]'
-        ).click()
+        click_in_row(driver, job_id, "pause")
         until(lambda: status(folder, job_id) is JobStatus.PAUSED, "the job paused in the store")
         until(lambda: row_status(driver, job_id) == "paused", "the row paused")
 
@@ -184,13 +199,9 @@ def test_index_pause_resume_complete_live_from_the_page(
         until(lambda: row_status(driver, job_id) == "queued", "the change made while hidden")
 
         # Pause and resume from the page.
-        driver.find_element(
-            By.CSS_SELECTOR, f'tr[data-job="{job_id}"] button[data-action="pause"]'
-        ).click()
+        click_in_row(driver, job_id, "pause")
         until(lambda: row_status(driver, job_id) == "paused", "paused again")
-        driver.find_element(
-            By.CSS_SELECTOR, f'tr[data-job="{job_id}"] button[data-action="resume"]'
-        ).click()
+        click_in_row(driver, job_id, "resume")
         until(lambda: status(folder, job_id) is JobStatus.QUEUED, "the job queued in the store")
 
         # A worker runs it: the page follows it to the end, live.
@@ -297,9 +308,7 @@ def test_a_running_job_is_paused_and_resumed_from_the_page(
         progress = f'tr[data-job="{job_id}"] td.progress'
         until(lambda: driver.find_element(By.CSS_SELECTOR, progress).text == "25%",
               "the running job's progress", WAIT_S)  # fmt: skip
-        driver.find_element(
-            By.CSS_SELECTOR, f'tr[data-job="{job_id}"] button[data-action="pause"]'
-        ).click()
+        click_in_row(driver, job_id, "pause")
         until(lambda: status(folder, job_id) is JobStatus.PAUSED, "paused in the store", WAIT_S)
         until(lambda: row_status(driver, job_id) == "paused", "the row paused", WAIT_S)
         with JobStore(folder / "jobs.db") as store:
