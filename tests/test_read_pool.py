@@ -1,5 +1,7 @@
-"""The reading pool: files are read many at once by default (sized for
-storage latency, not cores), ``threads`` means exactly that many readers,
+"""The reading pools: files are read many at once by default (sized for
+storage latency, not cores), ``threads`` means exactly that many readers
+(a page of files at a time on the reading pool, a hashing walk's directory at
+a time on the I/O pool: see rust/core/src/pool.rs),
 ``PHASEKIT_READ_THREADS`` changes the default and a bad value is a clear
 error before anything runs. Each case in a fresh process, since pools are
 kept for the life of a process."""
@@ -19,7 +21,8 @@ from phasekit import fs
 from test_bytes_paths import build_bytes_tree
 
 # Counts the threads the reading pools started in this process (the Rust
-# core names them), after hashing every file of a tree.
+# core names them), after hashing every file of a tree: the reading pool's
+# for a list of files, the I/O pool's for a hashing walk.
 _COUNT = """
 import json, os, sys
 from phasekit import fs
@@ -36,7 +39,8 @@ def named(prefix):
 
 import time
 how, threads = sys.argv[1], None if sys.argv[2] == "none" else int(sys.argv[2])
-out = {"default": fs.read_threads(), "before": named("phasekit-read-")}
+pool = "phasekit-io-" if how == "walk" else "phasekit-read-"
+out = {"default": fs.read_threads(), "before": named(pool)}
 if how == "cas_ids":
     files = [os.fsencode(p) for p in sys.argv[3:]]
     out["ids"] = fs.cas_ids(files, threads=threads).values
@@ -50,10 +54,11 @@ else:
         ]
 # A thread names itself once it runs: give the last ones a moment.
 expected, deadline = threads or out["default"], time.monotonic() + 30
-while named("phasekit-read-") < expected and time.monotonic() < deadline:
+while named(pool) < expected and time.monotonic() < deadline:
     time.sleep(0.01)
 time.sleep(0.05)  # and one more would show up too
-out["after"] = named("phasekit-read-")
+out["after"] = named(pool)
+out["other"] = named("phasekit-io-" if pool == "phasekit-read-" else "phasekit-read-")
 print(json.dumps(out))
 """
 
@@ -108,12 +113,12 @@ def test_a_thread_count_means_exactly_that_many_readers(tree, threads):
     assert out["ids"] == [fs.cas_id(f) for f in tree]
 
 
-def test_a_hashing_walk_reads_its_files_on_the_reading_pool(tree):
+def test_a_hashing_walk_reads_its_files_on_the_io_pool(tree):
     root = os.path.commonpath(tree)
     default = count_readers("none", [root], how="walk")
-    assert (default["before"], default["after"]) == (0, 16)
+    assert (default["before"], default["after"], default["other"]) == (0, 16, 0)
     three = count_readers("3", [root], how="walk")
-    assert (three["before"], three["after"]) == (0, 3)
+    assert (three["before"], three["after"], three["other"]) == (0, 3, 0)
     assert sorted(three["ids"]) == sorted(default["ids"])
     hashed = {bytes.fromhex(path) for path, _ in default["ids"]}
     assert set(tree) <= hashed  # every regular file, odd names included

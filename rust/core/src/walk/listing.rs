@@ -5,7 +5,7 @@
 //! "the first N entries of this directory" a stable position to resume from.
 
 use std::ffi::{CStr, CString};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -20,6 +20,10 @@ use crate::sys::{self, Kind, Meta};
 
 /// (device, inode) of a directory, for loop detection when following symlinks.
 pub type FileId = (u64, u64);
+
+/// Says when a walk is asked to stop; shared with the jobs that read a
+/// directory's files on the I/O pool.
+pub type Halted = Arc<dyn Fn() -> bool + Send + Sync>;
 
 /// A directory to read.
 #[derive(Clone, Debug)]
@@ -147,8 +151,8 @@ fn is_skipped(opts: &WalkOptions, name: &[u8]) -> bool {
 /// skipped and the incomplete piece is not emitted.
 pub fn read_listing(
     task: DirTask,
-    opts: &WalkOptions,
-    halted: &(dyn Fn() -> bool + Sync),
+    opts: &Arc<WalkOptions>,
+    halted: &Halted,
     emit: &mut dyn FnMut(Listing) -> bool,
 ) {
     let mut listing = Listing {
@@ -225,21 +229,51 @@ pub fn read_listing(
         return;
     };
     let fd = dirfd.as_fd();
+    // A hashing walk reads the files on the I/O pool (see crate::pool), whose
+    // jobs own what they use: a handle of their own on this directory. If it
+    // cannot be had (out of descriptors), this thread reads them.
+    let shared = opts
+        .hash
+        .any()
+        .then(|| rustix::io::fcntl_dupfd_cloexec(fd, 0).ok())
+        .flatten()
+        .map(|handle| {
+            Arc::new(SharedDir {
+                handle,
+                opts: opts.clone(),
+                halted: halted.clone(),
+                ancestors: listing.task.ancestors.clone(),
+                depth_ok,
+            })
+        });
     let mut names = names.into_iter();
     loop {
         let piece: Vec<(CString, bool)> = names.by_ref().take(PIECE).collect();
         let wanted = piece.len();
         let task = &listing.task;
-        // Where the piece's entries are stat'ed (and hashed): `None` on this
-        // thread, `Some(None)` on rayon's global pool (one thread per core),
+        if let Some(dir) = shared.as_ref().filter(|_| piece.len() > 1) {
+            // Hashing reads every file: many reads in flight, since on cold
+            // storage each one mostly waits for the device (see crate::pool).
+            let jobs: Vec<_> = piece
+                .into_iter()
+                .map(|(name, regular)| {
+                    let dir = dir.clone();
+                    move || (!(dir.halted)()).then(|| dir.stat_item(name, regular))
+                })
+                .collect();
+            let items: Vec<Item> = pool::run_each_on_io_pool(opts.read_threads, jobs)
+                .into_iter()
+                .flatten()
+                .collect();
+            if !emit_piece(&mut listing, items, wanted, &names, halted, emit) {
+                return;
+            }
+            continue;
+        }
+        // Where the piece's entries are stat'ed: `None` on this thread,
+        // `Some(None)` on rayon's global pool (one thread per core),
         // `Some(Some(pool))` on a reading pool.
-        let spread: Option<Option<Arc<rayon::ThreadPool>>> = if opts.hash.any() && piece.len() > 1 {
-            // Hashing reads every file: its reads go to the reading pool, many
-            // in flight, since on cold storage each one mostly waits for the
-            // device (see crate::pool). Walks refuse to start without that
-            // pool, so `ok()` only falls back if its threads vanished since.
-            pool::reading_pool(opts.read_threads).ok().map(Some)
-        } else if piece.len() >= PARALLEL_LISTING {
+        let spread: Option<Option<Arc<rayon::ThreadPool>>> = if piece.len() >= PARALLEL_LISTING {
             // A big directory (a camera folder of 10,000 photos) would
             // otherwise be read by one thread: share its names with a pool,
             // rayon's global one or the N threads a caller asked for.
@@ -254,7 +288,17 @@ pub fn read_listing(
             None => piece
                 .into_iter()
                 .take_while(|_| !halted())
-                .map(|(name, regular)| stat_item(fd, name, regular, task, opts, depth_ok, halted))
+                .map(|(name, regular)| {
+                    stat_item(
+                        fd,
+                        name,
+                        regular,
+                        &task.ancestors,
+                        opts,
+                        depth_ok,
+                        &**halted,
+                    )
+                })
                 .collect(),
             Some(on) => {
                 // The directory handle is only read from, so sharing it
@@ -264,7 +308,15 @@ pub fn read_listing(
                         .into_par_iter()
                         .take_any_while(|_| !halted())
                         .map(|(name, regular)| {
-                            stat_item(fd, name, regular, task, opts, depth_ok, halted)
+                            stat_item(
+                                fd,
+                                name,
+                                regular,
+                                &task.ancestors,
+                                opts,
+                                depth_ok,
+                                &**halted,
+                            )
                         })
                         .collect()
                 };
@@ -274,22 +326,59 @@ pub fn read_listing(
                 }
             }
         };
-        if halted() || items.len() != wanted {
-            // Cut short (a stop, even one taken back since): never handed
-            // out, the directory is read again after its last item on resume.
+        if !emit_piece(&mut listing, items, wanted, &names, halted, emit) {
             return;
         }
-        let more = !names.as_slice().is_empty();
-        let piece = Listing {
-            task: listing.task.clone(),
-            items,
-            // A read error concerns the directory as a whole: said once, last.
-            error: if more { None } else { listing.error.take() },
-            more,
-        };
-        if !emit(piece) || !more {
-            return;
-        }
+    }
+}
+
+/// Hand out one piece of `listing`'s directory; false when the listing ends
+/// here: the last piece was sent, the consumer stopped, or the piece was cut
+/// short (a stop, even one taken back since: never handed out, the directory
+/// is read again after its last item on resume).
+fn emit_piece(
+    listing: &mut Listing,
+    items: Vec<Item>,
+    wanted: usize,
+    rest: &std::vec::IntoIter<(CString, bool)>,
+    halted: &Halted,
+    emit: &mut dyn FnMut(Listing) -> bool,
+) -> bool {
+    if halted() || items.len() != wanted {
+        return false;
+    }
+    let more = !rest.as_slice().is_empty();
+    let piece = Listing {
+        task: listing.task.clone(),
+        items,
+        // A read error concerns the directory as a whole: said once, last.
+        error: if more { None } else { listing.error.take() },
+        more,
+    };
+    emit(piece) && more
+}
+
+/// What the jobs reading one directory's files on the I/O pool share.
+struct SharedDir {
+    handle: OwnedFd,
+    opts: Arc<WalkOptions>,
+    halted: Halted,
+    ancestors: Arc<Vec<FileId>>,
+    depth_ok: bool,
+}
+
+impl SharedDir {
+    fn stat_item(&self, name: CString, regular: bool) -> Item {
+        let (opts, halted) = (&*self.opts, &*self.halted);
+        stat_item(
+            self.handle.as_fd(),
+            name,
+            regular,
+            &self.ancestors,
+            opts,
+            self.depth_ok,
+            halted,
+        )
     }
 }
 
@@ -304,7 +393,7 @@ fn stat_item(
     dirfd: std::os::fd::BorrowedFd<'_>,
     name: CString,
     regular: bool,
-    task: &DirTask,
+    ancestors: &[FileId],
     opts: &WalkOptions,
     depth_ok: bool,
     halted: &(dyn Fn() -> bool + Sync),
@@ -342,7 +431,7 @@ fn stat_item(
     if opts.follow_symlinks && lmeta.kind == Kind::Symlink {
         match sys::stat_at(dirfd, cname, true) {
             Ok(target) => {
-                if target.kind == Kind::Dir && task.ancestors.contains(&target.file_id()) {
+                if target.kind == Kind::Dir && ancestors.contains(&target.file_id()) {
                     item.error = Some((
                         rustix::io::Errno::LOOP.raw_os_error(),
                         "symlink loop: points to an ancestor directory; not followed".into(),

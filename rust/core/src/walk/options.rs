@@ -102,7 +102,7 @@ impl WalkOptions {
         if self.hash.any() {
             // Built (or found) now, so a bad size or a thread that cannot
             // start is said before the walk, not mid-listing.
-            crate::pool::reading_pool(self.read_threads)?;
+            crate::pool::io_pool(self.read_threads)?;
         }
         if self.max_depth == Some(0) {
             return Err(Error::InvalidArgument(

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::listing::{read_listing, DirTask, Listing};
+use super::listing::{read_listing, DirTask, Halted, Listing};
 use super::options::WalkOptions;
 use crate::cancel::CancelToken;
 
@@ -79,7 +79,7 @@ impl Pool {
                 let sender = sender.clone();
                 std::thread::Builder::new()
                     .name(format!("phasekit-walk-{i}"))
-                    .spawn(move || work(&shared, &sender))
+                    .spawn(move || work(shared, &sender))
                     .ok()
             })
             .collect();
@@ -141,7 +141,12 @@ impl Drop for Pool {
     }
 }
 
-fn work(shared: &Shared, sender: &Sender<Listing>) {
+fn work(shared: Arc<Shared>, sender: &Sender<Listing>) {
+    let halted: Halted = {
+        let shared = shared.clone();
+        Arc::new(move || shared.halted())
+    };
+    let shared = &*shared;
     let follow = shared.opts.follow_symlinks;
     loop {
         let Some(task) = take_task(shared) else {
@@ -183,7 +188,7 @@ fn work(shared: &Shared, sender: &Sender<Listing>) {
         let path = task.path.clone();
         let mut ended = false;
         let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            read_listing(task, &shared.opts, &|| shared.halted(), &mut |listing| {
+            read_listing(task, &shared.opts, &halted, &mut |listing| {
                 let last = !listing.more;
                 // Ended only once the last listing is really sent: a panic
                 // or failure before that leaves the directory unfinished.
