@@ -12,6 +12,7 @@ pub mod content;
 pub mod dupes;
 pub mod error;
 pub mod fileops;
+pub mod io_pool;
 pub mod library;
 pub mod pool;
 pub mod sys;

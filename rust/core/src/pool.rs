@@ -16,6 +16,10 @@
 //! the process (their idle threads sleep): building 16 threads for every page
 //! of work would cost more than a warm page takes. Jobs asking for the same
 //! size share its pool.
+//!
+//! A hashing walk, which hands out one directory's files at a time, reads
+//! them on the I/O pool instead (crate::io_pool, same sizes): rayon's idle
+//! workers spin before they sleep, once per directory there.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -110,119 +114,6 @@ pub fn in_pool<T: Send>(threads: Option<usize>, f: impl FnOnce() -> T + Send) ->
     }
 }
 
-/// One job for an [`IoPool`]: it reports its own result.
-type Job = Box<dyn FnOnce() + Send + 'static>;
-
-/// Threads that sleep on a channel between jobs, for reads handed out a few
-/// dozen at a time: a hashing walk's files, one directory (or piece of one)
-/// per call of [`run_each_on_io_pool`].
-///
-/// Not rayon's pool for those: a rayon worker that runs out of work spins,
-/// calling `sched_yield` a few dozen times, before it sleeps, and a hashing
-/// walk leaves the pool's threads without work once per directory. A cold
-/// content index of 60,000 files in 1,410 folders (benches/cold.py) made
-/// 80,000 such calls, CPU that two cores already busy with the kernel's side
-/// of 65,000 cold reads did not have: 1.71 s with rayon against 1.58 s with
-/// this pool (medians of 5 alternating cold runs; warm runs unchanged).
-/// Work given a page at a time (the content step, validation, the duplicate
-/// finder) stays on the [`reading_pool`]: its threads run dry once a page.
-struct IoPool {
-    jobs: crossbeam_channel::Sender<Job>,
-}
-
-// Guards the map only while a pool is looked up or built, as `POOLS`.
-static IO_POOLS: Mutex<Option<HashMap<usize, Arc<IoPool>>>> = Mutex::new(None);
-
-impl IoPool {
-    fn build(n: usize) -> Result<IoPool> {
-        if n == 0 {
-            return Err(Error::InvalidArgument("threads must be at least 1".into()));
-        }
-        let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
-        for i in 0..n {
-            let queue = queue.clone();
-            std::thread::Builder::new()
-                .name(format!("phasekit-io-{i}"))
-                // Jobs catch their own panics (see `run_each_on_io_pool`), so
-                // a thread lives as long as the pool's sender: the process.
-                .spawn(move || {
-                    while let Ok(job) = queue.recv() {
-                        job();
-                    }
-                })
-                .map_err(|e| Error::InvalidArgument(format!("cannot start {n} threads: {e}")))?;
-        }
-        Ok(IoPool { jobs })
-    }
-}
-
-/// The kept I/O pool of `threads` threads (`None`: the default reading
-/// pool's size, see [`default_read_threads`]), built on first use: a walk
-/// asks for it before it starts, so a bad size or a thread that cannot start
-/// is said then.
-pub fn io_pool(threads: Option<usize>) -> Result<()> {
-    io_pool_of(threads).map(drop)
-}
-
-fn io_pool_of(threads: Option<usize>) -> Result<Arc<IoPool>> {
-    let n = match threads {
-        Some(n) => n,
-        None => default_read_threads()?,
-    };
-    let mut pools = IO_POOLS.lock().unwrap_or_else(PoisonError::into_inner);
-    let pools = pools.get_or_insert_with(HashMap::new);
-    if let Some(pool) = pools.get(&n) {
-        return Ok(pool.clone());
-    }
-    let pool = Arc::new(IoPool::build(n)?);
-    pools.insert(n, pool.clone());
-    Ok(pool)
-}
-
-/// Run every job on the I/O pool of `threads` threads and wait for all of
-/// them; their results in the jobs' order. Jobs own what they use (no
-/// borrowing across threads). A job that panicked has its panic resumed
-/// here, after every other job ended. Without a pool (its threads could not
-/// start) the jobs run on this thread.
-pub fn run_each_on_io_pool<R, J>(threads: Option<usize>, jobs: Vec<J>) -> Vec<R>
-where
-    R: Send + 'static,
-    J: FnOnce() -> R + Send + 'static,
-{
-    let Ok(pool) = io_pool_of(threads) else {
-        return jobs.into_iter().map(|job| job()).collect();
-    };
-    let n = jobs.len();
-    let (done, results) = crossbeam_channel::bounded(n);
-    for (i, job) in jobs.into_iter().enumerate() {
-        let done = done.clone();
-        let job: Job = Box::new(move || {
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
-            // The receiver waits for every job: the send cannot fail.
-            let _ = done.send((i, result));
-        });
-        if let Err(unsent) = pool.jobs.send(job) {
-            // The pool's threads hold its receiver for the process's life;
-            // should it be gone anyway, the job still runs.
-            (unsent.into_inner())();
-        }
-    }
-    drop(done);
-    let mut slots: Vec<Option<R>> = (0..n).map(|_| None).collect();
-    let mut panic = None;
-    // Each job sends exactly once: `n` results, then every sender is gone.
-    while let Ok((i, result)) = results.recv() {
-        match result {
-            Ok(value) => slots[i] = Some(value),
-            Err(payload) => panic = panic.or(Some(payload)),
-        }
-    }
-    if let Some(payload) = panic {
-        std::panic::resume_unwind(payload);
-    }
-    slots.into_iter().flatten().collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,46 +142,6 @@ mod tests {
             in_pool(Some(0), || ()),
             Err(Error::InvalidArgument(_))
         ));
-    }
-
-    #[test]
-    fn the_io_pool_keeps_the_jobs_order_and_runs_them_on_its_threads() {
-        let jobs: Vec<_> = (0..200u64)
-            .map(|i| move || (i * 3, std::thread::current().name().map(str::to_owned)))
-            .collect();
-        let results = run_each_on_io_pool(Some(4), jobs);
-        assert_eq!(results.len(), 200);
-        for (i, (value, thread)) in results.into_iter().enumerate() {
-            assert_eq!(value, i as u64 * 3);
-            assert!(thread.is_some_and(|name| name.starts_with("phasekit-io-")));
-        }
-    }
-
-    #[test]
-    fn an_io_job_that_panics_panics_the_caller_after_the_others_ended() {
-        let ended = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let jobs: Vec<Box<dyn FnOnce() + Send>> = (0..50)
-            .map(|i| {
-                let ended = ended.clone();
-                Box::new(move || {
-                    assert_ne!(i, 7, "job 7 fails");
-                    std::thread::sleep(std::time::Duration::from_millis(2));
-                    ended.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                }) as Box<dyn FnOnce() + Send>
-            })
-            .collect();
-        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            run_each_on_io_pool(Some(3), jobs)
-        }));
-        assert!(caught.is_err());
-        assert_eq!(ended.load(std::sync::atomic::Ordering::SeqCst), 49);
-        // The pool still works after a job panicked.
-        assert_eq!(run_each_on_io_pool(Some(3), vec![|| 1, || 2]), vec![1, 2]);
-    }
-
-    #[test]
-    fn an_io_pool_of_zero_threads_is_refused() {
-        assert!(matches!(io_pool(Some(0)), Err(Error::InvalidArgument(_))));
     }
 
     #[test]

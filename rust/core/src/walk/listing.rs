@@ -229,7 +229,7 @@ pub fn read_listing(
         return;
     };
     let fd = dirfd.as_fd();
-    // A hashing walk reads the files on the I/O pool (see crate::pool), whose
+    // A hashing walk reads the files on the I/O pool (see crate::io_pool), whose
     // jobs own what they use: a handle of their own on this directory. If it
     // cannot be had (out of descriptors), this thread reads them.
     let shared = opts
@@ -253,7 +253,8 @@ pub fn read_listing(
         let task = &listing.task;
         if let Some(dir) = shared.as_ref().filter(|_| piece.len() > 1) {
             // Hashing reads every file: many reads in flight, since on cold
-            // storage each one mostly waits for the device (see crate::pool).
+            // storage each one mostly waits for the device (see crate::pool
+            // and crate::io_pool).
             let jobs: Vec<_> = piece
                 .into_iter()
                 .map(|(name, regular)| {
@@ -261,7 +262,7 @@ pub fn read_listing(
                     move || (!(dir.halted)()).then(|| dir.stat_item(name, regular))
                 })
                 .collect();
-            let items: Vec<Item> = pool::run_each_on_io_pool(opts.read_threads, jobs)
+            let items: Vec<Item> = crate::io_pool::run_each(opts.read_threads, jobs)
                 .into_iter()
                 .flatten()
                 .collect();

@@ -24,8 +24,8 @@ pub struct WalkOptions {
     pub threads: usize,
     /// Digests to compute for every regular file, while its directory is open.
     pub hash: Want,
-    /// Threads reading the files to hash (`None`: the default reading pool,
-    /// sized for storage latency; see [`crate::pool`]). Unused when the walk
+    /// Threads reading the files to hash (`None`: the default size, set for
+    /// storage latency; see [`crate::pool`] and [`crate::io_pool`]). Unused when the walk
     /// does not hash.
     pub read_threads: Option<usize>,
 }
@@ -102,7 +102,7 @@ impl WalkOptions {
         if self.hash.any() {
             // Built (or found) now, so a bad size or a thread that cannot
             // start is said before the walk, not mid-listing.
-            crate::pool::io_pool(self.read_threads)?;
+            crate::io_pool::ensure(self.read_threads)?;
         }
         if self.max_depth == Some(0) {
             return Err(Error::InvalidArgument(
