@@ -33,7 +33,8 @@ from ._types import (
 #: (200,000) faster with 16 reads in flight than with 2 (benches/cold.py).
 #: Warm runs take the same time either way. ``PHASEKIT_READ_THREADS`` changes
 #: it for a process (read once); a ``threads`` argument means that many
-#: readers.
+#: readers. A hashing walk's walking threads read their directories' files
+#: too, beside these readers (up to 8 + 16 reads at once by default).
 READ_THREADS: int = _core.READ_THREADS
 
 

@@ -45,8 +45,8 @@ def arguments(p: argparse.ArgumentParser) -> None:
         "--threads",
         type=positive_int,
         default=None,
-        help="N threads walk the tree and N read files (default: 8 walk, or one per core if more; "
-        "16 files read at once: PHASEKIT_READ_THREADS)",
+        help="N threads walk the tree, reading their folders' files, and N more read beside "
+        "them (default: 8 walk, or one per core if more, and 16 read: PHASEKIT_READ_THREADS)",
     )
     p.add_argument("--batch-size", type=positive_int, default=1000,
                    help="entries per batch and transaction (default 1000; PostgreSQL "

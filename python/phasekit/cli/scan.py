@@ -42,8 +42,8 @@ def arguments(scan: argparse.ArgumentParser) -> None:
         "--threads",
         type=positive_int,
         default=None,
-        help="N threads walk and N hash (default: 8 walk, or one per core if more; 16 files "
-        "read at once with --hash: PHASEKIT_READ_THREADS)",
+        help="N threads walk, hashing their folders' files with --hash, and N more hash beside "
+        "them (default: 8 walk, or one per core if more, and 16 hash: PHASEKIT_READ_THREADS)",
     )
     scan.add_argument("--max-errors", type=count, default=20, help="errors to print (default 20)")
 

@@ -230,11 +230,10 @@ pub fn read_listing(
     };
     let fd = dirfd.as_fd();
     // A hashing walk reads the files on the I/O pool (see crate::io_pool), whose
-    // jobs own what they use: a handle of their own on this directory. If it
-    // cannot be had (out of descriptors), this thread reads them.
-    let shared = opts
-        .hash
-        .any()
+    // jobs own what they use: a handle of their own on this directory (not
+    // needed for a single entry, read on this thread). If it cannot be had
+    // (out of descriptors), this thread reads them.
+    let shared = (opts.hash.any() && names.len() > 1)
         .then(|| rustix::io::fcntl_dupfd_cloexec(fd, 0).ok())
         .flatten()
         .map(|handle| {
