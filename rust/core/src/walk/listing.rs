@@ -284,40 +284,31 @@ pub fn read_listing(
         } else {
             None
         };
+        // The directory handle is only read from, so sharing it between
+        // threads is safe.
+        let stat = |(name, regular): (CString, bool)| {
+            stat_item(
+                fd,
+                name,
+                regular,
+                &task.ancestors,
+                opts,
+                depth_ok,
+                &**halted,
+            )
+        };
         let items: Vec<Item> = match spread {
             None => piece
                 .into_iter()
                 .take_while(|_| !halted())
-                .map(|(name, regular)| {
-                    stat_item(
-                        fd,
-                        name,
-                        regular,
-                        &task.ancestors,
-                        opts,
-                        depth_ok,
-                        &**halted,
-                    )
-                })
+                .map(stat)
                 .collect(),
             Some(on) => {
-                // The directory handle is only read from, so sharing it
-                // between threads is safe.
                 let stat_all = move || {
                     piece
                         .into_par_iter()
                         .take_any_while(|_| !halted())
-                        .map(|(name, regular)| {
-                            stat_item(
-                                fd,
-                                name,
-                                regular,
-                                &task.ancestors,
-                                opts,
-                                depth_ok,
-                                &**halted,
-                            )
-                        })
+                        .map(stat)
                         .collect()
                 };
                 match on {
