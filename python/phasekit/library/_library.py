@@ -443,7 +443,12 @@ class Library(JobSteps, Settings, Closing):
             raise LibraryError(f"cannot create {folder}: {exc.strerror or exc}") from exc
         if jobs is None or is_database_url(jobs):
             _import_psycopg_meanwhile()
-        db = _core.LibraryDb.postgres(url)  # LibraryError naming the database, not the password
+        # Jobs in the same database: their tables are made (if new) by the
+        # library's connection while psycopg loads (see the core's
+        # neighbour.rs); the job store, opened later, finds them current.
+        jobs_schema = _jobs_schema() if jobs is None or jobs == url else None
+        # LibraryError naming the database, not the password.
+        db = _core.LibraryDb.postgres(url, jobs_schema=jobs_schema)
         library = cls(folder, db, jobs or url)
         library._database = url
         return library
@@ -797,6 +802,18 @@ def _inside(path: bytes, folder: bytes) -> bool:
 
 
 __all__ = ["DB_NAME", "INDEX_MODES", "LIBRARY_ENV", "Library", "Scan", "default_library_path"]
+
+
+def _jobs_schema() -> tuple[tuple[int, int], str, list[tuple[int, str]]]:
+    """The PostgreSQL job store's migrations, as its ``migrate`` runs them."""
+    from ..jobs.postgres._schema import (
+        LOCK_NAMESPACE,
+        MIGRATE_LOCK,
+        MIGRATIONS,
+        VERSION_TABLE,
+    )
+
+    return (LOCK_NAMESPACE, MIGRATE_LOCK), VERSION_TABLE, sorted(MIGRATIONS.items())
 
 
 def _import_psycopg_meanwhile() -> None:

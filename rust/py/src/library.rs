@@ -7,8 +7,8 @@
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use phasekit_core::library::{
-    self, EntryRow, IndexMode, LibraryStore, LineFormat, Location, PostgresStore, ScanStats,
-    SqliteStore,
+    self, EntryRow, IndexMode, LibraryStore, LineFormat, Location, NeighbourSchema, PostgresStore,
+    ScanStats, SqliteStore,
 };
 use phasekit_core::Error;
 use pyo3::prelude::*;
@@ -152,6 +152,10 @@ impl LibraryDb {
     }
 }
 
+/// The job store's migrations as Python gives them: `(lock_keys,
+/// version_table, [(version, sql)])` (see `LibraryDb.postgres`).
+type JobsSchema = ((i32, i32), String, Vec<(i32, String)>);
+
 fn mode(text: &str) -> Result<IndexMode, Error> {
     IndexMode::parse(text)
 }
@@ -180,9 +184,23 @@ impl LibraryDb {
     /// Open (creating or migrating) the library in the PostgreSQL database
     /// at `url` (`postgresql://user[:password]@host[:port]/dbname`), which
     /// workers on several hosts may share.
+    ///
+    /// `jobs_schema`: the job store's migrations when it keeps its tables in
+    /// the same database, `(lock_keys, version_table, [(version, sql)])`,
+    /// run on this connection after the library's (see the core's
+    /// `NeighbourSchema`): the job store, opening later, finds them done.
     #[staticmethod]
-    fn postgres(py: Python<'_>, url: String) -> PyResult<Self> {
-        let db = without_gil(py, move || PostgresStore::open(&url)).into_py(py)?;
+    #[pyo3(signature = (url, jobs_schema=None))]
+    fn postgres(py: Python<'_>, url: String, jobs_schema: Option<JobsSchema>) -> PyResult<Self> {
+        let neighbour = jobs_schema.map(|(lock, table, migrations)| NeighbourSchema {
+            lock,
+            table,
+            migrations,
+        });
+        let db = without_gil(py, move || {
+            PostgresStore::open_beside(&url, neighbour.as_ref())
+        })
+        .into_py(py)?;
         Ok(LibraryDb::holding(Store::Postgres(db)))
     }
 

@@ -27,7 +27,7 @@ from ...errors import (
     JobStoreUnavailable,
     PhasekitError,
 )
-from ._schema import LOCK_NAMESPACE, MIGRATE_LOCK, MIGRATIONS, SCHEMA_VERSION
+from ._schema import LOCK_NAMESPACE, MIGRATE_LOCK, MIGRATIONS, SCHEMA_VERSION, VERSION_TABLE
 
 if TYPE_CHECKING:
     import psycopg
@@ -260,14 +260,17 @@ class Connection:
 def migrate(conn: psycopg.Connection[Any], where: str) -> None:
     """Bring the database's phasekit tables to SCHEMA_VERSION, one version
     per transaction, under an advisory lock (processes opening a new
-    database at once migrate it once). JobStoreError for a newer layout."""
+    database at once migrate it once). JobStoreError for a newer layout.
+    (A library in the same database runs these same steps as it opens, in
+    Rust while psycopg loads: see rust/core/src/library/postgres/neighbour.rs;
+    then this finds the layout current.)"""
     psycopg = _psycopg()
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_lock(%s, %s)", (LOCK_NAMESPACE, MIGRATE_LOCK))
             try:
-                cur.execute("CREATE TABLE IF NOT EXISTS phasekit_jobs_schema (version INTEGER)")
-                cur.execute("SELECT version FROM phasekit_jobs_schema")
+                cur.execute(f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (version INTEGER)")
+                cur.execute(f"SELECT version FROM {VERSION_TABLE}")
                 row = cur.fetchone()
                 version = 0 if row is None else int(row[0])
                 if version > SCHEMA_VERSION:
@@ -278,8 +281,8 @@ def migrate(conn: psycopg.Connection[Any], where: str) -> None:
                 for target in range(version + 1, SCHEMA_VERSION + 1):
                     cur.execute("BEGIN")
                     cur.execute(MIGRATIONS[target])
-                    cur.execute("DELETE FROM phasekit_jobs_schema")
-                    cur.execute("INSERT INTO phasekit_jobs_schema VALUES (%s)", (target,))
+                    cur.execute(f"DELETE FROM {VERSION_TABLE}")
+                    cur.execute(f"INSERT INTO {VERSION_TABLE} VALUES (%s)", (target,))
                     cur.execute("COMMIT")
             finally:
                 if not conn.broken:

@@ -38,6 +38,8 @@ from __future__ import annotations
 LOCK_NAMESPACE = 0x706B  # "pk"
 #: Second keys within the namespace (owners use a hash of their id, above 16).
 MIGRATE_LOCK, NUMBER_EVENTS_LOCK = 1, 2
+#: The table holding the layout's version (one row, one INTEGER column).
+VERSION_TABLE = "phasekit_jobs_schema"
 
 #: The channel a worker listens on to learn of queued jobs without polling.
 CHANNEL = "phasekit_jobs"

@@ -30,7 +30,9 @@ mod sqlite;
 mod store;
 pub mod validate;
 
-pub use self::postgres::{PostgresStore, SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION};
+pub use self::postgres::{
+    NeighbourSchema, PostgresStore, SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION,
+};
 pub use aggregate::DirSizes;
 pub use book::{Gone, ScanBook, ScanStats, Seen, Unseen};
 pub use content::{hash_missing, HashPass};

@@ -11,6 +11,7 @@ use postgres::{Client, Config, NoTls};
 use super::environment;
 use super::errors::{cannot_connect, explain, going_away};
 use super::ids::IdPool;
+use super::neighbour::NeighbourSchema;
 use super::schema;
 use super::statements::Statements;
 use crate::error::{Error, Result};
@@ -54,6 +55,13 @@ impl PostgresStore {
     /// Several processes may open one new database at once (workers starting
     /// together): the schema is created under an advisory lock, once.
     pub fn open(url: &str) -> Result<Self> {
+        Self::open_beside(url, None)
+    }
+
+    /// [`PostgresStore::open`], then `neighbour`'s migrations on the same
+    /// connection (see `neighbour.rs`): done if they can be, else left to
+    /// their owner, who runs them again and reports what fails.
+    pub fn open_beside(url: &str, neighbour: Option<&NeighbourSchema>) -> Result<Self> {
         let env = |name: &str| std::env::var(name).ok();
         if let Some((name, value)) = environment::demanded_security(url, &env) {
             return Err(Error::InvalidArgument(format!(
@@ -78,6 +86,15 @@ impl PostgresStore {
             .connect(NoTls)
             .map_err(|err| cannot_connect(&target, &err))?;
         schema::migrate(&mut client).map_err(|err| explain(&target, err))?;
+        if let Some(neighbour) = neighbour {
+            // Its errors are its owner's to report, when it migrates itself;
+            // a connection lost meanwhile is this store's.
+            if let Err(err) = neighbour.migrate(&mut client) {
+                if client.is_closed() {
+                    return Err(explain(&target, err));
+                }
+            }
+        }
         Ok(PostgresStore {
             conn: RefCell::new(Conn {
                 client,

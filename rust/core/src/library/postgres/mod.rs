@@ -34,6 +34,7 @@ mod fresh;
 mod ids;
 mod locations;
 mod locks;
+mod neighbour;
 mod rescan;
 mod rounds;
 mod scan;
@@ -43,6 +44,7 @@ mod statements;
 mod validate;
 
 pub use connection::PostgresStore;
+pub use neighbour::NeighbourSchema;
 pub use schema::SCHEMA_VERSION;
 
 use crate::error::{Error, FsError, Result};
