@@ -175,15 +175,24 @@ CREATE TRIGGER entries_cas_deleted AFTER DELETE ON entries
     EXECUTE FUNCTION phasekit_library_entries_deleted();
 "#;
 
+/// Room left in each page of `entries` as rows are written (5 %): a later
+/// update of a row that changes no indexed column (a directory's sums after
+/// a scan, a file's size, mtime or cas_id after a rescan) then fits beside
+/// it, a heap-only update that adds no index entries. A fresh 200,000-entry
+/// location: its 4,700 directories' sums written in 33 ms against 43 ms at
+/// the default (full pages, every update moved and indexed again); the
+/// rows' COPY as fast (5 alternating loads: 578 / 575 ms medians).
+const V2: &str = "ALTER TABLE entries SET (fillfactor = 95);";
+
 /// Entry ids taken from `entry_id_blocks` at a time (its increment).
 pub(super) const ID_BLOCK: i64 = 4096;
 
 /// Migrations by the version they produce. Never edit a shipped entry; add one.
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2)];
 
 /// The version of the PostgreSQL layout this code writes (its own line of
 /// versions: library.db's is [`crate::library::SCHEMA_VERSION`]).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The schema version of the open (so migrated) database.
 pub(super) fn version(client: &mut Client) -> Result<i64> {
@@ -227,6 +236,10 @@ pub(super) fn migrate(client: &mut Client) -> Result<()> {
                 "the PostgreSQL library has schema version {version}, newer than this \
                  phasekit ({SCHEMA_VERSION}); upgrade phasekit to open it"
             )));
+        }
+        if version >= SCHEMA_VERSION {
+            tx.commit()?;
+            break; // up to date: one transaction in all
         }
         if version >= target {
             tx.commit()?;
