@@ -10,7 +10,7 @@ use std::path::Path;
 
 use phasekit_core::content::Want;
 use phasekit_core::library::{
-    IndexMode, LibraryStore, PostgresStore, ScanWriter, POSTGRES_SCHEMA_VERSION,
+    IndexMode, LibraryStore, NeighbourSchema, PostgresStore, ScanWriter, POSTGRES_SCHEMA_VERSION,
 };
 use phasekit_core::walk::{WalkOptions, Walker};
 use phasekit_core::{CancelToken, Error};
@@ -498,6 +498,102 @@ fn a_newer_schema_is_refused() {
     assert!(
         err.to_string().contains("newer than this phasekit"),
         "{err}"
+    );
+}
+
+/// A schema of another owner, as the job store hands its own over.
+fn neighbour(sql: &str) -> NeighbourSchema {
+    NeighbourSchema {
+        lock: (0x7000, 9),
+        table: "neighbour_schema".into(),
+        migrations: vec![
+            (1, sql.into()),
+            (2, "CREATE TABLE neighbour_b (b INT)".into()),
+        ],
+    }
+}
+
+/// Advisory locks held in the library's database, by anyone.
+fn advisory_locks(url: &str) -> i64 {
+    query_i64(
+        url,
+        "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND database = \
+         (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+}
+
+#[test]
+fn a_library_opening_makes_its_neighbours_tables_once_and_survives_their_failure() {
+    let mut server = Postgres::server();
+    drop(server.open());
+    let url = server.last_url();
+    // Made, at its last version, its lock released.
+    drop(
+        PostgresStore::open_beside(&url, Some(&neighbour("CREATE TABLE neighbour_a (a INT)")))
+            .unwrap(),
+    );
+    assert_eq!(
+        query_i64(&url, "SELECT version::bigint FROM neighbour_schema"),
+        2
+    );
+    assert_eq!(query_i64(&url, "SELECT COUNT(*) FROM neighbour_b"), 0);
+    assert_eq!(advisory_locks(&url), 0);
+    // Current: nothing run again (a second run would fail: the tables exist).
+    let xmin = query_i64(&url, "SELECT xmin::text::bigint FROM neighbour_schema");
+    drop(
+        PostgresStore::open_beside(&url, Some(&neighbour("CREATE TABLE neighbour_a (a INT)")))
+            .unwrap(),
+    );
+    assert_eq!(
+        query_i64(&url, "SELECT xmin::text::bigint FROM neighbour_schema"),
+        xmin
+    );
+
+    // A migration that fails (its table is there already, at version 0):
+    // the library still opens and works, its session idle, no lock held,
+    // the neighbour's version untouched, for its owner to report.
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    client
+        .batch_execute("DROP TABLE neighbour_schema, neighbour_b; CREATE TABLE neighbour_c (c INT)")
+        .unwrap();
+    let mut db =
+        PostgresStore::open_beside(&url, Some(&neighbour("CREATE TABLE neighbour_c (c INT)")))
+            .unwrap();
+    assert_eq!(advisory_locks(&url), 0);
+    assert_eq!(query_i64(&url, "SELECT COUNT(*) FROM neighbour_schema"), 0);
+    let root = tempfile::tempdir().unwrap();
+    db.add_location(root.path().as_os_str().as_bytes(), IndexMode::Shallow, true)
+        .unwrap();
+}
+
+#[test]
+fn the_entries_pages_keep_room_without_a_new_schema_version() {
+    let mut server = Postgres::server();
+    drop(server.open());
+    let url = server.last_url();
+    let room = |url: &str| {
+        let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
+        let options: Option<Vec<String>> = client
+            .query_one(
+                "SELECT reloptions FROM pg_class WHERE oid = 'entries'::regclass",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        options
+    };
+    assert_eq!(room(&url), Some(vec!["fillfactor=95".to_string()]));
+    // A database made before the setting: set as it opens, same version.
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    client
+        .batch_execute("ALTER TABLE entries RESET (fillfactor)")
+        .unwrap();
+    assert_eq!(room(&url), None);
+    drop(PostgresStore::open(&url).unwrap());
+    assert_eq!(room(&url), Some(vec!["fillfactor=95".to_string()]));
+    assert_eq!(
+        query_i64(&url, "SELECT MAX(version) FROM phasekit_library_schema"),
+        POSTGRES_SCHEMA_VERSION
     );
 }
 

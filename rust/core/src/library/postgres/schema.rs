@@ -175,24 +175,15 @@ CREATE TRIGGER entries_cas_deleted AFTER DELETE ON entries
     EXECUTE FUNCTION phasekit_library_entries_deleted();
 "#;
 
-/// Room left in each page of `entries` as rows are written (5 %): a later
-/// update of a row that changes no indexed column (a directory's sums after
-/// a scan, a file's size, mtime or cas_id after a rescan) then fits beside
-/// it, a heap-only update that adds no index entries. A fresh 200,000-entry
-/// location: its 4,700 directories' sums written in 33 ms against 43 ms at
-/// the default (full pages, every update moved and indexed again); the
-/// rows' COPY as fast (5 alternating loads: 578 / 575 ms medians).
-const V2: &str = "ALTER TABLE entries SET (fillfactor = 95);";
-
 /// Entry ids taken from `entry_id_blocks` at a time (its increment).
 pub(super) const ID_BLOCK: i64 = 4096;
 
 /// Migrations by the version they produce. Never edit a shipped entry; add one.
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1)];
 
 /// The version of the PostgreSQL layout this code writes (its own line of
 /// versions: library.db's is [`crate::library::SCHEMA_VERSION`]).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 1;
 
 /// The schema version of the open (so migrated) database.
 pub(super) fn version(client: &mut Client) -> Result<i64> {
@@ -259,6 +250,41 @@ pub(super) fn migrate(client: &mut Client) -> Result<()> {
              VALUES ($1, extract(epoch FROM now()))",
             &[&target],
         )?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// Room left in each page of `entries` as rows are written (5 %): a later
+/// update of a row that changes no indexed column (a directory's sums after
+/// a scan, a file's size, mtime or cas_id after a rescan) then fits beside
+/// it, a heap-only update that adds no index entries. A fresh 200,000-entry
+/// location: its 4,700 directories' sums written in 33 ms against 43 ms at
+/// the default (full pages, every update moved and indexed again); the
+/// rows' COPY as fast (5 alternating loads: 578 / 575 ms medians).
+///
+/// A storage setting, set as the library opens rather than by a migration:
+/// every phasekit reads and writes the table the same with or without it,
+/// so the layout keeps its version and workers of an older phasekit
+/// sharing the database still open it.
+const ENTRIES_ROOM: &str = "fillfactor=95";
+
+/// Set [`ENTRIES_ROOM`] on `entries` if it is not yet. Waits for the table's
+/// lock briefly (autovacuum holds a conflicting one while it works on the
+/// table): a failure leaves it for a later open, the library the same.
+pub(super) fn keep_room(client: &mut Client) -> Result<()> {
+    let set: bool = client
+        .query_one(
+            "SELECT COALESCE($1 = ANY(reloptions), false) FROM pg_class \
+             WHERE oid = 'entries'::regclass",
+            &[&ENTRIES_ROOM],
+        )?
+        .try_get(0)?;
+    if !set {
+        let mut tx = client.transaction()?;
+        tx.batch_execute(&format!(
+            "SET LOCAL lock_timeout = '200ms'; ALTER TABLE entries SET ({ENTRIES_ROOM})"
+        ))?;
         tx.commit()?;
     }
     Ok(())
