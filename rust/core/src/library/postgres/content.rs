@@ -10,7 +10,7 @@ use postgres::types::ToSql;
 use postgres::{Client, Config, GenericClient, IsolationLevel, NoTls};
 
 use super::connection::Conn;
-use super::entries::limit;
+use super::entries::{by_the_key, limit};
 use super::locks;
 use super::rounds::rounds;
 use super::statements::Statements;
@@ -47,15 +47,18 @@ pub(super) fn missing_content(
     n: usize,
     checksums: bool,
 ) -> Result<Vec<MissingContent>> {
+    let mut tx = c.transaction()?;
+    by_the_key(&mut tx, st)?;
     let stmt = st.get(
-        c,
+        &mut tx,
         &format!(
             "SELECT id, path, size, mtime_ns, inode, device FROM entries \
              WHERE id > $3 AND location_id + 0 = $1 AND {MISSING} \
              ORDER BY id LIMIT $4"
         ),
     )?;
-    c.query(&stmt, &[&location_id, &checksums, &after_id, &limit(n)])?
+    let rows = tx
+        .query(&stmt, &[&location_id, &checksums, &after_id, &limit(n)])?
         .iter()
         .map(|r| {
             Ok(MissingContent {
@@ -67,7 +70,9 @@ pub(super) fn missing_content(
                 device: r.try_get(5)?,
             })
         })
-        .collect()
+        .collect();
+    tx.commit()?;
+    rows
 }
 
 /// `LibraryStore::store_content`: one transaction, one statement for the

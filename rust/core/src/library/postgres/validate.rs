@@ -6,7 +6,7 @@ use postgres::types::ToSql;
 use postgres::{GenericClient, Row};
 
 use super::connection::Conn;
-use super::entries::{kind, limit, mode};
+use super::entries::{by_the_key, kind, limit, mode};
 use super::rounds::rounds;
 use super::statements::Statements;
 use crate::error::Result;
@@ -43,8 +43,10 @@ pub(super) fn entries_to_validate(
     let Conn {
         client, statements, ..
     } = conn;
+    let mut tx = client.transaction()?;
+    by_the_key(&mut tx, statements)?;
     let stmt = statements.get(
-        client,
+        &mut tx,
         &format!(
             "SELECT {STORED_COLUMNS} FROM entries WHERE id > $2 AND location_id + 0 = $1 \
              ORDER BY id LIMIT $3"
@@ -52,7 +54,7 @@ pub(super) fn entries_to_validate(
     )?;
     let n = limit(n);
     let params: [&(dyn ToSql + Sync); 3] = [&location_id, &after_id, &n];
-    let mut query = client.query_raw(&stmt, params)?;
+    let mut query = tx.query_raw(&stmt, params)?;
     let chunk = chunk.max(1);
     let mut rows = Vec::with_capacity(chunk);
     while let Some(r) = query.next()? {
@@ -64,6 +66,8 @@ pub(super) fn entries_to_validate(
     if !rows.is_empty() {
         each(rows);
     }
+    drop(query);
+    tx.commit()?;
     Ok(())
 }
 
