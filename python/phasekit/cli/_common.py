@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from ..jobs import JobStore, PostgresJobStore
+    from ..library import Library
 
 
 def positive_int(text: str) -> int:
@@ -78,6 +79,16 @@ def library_database(args: argparse.Namespace) -> str | None:
 
     location = args.library or os.environ.get(LIBRARY_ENV)
     return location if location and is_database_url(location) else None
+
+
+def library_name(library: Library) -> str:
+    """How a message names an open library: its folder, or its database's
+    URL without the password."""
+    if library.database is None:
+        return str(library.path)
+    from ..jobs.postgres._connect import redact
+
+    return redact(library.database)
 
 
 def jobs_db(args: argparse.Namespace) -> Path:

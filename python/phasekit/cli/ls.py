@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from ._common import library_name
 from ._exits import EXIT_OK
 
 #: The command's name, its line in ``phasekit --help``, and its ``--help``
@@ -25,13 +26,14 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import InvalidInputError
     from ..library import Library
 
-    with Library.open(args.library) as library:
+    # Only reads: a library in PostgreSQL need not load the job store's client.
+    with Library._open(args.library, run_jobs=False) as library:
         root = os.path.abspath(os.fsdecode(args.path))
         try:
             location = library.location(root)
         except KeyError:
             raise InvalidInputError(
-                f"{root} is not a location of {library.path}; index it first "
+                f"{root} is not a location of {library_name(library)}; index it first "
                 f"(phasekit index {root})"
             ) from None
         # Bytes straight from the core, a page at a time (text: the path's

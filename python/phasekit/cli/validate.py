@@ -18,7 +18,7 @@ import os
 import sys
 
 from .._defaults import VALIDATION_MODES
-from ._common import count, positive_int
+from ._common import count, library_name, positive_int
 from ._exits import EXIT_FAILED as EXIT_FAILED_JOB
 
 # typing.TYPE_CHECKING without importing typing (see phasekit/cli/__init__.py).
@@ -76,7 +76,9 @@ def _location(library: Library, root: str) -> Location:
             if inside
             else f"; index it first (phasekit index {root})"
         )
-        raise InvalidInputError(f"{root} is not a location of {library.path}{hint}") from None
+        raise InvalidInputError(
+            f"{root} is not a location of {library_name(library)}{hint}"
+        ) from None
     if location.indexed_at is None:
         raise InvalidInputError(
             f"{root} has not been indexed yet; index it first (phasekit index {root})"

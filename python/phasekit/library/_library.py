@@ -395,6 +395,20 @@ class Library(JobSteps, Settings, Closing):
         a database that cannot be reached
         (:class:`~phasekit.errors.LibraryFullError` if its disk is full),
         InvalidInputError for a ``jobs`` that is not a PostgreSQL URL."""
+        return cls._open(path, jobs=jobs, files=files, run_jobs=True)
+
+    @classmethod
+    def _open(
+        cls,
+        path: StrPath | None,
+        *,
+        jobs: str | None = None,
+        files: StrPath | None = None,
+        run_jobs: bool,
+    ) -> Library:
+        """:meth:`open`; ``run_jobs=False`` for a caller that only reads the
+        index (``phasekit ls``): a library in PostgreSQL then does not load
+        the job store's client ahead (psycopg's import, ~90 ms of CPU)."""
         from ..jobs._open import is_postgres_url
 
         jobs = jobs or os.environ.get(JOBS_ENV) or None
@@ -404,7 +418,7 @@ class Library(JobSteps, Settings, Closing):
             )
         location = os.fsdecode(path) if path is not None else os.environ.get(LIBRARY_ENV)
         if location and is_database_url(location):
-            return cls._open_database(location, jobs, files)
+            return cls._open_database(location, jobs, files, run_jobs)
         if files is not None:
             raise InvalidInputError(
                 "files= is for a library in PostgreSQL: a folder library keeps its files in"
@@ -430,8 +444,10 @@ class Library(JobSteps, Settings, Closing):
         return cls(folder, db, jobs)
 
     @classmethod
-    def _open_database(cls, url: str, jobs: str | None, files: StrPath | None) -> Library:
-        """A library in the PostgreSQL database at ``url`` (see :meth:`open`)."""
+    def _open_database(
+        cls, url: str, jobs: str | None, files: StrPath | None, run_jobs: bool
+    ) -> Library:
+        """A library in the PostgreSQL database at ``url`` (see :meth:`_open`)."""
         if files is not None:
             folder = Path(os.fsdecode(files)).expanduser()
         else:
@@ -441,7 +457,7 @@ class Library(JobSteps, Settings, Closing):
             make_private_dir(folder)
         except OSError as exc:
             raise LibraryError(f"cannot create {folder}: {exc.strerror or exc}") from exc
-        if jobs is None or is_database_url(jobs):
+        if run_jobs and (jobs is None or is_database_url(jobs)):
             _import_psycopg_meanwhile()
         # Jobs in the same database: their tables are made (if new) by the
         # library's connection while psycopg loads (see the core's
