@@ -1,12 +1,16 @@
 """Reading a library kept in PostgreSQL as an application does: a location
 listed page by page reads each of its rows once (the planner kept to the
 primary key, not scanning and sorting the rest of the table for every
-page), and ``phasekit ls`` neither loads the job store's client nor names
-anything but the database in its errors."""
+page), ``phasekit ls`` neither loads the job store's client nor names
+anything but the database in its errors, and a tree indexed again after
+changes (its stored rows read a level of folders at a time) lists as in a
+folder library."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -15,6 +19,7 @@ from pathlib import Path
 import psycopg
 
 from jobs_fixture import subprocess_env
+from phasekit.indexing import IndexJob
 from phasekit.library import Library
 
 BAD = b"\xff-not-utf8"
@@ -114,3 +119,48 @@ def test_ls_of_a_path_that_is_no_location_names_the_database_without_its_passwor
     assert f"is not a location of postgresql://{user}@" in message, message
     assert name in message, message
     assert "s3cret-word" not in message, message
+
+
+def _listing(library: str, files: str | None, tree: Path) -> list[tuple[object, ...]]:
+    where = ["--library", library] + (["--files", files] if files else [])
+    done = subprocess.run(
+        [sys.executable, "-m", "phasekit", *where, "ls", str(tree), "--json"],
+        env=subprocess_env(), capture_output=True, check=True,
+    )  # fmt: skip
+    keys = ("path", "kind", "size", "cas_id", "agg_size", "file_count")
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    return sorted(tuple(row[k] for k in keys) for row in rows)
+
+
+def test_a_changed_tree_indexed_again_lists_as_in_sqlite(tmp_path: Path, pg_url: str) -> None:
+    # Re-indexing reads the stored rows of a batch's folders a level at a
+    # time (the folders met in the same batch included): new, changed,
+    # moved and removed entries, and a folder become a file, must come out
+    # as library.db has them.
+    tree = _tree(tmp_path, 600)
+    raw = os.fsencode(tree)
+    stores = {str(tmp_path / "folder-library"): None, pg_url: str(tmp_path / "files")}
+    for library, files in stores.items():
+        with Library.open(library, files=files) as lib:
+            lib.run(IndexJob(lib.add_location(tree, mode="content").id))
+    os.remove(raw + b"/d03/f0003\nx")
+    with open(raw + b"/d04/f0004\nx", "ab") as f:
+        f.write(b"grown")
+    os.rename(raw + b"/d05/f0005\nx", raw + b"/d06/f0005-moved")
+    os.makedirs(raw + b"/new\xfe/deeper")
+    for i in range(30):
+        with open(raw + b"/new\xfe/deeper/n%02d" % i, "wb") as f:
+            f.write(b"%d" % i)
+    shutil.rmtree(raw + b"/d09")
+    with open(raw + b"/d09", "wb") as f:
+        f.write(b"a file now")
+    for library, files in stores.items():
+        with Library.open(library, files=files) as lib:
+            run = lib.run(IndexJob(lib.location(tree).id))
+            assert run.status.value == "completed", run.error
+    listed = [_listing(library, files, tree) for library, files in stores.items()]
+    assert listed[0] == listed[1]
+    paths = {row[0] for row in listed[0]}
+    assert os.fsdecode(raw + b"/new\xfe/deeper/n07") in paths
+    assert os.fsdecode(raw + b"/d06/f0005-moved") in paths
+    assert os.fsdecode(raw + b"/d03/f0003\nx") not in paths
