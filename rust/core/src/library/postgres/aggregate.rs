@@ -6,6 +6,7 @@ use postgres::types::ToSql;
 use postgres::Transaction;
 
 use super::connection::Conn;
+use super::entries::each_by_index;
 use super::locks;
 use super::statements::Statements;
 use crate::error::Result;
@@ -114,12 +115,7 @@ fn write(
         // id. Left to itself the planner, seeing a few thousand values,
         // scans and hashes the whole table instead (200,000 entries, 4,700
         // directories: 111 ms against 43 ms), and more as the table grows.
-        let by_id = st.get(
-            tx,
-            "SELECT set_config('enable_hashjoin', 'off', true), \
-             set_config('enable_mergejoin', 'off', true)",
-        )?;
-        tx.execute(&by_id, &[])?;
+        each_by_index(tx, st)?;
         let update = st.get(
             tx,
             "UPDATE entries e SET agg_size = v.size, file_count = v.count \

@@ -88,6 +88,21 @@ pub(super) fn page(
     rows
 }
 
+/// For the rest of the transaction `tx`, a join of a few thousand values
+/// (an `unnest`) with `entries` finds each value's rows through an index,
+/// one lookup per value, rather than hashing or sorting the whole table to
+/// meet them (the planner's choice once the values are many: see
+/// `aggregate.rs`, `rescan.rs`).
+pub(super) fn each_by_index(tx: &mut Transaction<'_>, st: &mut Statements) -> Result<()> {
+    let stmt = st.get(
+        tx,
+        "SELECT set_config('enable_hashjoin', 'off', true), \
+         set_config('enable_mergejoin', 'off', true)",
+    )?;
+    tx.execute(&stmt, &[])?;
+    Ok(())
+}
+
 /// For the rest of the transaction `tx`, a page in id order walks the
 /// primary key from where the last ended and stops at its `LIMIT`. The
 /// planner cannot see how much of the table `location_id + 0 = $1` keeps

@@ -13,9 +13,9 @@
 
 use std::collections::HashMap;
 
-use postgres::Transaction;
+use postgres::{Row, Transaction};
 
-use super::entries::{kind, kind_column, mode};
+use super::entries::{each_by_index, kind, kind_column, mode};
 use super::fresh::insert;
 use super::ids::IdPool;
 use super::statements::Statements;
@@ -42,20 +42,24 @@ fn known_rows(
     )?;
     tx.query(&find, &[&location_id, &parent, &first, &last])?
         .iter()
-        .map(|r| {
-            Ok(Known {
-                name: r.try_get(0)?,
-                id: r.try_get(1)?,
-                kind: kind(r, 2)?,
-                size: r.try_get(3)?,
-                mtime_ns: r.try_get(4)?,
-                ctime_ns: r.try_get(5)?,
-                inode: r.try_get(6)?,
-                device: r.try_get(7)?,
-                mode: mode(r, 8)?,
-            })
-        })
+        .map(|r| known(r, 0))
         .collect()
+}
+
+/// A stored row's `name, id, kind, size, mtime_ns, ctime_ns, inode, device,
+/// mode`, from column `at` of `r` on.
+fn known(r: &Row, at: usize) -> Result<Known> {
+    Ok(Known {
+        name: r.try_get(at)?,
+        id: r.try_get(at + 1)?,
+        kind: kind(r, at + 2)?,
+        size: r.try_get(at + 3)?,
+        mtime_ns: r.try_get(at + 4)?,
+        ctime_ns: r.try_get(at + 5)?,
+        inode: r.try_get(at + 6)?,
+        device: r.try_get(at + 7)?,
+        mode: mode(r, at + 8)?,
+    })
 }
 
 /// The stored rows of the batch's runs, by run number, each sorted by
@@ -115,12 +119,7 @@ fn prefetch(
         if !by_name_set {
             // Each run's rows found through `entries_name`, as the query
             // per run does: left to itself the planner may hash the table.
-            let by_name = st.get(
-                tx,
-                "SELECT set_config('enable_hashjoin', 'off', true), \
-                 set_config('enable_mergejoin', 'off', true)",
-            )?;
-            tx.execute(&by_name, &[])?;
+            each_by_index(tx, st)?;
             by_name_set = true;
         }
         let find = st.get(
@@ -144,17 +143,7 @@ fn prefetch(
             let (Some(&n), Some(&dir)) = (runs.get(i), dirs.get(i)) else {
                 continue;
             };
-            let known = Known {
-                name: r.try_get(1)?,
-                id: r.try_get(2)?,
-                kind: kind(&r, 3)?,
-                size: r.try_get(4)?,
-                mtime_ns: r.try_get(5)?,
-                ctime_ns: r.try_get(6)?,
-                inode: r.try_get(7)?,
-                device: r.try_get(8)?,
-                mode: mode(&r, 9)?,
-            };
+            let known = known(&r, 1)?;
             if known.kind == Kind::Dir as u8 {
                 let path = match dir {
                     None => known.name.clone(),
