@@ -85,12 +85,16 @@ def test_events_are_numbered_in_commit_order_under_concurrent_writers(pg_url: st
         try:
             backend, after = stores[writers + n], start
             while True:
-                finished = done.is_set()  # read once more after the writers end
-                for event in backend.events(after=after, limit=50):
+                finished = done.is_set()  # read on after the writers end
+                page = backend.events(after=after, limit=50)
+                for event in page:
                     what = event.kind if event.kind == "progress" else event.status.value
                     seen[n].append((event.seq, event.job_id, what))
                     after = event.seq
-                if finished:
+                # Every write committed: a page short of its limit means all
+                # are read (a reader behind by more than a page, the machine
+                # loaded, still has pages to read).
+                if finished and len(page) < 50:
                     return
         except BaseException as exc:
             failures.append(exc)
