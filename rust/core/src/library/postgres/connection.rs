@@ -86,20 +86,17 @@ impl PostgresStore {
             .connect(NoTls)
             .map_err(|err| cannot_connect(&target, &err))?;
         schema::migrate(&mut client).map_err(|err| explain(&target, err))?;
-        // Not needed to work (see `keep_room`): a role that may not alter
-        // the table, or a lock not had, leaves it as it is.
-        if let Err(err) = schema::keep_room(&mut client) {
+        // Neither is needed to work: the pages' room (a role that may not
+        // alter the table, or a lock not had, leaves it as it is) and the
+        // neighbour's tables (its owner migrates and reports itself). Only
+        // a connection lost meanwhile is this store's error.
+        let optional = [
+            schema::keep_room(&mut client),
+            neighbour.map_or(Ok(()), |n| n.migrate(&mut client)),
+        ];
+        for err in optional.into_iter().filter_map(Result::err) {
             if client.is_closed() {
                 return Err(explain(&target, err));
-            }
-        }
-        if let Some(neighbour) = neighbour {
-            // Its errors are its owner's to report, when it migrates itself;
-            // a connection lost meanwhile is this store's.
-            if let Err(err) = neighbour.migrate(&mut client) {
-                if client.is_closed() {
-                    return Err(explain(&target, err));
-                }
             }
         }
         Ok(PostgresStore {
