@@ -24,17 +24,20 @@ and a new run of the same job starts a new one.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic
 
-from ..errors import InvalidInputError, LeaseLostError, UnknownJobError
+from ..errors import InvalidInputError, LeaseLostError, PhasekitError, UnknownJobError
 from ._context import JobControl
 from ._definition import Job, JobRegistry, OutputT, default_registry
 from ._model import DEFAULT_TENANT, ErrorRecord, JobRecord, JobStatus, RunStart
 from ._progress import JobProgress
 from ._recovery import RECOVER_EVERY_S, recover_dead
 from ._scope import check_tenant
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from ..library import Library
@@ -130,7 +133,7 @@ def run_direct(
     as it is stored (a few times a second), then the end's (100 % for a
     completed job); if it raises, the job is paused at its next safe point
     (resumable) and the error raised here. ``history_retention_s`` prunes
-    old history first, as a manager opening does. The job is ``tenant``'s.
+    older history once the job stopped, as a manager does as it opens. The job is ``tenant``'s.
     A :class:`~phasekit.errors.JobStoreUnavailable` (the job store away for
     now) is raised here with the job queued again where the store allows,
     to resume from its last checkpoint (by the next run or any worker);
@@ -143,8 +146,6 @@ def run_direct(
     lease = backend.register_owner()
     try:
         recover_dead(backend, lease)
-        if history_retention_s is not None:
-            backend.prune_history(history_retention_s)
         job_id = create_or_join(backend, job, priority, tenant)
         data_type = cls.progress_type
         listener = None
@@ -173,6 +174,7 @@ def run_direct(
                     final_seen = backend.progress(job_id, data_type)
                     if on_progress is not None and final_seen is not None:
                         on_progress(final_seen)
+                    _prune_history(backend, history_retention_s)
                     return DirectRun(backend, job_id, stopped, cls, ran_here=False)
                 start = stopped
             try:
@@ -202,9 +204,23 @@ def run_direct(
             # The end's progress (100 % for a completed job) is stored with
             # the end, not as a progress write: told here.
             on_progress(JobProgress.from_dict(final, data_type))
+        _prune_history(backend, history_retention_s)
         return DirectRun(backend, job_id, status, cls, ran_here=True, output=end.get("output"))
     finally:
         lease.close()
+
+
+def _prune_history(backend: JobBackend, retention_s: float | None) -> None:
+    """Prune the history older than ``retention_s`` (None: keep it), once
+    the job stopped: done before, it delayed every run's start (5 ms of a
+    `phasekit index` into PostgreSQL). A store that fails here (away for
+    now) leaves it to the next run: the job's own end is already stored."""
+    if retention_s is None:
+        return
+    try:
+        backend.prune_history(retention_s)
+    except PhasekitError as exc:
+        log.info("old job history not pruned this time: %s", exc)
 
 
 def _run_here(

@@ -26,6 +26,7 @@ from .._layout import (
     is_database_url,
     library_files_folder,
 )
+from .._preload import import_psycopg_meanwhile
 from .._private import create_private_file, make_private_dir
 
 if TYPE_CHECKING:
@@ -458,7 +459,7 @@ class Library(JobSteps, Settings, Closing):
         except OSError as exc:
             raise LibraryError(f"cannot create {folder}: {exc.strerror or exc}") from exc
         if run_jobs and (jobs is None or is_database_url(jobs)):
-            _import_psycopg_meanwhile()
+            import_psycopg_meanwhile()
         # Jobs in the same database: their tables are made (if new) by the
         # library's connection while psycopg loads (see the core's
         # neighbour.rs); the job store, opened later, finds them current.
@@ -821,7 +822,7 @@ __all__ = ["DB_NAME", "INDEX_MODES", "LIBRARY_ENV", "Library", "Scan", "default_
 
 
 def _jobs_schema() -> tuple[tuple[int, int], str, list[tuple[int, str]]]:
-    """The PostgreSQL job store's migrations, as its ``migrate`` runs them."""
+    """The PostgreSQL job store's migrations, as its ``migrate_tables`` runs them."""
     from ..jobs.postgres._schema import (
         LOCK_NAMESPACE,
         MIGRATE_LOCK,
@@ -830,23 +831,3 @@ def _jobs_schema() -> tuple[tuple[int, int], str, list[tuple[int, str]]]:
     )
 
     return (LOCK_NAMESPACE, MIGRATE_LOCK), VERSION_TABLE, sorted(MIGRATIONS.items())
-
-
-def _import_psycopg_meanwhile() -> None:
-    """Import psycopg (the PostgreSQL job store's client) on a thread while
-    the library's own connection is made: that connection releases the GIL
-    (it is made in Rust), and the import is most of a PostgreSQL library's
-    start-up (~0.09 s). The job store's own import then finds it done, or
-    waits for it (Python's import lock); a missing psycopg is reported there."""
-    import sys
-
-    if "psycopg" in sys.modules:
-        return
-
-    def run() -> None:
-        try:
-            import psycopg  # noqa: F401
-        except ImportError:
-            return
-
-    threading.Thread(target=run, name="phasekit-import-psycopg", daemon=True).start()

@@ -125,8 +125,14 @@ def translate(exc: BaseException, where: str) -> PhasekitError:
 class Connection:
     """The store's connection, with its lock, its retries and its reconnects."""
 
-    def __init__(self, url: str, *, settings: dict[str, str] | None = None) -> None:
-        """``settings``: more session settings (see SESSION_SETTINGS)."""
+    def __init__(
+        self, url: str, *, settings: dict[str, str] | None = None, migrate: bool = True
+    ) -> None:
+        """``settings``: more session settings (see SESSION_SETTINGS).
+        ``migrate``: bring the tables to this code's version first (the
+        store's own connection); False for the sessions a store opens beside
+        it (an owner's lock and heartbeat, the upkeep, the wake-ups), which
+        find them migrated: a check costs a transaction of three statements."""
         self.url = url
         self._settings = {**SESSION_SETTINGS, **(settings or {})}
         self.where = redact(url)
@@ -135,8 +141,10 @@ class Connection:
         self._conn: psycopg.Connection[Any] | None = None
         self.closed = False
         self._conn = self._connect()
+        if not migrate:
+            return
         try:
-            migrate(self._conn, self.where)
+            migrate_tables(self._conn, self.where)
         except BaseException:
             self._conn.close()
             raise
@@ -257,7 +265,7 @@ class Connection:
                 self._conn = None
 
 
-def migrate(conn: psycopg.Connection[Any], where: str) -> None:
+def migrate_tables(conn: psycopg.Connection[Any], where: str) -> None:
     """Bring the database's phasekit tables to SCHEMA_VERSION, one version
     per transaction, under an advisory lock (processes opening a new
     database at once migrate it once). JobStoreError for a newer layout.

@@ -93,7 +93,7 @@ class PostgresOwnership:
             raise InvalidInputError(f"worker info cannot be stored: {exc}") from exc
         # The heartbeat's own session: a beat never waits for the store's
         # shared connection (a job's write, a reconnect).
-        self._session = Connection(store.url)
+        self._session = Connection(store.url, migrate=False)
         # The upkeep's (see _upkeep), opened on its first round: it gives up
         # on a lock rather than wait behind it.
         self._upkeep_session: Connection | None = None
@@ -101,7 +101,6 @@ class PostgresOwnership:
         try:
             self._lock_session_id = self._take_lock()
             self._register()
-            store.analyze_if_stale(hot=True)
             for other, (_at, _stale, held) in owner_states(self._session).items():
                 if other != self.id and not held:
                     store.remove_worker(other)  # its session ended: its process died
@@ -164,13 +163,24 @@ class PostgresOwnership:
         waited for, would delay the beat and make this live worker look
         stale)."""
         pruned = time.monotonic()
-        while not self._stop.wait(max(self.stale_after_s / BEATS_PER_PERIOD, UPKEEP_EVERY_S)):
+        # The first round runs as the owner opens, with the hot partition
+        # analyzed whatever the server's counts say (see analyze_if_stale);
+        # here rather than in __init__, whose caller (a run about to claim
+        # its job) would wait for it.
+        hot = True  # until a round went through
+        period = max(self.stale_after_s / BEATS_PER_PERIOD, UPKEEP_EVERY_S)
+        delay = 0.0
+        while not self._stop.wait(delay):
+            delay = period
             try:
                 if self._upkeep_session is None:
                     self._upkeep_session = Connection(
-                        self._store.url, settings={"lock_timeout": f"{UPKEEP_LOCK_WAIT_MS}"}
+                        self._store.url,
+                        settings={"lock_timeout": f"{UPKEEP_LOCK_WAIT_MS}"},
+                        migrate=False,
                     )
-                self._store.analyze_if_stale(via=self._upkeep_session)
+                self._store.analyze_if_stale(hot=hot, via=self._upkeep_session)
+                hot = False
                 if time.monotonic() - pruned >= PRUNE_EVENTS_EVERY_S:
                     pruned = time.monotonic()
                     self._store.prune_events(via=self._upkeep_session)

@@ -1,5 +1,5 @@
 """The PostgreSQL job store's layout: its migrations, by the version each
-produces (applied by :func:`phasekit.jobs.postgres._connect.migrate`, one
+produces (applied by :func:`phasekit.jobs.postgres._connect.migrate_tables`, one
 version per transaction, under an advisory lock so processes opening a new
 database at once migrate it once).
 

@@ -46,7 +46,7 @@ class Wakeups:
         while not self._stop.is_set():
             try:
                 if self._session is None:
-                    self._session = Connection(self._url)
+                    self._session = Connection(self._url, migrate=False)
                     self._session.run(lambda cur: cur.execute(f"LISTEN {CHANNEL}"), write=False)
                     self._wake()  # anything queued while we were not listening
                 conn: Any = self._session.connection()
