@@ -170,9 +170,16 @@ def main(argv: list[str]) -> int:
         return 2
     root = Path(argv[1])
     if argv[0] == "start":
-        root.mkdir(parents=True)
+        try:
+            root.mkdir(parents=True)
+        except FileExistsError:
+            print(f"pg_server.py: {root} exists: stop it first, or give a new folder",
+                  file=sys.stderr)  # fmt: skip
+            return 2
         print(PgServer(root).url())
         return 0
+    if not root.is_dir():
+        return 0  # stopped and removed already (a second stop, an EXIT trap)
     prefix: list[str] = []
     if os.geteuid() == 0:
         user = pwd.getpwnam(SERVER_USER)
