@@ -17,6 +17,7 @@ import anyio
 import pytest
 
 from jobs_fixture import CountJob, effects, subprocess_env
+from phasekit.errors import InvalidInputError
 from phasekit.indexing import IndexJob, IndexSummary
 from phasekit.jobs import (
     JobControl,
@@ -143,6 +144,17 @@ def test_old_history_is_pruned_once_the_run_stopped(tmp_path):
         assert new.status is JobStatus.COMPLETED
         assert [h.id for h in store.history()] == [new.id]
         assert [j.id for j in store.list_jobs()] == [new.id]
+        # Pruning runs after the job: even a retention of 0 keeps the job
+        # the run returns, which the caller reads next.
+        now = run_direct(
+            store, CountJob(3, str(tmp_path / "now.db"), every=5), history_retention_s=0
+        )
+        assert now.record.status is JobStatus.COMPLETED
+        assert now.output() == {"count": 3}
+        assert {h.id for h in store.history()} == {now.id}
+        with pytest.raises(InvalidInputError, match="history_retention_s"):
+            run_direct(store, CountJob(3, str(tmp_path / "bad.db")), history_retention_s=-1)
+        assert {j.id for j in store.list_jobs()} == {now.id}  # refused before queueing
 
 
 def test_pause_through_control_then_a_manager_finishes_it(tmp_path):

@@ -117,8 +117,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-#: Commands that never open a job store (`ls` reads the index only).
-_NO_JOB_STORE = frozenset({ls.NAME})
+#: Commands that never open a job store (`ls` reads the index only, `scan`
+#: no library at all).
+_NO_JOB_STORE = frozenset({ls.NAME, scan.NAME})
 
 
 def _jobs_in_postgres(args: argparse.Namespace) -> bool:

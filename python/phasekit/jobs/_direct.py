@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic
 
-from ..errors import InvalidInputError, LeaseLostError, PhasekitError, UnknownJobError
+from ..errors import InvalidInputError, JobStoreError, LeaseLostError, UnknownJobError
 from ._context import JobControl
 from ._definition import Job, JobRegistry, OutputT, default_registry
 from ._model import DEFAULT_TENANT, ErrorRecord, JobRecord, JobStatus, RunStart
@@ -141,6 +141,11 @@ def run_direct(
 
     registry = registry or default_registry
     check_runnable(job, "run_direct()", registry)
+    if history_retention_s is not None and not history_retention_s >= 0:
+        raise InvalidInputError(
+            f"history_retention_s must be >= 0 or None, got {history_retention_s!r}"
+        )
+    started = time.time()
     cls = registry.get(job.job_name)
     control = control or JobControl()
     lease = backend.register_owner()
@@ -174,7 +179,7 @@ def run_direct(
                     final_seen = backend.progress(job_id, data_type)
                     if on_progress is not None and final_seen is not None:
                         on_progress(final_seen)
-                    _prune_history(backend, history_retention_s)
+                    _prune_history(backend, history_retention_s, started)
                     return DirectRun(backend, job_id, stopped, cls, ran_here=False)
                 start = stopped
             try:
@@ -204,22 +209,24 @@ def run_direct(
             # The end's progress (100 % for a completed job) is stored with
             # the end, not as a progress write: told here.
             on_progress(JobProgress.from_dict(final, data_type))
-        _prune_history(backend, history_retention_s)
+        _prune_history(backend, history_retention_s, started)
         return DirectRun(backend, job_id, status, cls, ran_here=True, output=end.get("output"))
     finally:
         lease.close()
 
 
-def _prune_history(backend: JobBackend, retention_s: float | None) -> None:
+def _prune_history(backend: JobBackend, retention_s: float | None, started: float) -> None:
     """Prune the history older than ``retention_s`` (None: keep it), once
     the job stopped: done before, it delayed every run's start (5 ms of a
-    `phasekit index` into PostgreSQL). A store that fails here (away for
-    now) leaves it to the next run: the job's own end is already stored."""
+    `phasekit index` into PostgreSQL). Never what finished since ``started``
+    (the run's start: its own job, or the one it followed), whatever the
+    retention. A store that fails here (away for now) leaves it to the next
+    run: the job's own end is stored already."""
     if retention_s is None:
         return
     try:
-        backend.prune_history(retention_s)
-    except PhasekitError as exc:
+        backend.prune_history(max(retention_s, time.time() - started))
+    except JobStoreError as exc:
         log.info("old job history not pruned this time: %s", exc)
 
 

@@ -179,6 +179,8 @@ class PostgresOwnership:
                         settings={"lock_timeout": f"{UPKEEP_LOCK_WAIT_MS}"},
                         migrate=False,
                     )
+                    if self._stop.is_set():
+                        break  # close() came meanwhile, and may have stopped waiting
                 self._store.analyze_if_stale(hot=hot, via=self._upkeep_session)
                 hot = False
                 if time.monotonic() - pruned >= PRUNE_EVENTS_EVERY_S:
@@ -186,6 +188,10 @@ class PostgresOwnership:
                     self._store.prune_events(via=self._upkeep_session)
             except Exception as exc:  # later rounds try again, whatever failed
                 log.info("worker %s: job store upkeep not done this round: %s", self.id, exc)
+        # Closed here as well as by close(), which waits for this thread only
+        # so long: a round still connecting then would leave its session open.
+        if self._upkeep_session is not None:
+            self._upkeep_session.close()
 
     def _beat(self) -> None:
         period = self.stale_after_s / BEATS_PER_PERIOD
