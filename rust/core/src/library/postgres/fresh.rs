@@ -183,6 +183,70 @@ fn sent_error(e: std::io::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::library::rows::Walked;
+
+    /// Field `i` of a row in `data` from `at`: its bytes (None: NULL), and
+    /// where the next begins.
+    fn field(data: &[u8], at: usize) -> (Option<&[u8]>, usize) {
+        let len = i32::from_be_bytes(data[at..at + 4].try_into().unwrap_or([0; 4]));
+        if len < 0 {
+            return (None, at + 4);
+        }
+        let end = at + 4 + len as usize;
+        (Some(&data[at + 4..end]), end)
+    }
+
+    #[test]
+    fn a_row_is_encoded_in_the_binary_copy_format() {
+        let batch = Batch {
+            path_bytes: b"d/\xff\n".to_vec(),
+            path_ends: vec![4],
+            kinds: vec![1],
+            sizes: vec![12],
+            mtimes_ns: vec![-5],
+            ctimes_ns: vec![6],
+            inodes: vec![7],
+            devices: vec![8],
+            modes: vec![0o644],
+            nlinks: vec![1],
+            ..Batch::default()
+        };
+        let row = NewRow {
+            id: 42,
+            parent: 41,
+            extension: None,
+            entry: Walked::new(&batch, 0, batch.path(0)),
+        };
+        let mut out = CopyRows::new();
+        out.row(&row, 3, 1.5).unwrap_or_default();
+        out.end();
+        let data = out.buf;
+        assert_eq!(&data[..11], b"PGCOPY\n\xff\r\n\0");
+        assert_eq!(&data[11..19], &[0; 8]);
+        assert_eq!(i16::from_be_bytes([data[19], data[20]]), FIELDS);
+        let mut at = 21;
+        let mut fields = Vec::new();
+        for _ in 0..FIELDS {
+            let (value, next) = field(&data, at);
+            fields.push(value.map(<[u8]>::to_vec));
+            at = next;
+        }
+        let int8 = |v: i64| Some(v.to_be_bytes().to_vec());
+        assert_eq!(fields[0], int8(42));
+        assert_eq!(fields[1], int8(3));
+        assert_eq!(fields[2].as_deref(), Some(&b"d/\xff\n"[..]));
+        assert_eq!(fields[3], int8(41));
+        assert_eq!(fields[4].as_deref(), Some(&b"\xff\n"[..]));
+        assert_eq!(fields[5], None); // no extension
+        assert_eq!(fields[6], Some(1i16.to_be_bytes().to_vec()));
+        assert_eq!(
+            fields[7..13],
+            [int8(12), int8(-5), int8(6), int8(7), int8(8), int8(0o644)]
+        );
+        assert_eq!(fields[13..15], [None, None]); // not hashed
+        assert_eq!(fields[15], Some(1.5f64.to_bits().to_be_bytes().to_vec()));
+        assert_eq!(&data[at..], &(-1i16).to_be_bytes()); // the trailer, and nothing after
+    }
 
     #[test]
     fn the_copy_names_as_many_columns_as_a_row_has_fields() {
