@@ -17,7 +17,6 @@ import anyio
 import pytest
 
 from jobs_fixture import CountJob, effects, subprocess_env
-from phasekit.errors import InvalidInputError
 from phasekit.indexing import IndexJob, IndexSummary
 from phasekit.jobs import (
     JobControl,
@@ -127,34 +126,6 @@ def test_a_direct_run_completes_and_is_recorded_like_a_managed_one(tmp_path):
     assert heard[-1].done == 20
     assert heard[-1].percent == 100.0  # the end's progress, told last
     assert done_items(fx) == [(i, i * i) for i in range(20)]
-
-
-def test_old_history_is_pruned_once_the_run_stopped(tmp_path):
-    """``history_retention_s`` prunes what finished before it, after the job
-    ran (not before: the run starts sooner); the job just run is kept."""
-    with JobStore(tmp_path / "jobs.db") as store:
-        old = run_direct(store, CountJob(3, str(tmp_path / "old.db"), every=5))
-        long_ago = time.time() - 40 * 86_400
-        with store._write() as db:
-            db.execute("UPDATE jobs SET finished_at = ? WHERE id = ?", (long_ago, old.id))
-            db.execute("UPDATE job_history SET finished_at = ? WHERE id = ?", (long_ago, old.id))
-        new = run_direct(
-            store, CountJob(3, str(tmp_path / "new.db"), every=5), history_retention_s=86_400
-        )
-        assert new.status is JobStatus.COMPLETED
-        assert [h.id for h in store.history()] == [new.id]
-        assert [j.id for j in store.list_jobs()] == [new.id]
-        # Pruning runs after the job: even a retention of 0 keeps the job
-        # the run returns, which the caller reads next.
-        now = run_direct(
-            store, CountJob(3, str(tmp_path / "now.db"), every=5), history_retention_s=0
-        )
-        assert now.record.status is JobStatus.COMPLETED
-        assert now.output() == {"count": 3}
-        assert {h.id for h in store.history()} == {now.id}
-        with pytest.raises(InvalidInputError, match="history_retention_s"):
-            run_direct(store, CountJob(3, str(tmp_path / "bad.db")), history_retention_s=-1)
-        assert {j.id for j in store.list_jobs()} == {now.id}  # refused before queueing
 
 
 def test_pause_through_control_then_a_manager_finishes_it(tmp_path):

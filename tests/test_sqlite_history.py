@@ -12,9 +12,9 @@ import time
 import anyio
 import pytest
 
-from jobs_fixture import RecordJob
-from phasekit.errors import JobStoreError
-from phasekit.jobs import HistoryRecord, JobManager, JobStatus, JobStore
+from jobs_fixture import CountJob, RecordJob
+from phasekit.errors import InvalidInputError, JobStoreError
+from phasekit.jobs import HistoryRecord, JobManager, JobStatus, JobStore, run_direct
 from phasekit.jobs import _manager as manager_module
 from phasekit.jobs.sqlite import _store as store_module
 
@@ -274,3 +274,28 @@ async def test_manager_prunes_while_running(tmp_path, monkeypatch):
             while manager.store.history():
                 await anyio.sleep(0.01)
         assert manager.store.list_jobs() == []
+
+
+def test_old_history_is_pruned_once_the_run_stopped(tmp_path):
+    """``history_retention_s`` prunes what finished before it, after the job
+    ran (not before: the run starts sooner); the job just run is kept."""
+    with JobStore(tmp_path / "jobs.db") as store:
+        old = run_direct(store, CountJob(3, str(tmp_path / "old.db"), every=5))
+        backdate(store, old.id, 40)
+        new = run_direct(
+            store, CountJob(3, str(tmp_path / "new.db"), every=5), history_retention_s=DAY
+        )
+        assert new.status is JobStatus.COMPLETED
+        assert [h.id for h in store.history()] == [new.id]
+        assert [j.id for j in store.list_jobs()] == [new.id]
+        # Pruning runs after the job: even a retention of 0 keeps the job
+        # the run returns, which the caller reads next.
+        now = run_direct(
+            store, CountJob(3, str(tmp_path / "now.db"), every=5), history_retention_s=0
+        )
+        assert now.record.status is JobStatus.COMPLETED
+        assert now.output() == {"count": 3}
+        assert {h.id for h in store.history()} == {now.id}
+        with pytest.raises(InvalidInputError, match="history_retention_s"):
+            run_direct(store, CountJob(3, str(tmp_path / "bad.db")), history_retention_s=-1)
+        assert {j.id for j in store.list_jobs()} == {now.id}  # refused before queueing
