@@ -133,7 +133,8 @@ def run_direct(
     as it is stored (a few times a second), then the end's (100 % for a
     completed job); if it raises, the job is paused at its next safe point
     (resumable) and the error raised here. ``history_retention_s`` prunes
-    older history once the job stopped, as a manager does as it opens. The job is ``tenant``'s.
+    older history (as a manager does when it opens), once the job stopped.
+    The job is ``tenant``'s.
     A :class:`~phasekit.errors.JobStoreUnavailable` (the job store away for
     now) is raised here with the job queued again where the store allows,
     to resume from its last checkpoint (by the next run or any worker);

@@ -185,7 +185,7 @@ mod tests {
     use super::*;
     use crate::library::rows::Walked;
 
-    /// Field `i` of a row in `data` from `at`: its bytes (None: NULL), and
+    /// The field of `data` that begins at `at`: its bytes (None: NULL), and
     /// where the next begins.
     fn field(data: &[u8], at: usize) -> (Option<&[u8]>, usize) {
         let len = i32::from_be_bytes(data[at..at + 4].try_into().unwrap_or([0; 4]));
